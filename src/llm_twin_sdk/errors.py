@@ -1,0 +1,115 @@
+"""Every error the SDK raises, under one root: :class:`LLMTwinError`.
+
+Foreign exceptions (llama.cpp, qdrant-client, sentence-transformers, pydantic, botocore)
+are converted once, at the seam where they occur, with ``raise ... from exc`` so the
+original stays available as ``__cause__``. Catch :class:`LLMTwinError` to handle
+anything the SDK raises; catch a subclass to handle one kind of failure.
+
+The tree::
+
+    LLMTwinError
+    ├── ConfigurationError (ValueError)       settings or constructor arguments are wrong
+    ├── InvalidInputError (ValueError)        a call's input is wrong; nothing was done
+    │   ├── EmptyQueryError                   query is empty or whitespace
+    │   ├── InvalidParameterError             GenerationParams / k / chunking out of range
+    │   ├── InvalidDocumentError              a document has no text, a bad id or metadata
+    │   └── PromptTooLongError                the query alone exceeds the model's input budget
+    ├── ModelLoadError                        a model file is missing, unreadable or corrupt
+    ├── InferenceError                        generation failed
+    │   └── StreamInUseError                  a stream on the same local model is still open
+    ├── EmbeddingError                        the embedding model failed
+    └── VectorStoreError                      the vector store failed
+        ├── VectorStoreLockedError            a local Qdrant folder is held by another process
+        └── CollectionMismatchError           a collection exists with another vector size
+
+Every message says what went wrong and what to do about it. Secrets (API keys, tokens)
+never appear in a message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CollectionMismatchError",
+    "ConfigurationError",
+    "EmbeddingError",
+    "EmptyQueryError",
+    "InferenceError",
+    "InvalidDocumentError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "LLMTwinError",
+    "ModelLoadError",
+    "PromptTooLongError",
+    "StreamInUseError",
+    "VectorStoreError",
+    "VectorStoreLockedError",
+]
+
+
+class LLMTwinError(Exception):
+    """Root of every exception raised by ``llm_twin_sdk``."""
+
+
+class ConfigurationError(LLMTwinError, ValueError):
+    """Settings or constructor arguments are invalid or inconsistent."""
+
+
+class InvalidInputError(LLMTwinError, ValueError):
+    """The input of a call is invalid. Raised before any side effect."""
+
+
+class EmptyQueryError(InvalidInputError):
+    """The query is empty or only whitespace."""
+
+
+class InvalidParameterError(InvalidInputError):
+    """A parameter (generation settings, ``k``, chunk sizes...) is out of range."""
+
+
+class InvalidDocumentError(InvalidInputError):
+    """A document cannot be ingested (no text, bad id, invalid metadata)."""
+
+
+class PromptTooLongError(InvalidInputError):
+    """The query alone does not fit in the model's input-token budget.
+
+    Attributes:
+        prompt_tokens: tokens the prompt needs without any retrieved context.
+        budget: tokens available for the prompt (context window minus ``max_new_tokens``).
+    """
+
+    def __init__(self, message: str, *, prompt_tokens: int, budget: int) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.budget = budget
+
+
+class ModelLoadError(LLMTwinError):
+    """A model (GGUF file, embedding model) is missing, unreadable or corrupt."""
+
+
+class InferenceError(LLMTwinError):
+    """Text generation failed."""
+
+
+class StreamInUseError(InferenceError):
+    """A stream on the same in-process model is still open in this thread.
+
+    Close it (or use ``with client.stream(...) as s:``) before starting another call.
+    """
+
+
+class EmbeddingError(LLMTwinError):
+    """The embedding model failed to encode text."""
+
+
+class VectorStoreError(LLMTwinError):
+    """The vector store failed or could not be opened."""
+
+
+class VectorStoreLockedError(VectorStoreError):
+    """A local Qdrant folder is already opened by another process (or client)."""
+
+
+class CollectionMismatchError(VectorStoreError):
+    """A collection exists but its vectors do not match the embedding model."""

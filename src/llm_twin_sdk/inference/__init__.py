@@ -1,0 +1,1 @@
+"""Text generation: :class:`InferenceClient` over a :class:`Backend`."""

@@ -1,0 +1,49 @@
+"""The Backend protocol: the one seam between the SDK and a model server.
+
+A backend receives prompts already normalised (``str`` or a list of :class:`Message`) and
+validated :class:`GenerationParams`; it returns SDK types and raises SDK errors only.
+Implementations: :class:`~llm_twin_sdk.inference.backends.local.LocalBackend` (llama.cpp
+in-process).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeAlias, runtime_checkable
+
+from ..types import Generation, GenerationParams, Message
+from .stream import TextStream
+
+__all__ = ["Backend", "NormalizedPrompt"]
+
+NormalizedPrompt: TypeAlias = "str | list[Message]"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What :class:`~llm_twin_sdk.InferenceClient` needs from a model server."""
+
+    @property
+    def model_name(self) -> str:
+        """Name of the served model."""
+        ...
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model accepts for prompt and generation together."""
+        ...
+
+    def count_tokens(self, prompt: NormalizedPrompt) -> int:
+        """Prompt tokens exactly as the model will see them (chat template included)."""
+        ...
+
+    def generate(self, prompt: NormalizedPrompt, params: GenerationParams) -> Generation:
+        """Generate a whole completion."""
+        ...
+
+    def stream(self, prompt: NormalizedPrompt, params: GenerationParams) -> TextStream:
+        """Generate a completion piece by piece."""
+        ...
+
+    def close(self) -> None:
+        """Release the model or connections. Safe to call more than once."""
+        ...

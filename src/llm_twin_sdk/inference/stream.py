@@ -1,0 +1,101 @@
+"""TextStream: a context-managed iterator over generated text pieces.
+
+Example::
+
+    with client.stream("Write a haiku about GPUs") as stream:
+        for piece in stream:
+            print(piece, end="", flush=True)
+    print(stream.generation.usage)     # available once the stream is exhausted
+
+Leaving the ``with`` block (or calling :meth:`TextStream.close`) early stops generation
+and releases the backend's resources; so does garbage collection as a last resort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from types import TracebackType
+
+from ..types import Generation
+
+__all__ = ["TextStream"]
+
+
+class TextStream(Iterator[str]):
+    """Iterator of text pieces whose return value is the final :class:`Generation`.
+
+    Args:
+        source: a generator that yields text pieces and *returns* the ``Generation``.
+        on_close: called exactly once when the stream ends, fails or is closed.
+    """
+
+    def __init__(
+        self,
+        source: Generator[str, None, Generation],
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._on_close = on_close
+        self._pieces: list[str] = []
+        self._generation: Generation | None = None
+        self._closed = False
+
+    def __iter__(self) -> TextStream:
+        return self
+
+    def __next__(self) -> str:
+        if self._closed:
+            raise StopIteration
+        try:
+            piece = next(self._source)
+        except StopIteration as stop:
+            self._generation = stop.value
+            self.close()
+            raise StopIteration from None
+        except BaseException:
+            self.close()
+            raise
+        self._pieces.append(piece)
+        return piece
+
+    def __enter__(self) -> TextStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self._pieces)
+
+    @property
+    def generation(self) -> Generation | None:
+        """The final generation (text, usage, finish reason); ``None`` until exhausted."""
+        return self._generation
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream is exhausted, failed or closed."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop generating and release resources. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._source.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()

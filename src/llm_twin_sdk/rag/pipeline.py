@@ -1,0 +1,162 @@
+"""RAGPipeline: ingest documents into Qdrant and retrieve the chunks nearest a question.
+
+Example::
+
+    rag = RAGPipeline(Embedder(), QdrantStore.memory())
+    rag.ingest([Document(id="p1", text="Quantize before you scale out.")])
+    chunks = rag.retrieve("How do I cut GPU cost?", k=3)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError, InvalidDocumentError
+from ..types import Chunk, Document, IngestReport
+from ..validation import check_k, check_query
+from .chunking import chunk_document
+from .embedder import Embedder
+from .store import QdrantStore
+
+if TYPE_CHECKING:
+    from ..config import TwinSettings
+
+__all__ = ["RAGPipeline"]
+
+logger = logging.getLogger(__name__)
+
+
+class RAGPipeline:
+    """Chunking, embedding, storage and retrieval over one embedder and one store.
+
+    Args:
+        embedder: encodes chunks and queries (the same model for both).
+        store: where chunks and vectors live.
+        chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
+        chunk_overlap: tokens shared by consecutive chunks of a document.
+        top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: QdrantStore,
+        *,
+        chunk_tokens: int = 128,
+        chunk_overlap: int = 24,
+        top_k: int = 3,
+    ) -> None:
+        if not 0 < chunk_tokens <= embedder.max_tokens:
+            raise ConfigurationError(
+                f"chunk_tokens must be between 1 and the embedder's limit "
+                f"({embedder.max_tokens}), got {chunk_tokens}"
+            )
+        if not 0 <= chunk_overlap < chunk_tokens:
+            raise ConfigurationError(
+                f"chunk_overlap must be >= 0 and < chunk_tokens ({chunk_tokens}), "
+                f"got {chunk_overlap}"
+            )
+        self.embedder = embedder
+        self.store = store
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.top_k = check_k(top_k)
+
+    @classmethod
+    def from_settings(cls, settings: TwinSettings | None = None) -> RAGPipeline:
+        """Build the embedder and the store that ``settings`` describe (defaults: embedded)."""
+        from ..config import TwinSettings
+
+        s = settings or TwinSettings()
+        embedder = Embedder(s.embedding_model, device=s.embedding_device)
+        if s.qdrant_url:
+            key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
+            store = QdrantStore.server(s.qdrant_url, api_key=key, collection=s.collection)
+        else:
+            store = QdrantStore.local(s.qdrant_path, collection=s.collection)
+        return cls(
+            embedder,
+            store,
+            chunk_tokens=s.chunk_tokens,
+            chunk_overlap=s.chunk_overlap,
+            top_k=s.top_k,
+        )
+
+    def __repr__(self) -> str:
+        return f"RAGPipeline(embedder={self.embedder!r}, store={self.store!r})"
+
+    def chunk(self, documents: Iterable[Document | Mapping[str, Any]]) -> list[Chunk]:
+        """Validate documents and split them into chunks, without embedding or storing."""
+        docs = _validated(documents)
+        offsets = self.embedder.token_offsets([d.text for d in docs])
+        chunks: list[Chunk] = []
+        for doc, doc_offsets in zip(docs, offsets, strict=True):
+            if not doc_offsets:
+                raise InvalidDocumentError(
+                    f"document {doc.id!r} has no words the embedding model can read"
+                )
+            chunks.extend(chunk_document(doc, doc_offsets, self.chunk_tokens, self.chunk_overlap))
+        return chunks
+
+    def ingest(self, documents: Iterable[Document | Mapping[str, Any]]) -> IngestReport:
+        """Chunk, embed and store documents. Re-ingesting a document replaces its chunks.
+
+        Every document is validated and every chunk embedded before the first write, so a
+        bad document or an embedding failure leaves the store untouched.
+        """
+        started = time.perf_counter()
+        chunks = self.chunk(documents)
+        vectors = self.embedder.encode([c.text for c in chunks])
+        self.store.upsert(chunks, vectors)
+        # A document that got shorter leaves chunks past its new end: remove them.
+        ends: dict[str, int] = {}
+        for c in chunks:
+            ends[c.document_id] = max(ends.get(c.document_id, 0), c.position + 1)
+        for document_id, end in ends.items():
+            self.store.delete_chunks_from(document_id, end)
+        report = IngestReport(
+            documents=len(ends), chunks=len(chunks), seconds=time.perf_counter() - started
+        )
+        logger.info(
+            "ingested %d documents as %d chunks in %.2fs",
+            report.documents,
+            report.chunks,
+            report.seconds,
+        )
+        return report
+
+    def retrieve(self, query: str, k: int | None = None) -> list[Chunk]:
+        """The ``k`` chunks most similar to ``query`` (default ``top_k``), best first."""
+        query = check_query(query)
+        limit = self.top_k if k is None else check_k(k)
+        vector = self.embedder.encode([query])[0]
+        return self.store.search(vector, limit)
+
+    def close(self) -> None:
+        """Release the store (and its folder lock)."""
+        self.store.close()
+
+
+def _validated(documents: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
+    if isinstance(documents, (str, bytes, Document, Mapping)):
+        raise InvalidDocumentError("ingest takes a list of documents, not a single one")
+    docs: list[Document] = []
+    seen: set[str] = set()
+    for index, item in enumerate(documents):
+        try:
+            doc = item if isinstance(item, Document) else Document(**dict(item))
+        except InvalidDocumentError as exc:
+            ident = item.get("id") if isinstance(item, Mapping) else None
+            raise InvalidDocumentError(f"document #{index} (id={ident!r}): {exc}") from exc
+        except TypeError as exc:
+            raise InvalidDocumentError(
+                f"document #{index} must be a Document or a mapping, got {type(item).__name__}"
+            ) from exc
+        if doc.id in seen:
+            raise InvalidDocumentError(f"document id {doc.id!r} appears twice in one ingest call")
+        seen.add(doc.id)
+        docs.append(doc)
+    return docs

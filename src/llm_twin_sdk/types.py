@@ -1,0 +1,234 @@
+"""Pydantic models that cross module borders.
+
+All models are immutable (``frozen``) and reject unknown fields. Invalid values raise a
+typed error from :mod:`llm_twin_sdk.errors` (never a raw pydantic ``ValidationError``)::
+
+    >>> from llm_twin_sdk import GenerationParams
+    >>> GenerationParams(max_new_tokens=64, temperature=0.2).max_new_tokens
+    64
+    >>> GenerationParams(top_p=0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    llm_twin_sdk.errors.InvalidParameterError: invalid GenerationParams: top_p: ...
+
+Use ``model.model_copy(update={...})`` (or ``with_options`` on clients) for variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
+
+from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Document",
+    "DocumentKind",
+    "DocumentMetadata",
+    "FinishReason",
+    "Generation",
+    "GenerationParams",
+    "IngestReport",
+    "Message",
+    "Prompt",
+    "Role",
+    "StageTimings",
+    "Usage",
+    "describe_validation_error",
+    "to_messages",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant"]
+FinishReason: TypeAlias = Literal["stop", "length"]
+DocumentKind: TypeAlias = Literal["post", "article", "repository"]
+
+
+def describe_validation_error(
+    what: str, exc: ValidationError, *, hide_input: frozenset[str] = frozenset()
+) -> str:
+    """One readable line per problem in a pydantic ``ValidationError``.
+
+    Fields named in ``hide_input`` never show their value (for secrets).
+    """
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "value"
+        text = f"{loc}: {err['msg']}"
+        if err["type"] not in {"missing", "extra_forbidden"} and not (
+            hide_input & {str(part) for part in err["loc"]}
+        ):
+            shown = repr(err.get("input"))
+            text += f" (got {shown[:80] + '...' if len(shown) > 80 else shown})"
+        problems.append(text)
+    return f"invalid {what}: " + "; ".join(problems)
+
+
+class _Model(BaseModel):
+    """Frozen base model whose validation errors are SDK errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    _error: ClassVar[type[InvalidInputError]] = InvalidParameterError
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise self._error(describe_validation_error(type(self).__name__, exc)) from exc
+
+
+class Message(_Model):
+    """One chat message."""
+
+    role: Role
+    content: str
+
+
+Prompt: TypeAlias = "str | Sequence[Message | Mapping[str, str]]"
+"""A raw text prompt, or chat messages (``Message`` objects or ``{"role", "content"}`` dicts)."""
+
+
+def to_messages(messages: Sequence[Message | Mapping[str, str]]) -> list[Message]:
+    """Normalise chat messages given as ``Message`` objects or plain dicts."""
+    if not messages:
+        raise InvalidParameterError("messages must not be empty: pass at least one message")
+    return [m if isinstance(m, Message) else Message(**dict(m)) for m in messages]
+
+
+class GenerationParams(_Model):
+    """Sampling settings for one generation.
+
+    Defaults follow the reference LLM Twin deployment (TGI on SageMaker).
+
+    Example::
+
+        params = GenerationParams(max_new_tokens=64, stop=("\\n\\n",))
+        greedy = params.model_copy(update={"temperature": 0.0})
+    """
+
+    max_new_tokens: int = Field(150, gt=0, description="Maximum tokens to generate.")
+    temperature: float = Field(0.01, ge=0, description="0 means greedy decoding.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass.")
+    repetition_penalty: float = Field(1.1, gt=0, description="1.0 disables the penalty.")
+    stop: tuple[str, ...] = Field((), description="Sequences that end generation (not returned).")
+    seed: int | None = Field(None, description="Sampling seed, for reproducible output.")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not s for s in value):
+            raise ValueError("stop sequences must be non-empty strings")
+        return value
+
+
+class Usage(_Model):
+    """Token counts of one generation."""
+
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Generation(_Model):
+    """The result of one generation call."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    latency_s: float = Field(ge=0, description="Wall time of the call, in seconds.")
+    model: str = Field(description="Name of the model that produced the text.")
+
+
+class DocumentMetadata(_Model):
+    """What is known about a document's origin. Every field is optional."""
+
+    _error: ClassVar[type[InvalidInputError]] = InvalidDocumentError
+
+    author: str | None = None
+    platform: str | None = Field(None, description="e.g. linkedin, medium, substack, github")
+    kind: DocumentKind | None = None
+    url: str | None = None
+    title: str | None = None
+
+
+class Document(_Model):
+    """A piece of content to ingest: id, text and metadata.
+
+    Example::
+
+        Document(id="post-1", text="Quantize before you scale out.",
+                 metadata={"author": "Maya Okafor", "kind": "post"})
+    """
+
+    _error: ClassVar[type[InvalidInputError]] = InvalidDocumentError
+
+    id: str = Field(min_length=1, max_length=512)
+    text: str
+    metadata: DocumentMetadata = DocumentMetadata()
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("document id must not be blank")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("document has no text: give it some content or leave it out")
+        return value
+
+
+class Chunk(_Model):
+    """A token-bounded piece of a document, as stored and retrieved.
+
+    ``score`` is the retrieval similarity (higher is better); ``None`` outside retrieval.
+    """
+
+    id: str = Field(description="Deterministic: uuid5 of document id and position.")
+    document_id: str
+    position: int = Field(ge=0, description="Index of the chunk inside its document.")
+    text: str
+    metadata: DocumentMetadata = DocumentMetadata()
+    score: float | None = None
+
+
+class StageTimings(_Model):
+    """Wall time of each stage of one ``LLMTwin.ask``, in seconds."""
+
+    retrieve_s: float = Field(ge=0)
+    prompt_s: float = Field(ge=0)
+    generate_s: float = Field(ge=0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_s(self) -> float:
+        return self.retrieve_s + self.prompt_s + self.generate_s
+
+
+class Answer(_Model):
+    """The answer of an LLM Twin: text, the sources it was given, usage and timings."""
+
+    query: str
+    text: str
+    sources: tuple[Chunk, ...] = Field(description="Chunks placed in the prompt, best first.")
+    usage: Usage
+    finish_reason: FinishReason
+    timings: StageTimings
+
+
+class IngestReport(_Model):
+    """What one ``ingest`` call wrote."""
+
+    documents: int = Field(ge=0, description="Documents written (or replaced).")
+    chunks: int = Field(ge=0, description="Chunks written.")
+    seconds: float = Field(ge=0, description="Wall time, including embedding.")
