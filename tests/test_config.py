@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from llm_twin_sdk import ConfigurationError, TwinSettings
+from llm_twin_sdk.config import default_data_dir
+
+
+def test_defaults_are_the_embedded_footing(tmp_path: Path) -> None:
+    s = TwinSettings()
+    assert s.backend == "local"
+    assert s.model_path is None
+    assert s.qdrant_url is None
+    assert s.qdrant_path == tmp_path / "xdg-data" / "llm-twin-sdk" / "qdrant"
+    assert s.generation.max_new_tokens == 150
+
+
+def test_environment_is_read_with_prefix_and_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_TWIN_TOP_K", "7")
+    monkeypatch.setenv("LLM_TWIN_GENERATION__MAX_NEW_TOKENS", "42")
+    monkeypatch.setenv("LLM_TWIN_QDRANT_URL", "http://127.0.0.1:6333")
+    s = TwinSettings()
+    assert (s.top_k, s.generation.max_new_tokens, s.qdrant_url) == (7, 42, "http://127.0.0.1:6333")
+
+
+def test_explicit_arguments_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_TWIN_TOP_K", "7")
+    assert TwinSettings(top_k=2).top_k == 2
+
+
+def test_dotenv_file_in_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("LLM_TWIN_N_CTX=4096\n", encoding="utf-8")
+    assert TwinSettings().n_ctx == 4096
+
+
+def test_secrets_never_show(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LLM_TWIN_QDRANT_API_KEY", "qdrant-secret-123")
+    monkeypatch.setenv("LLM_TWIN_HF_TOKEN", "hf_secret_456")
+    s = TwinSettings()
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("test").info("settings: %s %r", s, s)
+    for text in (repr(s), str(s), s.model_dump_json(), caplog.text):
+        assert "qdrant-secret-123" not in text
+        assert "hf_secret_456" not in text
+    assert s.qdrant_api_key is not None
+    assert s.qdrant_api_key.get_secret_value() == "qdrant-secret-123"
+
+
+def test_invalid_settings_raise_configuration_error_without_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigurationError, match="top_k") as info:
+        TwinSettings(top_k=0, qdrant_api_key="qdrant-secret-123")
+    assert "qdrant-secret-123" not in str(info.value)
+    with pytest.raises(ConfigurationError, match="qdrant_api_key") as info:
+        TwinSettings(qdrant_api_key=["not", "a", "string", "secret-789"])
+    assert "secret-789" not in str(info.value)
+    monkeypatch.setenv("LLM_TWIN_GENERATION__TOP_P", "7")
+    with pytest.raises(ConfigurationError, match="top_p"):
+        TwinSettings()
+
+
+def test_overlap_must_be_below_chunk_size() -> None:
+    with pytest.raises(ConfigurationError, match="chunk_overlap"):
+        TwinSettings(chunk_tokens=32, chunk_overlap=32)
+
+
+def test_settings_are_immutable() -> None:
+    s = TwinSettings()
+    with pytest.raises(Exception, match="frozen"):
+        s.top_k = 9  # type: ignore[misc]
+    assert s.model_copy(update={"top_k": 9}).top_k == 9
+
+
+def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "d"))
+    assert default_data_dir() == tmp_path / "d" / "llm-twin-sdk"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_data_dir() == Path("~/.local/share/llm-twin-sdk").expanduser()

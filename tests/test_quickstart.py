@@ -1,0 +1,36 @@
+"""The README's first command runs this example: it must work offline, from scratch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quickstart_runs_offline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_TWIN_")}
+    env |= {
+        "XDG_DATA_HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "LLM_TWIN_GENERATION__MAX_NEW_TOKENS": "24",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Ingested 24 documents" in out
+    assert out.count("Sources:") == 3
+    assert "Streaming tokens with server-sent events" in out
+    assert "retrieve" in out
+    assert "generate" in out
+    assert (tmp_path / "llm-twin-sdk" / "qdrant").is_dir()

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from llm_twin_sdk import (
+    Chunk,
+    CollectionMismatchError,
+    QdrantStore,
+    VectorStoreError,
+    VectorStoreLockedError,
+)
+from llm_twin_sdk.rag.chunking import chunk_id
+
+
+def _chunks(doc: str, n: int, **meta: str) -> list[Chunk]:
+    return [
+        Chunk(
+            id=chunk_id(doc, i), document_id=doc, position=i, text=f"{doc} part {i}", metadata=meta
+        )
+        for i in range(n)
+    ]
+
+
+def _vectors(n: int, dim: int = 8, seed: int = 0) -> npt.NDArray[np.float32]:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    unit: npt.NDArray[np.float32] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
+
+
+def test_upsert_search_count(memory_store: QdrantStore) -> None:
+    assert memory_store.count() == 0
+    assert memory_store.search(_vectors(1)[0], 3) == []
+    chunks, vectors = _chunks("a", 5, author="Maya Okafor", kind="post"), _vectors(5)
+    memory_store.upsert(chunks, vectors)
+    assert memory_store.count() == 5
+    hits = memory_store.search(vectors[2], 2)
+    assert hits[0].id == chunks[2].id
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[0].score >= hits[1].score  # type: ignore[operator]
+    assert hits[0].metadata.author == "Maya Okafor"
+    assert hits[0].text == "a part 2"
+
+
+def test_same_ids_replace_instead_of_duplicating(memory_store: QdrantStore) -> None:
+    memory_store.upsert(_chunks("a", 3), _vectors(3))
+    memory_store.upsert(_chunks("a", 3), _vectors(3, seed=1))
+    assert memory_store.count() == 3
+
+
+def test_delete_chunks_from_position(memory_store: QdrantStore) -> None:
+    memory_store.upsert(_chunks("a", 4) + _chunks("b", 4), _vectors(8))
+    memory_store.delete_chunks_from("a", 2)
+    assert memory_store.count() == 6
+    left = {(c.document_id, c.position) for c in memory_store.search(_vectors(1)[0], 10)}
+    assert ("a", 2) not in left
+    assert ("a", 1) in left
+    assert ("b", 3) in left
+
+
+def test_delete_on_missing_collection_is_a_no_op(memory_store: QdrantStore) -> None:
+    memory_store.delete_chunks_from("a", 0)
+    memory_store.delete_collection()
+    memory_store.delete_collection()
+
+
+def test_vector_size_mismatch(memory_store: QdrantStore) -> None:
+    memory_store.upsert(_chunks("a", 1), _vectors(1, dim=8))
+    other = QdrantStore(memory_store._client, memory_store.collection)
+    with pytest.raises(CollectionMismatchError, match="size 8"):
+        other.upsert(_chunks("b", 1), _vectors(1, dim=16))
+
+
+def test_chunks_and_vectors_must_match(memory_store: QdrantStore) -> None:
+    with pytest.raises(VectorStoreError, match="2 chunks but 1 vectors"):
+        memory_store.upsert(_chunks("a", 2), _vectors(1))
+
+
+def test_foreign_points_raise_a_clear_error(memory_store: QdrantStore) -> None:
+    from qdrant_client import models
+
+    memory_store.ensure_collection(8)
+    memory_store._client.upsert(
+        memory_store.collection,
+        points=[models.PointStruct(id=1, vector=_vectors(1)[0].tolist(), payload={"x": 1})],
+    )
+    with pytest.raises(VectorStoreError, match="not written by llm-twin-sdk"):
+        memory_store.search(_vectors(1)[0], 1)
+
+
+def test_local_folder_persists_and_close_releases_lock(tmp_path: Path) -> None:
+    store = QdrantStore.local(tmp_path / "q")
+    store.upsert(_chunks("a", 2), _vectors(2))
+    store.close()
+    again = QdrantStore.local(tmp_path / "q")
+    assert again.count() == 2
+    again.close()
+
+
+def test_folder_locked_by_another_process(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import sys
+            from qdrant_client import QdrantClient
+            client = QdrantClient(path={str(folder)!r})
+            print("ready", flush=True)
+            sys.stdin.readline()
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(VectorStoreLockedError, match="already opened") as info:
+            QdrantStore.local(folder)
+        assert "LLM_TWIN_QDRANT_URL" in str(info.value)
+    finally:
+        holder.communicate("\n", timeout=30)
+
+
+def test_unreachable_server_raises_store_error() -> None:
+    store = QdrantStore.server("http://127.0.0.1:9", collection="x", timeout_s=1)
+    with pytest.raises(VectorStoreError, match=r"127\.0\.0\.1:9"):
+        store.count()
+    store.close()
+
+
+def test_folder_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(VectorStoreError, match="cannot create"):
+        QdrantStore.local(blocker / "sub")

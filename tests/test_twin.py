@@ -1,0 +1,169 @@
+"""End to end: real embedder, real Qdrant (local folder), real llama.cpp model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llm_twin_sdk import (
+    Document,
+    Embedder,
+    EmptyQueryError,
+    GenerationParams,
+    InferenceClient,
+    InvalidParameterError,
+    LLMTwin,
+    LocalBackend,
+    PromptTooLongError,
+    QdrantStore,
+    RAGPipeline,
+    TwinSettings,
+    VectorStoreLockedError,
+)
+
+SHORT = GenerationParams(max_new_tokens=24, temperature=0.0, seed=3)
+QUESTION = "Which response header stops nginx from buffering server-sent events?"
+
+
+@pytest.fixture(scope="module")
+def twin(
+    embedder: Embedder,
+    client: InferenceClient,
+    corpus: list[Document],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LLMTwin]:
+    store = QdrantStore.local(tmp_path_factory.mktemp("twin") / "qdrant")
+    rag = RAGPipeline(embedder, store, top_k=3)
+    rag.ingest(corpus)
+    yield LLMTwin(rag, client)
+    store.close()
+
+
+def test_ask_answers_with_sources_usage_and_timings(twin: LLMTwin) -> None:
+    answer = twin.ask(QUESTION, params=SHORT)
+    assert answer.query == QUESTION
+    assert answer.text.strip()
+    assert len(answer.sources) == 3
+    assert answer.sources[0].document_id == "lukas-post-sse-streaming"
+    assert all(s.id and s.score is not None and s.metadata.author for s in answer.sources)
+    assert 0 < answer.usage.completion_tokens <= 24
+    assert answer.usage.prompt_tokens <= twin.client.context_window - 24
+    t = answer.timings
+    assert t.retrieve_s > 0
+    assert t.generate_s > 0
+    assert t.prompt_s > 0
+    assert t.total_s == pytest.approx(t.retrieve_s + t.prompt_s + t.generate_s)
+    # The prompt the model saw holds the sources' text.
+    assert answer.usage.prompt_tokens > 3 * 40
+
+
+def test_stream_gives_sources_first_then_text(twin: LLMTwin) -> None:
+    with twin.stream(QUESTION, params=SHORT) as stream:
+        sources = stream.sources
+        assert stream.answer is None
+        pieces = list(stream)
+    assert [s.id for s in sources] == [s.id for s in twin.ask(QUESTION, params=SHORT).sources]
+    assert stream.answer is not None
+    assert "".join(pieces) == stream.answer.text == twin.ask(QUESTION, params=SHORT).text
+    assert stream.answer.sources == sources
+    assert stream.answer.timings.generate_s > 0
+
+
+def test_stream_closed_early(twin: LLMTwin) -> None:
+    with twin.stream(QUESTION, params=GenerationParams(max_new_tokens=100)) as stream:
+        next(stream)
+    assert stream.answer is None
+    assert twin.ask(QUESTION, params=SHORT).text  # model released
+
+
+def test_k_selects_the_number_of_sources(twin: LLMTwin) -> None:
+    assert len(twin.ask(QUESTION, k=1, params=SHORT).sources) == 1
+    with pytest.raises(InvalidParameterError):
+        twin.ask(QUESTION, k=0)
+
+
+@pytest.mark.parametrize("query", ["", "  \n "])
+def test_empty_query(twin: LLMTwin, query: str) -> None:
+    with pytest.raises(EmptyQueryError):
+        twin.ask(query)
+    with pytest.raises(EmptyQueryError):
+        twin.stream(query)
+
+
+def test_query_over_the_budget(twin: LLMTwin) -> None:
+    with pytest.raises(PromptTooLongError, match="question is too long") as info:
+        twin.ask("why " * 2100, params=SHORT)
+    assert info.value.budget == twin.client.context_window - 24
+
+
+def test_small_context_window_keeps_best_sources_only(
+    embedder: Embedder, corpus: list[Document], tmp_path: Path
+) -> None:
+    store = QdrantStore.memory()
+    rag = RAGPipeline(embedder, store, top_k=5)
+    rag.ingest(corpus)
+    small = InferenceClient(LocalBackend(n_ctx=512))
+    with LLMTwin(rag, small) as twin:
+        params = GenerationParams(max_new_tokens=150, temperature=0.0)
+        answer = twin.ask(QUESTION, params=params)
+        ranked = rag.retrieve(QUESTION, k=5)
+        assert 0 < len(answer.sources) < 5
+        assert [s.id for s in answer.sources] == [c.id for c in ranked[: len(answer.sources)]]
+        assert answer.usage.prompt_tokens <= 512 - 150
+
+
+def test_from_settings_builds_the_embedded_footing(
+    corpus: list[Document], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_TWIN_QDRANT_PATH", str(tmp_path / "q"))
+    monkeypatch.setenv("LLM_TWIN_GENERATION__MAX_NEW_TOKENS", "16")
+    with LLMTwin.from_settings() as twin:
+        assert isinstance(twin.client.backend, LocalBackend)
+        assert twin.client.params.max_new_tokens == 16
+        twin.ingest(corpus[:4])
+        answer = twin.ask("What is this about?")
+        assert answer.usage.completion_tokens <= 16
+        assert answer.sources
+    assert (tmp_path / "q").is_dir()
+    # The folder lock is released on close: a new twin can open it and sees the data.
+    with LLMTwin.from_settings() as again:
+        assert again.rag.store.count() > 0
+
+
+def test_from_settings_on_a_locked_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import sys
+            from qdrant_client import QdrantClient
+            client = QdrantClient(path={str(folder)!r})
+            print("ready", flush=True)
+            sys.stdin.readline()
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(VectorStoreLockedError):
+            LLMTwin.from_settings(TwinSettings(qdrant_path=folder))
+    finally:
+        holder.communicate("\n", timeout=30)
+
+
+def test_repr_is_informative(twin: LLMTwin) -> None:
+    text = repr(twin)
+    assert "LLMTwin" in text
+    assert "SmolLM2" in text
+    assert "local folder" in text

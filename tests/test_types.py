@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from llm_twin_sdk import (
+    Chunk,
+    Document,
+    GenerationParams,
+    InvalidDocumentError,
+    InvalidParameterError,
+    Message,
+    Usage,
+)
+from llm_twin_sdk.types import to_messages
+
+
+def test_generation_params_defaults_follow_reference_deployment() -> None:
+    p = GenerationParams()
+    assert (p.max_new_tokens, p.temperature, p.top_p, p.repetition_penalty) == (150, 0.01, 0.9, 1.1)
+    assert p.stop == ()
+    assert p.seed is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_new_tokens", 0),
+        ("max_new_tokens", -5),
+        ("temperature", -0.1),
+        ("top_p", 0),
+        ("top_p", 1.5),
+        ("repetition_penalty", 0),
+        ("stop", ("",)),
+        ("temperature", float("nan")),
+        ("max_new_tokens", "many"),
+    ],
+)
+def test_invalid_generation_params_raise_typed_error(field: str, value: Any) -> None:
+    with pytest.raises(InvalidParameterError, match=field) as info:
+        GenerationParams(**{field: value})
+    assert isinstance(info.value, ValueError)
+    assert not isinstance(info.value, ValidationError)
+    assert isinstance(info.value.__cause__, ValidationError)
+
+
+def test_unknown_generation_param_is_rejected() -> None:
+    with pytest.raises(InvalidParameterError, match="max_tokens"):
+        GenerationParams(max_tokens=10)  # type: ignore[call-arg]
+
+
+def test_models_are_immutable() -> None:
+    p = GenerationParams()
+    with pytest.raises(ValidationError):
+        p.temperature = 1.0  # type: ignore[misc]
+    assert p.model_copy(update={"temperature": 0.5}).temperature == 0.5
+
+
+def test_document_requires_text_and_id() -> None:
+    with pytest.raises(InvalidDocumentError, match="no text"):
+        Document(id="a", text="   \n")
+    with pytest.raises(InvalidDocumentError, match="id"):
+        Document(id="  ", text="hello")
+    with pytest.raises(InvalidDocumentError, match="text"):
+        Document(id="a")  # type: ignore[call-arg]
+
+
+def test_document_metadata_is_validated() -> None:
+    doc = Document(id="a", text="t", metadata={"author": "A", "kind": "post"})
+    assert doc.metadata.author == "A"
+    with pytest.raises(InvalidDocumentError, match="kind"):
+        Document(id="a", text="t", metadata={"kind": "tweet"})
+    with pytest.raises(InvalidDocumentError, match="colour"):
+        Document(id="a", text="t", metadata={"colour": "red"})
+
+
+def test_usage_total() -> None:
+    assert Usage(prompt_tokens=3, completion_tokens=4).total_tokens == 7
+    assert Usage(prompt_tokens=3, completion_tokens=4).model_dump()["total_tokens"] == 7
+
+
+def test_to_messages_accepts_dicts_and_models() -> None:
+    msgs = to_messages([{"role": "user", "content": "hi"}, Message(role="assistant", content="yo")])
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    with pytest.raises(InvalidParameterError, match="role"):
+        to_messages([{"role": "wizard", "content": "hi"}])
+    with pytest.raises(InvalidParameterError, match="empty"):
+        to_messages([])
+
+
+def test_chunk_roundtrip() -> None:
+    c = Chunk(id="x", document_id="d", position=0, text="t", score=0.5)
+    assert Chunk.model_validate(c.model_dump()) == c
