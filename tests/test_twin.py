@@ -167,3 +167,13 @@ def test_repr_is_informative(twin: LLMTwin) -> None:
     assert "LLMTwin" in text
     assert "SmolLM2" in text
     assert "local folder" in text
+
+
+def test_works_inside_a_running_event_loop(twin: LLMTwin) -> None:
+    """Jupyter runs cells inside an event loop: nothing here may start or need one."""
+    import asyncio
+
+    async def cell() -> str:
+        return twin.ask(QUESTION, params=SHORT).text
+
+    assert asyncio.run(cell())

@@ -95,8 +95,10 @@ class LocalBackend:
         path = Path(model_path).expanduser() if model_path is not None else default_gguf_path()
         _check_gguf(path)
         self.model_path = path
-        self._llm = self._load(path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
-        self._n_ctx = int(self._llm.n_ctx())
+        self._llm: Llama | None = self._load(
+            path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch
+        )
+        self._n_ctx = int(self._model().n_ctx())
         self._formatter = self._chat_formatter()
         self._lock = threading.Lock()
         self._owner: int | None = None
@@ -118,7 +120,7 @@ class LocalBackend:
     def _chat_formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        llm = self._llm
+        llm = self._model()
         template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
         eos, bos = llm.token_eos(), llm.token_bos()
         vocab = llm._model
@@ -151,7 +153,7 @@ class LocalBackend:
         self._acquire()
         started = time.perf_counter()
         try:
-            result: Any = self._llm.create_completion(tokens, stream=False, **_options(params))
+            result: Any = self._model().create_completion(tokens, stream=False, **_options(params))
         except Exception as exc:
             raise InferenceError(f"llama.cpp generation failed: {exc}") from exc
         finally:
@@ -173,14 +175,14 @@ class LocalBackend:
         self._check_fits(len(tokens), params)
         self._acquire()
         try:
-            chunks = self._llm.create_completion(tokens, stream=True, **_options(params))
+            chunks = self._model().create_completion(tokens, stream=True, **_options(params))
         except Exception as exc:
             self._release()
             raise InferenceError(f"llama.cpp generation failed: {exc}") from exc
         return TextStream(self._pieces(chunks, len(tokens)), on_close=self._release)
 
     def close(self) -> None:
-        llm, self._llm = getattr(self, "_llm", None), None  # type: ignore[assignment]
+        llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             llm.close()
 
@@ -206,7 +208,7 @@ class LocalBackend:
             ) from exc
         text = "".join(parts)
         # The stream reports no usage: count the completion with the model's tokenizer.
-        completion = len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        completion = len(self._model().tokenize(text.encode("utf-8"), add_bos=False, special=False))
         return Generation(
             text=text,
             finish_reason=_finish_reason(finish),
@@ -215,14 +217,18 @@ class LocalBackend:
             model=self.model_name,
         )
 
-    def _tokens(self, prompt: NormalizedPrompt) -> list[int]:
+    def _model(self) -> Llama:
         if self._llm is None:
             raise InferenceError("this LocalBackend is closed; create a new one")
+        return self._llm
+
+    def _tokens(self, prompt: NormalizedPrompt) -> list[int]:
+        llm = self._model()
         if isinstance(prompt, str):
-            return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+            return list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
         rendered = self._formatter(messages=[m.model_dump() for m in prompt])
         return list(
-            self._llm.tokenize(
+            llm.tokenize(
                 rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
             )
         )
