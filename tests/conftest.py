@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +60,25 @@ def memory_store() -> Iterator[QdrantStore]:
     store = QdrantStore.memory("test")
     yield store
     store.close()
+
+
+@pytest.fixture
+def locked_folder(tmp_path: Path) -> Iterator[Path]:
+    """A Qdrant local-mode folder held open by another process for the test's duration."""
+    folder = tmp_path / "locked"
+    code = textwrap.dedent(f"""
+        import sys
+        from qdrant_client import QdrantClient
+        client = QdrantClient(path={str(folder)!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+    """)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        yield folder
+    finally:
+        holder.communicate("\n", timeout=30)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from llm_twin_sdk import ConfigurationError, Embedder, ModelLoadError
-from llm_twin_sdk.rag.embedder import default_embedding_model_path
+from llm_twin_sdk.offline_models import default_embedding_model_path
 
 
 def test_default_model_ships_in_a_wheel() -> None:

@@ -17,7 +17,7 @@ from llm_twin_sdk import (
     PromptTooLongError,
     StreamInUseError,
 )
-from llm_twin_sdk.inference.backends.local import default_gguf_path
+from llm_twin_sdk.offline_models import default_gguf_path
 
 GREEDY = GenerationParams(max_new_tokens=24, temperature=0.0, seed=7)
 CHAT = [{"role": "user", "content": "List three colours."}]

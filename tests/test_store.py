@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -103,32 +100,10 @@ def test_local_folder_persists_and_close_releases_lock(tmp_path: Path) -> None:
     again.close()
 
 
-def test_folder_locked_by_another_process(tmp_path: Path) -> None:
-    folder = tmp_path / "locked"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(f"""
-            import sys
-            from qdrant_client import QdrantClient
-            client = QdrantClient(path={str(folder)!r})
-            print("ready", flush=True)
-            sys.stdin.readline()
-        """),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(VectorStoreLockedError, match="already opened") as info:
-            QdrantStore.local(folder)
-        assert "LLM_TWIN_QDRANT_URL" in str(info.value)
-    finally:
-        holder.communicate("\n", timeout=30)
+def test_folder_locked_by_another_process(locked_folder: Path) -> None:
+    with pytest.raises(VectorStoreLockedError, match="already opened") as info:
+        QdrantStore.local(locked_folder)
+    assert "LLM_TWIN_QDRANT_URL" in str(info.value)
 
 
 def test_unreachable_server_raises_store_error() -> None:

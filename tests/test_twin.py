@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,31 +132,9 @@ def test_from_settings_builds_the_embedded_footing(
         assert again.rag.store.count() > 0
 
 
-def test_from_settings_on_a_locked_folder(tmp_path: Path) -> None:
-    folder = tmp_path / "locked"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(f"""
-            import sys
-            from qdrant_client import QdrantClient
-            client = QdrantClient(path={str(folder)!r})
-            print("ready", flush=True)
-            sys.stdin.readline()
-        """),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(VectorStoreLockedError):
-            LLMTwin.from_settings(TwinSettings(qdrant_path=folder))
-    finally:
-        holder.communicate("\n", timeout=30)
+def test_from_settings_on_a_locked_folder(locked_folder: Path) -> None:
+    with pytest.raises(VectorStoreLockedError):
+        LLMTwin.from_settings(TwinSettings(qdrant_path=locked_folder))
 
 
 def test_repr_is_informative(twin: LLMTwin) -> None:

