@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_twin_sdk import Document, InvalidParameterError
@@ -66,6 +66,7 @@ def test_invalid_sizes(size: int, overlap: int) -> None:
         split_offsets([(0, 1)], size, overlap)
 
 
+@settings(max_examples=400, deadline=None)
 @given(
     words=st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=120),
     size=st.integers(min_value=1, max_value=40),
@@ -104,3 +105,11 @@ def test_chunk_document_copies_metadata_and_slices_text() -> None:
     assert [c.position for c in chunks] == [0, 1]
     assert all(c.metadata == doc.metadata and c.document_id == "d1" for c in chunks)
     assert chunks[1].id == chunk_id("d1", 1)
+
+
+def test_overlap_reaching_before_the_first_token() -> None:
+    # Found by hypothesis: a short first word followed by a word of several tokens.
+    text = "x " + "xxxx"
+    offsets = [(0, 1), (2, 3), (3, 4), (4, 5), (5, 6)]
+    assert split_offsets(offsets, 4, 2) == [(0, 1), (2, 6)]
+    assert text[2:6] == "xxxx"

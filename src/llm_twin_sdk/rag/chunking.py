@@ -59,7 +59,7 @@ def split_offsets(offsets: Offsets, max_tokens: int, overlap: int) -> list[tuple
         if last >= n:
             return spans
         # Next chunk starts at the last word start at or before `last - overlap`.
-        nxt = starts[bisect_right(starts, last - overlap) - 1]
+        nxt = starts[max(bisect_right(starts, last - overlap) - 1, 0)]
         if nxt <= first:  # that word is longer than the overlap: continue without one
             nxt = last
         first = nxt
