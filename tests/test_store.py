@@ -51,18 +51,23 @@ def test_same_ids_replace_instead_of_duplicating(memory_store: QdrantStore) -> N
     assert memory_store.count() == 3
 
 
-def test_delete_chunks_from_position(memory_store: QdrantStore) -> None:
-    memory_store.upsert(_chunks("a", 4) + _chunks("b", 4), _vectors(8))
-    memory_store.delete_chunks_from("a", 2)
-    assert memory_store.count() == 6
+def test_write_documents_replaces_each_documents_old_chunks(memory_store: QdrantStore) -> None:
+    memory_store.write_documents(_chunks("a", 4) + _chunks("b", 4), _vectors(8))
+    memory_store.write_documents(_chunks("a", 2) + _chunks("c", 1), _vectors(3, seed=2))
+    assert memory_store.count() == 2 + 4 + 1
     left = {(c.document_id, c.position) for c in memory_store.search(_vectors(1)[0], 10)}
-    assert ("a", 2) not in left
-    assert ("a", 1) in left
-    assert ("b", 3) in left
+    assert left == {("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2), ("b", 3), ("c", 0)}
 
 
-def test_delete_on_missing_collection_is_a_no_op(memory_store: QdrantStore) -> None:
-    memory_store.delete_chunks_from("a", 0)
+def test_write_documents_scrolls_past_one_page(memory_store: QdrantStore) -> None:
+    memory_store.write_documents(_chunks("big", 1500), _vectors(1500))
+    memory_store.write_documents(_chunks("big", 10), _vectors(10))
+    assert memory_store.count() == 10
+
+
+def test_empty_store_operations(memory_store: QdrantStore) -> None:
+    memory_store.write_documents([], _vectors(0))
+    assert memory_store.count() == 0
     memory_store.delete_collection()
     memory_store.delete_collection()
 

@@ -110,15 +110,11 @@ class RAGPipeline:
         started = time.perf_counter()
         chunks = self.chunk(documents)
         vectors = self.embedder.encode([c.text for c in chunks])
-        self.store.upsert(chunks, vectors)
-        # A document that got shorter leaves chunks past its new end: remove them.
-        ends: dict[str, int] = {}
-        for c in chunks:
-            ends[c.document_id] = max(ends.get(c.document_id, 0), c.position + 1)
-        for document_id, end in ends.items():
-            self.store.delete_chunks_from(document_id, end)
+        self.store.write_documents(chunks, vectors)
         report = IngestReport(
-            documents=len(ends), chunks=len(chunks), seconds=time.perf_counter() - started
+            documents=len({c.document_id for c in chunks}),
+            chunks=len(chunks),
+            seconds=time.perf_counter() - started,
         )
         logger.info(
             "ingested %d documents as %d chunks in %.2fs",

@@ -196,26 +196,53 @@ class QdrantStore:
                     wait=True,
                 )
 
-    def delete_chunks_from(self, document_id: str, position: int) -> None:
-        """Delete a document's chunks at ``position`` and after (left over by a longer version)."""
-        if self._ready_dimension is None and not self._exists():
-            return
+    def write_documents(self, chunks: Sequence[Chunk], vectors: npt.NDArray[np.float32]) -> None:
+        """Store the chunks of whole documents, replacing any earlier version of them.
+
+        Chunks of these documents that are already stored but not in ``chunks`` (the tail of
+        a document that got shorter) are deleted. The lookup is one filtered scroll for all
+        documents and one delete by id, whatever the number of documents.
+        """
+        document_ids = sorted({c.document_id for c in chunks})
+        existing = self._chunk_ids_of(document_ids)
+        self.upsert(chunks, vectors)
+        stale = existing - {c.id for c in chunks}
+        if stale:
+            from qdrant_client import models
+
+            selector = models.PointIdsList(points=sorted(stale))
+            self._call(
+                "delete",
+                lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
+            )
+
+    def _chunk_ids_of(self, document_ids: Sequence[str]) -> set[str]:
+        if not document_ids or not self._exists():
+            return set()
         from qdrant_client import models
 
-        selector = models.FilterSelector(
-            filter=models.Filter(
-                must=[
-                    models.FieldCondition(
-                        key="document_id", match=models.MatchValue(value=document_id)
-                    ),
-                    models.FieldCondition(key="position", range=models.Range(gte=position)),
-                ]
-            )
+        condition = models.Filter(
+            must=[
+                models.FieldCondition(
+                    key="document_id", match=models.MatchAny(any=list(document_ids))
+                )
+            ]
         )
-        self._call(
-            "delete",
-            lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
-        )
+        ids: set[str] = set()
+        offset: Any = None
+        with self._errors("scroll"):
+            while True:
+                points, offset = self._client.scroll(
+                    self.collection,
+                    scroll_filter=condition,
+                    limit=1024,
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=False,
+                )
+                ids.update(str(p.id) for p in points)
+                if offset is None:
+                    return ids
 
     def search(self, vector: npt.NDArray[np.float32], k: int) -> list[Chunk]:
         """The ``k`` chunks nearest to ``vector``, best first, with their scores."""
