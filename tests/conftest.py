@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from llm_twin_sdk import Document, Embedder, InferenceClient, LocalBackend, QdrantStore
+from llm_twin_sdk.aws import AWSClients
+from llm_twin_sdk.retry import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "examples" / "data" / "corpus.jsonl"
@@ -82,3 +84,62 @@ def locked_folder(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         holder.communicate("\n", timeout=30)
+
+
+# -- AWS: fake credentials, a moto server on 127.0.0.1 ----------------------------------------
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fake credentials and region; the developer's AWS config files are never read."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode (real HTTP) on 127.0.0.1, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_aws(moto_server: str, aws_credentials: None) -> AWSClients:
+    """AWS clients pointed at a freshly reset moto server."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    return AWSClients(region="us-east-1", endpoint_url=moto_server)
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """Waits recorded by a RetryPolicy built with ``sleep=sleeps.append``."""
+    return []
+
+
+@pytest.fixture
+def fast_retry(sleeps: list[float]) -> RetryPolicy:
+    """The SDK's retry policy with recorded, instant waits."""
+    return RetryPolicy(max_attempts=4, initial_wait_s=0.5, max_wait_s=2, sleep=sleeps.append)

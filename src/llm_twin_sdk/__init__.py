@@ -21,10 +21,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AccessDeniedError,
+    AWSError,
+    AWSThrottledError,
     CollectionMismatchError,
     ConfigurationError,
+    DeploymentError,
     EmbeddingError,
     EmptyQueryError,
+    EndpointTimeoutError,
     InferenceError,
     InvalidDocumentError,
     InvalidInputError,
@@ -32,7 +37,10 @@ from .errors import (
     LLMTwinError,
     ModelLoadError,
     PromptTooLongError,
+    ResourceNotFoundError,
+    ScalingError,
     StreamInUseError,
+    ThrottledError,
     VectorStoreError,
     VectorStoreLockedError,
 )
@@ -90,6 +98,9 @@ _LAZY = {
 }
 
 __all__ = [
+    "AWSError",
+    "AWSThrottledError",
+    "AccessDeniedError",
     "Answer",
     "AnswerStream",
     "AssembledPrompt",
@@ -97,11 +108,13 @@ __all__ = [
     "Chunk",
     "CollectionMismatchError",
     "ConfigurationError",
+    "DeploymentError",
     "Document",
     "DocumentMetadata",
     "Embedder",
     "EmbeddingError",
     "EmptyQueryError",
+    "EndpointTimeoutError",
     "Generation",
     "GenerationParams",
     "InferenceClient",
@@ -119,9 +132,12 @@ __all__ = [
     "PromptTooLongError",
     "QdrantStore",
     "RAGPipeline",
+    "ResourceNotFoundError",
+    "ScalingError",
     "StageTimings",
     "StreamInUseError",
     "TextStream",
+    "ThrottledError",
     "TwinSettings",
     "Usage",
     "VectorStoreError",

@@ -18,9 +18,17 @@ The tree::
     ├── InferenceError                        generation failed
     │   └── StreamInUseError                  a stream on the same local model is still open
     ├── EmbeddingError                        the embedding model failed
-    └── VectorStoreError                      the vector store failed
-        ├── VectorStoreLockedError            a local Qdrant folder is held by another process
-        └── CollectionMismatchError           a collection exists with another vector size
+    ├── VectorStoreError                      the vector store failed
+    │   ├── VectorStoreLockedError            a local Qdrant folder is held by another process
+    │   └── CollectionMismatchError           a collection exists with another vector size
+    ├── ThrottledError                        still throttled after every retry
+    ├── AWSError                              an AWS API call failed (service, operation, code)
+    │   ├── AWSThrottledError (+ThrottledError)
+    │   ├── AccessDeniedError                 the credentials lack a permission
+    │   └── ResourceNotFoundError             the named AWS resource does not exist
+    ├── DeploymentError                       a SageMaker deployment failed (FailureReason kept)
+    │   └── EndpointTimeoutError (+TimeoutError) waiting for an endpoint or component timed out
+    └── ScalingError                          autoscaling could not be applied or removed
 
 Every message says what went wrong and what to do about it. Secrets (API keys, tokens)
 never appear in a message.
@@ -29,7 +37,15 @@ never appear in a message.
 from __future__ import annotations
 
 __all__ = [
+    "AWSError",
+    "AWSThrottledError",
+    "AccessDeniedError",
     "CollectionMismatchError",
+    "DeploymentError",
+    "EndpointTimeoutError",
+    "ResourceNotFoundError",
+    "ScalingError",
+    "ThrottledError",
     "ConfigurationError",
     "EmbeddingError",
     "EmptyQueryError",
@@ -113,3 +129,69 @@ class VectorStoreLockedError(VectorStoreError):
 
 class CollectionMismatchError(VectorStoreError):
     """A collection exists but its vectors do not match the embedding model."""
+
+
+class ThrottledError(LLMTwinError):
+    """A service kept throttling (HTTP 429, ``ThrottlingException``) past the retry policy."""
+
+
+class AWSError(LLMTwinError):
+    """An AWS API call failed.
+
+    Attributes:
+        service: e.g. ``"sagemaker"``.
+        operation: the boto3 method, e.g. ``"create_endpoint"``.
+        code: AWS's error code, e.g. ``"ValidationException"`` (``None`` for transport errors).
+        request_id: AWS's request id, for support cases.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        operation: str,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.service = service
+        self.operation = operation
+        self.code = code
+        self.request_id = request_id
+
+
+class AWSThrottledError(AWSError, ThrottledError):
+    """AWS throttled the call on every attempt of the retry policy."""
+
+
+class AccessDeniedError(AWSError):
+    """The AWS credentials lack a permission the call needs."""
+
+
+class ResourceNotFoundError(AWSError):
+    """The named AWS resource (endpoint, model, component, role...) does not exist."""
+
+
+class DeploymentError(LLMTwinError):
+    """A SageMaker deployment failed.
+
+    Attributes:
+        endpoint_name: the endpoint concerned.
+        failure_reason: SageMaker's ``FailureReason``, when it gave one.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint_name: str | None = None, failure_reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.endpoint_name = endpoint_name
+        self.failure_reason = failure_reason
+
+
+class EndpointTimeoutError(DeploymentError, TimeoutError):
+    """An endpoint or inference component did not reach its target state in time."""
+
+
+class ScalingError(LLMTwinError):
+    """An autoscaling policy could not be validated, applied or removed."""
