@@ -16,6 +16,7 @@ Use ``model.model_copy(update={...})`` (or ``with_options`` on clients) for vari
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -47,20 +48,29 @@ FinishReason: TypeAlias = Literal["stop", "length"]
 DocumentKind: TypeAlias = Literal["post", "article", "repository"]
 
 
+_SECRET_LIKE = re.compile(r"(?:^|_)(?:token|key|secret|password)$", re.IGNORECASE)
+
+
 def describe_validation_error(
     what: str, exc: ValidationError, *, hide_input: frozenset[str] = frozenset()
 ) -> str:
     """One readable line per problem in a pydantic ``ValidationError``.
 
-    Fields named in ``hide_input`` never show their value (for secrets).
+    Values are shown for simple field errors only: never for whole-model errors (the input
+    is every field), for fields named in ``hide_input``, or for secret-like field names.
     """
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "value"
-        text = f"{loc}: {err['msg']}"
-        if err["type"] not in {"missing", "extra_forbidden"} and not (
-            hide_input & {str(part) for part in err["loc"]}
-        ):
+        parts = [str(part) for part in err["loc"]]
+        loc = ".".join(parts) or "value"
+        text = f"{loc}: {err['msg'].removeprefix('Value error, ')}"
+        hidden = (
+            not parts
+            or err["type"] in {"missing", "extra_forbidden"}
+            or bool(hide_input & set(parts))
+            or any(_SECRET_LIKE.search(part) for part in parts)
+        )
+        if not hidden:
             shown = repr(err.get("input"))
             text += f" (got {shown[:80] + '...' if len(shown) > 80 else shown})"
         problems.append(text)

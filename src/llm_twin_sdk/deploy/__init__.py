@@ -1,0 +1,1 @@
+"""SageMaker control plane: endpoint specs, container images, deployment and IAM."""

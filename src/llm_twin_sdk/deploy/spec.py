@@ -1,0 +1,363 @@
+"""EndpointSpec: everything that defines a SageMaker deployment of the twin, validated.
+
+Resource names derive from the spec's content: the model and endpoint config are named
+``<name>-<hash>``, so deploying an unchanged spec again finds them and does nothing, and a
+changed spec makes new ones that the endpoint is updated to.
+
+Example::
+
+    spec = EndpointSpec(
+        name="twin",
+        role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
+        hf_token=os.environ["HF_TOKEN"],
+    )
+    spec_ic = spec.model_copy(update={"components": InferenceComponentSpec(min_instances=0)})
+
+Invalid specs raise :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field and
+the allowed values, before any AWS call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal, TypeAlias
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from ..types import _Model
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "ENDPOINT_NAME_MAX",
+    "KNOWN_INSTANCE_FAMILIES",
+    "MANAGED_BY_TAG",
+    "Engine",
+    "EndpointRef",
+    "EndpointSpec",
+    "InferenceComponentSpec",
+    "Quantize",
+    "RolloutSpec",
+    "gpus_of",
+]
+
+DEFAULT_MODEL_ID = "mlabonne/TwinLlama-3.1-8B-DPO"
+MANAGED_BY_TAG = ("managed-by", "llm-twin-sdk")
+"""Tag key and value on every resource the SDK creates; ``Deployer.list`` finds endpoints by it."""
+SPEC_HASH_TAG = "llm-twin-sdk:spec-hash"
+
+Engine: TypeAlias = Literal["tgi", "vllm", "lmi"]
+Quantize: TypeAlias = Literal[
+    "awq", "gptq", "eetq", "fp8", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4"
+]
+
+ENDPOINT_NAME_MAX = 50  # SageMaker allows 63; "-" + 8 hash characters are appended to it
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_S3_ARCHIVE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+\.tar\.gz$")
+_HF_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+_INSTANCE = re.compile(r"^ml\.([a-z0-9-]+)\.([a-z0-9]+)$")
+
+KNOWN_INSTANCE_FAMILIES = frozenset(
+    {
+        "g4dn", "g5", "g6", "g6e", "g7e", "p3", "p4d", "p4de", "p5", "p5e", "p5en",
+        "inf2", "trn1", "trn2", "c5", "c6i", "c7i", "m5", "m6i", "m7i", "r5", "r6i", "r7i", "t2",
+    }
+)  # fmt: skip
+_GPUS_BY_SIZE = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
+_MULTI_GPU_FAMILIES = frozenset({"g5", "g6", "g6e", "g7e"})
+_EIGHT_GPU_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en"})
+_CPU_FAMILIES = frozenset({"c5", "c6i", "c7i", "m5", "m6i", "m7i", "r5", "r6i", "r7i", "t2"})
+
+
+def gpus_of(instance_type: str) -> int:
+    """GPUs (or Neuron devices, roughly) of a SageMaker instance type; 0 for CPU types."""
+    match = _INSTANCE.match(instance_type)
+    if not match:
+        return 0
+    family, size = match.groups()
+    if family in _CPU_FAMILIES:
+        return 0
+    if family in _EIGHT_GPU_FAMILIES:
+        return 8
+    if family == "g4dn":
+        return 4 if size == "12xlarge" else 1
+    if family in _MULTI_GPU_FAMILIES:
+        return _GPUS_BY_SIZE.get(size, 1)
+    return 1
+
+
+class InferenceComponentSpec(_Model):
+    """Deploy the model as an inference component (needed for scale-to-zero).
+
+    The endpoint's instances are managed by SageMaker between ``min_instances`` and
+    ``max_instances``; the component asks for ``accelerators``, ``cpu_cores`` and
+    ``memory_mb`` per copy and starts with ``copies`` copies.
+    """
+
+    copies: int = Field(1, ge=1, description="Initial copies of the model.")
+    accelerators: int = Field(1, ge=0, description="GPUs per copy.")
+    cpu_cores: float | None = Field(None, gt=0, description="CPU cores per copy.")
+    memory_mb: int = Field(1024, ge=128, description="Memory per copy, in MB.")
+    min_instances: int = Field(1, ge=0, description="Managed instance scaling floor (0 allowed).")
+    max_instances: int = Field(1, ge=1, description="Managed instance scaling ceiling.")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> InferenceComponentSpec:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) must be <= max_instances "
+                f"({self.max_instances})"
+            )
+        return self
+
+
+class RolloutSpec(_Model):
+    """How an existing endpoint moves to a new endpoint config (blue/green).
+
+    ``traffic``: ``all_at_once`` shifts everything after the new fleet is healthy;
+    ``canary`` shifts ``step_percent`` first, then the rest after ``step_wait_s``;
+    ``linear`` shifts ``step_percent`` every ``step_wait_s``. CloudWatch alarms named in
+    ``rollback_alarms`` roll the update back when they fire during the rollout.
+    """
+
+    traffic: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    step_percent: int = Field(10, ge=1, le=99)
+    step_wait_s: int = Field(300, ge=0, le=3600)
+    termination_wait_s: int = Field(0, ge=0, le=3600)
+    rollback_alarms: tuple[str, ...] = ()
+
+    @field_validator("rollback_alarms")
+    @classmethod
+    def _alarm_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not a.strip() for a in value):
+            raise ValueError("alarm names must be non-empty")
+        if len(value) > 10:
+            raise ValueError("at most 10 rollback alarms")
+        return value
+
+
+class EndpointSpec(_Model):
+    """A SageMaker real-time endpoint serving the LLM Twin.
+
+    Defaults: the TwinLlama-3.1-8B-DPO model from the Hugging Face hub, the TGI container,
+    one ``ml.g5.2xlarge``, 2048 input / 4096 total tokens, a 900 s health-check timeout.
+    """
+
+    name: str = Field(description="Endpoint name (the other resource names derive from it).")
+    role_arn: str = Field(description="IAM role SageMaker assumes (see ensure_execution_role).")
+    model_id: str = Field(DEFAULT_MODEL_ID, description="Hugging Face hub id.")
+    model_data: str | None = Field(None, description="s3://bucket/key.tar.gz instead of the hub.")
+    engine: Engine = "tgi"
+    image_version: str | None = Field(None, description="Container version; None: the latest.")
+    image_uri: str | None = Field(None, description="Explicit image; skips the lookup.")
+    instance_type: str = "ml.g5.2xlarge"
+    instance_count: int = Field(1, ge=1, description="Instances (>= 1; use autoscaling to shrink).")
+    num_gpus: int | None = Field(None, ge=1, description="SM_NUM_GPUS; default: the instance's.")
+    max_input_tokens: int = Field(2048, gt=0)
+    max_total_tokens: int = Field(4096, gt=0)
+    max_batch_total_tokens: int = Field(4096, gt=0)
+    quantize: Quantize | None = None
+    hf_token: SecretStr | None = Field(None, description="For gated or private hub models.")
+    health_check_timeout_s: int = Field(900, ge=60, le=3600)
+    environment: dict[str, str] = Field(default_factory=dict, description="Extra container env.")
+    tags: dict[str, str] = Field(default_factory=dict)
+    variant_name: str = "AllTraffic"
+    components: InferenceComponentSpec | None = Field(
+        None, description="Set to deploy as an inference component; None: model-based."
+    )
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value) or len(value) > ENDPOINT_NAME_MAX:
+            raise ValueError(
+                f"must be 1-{ENDPOINT_NAME_MAX} letters, digits and single or repeated hyphens, "
+                "starting and ending with a letter or digit (SageMaker's naming rule)"
+            )
+        return value
+
+    @field_validator("variant_name")
+    @classmethod
+    def _valid_variant(cls, value: str) -> str:
+        if not _NAME.match(value) or len(value) > 63:
+            raise ValueError("must be 1-63 letters, digits and hyphens")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _valid_role(cls, value: str) -> str:
+        if not _ROLE_ARN.match(value):
+            raise ValueError("must be an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>")
+        return value
+
+    @field_validator("model_id")
+    @classmethod
+    def _valid_model_id(cls, value: str) -> str:
+        if not _HF_ID.match(value):
+            raise ValueError("must be a Hugging Face hub id such as 'org/model'")
+        return value
+
+    @field_validator("model_data")
+    @classmethod
+    def _valid_model_data(cls, value: str | None) -> str | None:
+        if value is not None and not _S3_ARCHIVE.match(value):
+            raise ValueError("must be an S3 URI of a model archive: s3://<bucket>/<key>.tar.gz")
+        return value
+
+    @field_validator("image_uri")
+    @classmethod
+    def _valid_image(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError("must be a container image URI without spaces")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _valid_instance(cls, value: str) -> str:
+        match = _INSTANCE.match(value)
+        if not match:
+            raise ValueError("must look like ml.<family>.<size>, e.g. ml.g5.2xlarge")
+        if match.group(1) not in KNOWN_INSTANCE_FAMILIES:
+            raise ValueError(
+                f"unknown instance family {match.group(1)!r}; known: "
+                + ", ".join(sorted(KNOWN_INSTANCE_FAMILIES))
+            )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+                raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting 'aws:'")
+            if key == MANAGED_BY_TAG[0] or key == SPEC_HASH_TAG:
+                raise ValueError(f"tag key {key!r} is reserved for llm-twin-sdk")
+        if len(value) > 40:
+            raise ValueError("at most 40 tags")
+        return value
+
+    @model_validator(mode="after")
+    def _token_limits(self) -> EndpointSpec:
+        if not self.max_input_tokens < self.max_total_tokens <= self.max_batch_total_tokens:
+            raise ValueError(
+                "token limits must satisfy max_input_tokens < max_total_tokens <= "
+                f"max_batch_total_tokens; got {self.max_input_tokens} / {self.max_total_tokens}"
+                f" / {self.max_batch_total_tokens}"
+            )
+        return self
+
+    # -- derived values -----------------------------------------------------------------
+
+    @property
+    def kind(self) -> Literal["model", "inference-component"]:
+        """``"model"`` (the variant holds the model) or ``"inference-component"``."""
+        return "model" if self.components is None else "inference-component"
+
+    @property
+    def gpus(self) -> int:
+        """GPUs the container uses (``SM_NUM_GPUS``)."""
+        return self.num_gpus or max(gpus_of(self.instance_type), 1)
+
+    def container_environment(self, *, reveal_secrets: bool = False) -> dict[str, str]:
+        """The container's environment; the HF token is masked unless ``reveal_secrets``."""
+        env = {
+            "HF_MODEL_ID": "/opt/ml/model" if self.model_data else self.model_id,
+            "SM_NUM_GPUS": str(self.gpus),
+            "MAX_INPUT_TOKENS": str(self.max_input_tokens),
+            "MAX_INPUT_LENGTH": str(self.max_input_tokens),
+            "MAX_TOTAL_TOKENS": str(self.max_total_tokens),
+            "MAX_BATCH_TOTAL_TOKENS": str(self.max_batch_total_tokens),
+            "MAX_BATCH_PREFILL_TOKENS": str(self.max_input_tokens),
+            "MESSAGES_API_ENABLED": "true",
+        }
+        if self.quantize:
+            env["HF_MODEL_QUANTIZE"] = self.quantize
+        if self.hf_token is not None:
+            env["HUGGING_FACE_HUB_TOKEN"] = (
+                self.hf_token.get_secret_value() if reveal_secrets else "**********"
+            )
+        env.update(self.environment)
+        return env
+
+    def _digest(self, payload: dict[str, Any]) -> str:
+        raw = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:8]
+
+    @property
+    def model_hash(self) -> str:
+        """Hash of what defines the model resource (image, weights, environment)."""
+        token = self.hf_token.get_secret_value() if self.hf_token else None
+        return self._digest(
+            {
+                "model_id": self.model_id,
+                "model_data": self.model_data,
+                "engine": self.engine,
+                "image_version": self.image_version,
+                "image_uri": self.image_uri,
+                "env": self.container_environment(),
+                "token": hashlib.sha256(token.encode()).hexdigest() if token else None,
+                "role": self.role_arn,
+            }
+        )
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of what defines the endpoint config (model + instances + kind)."""
+        return self._digest(
+            {
+                "model": self.model_hash,
+                "instance_type": self.instance_type,
+                "instance_count": self.instance_count,
+                "variant": self.variant_name,
+                "health": self.health_check_timeout_s,
+                "components": None
+                if self.components is None
+                else {
+                    "min": self.components.min_instances,
+                    "max": self.components.max_instances,
+                },
+            }
+        )
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.name}-{self.model_hash}"
+
+    @property
+    def endpoint_config_name(self) -> str:
+        return f"{self.name}-{self.config_hash}"
+
+    @property
+    def inference_component_name(self) -> str | None:
+        return None if self.components is None else f"{self.name}-ic"
+
+    def aws_tags(self) -> list[dict[str, str]]:
+        """The user's tags plus the SDK's own (how ``Deployer.list`` finds its endpoints)."""
+        tags = {**self.tags, MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1], SPEC_HASH_TAG: self.config_hash}
+        return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+    def ref(self) -> EndpointRef:
+        """The endpoint's identity, for the autoscaler and clients."""
+        return EndpointRef(
+            name=self.name,
+            variant_name=self.variant_name,
+            inference_component_name=self.inference_component_name,
+        )
+
+
+class EndpointRef(_Model):
+    """Identity of a deployed endpoint: enough to call or scale it.
+
+    ``inference_component_name`` is set for inference-component endpoints.
+    """
+
+    name: str
+    variant_name: str = "AllTraffic"
+    inference_component_name: str | None = None
+
+    @property
+    def kind(self) -> Literal["model", "inference-component"]:
+        return "model" if self.inference_component_name is None else "inference-component"
