@@ -46,7 +46,13 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .aws import AWSClients
     from .config import TwinSettings
+    from .deploy.deployer import Deployer, Endpoint, EndpointStatus
+    from .deploy.iam import ensure_execution_role
+    from .deploy.plan import DeploymentPlan
+    from .deploy.spec import EndpointRef, EndpointSpec, InferenceComponentSpec, RolloutSpec
+    from .deploy.waiting import WaitProgress
     from .inference.backend import Backend
     from .inference.backends.local import LocalBackend
     from .inference.client import InferenceClient
@@ -55,6 +61,15 @@ if TYPE_CHECKING:
     from .rag.pipeline import RAGPipeline
     from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt
     from .rag.store import QdrantStore
+    from .retry import RetryPolicy
+    from .scaling import (
+        AutoScaler,
+        ScaleToZero,
+        ScalingState,
+        Scheduled,
+        ScheduledAction,
+        TargetTracking,
+    )
     from .twin import AnswerStream, LLMTwin
     from .types import (
         Answer,
@@ -72,6 +87,24 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AWSClients": ".aws",
+    "RetryPolicy": ".retry",
+    "Deployer": ".deploy.deployer",
+    "Endpoint": ".deploy.deployer",
+    "EndpointStatus": ".deploy.deployer",
+    "DeploymentPlan": ".deploy.plan",
+    "WaitProgress": ".deploy.waiting",
+    "EndpointSpec": ".deploy.spec",
+    "EndpointRef": ".deploy.spec",
+    "InferenceComponentSpec": ".deploy.spec",
+    "RolloutSpec": ".deploy.spec",
+    "ensure_execution_role": ".deploy.iam",
+    "AutoScaler": ".scaling",
+    "TargetTracking": ".scaling",
+    "ScaleToZero": ".scaling",
+    "Scheduled": ".scaling",
+    "ScheduledAction": ".scaling",
+    "ScalingState": ".scaling",
     "TwinSettings": ".config",
     "Backend": ".inference.backend",
     "LocalBackend": ".inference.backends.local",
@@ -98,26 +131,37 @@ _LAZY = {
 }
 
 __all__ = [
-    "AWSError",
-    "AWSThrottledError",
     "AccessDeniedError",
     "Answer",
     "AnswerStream",
+    "assemble_prompt",
     "AssembledPrompt",
+    "AutoScaler",
+    "AWSClients",
+    "AWSError",
+    "AWSThrottledError",
     "Backend",
     "Chunk",
     "CollectionMismatchError",
     "ConfigurationError",
+    "Deployer",
     "DeploymentError",
+    "DeploymentPlan",
     "Document",
     "DocumentMetadata",
     "Embedder",
     "EmbeddingError",
     "EmptyQueryError",
+    "Endpoint",
+    "EndpointRef",
+    "EndpointSpec",
+    "EndpointStatus",
     "EndpointTimeoutError",
+    "ensure_execution_role",
     "Generation",
     "GenerationParams",
     "InferenceClient",
+    "InferenceComponentSpec",
     "InferenceError",
     "IngestReport",
     "InvalidDocumentError",
@@ -133,17 +177,24 @@ __all__ = [
     "QdrantStore",
     "RAGPipeline",
     "ResourceNotFoundError",
+    "RetryPolicy",
+    "RolloutSpec",
+    "ScaleToZero",
     "ScalingError",
+    "ScalingState",
+    "Scheduled",
+    "ScheduledAction",
     "StageTimings",
     "StreamInUseError",
+    "TargetTracking",
     "TextStream",
     "ThrottledError",
     "TwinSettings",
     "Usage",
     "VectorStoreError",
     "VectorStoreLockedError",
+    "WaitProgress",
     "__version__",
-    "assemble_prompt",
 ]
 
 

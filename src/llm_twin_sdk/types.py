@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 
@@ -80,7 +80,11 @@ def describe_validation_error(
 class _Model(BaseModel):
     """Frozen base model whose validation errors are SDK errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # hide_input_in_errors: the chained ValidationError (kept as __cause__) never prints values,
+    # so a secret field cannot leak through a logged traceback.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, hide_input_in_errors=True
+    )
     _error: ClassVar[type[InvalidInputError]] = InvalidParameterError
 
     def __init__(self, /, **data: Any) -> None:
@@ -88,6 +92,28 @@ class _Model(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise self._error(describe_validation_error(type(self).__name__, exc)) from exc
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """Like pydantic's, but invalid data raises this model's SDK error."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise cls._error(describe_validation_error(cls.__name__, exc)) from exc
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        """Like pydantic's, but invalid data raises this model's SDK error."""
+        try:
+            return super().model_validate_json(json_data, **kwargs)
+        except ValidationError as exc:
+            raise cls._error(describe_validation_error(cls.__name__, exc)) from exc
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; fields in ``update`` are validated like the constructor's arguments."""
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self)(**{**dict(self), **update})
 
 
 class Message(_Model):

@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from ..errors import ConfigurationError
-from .spec import EndpointSpec, Engine
+from .spec import NEURON_FAMILIES, EndpointSpec, Engine
 
 __all__ = ["ENGINE_FRAMEWORKS", "available_versions", "resolve_image_uri"]
 
@@ -36,7 +36,7 @@ def _image_uris() -> Any:
 
 @functools.cache
 def available_versions(engine: Engine) -> tuple[str, ...]:
-    """Container versions known for ``engine`` (oldest first), aliases included."""
+    """Container versions known for ``engine``, as the image table lists them, then aliases."""
     config = _image_uris().config_for_framework(ENGINE_FRAMEWORKS[engine])
     scope = config.get("inference", config)
     versions = list(scope.get("versions", {})) + list(scope.get("version_aliases", {}))
@@ -51,6 +51,12 @@ def resolve_image_uri(spec: EndpointSpec, region: str) -> str:
     """
     if spec.image_uri:
         return spec.image_uri
+    family = spec.instance_type.split(".")[1]
+    if family in NEURON_FAMILIES:
+        raise ConfigurationError(
+            f"{spec.instance_type} runs AWS Neuron chips, which need a Neuron image "
+            "(e.g. the djl-neuronx or optimum-neuron containers); set EndpointSpec.image_uri"
+        )
     framework = ENGINE_FRAMEWORKS.get(spec.engine)
     if framework is None:
         raise ConfigurationError(

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MODEL_ID",
     "ENDPOINT_NAME_MAX",
     "KNOWN_INSTANCE_FAMILIES",
+    "NEURON_FAMILIES",
     "MANAGED_BY_TAG",
     "Engine",
     "EndpointRef",
@@ -65,26 +66,45 @@ KNOWN_INSTANCE_FAMILIES = frozenset(
         "inf2", "trn1", "trn2", "c5", "c6i", "c7i", "m5", "m6i", "m7i", "r5", "r6i", "r7i", "t2",
     }
 )  # fmt: skip
-_GPUS_BY_SIZE = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
-_MULTI_GPU_FAMILIES = frozenset({"g5", "g6", "g6e", "g7e"})
-_EIGHT_GPU_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en"})
 _CPU_FAMILIES = frozenset({"c5", "c6i", "c7i", "m5", "m6i", "m7i", "r5", "r6i", "r7i", "t2"})
+_MULTI_GPU_FAMILIES = frozenset({"g5", "g6", "g6e", "g7e"})  # 12x/24xlarge: 4, 48xlarge: 8
+_EIGHT_GPU_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en"})
+_DEVICES = {  # sizes whose accelerator count the family rule above does not give
+    "ml.g4dn.12xlarge": 4,
+    "ml.p3.8xlarge": 4,
+    "ml.p3.16xlarge": 8,
+    "ml.inf2.24xlarge": 6,
+    "ml.inf2.48xlarge": 12,
+    "ml.trn1.32xlarge": 16,
+    "ml.trn2.48xlarge": 16,
+}
+NEURON_FAMILIES = frozenset({"inf2", "trn1", "trn2"})
+
+
+_RESERVED_ENV = frozenset(
+    {
+        "HF_MODEL_ID", "SM_NUM_GPUS", "MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH", "MAX_TOTAL_TOKENS",
+        "MAX_BATCH_TOTAL_TOKENS", "MAX_BATCH_PREFILL_TOKENS", "HF_MODEL_QUANTIZE",
+        "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN", "MESSAGES_API_ENABLED",
+    }
+)  # fmt: skip
+_SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY", re.IGNORECASE)
 
 
 def gpus_of(instance_type: str) -> int:
-    """GPUs (or Neuron devices, roughly) of a SageMaker instance type; 0 for CPU types."""
+    """GPUs (Neuron chips for inf2/trn) of a SageMaker instance type; 0 for CPU types."""
     match = _INSTANCE.match(instance_type)
     if not match:
         return 0
     family, size = match.groups()
+    if instance_type in _DEVICES:
+        return _DEVICES[instance_type]
     if family in _CPU_FAMILIES:
         return 0
     if family in _EIGHT_GPU_FAMILIES:
         return 8
-    if family == "g4dn":
-        return 4 if size == "12xlarge" else 1
     if family in _MULTI_GPU_FAMILIES:
-        return _GPUS_BY_SIZE.get(size, 1)
+        return {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}.get(size, 1)
     return 1
 
 
@@ -161,7 +181,9 @@ class EndpointSpec(_Model):
     quantize: Quantize | None = None
     hf_token: SecretStr | None = Field(None, description="For gated or private hub models.")
     health_check_timeout_s: int = Field(900, ge=60, le=3600)
-    environment: dict[str, str] = Field(default_factory=dict, description="Extra container env.")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="Extra container env; secret-like keys are masked."
+    )
     tags: dict[str, str] = Field(default_factory=dict)
     variant_name: str = "AllTraffic"
     components: InferenceComponentSpec | None = Field(
@@ -227,6 +249,17 @@ class EndpointSpec(_Model):
             )
         return value
 
+    @field_validator("environment")
+    @classmethod
+    def _valid_environment(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(set(value) & _RESERVED_ENV)
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)} are set from the spec's own fields (model_id, hf_token, "
+                "num_gpus, max_*_tokens, quantize); set those instead"
+            )
+        return value
+
     @field_validator("tags")
     @classmethod
     def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
@@ -279,7 +312,9 @@ class EndpointSpec(_Model):
             env["HUGGING_FACE_HUB_TOKEN"] = (
                 self.hf_token.get_secret_value() if reveal_secrets else "**********"
             )
-        env.update(self.environment)
+        for key, value in self.environment.items():
+            secret = _SECRET_ENV.search(key) is not None
+            env[key] = "**********" if secret and not reveal_secrets else value
         return env
 
     def _digest(self, payload: dict[str, Any]) -> str:
@@ -288,8 +323,11 @@ class EndpointSpec(_Model):
 
     @property
     def model_hash(self) -> str:
-        """Hash of what defines the model resource (image, weights, environment)."""
-        token = self.hf_token.get_secret_value() if self.hf_token else None
+        """Hash of what defines the model resource (image, weights, environment, role).
+
+        Secrets are part of it (rotating a token makes a new model) but only as input to
+        SHA-256: the 8 characters kept reveal nothing.
+        """
         return self._digest(
             {
                 "model_id": self.model_id,
@@ -297,28 +335,32 @@ class EndpointSpec(_Model):
                 "engine": self.engine,
                 "image_version": self.image_version,
                 "image_uri": self.image_uri,
-                "env": self.container_environment(),
-                "token": hashlib.sha256(token.encode()).hexdigest() if token else None,
+                "env": self.container_environment(reveal_secrets=True),
                 "role": self.role_arn,
             }
         )
 
     @property
     def config_hash(self) -> str:
-        """Hash of what defines the endpoint config (model + instances + kind)."""
+        """Hash of what defines the endpoint config.
+
+        Model-based: the model and its instances. Inference-component based: the instances
+        only (the model lives in the component, which is updated in place).
+        """
+        if self.components is None:
+            shape: dict[str, Any] = {"model": self.model_hash, "count": self.instance_count}
+        else:
+            shape = {
+                "role": self.role_arn,
+                "min": self.components.min_instances,
+                "max": self.components.max_instances,
+            }
         return self._digest(
             {
-                "model": self.model_hash,
+                **shape,
                 "instance_type": self.instance_type,
-                "instance_count": self.instance_count,
                 "variant": self.variant_name,
                 "health": self.health_check_timeout_s,
-                "components": None
-                if self.components is None
-                else {
-                    "min": self.components.min_instances,
-                    "max": self.components.max_instances,
-                },
             }
         )
 

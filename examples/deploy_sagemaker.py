@@ -1,0 +1,106 @@
+"""Deploy the LLM Twin to SageMaker, autoscale it, ask it, and tear everything down.
+
+This bills real money on real AWS (an ml.g5.2xlarge is about 1.5 USD per hour); read
+docs/deployment.md first. ``--dry-run`` makes read-only calls only and prints the plan::
+
+    python examples/deploy_sagemaker.py --region eu-central-1 --dry-run
+    HF_TOKEN=hf_... python examples/deploy_sagemaker.py --region eu-central-1 --scale-to-zero
+
+Without ``--role-arn`` the execution role ``llm-twin-sagemaker`` is created (or reused) with a
+least-privilege policy; in a dry run its ARN is only computed. Teardown runs even when a
+step fails, unless ``--keep`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from llm_twin_sdk import LLMTwinError
+from llm_twin_sdk.aws import AWSClients, call_aws
+from llm_twin_sdk.deploy.deployer import Deployer
+from llm_twin_sdk.deploy.iam import ensure_execution_role, execution_role_arn
+from llm_twin_sdk.deploy.spec import EndpointSpec, InferenceComponentSpec
+from llm_twin_sdk.deploy.waiting import WaitProgress
+from llm_twin_sdk.scaling import AutoScaler, ScaleToZero, TargetTracking
+
+ROLE_NAME = "llm-twin-sagemaker"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--name", default="llm-twin", help="endpoint name")
+    parser.add_argument("--region", default=None, help="AWS region (default: your profile's)")
+    parser.add_argument("--profile", default=None, help="AWS profile")
+    parser.add_argument("--role-arn", default=None, help="existing SageMaker execution role")
+    parser.add_argument("--instance-type", default="ml.g5.2xlarge")
+    parser.add_argument("--model-id", default="mlabonne/TwinLlama-3.1-8B-DPO")
+    parser.add_argument(
+        "--scale-to-zero",
+        action="store_true",
+        help="deploy as an inference component that scales to zero copies when idle",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    parser.add_argument("--keep", action="store_true", help="do not tear down at the end")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for InService")
+    return parser.parse_args(argv)
+
+
+def role_arn(args: argparse.Namespace, aws: AWSClients) -> str:
+    if args.role_arn:
+        return str(args.role_arn)
+    if args.dry_run:  # read-only: compute the ARN the role would have
+        account = call_aws(aws.client("sts"), "get_caller_identity")["Account"]
+        return execution_role_arn(account, ROLE_NAME)
+    return ensure_execution_role(ROLE_NAME, aws=aws)
+
+
+def show_progress(progress: WaitProgress) -> None:
+    print(f"  ... {progress}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    aws = AWSClients(region=args.region, profile=args.profile)
+    spec = EndpointSpec(
+        name=args.name,
+        role_arn=role_arn(args, aws),
+        model_id=args.model_id,
+        instance_type=args.instance_type,
+        hf_token=os.environ.get("HF_TOKEN") or None,
+        components=InferenceComponentSpec(min_instances=0, max_instances=1)
+        if args.scale_to_zero
+        else None,
+    )
+    deployer = Deployer(aws=aws, on_progress=show_progress)
+    print(deployer.plan(spec))
+    if args.dry_run:
+        return 0
+
+    try:
+        endpoint = deployer.deploy(spec, wait=True, timeout_s=args.timeout)
+        print(f"deployed: {endpoint.name}")
+        tracking = TargetTracking(
+            metric="invocations",
+            target=10,
+            min_capacity=0 if args.scale_to_zero else 1,
+            max_capacity=2,
+        )
+        policy = ScaleToZero(target_tracking=tracking) if args.scale_to_zero else tracking
+        print(AutoScaler(aws=aws).apply(endpoint, policy))
+        try:
+            client = endpoint.client()
+            print(client.generate("What is an LLM twin?").text)
+        except LLMTwinError as exc:  # the SageMaker inference backend is not released yet
+            print(f"ask skipped: {exc}")
+    finally:
+        if not args.keep:
+            print(f"tearing down {spec.name} ...")
+            deployer.delete(spec.name)
+            print("done: no endpoint, config, model, component or scaling rule is left")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""DeploymentPlan: what ``Deployer.deploy`` would create, update or keep, readable when printed.
+
+A plan is computed with ``describe_*`` calls only (``Deployer.plan``); it never writes to AWS
+and never shows a secret (the container environment is the masked one).
+
+Example::
+
+    plan = deployer.plan(spec)
+    print(plan)
+    # Deployment plan for endpoint 'twin' (us-east-1, model-based)
+    #   image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...
+    #   instances: 1 x ml.g5.2xlarge
+    #
+    #   ACTION  RESOURCE         NAME           DETAIL
+    #   create  model            twin-12fd0641  new container definition
+    #   create  endpoint-config  twin-3fd415d4  new production variant
+    #   update  endpoint         twin           twin-0badc0de -> twin-3fd415d4 (blue/green ...)
+    #   ...
+    if plan.is_noop:
+        print("nothing to do")
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+from ..types import _Model
+from .spec import RolloutSpec
+
+__all__ = ["Action", "DeploymentPlan", "PlannedResource", "PlannedResourceKind", "describe_rollout"]
+
+Action: TypeAlias = Literal["create", "update", "keep"]
+PlannedResourceKind: TypeAlias = Literal[
+    "model", "endpoint-config", "endpoint", "inference-component"
+]
+
+
+class PlannedResource(_Model):
+    """One SageMaker resource of the plan and what deploying would do to it."""
+
+    resource: PlannedResourceKind
+    name: str
+    action: Action
+    detail: str = ""
+
+
+def describe_rollout(rollout: RolloutSpec) -> str:
+    """One line describing a blue/green rollout, e.g. ``"blue/green canary 10% then ..."``."""
+    if rollout.traffic == "all_at_once":
+        text = "blue/green all at once"
+    elif rollout.traffic == "canary":
+        text = (
+            f"blue/green canary {rollout.step_percent}% then the rest after {rollout.step_wait_s} s"
+        )
+    else:
+        text = f"blue/green linear {rollout.step_percent}% every {rollout.step_wait_s} s"
+    if rollout.termination_wait_s:
+        text += f", old fleet kept {rollout.termination_wait_s} s"
+    if rollout.rollback_alarms:
+        text += ", rollback on alarms " + ", ".join(rollout.rollback_alarms)
+    return text
+
+
+class DeploymentPlan(_Model):
+    """What ``Deployer.deploy(spec)`` would do, resource by resource.
+
+    Attributes:
+        endpoint_name: the endpoint.
+        region: the AWS region of the SageMaker client.
+        kind: ``"model"`` or ``"inference-component"``.
+        image_uri: the resolved container image.
+        instance_type / instance_count: the fleet of the endpoint config.
+        resources: model, endpoint config, endpoint (and inference component), in deploy order.
+        environment: the container environment, secrets masked.
+        current_config_name: the endpoint config in service now (``None``: no endpoint yet).
+        rollout: the blue/green policy used when the endpoint is updated.
+    """
+
+    endpoint_name: str
+    region: str
+    kind: Literal["model", "inference-component"]
+    image_uri: str
+    instance_type: str
+    instance_count: int
+    resources: tuple[PlannedResource, ...]
+    environment: dict[str, str]
+    current_config_name: str | None = None
+    current_status: str | None = None
+    rollout: RolloutSpec
+
+    def get(self, resource: PlannedResourceKind) -> PlannedResource | None:
+        """The planned entry of one resource kind (``None`` when the plan has none)."""
+        return next((r for r in self.resources if r.resource == resource), None)
+
+    def action(self, resource: PlannedResourceKind) -> Action | None:
+        """``"create"``, ``"update"`` or ``"keep"`` for one resource kind."""
+        entry = self.get(resource)
+        return None if entry is None else entry.action
+
+    @property
+    def changes(self) -> tuple[PlannedResource, ...]:
+        """The resources that deploying would create or update."""
+        return tuple(r for r in self.resources if r.action != "keep")
+
+    @property
+    def is_noop(self) -> bool:
+        """True when deploying would make no write call at all."""
+        return not self.changes
+
+    def __str__(self) -> str:
+        kind = "model-based" if self.kind == "model" else "inference components"
+        lines = [
+            f"Deployment plan for endpoint {self.endpoint_name!r} ({self.region}, {kind})",
+            f"  image: {self.image_uri}",
+            f"  instances: {self.instance_count} x {self.instance_type}",
+        ]
+        if self.current_config_name is not None:
+            lines.append(
+                f"  in service now: {self.current_config_name} ({self.current_status or '?'})"
+            )
+        header = ("ACTION", "RESOURCE", "NAME", "DETAIL")
+        rows = [header, *((r.action, r.resource, r.name, r.detail) for r in self.resources)]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines.append("")
+        for row in rows:
+            cells = [row[i].ljust(widths[i]) for i in range(3)]
+            lines.append(("  " + "  ".join([*cells, row[3]])).rstrip())
+        lines.append("")
+        lines.append("  container environment:")
+        lines.extend(f"    {key}={value}" for key, value in sorted(self.environment.items()))
+        lines.append("")
+        lines.append(
+            "  nothing to do: the endpoint already runs this spec"
+            if self.is_noop
+            else f"  {len(self.changes)} change(s) to apply"
+        )
+        return "\n".join(lines)

@@ -1,0 +1,281 @@
+"""Autoscaling policies for a SageMaker endpoint: what to scale on, and between which bounds.
+
+Three policies, each a frozen pydantic model validated at construction (a bad value raises
+:class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field, before any AWS call):
+
+- :class:`TargetTracking` keeps a per-instance (variant) or per-copy (inference component)
+  metric near a target value, between ``min_capacity`` and ``max_capacity``.
+- :class:`ScaleToZero` (inference components only) lets copies go to zero when idle and brings
+  one back on the first request: target tracking with ``min_capacity=0``, a step-scaling policy
+  (+1 copy) and a CloudWatch alarm on ``NoCapacityInvocationFailures`` that triggers it.
+- :class:`Scheduled` changes the bounds on a schedule (business hours up, nights down).
+
+Example::
+
+    from llm_twin_sdk.scaling import ScaleToZero, Scheduled, ScheduledAction, TargetTracking
+
+    steady = TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)
+    idle_to_zero = ScaleToZero(
+        target_tracking=TargetTracking(
+            metric="concurrency", target=4, min_capacity=0, max_capacity=2
+        )
+    )
+    office_hours = Scheduled(actions=(
+        ScheduledAction(name="day", schedule="cron(0 8 ? * MON-FRI *)",
+                        min_capacity=2, max_capacity=4, timezone="Europe/Berlin"),
+        ScheduledAction(name="night", schedule="cron(0 20 ? * MON-FRI *)",
+                        min_capacity=1, max_capacity=1, timezone="Europe/Berlin"),
+    ))
+
+Whether a policy fits an endpoint (``min_capacity=0`` and :class:`ScaleToZero` need an
+inference-component endpoint) is checked by :meth:`AutoScaler.apply
+<llm_twin_sdk.scaling.AutoScaler.apply>`, again before any AWS call.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal, TypeAlias
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from ..types import _Model
+
+__all__ = [
+    "COMPONENT_METRICS",
+    "VARIANT_METRICS",
+    "Metric",
+    "ScaleToZero",
+    "Scheduled",
+    "ScheduledAction",
+    "ScalingPolicy",
+    "TargetTracking",
+]
+
+Metric: TypeAlias = Literal["invocations", "concurrency"]
+"""``invocations``: requests per instance / copy per minute; ``concurrency``: concurrent
+requests per model / copy, a high-resolution metric (reacts within seconds)."""
+
+VARIANT_METRICS: dict[str, str] = {
+    "invocations": "SageMakerVariantInvocationsPerInstance",
+    "concurrency": "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+}
+"""Predefined Application Auto Scaling metric of each :data:`Metric`, for endpoint variants."""
+
+COMPONENT_METRICS: dict[str, str] = {
+    "invocations": "SageMakerInferenceComponentInvocationsPerCopy",
+    "concurrency": "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+}
+"""Predefined Application Auto Scaling metric of each :data:`Metric`, for inference components."""
+
+_DAY_S = 86_400
+_CRON = re.compile(r"^cron\(([^()]+)\)$")
+_RATE = re.compile(r"^rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)$")
+_AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+_TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
+
+
+def _check_max_ge_min(value: int, info: ValidationInfo) -> int:
+    low = info.data.get("min_capacity")
+    if low is not None and value < low:
+        raise ValueError(f"must be >= min_capacity ({low})")
+    return value
+
+
+class TargetTracking(_Model):
+    """Keep ``metric`` near ``target`` by adding or removing instances (or copies).
+
+    Args:
+        metric: ``"invocations"`` (per instance / copy, per minute) or ``"concurrency"``
+            (concurrent requests per model / copy, high resolution).
+        target: the value to hold the metric at; > 0.
+        min_capacity: fewest instances (variant, >= 1) or copies (inference component, >= 0).
+        max_capacity: most instances or copies; >= 1 and >= ``min_capacity``.
+        scale_in_cooldown_s: seconds after a scale-in before the next one (default 300).
+        scale_out_cooldown_s: seconds after a scale-out before the next one (default 60).
+        disable_scale_in: only ever scale out (scale in by hand or on a schedule).
+
+    Example::
+
+        TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)
+    """
+
+    metric: Metric
+    target: float = Field(gt=0, description="Target value of the metric.")
+    min_capacity: int = Field(ge=0, description="0 only for inference components.")
+    max_capacity: int = Field(ge=1)
+    scale_in_cooldown_s: int = Field(300, ge=0)
+    scale_out_cooldown_s: int = Field(60, ge=0)
+    disable_scale_in: bool = False
+
+    _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
+
+    def predefined_metric(self, *, inference_component: bool) -> str:
+        """The Application Auto Scaling metric type for a variant or an inference component."""
+        return (COMPONENT_METRICS if inference_component else VARIANT_METRICS)[self.metric]
+
+
+class ScaleToZero(_Model):
+    """Scale an inference component to zero copies when idle, and back to one on demand.
+
+    Target tracking cannot leave zero (with no copy there is no per-copy metric), so this
+    adds a step-scaling policy (+1 copy) triggered by a CloudWatch alarm on
+    ``AWS/SageMaker`` ``NoCapacityInvocationFailures`` for the component: the first request
+    after idle fails, the alarm fires and a copy starts. Above zero, ``target_tracking``
+    scales as usual. For the instances themselves to go away, deploy the endpoint with
+    managed instance scaling and ``min_instances=0``.
+
+    Args:
+        target_tracking: scaling above zero; its ``min_capacity`` must be 0.
+        scale_out_cooldown_s: cooldown of the step policy, seconds (default 60).
+        alarm_period_s: period of the alarm's metric: 10, 30 or a multiple of 60 (default 30).
+        evaluation_periods: periods the alarm looks at (default 1).
+        datapoints_to_alarm: failing periods among them that fire it (default 1).
+
+    Example::
+
+        ScaleToZero(target_tracking=TargetTracking(
+            metric="concurrency", target=4, min_capacity=0, max_capacity=2))
+    """
+
+    target_tracking: TargetTracking
+    scale_out_cooldown_s: int = Field(60, ge=0)
+    alarm_period_s: int = Field(30, gt=0, description="10, 30 or a multiple of 60.")
+    evaluation_periods: int = Field(1, ge=1)
+    datapoints_to_alarm: int = Field(1, ge=1)
+
+    @field_validator("target_tracking")
+    @classmethod
+    def _min_zero(cls, value: TargetTracking) -> TargetTracking:
+        if value.min_capacity != 0:
+            raise ValueError(
+                f"min_capacity must be 0 for ScaleToZero (got {value.min_capacity}); "
+                "use TargetTracking alone to keep copies running"
+            )
+        return value
+
+    @field_validator("alarm_period_s")
+    @classmethod
+    def _period(cls, value: int) -> int:
+        if value not in (10, 30) and value % 60:
+            raise ValueError("must be 10, 30 or a multiple of 60 (CloudWatch alarm periods)")
+        return value
+
+    @field_validator("evaluation_periods")
+    @classmethod
+    def _window(cls, value: int, info: ValidationInfo) -> int:
+        period = info.data.get("alarm_period_s")
+        if period is not None and period * value > _DAY_S:
+            raise ValueError(f"alarm_period_s * evaluation_periods must be <= {_DAY_S} s (one day)")
+        return value
+
+    @field_validator("datapoints_to_alarm")
+    @classmethod
+    def _datapoints(cls, value: int, info: ValidationInfo) -> int:
+        periods = info.data.get("evaluation_periods")
+        if periods is not None and value > periods:
+            raise ValueError(f"must be <= evaluation_periods ({periods})")
+        return value
+
+
+class ScheduledAction(_Model):
+    """Set the capacity bounds at a time or on a recurring schedule.
+
+    Args:
+        name: short name, unique within a :class:`Scheduled` (letters, digits, ``-_.``).
+        schedule: ``cron(Minutes Hours Day-of-month Month Day-of-week Year)``,
+            ``rate(<n> minutes|hours|days)`` or ``at(yyyy-mm-ddThh:mm:ss)``.
+        min_capacity: lower bound from then on (0 only for inference components).
+        max_capacity: upper bound from then on; >= 1 and >= ``min_capacity``.
+        timezone: IANA time zone of the schedule, e.g. ``"Europe/Berlin"`` (default UTC).
+
+    Example::
+
+        ScheduledAction(name="night", schedule="cron(0 20 * * ? *)",
+                        min_capacity=1, max_capacity=1)
+    """
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    schedule: str
+    min_capacity: int = Field(ge=0)
+    max_capacity: int = Field(ge=1)
+    timezone: str = "UTC"
+
+    _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        value = value.strip()
+        if cron := _CRON.match(value):
+            fields = cron.group(1).split()
+            if len(fields) != 6:
+                raise ValueError(
+                    "cron() takes 6 fields: Minutes Hours Day-of-month Month Day-of-week Year, "
+                    f"got {len(fields)}; e.g. cron(0 8 ? * MON-FRI *)"
+                )
+            return value
+        if _RATE.match(value):
+            return value
+        if at := _AT.match(value):
+            try:
+                datetime.fromisoformat(at.group(1))
+            except ValueError:
+                raise ValueError(f"at() holds no valid date and time: {at.group(1)!r}") from None
+            return value
+        raise ValueError(
+            "must be cron(Minutes Hours Day-of-month Month Day-of-week Year), "
+            "rate(<n> minutes|hours|days) or at(yyyy-mm-ddThh:mm:ss)"
+        )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        if not _TIMEZONE.match(value):
+            raise ValueError("must be an IANA time zone name such as 'UTC' or 'Europe/Berlin'")
+        known = zoneinfo.available_timezones()
+        if known and value not in known and value != "UTC":
+            raise ValueError("unknown time zone; use an IANA name such as 'Europe/Berlin'")
+        return value
+
+
+class Scheduled(_Model):
+    """Scheduled changes of the capacity bounds, e.g. business hours up, nights down.
+
+    Applied alone, the scalable target is registered with the widest bounds of the actions
+    (smallest ``min_capacity``, largest ``max_capacity``) until the first action runs.
+    Combine it with :class:`TargetTracking` or :class:`ScaleToZero` by applying both::
+
+        scaler.apply(endpoint, [TargetTracking(...), Scheduled(actions=(day, night))])
+
+    Args:
+        actions: one or more :class:`ScheduledAction` with distinct names.
+    """
+
+    actions: tuple[ScheduledAction, ...] = Field(min_length=1)
+
+    @field_validator("actions")
+    @classmethod
+    def _unique_names(cls, value: tuple[ScheduledAction, ...]) -> tuple[ScheduledAction, ...]:
+        names = [action.name for action in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"action names must be unique, repeated: {', '.join(duplicates)}")
+        return value
+
+    @property
+    def min_capacity(self) -> int:
+        """Smallest ``min_capacity`` of the actions."""
+        return min(action.min_capacity for action in self.actions)
+
+    @property
+    def max_capacity(self) -> int:
+        """Largest ``max_capacity`` of the actions."""
+        return max(action.max_capacity for action in self.actions)
+
+
+ScalingPolicy: TypeAlias = TargetTracking | ScaleToZero | Scheduled
+"""Any policy :meth:`AutoScaler.apply <llm_twin_sdk.scaling.AutoScaler.apply>` accepts."""
