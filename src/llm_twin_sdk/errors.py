@@ -13,10 +13,16 @@ The tree::
     │   ├── EmptyQueryError                   query is empty or whitespace
     │   ├── InvalidParameterError             GenerationParams / k / chunking out of range
     │   ├── InvalidDocumentError              a document has no text, a bad id or metadata
-    │   └── PromptTooLongError                the query alone exceeds the model's input budget
+    │   ├── PromptTooLongError                the query alone exceeds the model's input budget
+    │   └── PayloadTooLargeError              a request body over the endpoint's limit (6 MB)
     ├── ModelLoadError                        a model file is missing, unreadable or corrupt
     ├── InferenceError                        generation failed
-    │   └── StreamInUseError                  a stream on the same local model is still open
+    │   ├── StreamInUseError                  a stream on the same local model is still open
+    │   ├── ModelError                        the model container answered with an error
+    │   ├── ModelUnavailableError             overloaded, starting or unreachable (retryable)
+    │   ├── EndpointNotFoundError             no such endpoint, component or server route
+    │   ├── InferenceTimeoutError (+TimeoutError) no answer within the timeout
+    │   └── StreamBrokenError                 a stream failed midway (keeps the text so far)
     ├── EmbeddingError                        the embedding model failed
     ├── VectorStoreError                      the vector store failed
     │   ├── VectorStoreLockedError            a local Qdrant folder is held by another process
@@ -53,6 +59,12 @@ __all__ = [
     "InvalidDocumentError",
     "InvalidInputError",
     "InvalidParameterError",
+    "ModelError",
+    "ModelUnavailableError",
+    "EndpointNotFoundError",
+    "InferenceTimeoutError",
+    "StreamBrokenError",
+    "PayloadTooLargeError",
     "LLMTwinError",
     "ModelLoadError",
     "PromptTooLongError",
@@ -100,6 +112,10 @@ class PromptTooLongError(InvalidInputError):
         self.budget = budget
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """The request body exceeds what the endpoint accepts (SageMaker: 6 MB). Nothing was sent."""
+
+
 class ModelLoadError(LLMTwinError):
     """A model (GGUF file, embedding model) is missing, unreadable or corrupt."""
 
@@ -113,6 +129,49 @@ class StreamInUseError(InferenceError):
 
     Close it (or use ``with client.stream(...) as s:``) before starting another call.
     """
+
+
+class ModelError(InferenceError):
+    """The model server or container answered with an error.
+
+    Attributes:
+        status: HTTP status of the model container (SageMaker's ``OriginalStatusCode``).
+        log_stream_arn: SageMaker's CloudWatch log stream of the container, when given.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, log_stream_arn: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.log_stream_arn = log_stream_arn
+
+
+class ModelUnavailableError(InferenceError):
+    """The model is overloaded, starting, or unreachable (503/502/504, connection refused).
+
+    The retry policy retries it; this is raised once attempts or the deadline run out.
+    """
+
+
+class EndpointNotFoundError(InferenceError):
+    """The endpoint, inference component or server route does not exist."""
+
+
+class InferenceTimeoutError(InferenceError, TimeoutError):
+    """The model did not answer within the connect or read timeout."""
+
+
+class StreamBrokenError(InferenceError):
+    """A stream failed after it started.
+
+    Attributes:
+        partial_text: the text received before the failure.
+    """
+
+    def __init__(self, message: str, *, partial_text: str = "") -> None:
+        super().__init__(message)
+        self.partial_text = partial_text
 
 
 class EmbeddingError(LLMTwinError):

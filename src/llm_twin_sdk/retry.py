@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_RETRY_POLICY", "NO_RETRY", "RetryPolicy"]
+__all__ = ["DEFAULT_RETRY_POLICY", "NO_RETRY", "RetryPolicy", "is_transient_inference_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,20 @@ class RetryPolicy:
             before_sleep=_log_retry,
         )
         return retrying(fn)
+
+
+def is_transient_inference_error(exc: BaseException) -> bool:
+    """The retry predicate of model invocations, on SDK errors (every backend converts first).
+
+    Retried: throttling, an unavailable / starting / unreachable model, and a model error whose
+    container status is 408, 429, 502, 503 or 504. Never: validation errors, other model
+    errors, timeouts of a call that may still be running, or a broken stream.
+    """
+    from .errors import ModelError, ModelUnavailableError, ThrottledError
+
+    if isinstance(exc, (ThrottledError, ModelUnavailableError)):
+        return True
+    return isinstance(exc, ModelError) and exc.status in {408, 429, 502, 503, 504}
 
 
 def _log_retry(state: object) -> None:
