@@ -87,6 +87,7 @@ if TYPE_CHECKING:
         IngestReport,
         Message,
         StageTimings,
+        Timeouts,
         Usage,
     )
 
@@ -133,6 +134,7 @@ _LAZY = {
     "IngestReport": ".types",
     "Message": ".types",
     "StageTimings": ".types",
+    "Timeouts": ".types",
     "Usage": ".types",
 }
 
@@ -201,6 +203,7 @@ __all__ = [
     "TargetTracking",
     "TextStream",
     "ThrottledError",
+    "Timeouts",
     "TwinSettings",
     "Usage",
     "VectorStoreError",

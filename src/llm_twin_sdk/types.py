@@ -38,6 +38,7 @@ __all__ = [
     "Prompt",
     "Role",
     "StageTimings",
+    "Timeouts",
     "Usage",
     "describe_validation_error",
     "to_messages",
@@ -158,6 +159,16 @@ class GenerationParams(_Model):
         if any(not s for s in value):
             raise ValueError("stop sequences must be non-empty strings")
         return value
+
+
+class Timeouts(_Model):
+    """Network timeouts of one model call (ignored by the in-process local backend).
+
+    Example: ``client.generate(prompt, timeout=Timeouts(read_s=120))``.
+    """
+
+    connect_s: float = Field(10.0, gt=0, description="Seconds to establish a connection.")
+    read_s: float = Field(60.0, gt=0, description="Seconds to wait for the (next) bytes.")
 
 
 class Usage(_Model):

@@ -1,7 +1,9 @@
 """The Backend protocol: the one seam between the SDK and a model server.
 
 A backend receives prompts already normalised (``str`` or a list of :class:`Message`) and
-validated :class:`GenerationParams`; it returns SDK types and raises SDK errors only.
+validated :class:`GenerationParams`; it returns SDK types and raises SDK errors only
+(:mod:`llm_twin_sdk.errors`), converted at this seam. A backend makes one attempt per call:
+:class:`~llm_twin_sdk.InferenceClient` applies the retry policy around it.
 Implementations: :class:`~llm_twin_sdk.inference.backends.local.LocalBackend` (llama.cpp
 in-process).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol, TypeAlias, runtime_checkable
 
-from ..types import Generation, GenerationParams, Message
+from ..types import Generation, GenerationParams, Message, Timeouts
 from .stream import TextStream
 
 __all__ = ["Backend", "NormalizedPrompt"]
@@ -36,12 +38,16 @@ class Backend(Protocol):
         """Prompt tokens exactly as the model will see them (chat template included)."""
         ...
 
-    def generate(self, prompt: NormalizedPrompt, params: GenerationParams) -> Generation:
-        """Generate a whole completion."""
+    def generate(
+        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
+    ) -> Generation:
+        """Generate a whole completion (one attempt: the client owns retries)."""
         ...
 
-    def stream(self, prompt: NormalizedPrompt, params: GenerationParams) -> TextStream:
-        """Generate a completion piece by piece."""
+    def stream(
+        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
+    ) -> TextStream:
+        """Generate a completion piece by piece (one attempt: the client owns retries)."""
         ...
 
     def close(self) -> None:

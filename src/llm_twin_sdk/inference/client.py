@@ -14,10 +14,12 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidParameterError
-from ..types import Generation, GenerationParams, Prompt, to_messages
+from ..errors import InferenceError, InvalidParameterError
+from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
+from ..types import Generation, GenerationParams, Prompt, Timeouts, to_messages
 from .backend import Backend, NormalizedPrompt
 from .stream import TextStream
 
@@ -30,14 +32,29 @@ __all__ = ["InferenceClient"]
 class InferenceClient:
     """Typed text generation over one backend, with default :class:`GenerationParams`.
 
+    Transient failures (throttling, an unavailable model, a container 429/503) are retried
+    with the SDK's one :class:`~llm_twin_sdk.retry.RetryPolicy`; a stream is retried only
+    until its first piece has arrived, never after.
+
     Args:
         backend: where the model runs (``LocalBackend`` for llama.cpp in-process).
         params: defaults for every call; a call's own ``params`` replace them whole.
+        retry: the retry policy of every call.
+        timeout: default network timeouts; a call's own ``timeout`` replaces them.
     """
 
-    def __init__(self, backend: Backend, *, params: GenerationParams | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        params: GenerationParams | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        timeout: Timeouts | None = None,
+    ) -> None:
         self._backend = backend
         self._params = params or GenerationParams()
+        self._retry = retry
+        self._timeout = timeout
 
     @classmethod
     def from_settings(cls, settings: TwinSettings | None = None) -> InferenceClient:
@@ -75,20 +92,65 @@ class InferenceClient:
 
         Example: ``client.with_options(temperature=0.7, max_new_tokens=64)``.
         """
-        merged = {**self._params.model_dump(), **params}
-        return InferenceClient(self._backend, params=GenerationParams(**merged))
+        return InferenceClient(
+            self._backend,
+            params=self._params.model_copy(update=params),
+            retry=self._retry,
+            timeout=self._timeout,
+        )
 
     def count_tokens(self, prompt: Prompt) -> int:
         """Tokens ``prompt`` takes in the model's input, chat template included."""
         return self._backend.count_tokens(_normalize(prompt))
 
-    def generate(self, prompt: Prompt, params: GenerationParams | None = None) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        timeout: Timeouts | None = None,
+    ) -> Generation:
         """Generate a completion for a text prompt or chat messages."""
-        return self._backend.generate(_normalize(prompt), params or self._params)
+        normalized, chosen, limits = (
+            _normalize(prompt),
+            params or self._params,
+            timeout or self._timeout,
+        )
+        return self._retry.call(
+            lambda: self._backend.generate(normalized, chosen, timeout=limits),
+            is_transient_inference_error,
+        )
 
-    def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> TextStream:
-        """Stream a completion piece by piece; use it in a ``with`` block."""
-        return self._backend.stream(_normalize(prompt), params or self._params)
+    def stream(
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        timeout: Timeouts | None = None,
+    ) -> TextStream:
+        """Stream a completion piece by piece; use it in a ``with`` block.
+
+        Opening the stream and receiving its first piece are retried like :meth:`generate`;
+        a failure after the first piece is raised as it is (no piece is ever repeated).
+        """
+        normalized, chosen, limits = (
+            _normalize(prompt),
+            params or self._params,
+            timeout or self._timeout,
+        )
+
+        def open_first() -> tuple[TextStream, str | None]:
+            stream = self._backend.stream(normalized, chosen, timeout=limits)
+            try:
+                return stream, next(stream)
+            except StopIteration:
+                return stream, None
+            except BaseException:
+                stream.close()
+                raise
+
+        stream, first = self._retry.call(open_first, is_transient_inference_error)
+        return TextStream(_resume(stream, first), on_close=stream.close)
 
     def close(self) -> None:
         """Release the backend (the model's memory, connections)."""
@@ -99,6 +161,15 @@ class InferenceClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _resume(stream: TextStream, first: str | None) -> Generator[str, None, Generation]:
+    if first is not None:
+        yield first
+        yield from stream
+    if stream.generation is None:  # pragma: no cover - backends always return one
+        raise InferenceError("the backend's stream ended without a result")
+    return stream.generation
 
 
 def _normalize(prompt: Prompt) -> NormalizedPrompt:

@@ -26,7 +26,7 @@ from ...errors import (
     StreamInUseError,
 )
 from ...offline_models import default_gguf_path
-from ...types import FinishReason, Generation, GenerationParams, Usage
+from ...types import FinishReason, Generation, GenerationParams, Timeouts, Usage
 from ..backend import NormalizedPrompt
 from ..stream import TextStream
 
@@ -135,7 +135,10 @@ class LocalBackend:
     def count_tokens(self, prompt: NormalizedPrompt) -> int:
         return len(self._tokens(prompt))
 
-    def generate(self, prompt: NormalizedPrompt, params: GenerationParams) -> Generation:
+    def generate(
+        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
+    ) -> Generation:
+        """Generate in-process (``timeout`` does not apply: there is no network)."""
         tokens = self._tokens(prompt)
         self._check_fits(len(tokens), params)
         self._acquire()
@@ -158,7 +161,10 @@ class LocalBackend:
             model=self.model_name,
         )
 
-    def stream(self, prompt: NormalizedPrompt, params: GenerationParams) -> TextStream:
+    def stream(
+        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
+    ) -> TextStream:
+        """Stream in-process (``timeout`` does not apply: there is no network)."""
         tokens = self._tokens(prompt)
         self._check_fits(len(tokens), params)
         self._acquire()
