@@ -27,7 +27,7 @@ from .types import GenerationParams, describe_validation_error
 
 __all__ = ["TwinSettings", "default_data_dir"]
 
-_SECRET_FIELDS = frozenset({"qdrant_api_key", "hf_token"})
+_SECRET_FIELDS = frozenset({"qdrant_api_key", "hf_token", "http_api_key"})
 
 
 def default_data_dir() -> Path:
@@ -48,7 +48,9 @@ class TwinSettings(BaseSettings):
         frozen=True,
     )
 
-    backend: Literal["local"] = Field("local", description="Where the LLM runs.")
+    backend: Literal["local", "http", "sagemaker"] = Field(
+        "local", description="Where the LLM runs: in-process, a model server, or SageMaker."
+    )
 
     # Local LLM (llama.cpp)
     model_path: Path | None = Field(
@@ -56,6 +58,30 @@ class TwinSettings(BaseSettings):
     )
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model, in tokens.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads; default: llama.cpp's.")
+
+    # Self-hosted model server (backend="http")
+    http_url: str | None = Field(None, description="Base URL of a TGI / vLLM / llama.cpp server.")
+    http_api: Literal["openai", "tgi"] = Field("openai", description="OpenAI-compatible or TGI.")
+    http_api_key: SecretStr | None = Field(None, description="Bearer token of the server.")
+    http_model: str | None = Field(None, description="Model name sent to OpenAI-style servers.")
+
+    # SageMaker endpoint (backend="sagemaker")
+    sagemaker_endpoint: str | None = Field(None, description="Endpoint name.")
+    sagemaker_inference_component: str | None = Field(
+        None, description="Inference component name, for inference-component endpoints."
+    )
+    sagemaker_api: Literal["messages", "generate"] = Field(
+        "messages", description="TGI Messages API or generate payloads."
+    )
+    aws_region: str | None = Field(None, description="AWS region; default: the profile's.")
+    aws_profile: str | None = Field(None, description="AWS profile name.")
+
+    # Remote models (http, sagemaker)
+    context_window: int = Field(
+        4096, gt=0, description="Tokens a remote model accepts (TGI's MAX_TOTAL_TOKENS)."
+    )
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(60.0, gt=0)
 
     # Embeddings
     embedding_model: str | None = Field(
@@ -87,6 +113,16 @@ class TwinSettings(BaseSettings):
         except ValidationError as exc:
             message = describe_validation_error("TwinSettings", exc, hide_input=_SECRET_FIELDS)
             raise ConfigurationError(message) from None
+
+    @model_validator(mode="after")
+    def _backend_is_configured(self) -> TwinSettings:
+        if self.backend == "http" and not self.http_url:
+            raise ValueError("backend 'http' needs http_url (LLM_TWIN_HTTP_URL)")
+        if self.backend == "sagemaker" and not self.sagemaker_endpoint:
+            raise ValueError(
+                "backend 'sagemaker' needs sagemaker_endpoint (LLM_TWIN_SAGEMAKER_ENDPOINT)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> TwinSettings:
