@@ -90,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         policy = ScaleToZero(target_tracking=tracking) if args.scale_to_zero else tracking
         print(AutoScaler(aws=aws).apply(endpoint, policy))
         try:
-            client = endpoint.client()
-            print(client.generate("What is an LLM twin?").text)
-        except LLMTwinError as exc:  # the SageMaker inference backend is not released yet
-            print(f"ask skipped: {exc}")
+            answer = endpoint.client(aws=aws).generate(
+                [{"role": "user", "content": "What is an LLM twin?"}]
+            )
+            print(f"answer: {answer.text}")
+        except LLMTwinError as exc:  # report, then tear down all the same
+            print(f"ask failed: {exc}")
     finally:
         if not args.keep:
             print(f"tearing down {spec.name} ...")

@@ -26,7 +26,6 @@ from llm_twin_sdk.deploy.spec import EndpointRef, EndpointSpec, InferenceCompone
 from llm_twin_sdk.deploy.waiting import WaitProgress
 from llm_twin_sdk.errors import (
     AWSError,
-    ConfigurationError,
     DeploymentError,
     EndpointTimeoutError,
     LLMTwinError,
@@ -1005,7 +1004,7 @@ def test_delete_an_inference_component_endpoint(
 # -- Endpoint ---------------------------------------------------------------------------------
 
 
-def test_endpoint_client_is_not_available_yet() -> None:
+def test_endpoint_is_frozen() -> None:
     ep = Endpoint(
         name="twin",
         status="InService",
@@ -1014,7 +1013,5 @@ def test_endpoint_client_is_not_available_yet() -> None:
         model_name="twin-0000bbbb",
         config_hash="0000aaaa",
     )
-    with pytest.raises(ConfigurationError, match="SageMaker inference backend is not available"):
-        ep.client()
     with pytest.raises(ValidationError):  # frozen, like every SDK model
         ep.status = "Failed"  # type: ignore[misc]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -62,11 +64,30 @@ def test_full_run_deploys_scales_and_tears_down(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    # moto answers invoke_endpoint with canned results: make it a TGI Messages API reply.
+    reply = {
+        "choices": [
+            {"message": {"content": "A model that writes like you."}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 7},
+    }
+    canned = {
+        "account_id": "123456789012",
+        "region": "us-east-1",
+        "results": [{"Body": json.dumps(reply), "ContentType": "application/json"}],
+    }
+    request = urllib.request.Request(
+        f"{moto_server}/moto-api/static/sagemaker/endpoint-results",
+        data=json.dumps(canned).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
     example = _load_example()
     assert example.main(["--region", "us-east-1", "--instance-type", "ml.g4dn.xlarge"]) == 0
     out = capsys.readouterr().out
     assert "deployed: llm-twin" in out
-    assert "ask skipped" in out  # the SageMaker inference backend is not released yet
+    assert "answer: A model that writes like you." in out
     assert "tearing down" in out
     sm = moto_aws.client("sagemaker")
     assert sm.list_endpoints()["Endpoints"] == []

@@ -193,3 +193,21 @@ def test_throttling_reaches_the_wire_exactly_max_attempts(
         call_aws(dead, "describe_endpoint", policy=policy, EndpointName="x")
     assert len(attempts) == 3
     assert len(sleeps) == 2
+
+
+def test_waits_double_per_attempt_with_full_jitter() -> None:
+    """Wait k is uniform in [0, min(max_wait, initial * 2**(k-1))]: check bounds and spread."""
+    waits: list[list[float]] = []
+    for _ in range(200):
+        sleeps: list[float] = []
+        policy = RetryPolicy(max_attempts=5, initial_wait_s=1, max_wait_s=6, sleep=sleeps.append)
+        with pytest.raises(ClientError):
+            policy.call(
+                lambda: (_ for _ in ()).throw(_client_error("Throttling")), is_retryable_aws_error
+            )
+        assert len(sleeps) == 4
+        waits.append(sleeps)
+    for k, bound in enumerate([1, 2, 4, 6]):
+        column = [w[k] for w in waits]
+        assert max(column) <= bound
+        assert max(column) > bound * 0.8  # the whole range is used

@@ -26,6 +26,7 @@ from .errors import (
     AWSThrottledError,
     CollectionMismatchError,
     ConfigurationError,
+    ConnectTimeoutError,
     DeploymentError,
     EmbeddingError,
     EmptyQueryError,
@@ -59,9 +60,14 @@ if TYPE_CHECKING:
     from .deploy.plan import DeploymentPlan
     from .deploy.spec import EndpointRef, EndpointSpec, InferenceComponentSpec, RolloutSpec
     from .deploy.waiting import WaitProgress
+    from .inference.async_client import AsyncInferenceClient
+    from .inference.async_stream import AsyncTextStream
     from .inference.backend import Backend
+    from .inference.backends.http import HttpBackend
     from .inference.backends.local import LocalBackend
+    from .inference.backends.sagemaker import SageMakerBackend
     from .inference.client import InferenceClient
+    from .inference.prompt_format import PromptFormat, format_prompt, suggested_stop
     from .inference.stream import TextStream
     from .rag.embedder import Embedder
     from .rag.pipeline import RAGPipeline
@@ -94,6 +100,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "SageMakerBackend": ".inference.backends.sagemaker",
+    "HttpBackend": ".inference.backends.http",
     "AWSClients": ".aws",
     "RetryPolicy": ".retry",
     "Deployer": ".deploy.deployer",
@@ -116,6 +124,11 @@ _LAZY = {
     "Backend": ".inference.backend",
     "LocalBackend": ".inference.backends.local",
     "InferenceClient": ".inference.client",
+    "AsyncInferenceClient": ".inference.async_client",
+    "AsyncTextStream": ".inference.async_stream",
+    "PromptFormat": ".inference.prompt_format",
+    "format_prompt": ".inference.prompt_format",
+    "suggested_stop": ".inference.prompt_format",
     "TextStream": ".inference.stream",
     "Embedder": ".rag.embedder",
     "RAGPipeline": ".rag.pipeline",
@@ -144,6 +157,8 @@ __all__ = [
     "AnswerStream",
     "assemble_prompt",
     "AssembledPrompt",
+    "AsyncInferenceClient",
+    "AsyncTextStream",
     "AutoScaler",
     "AWSClients",
     "AWSError",
@@ -152,6 +167,7 @@ __all__ = [
     "Chunk",
     "CollectionMismatchError",
     "ConfigurationError",
+    "ConnectTimeoutError",
     "Deployer",
     "DeploymentError",
     "DeploymentPlan",
@@ -167,8 +183,10 @@ __all__ = [
     "EndpointStatus",
     "EndpointTimeoutError",
     "ensure_execution_role",
+    "format_prompt",
     "Generation",
     "GenerationParams",
+    "HttpBackend",
     "InferenceClient",
     "InferenceComponentSpec",
     "InferenceError",
@@ -185,6 +203,7 @@ __all__ = [
     "ModelLoadError",
     "ModelUnavailableError",
     "PayloadTooLargeError",
+    "PromptFormat",
     "PromptTemplate",
     "PromptTooLongError",
     "QdrantStore",
@@ -192,6 +211,7 @@ __all__ = [
     "ResourceNotFoundError",
     "RetryPolicy",
     "RolloutSpec",
+    "SageMakerBackend",
     "ScaleToZero",
     "ScalingError",
     "ScalingState",
@@ -200,6 +220,7 @@ __all__ = [
     "StageTimings",
     "StreamBrokenError",
     "StreamInUseError",
+    "suggested_stop",
     "TargetTracking",
     "TextStream",
     "ThrottledError",

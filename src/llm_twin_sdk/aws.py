@@ -80,6 +80,10 @@ _NOT_FOUND_CODES = frozenset(
 )
 
 
+MAX_POOL_CONNECTIONS = 64
+"""HTTP connections per client (botocore's default, 10, would cap concurrent invocations)."""
+
+
 def botocore_config(*, connect_timeout_s: float = 10.0, read_timeout_s: float = 60.0) -> Config:
     """A botocore ``Config`` that never retries by itself (the SDK's policy does)."""
     from botocore.config import Config
@@ -88,6 +92,7 @@ def botocore_config(*, connect_timeout_s: float = 10.0, read_timeout_s: float = 
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
         user_agent_extra="llm-twin-sdk",
     )
 

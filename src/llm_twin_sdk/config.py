@@ -82,6 +82,11 @@ class TwinSettings(BaseSettings):
     )
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
+    prompt_format: Literal["chat", "raw", "alpaca"] | None = Field(
+        None,
+        description="How prompts reach the model; 'alpaca' matches the twin's fine-tuning. "
+        "Unset: as given (text as text, messages through the chat template).",
+    )
 
     # Embeddings
     embedding_model: str | None = Field(

@@ -20,8 +20,9 @@ The tree::
     │   ├── StreamInUseError                  a stream on the same local model is still open
     │   ├── ModelError                        the model container answered with an error
     │   ├── ModelUnavailableError             overloaded, starting or unreachable (retryable)
+    │   │   └── ConnectTimeoutError (+TimeoutError) no connection within the connect timeout
     │   ├── EndpointNotFoundError             no such endpoint, component or server route
-    │   ├── InferenceTimeoutError (+TimeoutError) no answer within the timeout
+    │   ├── InferenceTimeoutError (+TimeoutError) no answer within the read timeout
     │   └── StreamBrokenError                 a stream failed midway (keeps the text so far)
     ├── EmbeddingError                        the embedding model failed
     ├── VectorStoreError                      the vector store failed
@@ -47,6 +48,7 @@ __all__ = [
     "AWSThrottledError",
     "AccessDeniedError",
     "CollectionMismatchError",
+    "ConnectTimeoutError",
     "DeploymentError",
     "EndpointTimeoutError",
     "ResourceNotFoundError",
@@ -154,12 +156,18 @@ class ModelUnavailableError(InferenceError):
     """
 
 
+class ConnectTimeoutError(ModelUnavailableError, TimeoutError):
+    """No connection to the model within the connect timeout. Nothing was sent, so the
+    retry policy retries it."""
+
+
 class EndpointNotFoundError(InferenceError):
     """The endpoint, inference component or server route does not exist."""
 
 
 class InferenceTimeoutError(InferenceError, TimeoutError):
-    """The model did not answer within the connect or read timeout."""
+    """The model did not answer within the read timeout (the request may still be running,
+    so it is not retried)."""
 
 
 class StreamBrokenError(InferenceError):

@@ -11,16 +11,20 @@ Example::
     policy = RetryPolicy(max_attempts=6, initial_wait_s=0.5, max_wait_s=20, deadline_s=120)
     result = policy.call(lambda: client.describe_endpoint(EndpointName="x"), is_retryable)
 
-Tests pass ``sleep=`` to observe the waits without sleeping.
+Tests pass ``sleep=`` to observe the waits without sleeping. Coroutines use
+:meth:`RetryPolicy.acall`: the same policy, waiting with ``asyncio.sleep``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
@@ -29,6 +33,9 @@ __all__ = ["DEFAULT_RETRY_POLICY", "NO_RETRY", "RetryPolicy", "is_transient_infe
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_BLOCKING_SLEEP = time.sleep
+"""The default ``sleep``; :meth:`RetryPolicy.acall` replaces it with ``asyncio.sleep``."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class RetryPolicy:
     initial_wait_s: float = 0.5
     max_wait_s: float = 20.0
     deadline_s: float | None = 120.0
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+    sleep: Callable[[float], None] = field(default=_BLOCKING_SLEEP, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -61,23 +68,79 @@ class RetryPolicy:
         """Run ``fn``, retrying while it raises an exception ``retryable`` accepts.
 
         The last exception is re-raised unchanged when attempts or the deadline run out.
+        The first attempt runs without any retry machinery (the common, successful case
+        costs nothing); retries then follow exactly the policy's waits and limits.
+        """
+        started = time.monotonic()
+        try:
+            return fn()
+        except BaseException as exc:
+            if self.max_attempts == 1 or not retryable(exc):
+                raise
+            first_error = exc
+        elapsed = time.monotonic() - started
+        if self.deadline_s is not None and elapsed >= self.deadline_s:
+            raise first_error
+        import tenacity
+
+        logger.warning("attempt 1 failed (%s); retrying", type(first_error).__name__)
+        self.sleep(random.uniform(0, min(self.max_wait_s, self.initial_wait_s)))
+        retrying = tenacity.Retrying(
+            sleep=self.sleep, **self._tenacity_options(retryable, done=1, elapsed_s=elapsed)
+        )
+        return retrying(fn)
+
+    async def acall(
+        self, fn: Callable[[], Awaitable[T]], retryable: Callable[[BaseException], bool]
+    ) -> T:
+        """:meth:`call` for a coroutine function: same attempts, backoff and deadline.
+
+        Waits with ``asyncio.sleep``, never blocking the event loop. A policy built with its
+        own ``sleep`` (tests record waits with ``sleep=sleeps.append``) has it called instead,
+        then yields to the event loop once.
+
+        Example: ``await policy.acall(lambda: backend.agenerate(prompt, params), retryable)``.
         """
         import tenacity
 
-        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.max_attempts)
+        custom = None if self.sleep is _BLOCKING_SLEEP else self.sleep
+
+        async def sleep(seconds: float) -> None:
+            if custom is None:
+                await asyncio.sleep(seconds)
+            else:
+                custom(seconds)
+                await asyncio.sleep(0)
+
+        retrying = tenacity.AsyncRetrying(sleep=sleep, **self._tenacity_options(retryable))
+        async for attempt in retrying:  # a lambda returning a coroutine is awaited too
+            with attempt:
+                return await fn()
+        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
+
+    def _tenacity_options(
+        self,
+        retryable: Callable[[BaseException], bool],
+        *,
+        done: int = 0,
+        elapsed_s: float = 0.0,
+    ) -> dict[str, Any]:
+        """tenacity settings for the attempts left after ``done`` failed ones."""
+        import tenacity
+
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.max_attempts - done)
         if self.deadline_s is not None:
-            stop = stop | tenacity.stop_after_delay(self.deadline_s)
-        retrying = tenacity.Retrying(
-            stop=stop,
-            wait=tenacity.wait_random_exponential(
-                multiplier=self.initial_wait_s, max=self.max_wait_s
+            stop = stop | tenacity.stop_after_delay(self.deadline_s - elapsed_s)
+        return {
+            "stop": stop,
+            # Full jitter, doubling per attempt: attempt k waits up to initial * 2**(k-1).
+            "wait": tenacity.wait_random_exponential(
+                multiplier=self.initial_wait_s * 2**done, max=self.max_wait_s
             ),
-            retry=tenacity.retry_if_exception(retryable),
-            sleep=self.sleep,
-            reraise=True,
-            before_sleep=_log_retry,
-        )
-        return retrying(fn)
+            "retry": tenacity.retry_if_exception(retryable),
+            "reraise": True,
+            "before_sleep": functools.partial(_log_retry, offset=done),
+        }
 
 
 def is_transient_inference_error(exc: BaseException) -> bool:
@@ -94,8 +157,8 @@ def is_transient_inference_error(exc: BaseException) -> bool:
     return isinstance(exc, ModelError) and exc.status in {408, 429, 502, 503, 504}
 
 
-def _log_retry(state: object) -> None:
-    attempt = getattr(state, "attempt_number", "?")
+def _log_retry(state: object, offset: int = 0) -> None:
+    attempt = getattr(state, "attempt_number", 0) + offset
     outcome = getattr(state, "outcome", None)
     error = outcome.exception() if outcome is not None else None
     logger.warning("attempt %s failed (%s); retrying", attempt, type(error).__name__)

@@ -102,22 +102,29 @@ class Endpoint(EndpointRef):
     config_hash: str = Field(description="Content hash of the spec's endpoint config.")
     arn: str | None = None
 
-    def client(self) -> InferenceClient:
-        """An ``InferenceClient`` bound to this endpoint — not available yet.
+    def client(self, *, aws: AWSClients | None = None, **options: Any) -> InferenceClient:
+        """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component).
 
-        Raises:
-            ConfigurationError: always, until the SageMaker inference backend is released.
+        Args:
+            aws: clients to use (default: built for this endpoint's region).
+            options: more ``SageMakerBackend`` arguments (``api``, ``context_window``,
+                ``tokenizer``, ``timeout``...).
+
+        Example::
+
+            endpoint = Deployer(region="eu-central-1").deploy(spec)
+            print(endpoint.client().generate("What is an LLM twin?").text)
         """
-        raise ConfigurationError(
-            "the SageMaker inference backend is not available yet (it comes with the "
-            "inference-backends work); use an InferenceClient with a SageMakerBackend once "
-            f"released, for endpoint {self.name!r}"
-            + (
-                f" and inference component {self.inference_component_name!r}"
-                if self.inference_component_name
-                else ""
-            )
+        from ..inference.backends.sagemaker import SageMakerBackend
+        from ..inference.client import InferenceClient
+
+        backend = SageMakerBackend(
+            self.name,
+            inference_component_name=self.inference_component_name,
+            aws=aws or AWSClients(region=self.region),
+            **options,
         )
+        return InferenceClient(backend)
 
 
 class InferenceComponentStatus(_Model):

@@ -10,6 +10,11 @@ Example::
         for piece in stream:
             print(piece, end="")
     short = client.with_options(max_new_tokens=32)     # a copy; the model is shared
+
+    # Serve the way the twin was trained: the Alpaca instruction template, as plain text.
+    from llm_twin_sdk.inference.prompt_format import suggested_stop
+    twin = InferenceClient(backend, prompt_format="alpaca",
+                           params=GenerationParams(stop=suggested_stop("alpaca")))
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InferenceError, InvalidParameterError
+from ..errors import InferenceError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
-from ..types import Generation, GenerationParams, Prompt, Timeouts, to_messages
-from .backend import Backend, NormalizedPrompt
+from ..types import Generation, GenerationParams, Prompt, Timeouts
+from .backend import Backend
+from .prompt_format import PromptFormat, format_prompt, parse_prompt_format
 from .stream import TextStream
 
 if TYPE_CHECKING:
@@ -41,6 +47,10 @@ class InferenceClient:
         params: defaults for every call; a call's own ``params`` replace them whole.
         retry: the retry policy of every call.
         timeout: default network timeouts; a call's own ``timeout`` replaces them.
+        prompt_format: how prompts reach the model: ``"chat"`` (chat template), ``"raw"``
+            (plain text) or ``"alpaca"`` (the fine-tune's instruction template), see
+            :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default) sends prompts as
+            given: text as raw text, messages through the chat template.
     """
 
     def __init__(
@@ -50,21 +60,33 @@ class InferenceClient:
         params: GenerationParams | None = None,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         timeout: Timeouts | None = None,
+        prompt_format: PromptFormat | None = None,
     ) -> None:
         self._backend = backend
         self._params = params or GenerationParams()
         self._retry = retry
         self._timeout = timeout
+        self._format = parse_prompt_format(prompt_format)
 
     @classmethod
     def from_settings(cls, settings: TwinSettings | None = None) -> InferenceClient:
-        """The client that ``settings`` describe (default: local SmolLM2)."""
+        """The client that ``settings`` describe: ``LLM_TWIN_BACKEND=local|http|sagemaker``.
+
+        Example::
+
+            # LLM_TWIN_BACKEND=http LLM_TWIN_HTTP_URL=http://127.0.0.1:8080
+            client = InferenceClient.from_settings()
+        """
         from ..config import TwinSettings
-        from .backends.local import LocalBackend
 
         s = settings or TwinSettings()
-        backend = LocalBackend(s.model_path, n_ctx=s.n_ctx, n_threads=s.n_threads)
-        return cls(backend, params=s.generation)
+        timeout = Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s)
+        return cls(
+            backend_from_settings(s),
+            params=s.generation,
+            timeout=timeout,
+            prompt_format=s.prompt_format,
+        )
 
     def __repr__(self) -> str:
         return f"InferenceClient(model={self.model_name!r}, params={self._params!r})"
@@ -77,6 +99,21 @@ class InferenceClient:
     def params(self) -> GenerationParams:
         """The default generation parameters of this client."""
         return self._params
+
+    @property
+    def timeout(self) -> Timeouts | None:
+        """The default network timeouts of this client."""
+        return self._timeout
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of this client."""
+        return self._retry
+
+    @property
+    def prompt_format(self) -> PromptFormat | None:
+        """How prompts reach the model (``None``: as given)."""
+        return self._format
 
     @property
     def model_name(self) -> str:
@@ -97,11 +134,12 @@ class InferenceClient:
             params=self._params.model_copy(update=params),
             retry=self._retry,
             timeout=self._timeout,
+            prompt_format=self._format,
         )
 
     def count_tokens(self, prompt: Prompt) -> int:
         """Tokens ``prompt`` takes in the model's input, chat template included."""
-        return self._backend.count_tokens(_normalize(prompt))
+        return self._backend.count_tokens(format_prompt(prompt, self._format))
 
     def generate(
         self,
@@ -112,7 +150,7 @@ class InferenceClient:
     ) -> Generation:
         """Generate a completion for a text prompt or chat messages."""
         normalized, chosen, limits = (
-            _normalize(prompt),
+            format_prompt(prompt, self._format),
             params or self._params,
             timeout or self._timeout,
         )
@@ -134,7 +172,7 @@ class InferenceClient:
         a failure after the first piece is raised as it is (no piece is ever repeated).
         """
         normalized, chosen, limits = (
-            _normalize(prompt),
+            format_prompt(prompt, self._format),
             params or self._params,
             timeout or self._timeout,
         )
@@ -172,11 +210,32 @@ def _resume(stream: TextStream, first: str | None) -> Generator[str, None, Gener
     return stream.generation
 
 
-def _normalize(prompt: Prompt) -> NormalizedPrompt:
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            raise InvalidParameterError("prompt is empty: pass some text or chat messages")
-        return prompt
-    if isinstance(prompt, (bytes, bytearray)):
-        raise InvalidParameterError("prompt must be str or chat messages, not bytes")
-    return to_messages(prompt)
+def backend_from_settings(settings: TwinSettings) -> Backend:
+    """Build the backend that ``settings.backend`` names, with its connection settings."""
+    s = settings
+    if s.backend == "http":
+        from .backends.http import HttpBackend
+
+        assert s.http_url is not None  # checked by TwinSettings
+        return HttpBackend(
+            s.http_url,
+            api=s.http_api,
+            model=s.http_model,
+            api_key=s.http_api_key,
+            context_window=s.context_window,
+        )
+    if s.backend == "sagemaker":
+        from ..aws import AWSClients
+        from .backends.sagemaker import SageMakerBackend
+
+        assert s.sagemaker_endpoint is not None  # checked by TwinSettings
+        return SageMakerBackend(
+            s.sagemaker_endpoint,
+            inference_component_name=s.sagemaker_inference_component,
+            aws=AWSClients(region=s.aws_region, profile=s.aws_profile),
+            api=s.sagemaker_api,
+            context_window=s.context_window,
+        )
+    from .backends.local import LocalBackend
+
+    return LocalBackend(s.model_path, n_ctx=s.n_ctx, n_threads=s.n_threads)

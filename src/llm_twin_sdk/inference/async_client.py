@@ -1,0 +1,516 @@
+"""AsyncInferenceClient: the InferenceClient surface for asyncio, over every backend.
+
+A backend with native coroutines (``agenerate`` / ``astream``, e.g. the HTTP backend on
+``httpx.AsyncClient``) is awaited directly. Any other backend (llama.cpp in-process,
+boto3 for SageMaker) runs in a bounded thread pool owned by the client, so the event loop
+is never blocked; a stream is driven by one pool thread for its whole life and its pieces
+are handed to the event loop as they come.
+
+Example::
+
+    import asyncio
+    from llm_twin_sdk import Generation, LocalBackend
+    from llm_twin_sdk.inference.async_client import AsyncInferenceClient
+
+    async def main() -> None:
+        async with AsyncInferenceClient(LocalBackend()) as client:
+            print((await client.generate("Name three GPU types.")).text)
+            async with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
+                async for piece in stream:
+                    print(piece, end="")
+            results = await client.generate_many(["Hi", "Bye"], concurrency=4)
+            for result in results:                  # in input order
+                print(result.text if isinstance(result, Generation) else f"failed: {result}")
+
+    asyncio.run(main())
+
+Retries follow the client's :class:`~llm_twin_sdk.retry.RetryPolicy` exactly as
+:class:`~llm_twin_sdk.InferenceClient` does (transient errors, backoff with jitter, attempts
+and deadline; a stream only until its first piece), waiting with ``asyncio.sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import functools
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from ..errors import ConfigurationError, InferenceError, InvalidParameterError, LLMTwinError
+from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
+from ..types import Generation, GenerationParams, Prompt, Timeouts
+from .async_stream import AsyncTextStream
+from .backend import Backend, NormalizedPrompt
+from .prompt_format import PromptFormat, format_prompt, parse_prompt_format
+from .stream import TextStream
+
+if TYPE_CHECKING:
+    from ..config import TwinSettings
+
+__all__ = ["AsyncInferenceClient", "ManyResult", "NativeAsyncBackend"]
+
+T = TypeVar("T")
+
+ManyResult: TypeAlias = Generation | LLMTwinError
+"""One slot of :meth:`AsyncInferenceClient.generate_many`: the generation, or why it failed."""
+
+DEFAULT_MAX_WORKERS = 4
+"""Threads of a client's pool: enough for a few concurrent remote calls on 2 cores."""
+
+
+@runtime_checkable
+class NativeAsyncBackend(Protocol):
+    """A backend that also offers coroutines (one attempt each, like the sync methods)."""
+
+    async def agenerate(
+        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
+    ) -> Generation:
+        """Generate a whole completion without blocking the event loop."""
+        ...
+
+    def astream(
+        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
+    ) -> AsyncTextStream:
+        """Stream a completion as an async iterator of text pieces."""
+        ...
+
+
+class AsyncInferenceClient:
+    """Typed async text generation over one backend, with default :class:`GenerationParams`.
+
+    The async twin of :class:`~llm_twin_sdk.InferenceClient`: same arguments, same methods,
+    awaited. Build it from a backend, like the sync client; the backend's ``agenerate`` /
+    ``astream`` are used when it has them, its sync methods in a thread pool otherwise.
+
+    Args:
+        backend: where the model runs.
+        params: defaults for every call; a call's own ``params`` replace them whole.
+        retry: the retry policy of every call (its waits become ``asyncio.sleep``).
+        timeout: default network timeouts; a call's own ``timeout`` replaces them.
+        prompt_format: how prompts reach the model (see
+            :mod:`~llm_twin_sdk.inference.prompt_format`); ``None`` sends them as given.
+        max_workers: threads running a sync backend (shared by :meth:`with_options` copies).
+            With a remote sync backend (SageMaker), this bounds the calls in flight: raise it
+            to the ``concurrency`` of :meth:`generate_many`. Unused by native async backends.
+
+    Example::
+
+        client = AsyncInferenceClient(LocalBackend(), params=GenerationParams(max_new_tokens=64))
+        generation = await client.generate("Write a haiku about GPUs")
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        params: GenerationParams | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+        timeout: Timeouts | None = None,
+        prompt_format: PromptFormat | None = None,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+    ) -> None:
+        if max_workers < 1:
+            raise ConfigurationError(f"max_workers must be >= 1, got {max_workers}")
+        self._backend = backend
+        self._params = params or GenerationParams()
+        self._retry = retry
+        self._timeout = timeout
+        self._format = parse_prompt_format(prompt_format)
+        self._native = backend if isinstance(backend, NativeAsyncBackend) else None
+        self._pool = _ThreadPool(max_workers)
+
+    @classmethod
+    def from_settings(cls, settings: TwinSettings | None = None) -> AsyncInferenceClient:
+        """The client that ``settings`` describe: the backend and defaults of
+        :meth:`InferenceClient.from_settings <llm_twin_sdk.InferenceClient.from_settings>`."""
+        from .client import InferenceClient
+
+        sync = InferenceClient.from_settings(settings)
+        return cls(
+            sync.backend,
+            params=sync.params,
+            timeout=sync.timeout,
+            prompt_format=sync.prompt_format,
+        )
+
+    def __repr__(self) -> str:
+        return f"AsyncInferenceClient(model={self.model_name!r}, params={self._params!r})"
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def params(self) -> GenerationParams:
+        """The default generation parameters of this client."""
+        return self._params
+
+    @property
+    def prompt_format(self) -> PromptFormat | None:
+        """How prompts reach the model (``None``: as given)."""
+        return self._format
+
+    @property
+    def model_name(self) -> str:
+        return self._backend.model_name
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model accepts for prompt and generation together."""
+        return self._backend.context_window
+
+    def with_options(self, **params: Any) -> AsyncInferenceClient:
+        """A copy with some default generation parameters changed; backend and threads shared.
+
+        Example: ``client.with_options(temperature=0.7, max_new_tokens=64)``.
+        """
+        clone = copy.copy(self)
+        clone._params = self._params.model_copy(update=params)
+        return clone
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens ``prompt`` takes in the model's input, chat template included.
+
+        Synchronous, like the backends' tokenizers it calls (usable as the ``count_tokens``
+        of :func:`~llm_twin_sdk.assemble_prompt`): backends count in-process, except
+        ``HttpBackend(tokenizer="server")``, which asks its server; from a coroutine, call that
+        one as ``await asyncio.to_thread(client.count_tokens, prompt)``.
+        """
+        return self._backend.count_tokens(format_prompt(prompt, self._format))
+
+    async def generate(
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        timeout: Timeouts | None = None,
+    ) -> Generation:
+        """Generate a completion for a text prompt or chat messages.
+
+        Cancelling the awaiting task abandons the result; a sync backend's call that has
+        already started in a thread runs to its end (its thread then takes the next call).
+        """
+        self._pool.check_open()
+        normalized = format_prompt(prompt, self._format)
+        chosen, limits = params or self._params, timeout or self._timeout
+        native, backend = self._native, self._backend
+
+        async def attempt() -> Generation:
+            if native is not None:
+                return await native.agenerate(normalized, chosen, timeout=limits)
+            call = functools.partial(backend.generate, normalized, chosen, timeout=limits)
+            return await self._pool.run(call)
+
+        return await self._retry.acall(attempt, is_transient_inference_error)
+
+    def stream(
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        timeout: Timeouts | None = None,
+    ) -> AsyncTextStream:
+        """Stream a completion piece by piece; use it in an ``async with`` block.
+
+        Nothing is sent until the stream is entered (``async with``, ``await``) or its first
+        piece is awaited; errors of opening are raised there. Opening the stream and receiving
+        its first piece are retried like :meth:`generate`; a failure after the first piece
+        is raised as it is (no piece is ever repeated). Closing the stream early (leaving the
+        ``async with`` block) stops the generation and releases the model.
+
+        Example::
+
+            async with client.stream("Write a haiku") as stream:
+                async for piece in stream:
+                    print(piece, end="")
+            print(stream.generation)
+        """
+        self._pool.check_open()
+        normalized = format_prompt(prompt, self._format)  # invalid prompts fail here, now
+        chosen, limits = params or self._params, timeout or self._timeout
+        native, backend, pool = self._native, self._backend, self._pool
+
+        async def open_inner() -> _Inner:
+            if native is not None:
+                return _NativeInner(native.astream(normalized, chosen, timeout=limits))
+            pump = _Pump(lambda: backend.stream(normalized, chosen, timeout=limits))
+            pool.start(pump)
+            return pump
+
+        return _retried_stream(open_inner, self._retry)
+
+    async def generate_many(
+        self,
+        prompts: Iterable[Prompt],
+        params: GenerationParams | None = None,
+        *,
+        timeout: Timeouts | None = None,
+        concurrency: int = 8,
+    ) -> list[ManyResult]:
+        """Generate for every prompt, at most ``concurrency`` at a time, results in input order.
+
+        Each slot holds the :class:`Generation`, or the SDK error (:class:`LLMTwinError`:
+        an invalid or too long prompt, a model error after retries...) that ended that
+        prompt; one failure never fails the batch. Any other exception is a bug: it cancels
+        the remaining work and is raised. Each prompt is retried like :meth:`generate`.
+
+        A sync backend also runs at most ``max_workers`` calls at a time.
+
+        Example::
+
+            results = await client.generate_many(questions, concurrency=16)
+            texts = [r.text for r in results if isinstance(r, Generation)]
+            failed = {i: r for i, r in enumerate(results) if isinstance(r, LLMTwinError)}
+        """
+        if concurrency < 1:
+            raise InvalidParameterError(f"concurrency must be >= 1, got {concurrency}")
+        items = list(prompts)
+        results: list[ManyResult | None] = [None] * len(items)
+        pending = iter(range(len(items)))
+
+        async def worker() -> None:
+            for index in pending:  # shared: each index is taken by one worker
+                try:
+                    results[index] = await self.generate(items[index], params, timeout=timeout)
+                except LLMTwinError as exc:
+                    results[index] = exc
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(items)))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        done = [r for r in results if r is not None]
+        assert len(done) == len(items)  # every worker ended normally: every slot is filled
+        return done
+
+    async def aclose(self) -> None:
+        """Stop open streams, wait for calls running in threads, then release the backend.
+
+        Waiting first matters: a model must not be freed while a thread still uses it.
+        Safe to call more than once; calls after it raise :class:`InferenceError`.
+        """
+        await self._pool.aclose()
+        closer = getattr(self._backend, "aclose", None)
+        if callable(closer):
+            await closer()
+        await asyncio.to_thread(self._backend.close)
+
+    async def __aenter__(self) -> AsyncInferenceClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+"""The blocking sleep a :class:`RetryPolicy` has unless told otherwise (``time.sleep``)."""
+
+
+# -- the thread pool and the stream pump ----------------------------------------------------------
+
+
+class _ThreadPool:
+    """One bounded ThreadPoolExecutor, created on first use; shared by ``with_options`` copies."""
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max_workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pumps: weakref.WeakSet[_Pump] = weakref.WeakSet()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise _closed_error()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        with self._lock:
+            self.check_open()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.max_workers, thread_name_prefix="llm-twin-async"
+                )
+            return self._executor.submit(fn)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        future = self.submit(fn)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and self._closed and task is not None and not task.cancelling():
+                # Still queued when the client closed: it never ran. Not a task cancellation.
+                raise _closed_error() from None
+            raise
+
+    def start(self, pump: _Pump) -> None:
+        pump.future = self.submit(pump.run)
+        self._pumps.add(pump)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._closed, executor = True, self._executor
+        for pump in list(self._pumps):
+            pump.stop()
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+
+def _closed_error() -> InferenceError:
+    return InferenceError("this AsyncInferenceClient is closed; create a new one")
+
+
+@dataclasses.dataclass(frozen=True)
+class _End:
+    generation: Generation | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+class _Pump:
+    """Drives one sync :class:`TextStream` in a pool thread; the event loop reads its pieces.
+
+    The same thread opens, iterates and closes the stream (a local model's lock belongs to
+    the thread that took it). Pieces go to an unbounded queue: the stream never waits for
+    the reader. :meth:`stop` makes the thread close the stream before its next piece.
+    """
+
+    def __init__(self, open_stream: Callable[[], TextStream]) -> None:
+        self._open = open_stream
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[str | _End | _Failed] = asyncio.Queue()
+        self._stopping = threading.Event()
+        self.future: Future[None] | None = None
+        self.generation: Generation | None = None
+
+    def run(self) -> None:  # in a pool thread
+        if self._stopping.is_set():
+            return
+        try:
+            with self._open() as stream:
+                while not self._stopping.is_set():
+                    try:
+                        piece = next(stream)
+                    except StopIteration:
+                        self._deliver(_End(stream.generation))
+                        return
+                    self._deliver(piece)
+        except BaseException as exc:
+            self._deliver(_Failed(exc))
+            return
+        # Stopped: by the stream's own close (nobody reads), or by the client's (tell the reader).
+        self._deliver(_Failed(_closed_error()))
+
+    def _deliver(self, item: str | _End | _Failed) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the event loop is closed: nobody will read
+            self._stopping.set()
+
+    async def next(self) -> str | None:
+        """The next piece; ``None`` at the end (then :attr:`generation` is set)."""
+        item = await self._queue.get()
+        if isinstance(item, _Failed):
+            raise item.error
+        if isinstance(item, _End):
+            self.generation = item.generation
+            return None
+        return item
+
+    def stop(self) -> None:
+        """Ask the thread to close the stream (a pump not yet started never opens it)."""
+        self._stopping.set()
+        if self.future is not None and self.future.cancel():  # it never ran: tell the reader
+            self._queue.put_nowait(_Failed(_closed_error()))
+
+    async def aclose(self) -> None:
+        """Stop, and wait until the sync stream is closed and the model released."""
+        self.stop()
+        if self.future is not None and not self.future.cancelled():
+            await asyncio.shield(asyncio.wrap_future(self.future))
+
+
+# -- the async stream --------------------------------------------------------------------------
+
+
+class _Inner(Protocol):
+    """An opened stream of the backend, native or pumped from a thread."""
+
+    @property
+    def generation(self) -> Generation | None: ...
+
+    async def next(self) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _NativeInner:
+    """A backend's own :class:`AsyncTextStream` seen as an :class:`_Inner`."""
+
+    def __init__(self, stream: AsyncTextStream) -> None:
+        self._stream = stream
+
+    @property
+    def generation(self) -> Generation | None:
+        return self._stream.generation
+
+    async def next(self) -> str | None:
+        try:
+            return await anext(self._stream)
+        except StopAsyncIteration:
+            return None
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def _retried_stream(
+    open_inner: Callable[[], Awaitable[_Inner]], retry: RetryPolicy
+) -> AsyncTextStream:
+    """An :class:`AsyncTextStream` whose opening and first piece are retried with ``retry``.
+
+    Opened by ``async with`` / ``await`` (errors raised there) or by the first ``anext``.
+    """
+    opened: list[tuple[_Inner, str | None]] = []
+
+    async def open_first() -> tuple[_Inner, str | None]:
+        inner = await open_inner()
+        try:
+            return inner, await inner.next()
+        except BaseException:
+            await inner.aclose()
+            raise
+
+    async def opener() -> None:
+        opened.append(await retry.acall(open_first, is_transient_inference_error))
+
+    async def source() -> AsyncGenerator[str | Generation, None]:
+        inner, first = opened[0]
+        if first is not None:
+            yield first
+            while (piece := await inner.next()) is not None:
+                yield piece
+        if inner.generation is None:  # pragma: no cover - backends always return one
+            raise InferenceError("the backend's stream ended without a result")
+        yield inner.generation
+
+    async def on_close() -> None:
+        if opened:
+            await opened[0][0].aclose()
+
+    return AsyncTextStream(source(), opener=opener, on_close=on_close)

@@ -1,0 +1,147 @@
+"""HttpBackend against a real OpenAI-compatible server: ``python -m llama_cpp.server`` on the
+SmolLM2 GGUF, started once for this module on 127.0.0.1 (few, short generations: 2 cores)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llm_twin_sdk import (
+    EndpointNotFoundError,
+    GenerationParams,
+    InferenceClient,
+    LocalBackend,
+    Message,
+)
+from llm_twin_sdk.inference.backends.http import HttpBackend
+from llm_twin_sdk.offline_models import default_gguf_path
+
+pytestmark = pytest.mark.slow
+
+GREEDY = GenerationParams(max_new_tokens=12, temperature=0.0, seed=7)
+CHAT = [Message(role="user", content="Name one primary colour.")]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m llama_cpp.server`` serving SmolLM2; always terminated."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(default_gguf_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_ready(url, process, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"llama_cpp.server did not start within 90 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def backend(llama_server: str) -> Iterator[HttpBackend]:
+    http = HttpBackend(llama_server, context_window=2048)
+    yield http
+    http.close()
+
+
+def test_chat_generate_and_stream(backend: HttpBackend) -> None:
+    client = InferenceClient(backend)
+    generation = client.generate(CHAT, GREEDY)
+    assert generation.text.strip()
+    assert generation.finish_reason in {"stop", "length"}
+    assert 0 < generation.usage.completion_tokens <= GREEDY.max_new_tokens
+    assert generation.usage.prompt_tokens > 5  # the server's own count, template included
+
+    with client.stream(CHAT, GREEDY) as stream:
+        pieces = list(stream)
+    assert len(pieces) > 1
+    assert stream.generation is not None
+    assert stream.generation.text == "".join(pieces) == generation.text  # greedy: same text
+    assert stream.generation.finish_reason == generation.finish_reason
+    # llama.cpp sends no usage in streams: one content event per token.
+    assert stream.generation.usage.completion_tokens == generation.usage.completion_tokens
+
+
+def test_raw_text_completion(backend: HttpBackend, local_backend: LocalBackend) -> None:
+    params = GenerationParams(max_new_tokens=6, temperature=0.0)
+    generation = backend.generate("The capital of France is", params)
+    assert generation.text.strip()
+    assert generation.finish_reason == "length"
+    assert generation.usage.completion_tokens == 6
+    # The same model in-process, same prompt, greedy: the same words.
+    assert generation.text == local_backend.generate("The capital of France is", params).text
+
+
+def test_server_tokenizer_counts_exactly(llama_server: str, local_backend: LocalBackend) -> None:
+    exact = HttpBackend(llama_server, tokenizer="server")
+    text = "Quantize before you scale out: café costs drop."
+    assert exact.count_tokens(text) == local_backend.count_tokens(text)
+    exact.close()
+
+
+@pytest.mark.asyncio
+async def test_async_generate_and_stream(llama_server: str) -> None:
+    async with HttpBackend(llama_server) as backend:
+        generation = await backend.agenerate(CHAT, GREEDY)
+        async with await backend.astream(CHAT, GREEDY) as stream:
+            pieces = [piece async for piece in stream]
+    assert generation.text.strip()
+    assert "".join(pieces) == generation.text
+    assert stream.generation is not None
+    assert stream.generation.finish_reason == generation.finish_reason
+
+
+def test_wrong_route_is_endpoint_not_found(llama_server: str) -> None:
+    tgi_routes = HttpBackend(llama_server, api="tgi")  # llama.cpp has no /generate
+    with pytest.raises(EndpointNotFoundError, match="/generate"):
+        tgi_routes.generate("Hi", GREEDY)
+    tgi_routes.close()
+    prefixed = HttpBackend(llama_server + "/api")
+    with pytest.raises(EndpointNotFoundError):
+        prefixed.stream(CHAT, GREEDY)
+    prefixed.close()
