@@ -46,7 +46,8 @@ from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_er
 from ..types import Generation, GenerationParams, Prompt, Timeouts
 from .async_stream import AsyncTextStream
 from .backend import Backend, NormalizedPrompt
-from .prompt_format import PromptFormat, format_prompt, parse_prompt_format
+from .client import ClientOptions
+from .prompt_format import PromptFormat, format_prompt
 from .stream import TextStream
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class NativeAsyncBackend(Protocol):
         ...
 
 
-class AsyncInferenceClient:
+class AsyncInferenceClient(ClientOptions):
     """Typed async text generation over one backend, with default :class:`GenerationParams`.
 
     The async twin of :class:`~llm_twin_sdk.InferenceClient`: same arguments, same methods,
@@ -116,11 +117,9 @@ class AsyncInferenceClient:
     ) -> None:
         if max_workers < 1:
             raise ConfigurationError(f"max_workers must be >= 1, got {max_workers}")
-        self._backend = backend
-        self._params = params or GenerationParams()
-        self._retry = retry
-        self._timeout = timeout
-        self._format = parse_prompt_format(prompt_format)
+        super().__init__(
+            backend, params=params, retry=retry, timeout=timeout, prompt_format=prompt_format
+        )
         self._native = backend if isinstance(backend, NativeAsyncBackend) else None
         self._pool = _ThreadPool(max_workers)
 
@@ -137,32 +136,6 @@ class AsyncInferenceClient:
             timeout=sync.timeout,
             prompt_format=sync.prompt_format,
         )
-
-    def __repr__(self) -> str:
-        return f"AsyncInferenceClient(model={self.model_name!r}, params={self._params!r})"
-
-    @property
-    def backend(self) -> Backend:
-        return self._backend
-
-    @property
-    def params(self) -> GenerationParams:
-        """The default generation parameters of this client."""
-        return self._params
-
-    @property
-    def prompt_format(self) -> PromptFormat | None:
-        """How prompts reach the model (``None``: as given)."""
-        return self._format
-
-    @property
-    def model_name(self) -> str:
-        return self._backend.model_name
-
-    @property
-    def context_window(self) -> int:
-        """Tokens the model accepts for prompt and generation together."""
-        return self._backend.context_window
 
     def with_options(self, **params: Any) -> AsyncInferenceClient:
         """A copy with some default generation parameters changed; backend and threads shared.

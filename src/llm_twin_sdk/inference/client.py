@@ -32,26 +32,12 @@ from .stream import TextStream
 if TYPE_CHECKING:
     from ..config import TwinSettings
 
-__all__ = ["InferenceClient"]
+__all__ = ["ClientOptions", "InferenceClient", "backend_from_settings"]
 
 
-class InferenceClient:
-    """Typed text generation over one backend, with default :class:`GenerationParams`.
-
-    Transient failures (throttling, an unavailable model, a container 429/503) are retried
-    with the SDK's one :class:`~llm_twin_sdk.retry.RetryPolicy`; a stream is retried only
-    until its first piece has arrived, never after.
-
-    Args:
-        backend: where the model runs (``LocalBackend`` for llama.cpp in-process).
-        params: defaults for every call; a call's own ``params`` replace them whole.
-        retry: the retry policy of every call.
-        timeout: default network timeouts; a call's own ``timeout`` replaces them.
-        prompt_format: how prompts reach the model: ``"chat"`` (chat template), ``"raw"``
-            (plain text) or ``"alpaca"`` (the fine-tune's instruction template), see
-            :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default) sends prompts as
-            given: text as raw text, messages through the chat template.
-    """
+class ClientOptions:
+    """What both clients share: the backend, default parameters, retry policy, timeouts and
+    prompt format, with the read-only properties over them. Not used on its own."""
 
     def __init__(
         self,
@@ -68,28 +54,8 @@ class InferenceClient:
         self._timeout = timeout
         self._format = parse_prompt_format(prompt_format)
 
-    @classmethod
-    def from_settings(cls, settings: TwinSettings | None = None) -> InferenceClient:
-        """The client that ``settings`` describe: ``LLM_TWIN_BACKEND=local|http|sagemaker``.
-
-        Example::
-
-            # LLM_TWIN_BACKEND=http LLM_TWIN_HTTP_URL=http://127.0.0.1:8080
-            client = InferenceClient.from_settings()
-        """
-        from ..config import TwinSettings
-
-        s = settings or TwinSettings()
-        timeout = Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s)
-        return cls(
-            backend_from_settings(s),
-            params=s.generation,
-            timeout=timeout,
-            prompt_format=s.prompt_format,
-        )
-
     def __repr__(self) -> str:
-        return f"InferenceClient(model={self.model_name!r}, params={self._params!r})"
+        return f"{type(self).__name__}(model={self.model_name!r}, params={self._params!r})"
 
     @property
     def backend(self) -> Backend:
@@ -123,6 +89,45 @@ class InferenceClient:
     def context_window(self) -> int:
         """Tokens the model accepts for prompt and generation together."""
         return self._backend.context_window
+
+
+class InferenceClient(ClientOptions):
+    """Typed text generation over one backend, with default :class:`GenerationParams`.
+
+    Transient failures (throttling, an unavailable model, a container 429/503) are retried
+    with the SDK's one :class:`~llm_twin_sdk.retry.RetryPolicy`; a stream is retried only
+    until its first piece has arrived, never after.
+
+    Args:
+        backend: where the model runs (``LocalBackend`` for llama.cpp in-process).
+        params: defaults for every call; a call's own ``params`` replace them whole.
+        retry: the retry policy of every call.
+        timeout: default network timeouts; a call's own ``timeout`` replaces them.
+        prompt_format: how prompts reach the model: ``"chat"`` (chat template), ``"raw"``
+            (plain text) or ``"alpaca"`` (the fine-tune's instruction template), see
+            :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default) sends prompts as
+            given: text as raw text, messages through the chat template.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: TwinSettings | None = None) -> InferenceClient:
+        """The client that ``settings`` describe: ``LLM_TWIN_BACKEND=local|http|sagemaker``.
+
+        Example::
+
+            # LLM_TWIN_BACKEND=http LLM_TWIN_HTTP_URL=http://127.0.0.1:8080
+            client = InferenceClient.from_settings()
+        """
+        from ..config import TwinSettings
+
+        s = settings or TwinSettings()
+        timeout = Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s)
+        return cls(
+            backend_from_settings(s),
+            params=s.generation,
+            timeout=timeout,
+            prompt_format=s.prompt_format,
+        )
 
     def with_options(self, **params: Any) -> InferenceClient:
         """A copy with some default generation parameters changed; the backend is shared.
