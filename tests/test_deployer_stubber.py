@@ -145,6 +145,23 @@ def component(
     return out
 
 
+def component_listing() -> dict[str, Any]:
+    """``list_inference_components`` answer: the endpoint's one component, twin-ic."""
+    return {
+        "InferenceComponents": [
+            {
+                "InferenceComponentName": "twin-ic",
+                "InferenceComponentArn": f"{ARN}:inference-component/twin-ic",
+                "EndpointName": "twin",
+                "EndpointArn": f"{ARN}:endpoint/twin",
+                "VariantName": "AllTraffic",
+                "CreationTime": NOW,
+                "LastModifiedTime": NOW,
+            }
+        ]
+    }
+
+
 def ic_config(name: str, spec: EndpointSpec) -> dict[str, Any]:
     assert spec.components is not None
     return {
@@ -891,19 +908,7 @@ def test_status_of_an_inference_component_endpoint(
     script.ok("describe_endpoint_config", ic_config(spec.endpoint_config_name, spec))
     script.ok(
         "list_inference_components",
-        {
-            "InferenceComponents": [
-                {
-                    "InferenceComponentName": "twin-ic",
-                    "InferenceComponentArn": f"{ARN}:inference-component/twin-ic",
-                    "EndpointName": "twin",
-                    "EndpointArn": f"{ARN}:endpoint/twin",
-                    "VariantName": "AllTraffic",
-                    "CreationTime": NOW,
-                    "LastModifiedTime": NOW,
-                }
-            ]
-        },
+        component_listing(),
         EndpointNameEquals="twin",
     )
     script.ok("describe_inference_component", component("InService", spec.model_name))
@@ -933,19 +938,7 @@ def test_delete_an_inference_component_endpoint(
     script.ok("describe_endpoint_config", ic_config(spec.endpoint_config_name, spec))
     script.ok(
         "list_inference_components",
-        {
-            "InferenceComponents": [
-                {
-                    "InferenceComponentName": "twin-ic",
-                    "InferenceComponentArn": f"{ARN}:inference-component/twin-ic",
-                    "EndpointName": "twin",
-                    "EndpointArn": f"{ARN}:endpoint/twin",
-                    "VariantName": "AllTraffic",
-                    "CreationTime": NOW,
-                    "LastModifiedTime": NOW,
-                }
-            ],
-        },
+        component_listing(),
     )
     script.ok("describe_inference_component", component("InService", spec.model_name))
     script.ok("delete_inference_component", {}, InferenceComponentName="twin-ic")
