@@ -69,6 +69,23 @@ def interleave(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, l
     return out
 
 
+def sdk_client(server: WireServer) -> InferenceClient:
+    return InferenceClient(
+        SageMakerBackend(ENDPOINT, aws=AWSClients(region="us-east-1", endpoint_url=server.url))
+    )
+
+
+def ratio_row(name: str, samples: dict[str, list[float]], raw: str) -> tuple[str, bool]:
+    """A report row comparing median SDK and raw times against the 1.05 goal."""
+    ratio = statistics.median(samples["sdk"]) / statistics.median(samples["raw"])
+    met = ratio <= 1.05
+    row = (
+        f"| {name} | {median_ms(samples['sdk']):.2f} ms | {median_ms(samples['raw']):.2f} ms "
+        f"({raw}) | {ratio:.3f} | <= 1.05 | {'yes' if met else '**no**'} |"
+    )
+    return row, met
+
+
 def raw_runtime(url: str) -> Any:
     import boto3
 
@@ -79,9 +96,7 @@ def raw_runtime(url: str) -> Any:
 
 def bench_generate(server: WireServer, rounds: int, batch: int) -> tuple[str, bool]:
     server.default = Json(REPLY)
-    client = InferenceClient(
-        SageMakerBackend(ENDPOINT, aws=AWSClients(region="us-east-1", endpoint_url=server.url))
-    )
+    client = sdk_client(server)
     client.generate(MESSAGES, PARAMS)  # warm up, and capture the exact payload the SDK sends
     payload = json.loads(server.requests[-1].body)  # raw builds the same JSON on every call
     raw = raw_runtime(server.url)
@@ -106,22 +121,17 @@ def bench_generate(server: WireServer, rounds: int, batch: int) -> tuple[str, bo
 
     boto()
     samples = interleave({"sdk": sdk, "raw": boto}, rounds)
-    ratio = statistics.median(samples["sdk"]) / statistics.median(samples["raw"])
-    met = ratio <= 1.05
-    row = (
-        f"| `SageMakerBackend.generate` per request | {median_ms(samples['sdk']):.2f} ms | "
-        f"{median_ms(samples['raw']):.2f} ms (`json.dumps` + `invoke_endpoint` + `json.loads`) | "
-        f"{ratio:.3f} | <= 1.05 | {'yes' if met else '**no**'} |"
+    return ratio_row(
+        "`SageMakerBackend.generate` per request",
+        samples,
+        "`json.dumps` + `invoke_endpoint` + `json.loads`",
     )
-    return row, met
 
 
 def bench_first_piece(server: WireServer, rounds: int) -> tuple[str, bool]:
     parts = chat_events(TOKENS, usage=(20, len(TOKENS)))
     server.default = Stream(parts=parts)
-    client = InferenceClient(
-        SageMakerBackend(ENDPOINT, aws=AWSClients(region="us-east-1", endpoint_url=server.url))
-    )
+    client = sdk_client(server)
     with client.stream(MESSAGES, PARAMS) as warm:
         list(warm)
     payload = json.loads(server.requests[-1].body)
@@ -159,14 +169,11 @@ def bench_first_piece(server: WireServer, rounds: int) -> tuple[str, bool]:
 
     boto()
     samples = interleave({"sdk": sdk, "raw": boto}, rounds)
-    ratio = statistics.median(samples["sdk"]) / statistics.median(samples["raw"])
-    met = ratio <= 1.05
-    row = (
-        f"| time to first piece, `InferenceClient.stream` | {median_ms(samples['sdk']):.2f} ms | "
-        f"{median_ms(samples['raw']):.2f} ms (boto3 event stream + SSE JSON parsing) | "
-        f"{ratio:.3f} | <= 1.05 | {'yes' if met else '**no**'} |"
+    return ratio_row(
+        "time to first piece, `InferenceClient.stream`",
+        samples,
+        "boto3 event stream + SSE JSON parsing",
     )
-    return row, met
 
 
 def bench_generate_many(server: WireServer, requests: int) -> tuple[str, bool]:
