@@ -90,7 +90,9 @@ def test_foreign_points_raise_a_clear_error(memory_store: QdrantStore) -> None:
     memory_store.ensure_collection(8)
     memory_store._client.upsert(
         memory_store.collection,
-        points=[models.PointStruct(id=1, vector=_vectors(1)[0].tolist(), payload={"x": 1})],
+        points=[
+            models.PointStruct(id=1, vector={"dense": _vectors(1)[0].tolist()}, payload={"x": 1})
+        ],
     )
     with pytest.raises(VectorStoreError, match="not written by llm-twin-sdk"):
         memory_store.search(_vectors(1)[0], 1)

@@ -107,6 +107,9 @@ class TwinSettings(BaseSettings):
     chunk_tokens: int = Field(128, gt=0, description="Maximum tokens per chunk.")
     chunk_overlap: int = Field(24, ge=0, description="Tokens shared by consecutive chunks.")
     top_k: int = Field(3, gt=0, description="Chunks retrieved per question.")
+    search: Literal["dense", "lexical", "hybrid"] = Field(
+        "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused by RRF."
+    )
 
     generation: GenerationParams = Field(default_factory=GenerationParams)
 

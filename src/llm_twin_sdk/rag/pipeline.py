@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, InvalidDocumentError
+from ..errors import ConfigurationError, InvalidDocumentError, InvalidParameterError
 from ..types import Chunk, Document, IngestReport
 from ..validation import check_k, check_query
 from .chunking import chunk_document
 from .embedder import Embedder
-from .store import QdrantStore
+from .sparse import LexicalEncoder
+from .store import QdrantStore, SearchMode, check_search_mode
 
 if TYPE_CHECKING:
     from ..config import TwinSettings
@@ -38,6 +39,11 @@ class RAGPipeline:
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
         top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
+        search: ``"hybrid"`` (default) fuses dense and lexical (BM25) rankings with
+            reciprocal rank fusion in Qdrant; ``"dense"`` is embedding similarity only;
+            ``"lexical"`` is BM25 only.
+        lexical_encoder: computes the lexical vectors of chunks and queries (default
+            :class:`LexicalEncoder` settings).
     """
 
     def __init__(
@@ -48,6 +54,8 @@ class RAGPipeline:
         chunk_tokens: int = 128,
         chunk_overlap: int = 24,
         top_k: int = 3,
+        search: SearchMode = "hybrid",
+        lexical_encoder: LexicalEncoder | None = None,
     ) -> None:
         if not 0 < chunk_tokens <= embedder.max_tokens:
             raise ConfigurationError(
@@ -64,6 +72,11 @@ class RAGPipeline:
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.top_k = check_k(top_k)
+        try:
+            self.search: SearchMode = check_search_mode(search)
+        except InvalidParameterError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.lexical_encoder = lexical_encoder or LexicalEncoder()
 
     @classmethod
     def from_settings(cls, settings: TwinSettings | None = None) -> RAGPipeline:
@@ -83,10 +96,13 @@ class RAGPipeline:
             chunk_tokens=s.chunk_tokens,
             chunk_overlap=s.chunk_overlap,
             top_k=s.top_k,
+            search=s.search,  # TwinSettings.search, once it exists
         )
 
     def __repr__(self) -> str:
-        return f"RAGPipeline(embedder={self.embedder!r}, store={self.store!r})"
+        return (
+            f"RAGPipeline(embedder={self.embedder!r}, store={self.store!r}, search={self.search!r})"
+        )
 
     def chunk(self, documents: Iterable[Document | Mapping[str, Any]]) -> list[Chunk]:
         """Validate documents and split them into chunks, without embedding or storing."""
@@ -109,8 +125,10 @@ class RAGPipeline:
         """
         started = time.perf_counter()
         chunks = self.chunk(documents)
-        vectors = self.embedder.encode([c.text for c in chunks])
-        self.store.write_documents(chunks, vectors)
+        texts = [c.text for c in chunks]
+        vectors = self.embedder.encode(texts)
+        sparse = self.lexical_encoder.encode_documents(texts)
+        self.store.write_documents(chunks, vectors, sparse)
         report = IngestReport(
             documents=len({c.document_id for c in chunks}),
             chunks=len(chunks),
@@ -125,11 +143,16 @@ class RAGPipeline:
         return report
 
     def retrieve(self, query: str, k: int | None = None) -> list[Chunk]:
-        """The ``k`` chunks most similar to ``query`` (default ``top_k``), best first."""
+        """The ``k`` chunks most relevant to ``query`` (default ``top_k``), best first.
+
+        Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical) or
+        reciprocal-rank-fusion scores (hybrid).
+        """
         query = check_query(query)
         limit = self.top_k if k is None else check_k(k)
-        vector = self.embedder.encode([query])[0]
-        return self.store.search(vector, limit)
+        vector = None if self.search == "lexical" else self.embedder.encode([query])[0]
+        sparse = None if self.search == "dense" else self.lexical_encoder.encode_query(query)
+        return self.store.search(vector, limit, sparse=sparse, mode=self.search)
 
     def close(self) -> None:
         """Release the store (and its folder lock)."""

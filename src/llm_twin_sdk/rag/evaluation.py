@@ -1,0 +1,308 @@
+"""Retrieval quality: recall@k and MRR of a retriever over a labelled query set.
+
+A labelled query names the documents that answer it. Retrieval returns chunks; they are
+reduced to document ids in rank order (a document counts once, at its best chunk) before
+scoring. Example::
+
+    queries = load_queries("examples/data/queries.jsonl")
+    report = evaluate(rag.retrieve, queries)           # recall@5, recall@10, MRR
+    print(report.to_markdown())
+
+Metrics:
+
+- ``recall@k``: the fraction of a query's relevant documents found in the top ``k``
+  documents (for a query with one relevant document: 1 if it is there, else 0).
+- ``reciprocal rank``: 1 / rank of the first relevant document, 0 if none was retrieved;
+  its mean over queries is MRR. Computed over every document retrieved, not cut at ``k``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+from pydantic import Field, field_validator
+
+from ..errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
+from ..types import Chunk, _Model
+from ..validation import check_k
+
+__all__ = [
+    "QUERY_KINDS",
+    "EvaluationReport",
+    "LabelledQuery",
+    "QueryKind",
+    "QueryResult",
+    "Retrieve",
+    "Scores",
+    "comparison_markdown",
+    "document_ranking",
+    "evaluate",
+    "load_queries",
+    "recall_at_k",
+    "reciprocal_rank",
+]
+
+QueryKind: TypeAlias = Literal["paraphrase", "lexical", "author"]
+QUERY_KINDS: tuple[QueryKind, ...] = ("paraphrase", "lexical", "author")
+"""paraphrase: natural wording; lexical: names an exact identifier; author: names a person
+or platform."""
+
+Retrieve: TypeAlias = Callable[[str, int], list[Chunk]]
+"""A retriever: ``(query, number of chunks) -> chunks, best first`` (e.g. ``rag.retrieve``)."""
+
+OVERALL = "overall"
+
+
+class LabelledQuery(_Model):
+    """A question and the ids of the documents that answer it."""
+
+    query: str = Field(min_length=1)
+    relevant: tuple[str, ...] = Field(min_length=1, description="Ids of answering documents.")
+    kind: QueryKind
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+    @field_validator("relevant")
+    @classmethod
+    def _relevant_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not item.strip() for item in value):
+            raise ValueError("relevant document ids must not be blank")
+        if len(set(value)) != len(value):
+            raise ValueError("relevant document ids must not repeat")
+        return value
+
+
+def document_ranking(chunks: Iterable[Chunk]) -> list[str]:
+    """Document ids of ``chunks`` in rank order, each kept once (at its first chunk)."""
+    return _dedupe(c.document_id for c in chunks)
+
+
+def _dedupe(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _relevant_set(relevant: Iterable[str]) -> set[str]:
+    if isinstance(relevant, str):
+        raise InvalidParameterError("relevant must be a collection of document ids, not a str")
+    wanted = set(relevant)
+    if not wanted:
+        raise InvalidParameterError(
+            "relevant is empty: a metric needs at least one relevant document id"
+        )
+    return wanted
+
+
+def recall_at_k(ranked_doc_ids: Sequence[str], relevant: Iterable[str], k: int) -> float:
+    """Fraction of ``relevant`` documents among the first ``k`` distinct ranked ids.
+
+    Repeated ids count once, at their first position. Raises
+    :class:`~llm_twin_sdk.errors.InvalidParameterError` if ``relevant`` is empty or
+    ``k`` is not a positive integer.
+    """
+    wanted = _relevant_set(relevant)
+    top = _dedupe(ranked_doc_ids)[: check_k(k)]
+    return sum(1 for doc_id in top if doc_id in wanted) / len(wanted)
+
+
+def reciprocal_rank(ranked_doc_ids: Sequence[str], relevant: Iterable[str]) -> float:
+    """1 / rank of the first relevant id among the distinct ranked ids; 0.0 if none."""
+    wanted = _relevant_set(relevant)
+    for rank, doc_id in enumerate(_dedupe(ranked_doc_ids), start=1):
+        if doc_id in wanted:
+            return 1.0 / rank
+    return 0.0
+
+
+def load_queries(path: str | Path) -> list[LabelledQuery]:
+    """Read labelled queries from a JSONL file (one object per line; blank lines skipped).
+
+    A missing or empty file raises :class:`~llm_twin_sdk.errors.InvalidParameterError`;
+    a malformed line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError` naming
+    the file and line number.
+    """
+    file = Path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise InvalidParameterError(f"query file {str(file)!r} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidParameterError(f"cannot read query file {str(file)!r}: {exc}") from exc
+    queries: list[LabelledQuery] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{file}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidDocumentError(f"{where}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(data, dict):
+            raise InvalidDocumentError(
+                f"{where}: expected a JSON object, got {type(data).__name__}"
+            )
+        try:
+            queries.append(LabelledQuery.model_validate(data))
+        except InvalidInputError as exc:
+            raise InvalidDocumentError(f"{where}: {exc}") from exc
+    if not queries:
+        raise InvalidParameterError(f"query file {str(file)!r} contains no queries")
+    return queries
+
+
+class QueryResult(_Model):
+    """How one query fared."""
+
+    query: LabelledQuery
+    ranked: tuple[str, ...] = Field(description="Distinct document ids retrieved, best first.")
+    recall: dict[int, float] = Field(description="recall@k for each k.")
+    reciprocal_rank: float = Field(ge=0, le=1)
+
+
+class Scores(_Model):
+    """Mean metrics over a group of queries (one kind, or all of them)."""
+
+    group: str = Field(description="A query kind, or 'overall'.")
+    queries: int = Field(gt=0)
+    recall: dict[int, float] = Field(description="Mean recall@k for each k.")
+    mrr: float = Field(ge=0, le=1)
+
+
+class EvaluationReport(_Model):
+    """Per-query results and mean scores per query kind and overall."""
+
+    k_values: tuple[int, ...]
+    chunks_per_query: int = Field(gt=0, description="Chunks asked of the retriever.")
+    results: tuple[QueryResult, ...]
+    by_kind: dict[str, Scores] = Field(description="Kinds present, in QUERY_KINDS order.")
+    overall: Scores
+
+    @property
+    def groups(self) -> list[Scores]:
+        """Every kind's scores, then the overall scores."""
+        return [*self.by_kind.values(), self.overall]
+
+    def misses(self, k: int) -> list[QueryResult]:
+        """Queries with no relevant document in the top ``k``."""
+        return [r for r in self.results if recall_at_k(r.ranked, r.query.relevant, k) == 0]
+
+    def to_markdown(self) -> str:
+        """A markdown table: one row per query kind and one overall row."""
+        header = ["Queries", "n", *(f"recall@{k}" for k in self.k_values), "MRR"]
+        lines = [_row(header), _row(["---", "---:", *("---:" for _ in self.k_values), "---:"])]
+        for scores in self.groups:
+            name = f"**{scores.group}**" if scores.group == OVERALL else scores.group
+            lines.append(_row([name, str(scores.queries), *_figures(scores, self.k_values)]))
+        return "\n".join(lines)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _figures(scores: Scores, k_values: Sequence[int]) -> list[str]:
+    return [*(f"{scores.recall[k]:.3f}" for k in k_values), f"{scores.mrr:.3f}"]
+
+
+def comparison_markdown(reports: dict[str, EvaluationReport]) -> str:
+    """One markdown table comparing named reports: overall scores, then recall@k per kind.
+
+    ``k`` for the per-kind columns is the smallest k of the first report.
+    """
+    if not reports:
+        raise InvalidParameterError("no reports to compare")
+    first = next(iter(reports.values()))
+    k_values, small_k = first.k_values, min(first.k_values)
+    kinds = [kind for kind in QUERY_KINDS if kind in first.by_kind]
+    header = [
+        "Configuration",
+        *(f"recall@{k}" for k in k_values),
+        "MRR",
+        *(f"{kind} r@{small_k}" for kind in kinds),
+    ]
+    lines = [_row(header), _row(["---", *("---:" for _ in header[1:])])]
+    for name, report in reports.items():
+        if report.k_values != k_values:
+            raise InvalidParameterError(
+                f"report {name!r} uses k={report.k_values}, the first uses k={k_values}"
+            )
+        per_kind = [
+            f"{report.by_kind[kind].recall[small_k]:.3f}" if kind in report.by_kind else "-"
+            for kind in kinds
+        ]
+        lines.append(_row([name, *_figures(report.overall, k_values), *per_kind]))
+    return "\n".join(lines)
+
+
+def _mean_scores(group: str, results: Sequence[QueryResult], k_values: Sequence[int]) -> Scores:
+    n = len(results)
+    return Scores(
+        group=group,
+        queries=n,
+        recall={k: sum(r.recall[k] for r in results) / n for k in k_values},
+        mrr=sum(r.reciprocal_rank for r in results) / n,
+    )
+
+
+def evaluate(
+    retrieve: Retrieve,
+    queries: Iterable[LabelledQuery],
+    *,
+    k_values: Sequence[int] = (5, 10),
+    chunks_per_query: int | None = None,
+) -> EvaluationReport:
+    """Run every query through ``retrieve`` and score the document ranking.
+
+    Args:
+        retrieve: ``(query, n) -> chunks`` best first, such as ``RAGPipeline.retrieve``.
+        queries: labelled queries (see :func:`load_queries`).
+        k_values: cut-offs for recall@k.
+        chunks_per_query: chunks asked of ``retrieve``; default ``3 * max(k_values)``,
+            so that several chunks of one document still leave ``max(k)`` distinct
+            documents.
+
+    Errors raised by ``retrieve`` propagate unchanged.
+    """
+    items = list(queries)
+    if not items:
+        raise InvalidParameterError("no queries to evaluate")
+    if isinstance(k_values, (int, str)) or not k_values:
+        raise InvalidParameterError(f"k_values must be a non-empty sequence, got {k_values!r}")
+    ks = tuple(sorted({check_k(k) for k in k_values}))
+    n_chunks = 3 * ks[-1] if chunks_per_query is None else check_k(chunks_per_query)
+
+    results: list[QueryResult] = []
+    for item in items:
+        if not isinstance(item, LabelledQuery):
+            raise InvalidParameterError(
+                f"queries must be LabelledQuery objects, got {type(item).__name__}"
+            )
+        ranked = document_ranking(retrieve(item.query, n_chunks))
+        results.append(
+            QueryResult(
+                query=item,
+                ranked=tuple(ranked),
+                recall={k: recall_at_k(ranked, item.relevant, k) for k in ks},
+                reciprocal_rank=reciprocal_rank(ranked, item.relevant),
+            )
+        )
+
+    by_kind = {
+        kind: _mean_scores(kind, group, ks)
+        for kind in QUERY_KINDS
+        if (group := [r for r in results if r.query.kind == kind])
+    }
+    return EvaluationReport(
+        k_values=ks,
+        chunks_per_query=n_chunks,
+        results=tuple(results),
+        by_kind=by_kind,
+        overall=_mean_scores(OVERALL, results, ks),
+    )
