@@ -114,9 +114,13 @@ def test_chunk_size_must_fit_the_embedder(embedder: Embedder, memory_store: Qdra
 
 
 def test_from_settings_builds_local_store(tmp_path: object) -> None:
-    rag = RAGPipeline.from_settings(TwinSettings(chunk_tokens=100, chunk_overlap=10, top_k=4))
+    rag = RAGPipeline.from_settings(
+        TwinSettings(chunk_tokens=100, chunk_overlap=10, top_k=4, search="dense")
+    )
     try:
         assert rag.store.where.startswith("local folder")
         assert (rag.chunk_tokens, rag.chunk_overlap, rag.top_k) == (100, 10, 4)
+        assert rag.search == "dense"
+        assert TwinSettings().search == "hybrid"
     finally:
         rag.close()
