@@ -93,3 +93,15 @@ def test_to_messages_accepts_dicts_and_models() -> None:
 def test_chunk_roundtrip() -> None:
     c = Chunk(id="x", document_id="d", position=0, text="t", score=0.5)
     assert Chunk.model_validate(c.model_dump()) == c
+
+
+def test_model_validate_raises_one_sdk_error_with_one_message() -> None:
+    from llm_twin_sdk import DocumentMetadata
+
+    with pytest.raises(InvalidDocumentError) as info:
+        DocumentMetadata.model_validate({"kind": "tweet"})
+    assert str(info.value).count("invalid DocumentMetadata") == 1
+    assert "kind" in str(info.value)
+    with pytest.raises(InvalidParameterError, match="not JSON"):
+        GenerationParams.model_validate_json("{oops")
+    assert GenerationParams.model_validate_json('{"top_p": 0.5}').top_p == 0.5

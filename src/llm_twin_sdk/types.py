@@ -16,6 +16,7 @@ Use ``model.model_copy(update={...})`` (or ``with_options`` on clients) for vari
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self, TypeAlias
@@ -94,9 +95,13 @@ class _Model(BaseModel):
         except ValidationError as exc:
             raise self._error(describe_validation_error(type(self).__name__, exc)) from exc
 
+    # pydantic runs a model's own __init__ during validation, so the SDK error is raised
+    # there; an error raised anywhere else in validation is converted here.
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         """Like pydantic's, but invalid data raises this model's SDK error."""
+        if isinstance(obj, Mapping) and not kwargs:
+            return cls(**obj)
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as exc:
@@ -106,9 +111,10 @@ class _Model(BaseModel):
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
         """Like pydantic's, but invalid data raises this model's SDK error."""
         try:
-            return super().model_validate_json(json_data, **kwargs)
-        except ValidationError as exc:
-            raise cls._error(describe_validation_error(cls.__name__, exc)) from exc
+            data = json.loads(json_data)
+        except ValueError as exc:
+            raise cls._error(f"invalid {cls.__name__}: not JSON: {exc}") from exc
+        return cls.model_validate(data, **kwargs)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; fields in ``update`` are validated like the constructor's arguments."""

@@ -1,0 +1,347 @@
+"""Document sources: a JSONL file, a folder of Markdown/text notes, or Python objects.
+
+Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects, ready for
+:meth:`RAGPipeline.ingest <llm_twin_sdk.rag.pipeline.RAGPipeline.ingest>`::
+
+    rag.ingest(load_jsonl("corpus.jsonl"))
+    rag.ingest(load_folder("notes/").documents)
+    rag.ingest(load_documents("notes/"))  # the same, skipped files only logged
+
+A JSONL file is one unit: a bad line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError`
+naming the file and line. A folder is many independent files: a bad file is reported in
+:attr:`FolderLoad.skipped` (and logged at WARNING) and the rest are loaded.
+
+Folder files may start with YAML front matter (parsed with PyYAML's ``safe_load``)::
+
+    ---
+    id: gpu-cost            # default: the path relative to the folder, without extension
+    author: Maya Okafor
+    platform: medium
+    kind: article           # post | article | repository
+    url: https://example.com/gpu-cost
+    title: Cutting GPU cost
+    ---
+    Quantize before you scale out...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeAlias
+
+import yaml  # type: ignore[import-untyped, unused-ignore]
+
+from ..errors import InvalidDocumentError, InvalidParameterError
+from ..types import Document, DocumentMetadata
+
+__all__ = [
+    "DEFAULT_PATTERNS",
+    "DocumentSource",
+    "FolderLoad",
+    "SkippedFile",
+    "load_documents",
+    "load_folder",
+    "load_jsonl",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PATTERNS: tuple[str, ...] = ("*.md", "*.markdown", "*.txt")
+"""File name patterns :func:`load_folder` reads by default."""
+
+DocumentSource: TypeAlias = "str | os.PathLike[str] | Iterable[Document | Mapping[str, Any]]"
+"""What :func:`load_documents` accepts: a ``.jsonl`` path, a folder, or documents."""
+
+_FRONT_MATTER_FENCE = "---"
+_METADATA_KEYS = frozenset(DocumentMetadata.model_fields)
+_FRONT_MATTER_KEYS = _METADATA_KEYS | {"id"}
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file :func:`load_folder` did not load, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FolderLoad:
+    """The result of :func:`load_folder`: loaded documents and skipped files, in path order.
+
+    Example::
+
+        loaded = load_folder("notes/")
+        rag.ingest(loaded.documents)
+        for skipped in loaded.skipped:
+            print(f"{skipped.path}: {skipped.reason}")
+    """
+
+    documents: tuple[Document, ...]
+    skipped: tuple[SkippedFile, ...]
+
+
+def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
+    """Documents from a JSONL file: one JSON object per line, blank lines skipped.
+
+    Each object has the fields of :class:`~llm_twin_sdk.types.Document` (``id``, ``text``,
+    optional ``metadata``). The file is loaded all or nothing.
+
+    Example::
+
+        rag.ingest(load_jsonl("examples/data/corpus.jsonl"))
+
+    Raises:
+        InvalidParameterError: the file does not exist or is not a file.
+        InvalidDocumentError: a line is not valid UTF-8 or JSON, is not an object, fails
+            validation, or repeats an earlier id; the message names the file and line.
+    """
+    file = Path(path)
+    if not file.is_file():
+        what = "is not a file" if file.exists() else "does not exist"
+        raise InvalidParameterError(f"JSONL file {str(file)!r} {what}")
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot read JSONL file {str(file)!r}: {exc}") from exc
+    documents: list[Document] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(raw.splitlines(), start=1):
+        where = f"{file}:{number}"
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidDocumentError(f"{where}: not valid UTF-8 ({exc.reason})") from exc
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidDocumentError(f"{where}: invalid JSON: {exc.msg}") from exc
+        if not isinstance(data, dict):
+            raise InvalidDocumentError(
+                f"{where}: expected a JSON object, got {type(data).__name__}"
+            )
+        try:
+            doc = _build_document(data)
+        except InvalidDocumentError as exc:
+            raise InvalidDocumentError(f"{where}: {exc}") from exc
+        if doc.id in first_line:
+            raise InvalidDocumentError(
+                f"{where}: duplicate document id {doc.id!r} (first on line {first_line[doc.id]})"
+            )
+        first_line[doc.id] = number
+        documents.append(doc)
+    return documents
+
+
+def load_folder(
+    path: str | os.PathLike[str],
+    *,
+    pattern: str | Sequence[str] = DEFAULT_PATTERNS,
+    recursive: bool = True,
+) -> FolderLoad:
+    """Documents from a folder of Markdown/text files, one document per file.
+
+    A file may start with YAML front matter between two ``---`` lines, giving ``id`` and
+    metadata (``author``, ``platform``, ``kind``, ``url``, ``title``); the rest of the file
+    is the document's text. Without an ``id``, the id is the file's path relative to
+    ``path`` with ``/`` separators and no extension (``blog/gpu-cost.md`` ->
+    ``blog/gpu-cost``). Files are read in sorted path order, so results are deterministic.
+
+    A file is skipped (reported in :attr:`FolderLoad.skipped` and logged at WARNING) when
+    it is not UTF-8, its front matter is not valid YAML, is not a mapping, is not closed or
+    has unknown keys, its metadata fails validation, its body is empty, or its id was
+    already used by an earlier file. Every other file is loaded.
+
+    Example::
+
+        loaded = load_folder("notes/", pattern="*.md", recursive=False)
+        rag.ingest(loaded.documents)
+
+    Args:
+        path: the folder.
+        pattern: glob pattern(s) of the file names to read.
+        recursive: also read files in sub-folders.
+
+    Raises:
+        InvalidParameterError: ``path`` does not exist or is not a folder, or no pattern
+            is given.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise InvalidParameterError(f"document folder {str(folder)!r} {what}")
+    patterns = (pattern,) if isinstance(pattern, str) else tuple(pattern)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise InvalidParameterError(f"pattern must be one or more glob patterns, got {pattern!r}")
+
+    files: dict[str, Path] = {}
+    for glob in patterns:
+        for file in folder.rglob(glob) if recursive else folder.glob(glob):
+            if file.is_file():
+                files[file.relative_to(folder).as_posix()] = file
+
+    documents: list[Document] = []
+    skipped: list[SkippedFile] = []
+    used_by: dict[str, str] = {}
+    for relative in sorted(files):
+        file = files[relative]
+        try:
+            doc = _read_note(file, default_id=PurePosixPath(relative).with_suffix("").as_posix())
+        except _SkipFileError as skip:
+            reason = str(skip)
+        else:
+            if doc.id not in used_by:
+                used_by[doc.id] = relative
+                documents.append(doc)
+                continue
+            reason = f"duplicate document id {doc.id!r} (already used by {used_by[doc.id]})"
+        logger.warning("skipped %s: %s", file, reason)
+        skipped.append(SkippedFile(path=file, reason=reason))
+    return FolderLoad(documents=tuple(documents), skipped=tuple(skipped))
+
+
+def load_documents(source: DocumentSource) -> list[Document]:
+    """Validated documents from any source: a ``.jsonl`` file, a folder, or documents.
+
+    - a path ending in ``.jsonl``: :func:`load_jsonl` (strict);
+    - a folder: :func:`load_folder` with its defaults; skipped files are logged, not raised;
+    - an iterable of :class:`~llm_twin_sdk.types.Document` or mappings: each validated.
+
+    Example::
+
+        rag.ingest(load_documents("notes/"))
+        rag.ingest(load_documents([{"id": "p1", "text": "Quantize before you scale out."}]))
+
+    Raises:
+        InvalidParameterError: a path that is neither a folder nor an existing ``.jsonl`` file.
+        InvalidDocumentError: an invalid document (from JSONL or the iterable), a duplicate
+            id, or a single document/mapping given instead of an iterable of them.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        target = Path(source)
+        if target.is_dir():
+            loaded = load_folder(target)
+            if loaded.skipped:
+                logger.warning(
+                    "loaded %d documents from %s, skipped %d files",
+                    len(loaded.documents),
+                    target,
+                    len(loaded.skipped),
+                )
+            return list(loaded.documents)
+        if target.suffix.lower() == ".jsonl":
+            return load_jsonl(target)
+        what = "does not exist" if not target.exists() else "is not a .jsonl file"
+        raise InvalidParameterError(
+            f"document source {str(target)!r} {what}: give a .jsonl file, a folder of "
+            "Markdown/text files, or a list of documents"
+        )
+    if isinstance(source, (bytes, Document, Mapping)):
+        raise InvalidDocumentError(
+            "load_documents takes a path or a list of documents, not a single document"
+        )
+    return _validate_all(source)
+
+
+class _SkipFileError(Exception):
+    """Internal: the current folder file is skipped, for the reason in the message."""
+
+
+def _read_note(file: Path, *, default_id: str) -> Document:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise _SkipFileError(f"cannot read file: {exc.strerror or exc}") from exc
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _SkipFileError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    fields, body = _split_front_matter(content)
+    if not body.strip():
+        raise _SkipFileError("empty body: the file has no text after its front matter")
+    metadata = {key: value for key, value in fields.items() if key != "id"}
+    doc_id = fields.get("id", default_id)
+    try:
+        return _build_document({"id": doc_id, "text": body, "metadata": metadata})
+    except InvalidDocumentError as exc:
+        raise _SkipFileError(str(exc)) from exc
+
+
+def _split_front_matter(content: str) -> tuple[dict[str, Any], str]:
+    """Front-matter fields (validated keys, raw values) and the body of a note."""
+    lines = content.splitlines(keepends=True)
+    if not lines or lines[0].rstrip() != _FRONT_MATTER_FENCE:
+        return {}, content
+    for end in range(1, len(lines)):
+        if lines[end].rstrip() == _FRONT_MATTER_FENCE:
+            break
+    else:
+        raise _SkipFileError("front matter is not closed: add a '---' line after it")
+    header = "".join(lines[1:end])
+    body = "".join(lines[end + 1 :]).lstrip("\r\n")
+    try:
+        data = yaml.safe_load(header)
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise _SkipFileError(f"front matter is not valid YAML: {detail}") from exc
+    if data is None:
+        return {}, body
+    if not isinstance(data, dict):
+        raise _SkipFileError(
+            f"front matter must be a mapping of keys to values, got {type(data).__name__}"
+        )
+    unknown = sorted(repr(key) for key in data if key not in _FRONT_MATTER_KEYS)
+    if unknown:
+        raise _SkipFileError(
+            f"unknown front matter key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(_FRONT_MATTER_KEYS))}"
+        )
+    return data, body
+
+
+def _build_document(data: Mapping[Any, Any]) -> Document:
+    """A validated document; metadata is validated first, for a flat error message.
+
+    The constructors are called (not ``model_validate``): with the SDK's custom ``__init__``,
+    pydantic's ``model_validate`` nests the SDK error inside a second one.
+    """
+    if not all(isinstance(key, str) for key in data):
+        raise InvalidDocumentError("document field names must be strings")
+    fields = dict(data)
+    metadata = fields.get("metadata")
+    if isinstance(metadata, Mapping):
+        if not all(isinstance(key, str) for key in metadata):
+            raise InvalidDocumentError("document metadata field names must be strings")
+        fields["metadata"] = DocumentMetadata(**metadata)
+    return Document(**fields)
+
+
+def _validate_all(documents: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
+    docs: list[Document] = []
+    seen: set[str] = set()
+    for index, item in enumerate(documents):
+        if isinstance(item, Document):
+            doc = item
+        elif isinstance(item, Mapping):
+            try:
+                doc = _build_document(item)
+            except InvalidDocumentError as exc:
+                raise InvalidDocumentError(
+                    f"document #{index} (id={item.get('id')!r}): {exc}"
+                ) from exc
+        else:
+            raise InvalidDocumentError(
+                f"document #{index} must be a Document or a mapping, got {type(item).__name__}"
+            )
+        if doc.id in seen:
+            raise InvalidDocumentError(f"document id {doc.id!r} appears twice (document #{index})")
+        seen.add(doc.id)
+        docs.append(doc)
+    return docs
