@@ -124,3 +124,33 @@ def test_from_settings_builds_local_store(tmp_path: object) -> None:
         assert TwinSettings().search == "hybrid"
     finally:
         rag.close()
+
+
+@pytest.mark.asyncio
+async def test_aretrieve_matches_retrieve_without_blocking_the_loop(
+    rag: RAGPipeline, corpus: list[Document]
+) -> None:
+    import asyncio
+
+    rag.ingest(corpus)
+    query = "Which response header stops nginx from buffering server-sent events?"
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ticker())
+    results = await asyncio.gather(*(rag.aretrieve(query, k=3) for _ in range(4)))
+    done.set()
+    await task
+    expected = [c.id for c in rag.retrieve(query, k=3)]
+    assert all([c.id for c in chunks] == expected for chunks in results)
+    assert ticks > 4  # the loop kept running while the searches ran in threads
+    with pytest.raises(EmptyQueryError):
+        await rag.aretrieve("  ")
+    with pytest.raises(InvalidParameterError):
+        await rag.aretrieve(query, k=0)

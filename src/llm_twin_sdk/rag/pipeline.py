@@ -9,7 +9,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,7 @@ class RAGPipeline:
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.top_k = check_k(top_k)
+        self._retrieve_lock = threading.Lock()
         try:
             self.search: SearchMode = check_search_mode(search)
         except InvalidParameterError as exc:
@@ -150,9 +153,25 @@ class RAGPipeline:
         """
         query = check_query(query)
         limit = self.top_k if k is None else check_k(k)
-        vector = None if self.search == "lexical" else self.embedder.encode([query])[0]
-        sparse = None if self.search == "dense" else self.lexical_encoder.encode_query(query)
-        return self.store.search(vector, limit, sparse=sparse, mode=self.search)
+        with self._retrieve_lock:  # the embedded Qdrant engine is not made for concurrent use
+            vector = None if self.search == "lexical" else self.embedder.encode([query])[0]
+            sparse = None if self.search == "dense" else self.lexical_encoder.encode_query(query)
+            return self.store.search(vector, limit, sparse=sparse, mode=self.search)
+
+    async def aretrieve(self, query: str, k: int | None = None) -> list[Chunk]:
+        """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop.
+
+        Retrievals run one at a time per pipeline, so concurrent requests queue in threads
+        rather than in the event loop.
+
+        Example (inside an async web handler)::
+
+            chunks = await rag.aretrieve("How do I scale to zero?", k=5)
+        """
+        query = check_query(query)
+        limit = self.top_k if k is None else check_k(k)
+
+        return await asyncio.to_thread(self.retrieve, query, limit)
 
     def close(self) -> None:
         """Release the store (and its folder lock)."""
