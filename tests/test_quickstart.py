@@ -11,6 +11,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_quickstart_runs_offline(tmp_path: Path) -> None:
+    # A collection left by an older SDK version (one unnamed vector) in the default folder:
+    # the quickstart must notice, say so, and re-create it.
+    from qdrant_client import QdrantClient, models
+
+    old = QdrantClient(path=str(tmp_path / "llm-twin-sdk" / "qdrant"))
+    old.create_collection(
+        "llm_twin", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
+    )
+    old.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_TWIN_")}
     env |= {
         "XDG_DATA_HOME": str(tmp_path),
@@ -28,6 +37,7 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
+    assert "written by an older llm-twin-sdk" in out
     assert "Ingested 24 documents" in out
     assert out.count("Sources:") == 3
     assert "Streaming tokens with server-sent events" in out
