@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .inference.client import InferenceClient
 from .inference.stream import TextStream
+from .rag.filters import MetadataFilters
 from .rag.pipeline import RAGPipeline
 from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt
 from .types import Answer, Chunk, Document, GenerationParams, IngestReport, StageTimings
@@ -79,11 +80,19 @@ class LLMTwin:
         return self.rag.ingest(documents)
 
     def ask(
-        self, query: str, *, k: int | None = None, params: GenerationParams | None = None
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        params: GenerationParams | None = None,
+        filters: MetadataFilters | None = None,
     ) -> Answer:
-        """Answer ``query`` from the ``k`` best chunks that fit the model's input budget."""
+        """Answer ``query`` from the ``k`` best chunks that fit the model's input budget.
+
+        ``filters`` restricts the sources by metadata, e.g. ``{"author": "Maya Okafor"}``.
+        """
         params = params or self.client.params
-        prompt, retrieve_s, prompt_s = self._prepare(query, k, params)
+        prompt, retrieve_s, prompt_s = self._prepare(query, k, params, filters)
         generation = self.client.generate(prompt.messages, params)
         return Answer(
             query=query,
@@ -97,11 +106,16 @@ class LLMTwin:
         )
 
     def stream(
-        self, query: str, *, k: int | None = None, params: GenerationParams | None = None
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        params: GenerationParams | None = None,
+        filters: MetadataFilters | None = None,
     ) -> AnswerStream:
         """Like :meth:`ask`, but the sources come first, then the text piece by piece."""
         params = params or self.client.params
-        prompt, retrieve_s, prompt_s = self._prepare(query, k, params)
+        prompt, retrieve_s, prompt_s = self._prepare(query, k, params, filters)
         started = time.perf_counter()
         text_stream = self.client.stream(prompt.messages, params)
         return AnswerStream(
@@ -127,11 +141,15 @@ class LLMTwin:
         self.close()
 
     def _prepare(
-        self, query: str, k: int | None, params: GenerationParams
+        self,
+        query: str,
+        k: int | None,
+        params: GenerationParams,
+        filters: MetadataFilters | None,
     ) -> tuple[AssembledPrompt, float, float]:
         query = check_query(query)
         started = time.perf_counter()
-        chunks = self.rag.retrieve(query, k)
+        chunks = self.rag.retrieve(query, k, filters=filters)
         retrieved = time.perf_counter()
         prompt = assemble_prompt(
             query,

@@ -21,6 +21,7 @@ from ..types import Chunk, Document, IngestReport
 from ..validation import check_k, check_query
 from .chunking import chunk_document
 from .embedder import Embedder
+from .filters import MetadataFilters, check_filters
 from .sparse import LexicalEncoder
 from .store import QdrantStore, SearchMode, check_search_mode
 
@@ -145,20 +146,28 @@ class RAGPipeline:
         )
         return report
 
-    def retrieve(self, query: str, k: int | None = None) -> list[Chunk]:
+    def retrieve(
+        self, query: str, k: int | None = None, *, filters: MetadataFilters | None = None
+    ) -> list[Chunk]:
         """The ``k`` chunks most relevant to ``query`` (default ``top_k``), best first.
 
         Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical) or
-        reciprocal-rank-fusion scores (hybrid).
+        reciprocal-rank-fusion scores (hybrid). ``filters`` restricts the results by metadata,
+        e.g. ``{"author": "Maya Okafor", "kind": ["post", "article"]}``.
         """
         query = check_query(query)
         limit = self.top_k if k is None else check_k(k)
+        checked = check_filters(filters)
         with self._retrieve_lock:  # the embedded Qdrant engine is not made for concurrent use
             vector = None if self.search == "lexical" else self.embedder.encode([query])[0]
             sparse = None if self.search == "dense" else self.lexical_encoder.encode_query(query)
-            return self.store.search(vector, limit, sparse=sparse, mode=self.search)
+            return self.store.search(
+                vector, limit, sparse=sparse, mode=self.search, filters=checked
+            )
 
-    async def aretrieve(self, query: str, k: int | None = None) -> list[Chunk]:
+    async def aretrieve(
+        self, query: str, k: int | None = None, *, filters: MetadataFilters | None = None
+    ) -> list[Chunk]:
         """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop.
 
         Retrievals run one at a time per pipeline, so concurrent requests queue in threads
@@ -170,8 +179,8 @@ class RAGPipeline:
         """
         query = check_query(query)
         limit = self.top_k if k is None else check_k(k)
-
-        return await asyncio.to_thread(self.retrieve, query, limit)
+        checked = check_filters(filters)
+        return await asyncio.to_thread(self.retrieve, query, limit, filters=checked)
 
     def close(self) -> None:
         """Release the store (and its folder lock)."""

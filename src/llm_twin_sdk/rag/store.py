@@ -33,6 +33,7 @@ from ..errors import (
     VectorStoreLockedError,
 )
 from ..types import Chunk, DocumentMetadata
+from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
 from .sparse import LexicalEncoder, SparseVector
 
 if TYPE_CHECKING:
@@ -195,11 +196,10 @@ class QdrantStore:
                     },
                 )
                 if self._payload_indexes:  # local mode has none (it scans)
-                    self._client.create_payload_index(
-                        self.collection,
-                        "document_id",
-                        field_schema=models.PayloadSchemaType.KEYWORD,
-                    )
+                    for field in FILTER_FIELDS:
+                        self._client.create_payload_index(
+                            self.collection, field, field_schema=models.PayloadSchemaType.KEYWORD
+                        )
             self._ready_dimension = dimension
 
     def _check_schema(self, dimension: int | None) -> int:
@@ -332,6 +332,7 @@ class QdrantStore:
         *,
         sparse: SparseVector | None = None,
         mode: SearchMode = "dense",
+        filters: MetadataFilters | None = None,
     ) -> list[Chunk]:
         """The ``k`` best chunks, best first, with their scores.
 
@@ -345,8 +346,10 @@ class QdrantStore:
                 ``"hybrid"`` fuses the dense and lexical lists (each ``4 * k`` long, at
                 least 20) with reciprocal rank fusion in Qdrant (score: the RRF score).
                 A query with no lexical terms falls back to the dense list alone.
+            filters: metadata every result must match (see :mod:`~.filters`).
         """
         mode = check_search_mode(mode)
+        condition = to_qdrant_filter(check_filters(filters))
         if mode != "lexical" and vector is None:
             raise InvalidParameterError(f"{mode} search needs the query's dense vector")
         if mode != "dense" and sparse is None:
@@ -373,10 +376,19 @@ class QdrantStore:
             assert vector is not None
             assert sparse is not None
             depth = max(20, HYBRID_PREFETCH_FACTOR * k)
-            prefetch = [models.Prefetch(query=vector.tolist(), using=DENSE_VECTOR, limit=depth)]
+            prefetch = [
+                models.Prefetch(
+                    query=vector.tolist(), using=DENSE_VECTOR, limit=depth, filter=condition
+                )
+            ]
             if sparse.indices:
                 prefetch.append(
-                    models.Prefetch(query=_qdrant_sparse(sparse), using=LEXICAL_VECTOR, limit=depth)
+                    models.Prefetch(
+                        query=_qdrant_sparse(sparse),
+                        using=LEXICAL_VECTOR,
+                        limit=depth,
+                        filter=condition,
+                    )
                 )
             query = models.FusionQuery(fusion=models.Fusion.RRF)
         response = self._call(
@@ -386,6 +398,7 @@ class QdrantStore:
                 query=query,
                 using=using,
                 prefetch=prefetch,
+                query_filter=condition,
                 limit=k,
                 with_payload=True,
             ),
