@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, InvalidDocumentError, InvalidParameterError
 from ..types import Chunk, Document, IngestReport
-from ..validation import check_k, check_query
+from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_document
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
@@ -110,7 +110,7 @@ class RAGPipeline:
 
     def chunk(self, documents: Iterable[Document | Mapping[str, Any]]) -> list[Chunk]:
         """Validate documents and split them into chunks, without embedding or storing."""
-        docs = _validated(documents)
+        docs = validate_documents(documents)
         offsets = self.embedder.token_offsets([d.text for d in docs])
         chunks: list[Chunk] = []
         for doc, doc_offsets in zip(docs, offsets, strict=True):
@@ -185,25 +185,3 @@ class RAGPipeline:
     def close(self) -> None:
         """Release the store (and its folder lock)."""
         self.store.close()
-
-
-def _validated(documents: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
-    if isinstance(documents, (str, bytes, Document, Mapping)):
-        raise InvalidDocumentError("ingest takes a list of documents, not a single one")
-    docs: list[Document] = []
-    seen: set[str] = set()
-    for index, item in enumerate(documents):
-        try:
-            doc = item if isinstance(item, Document) else Document(**dict(item))
-        except InvalidDocumentError as exc:
-            ident = item.get("id") if isinstance(item, Mapping) else None
-            raise InvalidDocumentError(f"document #{index} (id={ident!r}): {exc}") from exc
-        except TypeError as exc:
-            raise InvalidDocumentError(
-                f"document #{index} must be a Document or a mapping, got {type(item).__name__}"
-            ) from exc
-        if doc.id in seen:
-            raise InvalidDocumentError(f"document id {doc.id!r} appears twice in one ingest call")
-        seen.add(doc.id)
-        docs.append(doc)
-    return docs

@@ -38,6 +38,7 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from ..errors import InvalidDocumentError, InvalidParameterError
 from ..types import Document, DocumentMetadata
+from ..validation import build_document, validate_documents
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -128,7 +129,7 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
                 f"{where}: expected a JSON object, got {type(data).__name__}"
             )
         try:
-            doc = _build_document(data)
+            doc = build_document(data)
         except InvalidDocumentError as exc:
             raise InvalidDocumentError(f"{where}: {exc}") from exc
         if doc.id in first_line:
@@ -247,7 +248,7 @@ def load_documents(source: DocumentSource) -> list[Document]:
         raise InvalidDocumentError(
             "load_documents takes a path or a list of documents, not a single document"
         )
-    return _validate_all(source)
+    return validate_documents(source)
 
 
 class _SkipFileError(Exception):
@@ -269,7 +270,7 @@ def _read_note(file: Path, *, default_id: str) -> Document:
     metadata = {key: value for key, value in fields.items() if key != "id"}
     doc_id = fields.get("id", default_id)
     try:
-        return _build_document({"id": doc_id, "text": body, "metadata": metadata})
+        return build_document({"id": doc_id, "text": body, "metadata": metadata})
     except InvalidDocumentError as exc:
         raise _SkipFileError(str(exc)) from exc
 
@@ -304,44 +305,3 @@ def _split_front_matter(content: str) -> tuple[dict[str, Any], str]:
             f"allowed: {', '.join(sorted(_FRONT_MATTER_KEYS))}"
         )
     return data, body
-
-
-def _build_document(data: Mapping[Any, Any]) -> Document:
-    """A validated document; metadata is validated first, for a flat error message.
-
-    The constructors are called (not ``model_validate``): with the SDK's custom ``__init__``,
-    pydantic's ``model_validate`` nests the SDK error inside a second one.
-    """
-    if not all(isinstance(key, str) for key in data):
-        raise InvalidDocumentError("document field names must be strings")
-    fields = dict(data)
-    metadata = fields.get("metadata")
-    if isinstance(metadata, Mapping):
-        if not all(isinstance(key, str) for key in metadata):
-            raise InvalidDocumentError("document metadata field names must be strings")
-        fields["metadata"] = DocumentMetadata(**metadata)
-    return Document(**fields)
-
-
-def _validate_all(documents: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
-    docs: list[Document] = []
-    seen: set[str] = set()
-    for index, item in enumerate(documents):
-        if isinstance(item, Document):
-            doc = item
-        elif isinstance(item, Mapping):
-            try:
-                doc = _build_document(item)
-            except InvalidDocumentError as exc:
-                raise InvalidDocumentError(
-                    f"document #{index} (id={item.get('id')!r}): {exc}"
-                ) from exc
-        else:
-            raise InvalidDocumentError(
-                f"document #{index} must be a Document or a mapping, got {type(item).__name__}"
-            )
-        if doc.id in seen:
-            raise InvalidDocumentError(f"document id {doc.id!r} appears twice (document #{index})")
-        seen.add(doc.id)
-        docs.append(doc)
-    return docs
