@@ -577,31 +577,40 @@ def test_inference_component_moves_to_a_new_model_without_a_new_fleet(
     deployer: Deployer, script: Script, stub: Stubber
 ) -> None:
     spec = ic_spec()
-    script.observe(spec, live=endpoint("InService", OLD_CONFIG))
-    script.ok(
-        "describe_inference_component",
-        component("InService", OLD_MODEL),
-        InferenceComponentName="twin-ic",
-    )
-    script.ok(
-        "describe_endpoint_config", ic_config(OLD_CONFIG, spec), EndpointConfigName=OLD_CONFIG
-    )
+    previous = ic_spec(model_id="org/previous-twin")
+    # The fleet is the same, so the endpoint config is too: only the component changes.
+    assert previous.endpoint_config_name == spec.endpoint_config_name
+    assert previous.model_name != spec.model_name
+
+    def observe() -> None:
+        script.missing("describe_model", ModelName=spec.model_name)
+        script.ok(
+            "describe_endpoint_config",
+            ic_config(spec.endpoint_config_name, spec),
+            EndpointConfigName=spec.endpoint_config_name,
+        )
+        script.ok(
+            "describe_endpoint",
+            endpoint("InService", spec.endpoint_config_name),
+            EndpointName="twin",
+        )
+        script.ok(
+            "describe_inference_component",
+            component("InService", previous.model_name),
+            InferenceComponentName="twin-ic",
+        )
+
+    observe()
     plan = deployer.plan(spec)
     assert [(r.resource, r.name, r.action) for r in plan.resources] == [
         ("model", spec.model_name, "create"),
-        ("endpoint-config", OLD_CONFIG, "keep"),
+        ("endpoint-config", spec.endpoint_config_name, "keep"),
         ("endpoint", "twin", "keep"),
         ("inference-component", "twin-ic", "update"),
     ]
-    assert f"model {OLD_MODEL} -> {spec.model_name}" in str(plan)
+    assert f"model {previous.model_name} -> {spec.model_name}" in str(plan)
 
-    script.observe(spec, live=endpoint("InService", OLD_CONFIG))
-    script.ok(
-        "describe_inference_component",
-        component("InService", OLD_MODEL),
-        InferenceComponentName="twin-ic",
-    )
-    script.ok("describe_endpoint_config", ic_config(OLD_CONFIG, spec))
+    observe()
     script.create_model(spec)
     script.ok(
         "update_inference_component",
@@ -617,13 +626,13 @@ def test_inference_component_moves_to_a_new_model_without_a_new_fleet(
             },
         },
     )
-    script.ok("describe_inference_component", component("Updating", OLD_MODEL))
+    script.ok("describe_inference_component", component("Updating", previous.model_name))
     script.ok("describe_inference_component", component("InService", spec.model_name))
 
     result = deployer.deploy(spec)
 
     stub.assert_no_pending_responses()
-    assert result.endpoint_config_name == OLD_CONFIG
+    assert result.endpoint_config_name == spec.endpoint_config_name
     assert result.model_name == spec.model_name
 
 

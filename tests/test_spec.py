@@ -460,5 +460,7 @@ def test_inference_component_config_does_not_change_with_the_model() -> None:
     b = a.model_copy(update={"model_id": "org/another-model"})
     assert a.model_name != b.model_name
     assert a.endpoint_config_name == b.endpoint_config_name  # the component is updated instead
+    slow = a.model_copy(update={"health_check_timeout_s": 1800})  # a component setting too
+    assert slow.endpoint_config_name == a.endpoint_config_name
     c = a.model_copy(update={"instance_type": "ml.g5.12xlarge", "num_gpus": 1})
     assert c.endpoint_config_name != a.endpoint_config_name

@@ -361,24 +361,6 @@ def _pending_config(endpoint: Response) -> str | None:
     return str(name) if name else None
 
 
-def _component_config_equivalent(config: Response, spec: EndpointSpec) -> bool:
-    """An inference-component endpoint config that serves ``spec`` as well as its own would."""
-    assert spec.components is not None
-    variants = _variants(config)
-    if len(variants) != 1 or not _is_component_config(config):
-        return False
-    variant = variants[0]
-    scaling = variant.get("ManagedInstanceScaling") or {}
-    return (
-        config.get("ExecutionRoleArn") == spec.role_arn
-        and variant.get("VariantName") == spec.variant_name
-        and variant.get("InstanceType") == spec.instance_type
-        and scaling.get("Status") == "ENABLED"
-        and scaling.get("MinInstanceCount") == spec.components.min_instances
-        and scaling.get("MaxInstanceCount") == spec.components.max_instances
-    )
-
-
 def _component_matches(component: Response, spec: EndpointSpec) -> bool:
     """The component already runs ``spec``'s model with its compute and start-up settings."""
     current = component.get("Specification") or {}
@@ -420,7 +402,7 @@ class _Observed:
     endpoint: Response | None
     component: Response | None
     config_name: str
-    """The endpoint config the endpoint should run (the spec's, or an equivalent one)."""
+    """The endpoint config the endpoint should run (the spec's)."""
 
 
 class Deployer:
@@ -556,7 +538,6 @@ class Deployer:
         endpoint = self._describe("describe_endpoint", EndpointName=spec.name)
         component: Response | None = None
         config_name = spec.endpoint_config_name
-        equivalent = False
         if spec.components is not None:
             assert spec.inference_component_name is not None
             component = self._describe(
@@ -570,15 +551,6 @@ class Deployer:
                     "it or rename the endpoint",
                     endpoint_name=spec.name,
                 )
-            current_name = (endpoint or {}).get("EndpointConfigName")
-            if current_name and current_name != config_name:
-                # A model change of an inference-component endpoint needs no new fleet:
-                # keep an equivalent config and update the component only.
-                current = self._describe(
-                    "describe_endpoint_config", EndpointConfigName=current_name
-                )
-                if current is not None and _component_config_equivalent(current, spec):
-                    config_name, equivalent = str(current_name), True
 
         resources = [
             PlannedResource(
@@ -590,14 +562,7 @@ class Deployer:
                 else f"{spec.engine} serving {spec.model_data or spec.model_id}",
             )
         ]
-        if equivalent:
-            config_entry = PlannedResource(
-                resource="endpoint-config",
-                name=config_name,
-                action="keep",
-                detail="in service; same fleet (the model change goes to the component)",
-            )
-        elif config is not None:
+        if config is not None:
             config_entry = PlannedResource(
                 resource="endpoint-config", name=config_name, action="keep", detail="exists"
             )

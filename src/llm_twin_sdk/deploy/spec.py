@@ -344,24 +344,25 @@ class EndpointSpec(_Model):
     def config_hash(self) -> str:
         """Hash of what defines the endpoint config.
 
-        Model-based: the model and its instances. Inference-component based: the instances
-        only (the model lives in the component, which is updated in place).
+        Model-based: the model and its instances. Inference-component based: the fleet only
+        (role, instance type, managed scaling bounds); the model, copies and startup settings
+        live in the component, which is updated in place. Equal hashes mean an equivalent
+        config, so a model change never rebuilds an inference-component fleet.
         """
         if self.components is None:
-            shape: dict[str, Any] = {"model": self.model_hash, "count": self.instance_count}
-        else:
+            shape: dict[str, Any] = {
+                "model": self.model_hash,
+                "count": self.instance_count,
+                "health": self.health_check_timeout_s,
+            }
+        else:  # the health-check timeout belongs to the component's startup parameters
             shape = {
                 "role": self.role_arn,
                 "min": self.components.min_instances,
                 "max": self.components.max_instances,
             }
         return self._digest(
-            {
-                **shape,
-                "instance_type": self.instance_type,
-                "variant": self.variant_name,
-                "health": self.health_check_timeout_s,
-            }
+            {**shape, "instance_type": self.instance_type, "variant": self.variant_name}
         )
 
     @property
