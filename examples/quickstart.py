@@ -54,11 +54,12 @@ def main() -> None:
             report = twin.ingest(documents)
         except CollectionMismatchError as exc:  # written by an older version of the SDK
             print(f"{exc}\nRe-creating the sample collection.\n")
-            twin.rag.store.delete_collection()
+            twin.rag.store.delete_collections()
             report = twin.ingest(documents)
         print(
             f"Ingested {report.documents} documents as {report.chunks} chunks "
-            f"in {report.seconds:.1f} s into {twin.rag.store.where}\n"
+            f"({report.unchanged} already stored) in {report.seconds:.1f} s "
+            f"into {twin.rag.store.where}\n"
         )
 
         for question in QUESTIONS:

@@ -59,7 +59,7 @@ def client(local_backend: LocalBackend) -> InferenceClient:
 
 @pytest.fixture
 def memory_store() -> Iterator[QdrantStore]:
-    store = QdrantStore.memory("test")
+    store = QdrantStore.memory()  # the default collections: posts, articles, repositories
     yield store
     store.close()
 

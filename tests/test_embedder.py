@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from llm_twin_sdk import ConfigurationError, Embedder, ModelLoadError
-from llm_twin_sdk.offline_models import default_embedding_model_path
+from llm_twin_sdk.offline_models import default_embedding_model_path, names_a_folder
 
 
 def test_default_model_ships_in_a_wheel() -> None:
@@ -69,3 +69,26 @@ def test_folder_that_is_not_a_model(tmp_path: Path) -> None:
 def test_bad_batch_size() -> None:
     with pytest.raises(ConfigurationError):
         Embedder(batch_size=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("sentence-transformers/all-MiniLM-L6-v2", False),
+        ("all-MiniLM-L6-v2", False),
+        ("./models/minilm", True),
+        ("~/models/minilm", True),
+        ("/srv/models/minilm", True),
+        ("models/minilm/v2", True),
+        (Path("minilm"), True),
+    ],
+)
+def test_names_a_folder(name: str | Path, folder: bool) -> None:
+    assert names_a_folder(name) is folder
+
+
+def test_hub_id_is_not_taken_for_a_missing_folder() -> None:
+    # offline (conftest sets HF_HUB_OFFLINE=1), an uncached hub id fails to load; it used to
+    # be reported as a missing local folder because of its "/"
+    with pytest.raises(ModelLoadError, match="(?s)could not load.*network access"):
+        Embedder("llm-twin-sdk-tests/no-such-model")

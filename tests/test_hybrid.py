@@ -135,12 +135,12 @@ def test_old_unnamed_vector_collection_is_refused(memory_store: QdrantStore) -> 
     from qdrant_client import models
 
     memory_store._client.create_collection(
-        memory_store.collection,
+        memory_store.collection_for(None),
         vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE),
     )
     with pytest.raises(CollectionMismatchError, match=r"older llm-twin-sdk.*new collection"):
         memory_store.write_documents(_chunks(TEXTS), _unit(len(TEXTS)))
-    fresh = QdrantStore(memory_store._client, memory_store.collection)
+    fresh = QdrantStore(memory_store._client, payload_indexes=False)
     with pytest.raises(CollectionMismatchError, match="single unnamed vector"):
         fresh.search(_unit(1)[0], 3)
 
@@ -149,7 +149,7 @@ def test_collection_without_the_lexical_vector_is_refused(memory_store: QdrantSt
     from qdrant_client import models
 
     memory_store._client.create_collection(
-        memory_store.collection,
+        memory_store.collection_for(None),
         vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)},
         sparse_vectors_config={"lexical": models.SparseVectorParams()},  # no IDF modifier
     )

@@ -46,8 +46,13 @@ def test_ingest_then_retrieve_finds_the_right_document(
 
 def test_reingest_replaces_without_duplicates(rag: RAGPipeline, corpus: list[Document]) -> None:
     first = rag.ingest(corpus)
-    second = rag.ingest(corpus)
-    assert rag.store.count() == first.chunks == second.chunks
+    second = rag.ingest(corpus)  # unchanged: nothing to embed or write
+    assert rag.store.count() == first.chunks
+    assert (second.documents, second.chunks, second.unchanged) == (0, 0, len(corpus))
+    edited = [corpus[0].model_copy(update={"text": corpus[0].text + " One more line."})]
+    third = rag.ingest([*edited, *corpus[1:]])
+    assert (third.documents, third.unchanged) == (1, len(corpus) - 1)
+    assert rag.store.count() == first.chunks - len(rag.chunk(corpus[:1])) + third.chunks
 
 
 def test_shorter_version_of_a_document_drops_its_old_tail(

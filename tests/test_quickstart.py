@@ -17,7 +17,7 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
 
     old = QdrantClient(path=str(tmp_path / "llm-twin-sdk" / "qdrant"))
     old.create_collection(
-        "llm_twin", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
+        "articles", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
     )
     old.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_TWIN_")}

@@ -68,13 +68,13 @@ def test_write_documents_scrolls_past_one_page(memory_store: QdrantStore) -> Non
 def test_empty_store_operations(memory_store: QdrantStore) -> None:
     memory_store.write_documents([], _vectors(0))
     assert memory_store.count() == 0
-    memory_store.delete_collection()
-    memory_store.delete_collection()
+    memory_store.delete_collections()
+    memory_store.delete_collections()
 
 
 def test_vector_size_mismatch(memory_store: QdrantStore) -> None:
     memory_store.upsert(_chunks("a", 1), _vectors(1, dim=8))
-    other = QdrantStore(memory_store._client, memory_store.collection)
+    other = QdrantStore(memory_store._client, payload_indexes=False)
     with pytest.raises(CollectionMismatchError, match="size 8"):
         other.upsert(_chunks("b", 1), _vectors(1, dim=16))
 
@@ -89,7 +89,7 @@ def test_foreign_points_raise_a_clear_error(memory_store: QdrantStore) -> None:
 
     memory_store.ensure_collection(8)
     memory_store._client.upsert(
-        memory_store.collection,
+        memory_store.collection_for(None),
         points=[
             models.PointStruct(id=1, vector={"dense": _vectors(1)[0].tolist()}, payload={"x": 1})
         ],
@@ -114,7 +114,7 @@ def test_folder_locked_by_another_process(locked_folder: Path) -> None:
 
 
 def test_unreachable_server_raises_store_error() -> None:
-    store = QdrantStore.server("http://127.0.0.1:9", collection="x", timeout_s=1)
+    store = QdrantStore.server("http://127.0.0.1:9", collections="x", timeout_s=1)
     with pytest.raises(VectorStoreError, match=r"127\.0\.0\.1:9"):
         store.count()
     store.close()

@@ -13,8 +13,12 @@ Parameters are validated like TGI does (422 ``{"error", "error_type": "validatio
 temperature <= 0, a ``top_p`` outside (0, 1) ...). Streams are written as HTTP chunks cut in
 the middle of ``data:`` lines, of JSON and of multi-byte UTF-8 characters.
 
-Texts come from a script of tokens (default), or from the real local llama.cpp model when the
-server is given a :class:`~llm_twin_sdk.LocalBackend`.
+Texts come from a script of tokens (default), from the real local llama.cpp model when the
+server is given a :class:`~llm_twin_sdk.LocalBackend`, or from ``respond(prompt_text)`` when the
+server is given a ``respond`` callable (its reply is split into tokens, each word with its
+leading whitespace, so ``max_new_tokens`` and stop sequences apply as for the script). The
+prompt text is ``inputs`` for ``/generate*``, ``prompt`` for ``/v1/completions``, and the
+message contents joined with ``"\\n"`` (roles dropped) for ``/v1/chat/completions``.
 
 Faults are queued with :meth:`TGIServer.fail` and consumed one per generation request:
 
@@ -31,6 +35,7 @@ connections and ``server.aborted_streams`` the streams whose client went away mi
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import sys
@@ -44,7 +49,7 @@ from typing import Any
 
 from llm_twin_sdk import GenerationParams, LocalBackend
 
-__all__ = ["DEFAULT_TOKENS", "Fault", "RecordedRequest", "TGIServer", "sse_cuts"]
+__all__ = ["DEFAULT_TOKENS", "Fault", "RecordedRequest", "TGIServer", "split_tokens", "sse_cuts"]
 
 DEFAULT_TOKENS: tuple[str, ...] = (
     "Quantize",
@@ -127,6 +132,12 @@ class _Answer:
         return "".join(self.tokens)
 
 
+def split_tokens(text: str) -> list[str]:
+    """``text`` as tokens: each word with the whitespace before it, then trailing whitespace
+    (``"Hi  there"`` -> ``["Hi", "  there"]``); joined, they give ``text`` back."""
+    return re.findall(r"\s*\S+|\s+", text)
+
+
 def sse_cuts(payload: bytes) -> list[bytes]:
     """``payload`` cut inside ``data``, in the middle of its JSON, and inside every
     multi-byte UTF-8 character."""
@@ -145,6 +156,8 @@ class TGIServer:
         token_delay_s: pause between streamed tokens.
         require_token: answer 401 unless ``Authorization: Bearer <require_token>``.
         ssl_context: serve HTTPS with this server-side context.
+        respond: answer each generation request with ``respond(prompt_text)`` (see the
+            module docstring) instead of the token script; ``backend`` wins over it.
     """
 
     def __init__(
@@ -155,8 +168,10 @@ class TGIServer:
         token_delay_s: float = 0.0,
         require_token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        respond: Callable[[str], str] | None = None,
     ) -> None:
         self.backend = backend
+        self.respond = respond
         self.tokens = list(tokens)
         self.token_delay_s = token_delay_s
         self.require_token = require_token
@@ -237,7 +252,10 @@ class TGIServer:
             with self.backend.stream(inputs, params) as stream:
                 yield from stream
             return
-        yield from self.tokens
+        if self.respond is not None:
+            yield from split_tokens(self.respond(inputs))
+        else:
+            yield from self.tokens
         yield EOS
 
 

@@ -43,6 +43,7 @@ from .errors import (
     ModelUnavailableError,
     PayloadTooLargeError,
     PromptTooLongError,
+    RerankError,
     ResourceNotFoundError,
     ScalingError,
     StreamBrokenError,
@@ -50,6 +51,7 @@ from .errors import (
     ThrottledError,
     VectorStoreError,
     VectorStoreLockedError,
+    VectorStoreUnavailableError,
 )
 
 if TYPE_CHECKING:
@@ -208,6 +210,7 @@ __all__ = [
     "PromptTooLongError",
     "QdrantStore",
     "RAGPipeline",
+    "RerankError",
     "ResourceNotFoundError",
     "RetryPolicy",
     "RolloutSpec",
@@ -229,6 +232,7 @@ __all__ = [
     "Usage",
     "VectorStoreError",
     "VectorStoreLockedError",
+    "VectorStoreUnavailableError",
     "WaitProgress",
     "__version__",
 ]

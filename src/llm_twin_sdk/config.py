@@ -23,7 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
-from .types import GenerationParams, describe_validation_error
+from .types import DocumentKind, GenerationParams, describe_validation_error
 
 __all__ = ["TwinSettings", "default_data_dir"]
 
@@ -101,7 +101,12 @@ class TwinSettings(BaseSettings):
         default_factory=lambda: default_data_dir() / "qdrant",
         description="Folder of Qdrant local mode, used when qdrant_url is unset.",
     )
-    collection: str = Field("llm_twin", min_length=1, description="Qdrant collection name.")
+    collections: str | dict[DocumentKind, str] | None = Field(
+        None,
+        description="Qdrant collections by document kind; unset: posts, articles, repositories. "
+        "One name puts every kind in one collection; JSON maps kinds, e.g. "
+        '\'{"post": "p", "article": "a", "repository": "r"}\'.',
+    )
 
     # Retrieval
     chunk_tokens: int = Field(128, gt=0, description="Maximum tokens per chunk.")
@@ -110,6 +115,16 @@ class TwinSettings(BaseSettings):
     search: Literal["dense", "lexical", "hybrid"] = Field(
         "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused by RRF."
     )
+    self_query: bool = Field(
+        False, description="Let the LLM extract author / platform / kind filters from questions."
+    )
+    query_expansion: int = Field(
+        1, ge=1, le=10, description="Phrasings searched per question (1: no expansion, no LLM)."
+    )
+    reranker_model: str | None = Field(
+        None, description="Cross-encoder (hub id or folder) reranking the candidates; unset: none."
+    )
+    rerank_candidates: int = Field(20, gt=0, description="Candidates the reranker scores.")
 
     generation: GenerationParams = Field(default_factory=GenerationParams)
 
@@ -130,6 +145,16 @@ class TwinSettings(BaseSettings):
             raise ValueError(
                 "backend 'sagemaker' needs sagemaker_endpoint (LLM_TWIN_SAGEMAKER_ENDPOINT)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _collections_are_valid(self) -> TwinSettings:
+        from .rag.layout import resolve_collections
+
+        try:
+            resolve_collections(self.collections)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @model_validator(mode="after")

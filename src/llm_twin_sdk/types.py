@@ -284,4 +284,7 @@ class IngestReport(_Model):
 
     documents: int = Field(ge=0, description="Documents written (or replaced).")
     chunks: int = Field(ge=0, description="Chunks written.")
+    unchanged: int = Field(
+        0, ge=0, description="Documents skipped: already stored exactly as given (resumed runs)."
+    )
     seconds: float = Field(ge=0, description="Wall time, including embedding.")

@@ -9,7 +9,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConfigurationError, EmbeddingError, ModelLoadError
-from ..offline_models import default_embedding_model_path
+from ..offline_models import default_embedding_model_path, names_a_folder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -59,20 +58,18 @@ class Embedder:
 
     @staticmethod
     def _load(source: str | Path, device: str) -> SentenceTransformer:
-        looks_local = (
-            isinstance(source, Path) or os.sep in str(source) or str(source).startswith(".")
-        )
-        if looks_local and not Path(source).is_dir():
+        if names_a_folder(source) and not Path(source).expanduser().is_dir():
             raise ModelLoadError(f"embedding model folder {str(source)!r} does not exist")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise ModelLoadError("sentence-transformers is not installed") from exc
         try:
-            return SentenceTransformer(str(source), device=device)
+            local = Path(source).expanduser()
+            return SentenceTransformer(str(local if local.is_dir() else source), device=device)
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load embedding model {str(source)!r}: {exc}. "
+                f"could not load embedding model {str(source)!r}: {str(exc).strip().rstrip('.')}. "
                 "Pass a sentence-transformers model id (needs network access) or a local folder."
             ) from exc
 

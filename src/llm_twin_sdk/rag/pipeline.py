@@ -1,36 +1,60 @@
-"""RAGPipeline: ingest documents into Qdrant and retrieve the chunks nearest a question.
+"""RAGPipeline: ingest documents into Qdrant and retrieve the chunks most relevant to a question.
 
 Example::
 
     rag = RAGPipeline(Embedder(), QdrantStore.memory())
-    rag.ingest([Document(id="p1", text="Quantize before you scale out.")])
+    rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
     chunks = rag.retrieve("How do I cut GPU cost?", k=3)
+
+With an LLM for the query steps and a cross-encoder::
+
+    rag = RAGPipeline(
+        Embedder(), QdrantStore.memory(),
+        self_query=SelfQuery(client),             # "What did Maya write..." -> author filter
+        expander=QueryExpander(client, n=3),      # the question + 2 other phrasings
+        reranker=Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2"),
+    )
+
+A retrieval runs self-query and expansion concurrently (two LLM calls at once on a remote
+backend), embeds every phrasing in one batch, sends one batched search per collection, fuses
+the lists (reciprocal rank fusion, deduplicated by chunk id) and reranks the candidates with
+the cross-encoder. Each LLM step degrades to nothing on failure; none writes anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, InvalidDocumentError, InvalidParameterError
+from ..errors import ConfigurationError, InvalidDocumentError, InvalidParameterError, LLMTwinError
 from ..types import Chunk, Document, IngestReport
 from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_document
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
 from .sparse import LexicalEncoder
-from .store import QdrantStore, SearchMode, check_search_mode
+from .store import QdrantStore, QueryVectors, SearchMode, check_search_mode
 
 if TYPE_CHECKING:
     from ..config import TwinSettings
+    from ..inference.client import InferenceClient
+    from .query import QueryExpander, SelfQuery
+    from .rerank import Reranker
 
 __all__ = ["RAGPipeline"]
 
 logger = logging.getLogger(__name__)
+
+FINGERPRINT_VERSION = 1
+"""Part of every document fingerprint: bump it when what is stored for a text changes."""
 
 
 class RAGPipeline:
@@ -38,15 +62,21 @@ class RAGPipeline:
 
     Args:
         embedder: encodes chunks and queries (the same model for both).
-        store: where chunks and vectors live.
+        store: where chunks and vectors live (collections by document kind).
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
         top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
         search: ``"hybrid"`` (default) fuses dense and lexical (BM25) rankings with
-            reciprocal rank fusion in Qdrant; ``"dense"`` is embedding similarity only;
-            ``"lexical"`` is BM25 only.
+            reciprocal rank fusion; ``"dense"`` is embedding similarity only; ``"lexical"``
+            is BM25 only.
         lexical_encoder: computes the lexical vectors of chunks and queries (default
             :class:`LexicalEncoder` settings).
+        self_query: extracts author / platform / kind filters from the question with an LLM.
+        expander: writes other phrasings of the question with an LLM (query expansion).
+        reranker: a cross-encoder that reorders the candidates; then ``rerank_candidates``
+            chunks are retrieved and the best ``k`` kept.
+        rerank_candidates: candidates scored by the reranker (at least ``k``).
+        ingest_batch: chunks embedded and written per batch by :meth:`ingest`.
     """
 
     def __init__(
@@ -59,6 +89,11 @@ class RAGPipeline:
         top_k: int = 3,
         search: SearchMode = "hybrid",
         lexical_encoder: LexicalEncoder | None = None,
+        self_query: SelfQuery | None = None,
+        expander: QueryExpander | None = None,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = 20,
+        ingest_batch: int = 256,
     ) -> None:
         if not 0 < chunk_tokens <= embedder.max_tokens:
             raise ConfigurationError(
@@ -70,107 +105,242 @@ class RAGPipeline:
                 f"chunk_overlap must be >= 0 and < chunk_tokens ({chunk_tokens}), "
                 f"got {chunk_overlap}"
             )
+        for name, value in (
+            ("rerank_candidates", rerank_candidates),
+            ("ingest_batch", ingest_batch),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
+        try:
+            self.top_k = check_k(top_k)
+            self.search: SearchMode = check_search_mode(search)
+        except InvalidParameterError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.embedder = embedder
         self.store = store
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
-        self.top_k = check_k(top_k)
-        self._retrieve_lock = threading.Lock()
-        try:
-            self.search: SearchMode = check_search_mode(search)
-        except InvalidParameterError as exc:
-            raise ConfigurationError(str(exc)) from None
         self.lexical_encoder = lexical_encoder or LexicalEncoder()
+        self.self_query = self_query
+        self.expander = expander
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
+        self.ingest_batch = ingest_batch
+        self._store_lock = threading.Lock()  # the embedded Qdrant engine is not made for threads
+        self._known: dict[str, list[str]] | None = None  # authors / platforms, for self-query
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: TwinSettings | None = None) -> RAGPipeline:
-        """Build the embedder and the store that ``settings`` describe (defaults: embedded)."""
+    def from_settings(
+        cls, settings: TwinSettings | None = None, *, llm: InferenceClient | None = None
+    ) -> RAGPipeline:
+        """Build the embedder, the store and the query steps ``settings`` describe.
+
+        ``llm`` is the :class:`~llm_twin_sdk.InferenceClient` used by self-query and query
+        expansion when the settings turn them on (``LLM_TWIN_SELF_QUERY``,
+        ``LLM_TWIN_QUERY_EXPANSION``).
+        """
         from ..config import TwinSettings
 
         s = settings or TwinSettings()
         embedder = Embedder(s.embedding_model, device=s.embedding_device)
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-            store = QdrantStore.server(s.qdrant_url, api_key=key, collection=s.collection)
+            store = QdrantStore.server(s.qdrant_url, api_key=key, collections=s.collections)
         else:
-            store = QdrantStore.local(s.qdrant_path, collection=s.collection)
+            store = QdrantStore.local(s.qdrant_path, collections=s.collections)
+        wants_llm = s.self_query or s.query_expansion > 1
+        if wants_llm and llm is None:
+            raise ConfigurationError(
+                "self-query and query expansion need an LLM client: pass llm=... "
+                "(LLMTwin.from_settings does)"
+            )
+        from .query import QueryExpander, SelfQuery
+
+        reranker = None
+        if s.reranker_model:
+            from .rerank import Reranker
+
+            reranker = Reranker(s.reranker_model, device=s.embedding_device)
         return cls(
             embedder,
             store,
             chunk_tokens=s.chunk_tokens,
             chunk_overlap=s.chunk_overlap,
             top_k=s.top_k,
-            search=s.search,  # TwinSettings.search, once it exists
+            search=s.search,
+            self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
+            expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,
+            reranker=reranker,
+            rerank_candidates=s.rerank_candidates,
         )
 
     def __repr__(self) -> str:
+        steps = [
+            name
+            for name, step in (
+                ("self_query", self.self_query),
+                ("expansion", self.expander),
+                ("rerank", self.reranker),
+            )
+            if step is not None
+        ]
         return (
-            f"RAGPipeline(embedder={self.embedder!r}, store={self.store!r}, search={self.search!r})"
+            f"RAGPipeline(embedder={self.embedder!r}, store={self.store!r}, "
+            f"search={self.search!r}, steps={steps!r})"
         )
+
+    # -- ingestion -------------------------------------------------------------------------
 
     def chunk(self, documents: Iterable[Document | Mapping[str, Any]]) -> list[Chunk]:
         """Validate documents and split them into chunks, without embedding or storing."""
         docs = validate_documents(documents)
+        return [chunk for _, chunks in self._chunked(docs) for chunk in chunks]
+
+    def _chunked(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
         offsets = self.embedder.token_offsets([d.text for d in docs])
-        chunks: list[Chunk] = []
+        chunked: list[tuple[Document, list[Chunk]]] = []
         for doc, doc_offsets in zip(docs, offsets, strict=True):
             if not doc_offsets:
                 raise InvalidDocumentError(
                     f"document {doc.id!r} has no words the embedding model can read"
                 )
-            chunks.extend(chunk_document(doc, doc_offsets, self.chunk_tokens, self.chunk_overlap))
-        return chunks
+            chunks = chunk_document(doc, doc_offsets, self.chunk_tokens, self.chunk_overlap)
+            chunked.append((doc, chunks))
+        return chunked
 
-    def ingest(self, documents: Iterable[Document | Mapping[str, Any]]) -> IngestReport:
-        """Chunk, embed and store documents. Re-ingesting a document replaces its chunks.
+    def fingerprint(self, document: Document) -> str:
+        """Hash of everything that decides what is stored for ``document``: its text and
+        metadata, the embedding model, the lexical encoder and the chunking settings."""
+        identity = [
+            FINGERPRINT_VERSION,
+            self.embedder.model_name,
+            repr(self.lexical_encoder),
+            self.chunk_tokens,
+            self.chunk_overlap,
+            document.text,
+            document.metadata.model_dump(mode="json"),
+        ]
+        encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        return hashlib.sha256(encoded).hexdigest()[:32]
 
-        Every document is validated and every chunk embedded before the first write, so a
-        bad document or an embedding failure leaves the store untouched.
+    def ingest(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        progress: bool | None = None,
+    ) -> IngestReport:
+        """Chunk, embed and store documents, in batches. Re-ingesting a document replaces it.
+
+        Every document is validated and chunked before the first write, so a bad document
+        leaves the store untouched. Chunks are then embedded (dense and lexical) and written
+        :attr:`ingest_batch` at a time, whole documents per batch. Documents already stored
+        exactly as given are skipped, so an interrupted run, run again, resumes where it
+        stopped, and re-ingesting an unchanged corpus costs one lookup per batch.
+
+        Args:
+            documents: :class:`Document` objects or mappings with ``id``, ``text`` and
+                optional ``metadata`` (see :mod:`~llm_twin_sdk.rag.sources` for files).
+            progress: show a progress bar (tqdm, on stderr); ``None``: only when stderr is
+                a terminal.
         """
         started = time.perf_counter()
-        chunks = self.chunk(documents)
-        texts = [c.text for c in chunks]
-        vectors = self.embedder.encode(texts)
-        sparse = self.lexical_encoder.encode_documents(texts)
-        self.store.write_documents(chunks, vectors, sparse)
+        chunked = self._chunked(validate_documents(documents))
+        total = sum(len(chunks) for _, chunks in chunked)
+        show = sys.stderr.isatty() if progress is None else progress
+        written_docs = written_chunks = unchanged = 0
+        from tqdm.auto import tqdm
+
+        with tqdm(
+            total=total, unit="chunk", desc="ingest", disable=not show, file=sys.stderr
+        ) as bar:
+            for batch in _batches(chunked, self.ingest_batch):
+                fingerprints = {doc.id: self.fingerprint(doc) for doc, _ in batch}
+                chunks = [chunk for _, doc_chunks in batch for chunk in doc_chunks]
+                try:
+                    with self._store_lock:
+                        previous = self.store.stored_versions(chunks)
+                    same = previous.unchanged(chunks, fingerprints, self.store)
+                    todo = [c for c in chunks if c.document_id not in same]
+                    if todo:
+                        texts = [c.text for c in todo]
+                        vectors = self.embedder.encode(texts)
+                        sparse = self.lexical_encoder.encode_documents(texts)
+                        with self._store_lock:
+                            self.store.write_documents(
+                                todo, vectors, sparse, fingerprints=fingerprints, previous=previous
+                            )
+                except LLMTwinError as exc:
+                    exc.add_note(
+                        f"{written_docs + unchanged} of {len(chunked)} documents were stored "
+                        "before this failure; ingest the same documents again to resume."
+                    )
+                    raise
+                unchanged += len(same)
+                written_docs += len(batch) - len(same)
+                written_chunks += len(todo)
+                bar.update(len(chunks))
+        self._known = None
         report = IngestReport(
-            documents=len({c.document_id for c in chunks}),
-            chunks=len(chunks),
+            documents=written_docs,
+            chunks=written_chunks,
+            unchanged=unchanged,
             seconds=time.perf_counter() - started,
         )
         logger.info(
-            "ingested %d documents as %d chunks in %.2fs",
+            "ingested %d documents as %d chunks (%d unchanged) in %.2fs",
             report.documents,
             report.chunks,
+            report.unchanged,
             report.seconds,
         )
         return report
 
+    # -- retrieval -------------------------------------------------------------------------
+
     def retrieve(
-        self, query: str, k: int | None = None, *, filters: MetadataFilters | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        filters: MetadataFilters | None = None,
+        collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
         """The ``k`` chunks most relevant to ``query`` (default ``top_k``), best first.
 
-        Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical) or
-        reciprocal-rank-fusion scores (hybrid). ``filters`` restricts the results by metadata,
-        e.g. ``{"author": "Maya Okafor", "kind": ["post", "article"]}``.
+        Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical),
+        reciprocal-rank-fusion scores (hybrid, or several phrasings) or cross-encoder
+        scores (with a reranker). ``filters`` restricts the results by metadata, e.g.
+        ``{"author": "Maya Okafor", "kind": ["post", "article"]}``; fields it names win over
+        what self-query extracts. ``collections`` searches only those collections.
         """
         query = check_query(query)
         limit = self.top_k if k is None else check_k(k)
         checked = check_filters(filters)
-        with self._retrieve_lock:  # the embedded Qdrant engine is not made for concurrent use
-            vector = None if self.search == "lexical" else self.embedder.encode([query])[0]
-            sparse = None if self.search == "dense" else self.lexical_encoder.encode_query(query)
-            return self.store.search(
-                vector, limit, sparse=sparse, mode=self.search, filters=checked
-            )
+        names = self.store.check_collections(collections)
+        queries, extracted = self._rewrite(query, checked)
+        depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
+        merged = {**extracted, **checked}
+        chunks = self._search(queries, depth, merged, names)
+        if not chunks and extracted:
+            logger.info("no result with the self-query filters %s; searching without", extracted)
+            chunks = self._search(queries, depth, checked, names)
+        if self.reranker is not None and chunks:
+            chunks = self.reranker.rerank(query, chunks, keep_top_k=limit)
+        return chunks[:limit]
 
     async def aretrieve(
-        self, query: str, k: int | None = None, *, filters: MetadataFilters | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        filters: MetadataFilters | None = None,
+        collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
         """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop.
 
-        Retrievals run one at a time per pipeline, so concurrent requests queue in threads
+        Store access is serialised per pipeline, so concurrent requests queue in threads
         rather than in the event loop.
 
         Example (inside an async web handler)::
@@ -180,8 +350,85 @@ class RAGPipeline:
         query = check_query(query)
         limit = self.top_k if k is None else check_k(k)
         checked = check_filters(filters)
-        return await asyncio.to_thread(self.retrieve, query, limit, filters=checked)
+        names = self.store.check_collections(collections)
+        return await asyncio.to_thread(
+            self.retrieve, query, limit, filters=checked, collections=names
+        )
+
+    def _rewrite(
+        self, query: str, explicit: Mapping[str, tuple[str, ...]]
+    ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+        """The phrasings to search and the self-query filters, the two LLM steps at once."""
+        pending: Future[dict[str, tuple[str, ...]]] | None = None
+        if self.self_query is not None and not {"author", "platform", "kind"} <= set(explicit):
+            if self.expander is not None:
+                pending = self._pool().submit(self._self_query, query)
+            else:
+                return [query], self._self_query(query)
+        queries = self.expander.expand(query) if self.expander is not None else [query]
+        extracted = pending.result() if pending is not None else {}
+        return queries, {f: v for f, v in extracted.items() if f not in explicit}
+
+    def _self_query(self, query: str) -> dict[str, tuple[str, ...]]:
+        assert self.self_query is not None
+        return self.self_query.extract(query, known=self.known_values())
+
+    def known_values(self) -> dict[str, list[str]]:
+        """Authors and platforms stored, which self-query matches names against (cached
+        until the next :meth:`ingest`)."""
+        if self._known is None:
+            with self._store_lock:
+                self._known = {
+                    "author": self.store.distinct("author"),
+                    "platform": self.store.distinct("platform"),
+                }
+        return self._known
+
+    def _search(
+        self,
+        queries: Sequence[str],
+        k: int,
+        filters: Mapping[str, tuple[str, ...]],
+        collections: Sequence[str],
+    ) -> list[Chunk]:
+        dense = self.embedder.encode(list(queries)) if self.search != "lexical" else None
+        vectors = [
+            QueryVectors(
+                dense=None if dense is None else dense[i],
+                sparse=None if self.search == "dense" else self.lexical_encoder.encode_query(q),
+            )
+            for i, q in enumerate(queries)
+        ]
+        with self._store_lock:
+            return self.store.search_many(
+                vectors, k, mode=self.search, filters=filters, collections=collections
+            )
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(2, thread_name_prefix="llm-twin-query")
+            return self._executor
 
     def close(self) -> None:
-        """Release the store (and its folder lock)."""
+        """Release the store (and its folder lock) and the query-step threads."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
         self.store.close()
+
+
+def _batches(
+    chunked: Sequence[tuple[Document, list[Chunk]]], size: int
+) -> Iterator[list[tuple[Document, list[Chunk]]]]:
+    """Whole documents grouped so that each batch holds about ``size`` chunks."""
+    batch: list[tuple[Document, list[Chunk]]] = []
+    count = 0
+    for item in chunked:
+        batch.append(item)
+        count += len(item[1])
+        if count >= size:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch

@@ -6,19 +6,29 @@ Example::
     store = QdrantStore.memory()                    # for tests
     store = QdrantStore.server("http://localhost:6333", api_key="...")
 
+Chunks are spread over collections by their document's kind: ``posts``, ``articles`` and
+``repositories`` by default (documents without a kind go with the articles). Any names can be
+configured, several kinds may share one collection, and one name puts everything in one.
+
 Every point holds two named vectors: ``"dense"`` (the embedding, cosine) and ``"lexical"``
 (a BM25-style sparse vector from :class:`~llm_twin_sdk.rag.sparse.LexicalEncoder`, with
-Qdrant's IDF modifier). :meth:`QdrantStore.search` ranks by either, or fuses both with
-reciprocal rank fusion inside Qdrant (``prefetch`` + ``FusionQuery(fusion=Fusion.RRF)``).
+Qdrant's IDF modifier). Searches go to Qdrant as one batched request per collection
+(``query_batch_points``: every query, every vector). The per-collection lists of a query and
+vector are merged by score (cosines compare across collections), so splitting the corpus into
+collections does not change the ranking; the lists of several vectors (hybrid) and several
+queries (expansion) are then fused with reciprocal rank fusion, Qdrant's own implementation
+and constant, deduplicated by chunk id.
 
-Every qdrant-client error is converted into :class:`~llm_twin_sdk.errors.VectorStoreError`.
+Every qdrant-client error is converted into :class:`~llm_twin_sdk.errors.VectorStoreError`;
+calls to a server are retried on connection errors, timeouts, 429 and 5xx first.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
@@ -27,19 +37,30 @@ import numpy.typing as npt
 
 from ..errors import (
     CollectionMismatchError,
-    ConfigurationError,
     InvalidParameterError,
     VectorStoreError,
     VectorStoreLockedError,
+    VectorStoreUnavailableError,
 )
-from ..types import Chunk, DocumentMetadata
+from ..retry import NO_RETRY, RetryPolicy
+from ..types import Chunk, DocumentKind, DocumentMetadata
+from .chunking import chunk_id
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
+from .layout import DEFAULT_COLLECTIONS, KINDLESS, CollectionsSpec, resolve_collections
 from .sparse import LexicalEncoder, SparseVector
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
-__all__ = ["DENSE_VECTOR", "LEXICAL_VECTOR", "QdrantStore", "SearchMode"]
+__all__ = [
+    "DEFAULT_COLLECTIONS",
+    "DENSE_VECTOR",
+    "LEXICAL_VECTOR",
+    "QdrantStore",
+    "QueryVectors",
+    "SearchMode",
+    "StoredVersions",
+]
 
 T = TypeVar("T")
 
@@ -51,8 +72,13 @@ DENSE_VECTOR = "dense"
 LEXICAL_VECTOR = "lexical"
 _METADATA_FIELDS = tuple(DocumentMetadata.model_fields)
 UPSERT_BATCH = 256
-HYBRID_PREFETCH_FACTOR = 4
-"""Each list fused in hybrid search holds this many times ``k`` candidates (at least 20)."""
+FUSION_DEPTH_FACTOR = 4
+"""Each list fused by RRF holds this many times ``k`` candidates (at least 20)."""
+SERVER_RETRY_POLICY = RetryPolicy(
+    max_attempts=4, initial_wait_s=0.25, max_wait_s=4.0, deadline_s=30.0
+)
+"""Retries of Qdrant server calls (connection errors, timeouts, 429, 5xx)."""
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def check_search_mode(mode: object) -> SearchMode:
@@ -64,31 +90,90 @@ def check_search_mode(mode: object) -> SearchMode:
     return mode  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class QueryVectors:
+    """One query's vectors: its dense embedding and its lexical (sparse) vector.
+
+    Either may be ``None`` when the search mode does not use it.
+    """
+
+    dense: npt.NDArray[np.float32] | None = None
+    sparse: SparseVector | None = None
+
+
+@dataclass
+class StoredVersions:
+    """What the store holds of some documents, found by chunk id (see
+    :meth:`QdrantStore.stored_versions`): where each chunk is, with its document's fingerprint
+    and chunk count as written."""
+
+    chunks: dict[str, dict[tuple[str, str], str | None]] = field(default_factory=dict)
+    """document id -> {(collection, chunk id): fingerprint}"""
+    lengths: dict[str, int] = field(default_factory=dict)
+    """document id -> the largest chunk count recorded among its stored chunks"""
+
+    def unchanged(
+        self, chunks: Sequence[Chunk], fingerprints: Mapping[str, str], store: QdrantStore
+    ) -> set[str]:
+        """Documents stored exactly as ``chunks`` say, with these fingerprints (nothing to do)."""
+        wanted: dict[str, set[tuple[str, str]]] = {}
+        for chunk in chunks:
+            wanted.setdefault(chunk.document_id, set()).add(
+                (store.collection_for(chunk.metadata.kind), chunk.id)
+            )
+        same: set[str] = set()
+        for document_id, places in wanted.items():
+            stored = self.chunks.get(document_id, {})
+            fingerprint = fingerprints.get(document_id)
+            if (
+                fingerprint is not None
+                and set(stored) == places
+                and self.lengths.get(document_id) == len(places)
+                and all(value == fingerprint for value in stored.values())
+            ):
+                same.add(document_id)
+        return same
+
+
 class QdrantStore:
-    """Chunks and their vectors in one Qdrant collection: dense (cosine) and lexical (sparse).
+    """Chunks and their vectors in Qdrant collections: dense (cosine) and lexical (sparse).
 
-    The collection is created on first write with the embedder's vector size; an existing
+    Args:
+        client: a ready ``QdrantClient`` (share one between stores, or use the constructors
+            :meth:`local`, :meth:`memory` and :meth:`server`).
+        collections: ``None`` for the defaults (``posts``, ``articles``, ``repositories``,
+            chosen by each document's kind), one name for a single collection, or a mapping
+            of every kind to a name (kinds may share one).
+        where: how errors name the store's location.
+        payload_indexes: create keyword indexes on the filter fields (servers).
+        retry: retries of transient failures (default: none in-process, a short backoff
+            for servers).
+        url: the server's URL, named by :class:`VectorStoreUnavailableError`.
+
+    A collection is created on first write with the embedder's vector size; an existing
     collection with another size or layout raises :class:`CollectionMismatchError`.
-
-    Prefer the constructors :meth:`local`, :meth:`memory` and :meth:`server`; pass a
-    ready ``QdrantClient`` to the initialiser to share one.
     """
 
     def __init__(
         self,
         client: QdrantClient,
-        collection: str = "llm_twin",
+        collections: CollectionsSpec = None,
         *,
         where: str = "",
         payload_indexes: bool = True,
+        retry: RetryPolicy | None = None,
+        url: str | None = None,
     ) -> None:
-        if not collection.strip():
-            raise ConfigurationError("collection name must not be empty")
         self._client = client
+        self.routes: dict[DocumentKind, str] = resolve_collections(collections)
+        """Collection of each document kind."""
+        self.collections: tuple[str, ...] = tuple(dict.fromkeys(self.routes.values()))
+        """Every collection of this store, in configuration order."""
         self._payload_indexes = payload_indexes
-        self.collection = collection
         self.where = where or "the given Qdrant client"
-        self._ready_dimension: int | None = None
+        self.url = url
+        self.retry = retry or (SERVER_RETRY_POLICY if url else NO_RETRY)
+        self._ready: dict[str, int] = {}
         self._lock = threading.Lock()
         self.lexical_encoder = LexicalEncoder()
         """Computes chunks' lexical vectors when :meth:`upsert` is not given them."""
@@ -96,7 +181,7 @@ class QdrantStore:
     # -- constructors -------------------------------------------------------------------
 
     @classmethod
-    def local(cls, path: str | Path, collection: str = "llm_twin") -> QdrantStore:
+    def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
         """Embedded Qdrant on a folder (created if missing). One process at a time."""
         folder = Path(path).expanduser()
         try:
@@ -117,15 +202,17 @@ class QdrantStore:
             raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
         except Exception as exc:
             raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
-        return cls(client, collection, where=f"local folder {str(folder)!r}", payload_indexes=False)
+        return cls(
+            client, collections, where=f"local folder {str(folder)!r}", payload_indexes=False
+        )
 
     @classmethod
-    def memory(cls, collection: str = "llm_twin") -> QdrantStore:
+    def memory(cls, collections: CollectionsSpec = None) -> QdrantStore:
         """Qdrant in memory: nothing persists. For tests and throwaway runs."""
         from qdrant_client import QdrantClient
 
         client = QdrantClient(location=":memory:")
-        return cls(client, collection, where="memory", payload_indexes=False)
+        return cls(client, collections, where="memory", payload_indexes=False)
 
     @classmethod
     def server(
@@ -133,10 +220,16 @@ class QdrantStore:
         url: str,
         *,
         api_key: str | None = None,
-        collection: str = "llm_twin",
+        collections: CollectionsSpec = None,
         timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
     ) -> QdrantStore:
-        """A Qdrant server or Qdrant Cloud at ``url`` (``api_key`` for Cloud)."""
+        """A Qdrant server or Qdrant Cloud at ``url`` (``api_key`` for Cloud).
+
+        Calls are retried on connection errors, timeouts, 429 and 5xx (``retry``, default
+        :data:`SERVER_RETRY_POLICY`); a server still unreachable then raises
+        :class:`VectorStoreUnavailableError` naming ``url``.
+        """
         from qdrant_client import QdrantClient
 
         try:
@@ -145,75 +238,100 @@ class QdrantStore:
             )
         except Exception as exc:
             raise VectorStoreError(f"invalid Qdrant server URL {url!r}: {exc}") from None
-        return cls(client, collection, where=f"server {url!r}")
+        return cls(client, collections, where=f"server {url!r}", retry=retry, url=url)
 
     # -- plumbing -----------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"QdrantStore(collection={self.collection!r}, where={self.where})"
+        return f"QdrantStore(collections={list(self.collections)!r}, where={self.where})"
 
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def _call(self, action: str, fn: Callable[[], T], collection: str | None = None) -> T:
+        """Run a qdrant-client call: transient server failures retried, errors converted."""
         try:
-            yield
+            return self.retry.call(fn, _is_transient)
         except VectorStoreError:
             raise
         except Exception as exc:
-            raise VectorStoreError(
-                f"Qdrant {action} failed on collection {self.collection!r} ({self.where}): {exc}"
-            ) from exc
+            target = f" on collection {collection!r}" if collection else ""
+            if self.url is not None and _is_transient(exc):
+                raise VectorStoreUnavailableError(
+                    f"Qdrant server {self.url} is unreachable or failing ({action}{target}) "
+                    f"after {self.retry.max_attempts} attempts: {exc}. Check that it runs and "
+                    "that LLM_TWIN_QDRANT_URL is right.",
+                    url=self.url,
+                ) from exc
+            raise VectorStoreError(f"Qdrant {action} failed{target} ({self.where}): {exc}") from exc
 
-    def _call(self, action: str, fn: Callable[[], T]) -> T:
-        with self._errors(action):
-            return fn()
+    def collection_for(self, kind: DocumentKind | None) -> str:
+        """The collection that holds chunks of documents of ``kind``."""
+        return self.routes[kind or KINDLESS]
+
+    def check_collections(self, names: Iterable[str] | None) -> tuple[str, ...]:
+        """``names`` (default: every collection) after checking each is configured."""
+        if names is None:
+            return self.collections
+        if isinstance(names, str):
+            names = [names]
+        chosen = tuple(dict.fromkeys(names))
+        unknown = [name for name in chosen if name not in self.collections]
+        if unknown or not chosen:
+            raise InvalidParameterError(
+                (f"unknown collection {unknown[0]!r}" if unknown else "no collection given")
+                + f"; this store's collections: {', '.join(self.collections)}"
+            )
+        return chosen
 
     # -- operations ---------------------------------------------------------------------
 
-    def ensure_collection(self, dimension: int) -> None:
-        """Create the collection (named ``dense`` vector of ``dimension``, cosine, and a
-        ``lexical`` sparse vector with the IDF modifier) unless it exists with that schema.
+    def ensure_collection(self, dimension: int, collection: str | None = None) -> None:
+        """Create ``collection`` (default: every collection) unless it exists with this schema:
+        a named ``dense`` vector of ``dimension`` (cosine) and a ``lexical`` sparse vector with
+        the IDF modifier.
 
         An existing collection of another size or another layout (the single unnamed vector
         of llm-twin-sdk before hybrid search) raises :class:`CollectionMismatchError`.
         """
-        if self._ready_dimension == dimension:
-            return
+        for name in self.collections if collection is None else (collection,):
+            if self._ready.get(name) != dimension:
+                with self._lock:
+                    self._call("create collection", partial(self._create, name, dimension), name)
+
+    def _create(self, name: str, dimension: int) -> None:
         from qdrant_client import models
 
-        with self._lock, self._errors("create collection"):
-            if self._client.collection_exists(self.collection):
-                self._check_schema(dimension)
-            else:
-                self._client.create_collection(
-                    self.collection,
-                    vectors_config={
-                        DENSE_VECTOR: models.VectorParams(
-                            size=dimension, distance=models.Distance.COSINE
-                        )
-                    },
-                    sparse_vectors_config={
-                        LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                    },
-                )
-                if self._payload_indexes:  # local mode has none (it scans)
-                    for field in FILTER_FIELDS:
-                        self._client.create_payload_index(
-                            self.collection, field, field_schema=models.PayloadSchemaType.KEYWORD
-                        )
-            self._ready_dimension = dimension
+        if self._client.collection_exists(name):
+            self._check_schema(name, dimension)
+        else:
+            self._client.create_collection(
+                name,
+                vectors_config={
+                    DENSE_VECTOR: models.VectorParams(
+                        size=dimension, distance=models.Distance.COSINE
+                    )
+                },
+                sparse_vectors_config={
+                    LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
+            )
+            if self._payload_indexes:  # local mode has none (it scans)
+                for key in FILTER_FIELDS:
+                    self._client.create_payload_index(
+                        name, key, field_schema=models.PayloadSchemaType.KEYWORD
+                    )
+        self._ready[name] = dimension
 
-    def _check_schema(self, dimension: int | None) -> int:
-        """The dense size of the existing collection, after checking its layout."""
+    def _check_schema(self, name: str, dimension: int | None) -> int:
+        """The dense size of the existing collection ``name``, after checking its layout."""
         from qdrant_client import models
 
-        params = self._client.get_collection(self.collection).config.params
+        params = self._client.get_collection(name).config.params
         dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, dict) else None
         sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
         modifier = sparse.modifier if sparse is not None else None
         if dense is None or sparse is None or modifier != models.Modifier.IDF:
             old = isinstance(params.vectors, models.VectorParams)
             raise CollectionMismatchError(
-                f"collection {self.collection!r} ({self.where}) "
+                f"collection {name!r} ({self.where}) "
                 + (
                     "was written by an older llm-twin-sdk with a single unnamed vector"
                     if old
@@ -225,7 +343,7 @@ class QdrantStore:
             )
         if dimension is not None and dense.size != dimension:
             raise CollectionMismatchError(
-                f"collection {self.collection!r} ({self.where}) holds vectors of size "
+                f"collection {name!r} ({self.where}) holds vectors of size "
                 f"{dense.size}, but the embedding model makes {dimension}. Use another "
                 "collection name, or delete this collection and ingest again."
             )
@@ -236,11 +354,15 @@ class QdrantStore:
         chunks: Sequence[Chunk],
         vectors: npt.NDArray[np.float32],
         sparse: Sequence[SparseVector] | None = None,
+        *,
+        fingerprints: Mapping[str, str] | None = None,
     ) -> None:
-        """Write chunks with their vectors; a chunk with an existing id replaces it.
+        """Write chunks with their vectors, each into its kind's collection; a chunk with an
+        existing id there replaces it.
 
         ``sparse`` are the chunks' lexical vectors; when not given they are computed from
-        the chunks' text with :attr:`lexical_encoder`.
+        the chunks' text with :attr:`lexical_encoder`. ``fingerprints`` (document id ->
+        content hash) are stored with the chunks for :meth:`StoredVersions.unchanged`.
         """
         if len(chunks) != len(vectors):
             raise VectorStoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
@@ -250,80 +372,116 @@ class QdrantStore:
             raise VectorStoreError(f"{len(chunks)} chunks but {len(sparse)} sparse vectors")
         if not chunks:
             return
-        self.ensure_collection(int(vectors.shape[1]))
         from qdrant_client import models
 
-        with self._errors("upsert"):
-            for start in range(0, len(chunks), UPSERT_BATCH):
-                end = start + UPSERT_BATCH
-                points = [
-                    models.PointStruct(
-                        id=chunk.id,
-                        vector=_named_vectors(dense, lexical),
-                        payload=_payload(chunk),
-                    )
-                    for chunk, dense, lexical in zip(
-                        chunks[start:end],
-                        vectors[start:end].tolist(),
-                        sparse[start:end],
-                        strict=True,
-                    )
-                ]
-                self._client.upsert(self.collection, points=points, wait=True)
+        lengths: dict[str, int] = {}
+        for chunk in chunks:
+            lengths[chunk.document_id] = max(lengths.get(chunk.document_id, 0), chunk.position + 1)
+        grouped: dict[str, list[Any]] = {}
+        dense_rows = vectors.tolist()
+        for chunk, dense, lexical in zip(chunks, dense_rows, sparse, strict=True):
+            payload = _payload(chunk)
+            payload["document_chunks"] = lengths[chunk.document_id]
+            if fingerprints and chunk.document_id in fingerprints:
+                payload["fingerprint"] = fingerprints[chunk.document_id]
+            point = models.PointStruct(
+                id=chunk.id, vector=_named_vectors(dense, lexical), payload=payload
+            )
+            grouped.setdefault(self.collection_for(chunk.metadata.kind), []).append(point)
+        dimension = int(vectors.shape[1])
+        for name, points in grouped.items():
+            self.ensure_collection(dimension, name)
+            for start in range(0, len(points), UPSERT_BATCH):
+                batch = points[start : start + UPSERT_BATCH]
+                self._call(
+                    "upsert",
+                    partial(self._client.upsert, name, points=batch, wait=True),
+                    name,
+                )
+
+    def stored_versions(self, chunks: Sequence[Chunk]) -> StoredVersions:
+        """What the store holds of the documents of ``chunks``: their chunks at the positions
+        ``chunks`` cover, in every collection, found by id (one lookup per collection)."""
+        versions = StoredVersions()
+        lengths: dict[str, int] = {}
+        for chunk in chunks:
+            lengths[chunk.document_id] = max(lengths.get(chunk.document_id, 0), chunk.position + 1)
+        ids = [chunk_id(doc, position) for doc, n in lengths.items() for position in range(n)]
+        if not ids:
+            return versions
+        for name in self.collections:
+            if not self._exists(name):
+                continue
+            points = self._call(
+                "retrieve",
+                partial(
+                    self._client.retrieve,
+                    name,
+                    ids=ids,
+                    with_payload=["document_id", "fingerprint", "document_chunks"],
+                    with_vectors=False,
+                ),
+                name,
+            )
+            for point in points:
+                payload = point.payload or {}
+                document_id = payload.get("document_id")
+                if not isinstance(document_id, str):
+                    continue
+                versions.chunks.setdefault(document_id, {})[(name, str(point.id))] = payload.get(
+                    "fingerprint"
+                )
+                count = payload.get("document_chunks")
+                if isinstance(count, int):
+                    versions.lengths[document_id] = max(versions.lengths.get(document_id, 0), count)
+        return versions
 
     def write_documents(
         self,
         chunks: Sequence[Chunk],
         vectors: npt.NDArray[np.float32],
         sparse: Sequence[SparseVector] | None = None,
+        *,
+        fingerprints: Mapping[str, str] | None = None,
+        previous: StoredVersions | None = None,
     ) -> None:
         """Store the chunks of whole documents, replacing any earlier version of them.
 
         ``sparse`` are the chunks' lexical vectors (computed from their text when not
         given). Chunks of these documents that are already stored but not in ``chunks``
-        (the tail of a document that got shorter) are deleted. The lookup is one filtered
-        scroll for all documents and one delete by id, whatever the number of documents.
+        (the tail of a document that got shorter, or copies in the collection of the
+        document's former kind) are deleted afterwards. ``previous`` is the result of
+        :meth:`stored_versions` for these chunks, when the caller already has it.
         """
-        document_ids = sorted({c.document_id for c in chunks})
-        existing = self._chunk_ids_of(document_ids)
-        self.upsert(chunks, vectors, sparse)
-        stale = existing - {c.id for c in chunks}
-        if stale:
-            from qdrant_client import models
-
-            selector = models.PointIdsList(points=sorted(stale))
-            self._call(
-                "delete",
-                lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
+        if previous is None:
+            previous = self.stored_versions(chunks)
+        self.upsert(chunks, vectors, sparse, fingerprints=fingerprints)
+        written = {(self.collection_for(c.metadata.kind), c.id) for c in chunks}
+        new_lengths: dict[str, int] = {}
+        for chunk in chunks:
+            new_lengths[chunk.document_id] = max(
+                new_lengths.get(chunk.document_id, 0), chunk.position + 1
             )
-
-    def _chunk_ids_of(self, document_ids: Sequence[str]) -> set[str]:
-        if not document_ids or not self._exists():
-            return set()
+        stale: dict[str, set[str]] = {}
+        for document_id, new_length in new_lengths.items():
+            places = previous.chunks.get(document_id, {})
+            for name, point_id in places:
+                if (name, point_id) not in written:
+                    stale.setdefault(name, set()).add(point_id)
+            old_length = previous.lengths.get(document_id, 0)
+            tail = [chunk_id(document_id, p) for p in range(new_length, old_length)]
+            for name in {name for name, _ in places}:
+                stale.setdefault(name, set()).update(tail)
         from qdrant_client import models
 
-        condition = models.Filter(
-            must=[
-                models.FieldCondition(
-                    key="document_id", match=models.MatchAny(any=list(document_ids))
+        for name, point_ids in stale.items():
+            if point_ids:
+                selector = models.PointIdsList(points=sorted(point_ids))
+                self._call(
+                    "delete",
+                    partial(self._client.delete, name, points_selector=selector, wait=True),
+                    name,
                 )
-            ]
-        )
-        ids: set[str] = set()
-        offset: Any = None
-        with self._errors("scroll"):
-            while True:
-                points, offset = self._client.scroll(
-                    self.collection,
-                    scroll_filter=condition,
-                    limit=1024,
-                    offset=offset,
-                    with_payload=False,
-                    with_vectors=False,
-                )
-                ids.update(str(p.id) for p in points)
-                if offset is None:
-                    return ids
 
     def search(
         self,
@@ -333,8 +491,9 @@ class QdrantStore:
         sparse: SparseVector | None = None,
         mode: SearchMode = "dense",
         filters: MetadataFilters | None = None,
+        collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
-        """The ``k`` best chunks, best first, with their scores.
+        """The ``k`` best chunks for one query, best first, with their scores.
 
         Args:
             vector: the query's dense embedding (not used, may be ``None``, in lexical mode).
@@ -344,86 +503,153 @@ class QdrantStore:
             mode: ``"dense"`` ranks by cosine similarity (score: the cosine);
                 ``"lexical"`` by BM25 (score: the BM25 score, IDF applied by Qdrant);
                 ``"hybrid"`` fuses the dense and lexical lists (each ``4 * k`` long, at
-                least 20) with reciprocal rank fusion in Qdrant (score: the RRF score).
-                A query with no lexical terms falls back to the dense list alone.
+                least 20) with reciprocal rank fusion (score: the RRF score). A query with
+                no lexical terms falls back to the dense list alone.
             filters: metadata every result must match (see :mod:`~.filters`).
+            collections: search these collections only (default: all of this store's).
+        """
+        return self.search_many(
+            [QueryVectors(vector, sparse)], k, mode=mode, filters=filters, collections=collections
+        )
+
+    def search_many(
+        self,
+        queries: Sequence[QueryVectors],
+        k: int,
+        *,
+        mode: SearchMode = "dense",
+        filters: MetadataFilters | None = None,
+        collections: Iterable[str] | None = None,
+    ) -> list[Chunk]:
+        """The ``k`` best chunks for several phrasings of one question, fused, best first.
+
+        One ``query_batch_points`` request per collection carries every query's dense and
+        lexical searches. Per query and vector, the collections' lists are merged by score;
+        all lists are then fused by reciprocal rank fusion and deduplicated by chunk id. A
+        single list (one dense or lexical query) keeps its own scores. A ``kind`` filter
+        skips the collections of other kinds.
         """
         mode = check_search_mode(mode)
-        condition = to_qdrant_filter(check_filters(filters))
-        if mode != "lexical" and vector is None:
-            raise InvalidParameterError(f"{mode} search needs the query's dense vector")
-        if mode != "dense" and sparse is None:
-            raise InvalidParameterError(f"{mode} search needs the query's sparse vector")
-        if not self._exists():
-            return []
-        if self._ready_dimension is None:  # a collection this store has not written to yet
-            with self._errors("collection lookup"):
-                self._ready_dimension = self._check_schema(None)
-        from qdrant_client import models
+        checked = check_filters(filters)
+        names = self.check_collections(collections)
+        if "kind" in checked:
+            kinds = {self.routes[kind] for kind in checked["kind"]}  # type: ignore[index]
+            names = tuple(name for name in names if name in kinds)
+        searches = _searches(queries, mode)
+        lists = len({(index, using) for index, using, _ in searches})
+        depth = k if lists <= 1 else max(20, FUSION_DEPTH_FACTOR * k)
+        requests = _requests(searches, depth, to_qdrant_filter(checked))
+        merged: dict[tuple[int, str], list[Any]] = {(i, using): [] for i, using, _ in searches}
+        for name in names:
+            if not searches or not self._exists(name):
+                continue
+            if name not in self._ready:  # a collection this store has not written to yet
+                self._ready[name] = self._call(
+                    "collection lookup", partial(self._check_schema, name, None), name
+                )
+            responses = self._call(
+                "search", partial(self._client.query_batch_points, name, requests=requests), name
+            )
+            for (index, using, _), response in zip(searches, responses, strict=True):
+                merged[(index, using)].extend(response.points)
+        return [
+            _chunk(point.id, point.payload or {}, point.score)
+            for point in _fuse(list(merged.values()), k, depth)
+        ]
 
-        query: Any
-        prefetch: list[Any] | None = None
-        using: str | None = None
-        if mode == "dense":
-            assert vector is not None
-            query, using = vector.tolist(), DENSE_VECTOR
-        elif mode == "lexical":
-            assert sparse is not None
-            if not sparse.indices:
-                return []
-            query, using = _qdrant_sparse(sparse), LEXICAL_VECTOR
-        else:
-            assert vector is not None
-            assert sparse is not None
-            depth = max(20, HYBRID_PREFETCH_FACTOR * k)
-            prefetch = [
-                models.Prefetch(
-                    query=vector.tolist(), using=DENSE_VECTOR, limit=depth, filter=condition
-                )
-            ]
-            if sparse.indices:
-                prefetch.append(
-                    models.Prefetch(
-                        query=_qdrant_sparse(sparse),
-                        using=LEXICAL_VECTOR,
-                        limit=depth,
-                        filter=condition,
-                    )
-                )
-            query = models.FusionQuery(fusion=models.Fusion.RRF)
-        response = self._call(
-            "search",
-            lambda: self._client.query_points(
-                self.collection,
-                query=query,
-                using=using,
-                prefetch=prefetch,
-                query_filter=condition,
-                limit=k,
-                with_payload=True,
-            ),
-        )
-        return [_chunk(point.id, point.payload or {}, point.score) for point in response.points]
+    def distinct(self, key: Literal["author", "platform"], limit: int = 1000) -> list[str]:
+        """The values of ``key`` stored in any collection (most frequent first), e.g. the
+        authors self-query may name."""
+        counts: dict[str, int] = {}
+        for name in self.collections:
+            if not self._exists(name):
+                continue
+            response = self._call(
+                "facet",
+                partial(self._client.facet, name, key=key, limit=limit, exact=True),
+                name,
+            )
+            for hit in response.hits:
+                if isinstance(hit.value, str):
+                    counts[hit.value] = counts.get(hit.value, 0) + hit.count
+        return sorted(counts, key=lambda value: (-counts[value], value))[:limit]
 
     def count(self) -> int:
-        """Number of chunks stored (0 when the collection does not exist yet)."""
-        if not self._exists():
-            return 0
-        return self._call("count", lambda: self._client.count(self.collection, exact=True).count)
+        """Number of chunks stored in every collection (0 before the first write)."""
+        total = 0
+        for name in self.collections:
+            if self._exists(name):
+                total += self._call(
+                    "count", partial(self._client.count, name, exact=True), name
+                ).count
+        return total
 
-    def delete_collection(self) -> None:
-        """Remove the collection and everything in it. Deleting twice is not an error."""
-        self._call("delete collection", lambda: self._client.delete_collection(self.collection))
-        self._ready_dimension = None
+    def delete_collections(self) -> None:
+        """Remove every collection of this store and everything in them. Twice is fine."""
+        for name in self.collections:
+            self._call("delete collection", partial(self._client.delete_collection, name), name)
+            self._ready.pop(name, None)
 
     def close(self) -> None:
         """Release the client (and a local folder's lock). Safe to call twice."""
         self._call("close", self._client.close)
 
-    def _exists(self) -> bool:
-        return self._ready_dimension is not None or self._call(
-            "collection lookup", lambda: self._client.collection_exists(self.collection)
+    def _exists(self, name: str) -> bool:
+        return name in self._ready or self._call(
+            "collection lookup", partial(self._client.collection_exists, name), name
         )
+
+
+def _searches(queries: Sequence[QueryVectors], mode: SearchMode) -> list[tuple[int, str, Any]]:
+    """(query index, vector name, Qdrant query) of every search ``mode`` runs for ``queries``."""
+    searches: list[tuple[int, str, Any]] = []
+    for index, query in enumerate(queries):
+        if mode != "lexical":
+            if query.dense is None:
+                raise InvalidParameterError(f"{mode} search needs the query's dense vector")
+            searches.append((index, DENSE_VECTOR, query.dense.tolist()))
+        if mode != "dense":
+            if query.sparse is None:
+                raise InvalidParameterError(f"{mode} search needs the query's sparse vector")
+            if query.sparse.indices:  # a query without terms has no lexical list
+                searches.append((index, LEXICAL_VECTOR, _qdrant_sparse(query.sparse)))
+    return searches
+
+
+def _fuse(lists: Sequence[list[Any]], k: int, depth: int) -> list[Any]:
+    """Each list (one query and vector, several collections) merged by score, then all fused
+    by reciprocal rank fusion (Qdrant's implementation); one list keeps its scores."""
+    ranked = [sorted(points, key=lambda p: p.score, reverse=True)[:depth] for points in lists]
+    ranked = [points for points in ranked if points]
+    if len(ranked) <= 1:
+        return ranked[0][:k] if ranked else []
+    from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+
+    return reciprocal_rank_fusion(ranked, limit=k)
+
+
+def _requests(searches: Sequence[tuple[int, str, Any]], depth: int, condition: Any) -> list[Any]:
+    from qdrant_client import models
+
+    return [
+        models.QueryRequest(
+            query=query, using=using, filter=condition, limit=depth, with_payload=True
+        )
+        for _, using, query in searches
+    ]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying: a connection error, a timeout, a 429 or a 5xx from a Qdrant server."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in _TRANSIENT_STATUS
+    if isinstance(exc, ResponseHandlingException):
+        return True
+    import httpx
+
+    return isinstance(exc, (httpx.TransportError, TimeoutError, ConnectionError))
 
 
 def _qdrant_sparse(vector: SparseVector) -> Any:

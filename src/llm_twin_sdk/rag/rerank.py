@@ -1,0 +1,264 @@
+"""Rerank retrieved chunks with a cross-encoder (sentence-transformers ``CrossEncoder``).
+
+A cross-encoder reads the query and a passage together and returns one relevance score:
+slower than the bi-encoder used for vector search, sharper on the few chunks it keeps.
+The model is loaded on first use (or by :meth:`Reranker.load`), once, and reused.
+
+Example::
+
+    reranker = Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2")  # a hub name or a local folder
+    best = reranker.rerank("How do I scale to zero?", chunks, keep_top_k=3)
+    scores = reranker.score("How do I scale to zero?", ["passage one", "passage two"])
+
+A hub name is downloaded into the Hugging Face cache on first use, like the embedding model
+(set ``HF_HUB_OFFLINE=1`` on machines without network access: a name not in the cache then
+fails at once); or pass the folder of a saved cross-encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigurationError, InvalidParameterError, ModelLoadError, RerankError
+from ..offline_models import names_a_folder
+from ..types import Chunk
+from ..validation import check_k, check_query
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+__all__ = ["Reranker"]
+
+logger = logging.getLogger(__name__)
+
+
+class Reranker:
+    """Rerank retrieved chunks with a cross-encoder (sentence-transformers ``CrossEncoder``).
+
+    Example::
+
+        reranker = Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2")  # a hub name or a local folder
+        best = reranker.rerank("How do I scale to zero?", chunks, keep_top_k=3)
+
+    Args:
+        model: a local folder of a saved cross-encoder, or a hub name (downloaded once into
+            the Hugging Face cache unless ``HF_HUB_OFFLINE=1``).
+        device: torch device (``"cpu"``, ``"cuda"``...).
+        batch_size: query-passage pairs per forward pass.
+        max_length: tokens per pair (longer pairs are truncated); ``None`` keeps the model's.
+
+    Raises:
+        ConfigurationError: ``batch_size`` or ``max_length`` is below 1.
+
+    The model is loaded lazily on the first :meth:`score` / :meth:`rerank` call (or by
+    :meth:`load`), once, even when several threads call at the same time.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_length: int | None = None,
+    ) -> None:
+        if not isinstance(model, (str, Path)) or not str(model).strip():
+            raise ConfigurationError(
+                f"model must be a cross-encoder folder or hub name, got {model!r}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigurationError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+        ):
+            raise ConfigurationError(
+                f"max_length must be None or an integer >= 1, got {max_length!r}"
+            )
+        self.model_name = str(model)
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._source = model
+        self._model: CrossEncoder | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Reranker(model={self.model_name!r}, device={self.device!r})"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the cross-encoder is in memory."""
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the cross-encoder now (otherwise it is loaded on first use). Idempotent.
+
+        Raises:
+            ModelLoadError: the folder is missing, is not a cross-encoder, or cannot be loaded;
+                or the hub name cannot be downloaded (or is not cached, offline).
+        """
+        self._get_model()
+
+    def _get_model(self) -> CrossEncoder:
+        model = self._model
+        if model is not None:
+            return model
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> CrossEncoder:
+        source = self._source
+        local = Path(source).expanduser()
+        if local.exists():
+            if not local.is_dir():
+                raise ModelLoadError(
+                    f"cross-encoder {self.model_name!r} is a file, not a model folder: "
+                    "pass the folder holding config.json and the weights"
+                )
+            where = str(local)
+            hint = "Check that it holds a saved cross-encoder (config.json, weights, tokenizer)"
+        elif names_a_folder(source):
+            raise ModelLoadError(
+                f"cross-encoder folder {self.model_name!r} does not exist: "
+                "pass the folder of a saved cross-encoder, or a hub name"
+            )
+        else:
+            where = str(source)
+            hint = (
+                "A hub name needs network access to download it once (or the model in the "
+                f"Hugging Face cache, e.g. `hf download {source}`); or pass a local folder"
+            )
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ModelLoadError("sentence-transformers is not installed") from exc
+
+        kwargs: dict[str, Any] = {"device": self.device}
+        if self.max_length is not None:
+            kwargs["max_length"] = self.max_length
+        try:
+            model: CrossEncoder = CrossEncoder(where, **kwargs)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load cross-encoder {self.model_name!r}: "
+                f"{str(exc).strip().rstrip('.')}. {hint}."
+            ) from exc
+        self._check_is_cross_encoder(model)
+        logger.debug("loaded cross-encoder %s on %s", self.model_name, self.device)
+        return model
+
+    def _check_is_cross_encoder(self, model: CrossEncoder) -> None:
+        """Reject models that load but are not relevance cross-encoders.
+
+        sentence-transformers turns any encoder (an embedding model, a bare BERT) into a
+        ``CrossEncoder`` with a random, untrained scoring head; its scores would be noise.
+        """
+        config = getattr(model, "config", None)
+        architectures = getattr(config, "architectures", None) or []
+        if architectures and not any(
+            str(name).endswith("ForSequenceClassification") for name in architectures
+        ):
+            raise ModelLoadError(
+                f"{self.model_name!r} is not a cross-encoder (architecture "
+                f"{', '.join(map(str, architectures))}, no trained scoring head): pass a "
+                "cross-encoder such as cross-encoder/ms-marco-MiniLM-L-4-v2"
+            )
+        num_labels = getattr(model, "num_labels", 1)
+        if num_labels != 1:
+            raise ModelLoadError(
+                f"{self.model_name!r} has {num_labels} output labels; reranking needs a "
+                "cross-encoder with one relevance score per pair"
+            )
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Relevance of each text to ``query``, higher is better, in the order of ``texts``.
+
+        All pairs go through one batched ``CrossEncoder.predict`` call (``batch_size`` pairs
+        per forward pass). An empty ``texts`` returns ``[]`` without loading the model.
+
+        Example::
+
+            reranker.score("scale to zero", ["min capacity 0", "a cat"])  # e.g. [0.91, 0.02]
+
+        Raises:
+            EmptyQueryError: ``query`` is empty or whitespace.
+            InvalidParameterError: ``texts`` is a single string or holds a non-string.
+            ModelLoadError: the model could not be loaded.
+            RerankError: scoring failed.
+        """
+        check_query(query)
+        if isinstance(texts, str):
+            raise InvalidParameterError("texts must be a sequence of strings, not one string")
+        items = list(texts)
+        for index, text in enumerate(items):
+            if not isinstance(text, str):
+                raise InvalidParameterError(
+                    f"texts[{index}] must be a string, got {type(text).__name__}"
+                )
+        if not items:
+            return []
+        model = self._get_model()
+        try:
+            raw = model.predict(
+                [(query, text) for text in items],
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
+            scores = np.asarray(raw, dtype=np.float64).reshape(-1)
+        except Exception as exc:
+            raise RerankError(
+                f"cross-encoder {self.model_name!r} failed to score {len(items)} text(s): {exc}"
+            ) from exc
+        if scores.shape[0] != len(items):
+            raise RerankError(
+                f"cross-encoder {self.model_name!r} returned {scores.shape[0]} score(s) "
+                f"for {len(items)} text(s)"
+            )
+        values = [float(value) for value in scores]
+        if not all(math.isfinite(value) for value in values):
+            raise RerankError(
+                f"cross-encoder {self.model_name!r} returned non-finite scores: "
+                "the model is probably corrupt"
+            )
+        return values
+
+    def rerank(
+        self, query: str, chunks: Sequence[Chunk], keep_top_k: int | None = None
+    ) -> list[Chunk]:
+        """``chunks`` sorted by cross-encoder score, best first, with ``score`` replaced.
+
+        Ties keep the input order. ``keep_top_k`` keeps only the best ones (``None``: all).
+        An empty ``chunks`` returns ``[]`` without loading the model.
+
+        Example::
+
+            best = reranker.rerank(question, store.search(vector, k=20), keep_top_k=3)
+            best[0].score  # the cross-encoder's score, no longer the vector similarity
+
+        Raises:
+            EmptyQueryError: ``query`` is empty or whitespace.
+            InvalidParameterError: ``keep_top_k`` is not a positive integer.
+            ModelLoadError: the model could not be loaded.
+            RerankError: scoring failed.
+        """
+        check_query(query)
+        if keep_top_k is not None:
+            check_k(keep_top_k)
+        items = list(chunks)
+        if not items:
+            return []
+        scores = self.score(query, [chunk.text for chunk in items])
+        order = sorted(range(len(items)), key=lambda index: -scores[index])
+        if keep_top_k is not None:
+            order = order[:keep_top_k]
+        return [items[index].model_copy(update={"score": scores[index]}) for index in order]

@@ -1,0 +1,505 @@
+"""A small Qdrant-like REST server for tests, on 127.0.0.1 (stdlib only, one thread per connection).
+
+It implements the REST routes ``QdrantStore`` uses, with the paths and JSON shapes of Qdrant
+(``{"result": ..., "status": "ok", "time": ...}``; errors ``{"status": {"error": ...}}``):
+
+- ``GET /collections/{name}/exists`` -> ``{"exists": bool}``
+- ``GET /collections/{name}`` -> a ``CollectionInfo`` (the vectors config it was created with)
+- ``PUT /collections/{name}`` (create), ``DELETE /collections/{name}`` -> ``true``/``false``
+- ``PUT /collections/{name}/index`` -> an ``UpdateResult``
+- ``PUT /collections/{name}/points`` (upsert), ``POST /collections/{name}/points/delete``
+- ``POST /collections/{name}/points`` (retrieve by ids), ``.../points/count``, ``.../facet``
+- ``POST /collections/{name}/points/query/batch``: dense (cosine) and sparse (dot product)
+  queries, ``limit``, ``with_payload`` and ``must`` filters of ``match.value`` / ``match.any``.
+
+A missing collection answers 404 like Qdrant. Collections can be seeded directly with
+:meth:`QdrantServer.add_collection`. Every request is recorded (``server.requests``, with its
+route name: ``exists``, ``get_collection``, ``create_collection``, ``delete_collection``,
+``create_index``, ``upsert``, ``retrieve``, ``delete``, ``count``, ``facet``, ``query_batch``).
+
+Faults are queued with :meth:`QdrantServer.fail` and consumed one per request, in order,
+optionally by one route only:
+
+    server.fail(Fault.http(503), Fault.http(503), route="count")   # the next two counts fail
+    server.fail(Fault.drop())                                      # the next request, any route
+    server.fail(Fault.slow(1.5))                                   # answer after 1.5 s
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Fault", "QdrantServer", "RecordedRequest", "StoredPoint", "collection_info"]
+
+DENSE_CONFIG: dict[str, Any] = {"dense": {"size": 8, "distance": "Cosine"}}
+"""The vectors config of llm-twin-sdk's collections, for a dense size of 8."""
+SPARSE_CONFIG: dict[str, Any] = {"lexical": {"modifier": "idf"}}
+
+_ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(pattern), name)
+    for method, pattern, name in (
+        ("GET", r"/collections/(?P<c>[^/]+)/exists", "exists"),
+        ("GET", r"/collections/(?P<c>[^/]+)", "get_collection"),
+        ("PUT", r"/collections/(?P<c>[^/]+)", "create_collection"),
+        ("DELETE", r"/collections/(?P<c>[^/]+)", "delete_collection"),
+        ("PUT", r"/collections/(?P<c>[^/]+)/index", "create_index"),
+        ("PUT", r"/collections/(?P<c>[^/]+)/points", "upsert"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points", "retrieve"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points/delete", "delete"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points/count", "count"),
+        ("POST", r"/collections/(?P<c>[^/]+)/facet", "facet"),
+        ("POST", r"/collections/(?P<c>[^/]+)/points/query/batch", "query_batch"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted failure, consumed by the next matching request."""
+
+    kind: str
+    status: int = 503
+    body: dict[str, Any] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_s: float = 0.0
+
+    @classmethod
+    def http(
+        cls,
+        status: int,
+        error: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """Answer ``status`` with Qdrant's error body ``{"status": {"error": ...}}``."""
+        body = {"status": {"error": error or f"scripted {status}"}, "time": 0.0}
+        return cls("status", status=status, body=body, headers=tuple((headers or {}).items()))
+
+    @classmethod
+    def raw(cls, status: int, body: dict[str, Any]) -> Fault:
+        """Answer ``status`` with exactly ``body``."""
+        return cls("status", status=status, body=body)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Read the request, then close the connection without answering."""
+        return cls("drop")
+
+    @classmethod
+    def slow(cls, delay_s: float) -> Fault:
+        """Answer correctly, but only after ``delay_s`` (past a client's read timeout)."""
+        return cls("slow", delay_s=delay_s)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    route: str | None
+    collection: str | None
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class StoredPoint:
+    id: str | int
+    payload: dict[str, Any] = field(default_factory=dict)
+    vector: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Collection:
+    vectors: Any
+    sparse_vectors: Any
+    points: dict[str, StoredPoint] = field(default_factory=dict)
+    indexes: dict[str, str] = field(default_factory=dict)
+
+
+def collection_info(vectors: Any, sparse_vectors: Any, points: int) -> dict[str, Any]:
+    """A ``CollectionInfo`` as a Qdrant 1.x server returns it."""
+    return {
+        "status": "green",
+        "optimizer_status": "ok",
+        "indexed_vectors_count": 0,
+        "points_count": points,
+        "segments_count": 2,
+        "config": {
+            "params": {
+                "vectors": vectors,
+                "shard_number": 1,
+                "replication_factor": 1,
+                "write_consistency_factor": 1,
+                "on_disk_payload": True,
+                "sparse_vectors": sparse_vectors,
+            },
+            "hnsw_config": {
+                "m": 16,
+                "ef_construct": 100,
+                "full_scan_threshold": 10000,
+                "max_indexing_threads": 0,
+                "on_disk": False,
+            },
+            "optimizer_config": {
+                "deleted_threshold": 0.2,
+                "vacuum_min_vector_number": 1000,
+                "default_segment_number": 0,
+                "max_segment_size": None,
+                "memmap_threshold": None,
+                "indexing_threshold": 10000,
+                "flush_interval_sec": 5,
+                "max_optimization_threads": None,
+            },
+            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
+            "quantization_config": None,
+            "strict_mode_config": {"enabled": False},
+        },
+        "payload_schema": {},
+    }
+
+
+class QdrantServer:
+    """A Qdrant-like REST server on 127.0.0.1 in a background thread. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.faults: list[tuple[str | None, Fault]] = []
+        self.collections: dict[str, _Collection] = {}
+        self.handler_errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.owner = self
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> QdrantServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> QdrantServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- scripting ----------------------------------------------------------------------
+
+    def fail(self, *faults: Fault, route: str | None = None) -> None:
+        """Queue faults, each consumed by one request (of ``route`` only, when given)."""
+        known = {name for _, _, name in _ROUTES}
+        if route is not None and route not in known:
+            raise ValueError(f"unknown route {route!r}; known: {sorted(known)}")
+        with self._lock:
+            self.faults.extend((route, fault) for fault in faults)
+
+    def add_collection(
+        self,
+        name: str,
+        points: Sequence[StoredPoint] = (),
+        *,
+        vectors: Any = None,
+        sparse_vectors: Any = None,
+    ) -> None:
+        """Seed a collection (default: llm-twin-sdk's layout, dense size 8) with ``points``."""
+        collection = _Collection(
+            vectors=DENSE_CONFIG if vectors is None else vectors,
+            sparse_vectors=SPARSE_CONFIG if sparse_vectors is None else sparse_vectors,
+        )
+        for point in points:
+            collection.points[str(point.id)] = point
+        with self._lock:
+            self.collections[name] = collection
+
+    def to(self, route: str) -> list[RecordedRequest]:
+        """The recorded requests of ``route``, in order."""
+        with self._lock:
+            return [request for request in self.requests if request.route == route]
+
+    def routes(self) -> list[str | None]:
+        """The route of every recorded request, in order."""
+        with self._lock:
+            return [request.route for request in self.requests]
+
+    # -- internals used by the handler ---------------------------------------------------
+
+    def _next_fault(self, route: str | None) -> Fault | None:
+        with self._lock:
+            for index, (wanted, fault) in enumerate(self.faults):
+                if wanted is None or wanted == route:
+                    del self.faults[index]
+                    return fault
+        return None
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+
+class _Server(ThreadingHTTPServer):
+    """Keeps the errors of handler threads (instead of printing them) for tests to inspect."""
+
+    owner: QdrantServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            return  # a client that went away (a timed-out request): expected in tests
+        self.owner.handler_errors.append("".join(traceback.format_exc()))
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
+
+
+def _sparse_dot(query: Mapping[str, Any], stored: Mapping[str, Any]) -> float:
+    values = dict(zip(stored["indices"], stored["values"], strict=True))
+    return sum(
+        v * values.get(i, 0.0) for i, v in zip(query["indices"], query["values"], strict=True)
+    )
+
+
+def _matches(payload: Mapping[str, Any], condition: Any) -> bool:
+    if not condition:
+        return True
+    if set(condition) - {"must"}:
+        raise _HTTPError(400, f"Format error in JSON body: unsupported filter {condition}")
+    for clause in condition.get("must") or []:
+        value = payload.get(clause["key"])
+        match = clause["match"]
+        if "value" in match and value != match["value"]:
+            return False
+        if "any" in match and value not in match["any"]:
+            return False
+    return True
+
+
+def _payload(point: StoredPoint, selector: Any) -> dict[str, Any] | None:
+    if selector is False or selector is None:
+        return None
+    if isinstance(selector, list):
+        return {key: value for key, value in point.payload.items() if key in selector}
+    return dict(point.payload)
+
+
+def _make_handler(server: QdrantServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        # -- plumbing -------------------------------------------------------------------
+
+        def _json(self, status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> None:
+            data = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _ok(self, result: Any, started: float) -> None:
+            self._json(200, {"result": result, "status": "ok", "time": time.monotonic() - started})
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+        def do_GET(self) -> None:
+            self._handle()
+
+        def do_PUT(self) -> None:
+            self._handle()
+
+        def do_POST(self) -> None:
+            self._handle()
+
+        def do_DELETE(self) -> None:
+            self._handle()
+
+        def _handle(self) -> None:
+            started = time.monotonic()
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            parts = urlsplit(self.path)
+            route: str | None = None
+            collection: str | None = None
+            for method, pattern, name in _ROUTES:
+                found = pattern.fullmatch(parts.path)
+                if method == self.command and found:
+                    route, collection = name, found["c"]
+                    break
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            with server._lock:
+                server.requests.append(
+                    RecordedRequest(
+                        self.command, parts.path, route, collection, query, headers, body
+                    )
+                )
+            fault = server._next_fault(route)
+            if fault is not None and fault.kind == "drop":
+                self._drop()
+                return
+            if fault is not None and fault.kind == "status":
+                self._json(fault.status, fault.body, fault.headers)
+                return
+            if fault is not None and fault.kind == "slow":
+                server._sleep(fault.delay_s)
+            if route is None or collection is None:
+                self._json(404, {"status": {"error": f"no route {self.command} {parts.path}"}})
+                return
+            try:
+                result = self._route(route, collection, body)
+            except _HTTPError as error:
+                self._json(error.status, {"status": {"error": str(error)}, "time": 0.0})
+                return
+            try:
+                self._ok(result, started)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
+        # -- routes ---------------------------------------------------------------------
+
+        def _route(self, route: str, name: str, body: Any) -> Any:
+            with server._lock:
+                if route == "exists":
+                    return {"exists": name in server.collections}
+                if route == "create_collection":
+                    if name in server.collections:
+                        raise _HTTPError(400, f"Wrong input: Collection `{name}` already exists!")
+                    server.collections[name] = _Collection(
+                        vectors=body.get("vectors"), sparse_vectors=body.get("sparse_vectors")
+                    )
+                    return True
+                if route == "delete_collection":
+                    return server.collections.pop(name, None) is not None
+                collection = server.collections.get(name)
+                if collection is None:
+                    raise _HTTPError(404, f"Not found: Collection `{name}` doesn't exist!")
+                handler: Callable[[_Collection, Any], Any] = getattr(self, f"_{route}")
+                return handler(collection, body)
+
+        def _get_collection(self, collection: _Collection, body: Any) -> Any:
+            return collection_info(
+                collection.vectors, collection.sparse_vectors, len(collection.points)
+            )
+
+        def _create_index(self, collection: _Collection, body: Any) -> Any:
+            collection.indexes[body["field_name"]] = body["field_schema"]
+            return {"operation_id": 0, "status": "completed"}
+
+        def _upsert(self, collection: _Collection, body: Any) -> Any:
+            for point in body["points"]:
+                collection.points[str(point["id"])] = StoredPoint(
+                    point["id"], point.get("payload") or {}, point.get("vector") or {}
+                )
+            return {"operation_id": 1, "status": "completed"}
+
+        def _delete(self, collection: _Collection, body: Any) -> Any:
+            for point_id in body["points"]:
+                collection.points.pop(str(point_id), None)
+            return {"operation_id": 2, "status": "completed"}
+
+        def _retrieve(self, collection: _Collection, body: Any) -> Any:
+            found = [collection.points.get(str(point_id)) for point_id in body["ids"]]
+            return [
+                {"id": point.id, "payload": _payload(point, body.get("with_payload", True))}
+                for point in found
+                if point is not None
+            ]
+
+        def _count(self, collection: _Collection, body: Any) -> Any:
+            condition = (body or {}).get("filter")
+            points = collection.points.values()
+            return {"count": sum(1 for p in points if _matches(p.payload, condition))}
+
+        def _facet(self, collection: _Collection, body: Any) -> Any:
+            counts: dict[Any, int] = {}
+            for point in collection.points.values():
+                value = point.payload.get(body["key"])
+                if value is not None and _matches(point.payload, body.get("filter")):
+                    counts[value] = counts.get(value, 0) + 1
+            hits = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+            return {"hits": [{"value": v, "count": n} for v, n in hits[: body.get("limit", 10)]]}
+
+        def _query_batch(self, collection: _Collection, body: Any) -> Any:
+            return [self._query(collection, search) for search in body["searches"]]
+
+        def _query(self, collection: _Collection, search: Mapping[str, Any]) -> Any:
+            query = search["query"]
+            if isinstance(query, dict) and "nearest" in query:
+                query = query["nearest"]
+            using = search.get("using")
+            scored: list[tuple[float, StoredPoint]] = []
+            for point in collection.points.values():
+                stored = point.vector.get(using) if isinstance(point.vector, dict) else None
+                if stored is None or not _matches(point.payload, search.get("filter")):
+                    continue
+                if isinstance(query, list):
+                    if len(query) != len(stored):
+                        raise _HTTPError(
+                            400,
+                            f"Wrong input: Vector dimension error: expected dim: "
+                            f"{len(stored)}, got {len(query)}",
+                        )
+                    score = _cosine(query, stored)
+                else:
+                    score = _sparse_dot(query, stored)
+                    if score == 0.0:
+                        continue
+                scored.append((score, point))
+            scored.sort(key=lambda item: -item[0])
+            limit = int(search.get("limit") or 10)
+            return {
+                "points": [
+                    {
+                        "id": point.id,
+                        "version": 0,
+                        "score": score,
+                        "payload": _payload(point, search.get("with_payload", False)),
+                    }
+                    for score, point in scored[:limit]
+                ]
+            }
+
+    return Handler
