@@ -41,6 +41,14 @@ def corpus() -> list[Document]:
 
 
 @pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a tiny seeded random-weight cross-encoder, built once per session."""
+    from tiny_models import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder")
+
+
+@pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return Embedder()
 

@@ -93,6 +93,12 @@ class Fault:
         return cls("status", status=status, body=body)
 
     @classmethod
+    def text(cls, status: int, text: str) -> Fault:
+        """Answer ``status`` with ``text`` as an HTML page (what a proxy or another service
+        at the URL would send)."""
+        return cls("text", status=status, body={"text": text})
+
+    @classmethod
     def drop(cls) -> Fault:
         """Read the request, then close the connection without answering."""
         return cls("drop")
@@ -285,10 +291,9 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _sparse_dot(query: Mapping[str, Any], stored: Mapping[str, Any]) -> float:
-    values = dict(zip(stored["indices"], stored["values"], strict=True))
-    return sum(
-        v * values.get(i, 0.0) for i, v in zip(query["indices"], query["values"], strict=True)
-    )
+    values: dict[int, float] = dict(zip(stored["indices"], stored["values"], strict=True))
+    pairs: list[tuple[int, float]] = list(zip(query["indices"], query["values"], strict=True))
+    return sum(v * values.get(i, 0.0) for i, v in pairs)
 
 
 def _matches(payload: Mapping[str, Any], condition: Any) -> bool:
@@ -330,6 +335,14 @@ def _make_handler(server: QdrantServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers:
                 self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _text(self, status: int, text: str) -> None:
+            data = text.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
@@ -382,6 +395,9 @@ def _make_handler(server: QdrantServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "status":
                 self._json(fault.status, fault.body, fault.headers)
+                return
+            if fault is not None and fault.kind == "text":
+                self._text(fault.status, str((fault.body or {})["text"]))
                 return
             if fault is not None and fault.kind == "slow":
                 server._sleep(fault.delay_s)
@@ -469,7 +485,7 @@ def _make_handler(server: QdrantServer) -> type[BaseHTTPRequestHandler]:
             query = search["query"]
             if isinstance(query, dict) and "nearest" in query:
                 query = query["nearest"]
-            using = search.get("using")
+            using = str(search.get("using") or "")
             scored: list[tuple[float, StoredPoint]] = []
             for point in collection.points.values():
                 stored = point.vector.get(using) if isinstance(point.vector, dict) else None

@@ -90,5 +90,5 @@ def test_names_a_folder(name: str | Path, folder: bool) -> None:
 def test_hub_id_is_not_taken_for_a_missing_folder() -> None:
     # offline (conftest sets HF_HUB_OFFLINE=1), an uncached hub id fails to load; it used to
     # be reported as a missing local folder because of its "/"
-    with pytest.raises(ModelLoadError, match="(?s)could not load.*network access"):
+    with pytest.raises(ModelLoadError, match=r"(?s)could not load.*network access"):
         Embedder("llm-twin-sdk-tests/no-such-model")

@@ -25,7 +25,6 @@ from llm_twin_sdk.errors import (
 )
 from llm_twin_sdk.rag.rerank import Reranker
 from llm_twin_sdk.types import Chunk
-from tiny_models import build_tiny_cross_encoder
 
 QUERY = "How do I scale an endpoint down to zero?"
 TEXTS = [
@@ -42,12 +41,6 @@ def _chunks(texts: list[str]) -> list[Chunk]:
         Chunk(id=f"c{i}", document_id="doc", position=i, text=text, score=0.5)
         for i, text in enumerate(texts)
     ]
-
-
-@pytest.fixture(scope="session")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Folder of a tiny seeded random-weight cross-encoder, built once per session."""
-    return build_tiny_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder")
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,8 @@ if TYPE_CHECKING:
     from .rag.embedder import Embedder
     from .rag.pipeline import RAGPipeline
     from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt
+    from .rag.query import QueryExpander, SelfQuery
+    from .rag.rerank import Reranker
     from .rag.store import QdrantStore
     from .retry import RetryPolicy
     from .scaling import (
@@ -134,6 +136,9 @@ _LAZY = {
     "TextStream": ".inference.stream",
     "Embedder": ".rag.embedder",
     "RAGPipeline": ".rag.pipeline",
+    "QueryExpander": ".rag.query",
+    "SelfQuery": ".rag.query",
+    "Reranker": ".rag.rerank",
     "AssembledPrompt": ".rag.prompt",
     "PromptTemplate": ".rag.prompt",
     "assemble_prompt": ".rag.prompt",
@@ -209,8 +214,10 @@ __all__ = [
     "PromptTemplate",
     "PromptTooLongError",
     "QdrantStore",
+    "QueryExpander",
     "RAGPipeline",
     "RerankError",
+    "Reranker",
     "ResourceNotFoundError",
     "RetryPolicy",
     "RolloutSpec",
@@ -220,6 +227,7 @@ __all__ = [
     "ScalingState",
     "Scheduled",
     "ScheduledAction",
+    "SelfQuery",
     "StageTimings",
     "StreamBrokenError",
     "StreamInUseError",

@@ -66,7 +66,7 @@ class LLMTwin:
         s = settings or TwinSettings()
         client = InferenceClient.from_settings(s)
         try:
-            rag = RAGPipeline.from_settings(s)
+            rag = RAGPipeline.from_settings(s, llm=client)  # self-query / expansion use it
         except BaseException:
             client.close()
             raise

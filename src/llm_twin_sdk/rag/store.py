@@ -294,31 +294,44 @@ class QdrantStore:
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:
+                    # one retried unit: a retry after a lost answer finds the collection made
                     self._call("create collection", partial(self._create, name, dimension), name)
+                    if self._payload_indexes:  # local mode has none (it scans)
+                        self._create_indexes(name)
+                    self._ready[name] = dimension
 
     def _create(self, name: str, dimension: int) -> None:
         from qdrant_client import models
 
         if self._client.collection_exists(name):
             self._check_schema(name, dimension)
-        else:
-            self._client.create_collection(
+            return
+        self._client.create_collection(
+            name,
+            vectors_config={
+                DENSE_VECTOR: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+            },
+            sparse_vectors_config={
+                LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+            },
+        )
+
+    def _create_indexes(self, name: str) -> None:
+        """Keyword indexes on the filter fields, each call retried on its own (idempotent in
+        Qdrant, so an existing collection gets the ones it lacks)."""
+        from qdrant_client import models
+
+        for key in FILTER_FIELDS:
+            self._call(
+                "create payload index",
+                partial(
+                    self._client.create_payload_index,
+                    name,
+                    key,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                ),
                 name,
-                vectors_config={
-                    DENSE_VECTOR: models.VectorParams(
-                        size=dimension, distance=models.Distance.COSINE
-                    )
-                },
-                sparse_vectors_config={
-                    LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                },
             )
-            if self._payload_indexes:  # local mode has none (it scans)
-                for key in FILTER_FIELDS:
-                    self._client.create_payload_index(
-                        name, key, field_schema=models.PayloadSchemaType.KEYWORD
-                    )
-        self._ready[name] = dimension
 
     def _check_schema(self, name: str, dimension: int | None) -> int:
         """The dense size of the existing collection ``name``, after checking its layout."""
@@ -640,15 +653,18 @@ def _requests(searches: Sequence[tuple[int, str, Any]], depth: int, condition: A
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying: a connection error, a timeout, a 429 or a 5xx from a Qdrant server."""
+    """Worth retrying: a connection error, a timeout, a 429 or a 5xx from a Qdrant server
+    (not an answer of the wrong shape, which qdrant-client also wraps)."""
+    import httpx
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+    if isinstance(exc, ResourceExhaustedResponse):  # a 429 with Retry-After
+        return True
     if isinstance(exc, UnexpectedResponse):
         return exc.status_code in _TRANSIENT_STATUS
     if isinstance(exc, ResponseHandlingException):
-        return True
-    import httpx
-
+        exc = exc.source
     return isinstance(exc, (httpx.TransportError, TimeoutError, ConnectionError))
 
 
