@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -670,8 +670,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smoke run with fewer repeats")
     parser.add_argument("--only", choices=BENCHMARKS, help="run one benchmark")
+    parser.add_argument(
+        "--ingest-chunks",
+        type=int,
+        metavar="N",
+        help="about how many chunks the ingest benchmark embeds "
+        f"(default {FULL.ingest_target_chunks}, {QUICK.ingest_target_chunks} with --quick)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="interleaved repeats of the ingest benchmark "
+        f"(default {FULL.ingest}, {QUICK.ingest} with --quick)",
+    )
     args = parser.parse_args(argv)
     repeats = QUICK if args.quick else FULL
+    if args.ingest_chunks is not None:
+        if args.ingest_chunks < 1:
+            parser.error("--ingest-chunks must be >= 1")
+        repeats = replace(repeats, ingest_target_chunks=args.ingest_chunks)
+    if args.repeats is not None:
+        if args.repeats < 1:
+            parser.error("--repeats must be >= 1")
+        repeats = replace(repeats, ingest=args.repeats)
     selected = [args.only] if args.only else list(BENCHMARKS)
     started = time.perf_counter()
     models = Models()

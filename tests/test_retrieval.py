@@ -202,7 +202,7 @@ def test_fusion_is_reciprocal_rank_fusion_of_every_list(
     # with Qdrant's formula: sum over lists of 1 / (rank + 2), rank from 0.
     expected: dict[str, float] = {}
     for search in ("dense", "lexical"):
-        alone = RAGPipeline(embedder, filled, search=search)  # type: ignore[arg-type]
+        alone = RAGPipeline(embedder, filled, search=search)
         for question in (QUESTION, other):
             for rank, chunk in enumerate(alone.retrieve(question, k=24)):
                 expected[chunk.id] = expected.get(chunk.id, 0.0) + 1 / (rank + 2)

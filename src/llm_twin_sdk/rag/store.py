@@ -402,8 +402,9 @@ class QdrantStore:
             )
             grouped.setdefault(self.collection_for(chunk.metadata.kind), []).append(point)
         dimension = int(vectors.shape[1])
-        for name, points in grouped.items():
+        for name in grouped:  # every schema checked before the first point is written
             self.ensure_collection(dimension, name)
+        for name, points in grouped.items():
             for start in range(0, len(points), UPSERT_BATCH):
                 batch = points[start : start + UPSERT_BATCH]
                 self._call(

@@ -1,0 +1,197 @@
+"""Ingestion at scale: batches of whole documents, a progress bar, fingerprints that skip
+unchanged documents, and resuming a run that was killed or failed part-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_twin_sdk import (
+    CollectionMismatchError,
+    Document,
+    Embedder,
+    InvalidDocumentError,
+    QdrantStore,
+    RAGPipeline,
+)
+from llm_twin_sdk.rag.chunking import chunk_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _written(store: QdrantStore) -> list[list[str]]:
+    """Record the document ids of each write_documents call (the real method still runs)."""
+    calls: list[list[str]] = []
+    real = store.write_documents
+
+    def spy(chunks: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(sorted({c.document_id for c in chunks}))
+        real(chunks, *args, **kwargs)
+
+    store.write_documents = spy  # type: ignore[method-assign]
+    return calls
+
+
+def test_batches_hold_whole_documents(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    rag = RAGPipeline(embedder, memory_store, ingest_batch=16)
+    per_doc = {d.id: len(rag.chunk([d])) for d in corpus}
+    calls = _written(memory_store)
+    report = rag.ingest(corpus)
+    assert len(calls) > 3
+    written = [doc for call in calls for doc in call]
+    assert sorted(written) == sorted(per_doc)  # every document once, never split
+    for call in calls[:-1]:  # a batch closes once it holds 16 chunks or more
+        sizes = [per_doc[d] for d in call]
+        assert sum(sizes) >= 16
+        assert sum(sizes) - min(sizes) < 16
+    assert report.chunks == memory_store.count() == sum(per_doc.values())
+    assert (report.documents, report.unchanged) == (len(corpus), 0)
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(
+    embedder: Embedder, corpus: list[Document], capsys: pytest.CaptureFixture[str]
+) -> None:
+    RAGPipeline(embedder, QdrantStore.memory()).ingest(corpus[:3])  # stderr is not a tty here
+    assert capsys.readouterr().err == ""
+    RAGPipeline(embedder, QdrantStore.memory()).ingest(corpus[:3], progress=True)
+    err = capsys.readouterr().err
+    assert "ingest" in err
+    assert "chunk" in err
+    RAGPipeline(embedder, QdrantStore.memory()).ingest(corpus[:3], progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_changed_settings_re_embed_and_leave_no_stale_chunks(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    coarse = RAGPipeline(embedder, memory_store, chunk_tokens=128, chunk_overlap=24)
+    fine = RAGPipeline(embedder, memory_store, chunk_tokens=48, chunk_overlap=8)
+    coarse.ingest(corpus)
+    report = fine.ingest(corpus)  # other chunking: every fingerprint differs
+    assert (report.documents, report.unchanged) == (len(corpus), 0)
+    assert memory_store.count() == len(fine.chunk(corpus)) == report.chunks
+    back = coarse.ingest(corpus)  # and back: the longer tails of the fine chunking go
+    assert back.documents == len(corpus)
+    assert memory_store.count() == len(coarse.chunk(corpus))
+
+
+def test_a_chunk_deleted_by_hand_is_written_again(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    from qdrant_client import models
+
+    rag = RAGPipeline(embedder, memory_store)
+    rag.ingest(corpus)
+    total = memory_store.count()
+    doc = corpus[0]
+    collection = memory_store.collection_for(doc.metadata.kind)
+    memory_store._client.delete(
+        collection, points_selector=models.PointIdsList(points=[chunk_id(doc.id, 0)])
+    )
+    report = rag.ingest(corpus)
+    assert (report.documents, report.unchanged) == (1, len(corpus) - 1)
+    assert memory_store.count() == total
+
+
+def test_a_failure_part_way_keeps_whole_batches_and_resumes(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    # The repositories collection exists with another vector size: the first batch holding
+    # a repository fails. Documents are ordered so that posts and articles come first.
+    memory_store.ensure_collection(8, "repositories")
+    ordered = sorted(corpus, key=lambda d: d.metadata.kind == "repository")
+    first_repository = next(i for i, d in enumerate(ordered) if d.metadata.kind == "repository")
+    rag = RAGPipeline(embedder, memory_store, ingest_batch=8)
+    with pytest.raises(CollectionMismatchError) as info:
+        rag.ingest(ordered)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "ingest the same documents again to resume" in notes
+    stored = int(notes.split(" of ")[0])
+    assert 0 < stored <= first_repository
+    assert memory_store.count() == len(rag.chunk(ordered[:stored]))  # whole documents only
+
+    memory_store._client.delete_collection("repositories")
+    memory_store._ready.pop("repositories")
+    report = rag.ingest(ordered)
+    assert report.unchanged == stored
+    assert report.documents == len(ordered) - stored
+    assert memory_store.count() == len(rag.chunk(ordered))
+
+
+def test_a_bad_document_anywhere_writes_nothing(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    rag = RAGPipeline(embedder, memory_store, ingest_batch=4)
+    with pytest.raises(InvalidDocumentError):
+        rag.ingest([*corpus, {"id": "last", "text": " "}])
+    assert memory_store.count() == 0
+
+
+INGEST_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from llm_twin_sdk import Document, Embedder, QdrantStore, RAGPipeline
+
+    folder, corpus = sys.argv[1], sys.argv[2]
+    docs = [Document(**json.loads(line)) for line in open(corpus, encoding="utf-8") if line.strip()]
+    rag = RAGPipeline(Embedder(), QdrantStore.local(folder), ingest_batch=4)
+    rag.ingest(docs, progress=True)
+    print("DONE", flush=True)
+    """
+)
+
+
+def test_a_killed_run_resumes_without_duplicates(
+    tmp_path: Path, embedder: Embedder, corpus: list[Document]
+) -> None:
+    folder = tmp_path / "qdrant"
+    script = tmp_path / "ingest.py"
+    script.write_text(INGEST_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(folder), str(ROOT / "examples/data/corpus.jsonl")],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stderr is not None
+    # tqdm redraws "ingest:  NN%|...| done/total" on stderr; kill once some batches are in
+    seen = b""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        byte = process.stderr.read(1)
+        if not byte:
+            break
+        seen += byte
+        tail = seen.decode("utf-8", "replace").rsplit("\r", 1)[-1]
+        if "/" in tail and "chunk" in tail:
+            done = tail.split("|")[-1].strip().split("/")[0]
+            if done.isdigit() and int(done) >= 20:
+                break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, seen.decode("utf-8", "replace")[-2000:]
+
+    rag = RAGPipeline(embedder, QdrantStore.local(folder), ingest_batch=4)
+    try:
+        interrupted = rag.store.count()
+        expected = len(rag.chunk(corpus))
+        assert 0 < interrupted < expected  # killed part-way
+        report = rag.ingest(corpus)
+        assert report.unchanged > 0
+        assert report.documents + report.unchanged == len(corpus)
+        assert rag.store.count() == expected  # nothing twice, nothing missing
+        again = rag.ingest(corpus)
+        assert (again.documents, again.unchanged) == (0, len(corpus))
+    finally:
+        rag.close()
