@@ -847,6 +847,7 @@ def _tgi_call(body: Any) -> _TgiCall:
         max_new_tokens=p.get("max_new_tokens", 100),
         stop=p.get("stop") or [],
         seed=p.get("seed"),
+        json_schema=_grammar_schema(p.get("grammar"), "grammar"),
     )
     return _TgiCall(chat=False, prompt=inputs, params=params, details=bool(p.get("details")))
 
@@ -863,6 +864,7 @@ def _chat_call(body: dict[str, Any]) -> _TgiCall:
         max_new_tokens=body.get("max_tokens") or 100,
         stop=body.get("stop") or [],
         seed=body.get("seed"),
+        json_schema=_grammar_schema(body.get("response_format"), "response_format"),
     )
     options = body.get("stream_options") or {}
     return _TgiCall(
@@ -871,6 +873,23 @@ def _chat_call(body: dict[str, Any]) -> _TgiCall:
         params=params,
         include_usage=bool(options.get("include_usage")),
     )
+
+
+def _grammar_schema(grammar: Any, field: str) -> dict[str, Any] | None:
+    """The JSON schema of a TGI grammar ``{"type": "json" | "json_object", "value": schema}``
+    (``parameters.grammar``, or the Messages API's ``response_format``); TGI rejects other
+    shapes (regex grammars are not implemented here)."""
+    if grammar is None:
+        return None
+    if not isinstance(grammar, dict) or grammar.get("type") not in ("json", "json_object"):
+        raise ValueError(f'`{field}` must be {{"type": "json", "value": <schema>}}')
+    if "value" not in grammar:
+        raise ValueError(f"`{field}`: missing field `value`")
+    value = grammar["value"]
+    schema = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(schema, dict):
+        raise ValueError(f"`{field}`: the JSON schema must be an object")
+    return schema
 
 
 def _sampling(
@@ -882,6 +901,7 @@ def _sampling(
     max_new_tokens: int,
     stop: list[str],
     seed: int | None,
+    json_schema: dict[str, Any] | None = None,
 ) -> GenerationParams:
     if temperature is not None and temperature <= 0:
         raise ValueError("`temperature` must be strictly positive")
@@ -904,4 +924,5 @@ def _sampling(
         repetition_penalty=repetition_penalty or 1.0,
         stop=tuple(stop),
         seed=seed,
+        json_schema=json_schema,
     )

@@ -10,8 +10,11 @@ Routes, with the shapes of Hugging Face TGI:
 - ``POST /tokenize`` -> one entry per whitespace-separated word.
 
 Parameters are validated like TGI does (422 ``{"error", "error_type": "validation"}`` for a
-temperature <= 0, a ``top_p`` outside (0, 1) ...). Streams are written as HTTP chunks cut in
-the middle of ``data:`` lines, of JSON and of multi-byte UTF-8 characters.
+temperature <= 0, a ``top_p`` outside (0, 1), a grammar / ``response_format`` not shaped
+``{"type": "json", "value": schema}`` ...). A JSON grammar reaches the real model as
+``GenerationParams.json_schema`` (the script and ``respond`` ignore it). Streams are written
+as HTTP chunks cut in the middle of ``data:`` lines, of JSON and of multi-byte UTF-8
+characters.
 
 Texts come from a script of tokens (default), from the real local llama.cpp model when the
 server is given a :class:`~llm_twin_sdk.LocalBackend`, or from ``respond(prompt_text)`` when the
@@ -292,7 +295,35 @@ def _validation_error(parameters: dict[str, Any]) -> str | None:
     stop = parameters.get("stop") or []
     if len(stop) > 4:
         return "Input validation error: `stop` supports up to 4 stop sequences"
+    return _grammar_error(parameters.get("grammar"))
+
+
+def _grammar_error(grammar: Any) -> str | None:
+    try:
+        grammar_schema(grammar)
+    except ValueError as exc:
+        return f"Input validation error: `grammar`: {exc}"
     return None
+
+
+def grammar_schema(grammar: Any) -> dict[str, Any] | None:
+    """The JSON schema of a TGI grammar (``parameters.grammar`` of ``/generate``, and
+    ``response_format`` of the Messages API): ``{"type": "json" | "json_object", "value":
+    schema}``. ``None`` for no grammar; ``ValueError`` for shapes TGI rejects (and for
+    ``regex`` grammars, which this server does not implement)."""
+    if grammar is None:
+        return None
+    if not isinstance(grammar, dict) or "type" not in grammar:
+        raise ValueError('expected {"type": ..., "value": ...}')
+    if grammar["type"] not in ("json", "json_object"):
+        raise ValueError(f"unknown variant `{grammar['type']}`, expected `json` or `regex`")
+    if "value" not in grammar:
+        raise ValueError("missing field `value`")
+    value = grammar["value"]
+    schema = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(schema, dict):
+        raise ValueError("the JSON schema must be an object")
+    return schema
 
 
 def _make_handler(server: TGIServer) -> type[BaseHTTPRequestHandler]:
@@ -416,6 +447,7 @@ def _make_handler(server: TGIServer) -> type[BaseHTTPRequestHandler]:
                 repetition_penalty=parameters.get("repetition_penalty") or 1.0,
                 stop=tuple(parameters.get("stop") or ()),
                 seed=parameters.get("seed"),
+                json_schema=grammar_schema(parameters.get("grammar")),
             )
 
         def _produce(
@@ -551,12 +583,18 @@ def _make_handler(server: TGIServer) -> type[BaseHTTPRequestHandler]:
                 inputs = str(body.get("prompt", ""))
                 prompt_tokens = _count_words(inputs)
             temperature = body.get("temperature")
+            try:
+                schema = grammar_schema(body.get("response_format"))
+            except ValueError as exc:
+                self._error(422, f"Failed to deserialize `response_format`: {exc}", "validation")
+                return
             params = GenerationParams(
                 max_new_tokens=body.get("max_tokens") or 100,
                 temperature=temperature if temperature is not None else 1.0,
                 top_p=body.get("top_p") or 1.0,
                 stop=tuple(body.get("stop") or ()),
                 seed=body.get("seed"),
+                json_schema=schema,
             )
             answer = _Answer([], "eos_token", prompt_tokens)
             if body.get("stream"):

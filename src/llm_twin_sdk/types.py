@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
@@ -158,6 +158,13 @@ class GenerationParams(_Model):
     repetition_penalty: float = Field(1.1, gt=0, description="1.0 disables the penalty.")
     stop: tuple[str, ...] = Field((), description="Sequences that end generation (not returned).")
     seed: int | None = Field(None, description="Sampling seed, for reproducible output.")
+    json_schema: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Constrain the output to JSON matching this JSON schema; backends send it as a "
+            "grammar / response_format (servers that do not support it ignore or reject it)."
+        ),
+    )
 
     @field_validator("stop")
     @classmethod
@@ -165,6 +172,51 @@ class GenerationParams(_Model):
         if any(not s for s in value):
             raise ValueError("stop sequences must be non-empty strings")
         return value
+
+    @field_validator("json_schema", mode="before")
+    @classmethod
+    def _schema_is_json(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                "json_schema must be a JSON schema as a mapping, e.g. "
+                '{"type": "object", "properties": {...}}'
+            )
+        try:
+            # A deep, JSON-only copy: later changes to the caller's dict do not leak in.
+            return json.loads(json.dumps(dict(value), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"json_schema must be JSON-serialisable: {exc}") from None
+
+    def __hash__(self) -> int:
+        # pydantic's frozen hash would fail on the dict: hash the schema's canonical JSON.
+        schema = None if self.json_schema is None else _canonical_json(self.json_schema)
+        values = tuple(
+            schema if name == "json_schema" else getattr(self, name)
+            for name in type(self).model_fields
+        )
+        return hash((type(self), values))
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name == "json_schema" and value is not None:
+                text = _canonical_json(value)
+                yield name, _Shown(text if len(text) <= 80 else text[:77] + "...")
+            else:
+                yield name, value
+
+
+def _canonical_json(value: Any) -> str:
+    """``value`` as compact JSON with sorted keys: equal schemas give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Shown(str):
+    """A string shown as it is (no quotes) in a repr."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 class Timeouts(_Model):

@@ -63,14 +63,40 @@ EXPANSION_SEPARATOR = "#next-question#"
 """What the expansion prompt asks the model to put between phrasings (the reference design's)."""
 
 _KINDS: frozenset[str] = frozenset(get_args(DocumentKind))
+_KIND_WORDS: dict[str, set[str]] = {
+    "post": {"post", "posts", "posted", "posting"},
+    "article": {"article", "articles", "blog", "blogs", "essay", "essays"},
+    "repository": {"repository", "repositories", "repo", "repos"},
+}
+"""Words of a question that name a kind of content (lower case, as :func:`_words` gives)."""
+
 _KIND_ALIASES = {"repo": "repository", "repos": "repository", "repositories": "repository"}
 _NULLISH = frozenset({"", "null", "none", "nil", "unknown", "n/a", "na", "not specified", "-"})
 _SHOWN = 200  # characters of model output shown in a log line
 
+_SELF_QUERY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "author": {"type": ["string", "null"]},
+        "platform": {"type": ["string", "null"]},
+        "kind": {"enum": [*get_args(DocumentKind), None]},
+    },
+    "required": list(METADATA_FIELDS),
+    "additionalProperties": False,
+}
+"""The JSON object self-query asks for; sent as ``json_schema`` so that servers able to
+constrain decoding (llama.cpp, TGI, vLLM) always produce it. Parsing stays lenient for
+servers that ignore it."""
+
 _SELF_QUERY_PARAMS = GenerationParams(
-    max_new_tokens=64, temperature=0.0, top_p=1.0, repetition_penalty=1.0
+    max_new_tokens=64,
+    temperature=0.0,
+    top_p=1.0,
+    repetition_penalty=1.0,
+    json_schema=_SELF_QUERY_SCHEMA,
 )
-"""Extraction is deterministic: greedy decoding, no repetition penalty (JSON repeats quotes)."""
+"""Extraction is deterministic: greedy decoding, no repetition penalty (JSON repeats quotes),
+output constrained to :data:`_SELF_QUERY_SCHEMA`."""
 
 
 def _shown(text: str) -> str:
@@ -323,7 +349,9 @@ class SelfQuery:
       when it matches one of them -- case, spacing and punctuation aside, or unambiguously
       by whole words (``"Okafor"`` -> ``"Maya Okafor"``) -- and the known spelling is
       returned; without ``known``, values are kept as the model wrote them;
-    - ``kind`` must be one of ``post``, ``article``, ``repository``.
+    - ``kind`` must be one of ``post``, ``article``, ``repository``, and is kept only when
+      the question names that kind of content (``"posted"``, ``"articles"``, ``"blog"``,
+      ``"repo"``...): small models otherwise fill it in on every question.
 
     Inference errors and unusable replies give ``{}`` (or the valid fields only) and a
     ``WARNING`` log; values dropped by the checks above are logged at ``INFO``. The object
@@ -331,7 +359,8 @@ class SelfQuery:
 
     Args:
         client: the model to ask (built once, reused for every call).
-        params: generation settings; default: greedy, 64 new tokens.
+        params: generation settings; default: greedy, 64 new tokens, output constrained to
+            the JSON object's schema (``json_schema``) on servers that support it.
 
     Example::
 
@@ -421,7 +450,8 @@ class SelfQuery:
             value = getattr(metadata, name)
             if value is None:
                 continue
-            if name != "kind" and not set(_words(value)) & question_words:
+            named = _KIND_WORDS[value] if name == "kind" else set(_words(value))
+            if not named & question_words:
                 logger.info("self-query: %s %r dropped: not named in the question", name, value)
                 continue
             if name in allowed:

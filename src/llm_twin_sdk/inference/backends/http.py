@@ -15,6 +15,15 @@ Two dialects, chosen with ``api=``:
 With ``prompt_format=`` given, chat messages are rendered by it and sent as *text* in both
 dialects (``/v1/completions`` or ``/generate``), so serving matches training.
 
+Structured output: ``GenerationParams(json_schema=...)`` constrains decoding to JSON matching
+the schema. TGI native sends it as ``parameters.grammar = {"type": "json", "value": schema}``;
+the OpenAI dialect as ``response_format``, in the shape chosen with ``json_schema_format=``
+(:data:`JsonSchemaFormat`). The default, ``{"type": "json_object", "schema": schema, "value":
+schema}``, is read by llama-cpp-python's server (which rejects OpenAI's ``json_schema`` type),
+llama.cpp's ``llama-server`` and TGI's Messages API; for vLLM pass
+``json_schema_format="json_schema"``. llama-cpp-python's ``/v1/completions`` ignores
+``response_format``: use chat prompts there. Without ``json_schema`` neither field is sent.
+
 Example::
 
     from llm_twin_sdk import GenerationParams, InferenceClient
@@ -109,6 +118,7 @@ __all__ = [
     "CHAT_TOKENS_PER_REPLY",
     "Api",
     "HttpBackend",
+    "JsonSchemaFormat",
     "MessageRenderer",
     "TextFormat",
     "estimate_tokens",
@@ -119,6 +129,24 @@ Api: TypeAlias = Literal["openai", "tgi"]
 
 MessageRenderer: TypeAlias = Callable[[Sequence[Message]], str]
 """Renders chat messages as the single text prompt the model was trained on."""
+
+JsonSchemaFormat: TypeAlias = Literal["compatible", "json_object", "json_schema", "tgi"]
+"""How ``GenerationParams.json_schema`` is sent as ``response_format`` with ``api="openai"``:
+
+- ``"compatible"`` (default): ``{"type": "json_object", "schema": ..., "value": ...}``, the
+  schema under both keys: llama.cpp servers read ``schema``, TGI's Messages API reads
+  ``value``, each ignores the other key. vLLM accepts it but then only guarantees *some*
+  JSON object (use ``"json_schema"`` there); servers that reject unknown keys (OpenAI) need
+  ``"json_schema"``.
+- ``"json_object"``: ``{"type": "json_object", "schema": ...}`` -- llama-cpp-python's server
+  (``python -m llama_cpp.server``, whose request model has no other type that takes a
+  schema) and llama.cpp's ``llama-server``.
+- ``"json_schema"``: OpenAI's ``{"type": "json_schema", "json_schema": {"name": "output",
+  "schema": ...}}`` -- vLLM, SGLang, llama.cpp's ``llama-server``, OpenAI; rejected by
+  llama-cpp-python's server and by TGI.
+- ``"tgi"``: ``{"type": "json_object", "value": ...}`` -- TGI's Messages API (its
+  ``response_format`` is the ``/generate`` grammar type, ``{"type", "value"}``).
+"""
 
 TextFormat: TypeAlias = Literal["raw", "alpaca"]
 """A named text format of :mod:`llm_twin_sdk.inference.prompt_format`."""
@@ -525,6 +553,10 @@ class HttpBackend:
         headers: extra headers for every request (e.g. routing headers of a gateway).
         extra_body: extra JSON fields for every OpenAI-compatible request (server-specific
             options such as llama.cpp's ``repeat_penalty``).
+        json_schema_format: how ``GenerationParams.json_schema`` is sent with
+            ``api="openai"`` (see :data:`JsonSchemaFormat`); the default ``"compatible"``
+            suits llama.cpp servers and TGI; pass ``"json_schema"`` for vLLM and OpenAI.
+            With ``api="tgi"`` the schema is always sent as ``parameters.grammar``.
         stream_usage: ask OpenAI-compatible servers for usage at the end of streams.
         trust_env: honour ``HTTP(S)_PROXY``, ``NO_PROXY`` and ``SSL_CERT_FILE``.
         transport: an ``httpx`` transport for the sync client (tests: ``httpx.MockTransport``).
@@ -550,6 +582,7 @@ class HttpBackend:
         headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         stream_usage: bool = True,
+        json_schema_format: JsonSchemaFormat = "compatible",
         trust_env: bool = True,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
@@ -568,6 +601,12 @@ class HttpBackend:
             raise ConfigurationError(
                 "prompt_format must be 'raw', 'alpaca' or a callable (messages -> str)"
             )
+        if json_schema_format not in ("compatible", "json_object", "json_schema", "tgi"):
+            raise ConfigurationError(
+                "json_schema_format must be 'compatible' (llama.cpp and TGI), 'json_object' "
+                "(llama.cpp), 'json_schema' (OpenAI, vLLM) or 'tgi' (TGI's Messages API), got "
+                f"{json_schema_format!r}"
+            )
         if timeout is not None and not isinstance(timeout, Timeouts):
             raise ConfigurationError("timeout must be a Timeouts(connect_s=..., read_s=...)")
         self._base = _validate_base_url(base_url, api)
@@ -583,6 +622,7 @@ class HttpBackend:
         self._timeout = timeout or Timeouts()
         self._extra_body = dict(extra_body or {})
         self._stream_usage = stream_usage
+        self._json_schema_format: JsonSchemaFormat = json_schema_format
 
         from ... import __version__
 
@@ -879,6 +919,8 @@ class HttpBackend:
             parameters["stop"] = list(stops)
         if params.seed is not None:
             parameters["seed"] = params.seed
+        if params.json_schema is not None:
+            parameters["grammar"] = {"type": "json", "value": params.json_schema}
         route = "/generate_stream" if stream else "/generate"
         return _Call(route, {"inputs": text, "parameters": parameters}, prompt, stops)
 
@@ -909,8 +951,19 @@ class HttpBackend:
             body["repetition_penalty"] = params.repetition_penalty  # vLLM; others ignore it
         if stream and self._stream_usage:
             body["stream_options"] = {"include_usage": True}
+        if params.json_schema is not None:
+            body["response_format"] = self._response_format(params.json_schema)
         body.update(self._extra_body)
         return _Call(route, body, prompt, stops)
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self._json_schema_format == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+        if self._json_schema_format == "tgi":
+            return {"type": "json_object", "value": schema}
+        if self._json_schema_format == "json_object":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_object", "schema": schema, "value": schema}
 
     # -- responses ------------------------------------------------------------------------
 

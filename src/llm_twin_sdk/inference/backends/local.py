@@ -4,6 +4,9 @@ The model is loaded once, in the constructor, and reused for every call. Chat me
 are rendered with the model's own chat template (from the GGUF metadata) and tokenized by
 the model's tokenizer, so :meth:`LocalBackend.count_tokens` is exactly what the model sees.
 
+``GenerationParams(json_schema=...)`` constrains decoding with a llama.cpp grammar made from
+the schema (``LlamaGrammar.from_json_schema``), built once per distinct schema and reused.
+
 Example::
 
     backend = LocalBackend()                       # SmolLM2-135M-Instruct, offline
@@ -12,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Generator
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import (
     ConfigurationError,
     InferenceError,
+    InvalidParameterError,
     ModelLoadError,
     PromptTooLongError,
     StreamInUseError,
@@ -32,6 +37,7 @@ from ..stream import TextStream
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
 
 __all__ = ["LocalBackend"]
 
@@ -90,6 +96,9 @@ class LocalBackend:
         self._formatter = self._chat_formatter()
         self._lock = threading.Lock()
         self._owner: int | None = None
+        # JSON-schema grammars, one per distinct schema (keyed by its canonical JSON).
+        self._grammars: dict[str, LlamaGrammar] = {}
+        self._grammars_lock = threading.Lock()
 
     @staticmethod
     def _load(path: Path, **options: Any) -> Llama:
@@ -141,10 +150,11 @@ class LocalBackend:
         """Generate in-process (``timeout`` does not apply: there is no network)."""
         tokens = self._tokens(prompt)
         self._check_fits(len(tokens), params)
+        options = self._options(params)
         self._acquire()
         started = time.perf_counter()
         try:
-            result: Any = self._model().create_completion(tokens, stream=False, **_options(params))
+            result: Any = self._model().create_completion(tokens, stream=False, **options)
         except Exception as exc:
             raise InferenceError(f"llama.cpp generation failed: {exc}") from exc
         finally:
@@ -167,9 +177,10 @@ class LocalBackend:
         """Stream in-process (``timeout`` does not apply: there is no network)."""
         tokens = self._tokens(prompt)
         self._check_fits(len(tokens), params)
+        options = self._options(params)
         self._acquire()
         try:
-            chunks = self._model().create_completion(tokens, stream=True, **_options(params))
+            chunks = self._model().create_completion(tokens, stream=True, **options)
         except Exception as exc:
             self._release()
             raise InferenceError(f"llama.cpp generation failed: {exc}") from exc
@@ -238,6 +249,34 @@ class LocalBackend:
                 prompt_tokens=prompt_tokens,
                 budget=max(budget, 0),
             )
+
+    def _options(self, params: GenerationParams) -> dict[str, Any]:
+        options = _options(params)
+        if params.json_schema is not None:
+            options["grammar"] = self._grammar(params.json_schema)
+        return options
+
+    def _grammar(self, schema: dict[str, Any]) -> LlamaGrammar:
+        """The llama.cpp grammar of a JSON schema, built once per distinct schema."""
+        key = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        grammar = self._grammars.get(key)
+        if grammar is not None:
+            return grammar
+        with self._grammars_lock:
+            grammar = self._grammars.get(key)
+            if grammar is None:
+                from llama_cpp.llama_grammar import LlamaGrammar
+
+                try:
+                    grammar = LlamaGrammar.from_json_schema(key, verbose=False)
+                except Exception as exc:  # the converter raises many types on odd schemas
+                    raise InvalidParameterError(
+                        f"llama.cpp cannot turn this json_schema into a grammar "
+                        f"({type(exc).__name__}: {exc}); simplify the schema (plain objects, "
+                        "strings, numbers, enums, arrays, $defs work)"
+                    ) from exc
+                self._grammars[key] = grammar
+        return grammar
 
     def _acquire(self) -> None:
         if self._owner == threading.get_ident():

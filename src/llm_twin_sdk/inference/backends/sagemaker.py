@@ -8,6 +8,11 @@ streams, with the payloads of Hugging Face TGI (the default LLM container on Sag
 - text prompts (and every prompt when ``api="generate"``) use **TGI generate**
   (``{"inputs": str, "parameters": {...}}``).
 
+``GenerationParams(json_schema=...)`` is sent as TGI grammar: ``response_format = {"type":
+"json_object", "value": schema}`` in Messages API payloads, ``parameters.grammar = {"type":
+"json", "value": schema}`` in generate payloads (TGI >= 1.4.3; TGI compiles each new schema
+once, which can take seconds on the first request).
+
 Responses of either shape are parsed whatever was asked (``choices`` or ``generated_text``).
 One attempt per call: :class:`~llm_twin_sdk.InferenceClient` retries, and every failure is
 converted here into an SDK error that its retry predicate understands (throttling, a
@@ -690,6 +695,9 @@ def _generate_payload(text: str, params: GenerationParams, *, stream: bool) -> d
         parameters["stop"] = list(params.stop)
     if params.seed is not None:
         parameters["seed"] = params.seed
+    if params.json_schema is not None:
+        # TGI's grammar parameter (TGI >= 1.4.3): {"type": "json" | "regex", "value": ...}.
+        parameters["grammar"] = {"type": "json", "value": params.json_schema}
     return {"inputs": text, "parameters": parameters, "stream": stream}
 
 
@@ -720,6 +728,13 @@ def _messages_payload(
         payload["seed"] = params.seed
     if stream:
         payload["stream_options"] = {"include_usage": True}
+    if params.json_schema is not None:
+        # TGI's Messages API reads `response_format` as the same grammar type as /generate's
+        # `grammar` ({"type", "value"}, "json_object" an alias of "json"): see TGI's
+        # router/src/lib.rs (`ChatRequest.response_format: Option<GrammarType>`) and its
+        # integration test test_grammar_response_format_llama.py. OpenAI's
+        # {"type": "json_schema", "json_schema": {...}} shape is not what TGI reads.
+        payload["response_format"] = {"type": "json_object", "value": params.json_schema}
     return payload
 
 
