@@ -31,15 +31,15 @@ import json
 import math
 import re
 import socket
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from local_server import LocalHTTPServer
 
 __all__ = ["Fault", "QdrantServer", "RecordedRequest", "StoredPoint", "collection_info"]
 
@@ -177,43 +177,15 @@ def collection_info(vectors: Any, sparse_vectors: Any, points: int) -> dict[str,
     }
 
 
-class QdrantServer:
+class QdrantServer(LocalHTTPServer):
     """A Qdrant-like REST server on 127.0.0.1 in a background thread. Use as a context manager."""
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.faults: list[tuple[str | None, Fault]] = []
         self.collections: dict[str, _Collection] = {}
-        self.handler_errors: list[str] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
-        self._httpd.owner = self
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> QdrantServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> QdrantServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__(_make_handler(self))
 
     # -- scripting ----------------------------------------------------------------------
 
@@ -262,21 +234,6 @@ class QdrantServer:
                     del self.faults[index]
                     return fault
         return None
-
-    def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
-
-
-class _Server(ThreadingHTTPServer):
-    """Keeps the errors of handler threads (instead of printing them) for tests to inspect."""
-
-    owner: QdrantServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
-            return  # a client that went away (a timed-out request): expected in tests
-        self.owner.handler_errors.append("".join(traceback.format_exc()))
 
 
 class _HTTPError(Exception):

@@ -227,7 +227,9 @@ def test_explicit_filters_win_over_self_query(filled: QdrantStore, embedder: Emb
     for client, _ in _llm(_answers({"author": "Lukas Brenner", "kind": "post"}, [])):
         rag = RAGPipeline(embedder, filled, self_query=SelfQuery(client))
         hits = rag.retrieve(
-            "Which posts did Lukas Brenner write on retries?", k=4, filters={"author": "Maya Okafor"}
+            "Which posts did Lukas Brenner write on retries?",
+            k=4,
+            filters={"author": "Maya Okafor"},
         )
     assert {h.metadata.author for h in hits} == {"Maya Okafor"}
     assert {h.metadata.kind for h in hits} == {"post"}  # the field not given explicitly

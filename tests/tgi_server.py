@@ -41,16 +41,15 @@ import json
 import re
 import socket
 import ssl
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from llm_twin_sdk import GenerationParams, LocalBackend
+from local_server import LocalHTTPServer
 
 __all__ = ["DEFAULT_TOKENS", "Fault", "RecordedRequest", "TGIServer", "split_tokens", "sse_cuts"]
 
@@ -150,7 +149,7 @@ def sse_cuts(payload: bytes) -> list[bytes]:
     return [payload[a:b] for a, b in zip([0, *points], [*points, len(payload)], strict=True)]
 
 
-class TGIServer:
+class TGIServer(LocalHTTPServer):
     """A TGI-like server on 127.0.0.1 in a background thread. Use as a context manager.
 
     Args:
@@ -184,39 +183,7 @@ class TGIServer:
         self.aborted_streams = 0
         self.completed_streams = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self.handler_errors: list[str] = []
-        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
-        self._httpd.owner = self
-        self._httpd.daemon_threads = True
-        self._scheme = "http"
-        if ssl_context is not None:
-            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
-            self._scheme = "https"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"{self._scheme}://{host!s}:{port}"
-
-    def start(self) -> TGIServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> TGIServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__(_make_handler(self), ssl_context)
 
     def fail(self, *faults: Fault) -> None:
         """Queue faults: each is consumed by one generation request, in order."""
@@ -246,9 +213,6 @@ class TGIServer:
         with self._lock:
             return self.faults.pop(0) if self.faults else None
 
-    def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
-
     def answer(self, inputs: str, params: GenerationParams) -> Iterator[str]:
         """Tokens of the answer, lazily (the real model streams them)."""
         if self.backend is not None:
@@ -260,18 +224,6 @@ class TGIServer:
         else:
             yield from self.tokens
         yield EOS
-
-
-class _Server(ThreadingHTTPServer):
-    """Keeps the errors of handler threads (instead of printing them) for tests to inspect."""
-
-    owner: TGIServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, (BrokenPipeError, ConnectionResetError, ssl.SSLError)):
-            return  # a client that went away or failed its TLS handshake: expected in tests
-        self.owner.handler_errors.append("".join(traceback.format_exc()))
 
 
 def _count_words(text: str) -> int:
