@@ -145,30 +145,34 @@ class QueryMetadata(_Model):
         )
 
 
+def _unquoted(text: str, start: int = 0) -> Iterator[int]:
+    """Indexes of ``text`` from ``start`` that are outside quoted strings (``"..."`` or
+    ``'...'``, backslash escapes honoured)."""
+    quote, escaped = "", False
+    for i in range(start, len(text)):
+        c = text[i]
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        else:
+            yield i
+
+
 def _json_object_spans(text: str, max_starts: int = 32) -> Iterator[str]:
     """Every balanced ``{...}`` in ``text``, by opening brace, aware of quoted strings."""
-    starts = 0
-    for start, char in enumerate(text):
-        if char != "{":
-            continue
-        starts += 1
-        if starts > max_starts:
-            return
-        depth, quote, escaped = 0, "", False
-        for end in range(start, len(text)):
-            c = text[end]
-            if quote:
-                if escaped:
-                    escaped = False
-                elif c == "\\":
-                    escaped = True
-                elif c == quote:
-                    quote = ""
-            elif c in "\"'":
-                quote = c
-            elif c == "{":
+    starts = [i for i, char in enumerate(text) if char == "{"][:max_starts]
+    for start in starts:
+        depth = 0
+        for end in _unquoted(text, start):
+            if text[end] == "{":
                 depth += 1
-            elif c == "}":
+            elif text[end] == "}":
                 depth -= 1
                 if depth == 0:
                     yield text[start : end + 1]
@@ -182,26 +186,15 @@ _JSON_WORD = re.compile(r"(null|true|false)\b")
 def _pythonize(candidate: str) -> str:
     """JSON's ``null/true/false`` outside strings as Python literals (for ``literal_eval``)."""
     out: list[str] = []
-    quote, escaped, i = "", False, 0
-    while i < len(candidate):
-        c = candidate[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        else:
-            match = _JSON_WORD.match(candidate, i)
-            if match and (i == 0 or not (candidate[i - 1].isalnum() or candidate[i - 1] == "_")):
-                out.append(_JSON_WORDS[match.group(1)])
-                i += len(match.group(1))
-                continue
-        out.append(c)
-        i += 1
+    done = 0
+    for i in _unquoted(candidate):
+        if i < done:
+            continue
+        match = _JSON_WORD.match(candidate, i)
+        if match and (i == 0 or not (candidate[i - 1].isalnum() or candidate[i - 1] == "_")):
+            out += (candidate[done:i], _JSON_WORDS[match.group(1)])
+            done = match.end()
+    out.append(candidate[done:])
     return "".join(out)
 
 
