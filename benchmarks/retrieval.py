@@ -326,8 +326,9 @@ class Build:
 def build_store(store: QdrantStore, base: Base, size: int, seed: int) -> Build:
     """Write ``size`` synthetic chunks (whole copies of the base corpus, the last one cut)
     with ``write_documents``, in slices of about ``WRITE_SLICE`` chunks of whole documents."""
-    from llm_twin_sdk import Chunk, LexicalEncoder
+    from llm_twin_sdk import Chunk
     from llm_twin_sdk.rag.chunking import chunk_id
+    from llm_twin_sdk.rag.sparse import LexicalEncoder
 
     encoder = LexicalEncoder()
     text_rng = random.Random(seed)
@@ -413,7 +414,7 @@ class Latency:
 def bench_latency(
     rag: RAGPipeline, questions: Sequence[str], settings: Settings, build: Build
 ) -> Latency:
-    from llm_twin_sdk import QueryVectors
+    from llm_twin_sdk.rag.store import QueryVectors
 
     log(f"latency {build.size}: warm-up")
     for question in questions[:WARMUP_CALLS]:
@@ -635,7 +636,7 @@ def render(
         )
     lines += [
         "",
-        "Share of the median call: ",
+        "Share of the median call (medians of each part, so they need not sum to 100%):",
         "",
     ]
     for lat in latencies:
