@@ -52,7 +52,7 @@ def main() -> None:
     with LLMTwin.from_settings() as twin:  # the embedded footing, no arguments needed
         try:
             report = twin.ingest(documents)
-        except CollectionMismatchError as exc:  # written by an older version of the SDK
+        except CollectionMismatchError as exc:  # another embedding model, or an older SDK
             print(f"{exc}\nRe-creating the sample collection.\n")
             twin.rag.store.delete_collections()
             report = twin.ingest(documents)

@@ -74,12 +74,12 @@ def memory_store() -> Iterator[QdrantStore]:
 
 @pytest.fixture
 def locked_folder(tmp_path: Path) -> Iterator[Path]:
-    """A Qdrant local-mode folder held open by another process for the test's duration."""
+    """An embedded Qdrant folder held open by another process for the test's duration."""
     folder = tmp_path / "locked"
     code = textwrap.dedent(f"""
         import sys
-        from qdrant_client import QdrantClient
-        client = QdrantClient(path={str(folder)!r})
+        from llm_twin_sdk import QdrantStore
+        store = QdrantStore.local({str(folder)!r})
         print("ready", flush=True)
         sys.stdin.readline()
     """)

@@ -11,14 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_quickstart_runs_offline(tmp_path: Path) -> None:
-    # A collection left by an older SDK version (one unnamed vector) in the default folder:
+    # A collection left by another embedding model (vectors of size 8) in the default folder:
     # the quickstart must notice, say so, and re-create it.
-    from qdrant_client import QdrantClient, models
+    from llm_twin_sdk import QdrantStore
 
-    old = QdrantClient(path=str(tmp_path / "llm-twin-sdk" / "qdrant"))
-    old.create_collection(
-        "articles", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE)
-    )
+    old = QdrantStore.local(tmp_path / "llm-twin-sdk" / "qdrant")
+    old.ensure_collection(8, "articles")
     old.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_TWIN_")}
     env |= {
@@ -37,7 +35,7 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "written by an older llm-twin-sdk" in out
+    assert "holds vectors of size 8" in out
     assert "Ingested 24 documents" in out
     assert out.count("Sources:") == 3
     assert "Streaming tokens with server-sent events" in out

@@ -39,7 +39,6 @@ from ..errors import (
     CollectionMismatchError,
     InvalidParameterError,
     VectorStoreError,
-    VectorStoreLockedError,
     VectorStoreUnavailableError,
 )
 from ..retry import NO_RETRY, RetryPolicy
@@ -145,7 +144,8 @@ class QdrantStore:
             chosen by each document's kind), one name for a single collection, or a mapping
             of every kind to a name (kinds may share one).
         where: how errors name the store's location.
-        payload_indexes: create keyword indexes on the filter fields (servers).
+        payload_indexes: create keyword indexes on the filter fields (they serve filters and
+            the author / platform lookups of self-query).
         retry: retries of transient failures (default: none in-process, a short backoff
             for servers).
         url: the server's URL, named by :class:`VectorStoreUnavailableError`.
@@ -182,37 +182,33 @@ class QdrantStore:
 
     @classmethod
     def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
-        """Embedded Qdrant on a folder (created if missing). One process at a time."""
+        """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing.
+
+        One process at a time: a folder another process holds raises
+        :class:`VectorStoreLockedError`.
+        """
         folder = Path(path).expanduser()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise VectorStoreError(f"cannot create Qdrant folder {str(folder)!r}: {exc}") from exc
-        from qdrant_client import QdrantClient
+        from .edge import EdgeClient
 
         try:
-            client = QdrantClient(path=str(folder))
-        except RuntimeError as exc:
-            if "already accessed" in str(exc):
-                raise VectorStoreLockedError(
-                    f"Qdrant folder {str(folder)!r} is already opened by another process or "
-                    "client. Close that one first, point LLM_TWIN_QDRANT_PATH at another "
-                    "folder, or use a Qdrant server (LLM_TWIN_QDRANT_URL) for shared access."
-                ) from exc
-            raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
+            client = EdgeClient(folder)
+        except VectorStoreError:
+            raise
         except Exception as exc:
             raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
-        return cls(
-            client, collections, where=f"local folder {str(folder)!r}", payload_indexes=False
-        )
+        return cls(client, collections, where=f"local folder {str(folder)!r}")  # type: ignore[arg-type]
 
     @classmethod
     def memory(cls, collections: CollectionsSpec = None) -> QdrantStore:
-        """Qdrant in memory: nothing persists. For tests and throwaway runs."""
-        from qdrant_client import QdrantClient
+        """Embedded Qdrant on a temporary folder removed by :meth:`close`: nothing persists.
+        For tests and throwaway runs."""
+        from .edge import EdgeClient
 
-        client = QdrantClient(location=":memory:")
-        return cls(client, collections, where="memory", payload_indexes=False)
+        return cls(EdgeClient(), collections, where="memory")  # type: ignore[arg-type]
 
     @classmethod
     def server(
@@ -296,7 +292,7 @@ class QdrantStore:
                 with self._lock:
                     # one retried unit: a retry after a lost answer finds the collection made
                     self._call("create collection", partial(self._create, name, dimension), name)
-                    if self._payload_indexes:  # local mode has none (it scans)
+                    if self._payload_indexes:
                         self._create_indexes(name)
                     self._ready[name] = dimension
 

@@ -1,0 +1,315 @@
+"""The embedded engine: Qdrant Edge (Qdrant's own Rust engine, in-process) behind the part of
+the ``QdrantClient`` interface that :class:`~llm_twin_sdk.rag.store.QdrantStore` uses.
+
+``QdrantStore.local(path)`` and ``QdrantStore.memory()`` run on it; ``QdrantStore.server(url)``
+talks to a Qdrant server through qdrant-client. The store is written once, against
+qdrant-client's models; :class:`EdgeClient` translates them, so the embedded footing gets
+Qdrant's indexes (dense, sparse with IDF, keyword payload indexes) and batched query planning
+instead of qdrant-client's pure-Python local mode, whose searches scan every point.
+
+Layout of a folder: one shard per collection in ``<folder>/<collection>/shard``, the
+collection's vector layout in ``<folder>/<collection>/collection.json``, and a lock file
+``<folder>/.llm-twin.lock`` held by the process that opened the folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import VectorStoreError, VectorStoreLockedError
+
+if TYPE_CHECKING:
+    import qdrant_edge
+    from qdrant_client.http import models
+
+__all__ = ["EdgeClient"]
+
+LAYOUT_FILE = "collection.json"
+LOCK_FILE = ".llm-twin.lock"
+
+
+class EdgeClient:
+    """Collections of Qdrant Edge shards in one folder, with qdrant-client's method names.
+
+    Args:
+        path: the folder (created if missing); ``None`` for a temporary folder removed by
+            :meth:`close` (``QdrantStore.memory()``).
+
+    Raises:
+        VectorStoreLockedError: another process (or client) holds the folder.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        import qdrant_edge
+
+        self._edge = qdrant_edge
+        self._temporary = path is None
+        self.folder = Path(tempfile.mkdtemp(prefix="llm-twin-")) if path is None else Path(path)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock_file = (self.folder / LOCK_FILE).open("a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise VectorStoreLockedError(
+                f"Qdrant folder {str(self.folder)!r} is already opened by another process or "
+                "client. Close that one first, point LLM_TWIN_QDRANT_PATH at another "
+                "folder, or use a Qdrant server (LLM_TWIN_QDRANT_URL) for shared access."
+            ) from None
+        self._shards: dict[str, qdrant_edge.EdgeShard] = {}
+        self._guard = threading.Lock()
+        self._closed = False
+
+    # -- collections -------------------------------------------------------------------------
+
+    def _dir(self, name: str) -> Path:
+        return self.folder / name
+
+    def collection_exists(self, name: str) -> bool:
+        return (self._dir(name) / LAYOUT_FILE).is_file()
+
+    def create_collection(
+        self,
+        name: str,
+        vectors_config: models.VectorParams | dict[str, models.VectorParams],
+        sparse_vectors_config: dict[str, models.SparseVectorParams] | None = None,
+    ) -> bool:
+        edge = self._edge
+        if isinstance(vectors_config, dict):
+            dense: Any = {key: _edge_vector(edge, p) for key, p in vectors_config.items()}
+            layout_vectors = {key: _layout_vector(p) for key, p in vectors_config.items()}
+        else:
+            dense = _edge_vector(edge, vectors_config)
+            layout_vectors = {"": _layout_vector(vectors_config)}
+        sparse = {
+            key: edge.EdgeSparseVectorParams(
+                modifier=edge.Modifier.Idf if p.modifier is not None else None
+            )
+            for key, p in (sparse_vectors_config or {}).items()
+        }
+        layout_sparse = {
+            key: {"modifier": p.modifier.value if p.modifier is not None else None}
+            for key, p in (sparse_vectors_config or {}).items()
+        }
+        with self._guard:
+            folder = self._dir(name)
+            if (folder / LAYOUT_FILE).is_file():
+                raise VectorStoreError(f"collection {name!r} already exists")
+            shutil.rmtree(folder, ignore_errors=True)  # a half-created collection
+            config = edge.EdgeConfig(vectors=dense, sparse_vectors=sparse or None)
+            self._shards[name] = edge.EdgeShard.create(str(folder / "shard"), config)
+            layout = {"vectors": layout_vectors, "sparse_vectors": layout_sparse}
+            _write_atomically(folder / LAYOUT_FILE, json.dumps(layout))
+        return True
+
+    def get_collection(self, name: str) -> Any:
+        """The collection's vector layout, shaped like ``CollectionInfo.config.params``."""
+        from qdrant_client.http import models
+
+        layout = json.loads((self._dir(name) / LAYOUT_FILE).read_text(encoding="utf-8"))
+        vectors = {
+            key: models.VectorParams(size=v["size"], distance=models.Distance(v["distance"]))
+            for key, v in layout["vectors"].items()
+        }
+        sparse = {
+            key: models.SparseVectorParams(
+                modifier=models.Modifier(v["modifier"]) if v["modifier"] else None
+            )
+            for key, v in layout["sparse_vectors"].items()
+        }
+        params = SimpleNamespace(
+            vectors=vectors[""] if set(vectors) == {""} else vectors,
+            sparse_vectors=sparse or None,
+        )
+        return SimpleNamespace(config=SimpleNamespace(params=params))
+
+    def delete_collection(self, name: str) -> bool:
+        with self._guard:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            existed = self._dir(name).exists()
+            shutil.rmtree(self._dir(name), ignore_errors=True)
+        return existed
+
+    def _shard(self, name: str) -> qdrant_edge.EdgeShard:
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        with self._guard:
+            if self._closed:
+                raise VectorStoreError("the Qdrant folder is closed")
+            if name not in self._shards:
+                if not self.collection_exists(name):
+                    raise VectorStoreError(f"collection {name!r} does not exist")
+                self._shards[name] = self._edge.EdgeShard.load(str(self._dir(name) / "shard"))
+            return self._shards[name]
+
+    # -- points ------------------------------------------------------------------------------
+
+    def create_payload_index(self, name: str, field_name: str, field_schema: Any = None) -> None:
+        edge = self._edge
+        operation = edge.UpdateOperation.create_field_index(
+            field_name, edge.PayloadSchemaType.Keyword
+        )
+        self._shard(name).update(operation)
+
+    def upsert(self, name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
+        edge = self._edge
+        converted = [
+            edge.Point(_edge_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
+        ]
+        self._shard(name).update(edge.UpdateOperation.upsert_points(converted))
+
+    def retrieve(
+        self,
+        name: str,
+        ids: Sequence[Any],
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool = False,
+    ) -> list[models.Record]:
+        from qdrant_client.http import models
+
+        payload = list(with_payload) if not isinstance(with_payload, bool) else with_payload
+        records = self._shard(name).retrieve([_edge_id(i) for i in ids], payload, with_vectors)
+        return [models.Record(id=_client_id(r.id), payload=r.payload) for r in records]
+
+    def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
+        operation = self._edge.UpdateOperation.delete_points(
+            [_edge_id(i) for i in points_selector.points]
+        )
+        self._shard(name).update(operation)
+
+    def count(self, name: str, exact: bool = True) -> models.CountResult:
+        from qdrant_client.http import models
+
+        return models.CountResult(count=self._shard(name).count(self._edge.CountRequest(exact)))
+
+    def facet(
+        self, name: str, key: str, limit: int = 10, exact: bool = False
+    ) -> models.FacetResponse:
+        from qdrant_client.http import models
+
+        response = self._shard(name).facet(self._edge.FacetRequest(key, limit, exact))
+        return models.FacetResponse(
+            hits=[models.FacetValueHit(value=hit.value, count=hit.count) for hit in response.hits]
+        )
+
+    def query_batch_points(
+        self, name: str, requests: Sequence[models.QueryRequest]
+    ) -> list[models.QueryResponse]:
+        """Every request in one planned batch (Qdrant Edge scores them together)."""
+        from qdrant_client.http import models
+
+        edge = self._edge
+        batch = edge.QueryBatchRequest([_edge_request(edge, r) for r in requests])
+        return [
+            models.QueryResponse(
+                points=[
+                    models.ScoredPoint(
+                        id=_client_id(p.id), version=0, score=p.score, payload=p.payload
+                    )
+                    for p in points
+                ]
+            )
+            for points in self._shard(name).query_batch(batch)
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush and close every shard and release the folder (a temporary one is removed)."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            shards, self._shards = list(self._shards.values()), {}
+        for shard in shards:
+            shard.flush()
+            shard.close()
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()
+        if self._temporary:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _layout_vector(params: models.VectorParams) -> dict[str, Any]:
+    return {"size": params.size, "distance": params.distance.value}
+
+
+def _edge_vector(edge: Any, params: models.VectorParams) -> Any:
+    distance = {"Cosine": edge.Distance.Cosine, "Dot": edge.Distance.Dot}.get(
+        params.distance.value, edge.Distance.Euclid
+    )
+    return edge.EdgeVectorParams(size=params.size, distance=distance)
+
+
+def _edge_id(point_id: Any) -> Any:
+    return point_id if isinstance(point_id, int) else str(point_id)
+
+
+def _client_id(point_id: Any) -> Any:
+    return point_id if isinstance(point_id, int) else str(point_id)
+
+
+def _edge_vector_value(edge: Any, value: Any) -> Any:
+    if hasattr(value, "indices"):  # models.SparseVector
+        return edge.SparseVector(list(value.indices), list(value.values))
+    return list(value)
+
+
+def _edge_vectors(edge: Any, vector: Any) -> Any:
+    if isinstance(vector, dict):
+        return {key: _edge_vector_value(edge, value) for key, value in vector.items()}
+    return _edge_vector_value(edge, vector)
+
+
+def _edge_filter(edge: Any, condition: models.Filter | None) -> Any:
+    if condition is None:
+        return None
+    from qdrant_client.http import models
+
+    must: list[Any] = []
+    for field in _as_list(condition.must):
+        if not isinstance(field, models.FieldCondition):
+            raise VectorStoreError(f"filter condition not supported in embedded mode: {field!r}")
+        match = field.match
+        if isinstance(match, models.MatchValue):
+            must.append(edge.FieldCondition(field.key, match=edge.MatchValue(match.value)))
+        elif isinstance(match, models.MatchAny):
+            must.append(edge.FieldCondition(field.key, match=edge.MatchAny(list(match.any))))
+        else:
+            raise VectorStoreError(f"match not supported in embedded mode: {match!r}")
+    return edge.Filter(must=must)
+
+
+def _as_list(conditions: Any) -> Iterable[Any]:
+    if conditions is None:
+        return []
+    return conditions if isinstance(conditions, list) else [conditions]
+
+
+def _edge_request(edge: Any, request: models.QueryRequest) -> Any:
+    query = edge.Query.Nearest(_edge_vector_value(edge, request.query), using=request.using)
+    return edge.QueryRequest(
+        limit=request.limit or 10,
+        query=query,
+        filter=_edge_filter(edge, request.filter),
+        with_payload=bool(request.with_payload),
+        with_vector=False,
+    )
