@@ -95,11 +95,11 @@ class TwinSettings(BaseSettings):
     embedding_device: str = Field("cpu", description="torch device for the embedder.")
 
     # Vector store (Qdrant)
-    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: local mode.")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded Qdrant.")
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
     qdrant_path: Path = Field(
         default_factory=lambda: default_data_dir() / "qdrant",
-        description="Folder of Qdrant local mode, used when qdrant_url is unset.",
+        description="Folder of embedded Qdrant, used when qdrant_url is unset.",
     )
     collections: str | dict[DocumentKind, str] | None = Field(
         None,

@@ -1,4 +1,4 @@
-"""Qdrant vector store: embedded local mode, in memory, or a Qdrant server.
+"""Qdrant vector store: embedded (Qdrant Edge) on a folder or in a temporary one, or a server.
 
 Example::
 
