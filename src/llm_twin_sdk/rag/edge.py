@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -31,10 +32,21 @@ if TYPE_CHECKING:
     import qdrant_edge
     from qdrant_client.http import models
 
-__all__ = ["EdgeClient"]
+__all__ = ["EdgeClient", "Hit"]
 
 LAYOUT_FILE = "collection.json"
 LOCK_FILE = ".llm-twin.lock"
+
+
+@dataclass(slots=True)
+class Hit:
+    """A point found or retrieved: what qdrant-client's ``ScoredPoint`` / ``Record`` carry
+    that the store reads, without pydantic validation (hundreds per search)."""
+
+    id: Any
+    payload: dict[str, Any] | None
+    score: float = 0.0
+    version: int = 0
 
 
 class EdgeClient:
@@ -176,12 +188,10 @@ class EdgeClient:
         ids: Sequence[Any],
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool = False,
-    ) -> list[models.Record]:
-        from qdrant_client.http import models
-
+    ) -> list[Hit]:
         payload = list(with_payload) if not isinstance(with_payload, bool) else with_payload
         records = self._shard(name).retrieve([_edge_id(i) for i in ids], payload, with_vectors)
-        return [models.Record(id=_client_id(r.id), payload=r.payload) for r in records]
+        return [Hit(_client_id(r.id), r.payload) for r in records]
 
     def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
         operation = self._edge.UpdateOperation.delete_points(
@@ -206,21 +216,13 @@ class EdgeClient:
 
     def query_batch_points(
         self, name: str, requests: Sequence[models.QueryRequest]
-    ) -> list[models.QueryResponse]:
-        """Every request in one planned batch (Qdrant Edge scores them together)."""
-        from qdrant_client.http import models
-
+    ) -> list[SimpleNamespace]:
+        """Every request in one planned batch (Qdrant Edge scores them together); each
+        response's ``points`` are :class:`Hit` objects (plain attributes, no validation)."""
         edge = self._edge
         batch = edge.QueryBatchRequest([_edge_request(edge, r) for r in requests])
         return [
-            models.QueryResponse(
-                points=[
-                    models.ScoredPoint(
-                        id=_client_id(p.id), version=0, score=p.score, payload=p.payload
-                    )
-                    for p in points
-                ]
-            )
+            SimpleNamespace(points=[Hit(_client_id(p.id), p.payload, p.score) for p in points])
             for points in self._shard(name).query_batch(batch)
         ]
 

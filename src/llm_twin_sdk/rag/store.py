@@ -548,8 +548,12 @@ class QdrantStore:
         searches = _searches(queries, mode)
         lists = len({(index, using) for index, using, _ in searches})
         depth = k if lists <= 1 else max(20, FUSION_DEPTH_FACTOR * k)
-        requests = _requests(searches, depth, to_qdrant_filter(checked))
+        # In-process, payloads are read for the k winners only; a server sends them with the
+        # lists (one round trip instead of one more per collection).
+        lazy = self.url is None
+        requests = _requests(searches, depth, to_qdrant_filter(checked), with_payload=not lazy)
         merged: dict[tuple[int, str], list[Any]] = {(i, using): [] for i, using, _ in searches}
+        home: dict[Any, str] = {}  # point id -> its collection
         for name in names:
             if not searches or not self._exists(name):
                 continue
@@ -562,10 +566,27 @@ class QdrantStore:
             )
             for (index, using, _), response in zip(searches, responses, strict=True):
                 merged[(index, using)].extend(response.points)
-        return [
-            _chunk(point.id, point.payload or {}, point.score)
-            for point in _fuse(list(merged.values()), k, depth)
-        ]
+                home.update((point.id, name) for point in response.points)
+        best = _fuse(list(merged.values()), k, depth)
+        payloads = self._payloads(best, home) if lazy else {p.id: p.payload for p in best}
+        return [_chunk(point.id, payloads.get(point.id) or {}, point.score) for point in best]
+
+    def _payloads(self, points: Sequence[Any], home: Mapping[Any, str]) -> dict[Any, Any]:
+        """The payloads of ``points``, one lookup by id per collection they come from."""
+        wanted: dict[str, list[Any]] = {}
+        for point in points:
+            wanted.setdefault(home[point.id], []).append(point.id)
+        payloads: dict[Any, Any] = {}
+        for name, ids in wanted.items():
+            records = self._call(
+                "retrieve",
+                partial(
+                    self._client.retrieve, name, ids=ids, with_payload=True, with_vectors=False
+                ),
+                name,
+            )
+            payloads.update((record.id, record.payload) for record in records)
+        return payloads
 
     def distinct(self, key: Literal["author", "platform"], limit: int = 1000) -> list[str]:
         """The values of ``key`` stored in any collection (most frequent first), e.g. the
@@ -638,12 +659,14 @@ def _fuse(lists: Sequence[list[Any]], k: int, depth: int) -> list[Any]:
     return reciprocal_rank_fusion(ranked, limit=k)
 
 
-def _requests(searches: Sequence[tuple[int, str, Any]], depth: int, condition: Any) -> list[Any]:
+def _requests(
+    searches: Sequence[tuple[int, str, Any]], depth: int, condition: Any, *, with_payload: bool
+) -> list[Any]:
     from qdrant_client import models
 
     return [
         models.QueryRequest(
-            query=query, using=using, filter=condition, limit=depth, with_payload=True
+            query=query, using=using, filter=condition, limit=depth, with_payload=with_payload
         )
         for _, using, query in searches
     ]
