@@ -126,7 +126,7 @@ class RAGPipeline:
         self.reranker = reranker
         self.rerank_candidates = rerank_candidates
         self.ingest_batch = ingest_batch
-        self._store_lock = threading.Lock()  # the embedded Qdrant engine is not made for threads
+        self._store_lock = threading.Lock()  # one store call at a time per pipeline
         self._known: dict[str, list[str]] | None = None  # authors / platforms, for self-query
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
