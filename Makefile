@@ -37,6 +37,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run.py
 	$(PY) benchmarks/backends.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/retrieval.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/evaluate.py
 
 clean:
