@@ -123,3 +123,14 @@ def test_operations_on_a_closed_folder_raise_a_store_error(tmp_path: Path) -> No
     store.close()
     with pytest.raises(VectorStoreError, match="closed"):
         store.search(_vectors(1)[0], 1)
+
+
+def test_an_unclosed_memory_store_is_removed_when_collected() -> None:
+    import gc
+
+    store = QdrantStore.memory()
+    store.write_documents(_chunks("a", 1), _vectors(1))
+    folder = store._client.folder
+    del store
+    gc.collect()
+    assert not folder.exists()

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,8 @@ class EdgeClient:
                 "client. Close that one first, point LLM_TWIN_QDRANT_PATH at another "
                 "folder, or use a Qdrant server (LLM_TWIN_QDRANT_URL) for shared access."
             ) from None
+        if self._temporary:  # removed even when close() is never called
+            weakref.finalize(self, shutil.rmtree, self.folder, True)
         self._shards: dict[str, qdrant_edge.EdgeShard] = {}
         self._guard = threading.Lock()
         self._closed = False
