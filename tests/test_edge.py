@@ -130,6 +130,7 @@ def test_an_unclosed_memory_store_is_removed_when_collected() -> None:
 
     store = QdrantStore.memory()
     store.write_documents(_chunks("a", 1), _vectors(1))
+    assert isinstance(store._client, EdgeClient)
     folder = store._client.folder
     del store
     gc.collect()
