@@ -534,7 +534,7 @@ def bench_ingest(models: Models, repeats: int, target_chunks: int) -> Section:
         "ids suffixed "
         f"`-copy{{n}}`) -> {n} chunks of <= {CHUNK_TOKENS} tokens, overlap {CHUNK_OVERLAP}.",
         "- SDK: `RAGPipeline.ingest(docs)` into a fresh `QdrantStore.local(tmpdir)` (embedded "
-        "Qdrant Edge) each repeat (chunking, then per batch of 256 chunks: a lookup of stored "
+        "Qdrant Edge) each repeat (chunking, then per batch of 2048 chunks: a lookup of stored "
         "versions by id, embedding, upsert); raw: "
         f"`SentenceTransformer.encode(chunk_texts, batch_size={EMBED_BATCH}, "
         "normalize_embeddings=True)` on the same chunk texts.",

@@ -76,7 +76,10 @@ class RAGPipeline:
         reranker: a cross-encoder that reorders the candidates; then ``rerank_candidates``
             chunks are retrieved and the best ``k`` kept.
         rerank_candidates: candidates scored by the reranker (at least ``k``).
-        ingest_batch: chunks embedded and written per batch by :meth:`ingest`.
+        ingest_batch: chunks embedded and written per batch by :meth:`ingest` (whole
+            documents). Bigger batches embed faster: sentence-transformers sorts the texts of
+            one call by length, so they pad less (256-chunk batches cost ~15% more encode time
+            than one call here; 2048, a few %); smaller ones lose less work to an interruption.
     """
 
     def __init__(
@@ -93,7 +96,7 @@ class RAGPipeline:
         expander: QueryExpander | None = None,
         reranker: Reranker | None = None,
         rerank_candidates: int = 20,
-        ingest_batch: int = 256,
+        ingest_batch: int = 2048,
     ) -> None:
         if not 0 < chunk_tokens <= embedder.max_tokens:
             raise ConfigurationError(
