@@ -208,7 +208,11 @@ class QdrantStore:
         For tests and throwaway runs."""
         from .edge import EdgeClient
 
-        return cls(EdgeClient(), collections, where="memory")  # type: ignore[arg-type]
+        try:
+            client = EdgeClient()
+        except Exception as exc:
+            raise VectorStoreError(f"cannot create a temporary Qdrant folder: {exc}") from exc
+        return cls(client, collections, where="memory")  # type: ignore[arg-type]
 
     @classmethod
     def server(
