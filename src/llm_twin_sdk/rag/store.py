@@ -387,9 +387,7 @@ class QdrantStore:
             return
         from qdrant_client import models
 
-        lengths: dict[str, int] = {}
-        for chunk in chunks:
-            lengths[chunk.document_id] = max(lengths.get(chunk.document_id, 0), chunk.position + 1)
+        lengths = _document_lengths(chunks)
         grouped: dict[str, list[Any]] = {}
         dense_rows = vectors.tolist()
         for chunk, dense, lexical in zip(chunks, dense_rows, sparse, strict=True):
@@ -417,9 +415,7 @@ class QdrantStore:
         """What the store holds of the documents of ``chunks``: their chunks at the positions
         ``chunks`` cover, in every collection, found by id (one lookup per collection)."""
         versions = StoredVersions()
-        lengths: dict[str, int] = {}
-        for chunk in chunks:
-            lengths[chunk.document_id] = max(lengths.get(chunk.document_id, 0), chunk.position + 1)
+        lengths = _document_lengths(chunks)
         ids = [chunk_id(doc, position) for doc, n in lengths.items() for position in range(n)]
         if not ids:
             return versions
@@ -471,11 +467,7 @@ class QdrantStore:
             previous = self.stored_versions(chunks)
         self.upsert(chunks, vectors, sparse, fingerprints=fingerprints)
         written = {(self.collection_for(c.metadata.kind), c.id) for c in chunks}
-        new_lengths: dict[str, int] = {}
-        for chunk in chunks:
-            new_lengths[chunk.document_id] = max(
-                new_lengths.get(chunk.document_id, 0), chunk.position + 1
-            )
+        new_lengths = _document_lengths(chunks)
         stale: dict[str, set[str]] = {}
         for document_id, new_length in new_lengths.items():
             places = previous.chunks.get(document_id, {})
@@ -633,6 +625,14 @@ class QdrantStore:
         return name in self._ready or self._call(
             "collection lookup", partial(self._client.collection_exists, name), name
         )
+
+
+def _document_lengths(chunks: Iterable[Chunk]) -> dict[str, int]:
+    """Chunk count of each document, as the positions in ``chunks`` say (whole documents)."""
+    lengths: dict[str, int] = {}
+    for chunk in chunks:
+        lengths[chunk.document_id] = max(lengths.get(chunk.document_id, 0), chunk.position + 1)
+    return lengths
 
 
 def _searches(queries: Sequence[QueryVectors], mode: SearchMode) -> list[tuple[int, str, Any]]:
