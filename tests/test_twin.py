@@ -132,6 +132,24 @@ def test_from_settings_builds_the_embedded_footing(
         assert again.rag.store.count() > 0
 
 
+def test_from_settings_gives_the_query_steps_the_twins_own_client(
+    corpus: list[Document], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_TWIN_QDRANT_PATH", str(tmp_path / "q"))
+    monkeypatch.setenv("LLM_TWIN_SELF_QUERY", "true")
+    monkeypatch.setenv("LLM_TWIN_QUERY_EXPANSION", "2")
+    monkeypatch.setenv("LLM_TWIN_GENERATION__MAX_NEW_TOKENS", "8")
+    with LLMTwin.from_settings() as twin:
+        assert twin.rag.self_query is not None
+        assert twin.rag.self_query.client is twin.client
+        assert twin.rag.expander is not None
+        assert twin.rag.expander.client is twin.client
+        assert twin.rag.expander.n == 2
+        twin.ingest(corpus)
+        answer = twin.ask("What did Maya Okafor post about retries?", k=2)
+        assert 1 <= len(answer.sources) <= 2  # the LLM steps never break an answer
+
+
 def test_from_settings_on_a_locked_folder(locked_folder: Path) -> None:
     with pytest.raises(VectorStoreLockedError):
         LLMTwin.from_settings(TwinSettings(qdrant_path=locked_folder))
