@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     AccessDeniedError,
     AWSError,
@@ -30,7 +31,9 @@ from .errors import (
     DeploymentError,
     EmbeddingError,
     EmptyQueryError,
+    EndpointAccessDeniedError,
     EndpointNotFoundError,
+    EndpointThrottledError,
     EndpointTimeoutError,
     InferenceError,
     InferenceTimeoutError,
@@ -40,6 +43,7 @@ from .errors import (
     LLMTwinError,
     ModelError,
     ModelLoadError,
+    ModelThrottledError,
     ModelUnavailableError,
     PayloadTooLargeError,
     PromptTooLongError,
@@ -101,7 +105,6 @@ if TYPE_CHECKING:
         Usage,
     )
 
-__version__ = "0.1.0"
 
 _LAZY = {
     "SageMakerBackend": ".inference.backends.sagemaker",
@@ -184,10 +187,12 @@ __all__ = [
     "EmbeddingError",
     "EmptyQueryError",
     "Endpoint",
+    "EndpointAccessDeniedError",
     "EndpointNotFoundError",
     "EndpointRef",
     "EndpointSpec",
     "EndpointStatus",
+    "EndpointThrottledError",
     "EndpointTimeoutError",
     "ensure_execution_role",
     "format_prompt",
@@ -208,6 +213,7 @@ __all__ = [
     "Message",
     "ModelError",
     "ModelLoadError",
+    "ModelThrottledError",
     "ModelUnavailableError",
     "PayloadTooLargeError",
     "PromptFormat",

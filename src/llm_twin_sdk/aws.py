@@ -14,7 +14,8 @@ Example::
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .errors import (
     AccessDeniedError,
@@ -30,54 +31,84 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
 __all__ = [
+    "AWS_ERROR_CODES",
     "RETRYABLE_CODES",
     "AWSClients",
+    "AWSErrorKind",
     "aws_error",
     "botocore_config",
     "call_aws",
+    "client_error_fields",
+    "delete_if_exists",
+    "describe_or_none",
+    "error_kind",
     "is_retryable_aws_error",
+    "pages",
 ]
 
+AWSErrorKind: TypeAlias = Literal[
+    "throttled", "unavailable", "retry-later", "access-denied", "not-found"
+]
+"""What an AWS error code means to the SDK (see :data:`AWS_ERROR_CODES`)."""
+
+_CODES_BY_KIND: dict[AWSErrorKind, str] = {
+    # Throttling: retried; past the policy, AWSThrottledError (EndpointThrottledError).
+    "throttled": "Throttling ThrottlingException ThrottledException TooManyRequestsException "
+    "RequestLimitExceeded RequestThrottled RequestThrottledException SlowDown",
+    # AWS or the model is unavailable for a moment: retried.
+    "unavailable": "ServiceUnavailable ServiceUnavailableException InternalFailure InternalError "
+    "InternalServerError InternalServiceError InternalDependencyException InternalStreamFailure "
+    "ModelNotReadyException",
+    # Another change is in progress (Application Auto Scaling): retried.
+    "retry-later": "ConcurrentUpdateException",
+    # Credentials or permissions: never retried.
+    "access-denied": "AccessDenied AccessDeniedException UnauthorizedOperation "
+    "UnrecognizedClientException InvalidClientTokenId ExpiredToken ExpiredTokenException "
+    "InvalidSignatureException",
+    # The named resource does not exist: never retried.
+    "not-found": "ResourceNotFound ResourceNotFoundException NoSuchEntity ObjectNotFoundException",
+}
+AWS_ERROR_CODES: Mapping[str, AWSErrorKind] = {
+    code: kind for kind, codes in _CODES_BY_KIND.items() for code in codes.split()
+}
+"""The one table of AWS error codes the SDK knows, for every service it calls (the control
+plane and SageMaker-runtime alike). Codes not listed are plain :class:`AWSError` (or, from an
+invocation, :class:`~llm_twin_sdk.errors.InferenceError`) and are not retried, except on an
+HTTP 5xx status."""
+
+RETRYABLE_KINDS: frozenset[AWSErrorKind] = frozenset({"throttled", "unavailable", "retry-later"})
 RETRYABLE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "SlowDown",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalError",
-        "InternalServerError",
-        "InternalServiceError",
-        "ConcurrentUpdateException",  # Application Auto Scaling: retry later
-        "ModelNotReadyException",
-    }
+    code for code, kind in AWS_ERROR_CODES.items() if kind in RETRYABLE_KINDS
 )
-_THROTTLE_CODES = frozenset(
-    c
-    for c in RETRYABLE_CODES
-    if "hrottl" in c or c in {"TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
-)
-_ACCESS_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedOperation",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidSignatureException",
-    }
-)
-_NOT_FOUND_CODES = frozenset(
-    {"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity", "ObjectNotFoundException"}
-)
+"""Codes the retry policy retries (derived from :data:`AWS_ERROR_CODES`)."""
+
+
+def error_kind(code: str | None, message: str = "") -> AWSErrorKind | None:
+    """What ``code`` means (:data:`AWS_ERROR_CODES`); a "could not find" message is not-found.
+
+    >>> error_kind("ThrottlingException")
+    'throttled'
+    >>> error_kind("ValidationException", "Could not find endpoint 'x'.")
+    'not-found'
+    """
+    kind = AWS_ERROR_CODES.get(code or "")
+    if kind is None and "could not find" in message.lower():
+        return "not-found"
+    return kind
+
+
+def client_error_fields(exc: Any) -> tuple[str, str, int, str | None]:
+    """``(code, message, HTTP status, request id)`` of a botocore ``ClientError``."""
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error") or {}
+    metadata = response.get("ResponseMetadata") or {}
+    status = metadata.get("HTTPStatusCode")
+    return (
+        str(error.get("Code") or ""),
+        str(error.get("Message") or exc),
+        status if isinstance(status, int) else 0,
+        metadata.get("RequestId"),
+    )
 
 
 MAX_POOL_CONNECTIONS = 64
@@ -152,8 +183,7 @@ def is_retryable_aws_error(exc: BaseException) -> bool:
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code, _, status, _ = client_error_fields(exc)
         return code in RETRYABLE_CODES or status in {500, 502, 503, 504}
     return isinstance(exc, (ConnectionError, HTTPClientError))
 
@@ -172,18 +202,12 @@ def aws_error(exc: BaseException, client: Any, operation: str) -> LLMTwinError:
     service = _service_name(client)
     where = f"{service}.{operation}"
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code") or "Unknown"
-        message = error.get("Message") or str(exc)
-        request_id = exc.response.get("ResponseMetadata", {}).get("RequestId")
-        kind: type[AWSError] = AWSError
-        if code in _THROTTLE_CODES:
-            kind = AWSThrottledError
+        code, message, _, request_id = client_error_fields(exc)
+        code = code or "Unknown"
+        meaning = error_kind(code, message)
+        kind = _ERROR_TYPES.get(meaning, AWSError) if meaning is not None else AWSError
+        if meaning == "throttled":
             message += " (still throttled after the retry policy's attempts)"
-        elif code in _ACCESS_CODES:
-            kind = AccessDeniedError
-        elif code in _NOT_FOUND_CODES or "could not find" in message.lower():
-            kind = ResourceNotFoundError
         return kind(
             f"{where} failed: {code}: {message}",
             service=service,
@@ -203,6 +227,14 @@ def aws_error(exc: BaseException, client: Any, operation: str) -> LLMTwinError:
     raise TypeError(f"not a botocore error: {exc!r}")
 
 
+_ERROR_TYPES: Mapping[AWSErrorKind, type[AWSError]] = {
+    "throttled": AWSThrottledError,
+    "access-denied": AccessDeniedError,
+    "not-found": ResourceNotFoundError,
+}
+"""The control plane's error type for each kind of code (others: :class:`AWSError`)."""
+
+
 def call_aws(
     client: Any, operation: str, *, policy: RetryPolicy = DEFAULT_RETRY_POLICY, **params: Any
 ) -> Any:
@@ -214,3 +246,56 @@ def call_aws(
         return policy.call(lambda: method(**params), is_retryable_aws_error)
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, client, operation) from exc
+
+
+def pages(
+    client: Any,
+    operation: str,
+    key: str,
+    *,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    **params: Any,
+) -> Iterator[dict[str, Any]]:
+    """Every item under ``key`` of every page of a ``NextToken``-paginated call.
+
+    Each page is one :func:`call_aws` (retried, errors converted).
+
+    Example: ``for ep in pages(sm, "list_endpoints", "Endpoints", SortBy="Name"): ...``
+    """
+    token: str | None = None
+    while True:
+        page = call_aws(
+            client, operation, policy=policy, **params, **({"NextToken": token} if token else {})
+        )
+        yield from (page or {}).get(key) or []
+        token = (page or {}).get("NextToken")
+        if not token:
+            return
+
+
+def describe_or_none(
+    client: Any, operation: str, *, policy: RetryPolicy = DEFAULT_RETRY_POLICY, **params: Any
+) -> dict[str, Any] | None:
+    """A ``describe_*`` answer, or ``None`` when the resource does not exist.
+
+    Example: ``describe_or_none(sm, "describe_endpoint", EndpointName="twin")``.
+    """
+    try:
+        answer = call_aws(client, operation, policy=policy, **params)
+    except ResourceNotFoundError:
+        return None
+    return dict(answer) if answer else {}
+
+
+def delete_if_exists(
+    client: Any, operation: str, *, policy: RetryPolicy = DEFAULT_RETRY_POLICY, **params: Any
+) -> bool:
+    """Call a ``delete_*``; ``False`` when there was nothing to delete (idempotent teardown).
+
+    Example: ``delete_if_exists(sm, "delete_model", ModelName="twin-12fd0641")``.
+    """
+    try:
+        call_aws(client, operation, policy=policy, **params)
+    except ResourceNotFoundError:
+        return False
+    return True

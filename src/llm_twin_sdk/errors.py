@@ -18,6 +18,9 @@ The tree::
     ├── ModelLoadError                        a model file is missing, unreadable or corrupt
     ├── InferenceError                        generation failed
     │   ├── StreamInUseError                  a stream on the same local model is still open
+    │   ├── ModelThrottledError (+ThrottledError) the model server or endpoint throttled (retried)
+    │   │   └── EndpointThrottledError (+AWSThrottledError) SageMaker-runtime throttling, AWS fields
+    │   ├── EndpointAccessDeniedError (+AccessDeniedError) SageMaker-runtime refused the credentials
     │   ├── ModelError                        the model container answered with an error
     │   ├── ModelUnavailableError             overloaded, starting or unreachable (retryable)
     │   │   └── ConnectTimeoutError (+TimeoutError) no connection within the connect timeout
@@ -30,7 +33,7 @@ The tree::
     │   ├── VectorStoreLockedError            a local Qdrant folder is held by another process
     │   ├── VectorStoreUnavailableError       a Qdrant server is unreachable (after retries)
     │   └── CollectionMismatchError           a collection exists with another vector size
-    ├── ThrottledError                        still throttled after every retry
+    ├── ThrottledError                        still throttled after every retry (any service)
     ├── AWSError                              an AWS API call failed (service, operation, code)
     │   ├── AWSThrottledError (+ThrottledError)
     │   ├── AccessDeniedError                 the credentials lack a permission
@@ -38,6 +41,12 @@ The tree::
     ├── DeploymentError                       a SageMaker deployment failed (FailureReason kept)
     │   └── EndpointTimeoutError (+TimeoutError) waiting for an endpoint or component timed out
     └── ScalingError                          autoscaling could not be applied or removed
+
+Every failure of a generate or stream call is an :class:`InferenceError`, whatever the
+backend: ``except InferenceError`` around ``client.generate(...)`` catches throttling and
+SageMaker access problems too. Those also keep their cross-cutting types
+(:class:`ThrottledError`, :class:`AWSThrottledError`, :class:`AccessDeniedError`) and, from
+SageMaker, the AWS fields (``service``, ``operation``, ``code``, ``request_id``).
 
 Every message says what went wrong and what to do about it. Secrets (API keys, tokens)
 never appear in a message.
@@ -52,6 +61,9 @@ __all__ = [
     "CollectionMismatchError",
     "ConnectTimeoutError",
     "DeploymentError",
+    "EndpointAccessDeniedError",
+    "EndpointThrottledError",
+    "ModelThrottledError",
     "EndpointTimeoutError",
     "RerankError",
     "ResourceNotFoundError",
@@ -258,6 +270,49 @@ class AccessDeniedError(AWSError):
 
 class ResourceNotFoundError(AWSError):
     """The named AWS resource (endpoint, model, component, role...) does not exist."""
+
+
+class ModelThrottledError(InferenceError, ThrottledError):
+    """The model server (HTTP 429) or endpoint throttled the call, past the retry policy.
+
+    An :class:`InferenceError` and a :class:`ThrottledError`: caught by either.
+    """
+
+
+class EndpointThrottledError(ModelThrottledError, AWSThrottledError):
+    """SageMaker-runtime throttled an invocation (``ThrottlingException``), past the retry
+    policy. Carries the AWS fields (``service``, ``operation``, ``code``, ``request_id``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        operation: str,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        AWSThrottledError.__init__(
+            self, message, service=service, operation=operation, code=code, request_id=request_id
+        )
+
+
+class EndpointAccessDeniedError(InferenceError, AccessDeniedError):
+    """SageMaker-runtime refused the credentials for an invocation (missing
+    ``sagemaker:InvokeEndpoint``, expired token, no credentials). Carries the AWS fields."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        operation: str,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        AccessDeniedError.__init__(
+            self, message, service=service, operation=operation, code=code, request_id=request_id
+        )
 
 
 class DeploymentError(LLMTwinError):

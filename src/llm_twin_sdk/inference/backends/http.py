@@ -94,6 +94,7 @@ from typing import Any, Literal, TypeAlias
 import httpx
 from pydantic import SecretStr
 
+from ..._version import __version__
 from ...errors import (
     ConfigurationError,
     ConnectTimeoutError,
@@ -623,8 +624,6 @@ class HttpBackend:
         self._extra_body = dict(extra_body or {})
         self._stream_usage = stream_usage
         self._json_schema_format: JsonSchemaFormat = json_schema_format
-
-        from ... import __version__
 
         request_headers = {"User-Agent": f"llm-twin-sdk/{__version__}"}
         user_headers = dict(headers or {})
