@@ -58,14 +58,24 @@ def describe_validation_error(
 ) -> str:
     """One readable line per problem in a pydantic ``ValidationError``.
 
-    Values are shown for simple field errors only: never for whole-model errors (the input
-    is every field), for fields named in ``hide_input``, or for secret-like field names.
+    A problem inside a nested SDK model is named by its full path (``generation.top_p``),
+    once. Values are shown for simple field errors only: never for whole-model errors (the
+    input is every field), for fields named in ``hide_input``, or for secret-like names.
     """
+    return f"invalid {what}: " + "; ".join(_problems(exc, [], hide_input))
+
+
+def _problems(exc: ValidationError, prefix: list[str], hide_input: frozenset[str]) -> list[str]:
     problems = []
     for err in exc.errors():
-        parts = [str(part) for part in err["loc"]]
-        loc = ".".join(parts) or "value"
-        text = f"{loc}: {err['msg'].removeprefix('Value error, ')}"
+        parts = [*prefix, *(str(part) for part in err["loc"])]
+        nested = err.get("ctx", {}).get("error")
+        if isinstance(nested, InvalidInputError) and isinstance(
+            nested.__cause__, ValidationError
+        ):  # a nested SDK model described itself: take its problems, not its message
+            problems += _problems(nested.__cause__, parts, hide_input)
+            continue
+        text = f"{'.'.join(parts) or 'value'}: {err['msg'].removeprefix('Value error, ')}"
         hidden = (
             not parts
             or err["type"] in {"missing", "extra_forbidden"}
@@ -76,7 +86,7 @@ def describe_validation_error(
             shown = repr(err.get("input"))
             text += f" (got {shown[:80] + '...' if len(shown) > 80 else shown})"
         problems.append(text)
-    return f"invalid {what}: " + "; ".join(problems)
+    return problems
 
 
 class _Model(BaseModel):
