@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CODE   := src tests examples benchmarks
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test test-fast lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
 
 test: lint typecheck unit
+
+# ruff and every test that loads no real model (LLM, embedder, cross-encoder): under a minute
+test-fast: lint
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -m "not slow"
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run.py

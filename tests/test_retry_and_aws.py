@@ -120,6 +120,13 @@ def test_clients_are_built_once(aws_credentials: None) -> None:
     assert aws.client("sagemaker") is not aws.client("cloudwatch")
 
 
+def test_sessions_share_the_parsed_service_models(aws_credentials: None) -> None:
+    first, second = AWSClients(region="us-east-1"), AWSClients(region="eu-west-1")
+    models = [aws.client("sagemaker").meta.service_model for aws in (first, second)]
+    assert models[0].metadata is models[1].metadata  # parsed once, not once per session
+    assert [m.signing_name for m in models] == ["sagemaker", "sagemaker"]
+
+
 def test_unknown_profile_is_a_configuration_error(aws_credentials: None) -> None:
     with pytest.raises(ConfigurationError, match="profile"):
         AWSClients(profile="does-not-exist").client("sagemaker")

@@ -107,7 +107,7 @@ def test_scale_to_zero_accepts_a_dict() -> None:
         ({"target_tracking": TargetTracking(**TT)}, r"target_tracking: min_capacity must be 0"),
         (
             {"target_tracking": {**TT, "min_capacity": 0, "target": 0}},
-            r"target_tracking: invalid TargetTracking: target:",
+            r"target_tracking\.target: Input should be greater than 0 \(got 0\)$",
         ),
         ({"scale_out_cooldown_s": -1}, "scale_out_cooldown_s"),
         ({"alarm_period_s": 45}, "alarm_period_s"),

@@ -8,8 +8,10 @@ from pydantic import ValidationError
 from llm_twin_sdk import (
     Chunk,
     Document,
+    Generation,
     GenerationParams,
     InvalidDocumentError,
+    InvalidInputError,
     InvalidParameterError,
     Message,
     Usage,
@@ -105,3 +107,34 @@ def test_model_validate_raises_one_sdk_error_with_one_message() -> None:
     with pytest.raises(InvalidParameterError, match="not JSON"):
         GenerationParams.model_validate_json("{oops")
     assert GenerationParams.model_validate_json('{"top_p": 0.5}').top_p == 0.5
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "path"),
+    [
+        (Document, {"id": "a", "text": "t", "metadata": {"kind": "tweet"}}, "metadata.kind"),
+        (Usage, {"prompt_tokens": -1, "completion_tokens": 0}, "prompt_tokens"),
+        (
+            Generation,
+            {
+                "text": "",
+                "finish_reason": "stop",
+                "latency_s": 0,
+                "model": "m",
+                "usage": {"prompt_tokens": -1, "completion_tokens": 0},
+            },
+            "usage.prompt_tokens",
+        ),
+    ],
+)
+def test_a_nested_model_error_names_the_full_path_once(
+    model: type[Any], data: dict[str, Any], path: str
+) -> None:
+    with pytest.raises(InvalidInputError) as built:
+        model(**data)
+    with pytest.raises(InvalidInputError) as validated:
+        model.model_validate(data)
+    for message in (str(built.value), str(validated.value)):
+        assert message.startswith(f"invalid {model.__name__}: {path}: ")
+        assert message.count("invalid") == 1
+        assert message.count("got") == 1

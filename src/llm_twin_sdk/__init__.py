@@ -20,236 +20,124 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import (
-    AccessDeniedError,
-    AWSError,
-    AWSThrottledError,
-    CollectionMismatchError,
-    ConfigurationError,
-    ConnectTimeoutError,
-    DeploymentError,
-    EmbeddingError,
-    EmptyQueryError,
-    EndpointAccessDeniedError,
-    EndpointNotFoundError,
-    EndpointThrottledError,
-    EndpointTimeoutError,
-    InferenceError,
-    InferenceTimeoutError,
-    InvalidDocumentError,
-    InvalidInputError,
-    InvalidParameterError,
-    LLMTwinError,
-    ModelError,
-    ModelLoadError,
-    ModelThrottledError,
-    ModelUnavailableError,
-    PayloadTooLargeError,
-    PromptTooLongError,
-    RerankError,
-    ResourceNotFoundError,
-    ScalingError,
-    StreamBrokenError,
-    StreamInUseError,
-    ThrottledError,
-    VectorStoreError,
-    VectorStoreLockedError,
-    VectorStoreUnavailableError,
-)
+from . import errors
+from ._version import __version__ as __version__
+from .errors import *  # noqa: F403 -- the error tree is cheap and always loaded
 
 if TYPE_CHECKING:
-    from .aws import AWSClients
-    from .config import TwinSettings
-    from .deploy.deployer import Deployer, Endpoint, EndpointStatus
-    from .deploy.iam import ensure_execution_role
-    from .deploy.plan import DeploymentPlan
-    from .deploy.spec import EndpointRef, EndpointSpec, InferenceComponentSpec, RolloutSpec
-    from .deploy.waiting import WaitProgress
-    from .inference.async_client import AsyncInferenceClient
-    from .inference.async_stream import AsyncTextStream
-    from .inference.backend import Backend
-    from .inference.backends.http import HttpBackend
-    from .inference.backends.local import LocalBackend
-    from .inference.backends.sagemaker import SageMakerBackend
-    from .inference.client import InferenceClient
-    from .inference.prompt_format import PromptFormat, format_prompt, suggested_stop
-    from .inference.stream import TextStream
-    from .rag.embedder import Embedder
-    from .rag.pipeline import RAGPipeline
-    from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt
-    from .rag.query import QueryExpander, SelfQuery
-    from .rag.rerank import Reranker
-    from .rag.store import QdrantStore
-    from .retry import RetryPolicy
-    from .scaling import (
-        AutoScaler,
-        ScaleToZero,
-        ScalingState,
-        Scheduled,
-        ScheduledAction,
-        TargetTracking,
-    )
-    from .twin import AnswerStream, LLMTwin
-    from .types import (
-        Answer,
-        Chunk,
-        Document,
-        DocumentMetadata,
-        Generation,
-        GenerationParams,
-        IngestReport,
-        Message,
-        StageTimings,
-        Timeouts,
-        Usage,
-    )
+    # Static twins of _LAZY for type checkers (``X as X`` re-exports the name); a test in
+    # tests/test_import.py fails when they and _LAZY disagree.
+    from .aws import AWSClients as AWSClients
+    from .config import TwinSettings as TwinSettings
+    from .deploy.deployer import Deployer as Deployer
+    from .deploy.deployer import Endpoint as Endpoint
+    from .deploy.deployer import EndpointStatus as EndpointStatus
+    from .deploy.iam import ensure_execution_role as ensure_execution_role
+    from .deploy.plan import DeploymentPlan as DeploymentPlan
+    from .deploy.spec import EndpointRef as EndpointRef
+    from .deploy.spec import EndpointSpec as EndpointSpec
+    from .deploy.spec import InferenceComponentSpec as InferenceComponentSpec
+    from .deploy.spec import RolloutSpec as RolloutSpec
+    from .deploy.waiting import WaitProgress as WaitProgress
+    from .inference.async_client import AsyncInferenceClient as AsyncInferenceClient
+    from .inference.async_stream import AsyncTextStream as AsyncTextStream
+    from .inference.backend import Backend as Backend
+    from .inference.backends.http import HttpBackend as HttpBackend
+    from .inference.backends.local import LocalBackend as LocalBackend
+    from .inference.backends.sagemaker import SageMakerBackend as SageMakerBackend
+    from .inference.client import InferenceClient as InferenceClient
+    from .inference.prompt_format import PromptFormat as PromptFormat
+    from .inference.prompt_format import format_prompt as format_prompt
+    from .inference.prompt_format import suggested_stop as suggested_stop
+    from .inference.stream import TextStream as TextStream
+    from .rag.embedder import Embedder as Embedder
+    from .rag.pipeline import RAGPipeline as RAGPipeline
+    from .rag.prompt import AssembledPrompt as AssembledPrompt
+    from .rag.prompt import PromptTemplate as PromptTemplate
+    from .rag.prompt import assemble_prompt as assemble_prompt
+    from .rag.query import QueryExpander as QueryExpander
+    from .rag.query import SelfQuery as SelfQuery
+    from .rag.rerank import Reranker as Reranker
+    from .rag.store import QdrantStore as QdrantStore
+    from .retry import RetryPolicy as RetryPolicy
+    from .scaling import AutoScaler as AutoScaler
+    from .scaling import ScaleToZero as ScaleToZero
+    from .scaling import ScalingState as ScalingState
+    from .scaling import Scheduled as Scheduled
+    from .scaling import ScheduledAction as ScheduledAction
+    from .scaling import TargetTracking as TargetTracking
+    from .twin import AnswerStream as AnswerStream
+    from .twin import LLMTwin as LLMTwin
+    from .types import Answer as Answer
+    from .types import Chunk as Chunk
+    from .types import Document as Document
+    from .types import DocumentMetadata as DocumentMetadata
+    from .types import Generation as Generation
+    from .types import GenerationParams as GenerationParams
+    from .types import IngestReport as IngestReport
+    from .types import Message as Message
+    from .types import StageTimings as StageTimings
+    from .types import Timeouts as Timeouts
+    from .types import Usage as Usage
 
-
-_LAZY = {
-    "SageMakerBackend": ".inference.backends.sagemaker",
-    "HttpBackend": ".inference.backends.http",
-    "AWSClients": ".aws",
-    "RetryPolicy": ".retry",
-    "Deployer": ".deploy.deployer",
-    "Endpoint": ".deploy.deployer",
-    "EndpointStatus": ".deploy.deployer",
-    "DeploymentPlan": ".deploy.plan",
-    "WaitProgress": ".deploy.waiting",
-    "EndpointSpec": ".deploy.spec",
-    "EndpointRef": ".deploy.spec",
-    "InferenceComponentSpec": ".deploy.spec",
-    "RolloutSpec": ".deploy.spec",
-    "ensure_execution_role": ".deploy.iam",
-    "AutoScaler": ".scaling",
-    "TargetTracking": ".scaling",
-    "ScaleToZero": ".scaling",
-    "Scheduled": ".scaling",
-    "ScheduledAction": ".scaling",
-    "ScalingState": ".scaling",
-    "TwinSettings": ".config",
-    "Backend": ".inference.backend",
-    "LocalBackend": ".inference.backends.local",
-    "InferenceClient": ".inference.client",
-    "AsyncInferenceClient": ".inference.async_client",
-    "AsyncTextStream": ".inference.async_stream",
-    "PromptFormat": ".inference.prompt_format",
-    "format_prompt": ".inference.prompt_format",
-    "suggested_stop": ".inference.prompt_format",
-    "TextStream": ".inference.stream",
-    "Embedder": ".rag.embedder",
-    "RAGPipeline": ".rag.pipeline",
-    "QueryExpander": ".rag.query",
-    "SelfQuery": ".rag.query",
-    "Reranker": ".rag.rerank",
-    "AssembledPrompt": ".rag.prompt",
-    "PromptTemplate": ".rag.prompt",
-    "assemble_prompt": ".rag.prompt",
-    "QdrantStore": ".rag.store",
-    "AnswerStream": ".twin",
-    "LLMTwin": ".twin",
-    "Answer": ".types",
-    "Chunk": ".types",
-    "Document": ".types",
-    "DocumentMetadata": ".types",
-    "Generation": ".types",
-    "GenerationParams": ".types",
-    "IngestReport": ".types",
-    "Message": ".types",
-    "StageTimings": ".types",
-    "Timeouts": ".types",
-    "Usage": ".types",
+_LAZY: dict[str, str] = {
+    name: module
+    for module, names in {
+        "._version": ("__version__",),
+        ".errors": errors.__all__,
+        ".aws": ("AWSClients",),
+        ".config": ("TwinSettings",),
+        ".deploy.deployer": ("Deployer", "Endpoint", "EndpointStatus"),
+        ".deploy.iam": ("ensure_execution_role",),
+        ".deploy.plan": ("DeploymentPlan",),
+        ".deploy.spec": ("EndpointRef", "EndpointSpec", "InferenceComponentSpec", "RolloutSpec"),
+        ".deploy.waiting": ("WaitProgress",),
+        ".inference.async_client": ("AsyncInferenceClient",),
+        ".inference.async_stream": ("AsyncTextStream",),
+        ".inference.backend": ("Backend",),
+        ".inference.backends.http": ("HttpBackend",),
+        ".inference.backends.local": ("LocalBackend",),
+        ".inference.backends.sagemaker": ("SageMakerBackend",),
+        ".inference.client": ("InferenceClient",),
+        ".inference.prompt_format": ("PromptFormat", "format_prompt", "suggested_stop"),
+        ".inference.stream": ("TextStream",),
+        ".rag.embedder": ("Embedder",),
+        ".rag.pipeline": ("RAGPipeline",),
+        ".rag.prompt": ("AssembledPrompt", "PromptTemplate", "assemble_prompt"),
+        ".rag.query": ("QueryExpander", "SelfQuery"),
+        ".rag.rerank": ("Reranker",),
+        ".rag.store": ("QdrantStore",),
+        ".retry": ("RetryPolicy",),
+        ".scaling": (
+            "AutoScaler",
+            "ScaleToZero",
+            "ScalingState",
+            "Scheduled",
+            "ScheduledAction",
+            "TargetTracking",
+        ),
+        ".twin": ("AnswerStream", "LLMTwin"),
+        ".types": (
+            "Answer",
+            "Chunk",
+            "Document",
+            "DocumentMetadata",
+            "Generation",
+            "GenerationParams",
+            "IngestReport",
+            "Message",
+            "StageTimings",
+            "Timeouts",
+            "Usage",
+        ),
+    }.items()
+    for name in names
 }
+"""Every public name -> the module that defines it: the one list of the package's names.
+``__version__`` and the errors are loaded at import; the rest on first use (PEP 562)."""
 
-__all__ = [
-    "AccessDeniedError",
-    "Answer",
-    "AnswerStream",
-    "assemble_prompt",
-    "AssembledPrompt",
-    "AsyncInferenceClient",
-    "AsyncTextStream",
-    "AutoScaler",
-    "AWSClients",
-    "AWSError",
-    "AWSThrottledError",
-    "Backend",
-    "Chunk",
-    "CollectionMismatchError",
-    "ConfigurationError",
-    "ConnectTimeoutError",
-    "Deployer",
-    "DeploymentError",
-    "DeploymentPlan",
-    "Document",
-    "DocumentMetadata",
-    "Embedder",
-    "EmbeddingError",
-    "EmptyQueryError",
-    "Endpoint",
-    "EndpointAccessDeniedError",
-    "EndpointNotFoundError",
-    "EndpointRef",
-    "EndpointSpec",
-    "EndpointStatus",
-    "EndpointThrottledError",
-    "EndpointTimeoutError",
-    "ensure_execution_role",
-    "format_prompt",
-    "Generation",
-    "GenerationParams",
-    "HttpBackend",
-    "InferenceClient",
-    "InferenceComponentSpec",
-    "InferenceError",
-    "InferenceTimeoutError",
-    "IngestReport",
-    "InvalidDocumentError",
-    "InvalidInputError",
-    "InvalidParameterError",
-    "LLMTwin",
-    "LLMTwinError",
-    "LocalBackend",
-    "Message",
-    "ModelError",
-    "ModelLoadError",
-    "ModelThrottledError",
-    "ModelUnavailableError",
-    "PayloadTooLargeError",
-    "PromptFormat",
-    "PromptTemplate",
-    "PromptTooLongError",
-    "QdrantStore",
-    "QueryExpander",
-    "RAGPipeline",
-    "RerankError",
-    "Reranker",
-    "ResourceNotFoundError",
-    "RetryPolicy",
-    "RolloutSpec",
-    "SageMakerBackend",
-    "ScaleToZero",
-    "ScalingError",
-    "ScalingState",
-    "Scheduled",
-    "ScheduledAction",
-    "SelfQuery",
-    "StageTimings",
-    "StreamBrokenError",
-    "StreamInUseError",
-    "suggested_stop",
-    "TargetTracking",
-    "TextStream",
-    "ThrottledError",
-    "Timeouts",
-    "TwinSettings",
-    "Usage",
-    "VectorStoreError",
-    "VectorStoreLockedError",
-    "VectorStoreUnavailableError",
-    "WaitProgress",
-    "__version__",
-]
+if not TYPE_CHECKING:  # type checkers read the exports from the imports above
+    __all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
@@ -262,4 +150,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted(_LAZY, key=str.lower)

@@ -36,6 +36,7 @@ __all__ = [
     "AWSClients",
     "AWSErrorKind",
     "aws_error",
+    "boto3_session",
     "botocore_config",
     "call_aws",
     "client_error_fields",
@@ -128,6 +129,26 @@ def botocore_config(*, connect_timeout_s: float = 10.0, read_timeout_s: float = 
     )
 
 
+_LOADERS: dict[str | None, Any] = {}
+"""botocore's service-model loaders by data path, shared by every session built here: a new
+session would parse the same JSON models again (~0.1 s per client, ~5x the rest)."""
+
+
+def boto3_session(region: str | None = None, profile: str | None = None) -> Any:
+    """A new ``boto3.Session`` whose clients read AWS's service models from a shared cache."""
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.get_session()
+    session = boto3.Session(botocore_session=core, region_name=region, profile_name=profile)
+    data_path = core.get_config_variable("data_path")
+    if data_path not in _LOADERS:
+        _LOADERS[data_path] = botocore.loaders.create_loader(data_path)
+    core.register_component("data_loader", _LOADERS[data_path])
+    return session
+
+
 class AWSClients:
     """Builds boto3 clients from one session (region, profile), once per service.
 
@@ -162,12 +183,11 @@ class AWSClients:
             return self._clients[service]
 
     def _build(self, service: str) -> Any:
-        import boto3
         from botocore.exceptions import BotoCoreError
 
         try:
             if self._session is None:
-                self._session = boto3.Session(region_name=self.region, profile_name=self.profile)
+                self._session = boto3_session(self.region, self.profile)
             return self._session.client(
                 service, endpoint_url=self.endpoint_url, config=botocore_config()
             )

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .collection_routing import resolve_collections
 from .errors import ConfigurationError
 from .types import DocumentKind, GenerationParams, describe_validation_error
 
@@ -149,8 +150,6 @@ class TwinSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _collections_are_valid(self) -> TwinSettings:
-        from .rag.layout import resolve_collections
-
         try:
             resolve_collections(self.collections)
         except ConfigurationError as exc:

@@ -55,37 +55,37 @@ never appear in a message.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "AWSError",
     "AWSThrottledError",
-    "AccessDeniedError",
     "CollectionMismatchError",
+    "ConfigurationError",
     "ConnectTimeoutError",
     "DeploymentError",
-    "EndpointAccessDeniedError",
-    "EndpointThrottledError",
-    "ModelThrottledError",
-    "EndpointTimeoutError",
-    "RerankError",
-    "ResourceNotFoundError",
-    "ScalingError",
-    "ThrottledError",
-    "ConfigurationError",
     "EmbeddingError",
     "EmptyQueryError",
+    "EndpointAccessDeniedError",
+    "EndpointNotFoundError",
+    "EndpointThrottledError",
+    "EndpointTimeoutError",
     "InferenceError",
+    "InferenceTimeoutError",
     "InvalidDocumentError",
     "InvalidInputError",
     "InvalidParameterError",
-    "ModelError",
-    "ModelUnavailableError",
-    "EndpointNotFoundError",
-    "InferenceTimeoutError",
-    "StreamBrokenError",
-    "PayloadTooLargeError",
     "LLMTwinError",
+    "ModelError",
     "ModelLoadError",
+    "ModelThrottledError",
+    "ModelUnavailableError",
+    "PayloadTooLargeError",
     "PromptTooLongError",
+    "RerankError",
+    "ResourceNotFoundError",
+    "ScalingError",
+    "StreamBrokenError",
     "StreamInUseError",
+    "ThrottledError",
     "VectorStoreError",
     "VectorStoreLockedError",
     "VectorStoreUnavailableError",
@@ -283,36 +283,10 @@ class EndpointThrottledError(ModelThrottledError, AWSThrottledError):
     """SageMaker-runtime throttled an invocation (``ThrottlingException``), past the retry
     policy. Carries the AWS fields (``service``, ``operation``, ``code``, ``request_id``)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        service: str,
-        operation: str,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        AWSThrottledError.__init__(
-            self, message, service=service, operation=operation, code=code, request_id=request_id
-        )
-
 
 class EndpointAccessDeniedError(InferenceError, AccessDeniedError):
     """SageMaker-runtime refused the credentials for an invocation (missing
     ``sagemaker:InvokeEndpoint``, expired token, no credentials). Carries the AWS fields."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        service: str,
-        operation: str,
-        code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        AccessDeniedError.__init__(
-            self, message, service=service, operation=operation, code=code, request_id=request_id
-        )
 
 
 class DeploymentError(LLMTwinError):

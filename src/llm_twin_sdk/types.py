@@ -19,9 +19,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Literal, Self, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+)
 
 from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 
@@ -42,6 +50,7 @@ __all__ = [
     "Timeouts",
     "Usage",
     "describe_validation_error",
+    "not_blank",
     "to_messages",
 ]
 
@@ -58,14 +67,24 @@ def describe_validation_error(
 ) -> str:
     """One readable line per problem in a pydantic ``ValidationError``.
 
-    Values are shown for simple field errors only: never for whole-model errors (the input
-    is every field), for fields named in ``hide_input``, or for secret-like field names.
+    A problem inside a nested SDK model is named by its full path (``generation.top_p``),
+    once. Values are shown for simple field errors only: never for whole-model errors (the
+    input is every field), for fields named in ``hide_input``, or for secret-like names.
     """
+    return f"invalid {what}: " + "; ".join(_problems(exc, [], hide_input))
+
+
+def _problems(exc: ValidationError, prefix: list[str], hide_input: frozenset[str]) -> list[str]:
     problems = []
     for err in exc.errors():
-        parts = [str(part) for part in err["loc"]]
-        loc = ".".join(parts) or "value"
-        text = f"{loc}: {err['msg'].removeprefix('Value error, ')}"
+        parts = [*prefix, *(str(part) for part in err["loc"])]
+        nested = err.get("ctx", {}).get("error")
+        if isinstance(nested, InvalidInputError) and isinstance(
+            nested.__cause__, ValidationError
+        ):  # a nested SDK model described itself: take its problems, not its message
+            problems += _problems(nested.__cause__, parts, hide_input)
+            continue
+        text = f"{'.'.join(parts) or 'value'}: {err['msg'].removeprefix('Value error, ')}"
         hidden = (
             not parts
             or err["type"] in {"missing", "extra_forbidden"}
@@ -76,7 +95,21 @@ def describe_validation_error(
             shown = repr(err.get("input"))
             text += f" (got {shown[:80] + '...' if len(shown) > 80 else shown})"
         problems.append(text)
-    return f"invalid {what}: " + "; ".join(problems)
+    return problems
+
+
+def not_blank(message: str) -> AfterValidator:
+    """A field check: a string of only whitespace fails with ``message``.
+
+    Example: ``text: Annotated[str, not_blank("document has no text")]``.
+    """
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
 
 
 class _Model(BaseModel):
@@ -274,23 +307,11 @@ class Document(_Model):
 
     _error: ClassVar[type[InvalidInputError]] = InvalidDocumentError
 
-    id: str = Field(min_length=1, max_length=512)
-    text: str
+    id: Annotated[str, not_blank("document id must not be blank")] = Field(
+        min_length=1, max_length=512
+    )
+    text: Annotated[str, not_blank("document has no text: give it some content or leave it out")]
     metadata: DocumentMetadata = DocumentMetadata()
-
-    @field_validator("id")
-    @classmethod
-    def _id_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("document id must not be blank")
-        return value
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("document has no text: give it some content or leave it out")
-        return value
 
 
 class Chunk(_Model):
