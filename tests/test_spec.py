@@ -439,6 +439,53 @@ def test_secret_like_environment_values_are_masked() -> None:
     assert s.container_environment(reveal_secrets=True)["WANDB_API_KEY"] == "wandb-secret-1"
 
 
+@pytest.mark.parametrize("key", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"])
+def test_a_token_refused_in_environment_is_not_echoed(key: str) -> None:
+    with pytest.raises(InvalidParameterError, match=f"environment: {key}") as info:
+        spec(environment={key: TOKEN, "LOG_LEVEL": "debug"})
+    printed = "".join(traceback.format_exception(info.value))
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in printed
+
+
+def test_repr_and_str_mask_secret_like_environment_values() -> None:
+    s = spec(environment={"MY_API_KEY": "sk-live-123", "DB_PASSWORD": "pw-456", "LOG_LEVEL": "x"})
+    for text in (repr(s), str(s)):
+        assert "sk-live-123" not in text
+        assert "pw-456" not in text
+        assert "'MY_API_KEY': '**********'" in text
+        assert "'LOG_LEVEL': 'x'" in text
+    assert s.environment["MY_API_KEY"] == "sk-live-123"  # the value itself is kept
+
+
+def test_token_limits_show_and_secrets_hide_by_one_rule() -> None:
+    env = spec(
+        hf_token=TOKEN,
+        environment={
+            "MAX_NEW_TOKENS": "512",
+            "MAX_TOKEN_LENGTH": "64",
+            "TOKENIZER": "fast",
+            "GITHUB_TOKEN": "gh-1",
+            "AWS_SECRET_ACCESS_KEY": "aws-2",
+            "SERVICE_PASSWD": "pw-3",
+            "SIGNING_KEY": "k-4",
+        },
+    ).container_environment()
+    shown = {
+        "MAX_INPUT_TOKENS": "2048",
+        "MAX_INPUT_LENGTH": "2048",
+        "MAX_TOTAL_TOKENS": "4096",
+        "MAX_BATCH_TOTAL_TOKENS": "4096",
+        "MAX_BATCH_PREFILL_TOKENS": "2048",
+        "MAX_NEW_TOKENS": "512",
+        "MAX_TOKEN_LENGTH": "64",
+        "TOKENIZER": "fast",
+    }
+    assert {key: env[key] for key in shown} == shown
+    hidden = ["HUGGING_FACE_HUB_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "SERVICE_PASSWD"]
+    assert {env[key] for key in [*hidden, "SIGNING_KEY"]} == {"**********"}
+
+
 def test_copies_and_parsed_data_are_validated_too() -> None:
     with pytest.raises(InvalidParameterError, match="instance_count"):
         spec().model_copy(update={"instance_count": 0})

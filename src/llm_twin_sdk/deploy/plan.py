@@ -1,7 +1,8 @@
 """DeploymentPlan: what ``Deployer.deploy`` would create, update or keep, readable when printed.
 
-A plan is computed with ``describe_*`` calls only (``Deployer.plan``); it never writes to AWS
-and never shows a secret (the container environment is the masked one).
+A plan is computed from ``describe_*`` answers only (``Deployer.plan`` reads them; the
+:func:`build_plan` here is pure); it never writes to AWS and never shows a secret (the
+container environment is the masked one, where token limits stay readable).
 
 Example::
 
@@ -25,14 +26,23 @@ from __future__ import annotations
 from typing import Literal, TypeAlias
 
 from ..types import _Model
-from .spec import RolloutSpec
+from .requests import component_specification
+from .resources import Response
+from .spec import EndpointSpec, RolloutSpec
+from .status import pending_config
+from .waiting import ResourceKind
 
-__all__ = ["Action", "DeploymentPlan", "PlannedResource", "PlannedResourceKind", "describe_rollout"]
+__all__ = [
+    "Action",
+    "DeploymentPlan",
+    "PlannedResource",
+    "PlannedResourceKind",
+    "build_plan",
+    "describe_rollout",
+]
 
 Action: TypeAlias = Literal["create", "update", "keep"]
-PlannedResourceKind: TypeAlias = Literal[
-    "model", "endpoint-config", "endpoint", "inference-component"
-]
+PlannedResourceKind: TypeAlias = ResourceKind
 
 
 class PlannedResource(_Model):
@@ -135,3 +145,131 @@ class DeploymentPlan(_Model):
             else f"  {len(self.changes)} change(s) to apply"
         )
         return "\n".join(lines)
+
+
+# -- computing a plan (pure: from the describe_* answers) ------------------------------------
+
+
+def build_plan(
+    spec: EndpointSpec,
+    *,
+    region: str,
+    image_uri: str,
+    model: Response | None,
+    config: Response | None,
+    endpoint: Response | None,
+    component: Response | None = None,
+) -> DeploymentPlan:
+    """The plan of deploying ``spec`` where SageMaker answered these (``None``: no such one)."""
+    parts = spec.components
+    if model is not None:
+        model_entry = PlannedResource(
+            resource="model", name=spec.model_name, action="keep", detail="exists"
+        )
+    else:
+        weights = spec.model_data or spec.model_id
+        model_entry = PlannedResource(
+            resource="model",
+            name=spec.model_name,
+            action="create",
+            detail=f"{spec.engine} serving {weights}",
+        )
+    if config is not None:
+        fleet, config_action = "exists", "keep"
+    elif parts is None:
+        fleet, config_action = f"{spec.instance_count} x {spec.instance_type}", "create"
+    else:
+        fleet = f"{spec.instance_type}, managed scaling {parts.min_instances}-{parts.max_instances}"
+        config_action = "create"
+    resources = [
+        model_entry,
+        PlannedResource(
+            resource="endpoint-config",
+            name=spec.endpoint_config_name,
+            action=config_action,
+            detail=fleet,
+        ),
+        _plan_endpoint(spec, endpoint),
+    ]
+    if parts is not None:
+        resources.append(_plan_component(spec, component))
+    return DeploymentPlan(
+        endpoint_name=spec.name,
+        region=region,
+        kind=spec.kind,
+        image_uri=image_uri,
+        instance_type=spec.instance_type,
+        instance_count=spec.instance_count,
+        resources=tuple(resources),
+        environment=spec.container_environment(),
+        current_config_name=(endpoint or {}).get("EndpointConfigName"),
+        current_status=(endpoint or {}).get("EndpointStatus"),
+        rollout=spec.rollout,
+    )
+
+
+def _plan_endpoint(spec: EndpointSpec, endpoint: Response | None) -> PlannedResource:
+    config_name = spec.endpoint_config_name
+
+    def entry(action: Action, detail: str) -> PlannedResource:
+        return PlannedResource(resource="endpoint", name=spec.name, action=action, detail=detail)
+
+    if endpoint is None:
+        return entry("create", f"with config {config_name}")
+    status = str(endpoint.get("EndpointStatus"))
+    current = endpoint.get("EndpointConfigName")
+    if status == "Deleting":
+        return entry(
+            "create", f"with config {config_name} (after the endpoint being deleted is gone)"
+        )
+    if current == config_name:
+        return entry("keep", status)
+    if pending_config(endpoint) == config_name:
+        return entry("keep", f"update to this config in progress ({status})")
+    return entry("update", f"{current} -> {config_name} ({describe_rollout(spec.rollout)})")
+
+
+def component_matches(component: Response, spec: EndpointSpec) -> bool:
+    """The component already runs ``spec``'s model with its compute and start-up settings."""
+    current = component.get("Specification") or {}
+    wanted = component_specification(spec)
+    have = current.get("ComputeResourceRequirements") or {}
+    want = wanted["ComputeResourceRequirements"]
+    keys = ("NumberOfAcceleratorDevicesRequired", "NumberOfCpuCoresRequired")
+    same_compute = all(float(have.get(k) or 0) == float(want.get(k) or 0) for k in keys) and int(
+        have.get("MinMemoryRequiredInMb") or 0
+    ) == int(want["MinMemoryRequiredInMb"])
+    startup = (current.get("StartupParameters") or {}).get(
+        "ContainerStartupHealthCheckTimeoutInSeconds"
+    )
+    return (
+        current.get("ModelName") == spec.model_name
+        and same_compute
+        and startup == spec.health_check_timeout_s
+    )
+
+
+def _plan_component(spec: EndpointSpec, component: Response | None) -> PlannedResource:
+    parts = spec.components
+    assert parts is not None
+
+    def entry(action: Action, detail: str) -> PlannedResource:
+        return PlannedResource(
+            resource="inference-component",
+            name=str(spec.inference_component_name),
+            action=action,
+            detail=detail,
+        )
+
+    if component is None:
+        return entry(
+            "create",
+            f"{parts.copies} cop{'y' if parts.copies == 1 else 'ies'} of {spec.model_name}, "
+            f"{parts.accelerators} accelerator(s) and {parts.memory_mb} MB each",
+        )
+    if component_matches(component, spec):
+        return entry("keep", str(component.get("InferenceComponentStatus")))
+    current = (component.get("Specification") or {}).get("ModelName")
+    if current != spec.model_name:
+        return entry("update", f"model {current} -> {spec.model_name}")
+    return entry("update", "compute or start-up settings change")

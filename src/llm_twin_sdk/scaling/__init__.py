@@ -2,7 +2,7 @@
 
 Example::
 
-    from llm_twin_sdk.deploy.spec import EndpointRef
+    from llm_twin_sdk.endpoint import EndpointRef
     from llm_twin_sdk.scaling import AutoScaler, TargetTracking
 
     scaler = AutoScaler(region="eu-central-1")
@@ -12,21 +12,15 @@ Example::
     print(scaler.describe(endpoint))
     scaler.remove(endpoint)
 
-See :mod:`llm_twin_sdk.scaling.policies` for the policies and
-:mod:`llm_twin_sdk.scaling.autoscaler` for how they are applied.
+The policies are in :mod:`.policies`, what they ask of AWS in :mod:`.requests`, how they are
+applied in :mod:`.autoscaler`, and what AWS reports back in :mod:`.state`.
 """
 
 from __future__ import annotations
 
-from .autoscaler import (
-    AlarmState,
-    AutoScaler,
-    PolicyState,
-    ScalableTargetState,
-    ScalingState,
-    ScheduledActionState,
-)
+from .autoscaler import AutoScaler
 from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
+from .state import AlarmState, PolicyState, ScalableTargetState, ScalingState, ScheduledActionState
 
 __all__ = [
     "AlarmState",
