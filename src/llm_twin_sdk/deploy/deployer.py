@@ -23,40 +23,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from ..aws import AWSClients
 from ..endpoint import EndpointRef
-from ..errors import (
-    ConfigurationError,
-    DeploymentError,
-    InvalidParameterError,
-    LLMTwinError,
-)
+from ..errors import ConfigurationError, DeploymentError, InvalidParameterError, LLMTwinError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ..scaling.autoscaler import AutoScaler
 from .images import resolve_image_uri
-from .plan import DeploymentPlan, build_plan, describe_rollout
-from .requests import (
-    check_spec,
-    component_request,
-    component_update_request,
-    endpoint_config_request,
-    endpoint_request,
-    model_request,
-    update_request,
-)
+from .plan import DeploymentPlan, build_plan
+from .requests import check_spec, write_request
 from .resources import KINDS, Resources, Response
 from .spec import RESOURCE_NAME, EndpointSpec
 from .status import EndpointStatus, InferenceComponentStatus, list_managed, pending_config
 from .status import read_status as _read_status
-from .teardown import ScalingRemover, cleanup_note, delete_endpoint, roll_back
-from .waiting import Outcome, Poller, ResourceKind, Settled, WaitProgress
+from .teardown import Created, ScalingRemover, cleanup_note, delete_endpoint, fail, roll_back
+from .waiting import Outcome, Poller, ResourceKind, WaitProgress
 
 if TYPE_CHECKING:
     from ..inference.client import InferenceClient
@@ -65,18 +51,21 @@ __all__ = ["Deployer", "Endpoint", "EndpointStatus", "InferenceComponentStatus",
 
 logger = logging.getLogger(__name__)
 
-_NAME_MAX = 63
 _TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 _BROKEN = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService"})
 _FAILED = frozenset({"Failed", "UpdateRollbackFailed"})
+_RUNS: Mapping[ResourceKind, Callable[[Response, EndpointSpec], bool]] = {
+    "endpoint": lambda out, spec: out.get("EndpointConfigName") == spec.endpoint_config_name,
+    "inference-component": lambda out, spec: (
+        (out.get("Specification") or {}).get("ModelName") == spec.model_name
+    ),
+}
+"""When a deployed resource runs the spec."""
 
 
 class Endpoint(EndpointRef):
-    """A deployed endpoint, as ``Deployer.deploy`` left it.
-
-    An :class:`~llm_twin_sdk.endpoint.EndpointRef` (name, variant, inference component)
-    plus what is useful to know about the deployment.
-    """
+    """A deployed endpoint, as ``Deployer.deploy`` left it: its
+    :class:`~llm_twin_sdk.endpoint.EndpointRef` and what is useful to know about it."""
 
     status: str = Field(description="SageMaker's EndpointStatus when deploy returned.")
     region: str
@@ -111,10 +100,10 @@ class Endpoint(EndpointRef):
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not RESOURCE_NAME.match(name) or len(name) > _NAME_MAX:
+    if not isinstance(name, str) or not RESOURCE_NAME.match(name) or len(name) > 63:
         raise InvalidParameterError(
-            f"endpoint name must be 1-{_NAME_MAX} letters, digits and hyphens, starting and "
-            f"ending with a letter or digit; got {name!r}"
+            "endpoint name must be 1-63 letters, digits and hyphens, starting and ending with a "
+            f"letter or digit; got {name!r}"
         )
     return name
 
@@ -125,15 +114,6 @@ def _check_timeout(timeout_s: float) -> float:
     return float(timeout_s)
 
 
-_RUNS: Mapping[ResourceKind, Callable[[Response, EndpointSpec], bool]] = {
-    "endpoint": lambda out, spec: out.get("EndpointConfigName") == spec.endpoint_config_name,
-    "inference-component": lambda out, spec: (
-        (out.get("Specification") or {}).get("ModelName") == spec.model_name
-    ),
-}
-"""When a deployed resource runs the spec."""
-
-
 @dataclass
 class _Observed:
     """What ``plan`` read from SageMaker, kept for ``deploy``."""
@@ -141,6 +121,76 @@ class _Observed:
     plan: DeploymentPlan
     endpoint: Response | None
     component: Response | None
+
+
+@dataclass
+class _Run:
+    """One ``deploy`` call: its spec, deadline, and what it has created so far."""
+
+    res: Resources
+    spec: EndpointSpec
+    deadline: float
+    created: Created = field(default_factory=list)
+
+    def write(self, plan: DeploymentPlan, *kinds: ResourceKind) -> Response:
+        """Make the planned creates and updates of ``kinds``, in plan order; on an error,
+        remove what this call created (and say so on the error). Returns the last answer."""
+        answer: Response = {}
+        try:
+            for entry in plan.resources:
+                if entry.resource in kinds and entry.action != "keep":
+                    logger.info(
+                        "%s %s %s: %s", entry.action, entry.resource, entry.name, entry.detail
+                    )
+                    operation, request = write_request(
+                        self.spec, entry.resource, entry.action, plan.image_uri
+                    )
+                    answer = self.res.call(operation, **request)
+                    if entry.action == "create":
+                        self.created.append((entry.resource, entry.name))
+        except LLMTwinError as exc:
+            if self.created:
+                removed, left = roll_back(self.res, self.created, endpoint_name=self.spec.name)
+                exc.add_note(cleanup_note(removed, left, self.spec.name))
+            raise
+        return answer
+
+    def settle(self, kind: ResourceKind, first: Response | None) -> Response:
+        """Wait until ``kind`` runs the spec; when it failed, roll back and raise.
+
+        SageMaker rolls a failed change back by itself: InService without the change, once
+        it moved or with a FailureReason, is a failure. A timeout or an error while waiting
+        removes nothing, since SageMaker may still finish.
+        """
+        spec, moved = self.spec, False
+
+        def judge(out: Response | None) -> Outcome:
+            nonlocal moved
+            status = None if out is None else out.get(KINDS[kind].status_key or "")
+            if out is None or status in _FAILED:
+                return "failed"
+            if status != "InService":
+                moved = True
+                return "waiting"
+            if _RUNS[kind](out, spec):
+                return "done"
+            pending = pending_config(out) == spec.endpoint_config_name
+            return "failed" if not pending and (moved or out.get("FailureReason")) else "waiting"
+
+        settled = self.res.wait_for_status(
+            kind,
+            spec.name if kind == "endpoint" else str(spec.inference_component_name),
+            judge,
+            deadline=self.deadline,
+            endpoint_name=spec.name,
+            first=first,
+            hint="Nothing was deleted: deploy the same spec again to keep waiting, check it "
+            f"with Deployer.status({spec.name!r}), or remove it with "
+            f"Deployer.delete({spec.name!r}).",
+        )
+        if settled.outcome == "failed":
+            fail(self.res, spec, kind, settled, self.created)
+        return settled.response or {}
 
 
 class Deployer:
@@ -212,8 +262,6 @@ class Deployer:
             )
         return str(region)
 
-    # -- plan ---------------------------------------------------------------------------------
-
     def plan(self, spec: EndpointSpec) -> DeploymentPlan:
         """What ``deploy(spec)`` would create, update or keep — describe calls only.
 
@@ -240,25 +288,18 @@ class Deployer:
         component = None
         if spec.inference_component_name is not None:
             component = self._res.describe("inference-component", spec.inference_component_name)
-            if component is not None and component.get("EndpointName") != spec.name:
+            owner = (component or {}).get("EndpointName", spec.name)
+            if owner != spec.name:
                 raise DeploymentError(
                     f"inference component {spec.inference_component_name!r} belongs to "
-                    f"endpoint {component.get('EndpointName')!r}, not {spec.name!r}; delete "
-                    "it or rename the endpoint",
+                    f"endpoint {owner!r}, not {spec.name!r}; delete it or rename the endpoint",
                     endpoint_name=spec.name,
                 )
+        live = {"endpoint": endpoint, "component": component}
         plan = build_plan(
-            spec,
-            region=region,
-            image_uri=image_uri,
-            model=model,
-            config=config,
-            endpoint=endpoint,
-            component=component,
+            spec, region=region, image_uri=image_uri, model=model, config=config, **live
         )
-        return _Observed(plan=plan, endpoint=endpoint, component=component)
-
-    # -- deploy -------------------------------------------------------------------------------
+        return _Observed(plan, endpoint, component)
 
     def deploy(
         self, spec: EndpointSpec, *, wait: bool = True, timeout_s: float = 1800.0
@@ -290,29 +331,24 @@ class Deployer:
                 removed — deploy the same spec again to keep waiting.
             AWSError: an AWS call failed (after retries); what this call created is removed.
         """
-        timeout_s = _check_timeout(timeout_s)
-        spec = check_spec(spec)
-        deadline = self._res.clock() + timeout_s
-        observed = self._ready(spec, self._observe(spec), deadline)
+        deadline = self._res.clock() + _check_timeout(timeout_s)
+        run = _Run(self._res, check_spec(spec), deadline)
+        observed = self._ready(run, self._observe(spec))
         plan, live = observed.plan, observed.endpoint or {}
-        created: list[tuple[ResourceKind, str]] = []
         endpoint_action = plan.action("endpoint")
         component_action = plan.action("inference-component")
-        with self._undone_on_error(spec, created):
-            arn = self._write_endpoint(spec, plan, created) or live.get("EndpointArn")
+        arn = run.write(plan, "model", "endpoint-config", "endpoint").get("EndpointArn")
         status = {"create": "Creating", "update": "Updating"}.get(
             str(endpoint_action), str(live.get("EndpointStatus") or "Creating")
         )
         if wait or component_action in {"create", "update"}:
-            first = observed.endpoint if endpoint_action == "keep" else None
-            answer = self._settle(spec, "endpoint", created, deadline, first)
+            answer = run.settle("endpoint", live if endpoint_action == "keep" else None)
             status = str(answer.get("EndpointStatus") or status)
         if spec.inference_component_name is not None:
-            with self._undone_on_error(spec, created):
-                self._write_component(spec, component_action, created)
+            run.write(plan, "inference-component")
             if wait:
                 first = observed.component if component_action == "keep" else None
-                self._settle(spec, "inference-component", created, deadline, first)
+                run.settle("inference-component", first)
         return Endpoint(
             name=spec.name,
             variant_name=spec.variant_name,
@@ -322,196 +358,46 @@ class Deployer:
             endpoint_config_name=spec.endpoint_config_name,
             model_name=spec.model_name,
             config_hash=spec.config_hash,
-            arn=arn,
+            arn=arn or live.get("EndpointArn"),
         )
 
-    @contextmanager
-    def _undone_on_error(
-        self, spec: EndpointSpec, created: list[tuple[ResourceKind, str]]
-    ) -> Iterator[None]:
-        """Around write calls: an error removes what this deployment created (noted on it)."""
-        try:
-            yield
-        except LLMTwinError as exc:
-            if created:
-                removed, left = roll_back(self._res, created, in_use=set(), endpoint_name=spec.name)
-                exc.add_note(cleanup_note(removed, left, spec.name))
-            raise
-
-    def _settle(
-        self,
-        spec: EndpointSpec,
-        kind: ResourceKind,
-        created: list[tuple[ResourceKind, str]],
-        deadline: float,
-        first: Response | None,
-    ) -> Response:
-        """Wait until ``kind`` runs ``spec``; when it failed, roll back and raise.
-
-        SageMaker rolls a failed change back by itself: InService without the change, once
-        it moved or with a FailureReason, is a failure. A timeout or an error while waiting
-        removes nothing, since SageMaker may still finish.
-        """
-        moved = False
-        status_key = KINDS[kind].status_key or ""
-
-        def judge(out: Response | None) -> Outcome:
-            nonlocal moved
-            status = None if out is None else out.get(status_key)
-            if out is None or status in _FAILED:
-                return "failed"
-            if status != "InService":
-                moved = True
-                return "waiting"
-            if _RUNS[kind](out, spec):
-                return "done"
-            pending = pending_config(out) == spec.endpoint_config_name
-            return "failed" if not pending and (moved or out.get("FailureReason")) else "waiting"
-
-        settled = self._res.wait_for_status(
-            kind,
-            spec.name if kind == "endpoint" else str(spec.inference_component_name),
-            judge,
-            deadline=deadline,
-            endpoint_name=spec.name,
-            first=first,
-            hint="Nothing was deleted: deploy the same spec again to keep waiting, check it "
-            f"with Deployer.status({spec.name!r}), or remove it with "
-            f"Deployer.delete({spec.name!r}).",
-        )
-        if settled.outcome == "failed":
-            self._fail(spec, kind, settled, created)
-        return settled.response or {}
-
-    def _create(
-        self, kind: ResourceKind, request: dict[str, Any], created: list[tuple[ResourceKind, str]]
-    ) -> Response:
-        name = str(request[KINDS[kind].name_key])
-        logger.info("creating %s %s", kind, name)
-        answer = self._res.create(kind, request)
-        created.append((kind, name))
-        return answer
-
-    def _write_endpoint(
-        self, spec: EndpointSpec, plan: DeploymentPlan, created: list[tuple[ResourceKind, str]]
-    ) -> str | None:
-        """Create the model, config and endpoint, or update the endpoint, as planned.
-
-        Appends what it creates to ``created``; returns the new endpoint's ARN, if any.
-        """
-        if plan.action("model") == "create":
-            self._create("model", model_request(spec, plan.image_uri), created)
-        if plan.action("endpoint-config") == "create":
-            self._create("endpoint-config", endpoint_config_request(spec), created)
-        action = plan.action("endpoint")
-        if action == "create":
-            arn = self._create("endpoint", endpoint_request(spec), created).get("EndpointArn")
-            return str(arn) if arn else None
-        if action == "update":
-            logger.info(
-                "updating endpoint %s: %s -> %s (%s)",
-                spec.name,
-                plan.current_config_name,
-                spec.endpoint_config_name,
-                describe_rollout(spec.rollout),
-            )
-            self._res.call("update_endpoint", **update_request(spec))
-        return None
-
-    def _write_component(
-        self, spec: EndpointSpec, action: str | None, created: list[tuple[ResourceKind, str]]
-    ) -> None:
-        if action == "create":
-            self._create("inference-component", component_request(spec), created)
-        elif action == "update":
-            logger.info("updating inference component of %s to %s", spec.name, spec.model_name)
-            self._res.call("update_inference_component", **component_update_request(spec))
-
-    def _ready(self, spec: EndpointSpec, observed: _Observed, deadline: float) -> _Observed:
+    def _ready(self, run: _Run, observed: _Observed) -> _Observed:
         """Wait out a deletion or an operation in progress before writing; refuse a broken one."""
-        endpoint = observed.endpoint
-        if endpoint is None:
+        endpoint, name = observed.endpoint, run.spec.name
+        status = (endpoint or {}).get("EndpointStatus")
+        if endpoint is None or (
+            status != "Deleting" and observed.plan.action("endpoint") != "update"
+        ):
             return observed
-        status = endpoint.get("EndpointStatus")
         if status == "Deleting":
-            logger.info("endpoint %s is being deleted; waiting until it is gone", spec.name)
-            self._res.wait_for_delete(
-                "endpoint",
-                spec.name,
-                deadline=deadline,
-                hint="Nothing was created; deploy again once the old endpoint is gone.",
-            )
-            return self._observe(spec)
-        if observed.plan.action("endpoint") != "update":
-            return observed
+            logger.info("endpoint %s is being deleted; waiting until it is gone", name)
+            hint = "Nothing was created; deploy again once the old endpoint is gone."
+            self._res.wait_for_delete("endpoint", name, deadline=run.deadline, hint=hint)
+            return self._observe(run.spec)
         if status in _BROKEN:
             reason = endpoint.get("FailureReason")
             raise DeploymentError(
-                f"endpoint {spec.name!r} is {status}"
+                f"endpoint {name!r} is {status}"
                 + (f" ({reason})" if reason else "")
-                + f" and cannot be updated; delete it with Deployer.delete({spec.name!r}) "
-                "and deploy again",
-                endpoint_name=spec.name,
+                + f" and cannot be updated; delete it with Deployer.delete({name!r}) and "
+                "deploy again",
+                endpoint_name=name,
                 failure_reason=reason,
             )
         if status in _TRANSITIONAL:
-            logger.info("endpoint %s is %s; waiting before updating it", spec.name, status)
+            logger.info("endpoint %s is %s; waiting before updating it", name, status)
             self._res.wait_for_status(
                 "endpoint",
-                spec.name,
+                name,
                 lambda out: (
-                    "waiting"
-                    if out is not None and out.get("EndpointStatus") in _TRANSITIONAL
-                    else "done"
+                    "waiting" if (out or {}).get("EndpointStatus") in _TRANSITIONAL else "done"
                 ),
-                deadline=deadline,
+                deadline=run.deadline,
                 first=endpoint,
                 hint="Nothing was changed; deploy again once the endpoint has settled.",
             )
-            return self._ready(spec, self._observe(spec), deadline)
+            return self._ready(run, self._observe(run.spec))
         return observed
-
-    def _fail(
-        self,
-        spec: EndpointSpec,
-        kind: ResourceKind,
-        settled: Settled,
-        created: list[tuple[ResourceKind, str]],
-    ) -> None:
-        """Remove what this call created (unless in use), then raise DeploymentError."""
-        response = settled.response or {}
-        reason = settled.failure_reason
-        status = response.get(KINDS[kind].status_key or "")
-        # What the failed resource still points at stays, unless this call created it
-        # (then it is removed first, and what it pointed at goes with it).
-        in_use: set[str] = set()
-        if response.get("EndpointConfigName") and ("endpoint", spec.name) not in created:
-            in_use.add(str(response["EndpointConfigName"]))
-        model_in_use = (response.get("Specification") or {}).get("ModelName")
-        component = response.get("InferenceComponentName")
-        if model_in_use and ("inference-component", component) not in created:
-            in_use.add(str(model_in_use))
-        if spec.components is None and spec.endpoint_config_name in in_use:
-            in_use.add(spec.model_name)  # the config in service points at this model
-        if status == "UpdateRollbackFailed":
-            # Neither the update nor its rollback finished: what is in use is unknown.
-            removed: list[str] = []
-            left = [f"{what} {name}" for what, name in created]
-        else:
-            removed, left = roll_back(self._res, created, in_use=in_use, endpoint_name=spec.name)
-        what = kind.replace("-", " ")
-        if settled.response is None:
-            message = f"{what} of {spec.name!r} disappeared while deploying"
-        elif status == "InService":
-            message = f"{what} of {spec.name!r} rolled back to its previous configuration"
-        else:
-            message = f"{what} of {spec.name!r} is {status}"
-        if reason:
-            message += f": {reason}"
-        message += ". " + cleanup_note(removed, left, spec.name)
-        raise DeploymentError(message, endpoint_name=spec.name, failure_reason=reason)
-
-    # -- status / list / delete ---------------------------------------------------------------
 
     def status(self, name: str) -> EndpointStatus:
         """What SageMaker says about endpoint ``name``.

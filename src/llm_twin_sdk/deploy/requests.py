@@ -1,32 +1,25 @@
 """The SageMaker requests of a deployment: pure functions of the spec, no AWS call.
 
 Each builder returns the keyword arguments of one boto3 call, so a request can be read, tested
-or reused (CloudFormation, Terraform) on its own::
-
-    sm.create_model(**model_request(spec, image_uri))
-    sm.create_endpoint_config(**endpoint_config_request(spec))
-    sm.update_endpoint(**update_request(spec))            # blue/green, as spec.rollout says
-
-:func:`check_spec` refuses what SageMaker would refuse, before any call.
+or reused on its own: ``sm.create_endpoint_config(**endpoint_config_request(spec))``.
+:func:`check_spec` refuses, before any call, what SageMaker would refuse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidParameterError
 from .spec import EndpointSpec, RolloutSpec, gpus_of
+from .waiting import ResourceKind
 
 __all__ = [
     "check_spec",
-    "component_request",
     "component_specification",
-    "component_update_request",
     "deployment_config",
     "endpoint_config_request",
-    "endpoint_request",
-    "model_request",
-    "update_request",
+    "write_request",
 ]
 
 
@@ -203,3 +196,21 @@ def component_update_request(spec: EndpointSpec) -> dict[str, Any]:
         "InferenceComponentName": spec.inference_component_name,
         "Specification": component_specification(spec),
     }
+
+
+def write_request(
+    spec: EndpointSpec, kind: ResourceKind, action: str, image_uri: str
+) -> tuple[str, dict[str, Any]]:
+    """The call that creates or updates ``kind`` to run ``spec``: ``(operation, params)``,
+    e.g. ``("update_endpoint", {"EndpointName": ..., "DeploymentConfig": ...})``."""
+    operation = f"{action}_{kind.replace('-', '_')}"
+    if kind == "model":
+        return operation, model_request(spec, image_uri)
+    builders: dict[tuple[str, str], Callable[[EndpointSpec], dict[str, Any]]] = {
+        ("endpoint-config", "create"): endpoint_config_request,
+        ("endpoint", "create"): endpoint_request,
+        ("endpoint", "update"): update_request,
+        ("inference-component", "create"): component_request,
+        ("inference-component", "update"): component_update_request,
+    }
+    return operation, builders[kind, action](spec)

@@ -35,7 +35,6 @@ Judge: TypeAlias = Callable[[Response | None], Outcome]
 class Kind:
     """How SageMaker names the operations and fields of one kind of resource."""
 
-    create: str
     describe: str
     delete: str
     list: str
@@ -51,22 +50,20 @@ class Kind:
 
 KINDS: Mapping[ResourceKind, Kind] = {
     "model": Kind(
-        "create_model", "describe_model", "delete_model", "list_models", "Models",
-        "ModelName", "ModelArn",
+        "describe_model", "delete_model", "list_models", "Models", "ModelName", "ModelArn"
     ),
     "endpoint-config": Kind(
-        "create_endpoint_config", "describe_endpoint_config", "delete_endpoint_config",
-        "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn",
+        "describe_endpoint_config", "delete_endpoint_config", "list_endpoint_configs",
+        "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn",
     ),
     "endpoint": Kind(
-        "create_endpoint", "describe_endpoint", "delete_endpoint", "list_endpoints", "Endpoints",
-        "EndpointName", "EndpointArn", "EndpointStatus",
+        "describe_endpoint", "delete_endpoint", "list_endpoints", "Endpoints", "EndpointName",
+        "EndpointArn", "EndpointStatus",
     ),
     "inference-component": Kind(
-        "create_inference_component", "describe_inference_component",
-        "delete_inference_component", "list_inference_components", "InferenceComponents",
-        "InferenceComponentName", "InferenceComponentArn", "InferenceComponentStatus",
-        blocks_endpoint=True,
+        "describe_inference_component", "delete_inference_component",
+        "list_inference_components", "InferenceComponents", "InferenceComponentName",
+        "InferenceComponentArn", "InferenceComponentStatus", blocks_endpoint=True,
     ),
 }  # fmt: skip
 """The one table of the SageMaker resource kinds the SDK deploys."""
@@ -87,10 +84,6 @@ class Resources:
         """One SageMaker call (retried, errors converted); its answer as a dict."""
         answer = call_aws(self.client, operation, policy=self.retry, **params)
         return dict(answer) if answer else {}
-
-    def create(self, kind: ResourceKind, request: Mapping[str, Any]) -> Response:
-        """``create_<kind>(**request)``."""
-        return self.call(KINDS[kind].create, **request)
 
     def get(self, kind: ResourceKind, name: str) -> Response:
         """``describe_<kind>``; :class:`~llm_twin_sdk.errors.ResourceNotFoundError` if none."""

@@ -13,15 +13,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import NoReturn, Protocol, TypeAlias
 
 from ..endpoint import EndpointRef, has_sdk_tag
-from ..errors import LLMTwinError, ResourceNotFoundError
+from ..errors import DeploymentError, LLMTwinError, ResourceNotFoundError
 from .resources import KINDS, Resources, Response
+from .spec import EndpointSpec
 from .status import components_of, is_component_config, variants
-from .waiting import ResourceKind
+from .waiting import ResourceKind, Settled
 
-__all__ = ["ScalingRemover", "cleanup_note", "delete_endpoint", "roll_back", "sweep"]
+__all__ = ["Created", "ScalingRemover", "delete_endpoint", "fail", "roll_back", "sweep"]
+
+Created: TypeAlias = list[tuple[ResourceKind, str]]
+"""What a deployment created, oldest first: ``[("model", "twin-12fd0641"), ...]``."""
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +132,7 @@ def sweep(res: Resources, name: str) -> list[str]:
 
 
 def roll_back(
-    res: Resources,
-    created: list[tuple[ResourceKind, str]],
-    *,
-    in_use: set[str],
-    endpoint_name: str,
+    res: Resources, created: Created, *, endpoint_name: str, in_use: frozenset[str] = frozenset()
 ) -> tuple[list[str], list[str]]:
     """Delete what a deployment created, newest first, except what is ``in_use``; best effort.
 
@@ -168,3 +168,41 @@ def cleanup_note(removed: list[str], left: list[str], name: str) -> str:
             "Left in place: " + ", ".join(left) + f"; Deployer.delete({name!r}) removes all."
         )
     return " ".join(parts) or "Nothing was created by this deployment."
+
+
+def fail(
+    res: Resources, spec: EndpointSpec, kind: ResourceKind, settled: Settled, created: Created
+) -> NoReturn:
+    """A deployment failed: remove what it created (unless in use), raise DeploymentError."""
+    answer = settled.response or {}
+    reason = settled.failure_reason
+    status = answer.get(KINDS[kind].status_key or "")
+    # What the failed resource still points at stays, unless this call created it
+    # (then it is removed first, and what it pointed at goes with it).
+    in_use: set[str] = set()
+    if answer.get("EndpointConfigName") and ("endpoint", spec.name) not in created:
+        in_use.add(str(answer["EndpointConfigName"]))
+    model = (answer.get("Specification") or {}).get("ModelName")
+    if model and ("inference-component", answer.get("InferenceComponentName")) not in created:
+        in_use.add(str(model))
+    if spec.components is None and spec.endpoint_config_name in in_use:
+        in_use.add(spec.model_name)  # the config in service points at this model
+    if status == "UpdateRollbackFailed":
+        # Neither the update nor its rollback finished: what is in use is unknown.
+        removed: list[str] = []
+        left = [f"{what} {name}" for what, name in created]
+    else:
+        removed, left = roll_back(res, created, endpoint_name=spec.name, in_use=frozenset(in_use))
+    what = f"{kind.replace('-', ' ')} of {spec.name!r}"
+    if settled.response is None:
+        message = f"{what} disappeared while deploying"
+    elif status == "InService":
+        message = f"{what} rolled back to its previous configuration"
+    else:
+        message = f"{what} is {status}"
+    message += f": {reason}. " if reason else ". "
+    raise DeploymentError(
+        message + cleanup_note(removed, left, spec.name),
+        endpoint_name=spec.name,
+        failure_reason=reason,
+    )

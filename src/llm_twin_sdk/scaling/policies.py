@@ -1,34 +1,11 @@
 """Autoscaling policies for a SageMaker endpoint: what to scale on, and between which bounds.
 
-Three policies, each a frozen pydantic model validated at construction (a bad value raises
+Each policy is a frozen pydantic model validated at construction (a bad value raises
 :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field, before any AWS call):
-
-- :class:`TargetTracking` keeps a per-instance (variant) or per-copy (inference component)
-  metric near a target value, between ``min_capacity`` and ``max_capacity``.
-- :class:`ScaleToZero` (inference components only) lets copies go to zero when idle and brings
-  one back on the first request: target tracking with ``min_capacity=0``, a step-scaling policy
-  (+1 copy) and a CloudWatch alarm on ``NoCapacityInvocationFailures`` that triggers it.
-- :class:`Scheduled` changes the bounds on a schedule (business hours up, nights down).
-
-Example::
-
-    from llm_twin_sdk.scaling import ScaleToZero, Scheduled, ScheduledAction, TargetTracking
-
-    steady = TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)
-    idle_to_zero = ScaleToZero(
-        target_tracking=TargetTracking(
-            metric="concurrency", target=4, min_capacity=0, max_capacity=2
-        )
-    )
-    office_hours = Scheduled(actions=(
-        ScheduledAction(name="day", schedule="cron(0 8 ? * MON-FRI *)",
-                        min_capacity=2, max_capacity=4, timezone="Europe/Berlin"),
-        ScheduledAction(name="night", schedule="cron(0 20 ? * MON-FRI *)",
-                        min_capacity=1, max_capacity=1, timezone="Europe/Berlin"),
-    ))
-
-Whether a policy fits an endpoint (``min_capacity=0`` and :class:`ScaleToZero` need an
-inference-component endpoint) is checked by :meth:`AutoScaler.apply
+:class:`TargetTracking` keeps a per-instance or per-copy metric near a target;
+:class:`ScaleToZero` (inference components only) lets copies go to zero when idle and brings
+one back on the first request; :class:`Scheduled` changes the bounds on a schedule. Whether a
+policy fits an endpoint is checked by :meth:`AutoScaler.apply
 <llm_twin_sdk.scaling.AutoScaler.apply>`, again before any AWS call.
 """
 
@@ -43,8 +20,6 @@ from pydantic import Field, ValidationInfo, field_validator
 from ..types import _Model
 
 __all__ = [
-    "COMPONENT_METRICS",
-    "VARIANT_METRICS",
     "Metric",
     "ScaleToZero",
     "Scheduled",
