@@ -19,10 +19,11 @@ A role IAM has just created can take a few seconds before SageMaker is able to a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..aws import AWSClients, call_aws, describe_or_none
@@ -56,6 +57,7 @@ _BUCKET_BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _PARTITION = re.compile(r"aws[a-z-]*")
 _MAX_TAGS = 50  # IAM's limit per role
 _DEPUTY_KEYS = {"aws:sourceaccount", "aws:sourcearn"}
+_Call = Callable[..., Any]
 
 
 def _check(field: str, value: Any, pattern: str, allowed: str) -> str:
@@ -326,44 +328,43 @@ def ensure_execution_role(
     if iam_client is None:
         aws = aws or AWSClients()
         iam_client = aws.client("iam")
-    iam = iam_client
-    partition = _partition_of(iam)
+    call: _Call = functools.partial(call_aws, iam_client, policy=retry)
+    find: _Call = functools.partial(describe_or_none, iam_client, policy=retry)
+    partition = _partition_of(iam_client)
     document = execution_policy(model_bucket, partition=partition)
-
-    role = _get_role(iam, name, retry)
+    role = (find("get_role", RoleName=name) or {}).get("Role")
     if role is None:
         account = account_id or _caller_account(aws, retry)
         trust = trust_policy(account, region=region, partition=partition)
+        tag_list = [{"Key": k, "Value": v} for k, v in sorted(wanted_tags.items())]
         try:
-            role = call_aws(
-                iam,
+            role = call(
                 "create_role",
-                policy=retry,
                 RoleName=name,
                 AssumeRolePolicyDocument=json.dumps(trust),
                 Description=ROLE_DESCRIPTION,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(wanted_tags.items())],
+                Tags=tag_list,
             )["Role"]
             logger.info("created IAM role %s", name)
         except AWSError as exc:
             if exc.code != "EntityAlreadyExists":
                 raise
-            role = _get_role(iam, name, retry)  # created concurrently: check it as any other
-            if role is None:
+            role = (find("get_role", RoleName=name) or {}).get("Role")  # made concurrently:
+            if role is None:  # check it as any other
                 raise
-            _check_existing(iam, role, wanted_tags, retry, region=region, partition=partition)
+            _check_existing(call, role, wanted_tags, region=region, partition=partition)
     else:
-        _check_existing(iam, role, wanted_tags, retry, region=region, partition=partition)
+        _check_existing(call, role, wanted_tags, region=region, partition=partition)
 
-    current = _inline_policy(iam, name, retry)
+    current = find("get_role_policy", RoleName=name, PolicyName=INLINE_POLICY_NAME)
+    current = None if current is None else _as_document(current["PolicyDocument"])
     if current is None or _canonical(current) != _canonical(document):
-        call_aws(
-            iam,
+        policy_text = json.dumps(document)
+        call(
             "put_role_policy",
-            policy=retry,
             RoleName=name,
             PolicyName=INLINE_POLICY_NAME,
-            PolicyDocument=json.dumps(document),
+            PolicyDocument=policy_text,
         )
         action = "wrote" if current is None else "updated"
         logger.info("%s inline policy %s on role %s", action, INLINE_POLICY_NAME, name)
@@ -379,23 +380,10 @@ def _caller_account(aws: AWSClients | None, retry: RetryPolicy) -> str:
     return str(call_aws(aws.client("sts"), "get_caller_identity", policy=retry)["Account"])
 
 
-def _get_role(iam: Any, name: str, retry: RetryPolicy) -> dict[str, Any] | None:
-    answer = describe_or_none(iam, "get_role", policy=retry, RoleName=name)
-    return None if answer is None else dict(answer["Role"])
-
-
-def _inline_policy(iam: Any, name: str, retry: RetryPolicy) -> dict[str, Any] | None:
-    answer = describe_or_none(
-        iam, "get_role_policy", policy=retry, RoleName=name, PolicyName=INLINE_POLICY_NAME
-    )
-    return None if answer is None else _as_document(answer["PolicyDocument"])
-
-
 def _check_existing(
-    iam: Any,
+    call: _Call,
     role: Mapping[str, Any],
     wanted_tags: Mapping[str, str],
-    retry: RetryPolicy,
     *,
     region: str,
     partition: str,
@@ -403,14 +391,13 @@ def _check_existing(
     """Refuse a role SageMaker cannot assume; guard an open trust; add missing tags; warn
     about extra principals and policies."""
     name = str(role["RoleName"])
-    trust = _as_document(role.get("AssumeRolePolicyDocument", {}))
-    sagemaker, others = _trust(trust)
+    sagemaker, others = _trust(_as_document(role.get("AssumeRolePolicyDocument", {})))
     if not sagemaker:
         raise ConfigurationError(
             f"IAM role {name!r} exists but does not allow {SAGEMAKER_PRINCIPAL} to assume it "
-            f"(trusted: {', '.join(others) or 'nobody'}). Choose another role "
-            "name, or add SageMaker to that role's trust policy yourself; llm-twin-sdk does not "
-            "give an existing role a new principal."
+            f"(trusted: {', '.join(others) or 'nobody'}). Choose another role name, or add "
+            "SageMaker to that role's trust policy yourself; llm-twin-sdk does not give an "
+            "existing role a new principal."
         )
     if others:
         logger.warning(
@@ -421,45 +408,35 @@ def _check_existing(
     if not all(_guarded(statement) for statement in sagemaker):
         account = str(role["Arn"]).split(":")[4]
         guarded = trust_policy(account, region=region, partition=partition)
-        if others:
+        if others:  # not ours to rewrite: say what is missing
+            condition = json.dumps(guarded["Statement"][0]["Condition"])
             logger.warning(
                 "IAM role %s lets %s assume it for any account (confused deputy); add the "
-                "conditions of this trust statement: %s",
+                "conditions %s to its trust statement",
                 name,
                 SAGEMAKER_PRINCIPAL,
-                json.dumps(guarded["Statement"][0]["Condition"]),
+                condition,
             )
         else:
-            call_aws(
-                iam,
-                "update_assume_role_policy",
-                policy=retry,
-                RoleName=name,
-                PolicyDocument=json.dumps(guarded),
-            )
+            call("update_assume_role_policy", RoleName=name, PolicyDocument=json.dumps(guarded))
             logger.info("IAM role %s: SageMaker may now assume it for %s only", name, account)
-
     current = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
     missing = {k: v for k, v in wanted_tags.items() if current.get(k) != v}
     if missing:
-        call_aws(
-            iam,
+        call(
             "tag_role",
-            policy=retry,
             RoleName=name,
             Tags=[{"Key": k, "Value": v} for k, v in sorted(missing.items())],
         )
-
     try:
-        attached = call_aws(iam, "list_attached_role_policies", policy=retry, RoleName=name)
+        attached = call("list_attached_role_policies", RoleName=name).get("AttachedPolicies", [])
     except AWSError as exc:  # optional check: the caller may lack the permission
         logger.debug("cannot list managed policies of role %s: %s", name, exc)
         return
-    names = [p["PolicyName"] for p in attached.get("AttachedPolicies", [])]
-    if names:
+    if attached:
         logger.warning(
             "IAM role %s has managed policies attached (%s): it has more than the least "
             "privilege llm-twin-sdk grants; detach them if SageMaker does not need them",
             name,
-            ", ".join(names),
+            ", ".join(p["PolicyName"] for p in attached),
         )

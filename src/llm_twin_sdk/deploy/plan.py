@@ -1,24 +1,14 @@
 """DeploymentPlan: what ``Deployer.deploy`` would create, update or keep, readable when printed.
 
-A plan is computed from ``describe_*`` answers only (``Deployer.plan`` reads them; the
-:func:`build_plan` here is pure); it never writes to AWS and never shows a secret (the
-container environment is the masked one, where token limits stay readable).
+A plan is computed from ``describe_*`` answers only (:func:`build_plan` is pure); it never
+writes to AWS and never shows a secret (its container environment is masked; token limits
+stay readable). ``print(deployer.plan(spec))`` shows::
 
-Example::
-
-    plan = deployer.plan(spec)
-    print(plan)
-    # Deployment plan for endpoint 'twin' (us-east-1, model-based)
-    #   image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...
-    #   instances: 1 x ml.g5.2xlarge
-    #
-    #   ACTION  RESOURCE         NAME           DETAIL
-    #   create  model            twin-12fd0641  new container definition
-    #   create  endpoint-config  twin-3fd415d4  new production variant
-    #   update  endpoint         twin           twin-0badc0de -> twin-3fd415d4 (blue/green ...)
-    #   ...
-    if plan.is_noop:
-        print("nothing to do")
+    Deployment plan for endpoint 'twin' (us-east-1, model-based)
+      image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...
+      ACTION  RESOURCE         NAME           DETAIL
+      create  model            twin-12fd0641  tgi serving mlabonne/TwinLlama-3.1-8B-DPO
+      update  endpoint         twin           twin-0badc0de -> twin-3fd415d4 (blue/green ...)
 """
 
 from __future__ import annotations
@@ -32,14 +22,7 @@ from .spec import EndpointSpec, RolloutSpec
 from .status import pending_config
 from .waiting import ResourceKind
 
-__all__ = [
-    "Action",
-    "DeploymentPlan",
-    "PlannedResource",
-    "PlannedResourceKind",
-    "build_plan",
-    "describe_rollout",
-]
+__all__ = ["Action", "DeploymentPlan", "PlannedResource", "build_plan", "describe_rollout"]
 
 Action: TypeAlias = Literal["create", "update", "keep"]
 PlannedResourceKind: TypeAlias = ResourceKind
@@ -149,6 +132,9 @@ class DeploymentPlan(_Model):
 
 # -- computing a plan (pure: from the describe_* answers) ------------------------------------
 
+Step: TypeAlias = tuple[Action, str]
+"""What deploying would do to one resource, and why."""
+
 
 def build_plan(
     spec: EndpointSpec,
@@ -162,37 +148,23 @@ def build_plan(
 ) -> DeploymentPlan:
     """The plan of deploying ``spec`` where SageMaker answered these (``None``: no such one)."""
     parts = spec.components
-    if model is not None:
-        model_entry = PlannedResource(
-            resource="model", name=spec.model_name, action="keep", detail="exists"
-        )
-    else:
-        weights = spec.model_data or spec.model_id
-        model_entry = PlannedResource(
-            resource="model",
-            name=spec.model_name,
-            action="create",
-            detail=f"{spec.engine} serving {weights}",
-        )
-    if config is not None:
-        fleet, config_action = "exists", "keep"
-    elif parts is None:
-        fleet, config_action = f"{spec.instance_count} x {spec.instance_type}", "create"
-    else:
-        fleet = f"{spec.instance_type}, managed scaling {parts.min_instances}-{parts.max_instances}"
-        config_action = "create"
-    resources = [
-        model_entry,
-        PlannedResource(
-            resource="endpoint-config",
-            name=spec.endpoint_config_name,
-            action=config_action,
-            detail=fleet,
-        ),
-        _plan_endpoint(spec, endpoint),
-    ]
+    weights = f"{spec.engine} serving {spec.model_data or spec.model_id}"
+    fleet = f"{spec.instance_count} x {spec.instance_type}"
     if parts is not None:
-        resources.append(_plan_component(spec, component))
+        fleet = f"{spec.instance_type}, managed scaling {parts.min_instances}-{parts.max_instances}"
+    exists: Step = ("keep", "exists")
+    steps: list[tuple[ResourceKind, str, Step]] = [
+        ("model", spec.model_name, exists if model is not None else ("create", weights)),
+        (
+            "endpoint-config",
+            spec.endpoint_config_name,
+            exists if config is not None else ("create", fleet),
+        ),
+        ("endpoint", spec.name, _endpoint_step(spec, endpoint)),
+    ]
+    if spec.inference_component_name is not None:
+        name = spec.inference_component_name
+        steps.append(("inference-component", name, _component_step(spec, component)))
     return DeploymentPlan(
         endpoint_name=spec.name,
         region=region,
@@ -200,7 +172,10 @@ def build_plan(
         image_uri=image_uri,
         instance_type=spec.instance_type,
         instance_count=spec.instance_count,
-        resources=tuple(resources),
+        resources=tuple(
+            PlannedResource(resource=kind, name=name, action=action, detail=detail)
+            for kind, name, (action, detail) in steps
+        ),
         environment=spec.container_environment(),
         current_config_name=(endpoint or {}).get("EndpointConfigName"),
         current_status=(endpoint or {}).get("EndpointStatus"),
@@ -208,68 +183,49 @@ def build_plan(
     )
 
 
-def _plan_endpoint(spec: EndpointSpec, endpoint: Response | None) -> PlannedResource:
+def _endpoint_step(spec: EndpointSpec, endpoint: Response | None) -> Step:
     config_name = spec.endpoint_config_name
-
-    def entry(action: Action, detail: str) -> PlannedResource:
-        return PlannedResource(resource="endpoint", name=spec.name, action=action, detail=detail)
-
     if endpoint is None:
-        return entry("create", f"with config {config_name}")
-    status = str(endpoint.get("EndpointStatus"))
-    current = endpoint.get("EndpointConfigName")
+        return "create", f"with config {config_name}"
+    status, current = str(endpoint.get("EndpointStatus")), endpoint.get("EndpointConfigName")
     if status == "Deleting":
-        return entry(
-            "create", f"with config {config_name} (after the endpoint being deleted is gone)"
-        )
+        return "create", f"with config {config_name} (after the endpoint being deleted is gone)"
     if current == config_name:
-        return entry("keep", status)
+        return "keep", status
     if pending_config(endpoint) == config_name:
-        return entry("keep", f"update to this config in progress ({status})")
-    return entry("update", f"{current} -> {config_name} ({describe_rollout(spec.rollout)})")
+        return "keep", f"update to this config in progress ({status})"
+    return "update", f"{current} -> {config_name} ({describe_rollout(spec.rollout)})"
 
 
 def component_matches(component: Response, spec: EndpointSpec) -> bool:
     """The component already runs ``spec``'s model with its compute and start-up settings."""
     current = component.get("Specification") or {}
-    wanted = component_specification(spec)
     have = current.get("ComputeResourceRequirements") or {}
-    want = wanted["ComputeResourceRequirements"]
+    want = component_specification(spec)["ComputeResourceRequirements"]
     keys = ("NumberOfAcceleratorDevicesRequired", "NumberOfCpuCoresRequired")
-    same_compute = all(float(have.get(k) or 0) == float(want.get(k) or 0) for k in keys) and int(
-        have.get("MinMemoryRequiredInMb") or 0
-    ) == int(want["MinMemoryRequiredInMb"])
+    same_compute = all(float(have.get(k) or 0) == float(want.get(k) or 0) for k in keys)
+    memory = int(have.get("MinMemoryRequiredInMb") or 0) == int(want["MinMemoryRequiredInMb"])
     startup = (current.get("StartupParameters") or {}).get(
         "ContainerStartupHealthCheckTimeoutInSeconds"
     )
     return (
         current.get("ModelName") == spec.model_name
         and same_compute
+        and memory
         and startup == spec.health_check_timeout_s
     )
 
 
-def _plan_component(spec: EndpointSpec, component: Response | None) -> PlannedResource:
+def _component_step(spec: EndpointSpec, component: Response | None) -> Step:
     parts = spec.components
     assert parts is not None
-
-    def entry(action: Action, detail: str) -> PlannedResource:
-        return PlannedResource(
-            resource="inference-component",
-            name=str(spec.inference_component_name),
-            action=action,
-            detail=detail,
-        )
-
     if component is None:
-        return entry(
-            "create",
-            f"{parts.copies} cop{'y' if parts.copies == 1 else 'ies'} of {spec.model_name}, "
-            f"{parts.accelerators} accelerator(s) and {parts.memory_mb} MB each",
-        )
+        copies = f"{parts.copies} cop{'y' if parts.copies == 1 else 'ies'}"
+        each = f"{parts.accelerators} accelerator(s) and {parts.memory_mb} MB each"
+        return "create", f"{copies} of {spec.model_name}, {each}"
     if component_matches(component, spec):
-        return entry("keep", str(component.get("InferenceComponentStatus")))
+        return "keep", str(component.get("InferenceComponentStatus"))
     current = (component.get("Specification") or {}).get("ModelName")
     if current != spec.model_name:
-        return entry("update", f"model {current} -> {spec.model_name}")
-    return entry("update", "compute or start-up settings change")
+        return "update", f"model {current} -> {spec.model_name}"
+    return "update", "compute or start-up settings change"

@@ -7,7 +7,6 @@ or reused on its own: ``sm.create_endpoint_config(**endpoint_config_request(spec
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidParameterError
@@ -109,24 +108,6 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
     }
 
 
-def endpoint_request(spec: EndpointSpec) -> dict[str, Any]:
-    """``create_endpoint`` with the spec's endpoint config."""
-    return {
-        "EndpointName": spec.name,
-        "EndpointConfigName": spec.endpoint_config_name,
-        "Tags": spec.aws_tags(),
-    }
-
-
-def update_request(spec: EndpointSpec) -> dict[str, Any]:
-    """``update_endpoint`` to the spec's endpoint config, blue/green as ``spec.rollout`` says."""
-    return {
-        "EndpointName": spec.name,
-        "EndpointConfigName": spec.endpoint_config_name,
-        "DeploymentConfig": deployment_config(spec.rollout),
-    }
-
-
 def deployment_config(rollout: RolloutSpec) -> dict[str, Any]:
     """The blue/green ``DeploymentConfig`` of ``update_endpoint`` for ``rollout``.
 
@@ -187,30 +168,29 @@ def component_request(spec: EndpointSpec) -> dict[str, Any]:
     }
 
 
-def component_update_request(spec: EndpointSpec) -> dict[str, Any]:
-    """``update_inference_component`` to the spec's model and compute.
-
-    The copy count is left alone: after creation it belongs to autoscaling.
-    """
-    return {
-        "InferenceComponentName": spec.inference_component_name,
-        "Specification": component_specification(spec),
-    }
-
-
 def write_request(
     spec: EndpointSpec, kind: ResourceKind, action: str, image_uri: str
 ) -> tuple[str, dict[str, Any]]:
     """The call that creates or updates ``kind`` to run ``spec``: ``(operation, params)``,
     e.g. ``("update_endpoint", {"EndpointName": ..., "DeploymentConfig": ...})``."""
-    operation = f"{action}_{kind.replace('-', '_')}"
-    if kind == "model":
-        return operation, model_request(spec, image_uri)
-    builders: dict[tuple[str, str], Callable[[EndpointSpec], dict[str, Any]]] = {
-        ("endpoint-config", "create"): endpoint_config_request,
-        ("endpoint", "create"): endpoint_request,
-        ("endpoint", "update"): update_request,
-        ("inference-component", "create"): component_request,
-        ("inference-component", "update"): component_update_request,
-    }
-    return operation, builders[kind, action](spec)
+    endpoint = {"EndpointName": spec.name, "EndpointConfigName": spec.endpoint_config_name}
+    match kind, action:
+        case "model", "create":
+            params = model_request(spec, image_uri)
+        case "endpoint-config", "create":
+            params = endpoint_config_request(spec)
+        case "endpoint", "create":
+            params = {**endpoint, "Tags": spec.aws_tags()}
+        case "endpoint", "update":  # blue/green, as spec.rollout says
+            params = {**endpoint, "DeploymentConfig": deployment_config(spec.rollout)}
+        case "inference-component", "create":
+            params = component_request(spec)
+        case "inference-component", "update":  # the copy count belongs to autoscaling now
+            name = spec.inference_component_name
+            params = {
+                "InferenceComponentName": name,
+                "Specification": component_specification(spec),
+            }
+        case _:
+            raise InvalidParameterError(f"no {action} call for a {kind}")
+    return f"{action}_{kind.replace('-', '_')}", params

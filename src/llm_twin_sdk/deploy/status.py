@@ -1,13 +1,5 @@
-"""What SageMaker says about an endpoint: :class:`EndpointStatus`, read and listed.
-
-Example::
-
-    st = Deployer(region="eu-central-1").status("twin")
-    print(st)                        # "twin: InService, config twin-3fd415d4, 1 x ml.g5.2xlarge"
-    st.kind, st.current_instance_count, st.copies, st.ref()
-
-The readers here take a :class:`~llm_twin_sdk.deploy.resources.Resources` and make describe
-and list calls only.
+"""What SageMaker says about an endpoint: :class:`EndpointStatus`, read (describe and list calls
+only) through :class:`~llm_twin_sdk.deploy.resources.Resources`.
 """
 
 from __future__ import annotations
@@ -21,16 +13,7 @@ from ..endpoint import EndpointRef, has_sdk_tag
 from ..types import _Model
 from .resources import Resources, Response
 
-__all__ = [
-    "EndpointStatus",
-    "InferenceComponentStatus",
-    "components_of",
-    "is_component_config",
-    "list_managed",
-    "pending_config",
-    "read_status",
-    "variants",
-]
+__all__ = ["EndpointStatus", "InferenceComponentStatus", "list_managed", "read_status"]
 
 
 class InferenceComponentStatus(_Model):
@@ -48,6 +31,7 @@ class EndpointStatus(_Model):
     """What SageMaker says about one endpoint (``Deployer.status`` / ``Deployer.list``).
 
     Counts are ``None`` when SageMaker does not report them (for instance while creating).
+    Example: ``st = deployer.status("twin"); print(st); st.kind, st.copies, st.ref()``.
     """
 
     name: str
@@ -97,9 +81,6 @@ class EndpointStatus(_Model):
         if self.failure_reason:
             parts.append(f"failure: {self.failure_reason}")
         return ", ".join(parts)
-
-
-# -- reading SageMaker's answers --------------------------------------------------------------
 
 
 def variants(answer: Response | None) -> list[Response]:
@@ -155,22 +136,24 @@ def read_status(
         instance_type=(configured or [{}])[0].get("InstanceType"),
         current_instance_count=sum(current) if current else None,
         desired_instance_count=sum(desired) if desired else None,
-        inference_components=tuple(
-            InferenceComponentStatus(
-                name=str(c["InferenceComponentName"]),
-                status=c.get("InferenceComponentStatus"),
-                model_name=(c.get("Specification") or {}).get("ModelName"),
-                desired_copies=(c.get("RuntimeConfig") or {}).get("DesiredCopyCount"),
-                current_copies=(c.get("RuntimeConfig") or {}).get("CurrentCopyCount"),
-                failure_reason=c.get("FailureReason"),
-            )
-            for c in components
-        ),
+        inference_components=tuple(_component_status(c) for c in components),
         failure_reason=endpoint.get("FailureReason"),
         created_at=endpoint.get("CreationTime"),
         modified_at=endpoint.get("LastModifiedTime"),
         managed=has_sdk_tag(tags or []),
         arn=endpoint.get("EndpointArn"),
+    )
+
+
+def _component_status(component: Response) -> InferenceComponentStatus:
+    runtime = component.get("RuntimeConfig") or {}
+    return InferenceComponentStatus(
+        name=str(component["InferenceComponentName"]),
+        status=component.get("InferenceComponentStatus"),
+        model_name=(component.get("Specification") or {}).get("ModelName"),
+        desired_copies=runtime.get("DesiredCopyCount"),
+        current_copies=runtime.get("CurrentCopyCount"),
+        failure_reason=component.get("FailureReason"),
     )
 
 

@@ -1,18 +1,15 @@
 """Removing what the SDK deployed: delete an endpoint, sweep its leftovers, roll back a deploy.
 
-All three walk the table of resource kinds (:data:`~llm_twin_sdk.deploy.resources.KINDS`)
-and are idempotent: what is already gone counts as removed, never as an error. Each returns
-what it removed as ``"<kind> <name>"`` strings::
-
-    delete_endpoint(res, "twin", scaler=lambda: AutoScaler(aws=aws), deadline=res.clock() + 1800)
-    # ['inference-component twin-ic', 'endpoint twin', 'endpoint-config twin-3fd415d4', ...]
+Each walks the table of resource kinds (:data:`~llm_twin_sdk.deploy.resources.KINDS`), is
+idempotent (what is already gone counts as removed) and returns what it removed as
+``"<kind> <name>"`` strings, e.g. ``['endpoint twin', 'endpoint-config twin-3fd415d4']``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NoReturn, Protocol, TypeAlias
 
 from ..endpoint import EndpointRef, has_sdk_tag
@@ -48,10 +45,8 @@ def delete_endpoint(
     deadline: float,
     wait: bool = True,
 ) -> list[str]:
-    """Remove endpoint ``name`` and everything the SDK created for it (see ``Deployer.delete``).
-
-    ``scaler`` is asked for the autoscaler only when there is an endpoint to unscale.
-    """
+    """Remove endpoint ``name`` and everything the SDK created for it (see ``Deployer.delete``);
+    ``scaler`` is asked for the autoscaler only when there is an endpoint to unscale."""
     removed: list[str] = []
     endpoint = res.describe("endpoint", name)
     if endpoint is not None:
@@ -59,19 +54,16 @@ def delete_endpoint(
         config = res.describe("endpoint-config", config_name) if config_name else None
         model_based = config is not None and not is_component_config(config)
         components = [] if model_based else components_of(res, name)
-        _remove_scaling(scaler(), _scaled_refs(name, endpoint, config, components))
+        _remove_scaling(scaler(), name, components or variants(endpoint) or variants(config))
         for component in components:
             component_name = str(component["InferenceComponentName"])
             if component.get("InferenceComponentStatus") != "Deleting":
                 res.delete("inference-component", component_name)
             logger.info("deleting inference component %s", component_name)
             removed.append(f"inference-component {component_name}")
-        for component in components:
+        for component_name in [str(c["InferenceComponentName"]) for c in components]:
             res.wait_for_delete(
-                "inference-component",
-                str(component["InferenceComponentName"]),
-                deadline=deadline,
-                endpoint_name=name,
+                "inference-component", component_name, deadline=deadline, endpoint_name=name
             )
         if endpoint.get("EndpointStatus") == "Deleting" or res.delete("endpoint", name):
             logger.info("deleting endpoint %s", name)
@@ -82,30 +74,18 @@ def delete_endpoint(
     return removed
 
 
-def _scaled_refs(
-    name: str, endpoint: Response, config: Response | None, components: list[Response]
-) -> list[EndpointRef]:
-    """What autoscaling may hold of the endpoint: each component, or else each variant."""
-    if components:
-        return [
-            EndpointRef(
-                name=name,
-                variant_name=str(c.get("VariantName") or "AllTraffic"),
-                inference_component_name=str(c["InferenceComponentName"]),
-            )
-            for c in components
-        ]
-    found = variants(endpoint) or variants(config) or [{"VariantName": "AllTraffic"}]
-    return [EndpointRef(name=name, variant_name=str(v["VariantName"])) for v in found]
-
-
-def _remove_scaling(scaler: ScalingRemover | None, refs: Iterable[EndpointRef]) -> None:
-    if scaler is None:
-        return
-    for ref in refs:
-        what = ref.inference_component_name or f"variant {ref.variant_name}"
-        logger.info("removing autoscaling of %s (%s)", ref.name, what)
-        scaler.remove(ref)
+def _remove_scaling(scaler: ScalingRemover | None, name: str, scaled: list[Response]) -> None:
+    """Remove the autoscaling of each component, or else of each variant, of the endpoint."""
+    for item in scaled or [{}]:
+        ref = EndpointRef(
+            name=name,
+            variant_name=str(item.get("VariantName") or "AllTraffic"),
+            inference_component_name=item.get("InferenceComponentName"),
+        )
+        if scaler is not None:
+            what = ref.inference_component_name or f"variant {ref.variant_name}"
+            logger.info("removing autoscaling of %s (%s)", name, what)
+            scaler.remove(ref)
 
 
 def sweep(res: Resources, name: str) -> list[str]:

@@ -1,11 +1,6 @@
 """ScalingState: the autoscaling of one endpoint variant or inference component, as AWS reports it.
 
-Example::
-
-    state = AutoScaler(region="eu-central-1").describe(endpoint)
-    print(state)           # "inference-component/twin-ic (...DesiredCopyCount): 0..2" + policies
-    if state.enabled:
-        print(state.target.min_capacity, [p.name for p in state.policies])
+Example: ``state = AutoScaler(region="eu-central-1").describe(endpoint); print(state)``.
 """
 
 from __future__ import annotations
@@ -17,14 +12,7 @@ from pydantic import Field
 
 from ..types import _Model
 
-__all__ = [
-    "AlarmState",
-    "PolicyState",
-    "ScalableTargetState",
-    "ScalingState",
-    "ScheduledActionState",
-    "state_of",
-]
+__all__ = ["AlarmState", "PolicyState", "ScalableTargetState", "ScalingState", "state_of"]
 
 Items = Mapping[str, Mapping[str, Any]]
 """AWS answers by name (policies, alarms, scheduled actions)."""
@@ -79,8 +67,8 @@ class ScheduledActionState(_Model):
 class ScalingState(_Model):
     """Autoscaling of one endpoint variant or inference component, as AWS reports it.
 
-    ``target`` is ``None`` when the endpoint has no autoscaling. Printing it gives a short
-    readable summary.
+    ``target`` is ``None`` when the endpoint has no autoscaling; ``print(state)`` summarises.
+    Example: ``if state.enabled: print(state.target.min_capacity, state.policies)``.
     """
 
     endpoint_name: str
@@ -130,10 +118,41 @@ def state_of(
 ) -> ScalingState:
     """The :class:`ScalingState` of AWS's answers for the target ``key`` (its ResourceId and
     ScalableDimension)."""
-    tracking = {
-        name: p.get("TargetTrackingScalingPolicyConfiguration") or {}
-        for name, p in policies.items()
-    }
+
+    def policy(name: str, item: Mapping[str, Any]) -> PolicyState:
+        tracking = item.get("TargetTrackingScalingPolicyConfiguration") or {}
+        metric = tracking.get("PredefinedMetricSpecification") or {}
+        return PolicyState(
+            name=name,
+            type=item.get("PolicyType", "unknown"),
+            arn=item.get("PolicyARN", ""),
+            metric=metric.get("PredefinedMetricType"),
+            target_value=tracking.get("TargetValue"),
+            alarm_names=tuple(a["AlarmName"] for a in item.get("Alarms") or ()),
+        )
+
+    def alarm(name: str, item: Mapping[str, Any]) -> AlarmState:
+        return AlarmState(
+            name=name,
+            arn=item.get("AlarmArn"),
+            namespace=item.get("Namespace"),
+            metric_name=item.get("MetricName"),
+            dimensions={d["Name"]: d["Value"] for d in item.get("Dimensions") or ()},
+            actions=tuple(item.get("AlarmActions") or ()),
+            state=item.get("StateValue"),
+        )
+
+    def action(name: str, item: Mapping[str, Any]) -> ScheduledActionState:
+        bounds = item.get("ScalableTargetAction") or {}
+        return ScheduledActionState(
+            name=name,
+            schedule=item.get("Schedule", ""),
+            timezone=item.get("Timezone"),
+            min_capacity=bounds.get("MinCapacity"),
+            max_capacity=bounds.get("MaxCapacity"),
+            arn=item.get("ScheduledActionARN"),
+        )
+
     return ScalingState(
         endpoint_name=endpoint_name,
         resource_id=key["ResourceId"],
@@ -145,40 +164,7 @@ def state_of(
             max_capacity=target["MaxCapacity"],
             arn=target.get("ScalableTargetARN"),
         ),
-        policies=tuple(
-            PolicyState(
-                name=name,
-                type=policy.get("PolicyType", "unknown"),
-                arn=policy.get("PolicyARN", ""),
-                metric=(tracking[name].get("PredefinedMetricSpecification") or {}).get(
-                    "PredefinedMetricType"
-                ),
-                target_value=tracking[name].get("TargetValue"),
-                alarm_names=tuple(a["AlarmName"] for a in policy.get("Alarms") or ()),
-            )
-            for name, policy in policies.items()
-        ),
-        alarms=tuple(
-            AlarmState(
-                name=name,
-                arn=alarm.get("AlarmArn"),
-                namespace=alarm.get("Namespace"),
-                metric_name=alarm.get("MetricName"),
-                dimensions={d["Name"]: d["Value"] for d in alarm.get("Dimensions") or ()},
-                actions=tuple(alarm.get("AlarmActions") or ()),
-                state=alarm.get("StateValue"),
-            )
-            for name, alarm in alarms.items()
-        ),
-        scheduled_actions=tuple(
-            ScheduledActionState(
-                name=name,
-                schedule=action.get("Schedule", ""),
-                timezone=action.get("Timezone"),
-                min_capacity=(action.get("ScalableTargetAction") or {}).get("MinCapacity"),
-                max_capacity=(action.get("ScalableTargetAction") or {}).get("MaxCapacity"),
-                arn=action.get("ScheduledActionARN"),
-            )
-            for name, action in scheduled.items()
-        ),
+        policies=tuple(policy(name, item) for name, item in policies.items()),
+        alarms=tuple(alarm(name, item) for name, item in alarms.items()),
+        scheduled_actions=tuple(action(name, item) for name, item in scheduled.items()),
     )
