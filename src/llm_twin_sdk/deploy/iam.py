@@ -265,49 +265,35 @@ def ensure_execution_role(
 ) -> str:
     """Create or find the SageMaker execution role ``name``; return its ARN.
 
-    The role trusts only ``sagemaker.amazonaws.com``, and only for resources of your account
-    (see :func:`trust_policy`; ``region`` pins it to one region), and carries one inline
-    policy, :data:`INLINE_POLICY_NAME` (see :func:`execution_policy`): ECR image pull,
-    CloudWatch logs under ``/aws/sagemaker/*``, CloudWatch metrics in ``/aws/sagemaker/*``
-    namespaces, and read-only access to ``model_bucket`` when given. It is tagged
-    ``managed-by: llm-twin-sdk`` (plus ``tags``). No managed policy is attached and no
-    access key is created.
-
-    Idempotent: when the role exists, its trust policy is checked, and the inline policy and
-    tags are written again only if they differ — a second call with the same arguments makes
-    no write call at all. An existing role that SageMaker may assume without the
-    confused-deputy conditions (as this SDK created roles before) gets the conditioned trust
-    policy when SageMaker is its only principal; with other principals it is left alone and
-    a warning says what to add. Other inline or managed policies already on an existing role
-    are left alone (a warning is logged for attached managed policies).
-
-    The caller needs ``iam:GetRole``, ``iam:CreateRole``, ``iam:TagRole``,
-    ``iam:GetRolePolicy``, ``iam:PutRolePolicy``, ``iam:UpdateAssumeRolePolicy`` (for an old
-    role) and (optional, for the warning) ``iam:ListAttachedRolePolicies`` on this role.
+    The role trusts only SageMaker acting for your account (:func:`trust_policy`), carries
+    one inline policy, :data:`INLINE_POLICY_NAME` (:func:`execution_policy`), and is tagged
+    ``managed-by: llm-twin-sdk`` plus ``tags``. Idempotent: an existing role is checked, and
+    its inline policy and tags are written only when they differ (a repeated call writes
+    nothing). An existing role that SageMaker may assume for any account (as this SDK made
+    them before) gets the guarded trust policy when SageMaker is its only principal; with
+    other principals it is left alone, with a warning saying what to add. Other policies on
+    it are left alone (managed ones are named in a warning). The caller needs
+    ``iam:GetRole``, ``CreateRole``, ``TagRole``, ``GetRolePolicy``, ``PutRolePolicy``,
+    ``UpdateAssumeRolePolicy`` (old roles) and, optionally, ``ListAttachedRolePolicies``.
 
     Args:
         name: role name (IAM rule: 1-64 characters among letters, digits and ``_+=,.@-``).
         model_bucket: bare name of the S3 bucket with model archives; ``None`` for hub models.
-        iam_client: a boto3 IAM client (wins over ``aws``).
-        aws: the SDK's AWS clients; default: ``AWSClients()`` from the environment.
+        iam_client / aws: a boto3 IAM client, or the SDK's clients (default: from the
+            environment).
         retry: retry policy for the IAM calls (throttling, 5xx).
         tags: extra tags for a new role (or added to an existing one).
         account_id: the account the trust policy names; default: the existing role's, else
-            the caller's (``sts:GetCallerIdentity`` through ``aws``). Required with an
+            the caller's (``sts:GetCallerIdentity`` through ``aws``). Needed with an
             ``iam_client`` alone when the role does not exist yet.
         region: pin the trust policy to this region (e.g. ``"eu-central-1"``); ``"*"``:
-            endpoints of every region of the account may use the role.
-
-    Returns:
-        The role's ARN, for ``EndpointSpec(role_arn=...)``.
+            every region of the account.
 
     Raises:
-        InvalidParameterError: invalid role name, bucket name, tags, account or region
-            (before any AWS call).
-        ConfigurationError: the role exists but SageMaker is not allowed to assume it, or
-            the account cannot be known.
-        AccessDeniedError: the caller lacks one of the IAM permissions above.
-        AWSError: any other IAM failure.
+        InvalidParameterError: invalid name, bucket, tags, account or region (before any call).
+        ConfigurationError: the role exists but SageMaker may not assume it, or the account
+            cannot be known.
+        AccessDeniedError / AWSError: an IAM call failed.
 
     Example::
 

@@ -1,21 +1,12 @@
 """AutoScaler: apply, describe and remove Application Auto Scaling on a SageMaker endpoint.
 
-The scalable target is the endpoint's variant (``DesiredInstanceCount``) or its inference
-component (``DesiredCopyCount``). :meth:`AutoScaler.apply` is declarative and idempotent: it
-reads what is in place and writes only the differences, so applying the same policy twice
-makes no write call and applying another one replaces the previous with nothing left behind.
-:meth:`AutoScaler.remove` deletes the alarm, the policies, the scheduled actions and the
-target; removing twice is fine. What each policy asks of AWS is built by :mod:`.requests`.
-
-Every AWS call goes through the AWS seam (:mod:`llm_twin_sdk.aws`): throttling is retried
-under one :class:`~llm_twin_sdk.retry.RetryPolicy`, failures become
-:class:`~llm_twin_sdk.errors.AWSError`\\ s. When an apply fails part-way, applying again
-finishes the job (or ``remove`` cleans up).
-
-IAM: ``application-autoscaling:Describe*``, ``RegisterScalableTarget``,
-``DeregisterScalableTarget``, ``PutScalingPolicy``, ``DeleteScalingPolicy``,
-``PutScheduledAction``, ``DeleteScheduledAction``, ``TagResource``; for scale-to-zero also
-``cloudwatch:DescribeAlarms``, ``PutMetricAlarm``, ``DeleteAlarms``, ``TagResource``.
+:meth:`AutoScaler.apply` is declarative and idempotent: it reads what is in place and writes
+only the differences (built by :mod:`.requests`), so applying a policy twice writes nothing and
+applying another replaces the previous with nothing left behind; when an apply fails part-way,
+applying again finishes it. Every AWS call goes through :mod:`llm_twin_sdk.aws` (one retry
+policy, one table of error codes). IAM: the ``application-autoscaling`` Describe, Register /
+Deregister, Put / Delete and ``TagResource`` actions; for scale-to-zero also
+``cloudwatch:DescribeAlarms``, ``PutMetricAlarm``, ``DeleteAlarms`` and ``TagResource``.
 """
 
 from __future__ import annotations
@@ -206,8 +197,6 @@ class AutoScaler:
         """The ``cloudwatch`` client (built on first use)."""
         return self._client("cloudwatch")
 
-    # -- public API ---------------------------------------------------------------------
-
     def apply(
         self, endpoint: EndpointRef, policy: ScalingPolicy | Sequence[ScalingPolicy]
     ) -> ScalingState:
@@ -266,8 +255,6 @@ class AutoScaler:
         writes = self._converge(target, None, self._read(target))
         logger.info("autoscaling of %s removed (%d deletions)", target.resource_id, writes)
 
-    # -- reading ------------------------------------------------------------------------
-
     def _call(self, service: str, operation: str, **params: Any) -> Any:
         return call_aws(self._client(service), operation, policy=self.retry, **params)
 
@@ -309,8 +296,6 @@ class AutoScaler:
             alarms = {a["AlarmName"]: a for a in out.get("MetricAlarms") or ()}
         target_item = next(iter(targets.values()), None)
         return _Current(target_item, policies, scheduled, alarms)
-
-    # -- writing ------------------------------------------------------------------------
 
     def _converge(self, target: ScalingTarget, want: Desired | None, current: _Current) -> int:
         """Write what differs between ``current`` and ``want`` (None: remove everything).

@@ -61,28 +61,16 @@ def _check_max_ge_min(value: int, info: ValidationInfo) -> int:
 class TargetTracking(_Model):
     """Keep ``metric`` near ``target`` by adding or removing instances (or copies).
 
-    Args:
-        metric: ``"invocations"`` (per instance / copy, per minute) or ``"concurrency"``
-            (concurrent requests per model / copy, high resolution).
-        target: the value to hold the metric at; > 0.
-        min_capacity: fewest instances (variant, >= 1) or copies (inference component, >= 0).
-        max_capacity: most instances or copies; >= 1 and >= ``min_capacity``.
-        scale_in_cooldown_s: seconds after a scale-in before the next one (default 300).
-        scale_out_cooldown_s: seconds after a scale-out before the next one (default 60).
-        disable_scale_in: only ever scale out (scale in by hand or on a schedule).
-
-    Example::
-
-        TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)
+    Example: ``TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)``
     """
 
     metric: Metric
-    target: float = Field(gt=0, description="Target value of the metric.")
-    min_capacity: int = Field(ge=0, description="0 only for inference components.")
-    max_capacity: int = Field(ge=1)
-    scale_in_cooldown_s: int = Field(300, ge=0)
-    scale_out_cooldown_s: int = Field(60, ge=0)
-    disable_scale_in: bool = False
+    target: float = Field(gt=0, description="The value to hold the metric at.")
+    min_capacity: int = Field(ge=0, description="Fewest instances (>= 1) or copies (>= 0).")
+    max_capacity: int = Field(ge=1, description="Most instances or copies; >= min_capacity.")
+    scale_in_cooldown_s: int = Field(300, ge=0, description="Seconds between two scale-ins.")
+    scale_out_cooldown_s: int = Field(60, ge=0, description="Seconds between two scale-outs.")
+    disable_scale_in: bool = Field(False, description="Only ever scale out (in: by schedule).")
 
     _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
 
@@ -101,24 +89,17 @@ class ScaleToZero(_Model):
     scales as usual. For the instances themselves to go away, deploy the endpoint with
     managed instance scaling and ``min_instances=0``.
 
-    Args:
-        target_tracking: scaling above zero; its ``min_capacity`` must be 0.
-        scale_out_cooldown_s: cooldown of the step policy, seconds (default 60).
-        alarm_period_s: period of the alarm's metric: 10, 30 or a multiple of 60 (default 30).
-        evaluation_periods: periods the alarm looks at (default 1).
-        datapoints_to_alarm: failing periods among them that fire it (default 1).
-
     Example::
 
         ScaleToZero(target_tracking=TargetTracking(
             metric="concurrency", target=4, min_capacity=0, max_capacity=2))
     """
 
-    target_tracking: TargetTracking
-    scale_out_cooldown_s: int = Field(60, ge=0)
-    alarm_period_s: int = Field(30, gt=0, description="10, 30 or a multiple of 60.")
-    evaluation_periods: int = Field(1, ge=1)
-    datapoints_to_alarm: int = Field(1, ge=1)
+    target_tracking: TargetTracking = Field(description="Scaling above zero; min_capacity=0.")
+    scale_out_cooldown_s: int = Field(60, ge=0, description="Cooldown of the step policy.")
+    alarm_period_s: int = Field(30, gt=0, description="Alarm period: 10, 30 or n x 60 s.")
+    evaluation_periods: int = Field(1, ge=1, description="Periods the alarm looks at.")
+    datapoints_to_alarm: int = Field(1, ge=1, description="Failing periods that fire it.")
 
     @field_validator("target_tracking")
     @classmethod
@@ -157,15 +138,8 @@ class ScaleToZero(_Model):
 class ScheduledAction(_Model):
     """Set the capacity bounds at a time or on a recurring schedule.
 
-    Args:
-        name: short name, unique within a :class:`Scheduled` (letters, digits, ``-_.``).
-        schedule: ``cron(Minutes Hours Day-of-month Month Day-of-week Year)``,
-            ``rate(<n> minutes|hours|days)`` or ``at(yyyy-mm-ddThh:mm:ss)``.
-        min_capacity: lower bound from then on (0 only for inference components).
-        max_capacity: upper bound from then on; >= 1 and >= ``min_capacity``.
-        timezone: IANA time zone of the schedule, e.g. ``"Europe/Berlin"`` (default UTC).
-
-    Example::
+    ``schedule``: ``cron(Minutes Hours Day-of-month Month Day-of-week Year)``,
+    ``rate(<n> minutes|hours|days)`` or ``at(yyyy-mm-ddThh:mm:ss)``. Example::
 
         ScheduledAction(name="night", schedule="cron(0 20 * * ? *)",
                         min_capacity=1, max_capacity=1)
@@ -173,9 +147,9 @@ class ScheduledAction(_Model):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     schedule: str
-    min_capacity: int = Field(ge=0)
-    max_capacity: int = Field(ge=1)
-    timezone: str = "UTC"
+    min_capacity: int = Field(ge=0, description="Lower bound from then on (0: components).")
+    max_capacity: int = Field(ge=1, description="Upper bound from then on; >= min_capacity.")
+    timezone: str = Field("UTC", description="IANA time zone, e.g. 'Europe/Berlin'.")
 
     _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
 
@@ -225,9 +199,6 @@ class Scheduled(_Model):
     Combine it with :class:`TargetTracking` or :class:`ScaleToZero` by applying both::
 
         scaler.apply(endpoint, [TargetTracking(...), Scheduled(actions=(day, night))])
-
-    Args:
-        actions: one or more :class:`ScheduledAction` with distinct names.
     """
 
     actions: tuple[ScheduledAction, ...] = Field(min_length=1)
