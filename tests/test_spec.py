@@ -20,6 +20,7 @@ from llm_twin_sdk.deploy.spec import (
     gpus_of,
 )
 from llm_twin_sdk.errors import InvalidInputError, InvalidParameterError, LLMTwinError
+from llm_twin_sdk.redaction import is_secret_name
 
 ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
 TOKEN = "hf_SuperSecretToken123"
@@ -103,6 +104,7 @@ def test_spec_is_immutable() -> None:
         ({"tags": {"aws:owner": "me"}}, "tags", "not starting 'aws:'"),
         ({"tags": {"": "x"}}, "tags", "1-128 characters"),
         ({"tags": {f"k{i}": "v" for i in range(41)}}, "tags", "at most 40 tags"),
+        ({"tags": {"team": "ml#1"}}, "tags", "0-256 characters among letters"),
         # enumerations list their values
         ({"engine": "triton"}, "engine", "'tgi', 'vllm' or 'lmi'"),
         ({"quantize": "int3"}, "quantize", "'awq', 'gptq'"),
@@ -484,6 +486,30 @@ def test_token_limits_show_and_secrets_hide_by_one_rule() -> None:
     assert {key: env[key] for key in shown} == shown
     hidden = ["HUGGING_FACE_HUB_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "SERVICE_PASSWD"]
     assert {env[key] for key in [*hidden, "SIGNING_KEY"]} == {"**********"}
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("HF_TOKEN", True),
+        ("hf_token", True),
+        ("HUGGING_FACE_HUB_TOKEN", True),
+        ("OPENAI_API_KEY", True),
+        ("MY_APIKEY", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("ACCESS_KEY", True),
+        ("DB_PASSWORD_FILE", True),
+        ("CLIENT_CREDENTIALS", True),
+        ("MAX_INPUT_TOKENS", False),
+        ("MAX_BATCH_PREFILL_TOKENS", False),
+        ("MAX_TOKEN_LENGTH", False),
+        ("TOKENIZER_NAME", False),
+        ("MONKEY", False),
+        ("MESSAGES_API_ENABLED", False),
+    ],
+)
+def test_one_rule_tells_secrets_from_limits(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
 
 
 def test_copies_and_parsed_data_are_validated_too() -> None:

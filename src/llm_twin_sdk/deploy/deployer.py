@@ -203,17 +203,12 @@ class Deployer:
         retry: the retry policy of every AWS call.
         poll_interval_s: seconds between two status polls while waiting.
         sleep / clock: injected in tests so that no time passes.
-        autoscaler: removes autoscaling in ``delete``; default:
-            ``AutoScaler(aws=aws, retry=retry)``, built on first use when ``aws`` (or
-            region/profile) is known. With only a ``sagemaker_client``, ``delete`` warns that
-            it cannot remove autoscaling.
+        autoscaler: removes autoscaling in ``delete``; default: ``AutoScaler(aws=aws,
+            retry=retry)``, built on first use; with only a ``sagemaker_client``, ``delete``
+            warns that it cannot remove autoscaling.
         on_progress: called with every :class:`~llm_twin_sdk.deploy.waiting.WaitProgress`.
 
-    Example::
-
-        deployer = Deployer(region="us-east-1")
-        endpoint = deployer.deploy(spec, timeout_s=3600)
-        endpoint.name, endpoint.endpoint_config_name, endpoint.status   # 'InService'
+    Example: ``Deployer(region="us-east-1").deploy(spec, timeout_s=3600).status  # InService``
     """
 
     def __init__(
@@ -400,15 +395,9 @@ class Deployer:
         return observed
 
     def status(self, name: str) -> EndpointStatus:
-        """What SageMaker says about endpoint ``name``.
+        """What SageMaker says about endpoint ``name``; ResourceNotFoundError when none.
 
-        Example::
-
-            st = deployer.status("twin")
-            st.status, st.endpoint_config_name, st.current_instance_count, st.copies
-
-        Raises:
-            ResourceNotFoundError: there is no such endpoint.
+        Example: ``st = deployer.status("twin"); st.status, st.current_instance_count``.
         """
         return _read_status(self._res, self._res.get("endpoint", _check_name(name)))
 
@@ -420,13 +409,8 @@ class Deployer:
         named ``<name>-<8 hex>`` that carries the SDK's ``managed-by`` tag. Deleting an
         endpoint that does not exist (or twice) is not an error.
 
-        Example::
-
-            removed = deployer.delete("twin")
-            # ['endpoint twin', 'endpoint-config twin-3fd415d4', 'model twin-12fd0641']
-
-        Returns:
-            What was removed, as ``"<kind> <name>"`` strings.
+        Returns what was removed, as ``"<kind> <name>"`` strings: ``deployer.delete("twin")``
+        gives ``['endpoint twin', 'endpoint-config twin-3fd415d4', 'model twin-12fd0641']``.
         """
         name = _check_name(name)
         deadline = self._res.clock() + _check_timeout(timeout_s)
@@ -447,9 +431,6 @@ class Deployer:
     def list(self) -> list[EndpointStatus]:
         """The endpoints this SDK manages (tagged ``managed-by: llm-twin-sdk``), by name.
 
-        Example::
-
-            for st in deployer.list():
-                print(st)             # "twin: InService, config twin-3fd415d4, 1 x ml.g5..."
+        Example: ``for st in deployer.list(): print(st)  # "twin: InService, config ..."``.
         """
         return list_managed(self._res)

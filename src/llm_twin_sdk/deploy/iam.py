@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..aws import AWSClients, call_aws, describe_or_none
+from ..aws import AWSClients, call_aws, describe_or_none, error_kind
 from ..endpoint import MANAGED_BY_TAG, tag_problem
 from ..errors import AWSError, ConfigurationError, InvalidParameterError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -333,7 +333,7 @@ def ensure_execution_role(
             )["Role"]
             logger.info("created IAM role %s", name)
         except AWSError as exc:
-            if exc.code != "EntityAlreadyExists":
+            if error_kind(exc.code) != "already-exists":
                 raise
             role = (find("get_role", RoleName=name) or {}).get("Role")  # made concurrently:
             if role is None:  # check it as any other

@@ -55,19 +55,9 @@ def describe_rollout(rollout: RolloutSpec) -> str:
 
 
 class DeploymentPlan(_Model):
-    """What ``Deployer.deploy(spec)`` would do, resource by resource.
-
-    Attributes:
-        endpoint_name: the endpoint.
-        region: the AWS region of the SageMaker client.
-        kind: ``"model"`` or ``"inference-component"``.
-        image_uri: the resolved container image.
-        instance_type / instance_count: the fleet of the endpoint config.
-        resources: model, endpoint config, endpoint (and inference component), in deploy order.
-        environment: the container environment, secrets masked.
-        current_config_name: the endpoint config in service now (``None``: no endpoint yet).
-        rollout: the blue/green policy used when the endpoint is updated.
-    """
+    """What ``Deployer.deploy(spec)`` would do, resource by resource (in deploy order), with
+    the image, the fleet, the container environment (secrets masked), the endpoint config in
+    service now (``None``: no endpoint yet) and the blue/green rollout of an update."""
 
     endpoint_name: str
     region: str

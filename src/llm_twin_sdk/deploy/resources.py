@@ -1,17 +1,12 @@
 """SageMaker's resources as data: one table of kinds, and describe / delete / list / wait over it.
 
-sagemaker-core gives every resource class ``get_all``, ``wait_for_status`` and
-``wait_for_delete``; here one table, :data:`KINDS`, says how SageMaker names each kind's
-operations and fields, and :class:`Resources` does the same for any kind::
+Where sagemaker-core gives every resource class ``get_all``, ``wait_for_status`` and
+``wait_for_delete``, one table, :data:`KINDS`, names each kind's operations and fields, and
+:class:`Resources` serves every kind through the AWS seam (one retry policy, one code table)::
 
-    res = Resources(sm, retry=DEFAULT_RETRY_POLICY, poller=Poller(poll_interval_s=15))
-    res.describe("endpoint", "twin")                      # the answer, or None: no such endpoint
-    for config in res.get_all("endpoint-config", NameContains="twin"): ...
-    res.delete("model", "twin-12fd0641")                  # False: it was already gone
+    res.describe("endpoint", "twin")                  # the answer, or None: no such endpoint
+    res.delete("model", "twin-12fd0641")              # False: it was already gone
     res.wait_for_delete("inference-component", "twin-ic", deadline=res.clock() + 600)
-
-Every call goes through the AWS seam (:mod:`llm_twin_sdk.aws`): retried under one
-:class:`~llm_twin_sdk.retry.RetryPolicy`, errors converted through its one table of codes.
 """
 
 from __future__ import annotations

@@ -1,20 +1,12 @@
 """EndpointSpec: everything that defines a SageMaker deployment of the twin, validated.
 
-Resource names derive from the spec's content: the model and endpoint config are named
-``<name>-<hash>``, so deploying an unchanged spec again finds them and does nothing, and a
-changed spec makes new ones that the endpoint is updated to.
+The model and endpoint config are named ``<name>-<content hash>``, so deploying an unchanged
+spec finds them and does nothing, and a changed spec makes new ones. Invalid specs raise
+:class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field and the allowed values::
 
-Example::
-
-    spec = EndpointSpec(
-        name="twin",
-        role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
-        hf_token=os.environ["HF_TOKEN"],
-    )
+    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
+                        hf_token=os.environ["HF_TOKEN"])
     spec_ic = spec.model_copy(update={"components": InferenceComponentSpec(min_instances=0)})
-
-Invalid specs raise :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field and
-the allowed values, before any AWS call.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """Polling SageMaker until a resource settles, with progress, failure reasons and a timeout.
 
-botocore ships waiters for endpoints only, and they neither report progress nor take an
-injected clock; :class:`Poller` calls a ``describe_*`` every ``poll_interval_s`` and reports each
-observation to logging and to an optional callback::
-
-    poller = Poller(poll_interval_s=15, on_progress=print)   # "endpoint twin: Creating (45 s)"
-    settled = poller.wait(
-        resource="endpoint", name="twin",
-        describe=lambda: sm.describe_endpoint(EndpointName="twin"),
-        judge=lambda out: "done" if out["EndpointStatus"] == "InService" else "waiting",
-        status_of=lambda out: out["EndpointStatus"], timeout_s=1800,
-    )
-
-Tests inject ``sleep`` and ``clock`` so that no real time passes.
+botocore's waiters cover endpoints only and neither report progress nor take an injected
+clock: :class:`Poller` does both (tests inject ``sleep`` and ``clock``).
 """
 
 from __future__ import annotations

@@ -2,18 +2,12 @@
 
 Example::
 
-    from llm_twin_sdk.endpoint import EndpointRef
-    from llm_twin_sdk.scaling import AutoScaler, TargetTracking
-
     scaler = AutoScaler(region="eu-central-1")
-    endpoint = EndpointRef(name="twin")
+    endpoint = EndpointRef(name="twin")           # from llm_twin_sdk.endpoint, or Endpoint
     scaler.apply(endpoint, TargetTracking(metric="invocations", target=50,
                                           min_capacity=1, max_capacity=4))
     print(scaler.describe(endpoint))
     scaler.remove(endpoint)
-
-The policies are in :mod:`.policies`, what they ask of AWS in :mod:`.requests`, how they are
-applied in :mod:`.autoscaler`, and what AWS reports back in :mod:`.state`.
 """
 
 from __future__ import annotations

@@ -134,9 +134,8 @@ class AutoScaler:
         region / profile: AWS region and profile, when ``aws`` is not given.
         retry: the retry policy for every AWS call (throttling, AWS-side errors).
 
-    Clients built here never retry by themselves; injected clients keep their own botocore
-    retry settings, which multiply with ``retry`` (configure them with
-    :func:`~llm_twin_sdk.aws.botocore_config`).
+    Clients built here never retry by themselves; injected clients keep their botocore
+    retries, which multiply with ``retry`` (see :func:`~llm_twin_sdk.aws.botocore_config`).
 
     Example::
 
