@@ -50,16 +50,22 @@ Quantize: TypeAlias = Literal[
 ENDPOINT_NAME_MAX = 50  # SageMaker allows 63; "-" + 8 hash characters are appended to it
 RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 """SageMaker's rule for endpoint, config, model and variant names (letters, digits, hyphens)."""
+
+
+def _names(limit: int, rule: str) -> tuple[re.Pattern[str], str]:
+    """SageMaker's name rule, at most ``limit`` characters."""
+    return re.compile(
+        rf"^(?=.{{1,{limit}}}$){RESOURCE_NAME.pattern[1:]}"
+    ), f"must be 1-{limit} {rule}"
+
+
 _SHAPES = {  # field -> (pattern, SageMaker's rule)
-    "name": (
-        re.compile(rf"^(?=.{{1,{ENDPOINT_NAME_MAX}}}$){RESOURCE_NAME.pattern[1:]}"),
-        f"must be 1-{ENDPOINT_NAME_MAX} letters, digits and single or repeated hyphens, "
-        "starting and ending with a letter or digit (SageMaker's naming rule)",
+    "name": _names(
+        ENDPOINT_NAME_MAX,
+        "letters, digits and single or repeated hyphens, starting and ending with a letter "
+        "or digit (SageMaker's naming rule)",
     ),
-    "variant_name": (
-        re.compile(rf"^(?=.{{1,63}}$){RESOURCE_NAME.pattern[1:]}"),
-        "must be 1-63 letters, digits and hyphens",
-    ),
+    "variant_name": _names(63, "letters, digits and hyphens"),
     "role_arn": (
         re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"),
         "must be an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>",
