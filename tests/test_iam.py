@@ -137,17 +137,38 @@ def make_role(aws: AWSClients, name: str, service: str, **extra: Any) -> None:
 # -- pure policy documents ---------------------------------------------------------------------
 
 
-def test_trust_policy_trusts_only_sagemaker() -> None:
-    assert trust_policy() == {
+def test_trust_policy_trusts_only_sagemaker_acting_for_this_account() -> None:
+    """The confused-deputy guard: SageMaker may assume the role only for this account's
+    resources (and, when given, one region's)."""
+    assert trust_policy(ACCOUNT, region="eu-central-1") == {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
                 "Principal": {"Service": "sagemaker.amazonaws.com"},
                 "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:sagemaker:eu-central-1:{ACCOUNT}:*"},
+                },
             }
         ],
     }
+    any_region = trust_policy(ACCOUNT, partition="aws-cn")["Statement"][0]["Condition"]
+    assert any_region["ArnLike"] == {"aws:SourceArn": f"arn:aws-cn:sagemaker:*:{ACCOUNT}:*"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"account_id": "1234"}, "account_id"),
+        ({"account_id": ACCOUNT, "region": "Europe"}, "region"),
+        ({"account_id": ACCOUNT, "partition": "azure"}, "partition"),
+    ],
+)
+def test_trust_policy_rejects_bad_input(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidParameterError, match=f"^{field}: "):
+        trust_policy(**kwargs)
 
 
 def test_execution_policy_without_bucket_has_no_s3() -> None:
@@ -241,7 +262,7 @@ def test_creates_role_with_trust_and_inline_policy(
     iam = iam_of(moto_aws)
     role = iam.get_role(RoleName=ROLE)["Role"]
     assert role["Arn"] == arn
-    assert role["AssumeRolePolicyDocument"] == trust_policy()
+    assert role["AssumeRolePolicyDocument"] == trust_policy(ACCOUNT)  # moto's caller account
     assert {t["Key"]: t["Value"] for t in role["Tags"]} == {"managed-by": "llm-twin-sdk"}
 
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == [INLINE_POLICY_NAME]
@@ -350,7 +371,10 @@ def test_existing_sagemaker_role_is_adopted_and_tagged(
         arn = ensure_execution_role(ROLE, aws=moto_aws)
 
     assert arn == execution_role_arn(ACCOUNT, ROLE)
-    assert writes(iam_calls) == ["TagRole", "PutRolePolicy"]
+    # the open trust policy it had (SageMaker from any account) gets the confused-deputy guard
+    assert writes(iam_calls) == ["UpdateAssumeRolePolicy", "TagRole", "PutRolePolicy"]
+    role = iam_of(moto_aws).get_role(RoleName=ROLE)["Role"]
+    assert role["AssumeRolePolicyDocument"] == trust_policy(ACCOUNT)
     tags = iam_of(moto_aws).list_role_tags(RoleName=ROLE)["Tags"]
     assert {"Key": "managed-by", "Value": "llm-twin-sdk"} in tags
     assert "SageMakerFullAccessCopy" in caplog.text  # the user is told; nothing detached
@@ -394,8 +418,55 @@ def test_invalid_input_fails_before_any_call(
 
 
 def test_iam_client_can_be_injected(moto_aws: AWSClients) -> None:
-    arn = ensure_execution_role(ROLE, iam_client=iam_of(moto_aws))
+    arn = ensure_execution_role(ROLE, iam_client=iam_of(moto_aws), account_id=ACCOUNT)
     assert arn.endswith(f":role/{ROLE}")
+
+
+def test_an_iam_client_alone_cannot_tell_the_account_of_a_new_role(
+    moto_aws: AWSClients, iam_calls: list[str]
+) -> None:
+    with pytest.raises(ConfigurationError, match="account_id="):
+        ensure_execution_role(ROLE, iam_client=iam_of(moto_aws))
+    assert writes(iam_calls) == []
+
+
+def test_a_role_pinned_to_a_region_names_it_in_its_trust(moto_aws: AWSClients) -> None:
+    ensure_execution_role(ROLE, aws=moto_aws, region="eu-west-1")
+    role = iam_of(moto_aws).get_role(RoleName=ROLE)["Role"]
+    assert role["AssumeRolePolicyDocument"] == trust_policy(ACCOUNT, region="eu-west-1")
+
+
+def test_a_guarded_trust_is_kept_as_it_is(moto_aws: AWSClients, iam_calls: list[str]) -> None:
+    ensure_execution_role(ROLE, aws=moto_aws, region="eu-west-1")
+    iam_calls.clear()
+    ensure_execution_role(ROLE, aws=moto_aws)  # another region wish does not widen it
+    assert writes(iam_calls) == []
+
+
+def test_an_open_trust_shared_with_another_principal_is_left_alone_with_a_warning(
+    moto_aws: AWSClients, iam_calls: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    iam_of(moto_aws).create_role(
+        RoleName=ROLE,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": [SAGEMAKER_PRINCIPAL, "ec2.amazonaws.com"]},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
+    iam_calls.clear()
+    with caplog.at_level(logging.WARNING, logger="llm_twin_sdk.deploy.iam"):
+        ensure_execution_role(ROLE, aws=moto_aws)
+    assert "UpdateAssumeRolePolicy" not in iam_calls
+    assert "aws:SourceAccount" in caplog.text
+    assert ACCOUNT in caplog.text
 
 
 # -- Stubber: races, throttling, permissions -------------------------------------------------
@@ -415,7 +486,7 @@ def _role(trust: dict[str, Any] | None = None) -> dict[str, Any]:
         "RoleId": "AROAEXAMPLEEXAMPLE01",
         "Arn": execution_role_arn(ACCOUNT, ROLE),
         "CreateDate": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
-        "AssumeRolePolicyDocument": json.dumps(trust or trust_policy()),
+        "AssumeRolePolicyDocument": json.dumps(trust or trust_policy(ACCOUNT)),
         "Tags": [{"Key": "managed-by", "Value": "llm-twin-sdk"}],
     }
 
@@ -436,9 +507,8 @@ def test_role_created_concurrently_is_checked_not_failed(stubbed_iam: Any) -> No
                 "PolicyDocument": json.dumps(execution_policy()),
             },
         )
-        assert ensure_execution_role(ROLE, iam_client=stubbed_iam) == execution_role_arn(
-            ACCOUNT, ROLE
-        )
+        arn = ensure_execution_role(ROLE, iam_client=stubbed_iam, account_id=ACCOUNT)
+        assert arn == execution_role_arn(ACCOUNT, ROLE)
         stub.assert_no_pending_responses()
 
 
@@ -467,6 +537,7 @@ def test_trust_with_action_list_and_service_list_is_accepted(stubbed_iam: Any) -
                 "Effect": "Allow",
                 "Principal": {"Service": ["sagemaker.amazonaws.com"]},
                 "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                "Condition": {"StringEquals": {"aws:SourceAccount": [ACCOUNT]}},
             }
         ],
     }

@@ -114,12 +114,22 @@ def test_version_is_written_once() -> None:
 # -- layers: every import runs down (or stays inside its own layer) ---------------------------
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "_version"}),
+    frozenset({"errors", "_version", "redaction"}),
     frozenset(
-        {"types", "validation", "config", "retry", "aws", "offline_models", "collection_routing"}
+        {
+            "types",
+            "validation",
+            "config",
+            "retry",
+            "aws",
+            "offline_models",
+            "collection_routing",
+            "endpoint",
+        }
     ),
     frozenset({"inference"}),
-    frozenset({"rag", "deploy", "scaling"}),
+    frozenset({"rag", "scaling"}),
+    frozenset({"deploy"}),
     frozenset({"twin"}),
 )
 
@@ -183,7 +193,8 @@ def test_no_import_runs_back_up_the_layers() -> None:
         ("llm_twin_sdk.rag.store", "from ..twin import LLMTwin", "twin"),
         ("llm_twin_sdk.types", "import llm_twin_sdk.inference.client", "inference.client"),
         ("llm_twin_sdk.deploy.spec", "from .. import errors", None),
-        ("llm_twin_sdk.scaling.policies", "from ..deploy import spec", None),
+        ("llm_twin_sdk.scaling.policies", "from ..deploy import spec", "deploy.spec"),
+        ("llm_twin_sdk.deploy.teardown", "from ..scaling import AutoScaler", None),
     ],
 )
 def test_the_layer_check_catches_upward_imports(

@@ -14,7 +14,13 @@ from llm_twin_sdk import (
     ResourceNotFoundError,
     ThrottledError,
 )
-from llm_twin_sdk.aws import AWSClients, botocore_config, call_aws, is_retryable_aws_error
+from llm_twin_sdk.aws import (
+    AWSClients,
+    botocore_config,
+    call_aws,
+    error_kind,
+    is_retryable_aws_error,
+)
 from llm_twin_sdk.retry import RetryPolicy
 
 
@@ -108,6 +114,21 @@ def test_invalid_policy(kwargs: dict[str, float]) -> None:
 )
 def test_what_is_retryable(error: BaseException, retryable: bool) -> None:
     assert is_retryable_aws_error(error) is retryable
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("EntityAlreadyExists", "already-exists"),
+        ("ResourceAlreadyExistsException", "already-exists"),
+        ("NoSuchEntity", "not-found"),
+        ("ValidationException", None),
+    ],
+)
+def test_the_one_code_table_knows_resources_that_exist_already(code: str, kind: str | None) -> None:
+    """The control plane's races (a role created concurrently) read the same table."""
+    assert error_kind(code) == kind
+    assert not is_retryable_aws_error(_client_error(code))
 
 
 def test_clients_never_retry_by_themselves() -> None:

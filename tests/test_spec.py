@@ -20,6 +20,7 @@ from llm_twin_sdk.deploy.spec import (
     gpus_of,
 )
 from llm_twin_sdk.errors import InvalidInputError, InvalidParameterError, LLMTwinError
+from llm_twin_sdk.redaction import is_secret_name
 
 ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
 TOKEN = "hf_SuperSecretToken123"
@@ -103,6 +104,7 @@ def test_spec_is_immutable() -> None:
         ({"tags": {"aws:owner": "me"}}, "tags", "not starting 'aws:'"),
         ({"tags": {"": "x"}}, "tags", "1-128 characters"),
         ({"tags": {f"k{i}": "v" for i in range(41)}}, "tags", "at most 40 tags"),
+        ({"tags": {"team": "ml#1"}}, "tags", "0-256 characters among letters"),
         # enumerations list their values
         ({"engine": "triton"}, "engine", "'tgi', 'vllm' or 'lmi'"),
         ({"quantize": "int3"}, "quantize", "'awq', 'gptq'"),
@@ -437,6 +439,77 @@ def test_secret_like_environment_values_are_masked() -> None:
     assert s.container_environment()["WANDB_API_KEY"] == "**********"
     assert s.container_environment()["LOG_LEVEL"] == "debug"
     assert s.container_environment(reveal_secrets=True)["WANDB_API_KEY"] == "wandb-secret-1"
+
+
+@pytest.mark.parametrize("key", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"])
+def test_a_token_refused_in_environment_is_not_echoed(key: str) -> None:
+    with pytest.raises(InvalidParameterError, match=f"environment: {key}") as info:
+        spec(environment={key: TOKEN, "LOG_LEVEL": "debug"})
+    printed = "".join(traceback.format_exception(info.value))
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in printed
+
+
+def test_repr_and_str_mask_secret_like_environment_values() -> None:
+    s = spec(environment={"MY_API_KEY": "sk-live-123", "DB_PASSWORD": "pw-456", "LOG_LEVEL": "x"})
+    for text in (repr(s), str(s)):
+        assert "sk-live-123" not in text
+        assert "pw-456" not in text
+        assert "'MY_API_KEY': '**********'" in text
+        assert "'LOG_LEVEL': 'x'" in text
+    assert s.environment["MY_API_KEY"] == "sk-live-123"  # the value itself is kept
+
+
+def test_token_limits_show_and_secrets_hide_by_one_rule() -> None:
+    env = spec(
+        hf_token=TOKEN,
+        environment={
+            "MAX_NEW_TOKENS": "512",
+            "MAX_TOKEN_LENGTH": "64",
+            "TOKENIZER": "fast",
+            "GITHUB_TOKEN": "gh-1",
+            "AWS_SECRET_ACCESS_KEY": "aws-2",
+            "SERVICE_PASSWD": "pw-3",
+            "SIGNING_KEY": "k-4",
+        },
+    ).container_environment()
+    shown = {
+        "MAX_INPUT_TOKENS": "2048",
+        "MAX_INPUT_LENGTH": "2048",
+        "MAX_TOTAL_TOKENS": "4096",
+        "MAX_BATCH_TOTAL_TOKENS": "4096",
+        "MAX_BATCH_PREFILL_TOKENS": "2048",
+        "MAX_NEW_TOKENS": "512",
+        "MAX_TOKEN_LENGTH": "64",
+        "TOKENIZER": "fast",
+    }
+    assert {key: env[key] for key in shown} == shown
+    hidden = ["HUGGING_FACE_HUB_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "SERVICE_PASSWD"]
+    assert {env[key] for key in [*hidden, "SIGNING_KEY"]} == {"**********"}
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("HF_TOKEN", True),
+        ("hf_token", True),
+        ("HUGGING_FACE_HUB_TOKEN", True),
+        ("OPENAI_API_KEY", True),
+        ("MY_APIKEY", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("ACCESS_KEY", True),
+        ("DB_PASSWORD_FILE", True),
+        ("CLIENT_CREDENTIALS", True),
+        ("MAX_INPUT_TOKENS", False),
+        ("MAX_BATCH_PREFILL_TOKENS", False),
+        ("MAX_TOKEN_LENGTH", False),
+        ("TOKENIZER_NAME", False),
+        ("MONKEY", False),
+        ("MESSAGES_API_ENABLED", False),
+    ],
+)
+def test_one_rule_tells_secrets_from_limits(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
 
 
 def test_copies_and_parsed_data_are_validated_too() -> None:

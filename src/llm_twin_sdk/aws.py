@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 AWSErrorKind: TypeAlias = Literal[
-    "throttled", "unavailable", "retry-later", "access-denied", "not-found"
+    "throttled", "unavailable", "retry-later", "access-denied", "not-found", "already-exists"
 ]
 """What an AWS error code means to the SDK (see :data:`AWS_ERROR_CODES`)."""
 
@@ -68,6 +68,8 @@ _CODES_BY_KIND: dict[AWSErrorKind, str] = {
     "InvalidSignatureException",
     # The named resource does not exist: never retried.
     "not-found": "ResourceNotFound ResourceNotFoundException NoSuchEntity ObjectNotFoundException",
+    # The resource to create exists already (IAM, most services): never retried.
+    "already-exists": "EntityAlreadyExists AlreadyExistsException ResourceAlreadyExistsException",
 }
 AWS_ERROR_CODES: Mapping[str, AWSErrorKind] = {
     code: kind for kind, codes in _CODES_BY_KIND.items() for code in codes.split()

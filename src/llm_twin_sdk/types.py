@@ -17,7 +17,6 @@ Use ``model.model_copy(update={...})`` (or ``with_options`` on clients) for vari
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
@@ -32,6 +31,7 @@ from pydantic import (
 )
 
 from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
+from .redaction import is_secret_name, mask_secrets
 
 __all__ = [
     "Answer",
@@ -59,9 +59,6 @@ FinishReason: TypeAlias = Literal["stop", "length"]
 DocumentKind: TypeAlias = Literal["post", "article", "repository"]
 
 
-_SECRET_LIKE = re.compile(r"(?:^|_)(?:token|key|secret|password)$", re.IGNORECASE)
-
-
 def describe_validation_error(
     what: str, exc: ValidationError, *, hide_input: frozenset[str] = frozenset()
 ) -> str:
@@ -69,7 +66,9 @@ def describe_validation_error(
 
     A problem inside a nested SDK model is named by its full path (``generation.top_p``),
     once. Values are shown for simple field errors only: never for whole-model errors (the
-    input is every field), for fields named in ``hide_input``, or for secret-like names.
+    input is every field), for fields named in ``hide_input``, or for secret-like names
+    (:func:`~llm_twin_sdk.redaction.is_secret_name`); a mapping is shown with its secret-like
+    keys' values masked.
     """
     return f"invalid {what}: " + "; ".join(_problems(exc, [], hide_input))
 
@@ -89,10 +88,11 @@ def _problems(exc: ValidationError, prefix: list[str], hide_input: frozenset[str
             not parts
             or err["type"] in {"missing", "extra_forbidden"}
             or bool(hide_input & set(parts))
-            or any(_SECRET_LIKE.search(part) for part in parts)
+            or any(is_secret_name(part) for part in parts)
         )
         if not hidden:
-            shown = repr(err.get("input"))
+            value = err.get("input")
+            shown = repr(mask_secrets(value) if isinstance(value, Mapping) else value)
             text += f" (got {shown[:80] + '...' if len(shown) > 80 else shown})"
         problems.append(text)
     return problems

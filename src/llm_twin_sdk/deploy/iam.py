@@ -1,23 +1,14 @@
 """The IAM execution role SageMaker assumes to run the twin's endpoint — least privilege.
 
 :func:`ensure_execution_role` creates (or finds) a role that only ``sagemaker.amazonaws.com``
-may assume, with one inline policy granting what a real-time endpoint needs and nothing else:
-
-* pull the serving container from ECR (``ecr:GetAuthorizationToken`` on ``*``, the only
-  resource that action accepts, and the three image-layer reads on ECR repositories);
-* write its logs to CloudWatch Logs under ``/aws/sagemaker/*``;
-* publish CloudWatch metrics, only in namespaces under ``/aws/sagemaker/``;
-* read the model archive bucket, only when ``model_bucket`` is given (``s3:GetObject`` on its
-  objects, ``s3:ListBucket`` on the bucket).
-
-No ``*FullAccess`` managed policy is attached, no access key is created, nothing is written to
-disk. The policy documents are built by pure functions (:func:`trust_policy`,
-:func:`execution_policy`) that can be reviewed or reused (Terraform, CloudFormation) on their own.
+may assume, and only for your own account (the ``aws:SourceAccount`` / ``aws:SourceArn``
+conditions AWS recommends against the confused deputy), with one inline policy: pull the
+serving image from ECR, write logs under ``/aws/sagemaker/*``, publish metrics in
+``/aws/sagemaker/*`` namespaces, and read ``model_bucket`` when one is given. No managed
+policy, no access key, nothing on disk. :func:`trust_policy` and :func:`execution_policy` are
+pure, for review or for Terraform / CloudFormation.
 
 Example::
-
-    from llm_twin_sdk.aws import AWSClients
-    from llm_twin_sdk.deploy.iam import ensure_execution_role
 
     role_arn = ensure_execution_role("twin-sagemaker", model_bucket="my-twin-models",
                                      aws=AWSClients(profile="ml"))
@@ -28,16 +19,17 @@ A role IAM has just created can take a few seconds before SageMaker is able to a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..aws import AWSClients, call_aws
-from ..errors import AWSError, ConfigurationError, InvalidParameterError, ResourceNotFoundError
+from ..aws import AWSClients, call_aws, describe_or_none, error_kind
+from ..endpoint import MANAGED_BY_TAG, tag_problem
+from ..errors import AWSError, ConfigurationError, InvalidParameterError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from .spec import MANAGED_BY_TAG
 
 __all__ = [
     "INLINE_POLICY_NAME",
@@ -54,42 +46,34 @@ logger = logging.getLogger(__name__)
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 """The only principal the execution role trusts."""
-
 INLINE_POLICY_NAME = "llm-twin-sdk-execution"
 """Name of the one inline policy :func:`ensure_execution_role` puts on the role."""
-
 ROLE_DESCRIPTION = "SageMaker execution role for llm-twin-sdk endpoints (least privilege)."
 
-_ROLE_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_ACCOUNT_ID = re.compile(r"\d{12}")
 _PARTITION = re.compile(r"aws[a-z-]*")
-_TAG_KEY = re.compile(r"[\w\s.:/=+\-@]{1,128}")
-_TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{0,256}")
 _MAX_TAGS = 50  # IAM's limit per role
+_DEPUTY_KEYS = {"aws:sourceaccount", "aws:sourcearn"}
+_Call = Callable[..., Any]
 
 
-# -- validation -----------------------------------------------------------------------------
+def _check(field: str, value: Any, pattern: str, allowed: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise InvalidParameterError(f"{field}: {value!r}; allowed: {allowed}")
+    return value
 
 
 def validate_role_name(name: str) -> str:
-    """Return ``name`` if IAM accepts it as a role name, else raise InvalidParameterError.
-
-    IAM's rule: 1-64 characters among letters, digits and ``_+=,.@-``.
-    """
-    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
-        raise InvalidParameterError(
-            f"name: invalid IAM role name {name!r}; allowed: 1-64 characters among letters, "
-            "digits and _+=,.@- (no spaces, no slashes)"
-        )
-    return name
+    """``name`` if IAM accepts it as a role name (1-64 of letters, digits and ``_+=,.@-``)."""
+    allowed = "1-64 characters among letters, digits and _+=,.@- (no spaces, no slashes)"
+    return _check("name", name, r"[A-Za-z0-9_+=,.@-]{1,64}", allowed)
 
 
 def validate_bucket_name(bucket: str) -> str:
-    """Return ``bucket`` if it is a valid S3 bucket name, else raise InvalidParameterError.
+    """``bucket`` if it is a valid S3 bucket name, else InvalidParameterError.
 
     S3's rule (general purpose buckets): 3-63 characters among lowercase letters, digits, ``.``
     and ``-``, starting and ending with a letter or digit, no ``..``, not an IP address, and
@@ -107,46 +91,47 @@ def validate_bucket_name(bucket: str) -> str:
     return bucket
 
 
-def _validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    """The user's tags plus ``managed-by: llm-twin-sdk``, validated against IAM's rules."""
-    user = dict(tags or {})
-    for key, value in user.items():
-        if (
-            not isinstance(key, str)
-            or not _TAG_KEY.fullmatch(key)
-            or key.lower().startswith("aws:")
-        ):
-            raise InvalidParameterError(
-                f"tags: invalid tag key {key!r}; allowed: 1-128 letters, digits, spaces and "
-                "_.:/=+-@, not starting with 'aws:'"
-            )
-        if key == MANAGED_BY_TAG[0]:
-            raise InvalidParameterError(f"tags: tag key {key!r} is reserved for llm-twin-sdk")
-        if not isinstance(value, str) or not _TAG_VALUE.fullmatch(value):
-            raise InvalidParameterError(
-                f"tags: invalid value for tag {key!r}; allowed: 0-256 letters, digits, spaces "
-                "and _.:/=+-@"
-            )
-    if len(user) + 1 > _MAX_TAGS:
-        raise InvalidParameterError(f"tags: at most {_MAX_TAGS - 1} tags (IAM allows {_MAX_TAGS})")
-    return {**user, MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1]}
+def _check_partition(partition: str) -> str:
+    return _check("partition", partition, _PARTITION.pattern, "aws, aws-cn, aws-us-gov")
+
+
+def _check_region(region: str) -> str:
+    return _check("region", region, r"\*|[a-z]{2}(-[a-z]+)+-\d", "'*' or a region, e.g. us-east-1")
+
+
+def _check_account(account_id: str) -> str:
+    return _check("account_id", account_id, r"\d{12}", "exactly 12 digits")
 
 
 # -- policy documents (pure) ----------------------------------------------------------------
 
 
-def trust_policy() -> dict[str, Any]:
-    """The role's trust policy: only SageMaker may assume it (``sts:AssumeRole``)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": SAGEMAKER_PRINCIPAL},
-                "Action": "sts:AssumeRole",
-            }
-        ],
+def trust_policy(account_id: str, *, region: str = "*", partition: str = "aws") -> dict[str, Any]:
+    """The role's trust policy: only SageMaker, acting for ``account_id``, may assume it.
+
+    The conditions are the confused-deputy guard AWS recommends for service roles: SageMaker
+    may use the role only for resources of this account (``aws:SourceAccount``) and of
+    ``region`` (``aws:SourceArn``; ``"*"``: every region).
+
+    >>> trust_policy("123456789012", region="eu-central-1")["Statement"][0]["Condition"]["ArnLike"]
+    {'aws:SourceArn': 'arn:aws:sagemaker:eu-central-1:123456789012:*'}
+    """
+    source = f"arn:{_check_partition(partition)}:sagemaker:{_check_region(region)}"
+    condition = {
+        "StringEquals": {"aws:SourceAccount": _check_account(account_id)},
+        "ArnLike": {"aws:SourceArn": f"{source}:{account_id}:*"},
     }
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": SAGEMAKER_PRINCIPAL},
+        "Action": "sts:AssumeRole",
+        "Condition": condition,
+    }
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def _allow(sid: str, action: str | list[str], resource: str, **extra: Any) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource, **extra}
 
 
 def execution_policy(model_bucket: str | None = None, *, partition: str = "aws") -> dict[str, Any]:
@@ -155,68 +140,29 @@ def execution_policy(model_bucket: str | None = None, *, partition: str = "aws")
     Args:
         model_bucket: bare name of the S3 bucket holding model archives (read-only access).
         partition: ``aws``, ``aws-cn`` or ``aws-us-gov`` — the ARN prefix of the resources.
-
-    Raises:
-        InvalidParameterError: the bucket name or partition is invalid.
     """
-    if not _PARTITION.fullmatch(partition):
-        raise InvalidParameterError(f"partition: {partition!r}; allowed: aws, aws-cn, aws-us-gov")
-    statements: list[dict[str, Any]] = [
-        {
-            # GetAuthorizationToken supports no resource-level scoping: "*" is the only value.
-            "Sid": "EcrAuthorizationToken",
-            "Effect": "Allow",
-            "Action": "ecr:GetAuthorizationToken",
-            "Resource": "*",
-        },
-        {
-            "Sid": "EcrImagePull",
-            "Effect": "Allow",
-            "Action": [
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:BatchGetImage",
-                "ecr:GetDownloadUrlForLayer",
-            ],
-            # Serving images live in AWS's own accounts (one per region), so the account and
-            # region cannot be pinned; the ARN still limits these reads to ECR repositories.
-            "Resource": f"arn:{partition}:ecr:*:*:repository/*",
-        },
-        {
-            "Sid": "CloudWatchLogs",
-            "Effect": "Allow",
-            "Action": [
-                "logs:CreateLogGroup",
-                "logs:CreateLogStream",
-                "logs:DescribeLogStreams",
-                "logs:PutLogEvents",
-            ],
-            "Resource": f"arn:{partition}:logs:*:*:log-group:/aws/sagemaker/*",
-        },
-        {
-            # PutMetricData has no resource scoping either; its namespace condition key does.
-            "Sid": "CloudWatchMetrics",
-            "Effect": "Allow",
-            "Action": "cloudwatch:PutMetricData",
-            "Resource": "*",
-            "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-        },
+    arn = f"arn:{_check_partition(partition)}"
+    pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    logs = ["CreateLogGroup", "CreateLogStream", "DescribeLogStreams", "PutLogEvents"]
+    namespace = {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+    statements = [
+        # GetAuthorizationToken supports no resource-level scoping: "*" is the only value.
+        _allow("EcrAuthorizationToken", "ecr:GetAuthorizationToken", "*"),
+        # Serving images live in AWS's own accounts (one per region), so the account and
+        # region cannot be pinned; the ARN still limits these reads to ECR repositories.
+        _allow("EcrImagePull", pull, f"{arn}:ecr:*:*:repository/*"),
+        _allow(
+            "CloudWatchLogs",
+            [f"logs:{action}" for action in logs],
+            f"{arn}:logs:*:*:log-group:/aws/sagemaker/*",
+        ),
+        # PutMetricData has no resource scoping either; its namespace condition key does.
+        _allow("CloudWatchMetrics", "cloudwatch:PutMetricData", "*", Condition=namespace),
     ]
     if model_bucket is not None:
-        bucket = validate_bucket_name(model_bucket)
-        statements += [
-            {
-                "Sid": "ModelBucketRead",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:{partition}:s3:::{bucket}/*",
-            },
-            {
-                "Sid": "ModelBucketList",
-                "Effect": "Allow",
-                "Action": "s3:ListBucket",
-                "Resource": f"arn:{partition}:s3:::{bucket}",
-            },
-        ]
+        bucket = f"{arn}:s3:::{validate_bucket_name(model_bucket)}"
+        statements.append(_allow("ModelBucketRead", "s3:GetObject", f"{bucket}/*"))
+        statements.append(_allow("ModelBucketList", "s3:ListBucket", bucket))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -226,14 +172,11 @@ def execution_role_arn(account_id: str, name: str, *, partition: str = "aws") ->
     >>> execution_role_arn("123456789012", "twin-sagemaker")
     'arn:aws:iam::123456789012:role/twin-sagemaker'
     """
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
-        raise InvalidParameterError(f"account_id: {account_id!r}; allowed: exactly 12 digits")
-    if not _PARTITION.fullmatch(partition):
-        raise InvalidParameterError(f"partition: {partition!r}; allowed: aws, aws-cn, aws-us-gov")
-    return f"arn:{partition}:iam::{account_id}:role/{validate_role_name(name)}"
+    _check_account(account_id)
+    return f"arn:{_check_partition(partition)}:iam::{account_id}:role/{validate_role_name(name)}"
 
 
-# -- the role ---------------------------------------------------------------------------------
+# -- reading policy documents -----------------------------------------------------------------
 
 
 def _as_document(value: Any) -> dict[str, Any]:
@@ -256,34 +199,35 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _trusts_sagemaker(document: Mapping[str, Any]) -> bool:
-    """True if an Allow statement lets ``sagemaker.amazonaws.com`` call ``sts:AssumeRole``."""
+def _allows(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The Allow statements of a policy document."""
     for statement in _as_list(document.get("Statement")):
-        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-            continue
-        actions = {str(a).lower() for a in _as_list(statement.get("Action"))}
-        if not actions & {"sts:assumerole", "sts:*", "*"}:
-            continue
-        principal = statement.get("Principal")
-        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
-        if SAGEMAKER_PRINCIPAL in services:
-            return True
-    return False
+        if isinstance(statement, dict) and statement.get("Effect") == "Allow":
+            yield statement
 
 
-def _other_principals(document: Mapping[str, Any]) -> list[str]:
-    """Principals other than SageMaker that the trust policy allows (for a warning)."""
+def _trust(document: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The Allow statements that let SageMaker ``sts:AssumeRole``, and the other principals."""
+    sagemaker: list[dict[str, Any]] = []
     others: list[str] = []
-    for statement in _as_list(document.get("Statement")):
-        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-            continue
+    for statement in _allows(document):
+        actions = {str(a).lower() for a in _as_list(statement.get("Action"))}
         principal = statement.get("Principal")
         if not isinstance(principal, dict):
             others.append(str(principal))
             continue
         for kind, values in principal.items():
             others += [f"{kind}:{v}" for v in _as_list(values) if v != SAGEMAKER_PRINCIPAL]
-    return others
+        services = _as_list(principal.get("Service"))
+        if actions & {"sts:assumerole", "sts:*", "*"} and SAGEMAKER_PRINCIPAL in services:
+            sagemaker.append(statement)
+    return sagemaker, others
+
+
+def _guarded(statement: Mapping[str, Any]) -> bool:
+    """The statement carries a confused-deputy condition (source account or ARN)."""
+    conditions = [c for c in (statement.get("Condition") or {}).values() if isinstance(c, dict)]
+    return any(key.lower() in _DEPUTY_KEYS for condition in conditions for key in condition)
 
 
 def _canonical(document: Mapping[str, Any]) -> str:
@@ -305,6 +249,9 @@ def _partition_of(client: Any) -> str:
     return partition if isinstance(partition, str) and _PARTITION.fullmatch(partition) else "aws"
 
 
+# -- the role ---------------------------------------------------------------------------------
+
+
 def ensure_execution_role(
     name: str,
     model_bucket: str | None = None,
@@ -313,40 +260,40 @@ def ensure_execution_role(
     aws: AWSClients | None = None,
     retry: RetryPolicy = DEFAULT_RETRY_POLICY,
     tags: dict[str, str] | None = None,
+    account_id: str | None = None,
+    region: str = "*",
 ) -> str:
     """Create or find the SageMaker execution role ``name``; return its ARN.
 
-    The role trusts only ``sagemaker.amazonaws.com`` and carries one inline policy,
-    :data:`INLINE_POLICY_NAME` (see :func:`execution_policy`): ECR image pull, CloudWatch logs
-    under ``/aws/sagemaker/*``, CloudWatch metrics in ``/aws/sagemaker/*`` namespaces, and
-    read-only access to ``model_bucket`` when given. It is tagged ``managed-by: llm-twin-sdk``
-    (plus ``tags``). No managed policy is attached and no access key is created.
-
-    Idempotent: when the role exists, its trust policy is checked, and the inline policy and
-    tags are written again only if they differ — a second call with the same arguments makes
-    no write call at all. Other inline or managed policies already on an existing role are left
-    alone (a warning is logged for attached managed policies).
-
-    The caller needs ``iam:GetRole``, ``iam:CreateRole``, ``iam:TagRole``,
-    ``iam:GetRolePolicy``, ``iam:PutRolePolicy`` and (optional, for the warning)
-    ``iam:ListAttachedRolePolicies`` on this role.
+    The role trusts only SageMaker acting for your account (:func:`trust_policy`), carries
+    one inline policy, :data:`INLINE_POLICY_NAME` (:func:`execution_policy`), and is tagged
+    ``managed-by: llm-twin-sdk`` plus ``tags``. Idempotent: an existing role is checked, and
+    its inline policy and tags are written only when they differ (a repeated call writes
+    nothing). An existing role that SageMaker may assume for any account (as this SDK made
+    them before) gets the guarded trust policy when SageMaker is its only principal; with
+    other principals it is left alone, with a warning saying what to add. Other policies on
+    it are left alone (managed ones are named in a warning). The caller needs
+    ``iam:GetRole``, ``CreateRole``, ``TagRole``, ``GetRolePolicy``, ``PutRolePolicy``,
+    ``UpdateAssumeRolePolicy`` (old roles) and, optionally, ``ListAttachedRolePolicies``.
 
     Args:
         name: role name (IAM rule: 1-64 characters among letters, digits and ``_+=,.@-``).
         model_bucket: bare name of the S3 bucket with model archives; ``None`` for hub models.
-        iam_client: a boto3 IAM client (wins over ``aws``).
-        aws: the SDK's AWS clients; default: ``AWSClients()`` from the environment.
+        iam_client / aws: a boto3 IAM client, or the SDK's clients (default: from the
+            environment).
         retry: retry policy for the IAM calls (throttling, 5xx).
         tags: extra tags for a new role (or added to an existing one).
-
-    Returns:
-        The role's ARN, for ``EndpointSpec(role_arn=...)``.
+        account_id: the account the trust policy names; default: the existing role's, else
+            the caller's (``sts:GetCallerIdentity`` through ``aws``). Needed with an
+            ``iam_client`` alone when the role does not exist yet.
+        region: pin the trust policy to this region (e.g. ``"eu-central-1"``); ``"*"``:
+            every region of the account.
 
     Raises:
-        InvalidParameterError: invalid role name, bucket name or tags (before any AWS call).
-        ConfigurationError: the role exists but SageMaker is not allowed to assume it.
-        AccessDeniedError: the caller lacks one of the IAM permissions above.
-        AWSError: any other IAM failure.
+        InvalidParameterError: invalid name, bucket, tags, account or region (before any call).
+        ConfigurationError: the role exists but SageMaker may not assume it, or the account
+            cannot be known.
+        AccessDeniedError / AWSError: an IAM call failed.
 
     Example::
 
@@ -356,109 +303,126 @@ def ensure_execution_role(
     validate_role_name(name)
     if model_bucket is not None:
         validate_bucket_name(model_bucket)
-    wanted_tags = _validate_tags(tags)
+    problem = tag_problem(tags or {}, limit=_MAX_TAGS - 1)
+    if problem:
+        raise InvalidParameterError(f"tags: {problem}")
+    wanted_tags = {**(tags or {}), MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1]}
+    if account_id is not None:
+        _check_account(account_id)
+    _check_region(region)
 
-    iam = iam_client if iam_client is not None else (aws or AWSClients()).client("iam")
-    document = execution_policy(model_bucket, partition=_partition_of(iam))
-
-    role = _get_role(iam, name, retry)
+    if iam_client is None:
+        aws = aws or AWSClients()
+        iam_client = aws.client("iam")
+    call: _Call = functools.partial(call_aws, iam_client, policy=retry)
+    find: _Call = functools.partial(describe_or_none, iam_client, policy=retry)
+    partition = _partition_of(iam_client)
+    document = execution_policy(model_bucket, partition=partition)
+    role = (find("get_role", RoleName=name) or {}).get("Role")
     if role is None:
+        account = account_id or _caller_account(aws, retry)
+        trust = trust_policy(account, region=region, partition=partition)
+        tag_list = [{"Key": k, "Value": v} for k, v in sorted(wanted_tags.items())]
         try:
-            role = call_aws(
-                iam,
+            role = call(
                 "create_role",
-                policy=retry,
                 RoleName=name,
-                AssumeRolePolicyDocument=json.dumps(trust_policy()),
+                AssumeRolePolicyDocument=json.dumps(trust),
                 Description=ROLE_DESCRIPTION,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(wanted_tags.items())],
+                Tags=tag_list,
             )["Role"]
             logger.info("created IAM role %s", name)
         except AWSError as exc:
-            if exc.code != "EntityAlreadyExists":
+            if error_kind(exc.code) != "already-exists":
                 raise
-            role = _get_role(iam, name, retry)  # created concurrently: check it as any other
-            if role is None:
+            role = (find("get_role", RoleName=name) or {}).get("Role")  # made concurrently:
+            if role is None:  # check it as any other
                 raise
-            _check_existing(iam, role, wanted_tags, retry)
+            _check_existing(call, role, wanted_tags, region=region, partition=partition)
     else:
-        _check_existing(iam, role, wanted_tags, retry)
+        _check_existing(call, role, wanted_tags, region=region, partition=partition)
 
-    current = _inline_policy(iam, name, retry)
+    current = find("get_role_policy", RoleName=name, PolicyName=INLINE_POLICY_NAME)
+    current = None if current is None else _as_document(current["PolicyDocument"])
     if current is None or _canonical(current) != _canonical(document):
-        call_aws(
-            iam,
+        policy_text = json.dumps(document)
+        call(
             "put_role_policy",
-            policy=retry,
             RoleName=name,
             PolicyName=INLINE_POLICY_NAME,
-            PolicyDocument=json.dumps(document),
+            PolicyDocument=policy_text,
         )
         action = "wrote" if current is None else "updated"
         logger.info("%s inline policy %s on role %s", action, INLINE_POLICY_NAME, name)
     return str(role["Arn"])
 
 
-def _get_role(iam: Any, name: str, retry: RetryPolicy) -> dict[str, Any] | None:
-    try:
-        role: dict[str, Any] = call_aws(iam, "get_role", policy=retry, RoleName=name)["Role"]
-    except ResourceNotFoundError:
-        return None
-    return role
-
-
-def _inline_policy(iam: Any, name: str, retry: RetryPolicy) -> dict[str, Any] | None:
-    try:
-        out = call_aws(
-            iam, "get_role_policy", policy=retry, RoleName=name, PolicyName=INLINE_POLICY_NAME
+def _caller_account(aws: AWSClients | None, retry: RetryPolicy) -> str:
+    if aws is None:
+        raise ConfigurationError(
+            "the trust policy names your AWS account, which an iam_client alone cannot tell: "
+            "pass account_id= (or aws= instead of iam_client=)"
         )
-    except ResourceNotFoundError:
-        return None
-    return _as_document(out["PolicyDocument"])
+    return str(call_aws(aws.client("sts"), "get_caller_identity", policy=retry)["Account"])
 
 
 def _check_existing(
-    iam: Any, role: Mapping[str, Any], wanted_tags: Mapping[str, str], retry: RetryPolicy
+    call: _Call,
+    role: Mapping[str, Any],
+    wanted_tags: Mapping[str, str],
+    *,
+    region: str,
+    partition: str,
 ) -> None:
-    """Refuse a role SageMaker cannot assume; add missing tags; warn about extra trust/policies."""
+    """Refuse a role SageMaker cannot assume; guard an open trust; add missing tags; warn
+    about extra principals and policies."""
     name = str(role["RoleName"])
-    trust = _as_document(role.get("AssumeRolePolicyDocument", {}))
-    if not _trusts_sagemaker(trust):
+    sagemaker, others = _trust(_as_document(role.get("AssumeRolePolicyDocument", {})))
+    if not sagemaker:
         raise ConfigurationError(
             f"IAM role {name!r} exists but does not allow {SAGEMAKER_PRINCIPAL} to assume it "
-            f"(trusted: {', '.join(_other_principals(trust)) or 'nobody'}). Choose another role "
-            "name, or add SageMaker to that role's trust policy yourself; llm-twin-sdk does not "
-            "change the trust policy of an existing role."
+            f"(trusted: {', '.join(others) or 'nobody'}). Choose another role name, or add "
+            "SageMaker to that role's trust policy yourself; llm-twin-sdk does not give an "
+            "existing role a new principal."
         )
-    others = _other_principals(trust)
     if others:
         logger.warning(
             "IAM role %s is also trusted by %s: they get the endpoint's permissions too",
             name,
             ", ".join(others),
         )
-
+    if not all(_guarded(statement) for statement in sagemaker):
+        account = str(role["Arn"]).split(":")[4]
+        guarded = trust_policy(account, region=region, partition=partition)
+        if others:  # not ours to rewrite: say what is missing
+            condition = json.dumps(guarded["Statement"][0]["Condition"])
+            logger.warning(
+                "IAM role %s lets %s assume it for any account (confused deputy); add the "
+                "conditions %s to its trust statement",
+                name,
+                SAGEMAKER_PRINCIPAL,
+                condition,
+            )
+        else:
+            call("update_assume_role_policy", RoleName=name, PolicyDocument=json.dumps(guarded))
+            logger.info("IAM role %s: SageMaker may now assume it for %s only", name, account)
     current = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
     missing = {k: v for k, v in wanted_tags.items() if current.get(k) != v}
     if missing:
-        call_aws(
-            iam,
+        call(
             "tag_role",
-            policy=retry,
             RoleName=name,
             Tags=[{"Key": k, "Value": v} for k, v in sorted(missing.items())],
         )
-
     try:
-        attached = call_aws(iam, "list_attached_role_policies", policy=retry, RoleName=name)
+        attached = call("list_attached_role_policies", RoleName=name).get("AttachedPolicies", [])
     except AWSError as exc:  # optional check: the caller may lack the permission
         logger.debug("cannot list managed policies of role %s: %s", name, exc)
         return
-    names = [p["PolicyName"] for p in attached.get("AttachedPolicies", [])]
-    if names:
+    if attached:
         logger.warning(
             "IAM role %s has managed policies attached (%s): it has more than the least "
             "privilege llm-twin-sdk grants; detach them if SageMaker does not need them",
             name,
-            ", ".join(names),
+            ", ".join(p["PolicyName"] for p in attached),
         )

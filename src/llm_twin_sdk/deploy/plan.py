@@ -1,23 +1,14 @@
 """DeploymentPlan: what ``Deployer.deploy`` would create, update or keep, readable when printed.
 
-A plan is computed with ``describe_*`` calls only (``Deployer.plan``); it never writes to AWS
-and never shows a secret (the container environment is the masked one).
+A plan is computed from ``describe_*`` answers only (:func:`build_plan` is pure); it never
+writes to AWS and never shows a secret (its container environment is masked; token limits
+stay readable). ``print(deployer.plan(spec))`` shows::
 
-Example::
-
-    plan = deployer.plan(spec)
-    print(plan)
-    # Deployment plan for endpoint 'twin' (us-east-1, model-based)
-    #   image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...
-    #   instances: 1 x ml.g5.2xlarge
-    #
-    #   ACTION  RESOURCE         NAME           DETAIL
-    #   create  model            twin-12fd0641  new container definition
-    #   create  endpoint-config  twin-3fd415d4  new production variant
-    #   update  endpoint         twin           twin-0badc0de -> twin-3fd415d4 (blue/green ...)
-    #   ...
-    if plan.is_noop:
-        print("nothing to do")
+    Deployment plan for endpoint 'twin' (us-east-1, model-based)
+      image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...
+      ACTION  RESOURCE         NAME           DETAIL
+      create  model            twin-12fd0641  tgi serving mlabonne/TwinLlama-3.1-8B-DPO
+      update  endpoint         twin           twin-0badc0de -> twin-3fd415d4 (blue/green ...)
 """
 
 from __future__ import annotations
@@ -25,14 +16,16 @@ from __future__ import annotations
 from typing import Literal, TypeAlias
 
 from ..types import _Model
-from .spec import RolloutSpec
+from .requests import component_specification
+from .resources import Response
+from .spec import EndpointSpec, RolloutSpec
+from .status import pending_config
+from .waiting import ResourceKind
 
-__all__ = ["Action", "DeploymentPlan", "PlannedResource", "PlannedResourceKind", "describe_rollout"]
+__all__ = ["Action", "DeploymentPlan", "PlannedResource", "build_plan", "describe_rollout"]
 
 Action: TypeAlias = Literal["create", "update", "keep"]
-PlannedResourceKind: TypeAlias = Literal[
-    "model", "endpoint-config", "endpoint", "inference-component"
-]
+PlannedResourceKind: TypeAlias = ResourceKind
 
 
 class PlannedResource(_Model):
@@ -62,19 +55,9 @@ def describe_rollout(rollout: RolloutSpec) -> str:
 
 
 class DeploymentPlan(_Model):
-    """What ``Deployer.deploy(spec)`` would do, resource by resource.
-
-    Attributes:
-        endpoint_name: the endpoint.
-        region: the AWS region of the SageMaker client.
-        kind: ``"model"`` or ``"inference-component"``.
-        image_uri: the resolved container image.
-        instance_type / instance_count: the fleet of the endpoint config.
-        resources: model, endpoint config, endpoint (and inference component), in deploy order.
-        environment: the container environment, secrets masked.
-        current_config_name: the endpoint config in service now (``None``: no endpoint yet).
-        rollout: the blue/green policy used when the endpoint is updated.
-    """
+    """What ``Deployer.deploy(spec)`` would do, resource by resource (in deploy order), with
+    the image, the fleet, the container environment (secrets masked), the endpoint config in
+    service now (``None``: no endpoint yet) and the blue/green rollout of an update."""
 
     endpoint_name: str
     region: str
@@ -135,3 +118,104 @@ class DeploymentPlan(_Model):
             else f"  {len(self.changes)} change(s) to apply"
         )
         return "\n".join(lines)
+
+
+# -- computing a plan (pure: from the describe_* answers) ------------------------------------
+
+Step: TypeAlias = tuple[Action, str]
+"""What deploying would do to one resource, and why."""
+
+
+def build_plan(
+    spec: EndpointSpec,
+    *,
+    region: str,
+    image_uri: str,
+    model: Response | None,
+    config: Response | None,
+    endpoint: Response | None,
+    component: Response | None = None,
+) -> DeploymentPlan:
+    """The plan of deploying ``spec`` where SageMaker answered these (``None``: no such one)."""
+    parts = spec.components
+    weights = f"{spec.engine} serving {spec.model_data or spec.model_id}"
+    fleet = f"{spec.instance_count} x {spec.instance_type}"
+    if parts is not None:
+        fleet = f"{spec.instance_type}, managed scaling {parts.min_instances}-{parts.max_instances}"
+    exists: Step = ("keep", "exists")
+    steps: list[tuple[ResourceKind, str, Step]] = [
+        ("model", spec.model_name, exists if model is not None else ("create", weights)),
+        (
+            "endpoint-config",
+            spec.endpoint_config_name,
+            exists if config is not None else ("create", fleet),
+        ),
+        ("endpoint", spec.name, _endpoint_step(spec, endpoint)),
+    ]
+    if spec.inference_component_name is not None:
+        name = spec.inference_component_name
+        steps.append(("inference-component", name, _component_step(spec, component)))
+    return DeploymentPlan(
+        endpoint_name=spec.name,
+        region=region,
+        kind=spec.kind,
+        image_uri=image_uri,
+        instance_type=spec.instance_type,
+        instance_count=spec.instance_count,
+        resources=tuple(
+            PlannedResource(resource=kind, name=name, action=action, detail=detail)
+            for kind, name, (action, detail) in steps
+        ),
+        environment=spec.container_environment(),
+        current_config_name=(endpoint or {}).get("EndpointConfigName"),
+        current_status=(endpoint or {}).get("EndpointStatus"),
+        rollout=spec.rollout,
+    )
+
+
+def _endpoint_step(spec: EndpointSpec, endpoint: Response | None) -> Step:
+    config_name = spec.endpoint_config_name
+    if endpoint is None:
+        return "create", f"with config {config_name}"
+    status, current = str(endpoint.get("EndpointStatus")), endpoint.get("EndpointConfigName")
+    if status == "Deleting":
+        return "create", f"with config {config_name} (after the endpoint being deleted is gone)"
+    if current == config_name:
+        return "keep", status
+    if pending_config(endpoint) == config_name:
+        return "keep", f"update to this config in progress ({status})"
+    return "update", f"{current} -> {config_name} ({describe_rollout(spec.rollout)})"
+
+
+def component_matches(component: Response, spec: EndpointSpec) -> bool:
+    """The component already runs ``spec``'s model with its compute and start-up settings."""
+    current = component.get("Specification") or {}
+    have = current.get("ComputeResourceRequirements") or {}
+    want = component_specification(spec)["ComputeResourceRequirements"]
+    keys = ("NumberOfAcceleratorDevicesRequired", "NumberOfCpuCoresRequired")
+    same_compute = all(float(have.get(k) or 0) == float(want.get(k) or 0) for k in keys)
+    memory = int(have.get("MinMemoryRequiredInMb") or 0) == int(want["MinMemoryRequiredInMb"])
+    startup = (current.get("StartupParameters") or {}).get(
+        "ContainerStartupHealthCheckTimeoutInSeconds"
+    )
+    return (
+        current.get("ModelName") == spec.model_name
+        and same_compute
+        and memory
+        and startup == spec.health_check_timeout_s
+    )
+
+
+def _component_step(spec: EndpointSpec, component: Response | None) -> Step:
+    parts = spec.components
+    assert parts is not None
+    if component is None:
+        copies = f"{parts.copies} cop{'y' if parts.copies == 1 else 'ies'}"
+        each = f"{parts.accelerators} accelerator(s) and {parts.memory_mb} MB each"
+        return "create", f"{copies} of {spec.model_name}, {each}"
+    if component_matches(component, spec):
+        return "keep", str(component.get("InferenceComponentStatus"))
+    current = (component.get("Specification") or {}).get("ModelName")
+    if current != spec.model_name:
+        return "update", f"model {current} -> {spec.model_name}"
+    return "update", "compute or start-up settings change"

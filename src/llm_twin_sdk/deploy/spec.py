@@ -1,20 +1,12 @@
 """EndpointSpec: everything that defines a SageMaker deployment of the twin, validated.
 
-Resource names derive from the spec's content: the model and endpoint config are named
-``<name>-<hash>``, so deploying an unchanged spec again finds them and does nothing, and a
-changed spec makes new ones that the endpoint is updated to.
+The model and endpoint config are named ``<name>-<content hash>``, so deploying an unchanged
+spec finds them and does nothing, and a changed spec makes new ones. Invalid specs raise
+:class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field and the allowed values::
 
-Example::
-
-    spec = EndpointSpec(
-        name="twin",
-        role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
-        hf_token=os.environ["HF_TOKEN"],
-    )
+    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
+                        hf_token=os.environ["HF_TOKEN"])
     spec_ic = spec.model_copy(update={"components": InferenceComponentSpec(min_instances=0)})
-
-Invalid specs raise :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field and
-the allowed values, before any AWS call.
 """
 
 from __future__ import annotations
@@ -22,10 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, Literal, TypeAlias
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from ..endpoint import MANAGED_BY_TAG, EndpointRef, tag_problem
+from ..redaction import mask_secrets
 from ..types import _Model
 
 __all__ = [
@@ -34,6 +29,7 @@ __all__ = [
     "KNOWN_INSTANCE_FAMILIES",
     "NEURON_FAMILIES",
     "MANAGED_BY_TAG",
+    "RESOURCE_NAME",
     "Engine",
     "EndpointRef",
     "EndpointSpec",
@@ -44,8 +40,6 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_ID = "mlabonne/TwinLlama-3.1-8B-DPO"
-MANAGED_BY_TAG = ("managed-by", "llm-twin-sdk")
-"""Tag key and value on every resource the SDK creates; ``Deployer.list`` finds endpoints by it."""
 SPEC_HASH_TAG = "llm-twin-sdk:spec-hash"
 
 Engine: TypeAlias = Literal["tgi", "vllm", "lmi"]
@@ -54,10 +48,38 @@ Quantize: TypeAlias = Literal[
 ]
 
 ENDPOINT_NAME_MAX = 50  # SageMaker allows 63; "-" + 8 hash characters are appended to it
-_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_S3_ARCHIVE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+\.tar\.gz$")
-_HF_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+"""SageMaker's rule for endpoint, config, model and variant names (letters, digits, hyphens)."""
+
+
+def _names(limit: int, rule: str) -> tuple[re.Pattern[str], str]:
+    """SageMaker's name rule, at most ``limit`` characters."""
+    return re.compile(
+        rf"^(?=.{{1,{limit}}}$){RESOURCE_NAME.pattern[1:]}"
+    ), f"must be 1-{limit} {rule}"
+
+
+_SHAPES = {  # field -> (pattern, SageMaker's rule)
+    "name": _names(
+        ENDPOINT_NAME_MAX,
+        "letters, digits and single or repeated hyphens, starting and ending with a letter "
+        "or digit (SageMaker's naming rule)",
+    ),
+    "variant_name": _names(63, "letters, digits and hyphens"),
+    "role_arn": (
+        re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"),
+        "must be an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>",
+    ),
+    "model_id": (
+        re.compile(r"^[\w.-]+(/[\w.-]+)?$"),
+        "must be a Hugging Face hub id such as 'org/model'",
+    ),
+    "model_data": (
+        re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+\.tar\.gz$"),
+        "must be an S3 URI of a model archive: s3://<bucket>/<key>.tar.gz",
+    ),
+    "image_uri": (re.compile(r"^\S+\Z"), "must be a container image URI without spaces"),
+}
 _INSTANCE = re.compile(r"^ml\.([a-z0-9-]+)\.([a-z0-9]+)$")
 
 KNOWN_INSTANCE_FAMILIES = frozenset(
@@ -88,7 +110,6 @@ _RESERVED_ENV = frozenset(
         "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN", "MESSAGES_API_ENABLED",
     }
 )  # fmt: skip
-_SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY", re.IGNORECASE)
 
 
 def gpus_of(instance_type: str) -> int:
@@ -182,7 +203,8 @@ class EndpointSpec(_Model):
     hf_token: SecretStr | None = Field(None, description="For gated or private hub models.")
     health_check_timeout_s: int = Field(900, ge=60, le=3600)
     environment: dict[str, str] = Field(
-        default_factory=dict, description="Extra container env; secret-like keys are masked."
+        default_factory=dict,
+        description="Extra container env; secret-like values are masked in repr, errors, plans.",
     )
     tags: dict[str, str] = Field(default_factory=dict)
     variant_name: str = "AllTraffic"
@@ -191,49 +213,12 @@ class EndpointSpec(_Model):
     )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
 
-    @field_validator("name")
+    @field_validator(*_SHAPES)
     @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value) or len(value) > ENDPOINT_NAME_MAX:
-            raise ValueError(
-                f"must be 1-{ENDPOINT_NAME_MAX} letters, digits and single or repeated hyphens, "
-                "starting and ending with a letter or digit (SageMaker's naming rule)"
-            )
-        return value
-
-    @field_validator("variant_name")
-    @classmethod
-    def _valid_variant(cls, value: str) -> str:
-        if not _NAME.match(value) or len(value) > 63:
-            raise ValueError("must be 1-63 letters, digits and hyphens")
-        return value
-
-    @field_validator("role_arn")
-    @classmethod
-    def _valid_role(cls, value: str) -> str:
-        if not _ROLE_ARN.match(value):
-            raise ValueError("must be an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>")
-        return value
-
-    @field_validator("model_id")
-    @classmethod
-    def _valid_model_id(cls, value: str) -> str:
-        if not _HF_ID.match(value):
-            raise ValueError("must be a Hugging Face hub id such as 'org/model'")
-        return value
-
-    @field_validator("model_data")
-    @classmethod
-    def _valid_model_data(cls, value: str | None) -> str | None:
-        if value is not None and not _S3_ARCHIVE.match(value):
-            raise ValueError("must be an S3 URI of a model archive: s3://<bucket>/<key>.tar.gz")
-        return value
-
-    @field_validator("image_uri")
-    @classmethod
-    def _valid_image(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
-            raise ValueError("must be a container image URI without spaces")
+    def _shaped(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pattern, rule = _SHAPES[str(info.field_name)]
+        if value is not None and not pattern.match(value):
+            raise ValueError(rule)
         return value
 
     @field_validator("instance_type")
@@ -263,13 +248,9 @@ class EndpointSpec(_Model):
     @field_validator("tags")
     @classmethod
     def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
-                raise ValueError(f"tag key {key!r} must be 1-128 characters, not starting 'aws:'")
-            if key == MANAGED_BY_TAG[0] or key == SPEC_HASH_TAG:
-                raise ValueError(f"tag key {key!r} is reserved for llm-twin-sdk")
-        if len(value) > 40:
-            raise ValueError("at most 40 tags")
+        problem = tag_problem(value, limit=40, reserved=(MANAGED_BY_TAG[0], SPEC_HASH_TAG))
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -295,7 +276,8 @@ class EndpointSpec(_Model):
         return self.num_gpus or max(gpus_of(self.instance_type), 1)
 
     def container_environment(self, *, reveal_secrets: bool = False) -> dict[str, str]:
-        """The container's environment; the HF token is masked unless ``reveal_secrets``."""
+        """The container's environment; secrets (the HF token, secret-like names in
+        ``environment``) are masked unless ``reveal_secrets``; token limits always show."""
         env = {
             "HF_MODEL_ID": "/opt/ml/model" if self.model_data else self.model_id,
             "SM_NUM_GPUS": str(self.gpus),
@@ -309,13 +291,14 @@ class EndpointSpec(_Model):
         if self.quantize:
             env["HF_MODEL_QUANTIZE"] = self.quantize
         if self.hf_token is not None:
-            env["HUGGING_FACE_HUB_TOKEN"] = (
-                self.hf_token.get_secret_value() if reveal_secrets else "**********"
-            )
-        for key, value in self.environment.items():
-            secret = _SECRET_ENV.search(key) is not None
-            env[key] = "**********" if secret and not reveal_secrets else value
-        return env
+            env["HUGGING_FACE_HUB_TOKEN"] = self.hf_token.get_secret_value()
+        env.update(self.environment)
+        return env if reveal_secrets else mask_secrets(env)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """``repr`` and ``str`` show the environment with secret-like values masked."""
+        for name, value in super().__repr_args__():
+            yield name, (mask_secrets(value) if name == "environment" else value)
 
     def _digest(self, payload: dict[str, Any]) -> str:
         raw = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -389,18 +372,3 @@ class EndpointSpec(_Model):
             variant_name=self.variant_name,
             inference_component_name=self.inference_component_name,
         )
-
-
-class EndpointRef(_Model):
-    """Identity of a deployed endpoint: enough to call or scale it.
-
-    ``inference_component_name`` is set for inference-component endpoints.
-    """
-
-    name: str
-    variant_name: str = "AllTraffic"
-    inference_component_name: str | None = None
-
-    @property
-    def kind(self) -> Literal["model", "inference-component"]:
-        return "model" if self.inference_component_name is None else "inference-component"

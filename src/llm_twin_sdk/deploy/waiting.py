@@ -1,25 +1,7 @@
-"""Polling SageMaker until an endpoint or inference component settles.
+"""Polling SageMaker until a resource settles, with progress, failure reasons and a timeout.
 
-botocore ships waiters for endpoints only, and they neither report progress nor take an
-injected clock; this module polls a ``describe_*`` call itself, every ``poll_interval_s``,
-reports each observation (status and elapsed seconds) to logging and to an optional
-callback, and stops at a terminal state or at the timeout.
-
-Example::
-
-    def show(p: WaitProgress) -> None:
-        print(p)                         # "endpoint twin: Creating (45 s)"
-
-    poller = Poller(poll_interval_s=15, on_progress=show)
-    settled = poller.wait(
-        resource="endpoint", name="twin",
-        describe=lambda: sm.describe_endpoint(EndpointName="twin"),
-        judge=lambda out: "done" if out["EndpointStatus"] == "InService" else "waiting",
-        status_of=lambda out: out["EndpointStatus"],
-        timeout_s=1800,
-    )
-
-Tests inject ``sleep`` and ``clock`` so that no real time passes.
+botocore's waiters cover endpoints only and neither report progress nor take an injected
+clock: :class:`Poller` does both (tests inject ``sleep`` and ``clock``).
 """
 
 from __future__ import annotations
@@ -39,7 +21,8 @@ __all__ = ["Outcome", "Poller", "ResourceKind", "Settled", "WaitProgress"]
 
 logger = logging.getLogger(__name__)
 
-ResourceKind: TypeAlias = Literal["endpoint", "inference-component"]
+ResourceKind: TypeAlias = Literal["model", "endpoint-config", "endpoint", "inference-component"]
+"""The SageMaker resources the SDK deploys (see :data:`~llm_twin_sdk.deploy.resources.KINDS`)."""
 Outcome: TypeAlias = Literal["done", "failed", "waiting"]
 Response: TypeAlias = dict[str, Any]
 
@@ -70,9 +53,7 @@ class Settled:
 
     @property
     def failure_reason(self) -> str | None:
-        if self.response is None:
-            return None
-        reason = self.response.get("FailureReason")
+        reason = (self.response or {}).get("FailureReason")
         return str(reason) if reason else None
 
 
@@ -82,8 +63,7 @@ class Poller:
 
     Args:
         poll_interval_s: seconds between two observations.
-        sleep: how to wait (tests inject a recorder).
-        clock: monotonic seconds (tests inject a fake clock).
+        sleep / clock: how to wait and monotonic seconds (tests inject fakes).
         on_progress: called with every observation.
     """
 
@@ -125,8 +105,7 @@ class Poller:
         response = first if first is not None else describe()
         while True:
             elapsed = max(self.clock() - start, 0.0)
-            status = status_of(response)
-            outcome = judge(response)
+            status, outcome = status_of(response), judge(response)
             reason = (response or {}).get("FailureReason") if outcome == "failed" else None
             progress = WaitProgress(
                 resource=resource,
@@ -141,15 +120,11 @@ class Poller:
                 self.on_progress(progress)
             if outcome != "waiting":
                 return Settled(outcome=outcome, response=response, elapsed_s=elapsed)
-            remaining = timeout_s - elapsed
-            if remaining <= 0:
+            if elapsed >= timeout_s:
                 message = (
                     f"{resource} {name!r} is still {status} after {elapsed:.0f} s "
-                    f"(timeout_s={timeout_s:g})"
+                    f"(timeout_s={timeout_s:g}). {hint}"
                 )
-                raise EndpointTimeoutError(
-                    f"{message}. {hint}" if hint else message,
-                    endpoint_name=endpoint_name or name,
-                )
-            self.sleep(min(self.poll_interval_s, remaining))
+                raise EndpointTimeoutError(message.strip(), endpoint_name=endpoint_name or name)
+            self.sleep(min(self.poll_interval_s, timeout_s - elapsed))
             response = describe()

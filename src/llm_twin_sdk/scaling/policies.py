@@ -1,34 +1,11 @@
 """Autoscaling policies for a SageMaker endpoint: what to scale on, and between which bounds.
 
-Three policies, each a frozen pydantic model validated at construction (a bad value raises
+Each policy is a frozen pydantic model validated at construction (a bad value raises
 :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field, before any AWS call):
-
-- :class:`TargetTracking` keeps a per-instance (variant) or per-copy (inference component)
-  metric near a target value, between ``min_capacity`` and ``max_capacity``.
-- :class:`ScaleToZero` (inference components only) lets copies go to zero when idle and brings
-  one back on the first request: target tracking with ``min_capacity=0``, a step-scaling policy
-  (+1 copy) and a CloudWatch alarm on ``NoCapacityInvocationFailures`` that triggers it.
-- :class:`Scheduled` changes the bounds on a schedule (business hours up, nights down).
-
-Example::
-
-    from llm_twin_sdk.scaling import ScaleToZero, Scheduled, ScheduledAction, TargetTracking
-
-    steady = TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)
-    idle_to_zero = ScaleToZero(
-        target_tracking=TargetTracking(
-            metric="concurrency", target=4, min_capacity=0, max_capacity=2
-        )
-    )
-    office_hours = Scheduled(actions=(
-        ScheduledAction(name="day", schedule="cron(0 8 ? * MON-FRI *)",
-                        min_capacity=2, max_capacity=4, timezone="Europe/Berlin"),
-        ScheduledAction(name="night", schedule="cron(0 20 ? * MON-FRI *)",
-                        min_capacity=1, max_capacity=1, timezone="Europe/Berlin"),
-    ))
-
-Whether a policy fits an endpoint (``min_capacity=0`` and :class:`ScaleToZero` need an
-inference-component endpoint) is checked by :meth:`AutoScaler.apply
+:class:`TargetTracking` keeps a per-instance or per-copy metric near a target;
+:class:`ScaleToZero` (inference components only) lets copies go to zero when idle and brings
+one back on the first request; :class:`Scheduled` changes the bounds on a schedule. Whether a
+policy fits an endpoint is checked by :meth:`AutoScaler.apply
 <llm_twin_sdk.scaling.AutoScaler.apply>`, again before any AWS call.
 """
 
@@ -43,8 +20,6 @@ from pydantic import Field, ValidationInfo, field_validator
 from ..types import _Model
 
 __all__ = [
-    "COMPONENT_METRICS",
-    "VARIANT_METRICS",
     "Metric",
     "ScaleToZero",
     "Scheduled",
@@ -86,28 +61,16 @@ def _check_max_ge_min(value: int, info: ValidationInfo) -> int:
 class TargetTracking(_Model):
     """Keep ``metric`` near ``target`` by adding or removing instances (or copies).
 
-    Args:
-        metric: ``"invocations"`` (per instance / copy, per minute) or ``"concurrency"``
-            (concurrent requests per model / copy, high resolution).
-        target: the value to hold the metric at; > 0.
-        min_capacity: fewest instances (variant, >= 1) or copies (inference component, >= 0).
-        max_capacity: most instances or copies; >= 1 and >= ``min_capacity``.
-        scale_in_cooldown_s: seconds after a scale-in before the next one (default 300).
-        scale_out_cooldown_s: seconds after a scale-out before the next one (default 60).
-        disable_scale_in: only ever scale out (scale in by hand or on a schedule).
-
-    Example::
-
-        TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)
+    Example: ``TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4)``
     """
 
     metric: Metric
-    target: float = Field(gt=0, description="Target value of the metric.")
-    min_capacity: int = Field(ge=0, description="0 only for inference components.")
-    max_capacity: int = Field(ge=1)
-    scale_in_cooldown_s: int = Field(300, ge=0)
-    scale_out_cooldown_s: int = Field(60, ge=0)
-    disable_scale_in: bool = False
+    target: float = Field(gt=0, description="The value to hold the metric at.")
+    min_capacity: int = Field(ge=0, description="Fewest instances (>= 1) or copies (>= 0).")
+    max_capacity: int = Field(ge=1, description="Most instances or copies; >= min_capacity.")
+    scale_in_cooldown_s: int = Field(300, ge=0, description="Seconds between two scale-ins.")
+    scale_out_cooldown_s: int = Field(60, ge=0, description="Seconds between two scale-outs.")
+    disable_scale_in: bool = Field(False, description="Only ever scale out (in: by schedule).")
 
     _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
 
@@ -126,24 +89,17 @@ class ScaleToZero(_Model):
     scales as usual. For the instances themselves to go away, deploy the endpoint with
     managed instance scaling and ``min_instances=0``.
 
-    Args:
-        target_tracking: scaling above zero; its ``min_capacity`` must be 0.
-        scale_out_cooldown_s: cooldown of the step policy, seconds (default 60).
-        alarm_period_s: period of the alarm's metric: 10, 30 or a multiple of 60 (default 30).
-        evaluation_periods: periods the alarm looks at (default 1).
-        datapoints_to_alarm: failing periods among them that fire it (default 1).
-
     Example::
 
         ScaleToZero(target_tracking=TargetTracking(
             metric="concurrency", target=4, min_capacity=0, max_capacity=2))
     """
 
-    target_tracking: TargetTracking
-    scale_out_cooldown_s: int = Field(60, ge=0)
-    alarm_period_s: int = Field(30, gt=0, description="10, 30 or a multiple of 60.")
-    evaluation_periods: int = Field(1, ge=1)
-    datapoints_to_alarm: int = Field(1, ge=1)
+    target_tracking: TargetTracking = Field(description="Scaling above zero; min_capacity=0.")
+    scale_out_cooldown_s: int = Field(60, ge=0, description="Cooldown of the step policy.")
+    alarm_period_s: int = Field(30, gt=0, description="Alarm period: 10, 30 or n x 60 s.")
+    evaluation_periods: int = Field(1, ge=1, description="Periods the alarm looks at.")
+    datapoints_to_alarm: int = Field(1, ge=1, description="Failing periods that fire it.")
 
     @field_validator("target_tracking")
     @classmethod
@@ -182,15 +138,8 @@ class ScaleToZero(_Model):
 class ScheduledAction(_Model):
     """Set the capacity bounds at a time or on a recurring schedule.
 
-    Args:
-        name: short name, unique within a :class:`Scheduled` (letters, digits, ``-_.``).
-        schedule: ``cron(Minutes Hours Day-of-month Month Day-of-week Year)``,
-            ``rate(<n> minutes|hours|days)`` or ``at(yyyy-mm-ddThh:mm:ss)``.
-        min_capacity: lower bound from then on (0 only for inference components).
-        max_capacity: upper bound from then on; >= 1 and >= ``min_capacity``.
-        timezone: IANA time zone of the schedule, e.g. ``"Europe/Berlin"`` (default UTC).
-
-    Example::
+    ``schedule``: ``cron(Minutes Hours Day-of-month Month Day-of-week Year)``,
+    ``rate(<n> minutes|hours|days)`` or ``at(yyyy-mm-ddThh:mm:ss)``. Example::
 
         ScheduledAction(name="night", schedule="cron(0 20 * * ? *)",
                         min_capacity=1, max_capacity=1)
@@ -198,9 +147,9 @@ class ScheduledAction(_Model):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     schedule: str
-    min_capacity: int = Field(ge=0)
-    max_capacity: int = Field(ge=1)
-    timezone: str = "UTC"
+    min_capacity: int = Field(ge=0, description="Lower bound from then on (0: components).")
+    max_capacity: int = Field(ge=1, description="Upper bound from then on; >= min_capacity.")
+    timezone: str = Field("UTC", description="IANA time zone, e.g. 'Europe/Berlin'.")
 
     _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
 
@@ -250,9 +199,6 @@ class Scheduled(_Model):
     Combine it with :class:`TargetTracking` or :class:`ScaleToZero` by applying both::
 
         scaler.apply(endpoint, [TargetTracking(...), Scheduled(actions=(day, night))])
-
-    Args:
-        actions: one or more :class:`ScheduledAction` with distinct names.
     """
 
     actions: tuple[ScheduledAction, ...] = Field(min_length=1)

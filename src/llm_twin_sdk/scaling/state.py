@@ -1,0 +1,170 @@
+"""ScalingState: the autoscaling of one endpoint variant or inference component, as AWS reports it.
+
+Example: ``state = AutoScaler(region="eu-central-1").describe(endpoint); print(state)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from ..types import _Model
+
+__all__ = ["AlarmState", "PolicyState", "ScalableTargetState", "ScalingState", "state_of"]
+
+Items = Mapping[str, Mapping[str, Any]]
+"""AWS answers by name (policies, alarms, scheduled actions)."""
+
+
+class ScalableTargetState(_Model):
+    """The registered scalable target and its capacity bounds."""
+
+    min_capacity: int
+    max_capacity: int
+    arn: str | None = None
+
+
+class PolicyState(_Model):
+    """A scaling policy on the target.
+
+    ``metric`` and ``target_value`` are set for target tracking; ``alarm_names`` lists the
+    CloudWatch alarms AWS reports for the policy (for target tracking, the ones it manages).
+    """
+
+    name: str
+    type: str = Field(description="TargetTrackingScaling, StepScaling or PredictiveScaling.")
+    arn: str
+    metric: str | None = None
+    target_value: float | None = None
+    alarm_names: tuple[str, ...] = ()
+
+
+class AlarmState(_Model):
+    """A CloudWatch alarm this SDK created for the target (scale from zero)."""
+
+    name: str
+    arn: str | None = None
+    namespace: str | None = None
+    metric_name: str | None = None
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    actions: tuple[str, ...] = Field((), description="AlarmActions: ARNs the alarm triggers.")
+    state: str | None = Field(None, description="OK, ALARM or INSUFFICIENT_DATA.")
+
+
+class ScheduledActionState(_Model):
+    """A scheduled action on the target."""
+
+    name: str
+    schedule: str
+    timezone: str | None = None
+    min_capacity: int | None = None
+    max_capacity: int | None = None
+    arn: str | None = None
+
+
+class ScalingState(_Model):
+    """Autoscaling of one endpoint variant or inference component, as AWS reports it.
+
+    ``target`` is ``None`` when the endpoint has no autoscaling; ``print(state)`` summarises.
+    Example: ``if state.enabled: print(state.target.min_capacity, state.policies)``.
+    """
+
+    endpoint_name: str
+    resource_id: str
+    scalable_dimension: str
+    target: ScalableTargetState | None = None
+    policies: tuple[PolicyState, ...] = ()
+    alarms: tuple[AlarmState, ...] = ()
+    scheduled_actions: tuple[ScheduledActionState, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        """True when a scalable target is registered."""
+        return self.target is not None
+
+    def __str__(self) -> str:
+        if self.target is None:
+            lines = [f"{self.resource_id}: no autoscaling"]
+        else:
+            bounds = f"{self.target.min_capacity}..{self.target.max_capacity}"
+            lines = [f"{self.resource_id} ({self.scalable_dimension}): {bounds}"]
+        for policy in self.policies:
+            detail = (
+                f" {policy.metric} -> {policy.target_value:g}"
+                if policy.metric is not None and policy.target_value is not None
+                else ""
+            )
+            lines.append(f"  policy {policy.name} [{policy.type}]{detail}")
+        for alarm in self.alarms:
+            lines.append(f"  alarm {alarm.name} on {alarm.metric_name} [{alarm.state}]")
+        for action in self.scheduled_actions:
+            lines.append(
+                f"  schedule {action.name}: {action.schedule} {action.timezone or 'UTC'} -> "
+                f"{action.min_capacity}..{action.max_capacity}"
+            )
+        return "\n".join(lines)
+
+
+def state_of(
+    key: Mapping[str, str],
+    endpoint_name: str,
+    *,
+    target: Mapping[str, Any] | None,
+    policies: Items,
+    alarms: Items,
+    scheduled: Items,
+) -> ScalingState:
+    """The :class:`ScalingState` of AWS's answers for the target ``key`` (its ResourceId and
+    ScalableDimension)."""
+
+    def policy(name: str, item: Mapping[str, Any]) -> PolicyState:
+        tracking = item.get("TargetTrackingScalingPolicyConfiguration") or {}
+        metric = tracking.get("PredefinedMetricSpecification") or {}
+        return PolicyState(
+            name=name,
+            type=item.get("PolicyType", "unknown"),
+            arn=item.get("PolicyARN", ""),
+            metric=metric.get("PredefinedMetricType"),
+            target_value=tracking.get("TargetValue"),
+            alarm_names=tuple(a["AlarmName"] for a in item.get("Alarms") or ()),
+        )
+
+    def alarm(name: str, item: Mapping[str, Any]) -> AlarmState:
+        return AlarmState(
+            name=name,
+            arn=item.get("AlarmArn"),
+            namespace=item.get("Namespace"),
+            metric_name=item.get("MetricName"),
+            dimensions={d["Name"]: d["Value"] for d in item.get("Dimensions") or ()},
+            actions=tuple(item.get("AlarmActions") or ()),
+            state=item.get("StateValue"),
+        )
+
+    def action(name: str, item: Mapping[str, Any]) -> ScheduledActionState:
+        bounds = item.get("ScalableTargetAction") or {}
+        return ScheduledActionState(
+            name=name,
+            schedule=item.get("Schedule", ""),
+            timezone=item.get("Timezone"),
+            min_capacity=bounds.get("MinCapacity"),
+            max_capacity=bounds.get("MaxCapacity"),
+            arn=item.get("ScheduledActionARN"),
+        )
+
+    return ScalingState(
+        endpoint_name=endpoint_name,
+        resource_id=key["ResourceId"],
+        scalable_dimension=key["ScalableDimension"],
+        target=None
+        if target is None
+        else ScalableTargetState(
+            min_capacity=target["MinCapacity"],
+            max_capacity=target["MaxCapacity"],
+            arn=target.get("ScalableTargetARN"),
+        ),
+        policies=tuple(policy(name, item) for name, item in policies.items()),
+        alarms=tuple(alarm(name, item) for name, item in alarms.items()),
+        scheduled_actions=tuple(action(name, item) for name, item in scheduled.items()),
+    )
