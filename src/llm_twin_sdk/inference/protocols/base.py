@@ -1,0 +1,264 @@
+"""What every wire protocol shares: the request it builds, the answers and events it reads.
+
+A :class:`WireProtocol` turns a prompt and :class:`~llm_twin_sdk.GenerationParams` into a
+:class:`WireRequest` (route, JSON body, stream framing) and reads what a server sends back:
+a whole answer (:meth:`WireProtocol.answer`) or one stream event (:meth:`WireProtocol.event`).
+Servers sometimes answer in another protocol's shape (a TGI container asked for a chat
+completion, LMI with ``tgi_compat``): a protocol reads its own shapes first, then every other
+protocol's, so any known shape is understood whatever was asked.
+
+Errors in a body (``{"error": ...}``) are read into an :class:`ErrorBody` (message and the HTTP
+status the server meant); the *connection* turns it into an SDK error, exactly as it turns an
+HTTP status of its own, so an error event in a stream and the same error in a whole answer
+become the same exception.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeAlias
+
+from ...errors import ConfigurationError, InferenceError
+from ...types import FinishReason, GenerationParams, Message
+
+__all__ = [
+    "DONE",
+    "Answer",
+    "ErrorBody",
+    "Framing",
+    "StreamEvent",
+    "WireProtocol",
+    "WireRequest",
+    "count_or_none",
+    "error_of",
+    "finish_reason",
+    "need_text",
+]
+
+DONE = "[DONE]"
+"""The sentinel that ends OpenAI-style streams."""
+
+Framing: TypeAlias = Literal["sse", "jsonlines"]
+"""How stream events are framed: server-sent events (``data:`` lines) or one JSON per line."""
+
+_LENGTH = frozenset({"length", "max_tokens", "model_length"})
+
+
+def finish_reason(raw: object) -> FinishReason:
+    """The SDK's finish reason for any server's: ``"length"`` when the token limit ended the
+    generation (``length``, ``max_tokens``, ``model_length``), else ``"stop"``.
+
+    >>> finish_reason("eos_token"), finish_reason("max_tokens"), finish_reason(None)
+    ('stop', 'length', 'stop')
+    """
+    return "length" if raw in _LENGTH else "stop"
+
+
+def count_or_none(value: Any) -> int | None:
+    """``value`` when it is a token count (a non-negative int), else ``None``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    """One request, built by a protocol and sent by a connection.
+
+    Attributes:
+        route: the path on a model server of its own (HTTP); SageMaker uses ``/invocations``.
+        body: the JSON body.
+        stream: whether the answer is a stream.
+        framing: how the stream's events are framed.
+        stops: the stop sequences the SDK cuts from the text (servers may return them).
+    """
+
+    route: str
+    body: dict[str, Any]
+    stream: bool
+    framing: Framing = "sse"
+    stops: tuple[str, ...] = ()
+
+    @property
+    def accept(self) -> str:
+        """The content type asked for."""
+        if not self.stream:
+            return "application/json"
+        return "text/event-stream" if self.framing == "sse" else "application/jsonlines"
+
+    def encode(self) -> bytes:
+        """The body as compact UTF-8 JSON."""
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer: text, the server's finish reason and usage when it sent them."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """An error a server put in a body: its message and the HTTP status it stands for."""
+
+    message: str
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One parsed stream event.
+
+    Attributes:
+        text: new text (special tokens excluded).
+        done: the stream is over (``[DONE]``, the final event of a token stream).
+        finish_reason: the server's finish reason, when this event carries it.
+        prompt_tokens / completion_tokens: usage, when the server sends it.
+        error: an error event, read like the same error in a whole answer.
+        open_ended: events of this shape have no final event: the end of the body ends
+            the stream (LMI's ``{"outputs": [...]}`` lines).
+    """
+
+    text: str = ""
+    done: bool = False
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: ErrorBody | None = None
+    open_ended: bool = False
+
+
+def need_text(prompt: str | Sequence[Message], protocol: str) -> str:
+    """``prompt`` when it is text; chat messages need a renderer (``prompt_format``)."""
+    if isinstance(prompt, str):
+        return prompt
+    raise ConfigurationError(
+        f"the {protocol} protocol takes a text prompt: pass a string, or build the backend "
+        "with prompt_format= (e.g. 'alpaca', the template the model was fine-tuned with, or a "
+        "callable messages -> str), or use a chat protocol (api='openai' / 'messages')"
+    )
+
+
+class WireProtocol(ABC):
+    """One wire protocol: builds requests, reads answers, events and error bodies.
+
+    Subclasses implement :meth:`request` and the class-level readers, each returning
+    ``None`` for a shape that is not theirs; they are registered on definition, so the
+    readers of every protocol are tried (own first) whatever was asked.
+    """
+
+    name: ClassVar[str]
+    framing: ClassVar[Framing] = "sse"
+    _registry: ClassVar[list[type[WireProtocol]]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        WireProtocol._registry.append(cls)
+
+    @abstractmethod
+    def request(
+        self, prompt: str | Sequence[Message], params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """The request for ``prompt`` (raises before anything is sent when it cannot)."""
+
+    @classmethod
+    def read_answer(cls, data: dict[str, Any]) -> Answer | ErrorBody | None:
+        """A whole answer of this protocol's shape (or the error it reports), or ``None``."""
+        return None
+
+    @classmethod
+    def read_event(cls, event: dict[str, Any]) -> StreamEvent | None:
+        """A stream event of this protocol's shape, or ``None``."""
+        return None
+
+    @classmethod
+    def read_error(cls, data: dict[str, Any]) -> ErrorBody | None:
+        """An error body of this protocol's shape, or ``None``."""
+        return None
+
+    # -- composed over every protocol -----------------------------------------------------
+
+    def _readers(self) -> list[type[WireProtocol]]:
+        own = type(self)
+        return [own, *(kind for kind in WireProtocol._registry if kind is not own)]
+
+    def answer(self, data: Any) -> Answer | ErrorBody:
+        """Read a whole answer (parsed JSON) of any known shape.
+
+        Raises:
+            InferenceError: the body has no known shape.
+        """
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]  # TGI (and LMI with tgi_compat) answer a one-element list
+        if isinstance(data, dict):
+            try:
+                for kind in self._readers():
+                    answer = kind.read_answer(data)
+                    if answer is not None:
+                        return answer
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+                raise _unexpected(data) from exc
+            error = self.error(data)
+            if error is not None:
+                return error
+        raise _unexpected(data)
+
+    def event(self, data: str) -> StreamEvent:
+        """Read the data of one stream event (an SSE ``data`` or one JSON line).
+
+        Raises:
+            InferenceError: the data is not JSON or has no known shape.
+        """
+        if data.strip() == DONE:
+            return StreamEvent(done=True)
+        try:
+            event = json.loads(data)
+        except ValueError as exc:
+            raise InferenceError(
+                f"the server sent a malformed stream event: {data[:200]!r}"
+            ) from exc
+        if isinstance(event, dict):
+            error = self.error(event)
+            if error is not None and not ({"token", "choices", "outputs"} & event.keys()):
+                return StreamEvent(error=error, done=True)
+            for kind in self._readers():
+                parsed = kind.read_event(event)
+                if parsed is not None:
+                    return parsed
+        raise InferenceError(f"the server sent an unexpected stream event: {data[:200]!r}")
+
+    def error(self, data: dict[str, Any]) -> ErrorBody | None:
+        """The error in ``data`` (any protocol's shape, or FastAPI's ``detail``), if any."""
+        if "error" not in data:
+            detail = data.get("detail") if "generated_text" not in data else None
+            return ErrorBody(str(detail)[:500]) if isinstance(detail, str) else None
+        for kind in self._readers():
+            error = kind.read_error(data)
+            if error is not None:
+                return error
+        return ErrorBody(json.dumps(data["error"], ensure_ascii=False)[:500])
+
+
+def error_of(content: bytes, protocol: WireProtocol) -> ErrorBody:
+    """The error an HTTP error body describes, or its text (``(empty body)`` if none)."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        text = content.decode("utf-8", errors="replace").strip()
+        return ErrorBody(text[:300] or "(empty body)")
+    error = protocol.error(data) if isinstance(data, dict) else None
+    if error is None and isinstance(data, dict) and isinstance(data.get("message"), str):
+        error = ErrorBody(data["message"][:500])
+    return error or ErrorBody(json.dumps(data, ensure_ascii=False)[:300])
+
+
+def _unexpected(data: Any) -> InferenceError:
+    return InferenceError(
+        f"unexpected answer body {str(data)[:200]!r}: expected a TGI / LMI answer "
+        "({'generated_text': ...}) or a chat completion ({'choices': ...})"
+    )
