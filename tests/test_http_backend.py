@@ -816,6 +816,7 @@ def test_tls_with_a_private_ca(pki: dict[str, Path]) -> None:
         with pytest.raises(ConfigurationError, match="TLS handshake") as caught:
             client.generate("Hi", GREEDY)
         assert "verify=" in str(caught.value)
+        assert isinstance(caught.value, InferenceError)  # a failure of generate, like any
         assert len(srv.generation_requests()) == 3  # two generations, a stream: never retried
         for backend in (trusted, unverified, default):
             backend.close()
