@@ -38,10 +38,10 @@ from llm_twin_sdk import (
     Timeouts,
 )
 from llm_twin_sdk.inference.async_stream import AsyncTextStream
-from llm_twin_sdk.inference.backends.http import (
+from llm_twin_sdk.inference.backends.http import HttpBackend
+from llm_twin_sdk.inference.tokens import (
     CHAT_TOKENS_PER_MESSAGE,
     CHAT_TOKENS_PER_REPLY,
-    HttpBackend,
     estimate_tokens,
 )
 from llm_twin_sdk.retry import RetryPolicy

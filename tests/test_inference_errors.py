@@ -203,8 +203,8 @@ def test_sagemaker_throttling_and_access_denied_are_inference_errors(
         before = len(wire.requests)
         with pytest.raises(InferenceError) as info:  # one except clause catches both
             call()
+        assert isinstance(info.value, kinds)
         error: Any = info.value
-        assert isinstance(error, kinds)
         assert (error.code, error.service, error.operation) == (
             expected,
             "sagemaker-runtime",

@@ -226,10 +226,10 @@ def test_lmi_shapes_over_sagemaker(wire: WireServer) -> None:
 
 
 def test_one_finish_reason_mapping() -> None:
-    for raw in ("length", "max_tokens", "model_length"):
-        assert finish_reason(raw) == "length"
-    for raw in ("stop", "eos_token", "stop_sequence", "end_turn", None, "error"):
-        assert finish_reason(raw) == "stop"
+    for length in ("length", "max_tokens", "model_length"):
+        assert finish_reason(length) == "length"
+    for other in ("stop", "eos_token", "stop_sequence", "end_turn", None, "error"):
+        assert finish_reason(other) == "stop"
 
 
 MULTILINGUAL = [

@@ -1,64 +1,34 @@
 """HttpBackend: a model server of your own over HTTP, in one of three wire protocols.
 
-Chosen with ``api=`` (each protocol is a module of :mod:`llm_twin_sdk.inference.protocols`):
-
-- ``"openai"`` (default): ``/v1/chat/completions`` for chat, ``/v1/completions`` for text,
-  plain or streamed (SSE ending with ``[DONE]``): vLLM, TGI's Messages API,
-  ``python -m llama_cpp.server``. Streams ask for usage (``stream_usage=False`` turns it off).
-  ``GenerationParams.json_schema`` becomes ``response_format`` in the shape chosen with
-  ``json_schema_format=`` (:data:`~llm_twin_sdk.inference.protocols.openai.JsonSchemaFormat`;
-  the default suits llama.cpp servers and TGI, pass ``"json_schema"`` for vLLM).
-- ``"tgi"``: TGI's native ``/generate`` and ``/generate_stream``; the schema becomes TGI's
-  grammar.
-- ``"lmi"``: an LMI container (DJL Serving) of your own: ``/invocations``, JSON-lines streams.
-
-TGI and LMI take text: chat messages need ``prompt_format=`` (``"alpaca"``, the template the
-twin was fine-tuned with, ``"raw"``, or a callable); with ``prompt_format`` chat is sent as
-text with every ``api``, so serving matches training.
+``api=`` picks the protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"`` (default:
+``/v1/chat/completions`` and ``/v1/completions`` of vLLM, TGI's Messages API, llama.cpp
+servers), ``"tgi"`` (TGI's ``/generate``) or ``"lmi"`` (an LMI container's ``/invocations``).
+TGI and LMI take text: chat messages need ``prompt_format=`` (``"alpaca"``, ``"raw"`` or a
+callable); with it, chat is sent as text whatever the protocol, so serving matches training.
 
 Example::
 
-    from llm_twin_sdk import GenerationParams, InferenceClient
-    from llm_twin_sdk.inference.backends.http import HttpBackend
-
     client = InferenceClient(HttpBackend("http://127.0.0.1:8000", model="twin", api_key="s3cr3t"))
-    print(client.generate([{"role": "user", "content": "Hi!"}]).text)
     tgi = HttpBackend("https://tgi.internal:8443", api="tgi", prompt_format="alpaca",
                       verify="/etc/ssl/private-ca.pem", cert=("client.pem", "client.key"))
-
     async with HttpBackend("http://127.0.0.1:8000") as backend:      # native asyncio
         generation = await backend.agenerate("Hello", GenerationParams())
-        async with await backend.astream("Hello", GenerationParams()) as stream:
-            async for piece in stream:
-                print(piece, end="")
 
-Behaviour:
-
-- One ``httpx.Client`` per backend and one ``httpx.AsyncClient`` (built on first async use,
-  rebuilt for another event loop): connections are pooled. A stream releases its connection
-  when it ends, fails or is closed early.
-- One attempt per call (:class:`~llm_twin_sdk.InferenceClient` retries). Errors go through one
-  table per kind: HTTP 429 -> :class:`ModelThrottledError`; 502/503/504, refused or failed
-  connections, connect timeouts -> :class:`ModelUnavailableError` (retried); 404 ->
-  :class:`EndpointNotFoundError`; 413 -> :class:`PayloadTooLargeError`; other statuses ->
-  :class:`ModelError` with ``status`` (408 retried); read timeout ->
-  :class:`InferenceTimeoutError`; a failed TLS handshake -> :class:`TLSHandshakeError`. An
-  error in a stream is the same error before its first piece, else :class:`StreamBrokenError`.
-- Stop sequences are never returned, whether or not the server trims them.
-- The API key is a ``SecretStr``: it appears in no ``repr``, log line or error message.
-
-Token counting: ``tokenizer=`` (a callable ``str -> int``), ``tokenizer="server"`` to ask the
-server (llama.cpp server ``/extras/tokenize/count``, TGI ``/tokenize``), or
-:func:`~llm_twin_sdk.inference.tokens.estimate_tokens`. Usage a server does not report is
-filled in without requests: the callable tokenizer or the estimate (prompt), the tokenizer or
-the number of token events (stream completion).
+One ``httpx.Client`` and one ``httpx.AsyncClient`` (rebuilt for another event loop) pool the
+connections; a stream releases its connection when it ends, fails or is closed. One attempt per
+call: the client retries. Failures go through one table per kind (:data:`_STATUS_ERRORS`,
+:data:`_TRANSPORT_ERRORS`): 429 -> :class:`ModelThrottledError`; 502/503/504 and connection
+failures -> :class:`ModelUnavailableError`; 404 -> :class:`EndpointNotFoundError`; 413 ->
+:class:`PayloadTooLargeError`; other statuses -> :class:`ModelError`; read timeout ->
+:class:`InferenceTimeoutError`; a failed TLS handshake -> :class:`TLSHandshakeError`. The API
+key is a ``SecretStr``, never shown. ``tokenizer="server"`` counts tokens with the server's
+tokenize route (llama.cpp ``/extras/tokenize/count``, TGI ``/tokenize``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 import time
 import weakref
@@ -68,7 +38,6 @@ from typing import Any, Literal, TypeAlias
 import httpx
 from pydantic import SecretStr
 
-from ..._version import __version__
 from ...errors import (
     ConfigurationError,
     ConnectTimeoutError,
@@ -90,53 +59,43 @@ from ..protocols.lmi import LMI
 from ..protocols.openai import JSON_SCHEMA_FORMATS, JsonSchemaFormat, OpenAICompatible
 from ..protocols.tgi import TGIGenerate
 from ..stream import TextStream
-from ..tokens import CHAT_TOKENS_PER_MESSAGE, CHAT_TOKENS_PER_REPLY, estimate_tokens
 from .http_config import (
     CertTypes,
     PathLike,
-    check_api_key,
     check_base_url,
+    client_options,
     httpx_timeout,
     is_tls_setup_error,
-    ssl_setting,
 )
 from .remote import Call, MessageRenderer, RemoteBackend, TextFormat
 
-__all__ = [
-    "CHAT_TOKENS_PER_MESSAGE",
-    "CHAT_TOKENS_PER_REPLY",
-    "Api",
-    "HttpBackend",
-    "JsonSchemaFormat",
-    "MessageRenderer",
-    "TextFormat",
-    "estimate_tokens",
-]
+__all__ = ["Api", "HttpBackend", "JsonSchemaFormat", "MessageRenderer", "TextFormat"]
 
 Api: TypeAlias = Literal["openai", "tgi", "lmi"]
-"""The wire protocol: OpenAI-compatible (``/v1/...``), TGI native (``/generate``) or LMI."""
+"""The wire protocol: OpenAI-compatible (``/v1/...``), TGI generate or LMI."""
 
-_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 _TOKENIZE_ROUTES = {"openai": "/extras/tokenize/count", "tgi": "/tokenize"}
-
+_REFUSED = "the model server at {where} refused the request ({what}); check api_key"
+_UNAVAILABLE = "the model server at {where} is unavailable ({what})"
 _STATUS_ERRORS: dict[int, tuple[type[LLMTwinError], str]] = {
-    429: (ModelThrottledError, "the model server at {where} is throttling requests (HTTP 429)"),
-    502: (ModelUnavailableError, "the model server at {where} is unavailable (HTTP 502)"),
-    503: (ModelUnavailableError, "the model server at {where} is unavailable (HTTP 503)"),
-    504: (ModelUnavailableError, "the model server at {where} is unavailable (HTTP 504)"),
+    429: (ModelThrottledError, "the model server at {where} is throttling requests ({what})"),
+    502: (ModelUnavailableError, _UNAVAILABLE),
+    503: (ModelUnavailableError, _UNAVAILABLE),
+    504: (ModelUnavailableError, _UNAVAILABLE),
     404: (
         EndpointNotFoundError,
-        "the model server has no route {where} (HTTP 404); check base_url and api= ('openai' "
+        "the model server has no route {where} ({what}); check base_url and api= ('openai' "
         "serves /v1/..., 'tgi' /generate, 'lmi' /invocations)",
     ),
     413: (
         PayloadTooLargeError,
-        "the model server at {where} rejected the request as too large (HTTP 413)",
+        "the model server at {where} rejected the request as too large ({what})",
     ),
-    401: (ModelError, "the model server at {where} refused the request (HTTP 401); check api_key"),
-    403: (ModelError, "the model server at {where} refused the request (HTTP 403); check api_key"),
+    401: (ModelError, _REFUSED),
+    403: (ModelError, _REFUSED),
 }
-"""HTTP statuses with a type or message of their own (others: ModelError with the status)."""
+"""HTTP statuses (also those an error body means) with a type or message of their own; others
+are a :class:`ModelError` with the status."""
 
 _TRANSPORT_ERRORS: tuple[tuple[type[httpx.HTTPError], type[LLMTwinError], str], ...] = (
     (
@@ -145,50 +104,43 @@ _TRANSPORT_ERRORS: tuple[tuple[type[httpx.HTTPError], type[LLMTwinError], str], 
         "could not connect to the model server at {where} within the connect timeout of "
         "{connect:g} s; is it running and reachable?",
     ),
-    (
-        httpx.PoolTimeout,
-        ModelUnavailableError,
-        "no free connection to {where} within {connect:g} s: too many requests in flight",
-    ),
+    (httpx.PoolTimeout, ModelUnavailableError, "no free connection to {where} in {connect:g} s"),
     (
         httpx.TimeoutException,
         InferenceTimeoutError,
         "the model server at {where} did not answer within the read timeout of {read:g} s; "
         "raise Timeouts(read_s=...) for long generations",
     ),
-    (
-        httpx.TransportError,  # network, protocol and proxy errors
-        ModelUnavailableError,
-        "cannot reach the model server at {where} ({reason}); is it running?",
-    ),
+    (httpx.TransportError, ModelUnavailableError, "cannot reach the model server at {where} "
+     "({reason}); is it running?"),
     (httpx.HTTPError, InferenceError, "the request to {where} failed: {reason}"),
-)
+)  # fmt: skip
 """httpx exceptions -> SDK errors, first match wins (a failed TLS handshake is checked first)."""
 
 
 class HttpBackend(RemoteBackend):
-    """A model served over HTTP: OpenAI-compatible (vLLM, TGI, llama.cpp), TGI native or LMI.
+    """A model served over HTTP: OpenAI-compatible (vLLM, TGI, llama.cpp), TGI or LMI.
 
     Args:
         base_url: the server's root, ``http(s)://host[:port][/prefix]`` (a trailing ``/v1``
             is accepted with ``api="openai"``). No query, fragment or credentials.
-        api: ``"openai"``, ``"tgi"`` or ``"lmi"`` (see the module docstring).
-        model: the ``model`` field sent to OpenAI-compatible servers (vLLM needs the served
-            name) and the name reported in ``Generation.model``.
+        api: ``"openai"``, ``"tgi"`` or ``"lmi"``.
+        model: the ``model`` field of OpenAI-compatible requests (vLLM needs the served name),
+            and ``Generation.model``.
         api_key: sent as ``Authorization: Bearer <key>``; never shown.
         context_window: tokens the served model accepts (prompt + generation).
-        tokenizer: counts tokens of a text exactly (``str -> int``), or ``"server"``.
-        prompt_format: renders chat messages as one text prompt (required for chat with
-            ``api="tgi"`` / ``"lmi"``... unless LMI's chat schema suits you): ``"alpaca"``,
-            ``"raw"`` or a callable ``messages -> str``.
+        tokenizer: counts a text's tokens (``str -> int``), or ``"server"``; default: the
+            estimate of :mod:`llm_twin_sdk.inference.tokens`.
+        prompt_format: renders chat messages as one text prompt: ``"alpaca"``, ``"raw"`` or a
+            callable ``messages -> str``.
         timeout: default connect / read timeouts; a call's ``timeout=`` replaces them.
-        verify: ``True`` (certifi's CAs), ``False``, a CA bundle file or directory, or an
-            ``ssl.SSLContext``.
-        cert: a client certificate for mutual TLS: ``path``, ``(cert, key)`` or
-            ``(cert, key, password)``.
-        headers: extra headers for every request (e.g. routing headers of a gateway).
-        extra_body: extra JSON fields for every OpenAI-compatible request.
-        json_schema_format: the ``response_format`` shape with ``api="openai"``.
+        verify: ``True`` (certifi's CAs), ``False``, a CA bundle file or folder, or an
+            ``ssl.SSLContext``. cert: a client certificate for mutual TLS: ``path``,
+            ``(cert, key)`` or ``(cert, key, password)``.
+        headers: extra headers for every request. extra_body: extra JSON fields for every
+            OpenAI-compatible request (e.g. llama.cpp's ``repeat_penalty``).
+        json_schema_format: how ``json_schema`` is sent with ``api="openai"``
+            (:data:`~llm_twin_sdk.inference.protocols.openai.JsonSchemaFormat`).
         stream_usage: ask OpenAI-compatible servers for usage at the end of streams.
         trust_env: honour ``HTTP(S)_PROXY``, ``NO_PROXY`` and ``SSL_CERT_FILE``.
         transport / async_transport: ``httpx`` transports (tests: ``httpx.MockTransport``).
@@ -235,16 +187,16 @@ class HttpBackend(RemoteBackend):
         if timeout is not None and not isinstance(timeout, Timeouts):
             raise ConfigurationError("timeout must be a Timeouts(connect_s=..., read_s=...)")
         protocol: WireProtocol = (
-            TGIGenerate()
-            if api == "tgi"
-            else LMI()
-            if api == "lmi"
-            else OpenAICompatible(
+            OpenAICompatible(
                 model=model,
                 json_schema_format=json_schema_format,
                 stream_usage=stream_usage,
                 extra_body=extra_body,
             )
+            if api == "openai"
+            else TGIGenerate()
+            if api == "tgi"
+            else LMI()
         )
         super().__init__(
             text=protocol,
@@ -256,33 +208,19 @@ class HttpBackend(RemoteBackend):
         self._base = check_base_url(base_url, strip_v1=api == "openai")
         self._api: Api = api
         self._model = model
-        self._api_key = check_api_key(api_key)
+        self._has_key = api_key is not None
         self._server_tokenize = tokenizer == "server"
         self._timeout = timeout or Timeouts()
-        request_headers = {"User-Agent": f"llm-twin-sdk/{__version__}"}
-        user_headers = dict(headers or {})
-        self._secrets = [
-            v for k, v in user_headers.items() if _SECRET_HEADER.search(k) and len(v) >= 4
-        ]
-        if self._api_key is not None:
-            if any(name.lower() == "authorization" for name in user_headers):
-                raise ConfigurationError(
-                    "pass the token either as api_key= or as an Authorization header, not both"
-                )
-            self._secrets.append(self._api_key.get_secret_value())
-            request_headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-        request_headers.update(user_headers)
-        self._client_options: dict[str, Any] = {
-            "headers": request_headers,
-            "verify": ssl_setting(verify, cert),
-            "timeout": httpx_timeout(self._timeout),
-            "trust_env": trust_env,
-            "follow_redirects": False,
-        }
-        self._async_transport = async_transport
-        self._client: httpx.Client | None = httpx.Client(
-            transport=transport, **self._client_options
+        self._options, self._secrets = client_options(
+            api_key=api_key,
+            headers=headers,
+            verify=verify,
+            cert=cert,
+            timeout=self._timeout,
+            trust_env=trust_env,
         )
+        self._async_transport = async_transport
+        self._client: httpx.Client | None = httpx.Client(transport=transport, **self._options)
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 
@@ -301,7 +239,7 @@ class HttpBackend(RemoteBackend):
         return self._api
 
     def __repr__(self) -> str:
-        auth = ", api_key='**********'" if self._api_key is not None else ""
+        auth = ", api_key='**********'" if self._has_key else ""
         model = f", model={self._model!r}" if self._model else ""
         return f"HttpBackend({self._base!r}, api={self._api!r}{model}{auth})"
 
@@ -322,15 +260,10 @@ class HttpBackend(RemoteBackend):
     def stream(
         self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
     ) -> TextStream:
-        """Stream a completion piece by piece (one request; the client owns retries).
+        """Stream a completion (one request, sent here: its HTTP and connection errors are
+        raised by this call).
 
-        The request is sent here: HTTP and connection errors are raised by this call.
-
-        Example::
-
-            with backend.stream("Once upon a time", params) as stream:
-                for piece in stream:
-                    print(piece, end="")
+        Example: ``with backend.stream("Once upon a time", params) as stream: ...``.
         """
         call, limits = self._prepare(prompt, params, stream=True), timeout or self._timeout
         stack = contextlib.ExitStack()
@@ -346,7 +279,7 @@ class HttpBackend(RemoteBackend):
             if isinstance(exc, httpx.HTTPError):
                 raise self._transport_error(exc, self._where(call), limits) from exc
             raise
-        return TextStream(self._pieces(call, response, limits), on_close=stack.close)
+        return TextStream(self._http_pieces(call, response, limits), on_close=stack.close)
 
     def close(self) -> None:
         """Close the sync client's connections (:meth:`aclose` also closes the async one)."""
@@ -366,10 +299,7 @@ class HttpBackend(RemoteBackend):
     async def agenerate(
         self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
     ) -> Generation:
-        """Async :meth:`generate` on the backend's ``httpx.AsyncClient``.
-
-        Example: ``generation = await backend.agenerate("Say hi.", GenerationParams())``.
-        """
+        """Async :meth:`generate` on the backend's ``httpx.AsyncClient``."""
         call, limits = self._prepare(prompt, params, stream=False), timeout or self._timeout
         try:
             response = await self._async_client().post(**self._send(call, limits))
@@ -384,11 +314,7 @@ class HttpBackend(RemoteBackend):
         request and raises its HTTP and connection errors; plain ``async for`` sends it on the
         first piece.
 
-        Example::
-
-            async with await backend.astream("Once upon a time", params) as stream:
-                async for piece in stream:
-                    print(piece, end="")
+        Example: ``async with await backend.astream("Hi", params) as stream: ...``.
         """
         call, limits = self._prepare(prompt, params, stream=True), timeout or self._timeout
         stack = contextlib.AsyncExitStack()
@@ -438,9 +364,7 @@ class HttpBackend(RemoteBackend):
         current = self._aclient_loop() if self._aclient_loop is not None else None
         if self._aclient is None or current is not loop:
             # Connections belong to the loop that opened them: a new loop gets a new client.
-            self._aclient = httpx.AsyncClient(
-                transport=self._async_transport, **self._client_options
-            )
+            self._aclient = httpx.AsyncClient(transport=self._async_transport, **self._options)
             self._aclient_loop = weakref.ref(loop)
         return self._aclient
 
@@ -473,7 +397,7 @@ class HttpBackend(RemoteBackend):
             ) from exc
         return self._generation(call, data)
 
-    def _pieces(
+    def _http_pieces(
         self, call: Call, response: httpx.Response, limits: Timeouts
     ) -> Generator[str, None, Generation]:
         if not _is_stream(response):  # a server that ignored stream=true: one JSON body
@@ -482,20 +406,15 @@ class HttpBackend(RemoteBackend):
             if generation.text:
                 yield generation.text
             return generation
-        state = self._state(call)
-        chunks = response.iter_bytes()
-        try:
-            for chunk in chunks:
-                yield from state.feed(chunk)
-                if state.done:
-                    break
-            yield from state.end()
-        except httpx.HTTPError as exc:
-            raise state.fail(self._transport_error(exc, self._where(call), limits)) from exc
-        with contextlib.suppress(httpx.HTTPError):
-            for _ in chunks:  # read the end of the body so the connection can be reused
-                pass
-        return self._stream_result(call, state)
+        where = self._where(call)
+        return (
+            yield from self._pieces(
+                call,
+                response.iter_bytes(),
+                (httpx.HTTPError,),
+                lambda exc: self._transport_error(exc, where, limits),
+            )
+        )
 
     async def _apieces(
         self, call: Call, opened: list[httpx.Response], limits: Timeouts

@@ -1,27 +1,29 @@
-"""Checks of HttpBackend's connection settings: base URL, API key, TLS verification and client
+"""HttpBackend's connection settings: base URL, API key and headers, TLS verification and client
 certificates, timeouts. Every problem is a :class:`~llm_twin_sdk.errors.ConfigurationError`
 that never echoes a secret."""
 
 from __future__ import annotations
 
+import re
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import httpx
 from pydantic import SecretStr
 
+from ..._version import __version__
 from ...errors import ConfigurationError
 from ...types import Timeouts
 
 __all__ = [
     "CertTypes",
     "PathLike",
-    "check_api_key",
     "check_base_url",
+    "client_options",
     "httpx_timeout",
     "is_tls_setup_error",
-    "ssl_setting",
 ]
 
 PathLike: TypeAlias = "str | Path"
@@ -29,6 +31,7 @@ CertTypes: TypeAlias = "PathLike | tuple[PathLike, PathLike] | tuple[PathLike, P
 """A client certificate: ``cert.pem`` (key included), ``(cert, key)`` or
 ``(cert, key, password)``."""
 
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 _ROUTE_SUFFIXES = (
     "/v1/chat/completions",
     "/v1/completions",
@@ -76,7 +79,40 @@ def check_base_url(base_url: str, *, strip_v1: bool) -> str:
     return f"{url.scheme}://{url.netloc.decode('ascii')}{path}"
 
 
-def check_api_key(api_key: SecretStr | str | None) -> SecretStr | None:
+def client_options(
+    *,
+    api_key: SecretStr | str | None,
+    headers: Mapping[str, str] | None,
+    verify: bool | PathLike | ssl.SSLContext,
+    cert: CertTypes | None,
+    timeout: Timeouts,
+    trust_env: bool,
+) -> tuple[dict[str, Any], list[str]]:
+    """The ``httpx`` client options, and the secrets (key, secret-like headers) to scrub from
+    messages."""
+    key = _check_api_key(api_key)
+    request_headers = {"User-Agent": f"llm-twin-sdk/{__version__}"}
+    user_headers = dict(headers or {})
+    secrets = [v for k, v in user_headers.items() if _SECRET_HEADER.search(k) and len(v) >= 4]
+    if key is not None:
+        if any(name.lower() == "authorization" for name in user_headers):
+            raise ConfigurationError(
+                "pass the token either as api_key= or as an Authorization header, not both"
+            )
+        secrets.append(key.get_secret_value())
+        request_headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+    request_headers.update(user_headers)
+    options = {
+        "headers": request_headers,
+        "verify": _ssl_setting(verify, cert),
+        "timeout": httpx_timeout(timeout),
+        "trust_env": trust_env,
+        "follow_redirects": False,
+    }
+    return options, secrets
+
+
+def _check_api_key(api_key: SecretStr | str | None) -> SecretStr | None:
     if api_key is None:
         return None
     secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
@@ -89,7 +125,7 @@ def check_api_key(api_key: SecretStr | str | None) -> SecretStr | None:
     return secret
 
 
-def ssl_setting(
+def _ssl_setting(
     verify: bool | PathLike | ssl.SSLContext, cert: CertTypes | None
 ) -> bool | ssl.SSLContext:
     """What httpx's ``verify=`` takes: True/False, or an SSLContext for CA bundles and certs."""

@@ -1,15 +1,16 @@
 """What the HTTP and SageMaker backends share: everything but the connection.
 
-A remote backend picks a wire protocol per prompt (one for text, one for chat messages; with
-a ``prompt_format`` chat is rendered to text first), counts tokens, and turns what the
-protocol reads into :class:`~llm_twin_sdk.Generation` results and stream states. Subclasses
-send and receive, and convert their connection's failures.
+A remote backend picks a wire protocol per prompt (one for text, one for chat; with a
+``prompt_format`` chat is rendered to text first), counts tokens, and turns what the protocol
+reads into :class:`~llm_twin_sdk.Generation` results and streams. Subclasses send, receive and
+convert their connection's failures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -40,15 +41,9 @@ class Call:
 
 
 class RemoteBackend:
-    """Base of the remote backends (not used on its own).
-
-    Args:
-        text / chat: the protocols for text prompts and for chat messages.
-        context_window: tokens the served model accepts (prompt + generation).
-        tokenizer: counts the tokens of a text exactly; default :func:`estimate_tokens`.
-        prompt_format: renders chat messages as one text prompt (``"alpaca"``, ``"raw"`` or a
-            callable ``messages -> str``); when given, chat is sent as text.
-    """
+    """Base of the remote backends: the protocols for text and chat prompts, the context
+    window, a tokenizer (default :func:`~llm_twin_sdk.inference.tokens.estimate_tokens`) and a
+    ``prompt_format`` (``"alpaca"``, ``"raw"`` or a callable ``messages -> str``)."""
 
     def __init__(
         self,
@@ -82,11 +77,9 @@ class RemoteBackend:
         return self._window
 
     def count_tokens(self, prompt: NormalizedPrompt) -> int:
-        """Tokens of ``prompt``: exact with a ``tokenizer``, else :func:`estimate_tokens`.
-
-        Chat messages count their contents plus a per-message allowance for the server's chat
-        template (:mod:`llm_twin_sdk.inference.tokens`), unless a ``prompt_format`` renders
-        them: then the rendered text is counted.
+        """Tokens of ``prompt``: exact with a ``tokenizer``, else the estimate; chat messages
+        count their contents plus allowances for the server's template, unless a
+        ``prompt_format`` renders them (then the text is counted).
 
         Example: ``backend.count_tokens("Hello")`` or ``backend.count_tokens(messages)``.
         """
@@ -98,8 +91,6 @@ class RemoteBackend:
     def _local_count(self, text: str) -> int:
         """Tokens of ``text`` without any request: the tokenizer, or the estimate."""
         return int(self._tokenizer(text)) if self._tokenizer is not None else estimate_tokens(text)
-
-    # -- requests and results ----------------------------------------------------------
 
     def _render(self, prompt: NormalizedPrompt) -> str | list[Message]:
         fmt = self._prompt_format
@@ -137,20 +128,43 @@ class RemoteBackend:
         if isinstance(answer, ErrorBody):
             raise self._body_error(answer, call)
         text, stopped = cut_at_stop(answer.text, call.request.stops)
+        completion = answer.completion_tokens
         return self._result(
             call,
             text,
             "stop" if stopped else answer.finish_reason,
             answer.prompt_tokens,
-            self._local_count(text)
-            if answer.completion_tokens is None
-            else answer.completion_tokens,
+            self._local_count(text) if completion is None else completion,
         )
 
     def _state(self, call: Call) -> StreamState:
         return StreamState(
             call.protocol, call.request, self._where(call), lambda e: self._body_error(e, call)
         )
+
+    def _pieces(
+        self,
+        call: Call,
+        chunks: Iterator[bytes],
+        errors: tuple[type[BaseException], ...],
+        convert: Callable[[Any], LLMTwinError],
+    ) -> Generator[str, None, Generation]:
+        """The pieces of a stream of byte ``chunks``; the ``errors`` iterating them raises are
+        converted by ``convert`` and the stream rule. What follows the final event is read, so
+        the connection can be reused."""
+        state = self._state(call)
+        try:
+            for chunk in chunks:
+                yield from state.feed(chunk)
+                if state.done:
+                    break
+            yield from state.end()
+        except errors as exc:
+            raise state.fail(convert(exc)) from exc
+        with contextlib.suppress(Exception):  # the answer is complete: a late failure is moot
+            for _ in chunks:
+                pass
+        return self._stream_result(call, state)
 
     def _stream_result(self, call: Call, state: StreamState) -> Generation:
         answer = state.answer()

@@ -1,37 +1,20 @@
 """SageMakerBackend: a model on an AWS SageMaker real-time endpoint (TGI by default, or LMI).
 
-Calls ``InvokeEndpoint`` for whole completions and ``InvokeEndpointWithResponseStream`` for
-streams; the payloads are those of a wire protocol (:mod:`llm_twin_sdk.inference.protocols`),
-chosen with ``api=``:
-
-- ``"messages"`` (default): chat messages to TGI's **Messages API** (OpenAI-style, the
-  container applies the model's chat template), text prompts to **TGI generate**;
-- ``"generate"``: every prompt to TGI generate (chat rendered by ``prompt_format``);
-- ``"lmi"``: an LMI container (DJL Serving: vLLM, TensorRT-LLM): ``inputs`` / ``parameters``
-  for text, its chat schema for messages; JSON-lines streams.
-
-Answers of any known shape are read whatever was asked. One attempt per call:
-:class:`~llm_twin_sdk.InferenceClient` retries, and every failure is converted here through
-one table (AWS codes from :data:`llm_twin_sdk.aws.AWS_ERROR_CODES`, botocore and urllib3
-exceptions) into an :class:`~llm_twin_sdk.errors.InferenceError`: throttling ->
-:class:`EndpointThrottledError`, refused credentials -> :class:`EndpointAccessDeniedError`
-(both keep ``code`` and ``request_id``), a container error -> :class:`ModelError` with its
-status; a stream failure before the first piece is the same error, after it
-:class:`StreamBrokenError`.
+``InvokeEndpoint`` for whole completions, ``InvokeEndpointWithResponseStream`` for streams,
+with the payloads of the wire protocol ``api=`` names (:mod:`llm_twin_sdk.inference.protocols`):
+``"messages"`` (default: chat to TGI's Messages API, text to TGI generate), ``"generate"``
+(everything to TGI generate; chat rendered by ``prompt_format``) or ``"lmi"`` (LMI containers).
+One attempt per call (the client retries); failures go through one table per kind -- AWS codes
+(:func:`llm_twin_sdk.aws.error_kind`), botocore and urllib3 exceptions -- into an
+:class:`~llm_twin_sdk.errors.InferenceError`: :class:`EndpointThrottledError`,
+:class:`EndpointAccessDeniedError` (both keep the AWS fields), :class:`ModelError` with the
+container's status, :class:`ModelUnavailableError`, :class:`EndpointNotFoundError`...
 
 Example::
 
-    from llm_twin_sdk import InferenceClient, Timeouts
-    from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
-
     client = InferenceClient(SageMakerBackend("twin-endpoint", region="eu-central-1"))
     print(client.generate([{"role": "user", "content": "Write a post about RAG."}]).text)
-    with client.stream("### Instruction:\\nSummarise RAG.\\n### Response:\\n") as stream:
-        for piece in stream:
-            print(piece, end="", flush=True)
-
-    # an inference-component endpoint, a short read timeout, request tracing:
-    SageMakerBackend("shared-endpoint", inference_component_name="twin-ic",
+    SageMakerBackend("shared-endpoint", inference_component_name="twin-ic", api="lmi",
                      timeout=Timeouts(read_s=30), custom_attributes="trace_id=42")
 """
 
@@ -42,7 +25,7 @@ import json
 import re
 import threading
 import warnings
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeAlias
 
 from ...aws import AWSClients, AWSErrorKind, botocore_config, client_error_fields, error_kind
@@ -82,33 +65,22 @@ _STREAM = "invoke_endpoint_with_response_stream"
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _COMPONENT = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?")
 _NOT_FOUND = re.compile(r"not found|could not find|does not exist", re.IGNORECASE)
-
+_UNAVAILABLE = (ModelUnavailableError, "{where} is unavailable ({code}: {message})")
 _CODE_ERRORS: dict[AWSErrorKind | str, tuple[type[LLMTwinError], str]] = {
-    "throttled": (
-        EndpointThrottledError,
-        "{where}: SageMaker throttled the call ({code}: {message}); slow down, or give the "
-        "endpoint more capacity",
-    ),
-    "access-denied": (
-        EndpointAccessDeniedError,
-        "{where}: {operation} was refused ({code}: {message}); the caller needs "
-        "sagemaker:InvokeEndpoint on the endpoint",
-    ),
-    "not-found": (
-        EndpointNotFoundError,
-        "{where}: {message} Check the name, the region and the account, and that the endpoint "
-        "is InService.",
-    ),
-    "unavailable": (ModelUnavailableError, "{where} is unavailable ({code}: {message})"),
-    "retry-later": (ModelUnavailableError, "{where} is unavailable ({code}: {message})"),
-    "ModelStreamError": (
-        ModelUnavailableError,
-        "{where}: the model's stream failed ({code}: {message})",
-    ),
-}
-"""SageMaker-runtime error kinds (``aws.error_kind``) and codes -> SDK errors; a ModelError
-becomes :class:`ModelError` with the container's status, other 5xx are unavailable, the rest
-:class:`InferenceError`."""
+    "throttled": (EndpointThrottledError, "{where}: SageMaker throttled the call ({code}: "
+                  "{message}); slow down, or give the endpoint more capacity"),
+    "access-denied": (EndpointAccessDeniedError, "{where}: {operation} was refused ({code}: "
+                      "{message}); the caller needs sagemaker:InvokeEndpoint on the endpoint"),
+    "not-found": (EndpointNotFoundError, "{where}: {message} Check the name, the region and the "
+                  "account, and that the endpoint is InService."),
+    "unavailable": _UNAVAILABLE,
+    "retry-later": _UNAVAILABLE,
+    "ModelStreamError": (ModelUnavailableError, "{where}: the model's stream failed ({code}: "
+                         "{message})"),
+    "": (InferenceError, "{where}: {operation} failed: {code}: {message}"),
+}  # fmt: skip
+"""AWS error kinds (:func:`~llm_twin_sdk.aws.error_kind`) and codes -> SDK errors (``ModelError``
+is read apart: the container's status; unknown 5xx codes are unavailable)."""
 
 
 @functools.cache
@@ -121,79 +93,59 @@ def _exception_errors() -> tuple[
     from urllib3 import exceptions as urllib3
 
     return (
-        (
-            (boto.ReadTimeoutError, urllib3.ReadTimeoutError, TimeoutError),
-            InferenceTimeoutError,
-            "{where}: no answer within the read timeout ({read:g} s). Raise Timeouts(read_s=...) "
-            "for long generations (SageMaker allows 60 s per call), or stream.",
-        ),
-        (
-            (boto.ConnectTimeoutError,),
-            ConnectTimeoutError,
-            "{where}: could not connect within the connect timeout ({connect:g} s)",
-        ),
-        (
-            (boto.ConnectionError, boto.HTTPClientError),
-            ModelUnavailableError,
-            "{where} is unreachable: {reason}",
-        ),
+        ((boto.ReadTimeoutError, urllib3.ReadTimeoutError, TimeoutError), InferenceTimeoutError,
+         "{where}: no answer within the read timeout ({read:g} s). Raise Timeouts(read_s=...) "
+         "for long generations (SageMaker allows 60 s per call), or stream."),
+        ((boto.ConnectTimeoutError,), ConnectTimeoutError,
+         "{where}: could not connect within the connect timeout ({connect:g} s)"),
+        ((boto.ConnectionError, boto.HTTPClientError), ModelUnavailableError,
+         "{where} is unreachable: {reason}"),
         ((boto.ParamValidationError,), InvalidParameterError, "{where}: invalid request: {reason}"),
-        (
-            (boto.NoCredentialsError,),
-            EndpointAccessDeniedError,
-            "{where}: no AWS credentials found. Configure a profile (aws configure) or set "
-            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
-        ),
+        ((boto.NoCredentialsError,), EndpointAccessDeniedError,
+         "{where}: no AWS credentials found. Configure a profile (aws configure) or set "
+         "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."),
         ((boto.BotoCoreError,), InferenceError, "{where}: {operation} failed: {reason}"),
-        (
-            (urllib3.HTTPError, ParserError, OSError),  # the connection broke under a body
-            ModelUnavailableError,
-            "{where}: {operation} failed: {kind}: {reason}",
-        ),
-    )
+        ((urllib3.HTTPError, ParserError, OSError), ModelUnavailableError,  # a broken body
+         "{where}: {operation} failed: {kind}: {reason}"),
+    )  # fmt: skip
 
 
 @functools.cache
 def _foreign() -> tuple[type[BaseException], ...]:
-    """Every exception a call or a stream's iteration can raise that is converted here."""
+    """Every exception a call or a stream's iteration raises that is converted here."""
     from botocore.exceptions import ClientError
 
     return (ClientError, *(t for types, _, _ in _exception_errors() for t in types))
 
 
-class SageMakerBackend(RemoteBackend):
-    """A SageMaker real-time endpoint (TGI or LMI, or any container speaking their payloads).
+def _error(kind: type[LLMTwinError], message: str, **aws: Any) -> LLMTwinError:
+    return kind(message, service=_SERVICE, **aws) if issubclass(kind, AWSError) else kind(message)
 
+
+class SageMakerBackend(RemoteBackend):
+    """A SageMaker real-time endpoint (TGI, LMI, or any container speaking their payloads).
     Thread-safe: the boto3 clients are built once and shared by every thread.
 
     Args:
         endpoint_name: the SageMaker endpoint.
-        inference_component_name: the inference component to invoke, on an
-            inference-component endpoint (sent as ``InferenceComponentName``).
+        inference_component_name: the inference component to invoke (``InferenceComponentName``).
         runtime_client: a ``sagemaker-runtime`` boto3 client to use as it is (build it with
-            :func:`~llm_twin_sdk.aws.botocore_config` so botocore does not retry on top of
-            the SDK). Exclusive with ``aws``, ``region``, ``profile`` and ``timeout``.
-        aws: the :class:`~llm_twin_sdk.aws.AWSClients` (region, profile) to build clients
-            from; default ``AWSClients(region=region, profile=profile)``.
-        region / profile: where the endpoint lives, when ``aws`` is not given.
+            :func:`~llm_twin_sdk.aws.botocore_config`, so botocore does not retry on top of the
+            SDK). Exclusive with ``aws``, ``region``, ``profile`` and ``timeout``.
+        aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build clients from; default
+            ``AWSClients(region=region, profile=profile)``.
         api: ``"messages"`` (default), ``"generate"`` or ``"lmi"`` (see the module docstring).
         context_window: tokens the served model accepts (TGI's ``MAX_TOTAL_TOKENS``).
-        tokenizer: counts the tokens of a text exactly (e.g.
-            ``lambda s: len(hf_tokenizer.encode(s))``); default: an estimate that errs high.
-        prompt_format: renders chat messages as one text prompt (``"alpaca"``, ``"raw"`` or
-            a callable), sent with the text protocol: required for chat with ``"generate"``.
-        custom_attributes: sent verbatim as ``CustomAttributes`` with every call
-            (at most 1024 visible ASCII characters).
-        timeout: connect and read timeouts of every call (default ``Timeouts()``: 10 s,
-            60 s); a call's own ``timeout`` replaces it.
+        tokenizer: counts a text's tokens exactly; default: an estimate that errs high.
+        prompt_format: renders chat as one text prompt (``"alpaca"``, ``"raw"``, a callable),
+            sent with the text protocol; required for chat with ``api="generate"``.
+        custom_attributes: sent verbatim as ``CustomAttributes`` (at most 1024 visible ASCII).
+        timeout: connect and read timeouts (default 10 s, 60 s); a call's own replaces them.
 
     Raises:
         ConfigurationError: invalid names, conflicting client arguments, bad limits.
 
-    Example::
-
-        backend = SageMakerBackend("twin", region="us-east-1", timeout=Timeouts(read_s=90))
-        backend.generate("Hello", GenerationParams(max_new_tokens=32)).text
+    Example: ``SageMakerBackend("twin", region="us-east-1", timeout=Timeouts(read_s=90))``.
     """
 
     def __init__(
@@ -212,19 +164,17 @@ class SageMakerBackend(RemoteBackend):
         custom_attributes: str | None = None,
         timeout: Timeouts | None = None,
     ) -> None:
-        _check_names(endpoint_name, inference_component_name)
+        _check_names(endpoint_name, inference_component_name, custom_attributes)
         if api not in ("messages", "generate", "lmi"):
             raise ConfigurationError(f"api must be 'messages', 'generate' or 'lmi', got {api!r}")
         text: WireProtocol = LMI() if api == "lmi" else TGIGenerate()
-        chat = OpenAICompatible(json_schema_format="tgi") if api == "messages" else text
         super().__init__(
             text=text,
-            chat=chat,
+            chat=OpenAICompatible(json_schema_format="tgi") if api == "messages" else text,
             context_window=context_window,
             tokenizer=tokenizer,
             prompt_format=prompt_format,
         )
-        _check_custom_attributes(custom_attributes)
         if runtime_client is not None:
             if aws is not None or region is not None or profile is not None:
                 raise ConfigurationError(
@@ -276,13 +226,7 @@ class SageMakerBackend(RemoteBackend):
 
         Raises:
             PayloadTooLargeError: the body is over 6 MB (nothing was sent).
-            EndpointThrottledError: SageMaker throttled the call.
-            ModelError: the container answered an error (``status`` is its HTTP status).
-            ModelUnavailableError: SageMaker or the model is unavailable or unreachable.
-            EndpointNotFoundError: no such endpoint or inference component.
-            EndpointAccessDeniedError: the credentials may not invoke the endpoint.
-            InferenceTimeoutError: no answer within the read timeout.
-            InferenceError: any other failure, e.g. a malformed response body.
+            InferenceError: every failure of the call (see the module docstring).
         """
         call = self._prepare(prompt, params, stream=False)
         args = self._call_args(call)
@@ -301,23 +245,19 @@ class SageMakerBackend(RemoteBackend):
         except ValueError as exc:
             text = raw[:200].decode("utf-8", errors="replace")
             raise InferenceError(
-                f"{self._where(call)} answered a body that is not JSON: {text!r}"
+                f"{self._where()} answered a body that is not JSON: {text!r}"
             ) from exc
         return self._generation(call, data)
 
     def stream(
         self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
     ) -> TextStream:
-        """One ``InvokeEndpointWithResponseStream`` call, read piece by piece.
-
-        Payload parts are reassembled into events wherever they split; what follows the final
-        event is read and ignored, so the connection can be reused. The HTTP connection goes
-        back to the pool when the stream ends, and is closed when the stream is left early.
-        Stop sequences are never delivered.
+        """One ``InvokeEndpointWithResponseStream`` call, read piece by piece; the connection
+        goes back to the pool at the end, and is closed when the stream is left early.
 
         Raises:
-            StreamBrokenError: the stream failed after text arrived (``partial_text``).
-            The errors of :meth:`generate`, when the stream fails before any text.
+            StreamBrokenError: the stream failed after its first piece (``partial_text``).
+            The errors of :meth:`generate`, when it fails before.
         """
         call = self._prepare(prompt, params, stream=True)
         args = self._call_args(call)
@@ -326,7 +266,10 @@ class SageMakerBackend(RemoteBackend):
             events = client.invoke_endpoint_with_response_stream(**args)["Body"]
         except _foreign() as exc:
             raise self._convert(exc, _STREAM, limits) from exc
-        return TextStream(self._pieces(call, events, limits), on_close=events.close)
+        pieces = self._pieces(
+            call, _payloads(events), _foreign(), lambda exc: self._convert(exc, _STREAM, limits)
+        )
+        return TextStream(pieces, on_close=events.close)
 
     def close(self) -> None:
         """Close the clients this backend built (not an injected one, nor ``aws``'s)."""
@@ -370,28 +313,6 @@ class SageMakerBackend(RemoteBackend):
         if self.custom_attributes is not None:
             args["CustomAttributes"] = self.custom_attributes
         return args
-
-    def _pieces(
-        self, call: Call, events: Any, limits: Timeouts
-    ) -> Generator[str, None, Generation]:
-        state = self._state(call)
-        iterator = iter(events)
-        try:
-            while not state.done:
-                try:
-                    event = next(iterator)
-                except StopIteration:
-                    break
-                except _foreign() as exc:
-                    raise state.fail(self._convert(exc, _STREAM, limits)) from exc
-                part = event.get("PayloadPart") if isinstance(event, dict) else None
-                if part is not None:
-                    yield from state.feed(part.get("Bytes", b""))
-            yield from state.end()
-            _drain(iterator)
-        finally:
-            events.close()
-        return self._stream_result(call, state)
 
     def _client(self, timeout: Timeouts | None) -> tuple[Any, Timeouts]:
         """The runtime client for these timeouts (one per distinct value, built once)."""
@@ -469,58 +390,49 @@ class SageMakerBackend(RemoteBackend):
         """The SDK error for a botocore / urllib3 exception of one call (one table each)."""
         from botocore.exceptions import ClientError
 
-        where = self._where()
         if isinstance(exc, ClientError):
             return self._client_error(exc, operation)
         kind, text = next((k, t) for types, k, t in _exception_errors() if isinstance(exc, types))
         message = text.format(
-            where=where,
+            where=self._where(),
             operation=operation,
             reason=exc,
             kind=type(exc).__name__,
             connect=limits.connect_s,
             read=limits.read_s,
         )
-        if issubclass(kind, AWSError):
-            return kind(message, service=_SERVICE, operation=operation)
-        return kind(message)
+        return _error(kind, message, operation=operation)
 
     def _client_error(self, exc: Any, operation: str) -> LLMTwinError:
         code, message, status, request_id = client_error_fields(exc)
-        response = exc.response
-        if code == "ModelError":
-            original = response.get("OriginalStatusCode")
-            arn = response.get("LogStreamArn")
-            error = self._text.error(_as_json(response.get("OriginalMessage")) or {})
+        if code == "ModelError":  # the container answered an error: its status and message
+            response = exc.response
+            original, arn = response.get("OriginalStatusCode"), response.get("LogStreamArn")
+            raw = response.get("OriginalMessage")
+            error = self._text.error(_as_json(raw) or {})
             text = f"{self._where()}: the model container answered {original}: "
-            text += (
-                error.message
-                if error is not None
-                else str(response.get("OriginalMessage") or message)
-            )
-            if arn:
-                text += f" (container logs: {arn})"
-            return ModelError(
-                text, status=int(original) if original is not None else None, log_stream_arn=arn
-            )
-        kind_name: AWSErrorKind | str | None = error_kind(code, message)
+            text += error.message if error is not None else str(raw or message)
+            text += f" (container logs: {arn})" if arn else ""
+            container = int(original) if original is not None else None
+            return ModelError(text, status=container, log_stream_arn=arn)
+        kind_name = code if code == "ModelStreamError" else error_kind(code, message)
         if kind_name is None and code == "ValidationError" and _NOT_FOUND.search(message):
             kind_name = "not-found"
-        if code == "ModelStreamError":
-            kind_name = code
         if kind_name is None and status >= 500:
             kind_name = "unavailable"
-        kind, text = _CODE_ERRORS.get(
-            kind_name or "", (InferenceError, "{where}: {operation} failed: {code}: {message}")
-        )
+        kind, text = _CODE_ERRORS[kind_name or ""]
         full = text.format(
             where=self._where(), operation=operation, code=code or status, message=message
         )
-        if issubclass(kind, AWSError):
-            return kind(
-                full, service=_SERVICE, operation=operation, code=code, request_id=request_id
-            )
-        return kind(full)
+        return _error(kind, full, operation=operation, code=code, request_id=request_id)
+
+
+def _payloads(events: Any) -> Iterator[bytes]:
+    """The bytes of a response stream's ``PayloadPart`` events."""
+    for event in events:
+        part = event.get("PayloadPart") if isinstance(event, dict) else None
+        if part is not None:
+            yield bytes(part.get("Bytes", b""))
 
 
 def _as_json(value: Any) -> dict[str, Any] | None:
@@ -532,38 +444,18 @@ def _as_json(value: Any) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _drain(iterator: Iterator[Any]) -> None:
-    """Read what is left after the last event, so the connection returns to the pool."""
-    try:
-        for _ in iterator:
-            pass
-    except Exception:  # the answer is complete: a late failure changes nothing
-        pass
-
-
-# -- validation ---------------------------------------------------------------------------------
-
-
-def _check_names(endpoint: str, component: str | None) -> None:
+def _check_names(endpoint: str, component: str | None, attributes: str | None) -> None:
+    letters = "1-63 letters, digits and hyphens, starting and ending with a letter or digit"
     if not isinstance(endpoint, str) or not _NAME.fullmatch(endpoint):
-        raise ConfigurationError(
-            f"invalid SageMaker endpoint name {endpoint!r}: 1-63 letters, digits and hyphens, "
-            "starting and ending with a letter or digit"
-        )
+        raise ConfigurationError(f"invalid SageMaker endpoint name {endpoint!r}: {letters}")
     if component is not None and not _COMPONENT.fullmatch(component):
-        raise ConfigurationError(
-            f"invalid inference component name {component!r}: 1-63 letters, digits and "
-            "hyphens, starting and ending with a letter or digit"
-        )
-
-
-def _check_custom_attributes(value: str | None) -> None:
-    if value is None:
-        return
-    if len(value) > 1024 or not all(" " <= c <= "~" or c == "\t" for c in value):
+        raise ConfigurationError(f"invalid inference component name {component!r}: {letters}")
+    if attributes is not None and (
+        len(attributes) > 1024 or not all(" " <= c <= "~" or c == "\t" for c in attributes)
+    ):
         raise ConfigurationError(
             "custom_attributes must be at most 1024 visible ASCII characters "
-            f"(got {len(value)} characters)"
+            f"(got {len(attributes)} characters)"
         )
 
 

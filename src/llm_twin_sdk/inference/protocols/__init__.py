@@ -1,16 +1,10 @@
 """Wire protocols: one module per request format, shared by every connection.
 
-- :mod:`.tgi`: TGI generate (``inputs`` / ``parameters``; SSE token events).
-- :mod:`.openai`: OpenAI-compatible chat and text completions (vLLM, llama.cpp, TGI's
-  Messages API); the ``response_format`` shapes; the ``repetition_penalty`` decision.
-- :mod:`.lmi`: LMI containers (DJL Serving) and vLLM-native ``outputs``; JSON-lines streams.
-- :mod:`.base`, :mod:`.framing`, :mod:`.streams`: what they share -- the request and answer
-  types, one finish-reason mapping, SSE and JSON-lines decoding, one stream state with one stop
-  filter and one rule for stream failures.
-
-A connection (:class:`~llm_twin_sdk.inference.backends.http.HttpBackend`,
-:class:`~llm_twin_sdk.inference.backends.sagemaker.SageMakerBackend`) picks a protocol and sends
-what it builds; it never builds or parses a payload itself.
+:mod:`.tgi` (TGI generate), :mod:`.openai` (OpenAI-compatible chat and completions, TGI's
+Messages API), :mod:`.lmi` (LMI containers, vLLM-native ``outputs``); what they share --
+requests, answers, one finish-reason mapping (:mod:`.base`), SSE and JSON-lines decoding
+(:mod:`.framing`), one stream state, stop filter and stream-failure rule (:mod:`.streams`).
+The connections (``HttpBackend``, ``SageMakerBackend``) never build or parse a payload.
 """
 
 from .base import Answer, ErrorBody, StreamEvent, WireProtocol, WireRequest, finish_reason

@@ -1,16 +1,11 @@
 """What every wire protocol shares: the request it builds, the answers and events it reads.
 
 A :class:`WireProtocol` turns a prompt and :class:`~llm_twin_sdk.GenerationParams` into a
-:class:`WireRequest` (route, JSON body, stream framing) and reads what a server sends back:
-a whole answer (:meth:`WireProtocol.answer`) or one stream event (:meth:`WireProtocol.event`).
-Servers sometimes answer in another protocol's shape (a TGI container asked for a chat
-completion, LMI with ``tgi_compat``): a protocol reads its own shapes first, then every other
-protocol's, so any known shape is understood whatever was asked.
-
-Errors in a body (``{"error": ...}``) are read into an :class:`ErrorBody` (message and the HTTP
-status the server meant); the *connection* turns it into an SDK error, exactly as it turns an
-HTTP status of its own, so an error event in a stream and the same error in a whole answer
-become the same exception.
+:class:`WireRequest` and reads a whole answer (:meth:`~WireProtocol.answer`) or a stream event
+(:meth:`~WireProtocol.event`), trying its own shapes first, then every other protocol's: any
+known shape is understood whatever was asked. An error in a body becomes an
+:class:`ErrorBody` (message, meant HTTP status) that the connection converts as it converts
+its own statuses, so an error event and the same error in a whole answer raise alike.
 """
 
 from __future__ import annotations
@@ -24,25 +19,10 @@ from typing import Any, ClassVar, Literal, TypeAlias
 from ...errors import ConfigurationError, InferenceError
 from ...types import FinishReason, GenerationParams, Message
 
-__all__ = [
-    "DONE",
-    "Answer",
-    "ErrorBody",
-    "Framing",
-    "StreamEvent",
-    "WireProtocol",
-    "WireRequest",
-    "count_or_none",
-    "error_of",
-    "finish_reason",
-    "need_text",
-]
+__all__ = ["Answer", "ErrorBody", "StreamEvent", "WireProtocol", "WireRequest", "finish_reason"]
 
-DONE = "[DONE]"
-"""The sentinel that ends OpenAI-style streams."""
-
-Framing: TypeAlias = Literal["sse", "jsonlines"]
-"""How stream events are framed: server-sent events (``data:`` lines) or one JSON per line."""
+DONE = "[DONE]"  # ends OpenAI-style streams
+Framing: TypeAlias = Literal["sse", "jsonlines"]  # server-sent events, or one JSON per line
 
 _LENGTH = frozenset({"length", "max_tokens", "model_length"})
 
@@ -64,15 +44,8 @@ def count_or_none(value: Any) -> int | None:
 
 @dataclass(frozen=True)
 class WireRequest:
-    """One request, built by a protocol and sent by a connection.
-
-    Attributes:
-        route: the path on a model server of its own (HTTP); SageMaker uses ``/invocations``.
-        body: the JSON body.
-        stream: whether the answer is a stream.
-        framing: how the stream's events are framed.
-        stops: the stop sequences the SDK cuts from the text (servers may return them).
-    """
+    """One request: its route on a server of its own (SageMaker always uses
+    ``/invocations``), JSON body, stream framing, and the stop sequences the SDK cuts."""
 
     route: str
     body: dict[str, Any]
@@ -82,13 +55,11 @@ class WireRequest:
 
     @property
     def accept(self) -> str:
-        """The content type asked for."""
         if not self.stream:
             return "application/json"
         return "text/event-stream" if self.framing == "sse" else "application/jsonlines"
 
     def encode(self) -> bytes:
-        """The body as compact UTF-8 JSON."""
         return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -112,17 +83,9 @@ class ErrorBody:
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One parsed stream event.
-
-    Attributes:
-        text: new text (special tokens excluded).
-        done: the stream is over (``[DONE]``, the final event of a token stream).
-        finish_reason: the server's finish reason, when this event carries it.
-        prompt_tokens / completion_tokens: usage, when the server sends it.
-        error: an error event, read like the same error in a whole answer.
-        open_ended: events of this shape have no final event: the end of the body ends
-            the stream (LMI's ``{"outputs": [...]}`` lines).
-    """
+    """One stream event: new text (special tokens excluded), whether the stream is done, what
+    it says of the finish and usage, an error event; ``open_ended`` shapes have no final event
+    (LMI's ``outputs`` lines: the body's end ends the stream)."""
 
     text: str = ""
     done: bool = False
@@ -145,12 +108,9 @@ def need_text(prompt: str | Sequence[Message], protocol: str) -> str:
 
 
 class WireProtocol(ABC):
-    """One wire protocol: builds requests, reads answers, events and error bodies.
-
-    Subclasses implement :meth:`request` and the class-level readers, each returning
-    ``None`` for a shape that is not theirs; they are registered on definition, so the
-    readers of every protocol are tried (own first) whatever was asked.
-    """
+    """One wire protocol. Subclasses implement :meth:`request` and class-level readers that
+    return ``None`` for shapes not theirs; subclasses register themselves, so every
+    protocol's readers are tried (own first) whatever was asked."""
 
     name: ClassVar[str]
     framing: ClassVar[Framing] = "sse"
@@ -168,31 +128,22 @@ class WireProtocol(ABC):
 
     @classmethod
     def read_answer(cls, data: dict[str, Any]) -> Answer | ErrorBody | None:
-        """A whole answer of this protocol's shape (or the error it reports), or ``None``."""
         return None
 
     @classmethod
     def read_event(cls, event: dict[str, Any]) -> StreamEvent | None:
-        """A stream event of this protocol's shape, or ``None``."""
         return None
 
     @classmethod
     def read_error(cls, data: dict[str, Any]) -> ErrorBody | None:
-        """An error body of this protocol's shape, or ``None``."""
         return None
-
-    # -- composed over every protocol -----------------------------------------------------
 
     def _readers(self) -> list[type[WireProtocol]]:
         own = type(self)
         return [own, *(kind for kind in WireProtocol._registry if kind is not own)]
 
     def answer(self, data: Any) -> Answer | ErrorBody:
-        """Read a whole answer (parsed JSON) of any known shape.
-
-        Raises:
-            InferenceError: the body has no known shape.
-        """
+        """A whole answer (parsed JSON) of any known shape; InferenceError for others."""
         if isinstance(data, list) and len(data) == 1:
             data = data[0]  # TGI (and LMI with tgi_compat) answer a one-element list
         if isinstance(data, dict):
@@ -209,11 +160,7 @@ class WireProtocol(ABC):
         raise _unexpected(data)
 
     def event(self, data: str) -> StreamEvent:
-        """Read the data of one stream event (an SSE ``data`` or one JSON line).
-
-        Raises:
-            InferenceError: the data is not JSON or has no known shape.
-        """
+        """One stream event's data, of any known shape; InferenceError for others."""
         if data.strip() == DONE:
             return StreamEvent(done=True)
         try:

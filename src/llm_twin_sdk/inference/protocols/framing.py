@@ -1,38 +1,20 @@
 """Byte streams to event data: server-sent events and JSON lines, split anywhere.
 
-The bytes of a stream arrive in parts (SageMaker ``PayloadPart``s, HTTP chunks) that may cut a
-line -- or a multi-byte UTF-8 character -- anywhere. A decoder reassembles them and hands out
-the data of each complete event; the protocol then reads it
-(:meth:`~.base.WireProtocol.event`).
-
-Example::
-
-    decoder = decoder_for("sse")
-    for part in parts:                       # bytes, split anywhere
-        for data in decoder.feed(part):      # complete events' data
-            event = protocol.event(data)
-    for data in decoder.close():             # a last event without its terminator
-        ...
+Parts of a stream (SageMaker payload parts, HTTP chunks) may cut a line -- or a multi-byte
+UTF-8 character -- anywhere. A decoder reassembles them: ``decoder.feed(part)`` returns the data
+of every event the part completes, ``decoder.close()`` a last one without its terminator; the
+protocol reads each (:meth:`~.base.WireProtocol.event`).
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-from typing import Protocol
 
 from ...errors import InferenceError
 from .base import DONE, Framing
 
-__all__ = ["Decoder", "JsonLinesDecoder", "SSEDecoder", "decoder_for"]
-
-
-class Decoder(Protocol):
-    """Bytes in, the data of each complete event out."""
-
-    def feed(self, chunk: bytes) -> list[str]: ...
-
-    def close(self) -> list[str]: ...
+__all__ = ["JsonLinesDecoder", "SSEDecoder", "decoder_for"]
 
 
 class _Lines:
@@ -89,14 +71,12 @@ class SSEDecoder:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[str]:
-        """Add bytes; return the data of every event they complete."""
         events: list[str] = []
         for line in self._lines.feed(chunk):
             self._line(line, events)
         return events
 
     def close(self) -> list[str]:
-        """End of stream: flush a last line and event that had no terminator."""
         events: list[str] = []
         for line in self._lines.close():
             self._line(line, events)
@@ -137,11 +117,9 @@ class JsonLinesDecoder:
         self._lines = _Lines()
 
     def feed(self, chunk: bytes) -> list[str]:
-        """Add bytes; return every complete line's event."""
         return [_strip(line) for line in self._lines.feed(chunk) if _strip(line)]
 
     def close(self) -> list[str]:
-        """End of stream: a last line without its newline."""
         return [_strip(line) for line in self._lines.close() if _strip(line)]
 
 
@@ -150,6 +128,5 @@ def _strip(line: str) -> str:
     return line[5:].lstrip() if line.startswith("data:") else line
 
 
-def decoder_for(framing: Framing) -> Decoder:
-    """A new decoder for ``framing``."""
+def decoder_for(framing: Framing) -> SSEDecoder | JsonLinesDecoder:
     return SSEDecoder() if framing == "sse" else JsonLinesDecoder()

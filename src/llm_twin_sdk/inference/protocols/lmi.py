@@ -1,26 +1,18 @@
-"""LMI: the protocol of AWS's Large Model Inference containers (DJL Serving; vLLM, TensorRT-LLM
-and LMI-Dist engines), and the vLLM-native ``outputs`` shape.
+"""LMI: AWS's Large Model Inference containers (DJL Serving: vLLM, TensorRT-LLM, LMI-Dist),
+and the vLLM-native ``outputs`` shape.
 
-- Text: ``{"inputs": str, "parameters": {...}, "stream": bool}`` to ``/invocations`` (on
-  SageMaker and on a container of its own). ``parameters`` are TGI's, except that stop
-  sequences are ``stop_sequences``; ``details: true`` asks for the finish reason and counts.
-- Chat: with ``messages`` in the body LMI speaks the chat-completions schema (the fields of
-  :class:`~.openai.OpenAICompatible`, without ``stream_options``).
-- Answer: ``{"generated_text", "details": {"finish_reason", "generated_tokens", "inputs"}}``
-  (an object; a one-element list with ``tgi_compat``), or a ``chat.completion``.
-- Stream: JSON lines (``application/jsonlines``), one token per line:
-  ``{"token": {"id", "text", "log_prob", "special_token"?}}``; the last line also carries
-  ``generated_text`` and ``details``. Dynamic batching (and vLLM-native handlers) send
-  ``{"outputs": ["text", ...]}`` lines and no final line: the body's end ends the stream. Chat
-  streams send ``chat.completion.chunk`` lines without ``[DONE]``. LMI's ``sse`` formatter
-  (and ``tgi_compat``) prefixes lines with ``data:``: read as well.
-- Errors: ``{"error": str, "code": int}`` (a status, or a line of a stream); a failure during
-  generation ends the answer or stream with ``details.finish_reason == "error"``.
+Text ``{"inputs", "parameters", "stream"}`` (TGI's parameters, stop sequences as
+``stop_sequences``) and chat ``{"messages", ...}`` (LMI's chat-completions schema), both to
+``/invocations``. Answers ``{"generated_text", "details"}`` (an object) or a chat completion.
+Streams are JSON lines (``application/jsonlines``; a ``data:`` prefix is read too): one
+``{"token": {"text", "special_token"?}}`` per line, the last with ``generated_text`` and
+``details``; ``{"outputs": [...]}`` lines with no final line (the body's end ends the stream);
+or chat chunks without ``[DONE]``. Errors: ``{"error": str, "code": int}``, and
+``details.finish_reason == "error"`` when generation fails midway.
 
-``repetition_penalty`` is sent as ``parameters.repetition_penalty`` (chat: a top-level
-``repetition_penalty``, as vLLM reads it). LMI's documented schemas have no JSON-schema
-constraint: ``GenerationParams(json_schema=...)`` raises :class:`InvalidParameterError` before
-anything is sent.
+**repetition_penalty**: ``parameters.repetition_penalty`` (chat: a top-level field, as vLLM
+reads it). LMI's schemas have no JSON-schema constraint: ``GenerationParams(json_schema=...)``
+raises :class:`InvalidParameterError` before anything is sent.
 """
 
 from __future__ import annotations

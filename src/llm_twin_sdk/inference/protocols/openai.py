@@ -1,31 +1,24 @@
 """OpenAI-compatible chat and text completions: vLLM, llama.cpp servers, TGI's Messages API.
 
-- Chat: ``{"messages": [...], "max_tokens", "temperature", "stream", ...}`` to
-  ``/v1/chat/completions`` (SageMaker: ``/invocations``, where TGI and LMI read ``messages``).
-- Text: ``{"prompt": str, ...}`` to ``/v1/completions``.
-- Answer: ``{"choices": [{"message": {"content"} | "text", "finish_reason"}], "usage"}``.
-- Stream (SSE): ``data:{"choices": [{"delta": {"content"} | "text", "finish_reason"}]}``, a
-  usage chunk when asked with ``stream_options.include_usage``, then ``data: [DONE]``.
-- Errors: ``{"error": {"message", "code"?}}``.
+Chat ``{"messages", "max_tokens", "temperature", "stream", ...}`` to ``/v1/chat/completions``
+(SageMaker: ``/invocations``), text ``{"prompt", ...}`` to ``/v1/completions``; answers
+``{"choices": [{"message": {"content"} | "text", "finish_reason"}], "usage"}``; SSE streams of
+``choices[0].delta`` chunks, a usage chunk when asked (``stream_options``), then ``[DONE]``;
+errors ``{"error": {"message", "code"?}}``. ``top_p`` is sent only when sampling and below 1
+(TGI's Messages API rejects 1.0 and samples whenever it is set).
 
-Parameters:
-
-- ``top_p`` is sent only when sampling (``temperature > 0``) and below 1: TGI's Messages API
-  rejects 1.0 and starts sampling whenever ``top_p`` is set; elsewhere 1.0 is the default.
-- ``repetition_penalty`` (multiplicative, 1.0 = off) is sent as a top-level
-  ``repetition_penalty`` when it is not 1.0: vLLM (and LMI's vLLM) read that field, servers
-  that do not know it ignore it. It is never turned into ``presence_penalty``: that is OpenAI's
-  *additive* penalty on every other server (vLLM, llama.cpp, OpenAI), where ``1.1 - 2 = -0.9``
-  would *reward* repetition. TGI's Messages API alone reads ``presence_penalty + 2`` as its
-  repetition penalty; with TGI, use the generate protocol (``api="tgi"`` / ``"generate"``) to
-  apply one, or send ``presence_penalty`` yourself (``HttpBackend(extra_body=...)``).
-- ``json_schema`` becomes ``response_format`` in the shape :data:`JsonSchemaFormat` names.
+**repetition_penalty** (multiplicative, 1.0 = off) is sent as a top-level
+``repetition_penalty`` when it is not 1.0: vLLM reads that field, servers that do not know it
+ignore it. It is never turned into ``presence_penalty``, OpenAI's *additive* penalty on vLLM,
+llama.cpp and OpenAI, where ``1.1 - 2 = -0.9`` would reward repetition. Only TGI's Messages API
+reads ``presence_penalty + 2`` as its repetition penalty: with TGI use the generate protocol
+to apply one (or send ``presence_penalty`` yourself with ``HttpBackend(extra_body=...)``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 from ...types import GenerationParams, Message
 from .base import Answer, ErrorBody, StreamEvent, WireProtocol, WireRequest, count_or_none
@@ -34,30 +27,17 @@ __all__ = ["JSON_SCHEMA_FORMATS", "JsonSchemaFormat", "OpenAICompatible"]
 
 JsonSchemaFormat: TypeAlias = Literal["compatible", "json_object", "json_schema", "tgi"]
 """How ``GenerationParams.json_schema`` is sent as ``response_format``:
+``"compatible"`` ``{"type": "json_object", "schema": s, "value": s}`` (llama.cpp servers read
+``schema``, TGI's Messages API ``value``; vLLM then only guarantees *some* JSON object);
+``"json_object"`` ``{"type": "json_object", "schema": s}`` (llama-cpp-python's server);
+``"json_schema"`` OpenAI's ``{"type": "json_schema", "json_schema": {"name", "schema"}}``
+(vLLM, SGLang, llama-server, OpenAI; rejected by llama-cpp-python and TGI); ``"tgi"``
+``{"type": "json_object", "value": s}`` (TGI's Messages API, its grammar type)."""
 
-- ``"compatible"``: ``{"type": "json_object", "schema": ..., "value": ...}``, the schema under
-  both keys: llama.cpp servers read ``schema``, TGI's Messages API reads ``value``, each
-  ignores the other key. vLLM accepts it but then only guarantees *some* JSON object (use
-  ``"json_schema"`` there); servers that reject unknown keys (OpenAI) need ``"json_schema"``.
-- ``"json_object"``: ``{"type": "json_object", "schema": ...}`` -- llama-cpp-python's server
-  (whose request model has no other type that takes a schema) and llama.cpp's ``llama-server``.
-- ``"json_schema"``: OpenAI's ``{"type": "json_schema", "json_schema": {"name": "output",
-  "schema": ...}}`` -- vLLM, SGLang, llama.cpp's ``llama-server``, OpenAI; rejected by
-  llama-cpp-python's server and by TGI.
-- ``"tgi"``: ``{"type": "json_object", "value": ...}`` -- TGI's Messages API (its
-  ``response_format`` is the ``/generate`` grammar type, ``{"type", "value"}``).
-"""
-
-JSON_SCHEMA_FORMATS: tuple[JsonSchemaFormat, ...] = (
-    "compatible",
-    "json_object",
-    "json_schema",
-    "tgi",
-)
+JSON_SCHEMA_FORMATS: tuple[JsonSchemaFormat, ...] = get_args(JsonSchemaFormat)
 
 
 def response_format(schema: dict[str, Any], shape: JsonSchemaFormat) -> dict[str, Any]:
-    """``response_format`` for ``schema`` in the given shape."""
     if shape == "json_schema":
         return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
     if shape == "tgi":
@@ -68,14 +48,9 @@ def response_format(schema: dict[str, Any], shape: JsonSchemaFormat) -> dict[str
 
 
 class OpenAICompatible(WireProtocol):
-    """OpenAI-style ``/v1/chat/completions`` (chat) and ``/v1/completions`` (text).
-
-    Args:
-        model: the ``model`` field (vLLM needs the served name); omitted when ``None``.
-        json_schema_format: the ``response_format`` shape of ``json_schema``.
-        stream_usage: ask for usage at the end of streams (``stream_options``).
-        extra_body: more fields for every request (server-specific options).
-    """
+    """OpenAI-style chat and text completions, with the ``model`` field (omitted when
+    ``None``), the ``response_format`` shape, whether streams ask for usage, and extra fields
+    for every request."""
 
     name = "OpenAI-compatible"
 
@@ -111,7 +86,7 @@ class OpenAICompatible(WireProtocol):
 
     @staticmethod
     def options(params: GenerationParams, *, stream: bool) -> dict[str, Any]:
-        """The sampling fields of a chat or text completion request."""
+        """The sampling fields of a chat or text completion (LMI's chat schema shares them)."""
         options: dict[str, Any] = {
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,

@@ -1,13 +1,10 @@
 """One stream's state: bytes in, text pieces out, and the one rule for stream failures.
 
-:class:`StreamState` decodes a stream of any protocol and framing, holds back text that may
-begin a stop sequence (:class:`StopFilter`), and keeps what the events said (finish reason,
-usage). Every failure of a stream goes through :meth:`StreamState.fail`:
-
-- before the first piece was delivered, it is the error the same failure of a blocking call
-  raises (the client's retry policy treats it like one: retried when transient);
-- after it, :class:`~llm_twin_sdk.errors.StreamBrokenError` with the text delivered so far
-  (never retried: no piece is delivered twice).
+:class:`StreamState` decodes a stream of any protocol, holds back text that may begin a stop
+sequence (:class:`StopFilter`) and keeps what the events said (finish reason, usage). Every
+failure goes through :meth:`StreamState.fail`: before the first piece is delivered it is the
+error the same failure of a blocking call raises (retried like it when transient); after it,
+a :class:`~llm_twin_sdk.errors.StreamBrokenError` with the text so far (never retried).
 """
 
 from __future__ import annotations
@@ -28,11 +25,8 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 
 
 class StopFilter:
-    """Holds back streamed text that may begin a stop sequence; drops all from one on.
-
-    Servers that return the stop sequence (TGI) must not leak it into the pieces; servers that
-    trim it (vLLM, llama.cpp) are unaffected but for a delay of at most one piece.
-    """
+    """Holds back streamed text that may begin a stop sequence; drops all from one on (TGI
+    returns stop sequences; servers that trim them see a delay of at most one piece)."""
 
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = tuple(stops)
@@ -40,7 +34,6 @@ class StopFilter:
         self.hit = False
 
     def push(self, text: str) -> str:
-        """The text that can be delivered now."""
         if not self.stops:
             return text
         if self.hit:
@@ -66,20 +59,13 @@ class StopFilter:
         return out
 
     def flush(self) -> str:
-        """The end of the stream: what was held back."""
         out, self.pending = self.pending, ""
         return out
 
 
 class StreamState:
-    """Decodes one stream and keeps what it said.
-
-    Args:
-        protocol: reads the events (any protocol's shapes).
-        request: the request (its framing and stop sequences).
-        where: names the server in messages.
-        error: turns an error event into the SDK error the same body raises in a whole answer.
-    """
+    """Decodes one stream of ``request`` with ``protocol``; ``error`` turns an error event into
+    the SDK error the same body raises in a whole answer; ``where`` names the server."""
 
     def __init__(
         self,
@@ -101,7 +87,6 @@ class StreamState:
 
     @property
     def text(self) -> str:
-        """The text delivered so far."""
         return "".join(self.delivered)
 
     def feed(self, chunk: bytes) -> Iterator[str]:
@@ -142,7 +127,6 @@ class StreamState:
         )
 
     def answer(self) -> Answer:
-        """What the stream said, once it is done."""
         return Answer(
             self.text,
             "stop" if self.stops.hit else self.finish_reason,

@@ -1,20 +1,16 @@
 """TGI generate: the native protocol of Hugging Face Text Generation Inference.
 
-- Request: ``{"inputs": str, "parameters": {...}, "stream": bool}`` to ``/generate`` (or
-  ``/generate_stream``) on a TGI server, to ``/invocations`` on SageMaker (TGI's ``/generate``
-  ignores ``stream``; its SageMaker route reads it).
-- Answer: ``{"generated_text", "details": {"finish_reason", "generated_tokens", "prefill"}}``;
-  on SageMaker a one-element list.
-- Stream (SSE, no ``[DONE]``): ``data:{"token": {"text", "special"}, "generated_text": null}``;
-  the last event carries ``generated_text`` and ``details`` (``finish_reason``,
-  ``generated_tokens``, ``input_length``).
-- Errors: ``{"error": str, "error_type": "validation" | "overloaded" | ...}``.
+Request ``{"inputs", "parameters", "stream"}`` to ``/generate`` (``/generate_stream``) on a TGI
+server, to ``/invocations`` on SageMaker (``/generate`` ignores ``stream``). Answer
+``{"generated_text", "details": {"finish_reason", "generated_tokens", "prefill"}}`` (on
+SageMaker a one-element list). SSE stream without ``[DONE]`` of ``{"token": {"text",
+"special"}}`` events, the last with ``generated_text`` and ``details`` (``input_length``).
+Errors ``{"error": str, "error_type": ...}``.
 
-Parameters: TGI rejects ``temperature <= 0`` and ``top_p`` outside (0, 1), and samples
-whenever a warper (temperature, top_p) is set, so greedy decoding (``temperature=0``) sends
-``do_sample: false`` alone. ``repetition_penalty`` is sent as ``parameters.repetition_penalty``
-(multiplicative, TGI's own name; omitted at 1.0, which is off). ``json_schema`` becomes TGI's
-grammar ``parameters.grammar = {"type": "json", "value": schema}`` (TGI >= 1.4.3).
+TGI rejects ``temperature <= 0`` and ``top_p`` outside (0, 1) and samples whenever a warper is
+set: greedy decoding sends ``do_sample: false`` alone. **repetition_penalty** is sent as
+``parameters.repetition_penalty`` (TGI's own, multiplicative; omitted at 1.0, which is off).
+``json_schema`` becomes TGI's grammar ``{"type": "json", "value": schema}`` (TGI >= 1.4.3).
 """
 
 from __future__ import annotations
@@ -48,7 +44,7 @@ TGI_ERROR_STATUS = {
 
 
 def sampling_parameters(params: GenerationParams, *, stop_key: str = "stop") -> dict[str, Any]:
-    """The ``parameters`` object of TGI generate (and of LMI, which copies it)."""
+    """The ``parameters`` object of TGI generate (LMI copies it)."""
     parameters: dict[str, Any] = {
         "max_new_tokens": params.max_new_tokens,
         "return_full_text": False,
