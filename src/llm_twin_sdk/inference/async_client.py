@@ -1,32 +1,19 @@
 """AsyncInferenceClient: the InferenceClient surface for asyncio, over every backend.
 
-A backend with native coroutines (``agenerate`` / ``astream``, e.g. the HTTP backend on
-``httpx.AsyncClient``) is awaited directly. Any other backend (llama.cpp in-process,
-boto3 for SageMaker) runs in a bounded thread pool owned by the client, so the event loop
-is never blocked; a stream is driven by one pool thread for its whole life and its pieces
-are handed to the event loop as they come.
+A backend's own coroutines (``agenerate`` / ``astream``, e.g. ``HttpBackend``'s) are awaited;
+any other backend (llama.cpp, boto3 for SageMaker) runs in threads owned by the client, so the
+event loop never blocks (a stream is driven by one thread for its whole life). Retries follow
+the client's :class:`~llm_twin_sdk.retry.RetryPolicy` as :class:`~llm_twin_sdk.InferenceClient`
+does, waiting with ``asyncio.sleep``.
 
 Example::
 
-    import asyncio
-    from llm_twin_sdk import Generation, LocalBackend
-    from llm_twin_sdk.inference.async_client import AsyncInferenceClient
-
-    async def main() -> None:
-        async with AsyncInferenceClient(LocalBackend()) as client:
-            print((await client.generate("Name three GPU types.")).text)
-            async with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
-                async for piece in stream:
-                    print(piece, end="")
-            results = await client.generate_many(["Hi", "Bye"], concurrency=4)
-            for result in results:                  # in input order
-                print(result.text if isinstance(result, Generation) else f"failed: {result}")
-
-    asyncio.run(main())
-
-Retries follow the client's :class:`~llm_twin_sdk.retry.RetryPolicy` exactly as
-:class:`~llm_twin_sdk.InferenceClient` does (transient errors, backoff with jitter, attempts
-and deadline; a stream only until its first piece), waiting with ``asyncio.sleep``.
+    async with AsyncInferenceClient(LocalBackend()) as client:
+        print((await client.generate("Name three GPU types.")).text)
+        async with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
+            async for piece in stream:
+                print(piece, end="")
+        results = await client.generate_many(["Hi", "Bye"], concurrency=4)  # in input order
 """
 
 from __future__ import annotations

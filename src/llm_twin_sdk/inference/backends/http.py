@@ -1,10 +1,12 @@
 """HttpBackend: a model server of your own over HTTP, in one of three wire protocols.
 
 ``api=`` picks the protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"`` (default:
-``/v1/chat/completions`` and ``/v1/completions`` of vLLM, TGI's Messages API, llama.cpp
-servers), ``"tgi"`` (TGI's ``/generate``) or ``"lmi"`` (an LMI container's ``/invocations``).
-TGI and LMI take text: chat messages need ``prompt_format=`` (``"alpaca"``, ``"raw"`` or a
-callable); with it, chat is sent as text whatever the protocol, so serving matches training.
+vLLM, llama.cpp servers, TGI's Messages API), ``"tgi"`` (``/generate``) or ``"lmi"`` (an LMI
+container's ``/invocations``). With ``prompt_format`` chat is sent as text on every protocol.
+Connections are pooled (one ``httpx.Client``, one ``httpx.AsyncClient`` per event loop); a
+stream releases its connection when it ends, fails or is closed. One attempt per call; failures
+go through :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS` (docs/architecture.md). The
+API key never shows.
 
 Example::
 
@@ -13,16 +15,6 @@ Example::
                       verify="/etc/ssl/private-ca.pem", cert=("client.pem", "client.key"))
     async with HttpBackend("http://127.0.0.1:8000") as backend:      # native asyncio
         generation = await backend.agenerate("Hello", GenerationParams())
-
-One ``httpx.Client`` and one ``httpx.AsyncClient`` (rebuilt for another event loop) pool the
-connections; a stream releases its connection when it ends, fails or is closed. One attempt per
-call: the client retries. Failures go through one table per kind (:data:`_STATUS_ERRORS`,
-:data:`_TRANSPORT_ERRORS`): 429 -> :class:`ModelThrottledError`; 502/503/504 and connection
-failures -> :class:`ModelUnavailableError`; 404 -> :class:`EndpointNotFoundError`; 413 ->
-:class:`PayloadTooLargeError`; other statuses -> :class:`ModelError`; read timeout ->
-:class:`InferenceTimeoutError`; a failed TLS handshake -> :class:`TLSHandshakeError`. The API
-key is a ``SecretStr``, never shown. ``tokenizer="server"`` counts tokens with the server's
-tokenize route (llama.cpp ``/extras/tokenize/count``, TGI ``/tokenize``).
 """
 
 from __future__ import annotations
@@ -287,12 +279,6 @@ class HttpBackend(RemoteBackend):
         self._aclient = None
         if client is not None:
             client.close()
-
-    def __enter__(self) -> HttpBackend:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- native asyncio -------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Self, TypeAlias
 
 from ...errors import ConfigurationError, InferenceError, LLMTwinError
 from ...types import Generation, GenerationParams, Message, Usage
@@ -70,6 +70,15 @@ class RemoteBackend:
     @property
     def model_name(self) -> str:  # pragma: no cover - every subclass names its model
         raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - every subclass closes its connection
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def context_window(self) -> int:

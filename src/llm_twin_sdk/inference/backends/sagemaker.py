@@ -280,12 +280,6 @@ class SageMakerBackend(RemoteBackend):
         for client in owned:
             client.close()
 
-    def __enter__(self) -> SageMakerBackend:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- the connection -----------------------------------------------------------------
 
     def _where(self, call: Call | None = None) -> str:
