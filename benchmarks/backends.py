@@ -10,7 +10,7 @@
 3. ``AsyncInferenceClient.generate_many`` with 32 concurrent requests against a server that
    answers in 100 ms (goal: >= 80% of the ideal 320 requests/s).
 
-The server is the test suite's wire server (tests/sagemaker_wire.py): boto3's real serializer,
+The server is the test suite's wire server (tests/fakes/sagemaker.py): boto3's real serializer,
 parsers and event-stream decoder run on both sides. Runs are interleaved; figures are medians.
 Prints a markdown report.
 """
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "benchmark")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "benchmark")
 
+from fakes import Json, Stream, WireServer, chat_events
 from llm_twin_sdk import (
     AsyncInferenceClient,
     AWSClients,
@@ -41,7 +42,6 @@ from llm_twin_sdk import (
     SageMakerBackend,
 )
 from llm_twin_sdk.aws import botocore_config
-from sagemaker_wire import Json, Slow, Stream, WireServer, chat_events
 
 ENDPOINT = "twin"
 MESSAGES = [Message(role="user", content="Write one sentence about GPUs.")]
@@ -98,7 +98,7 @@ def bench_generate(server: WireServer, rounds: int, batch: int) -> tuple[str, bo
     server.default = Json(REPLY)
     client = sdk_client(server)
     client.generate(MESSAGES, PARAMS)  # warm up, and capture the exact payload the SDK sends
-    payload = json.loads(server.requests[-1].body)  # raw builds the same JSON on every call
+    payload = server.requests[-1].body  # raw builds the same JSON on every call
     raw = raw_runtime(server.url)
 
     def sdk() -> float:
@@ -134,7 +134,7 @@ def bench_first_piece(server: WireServer, rounds: int) -> tuple[str, bool]:
     client = sdk_client(server)
     with client.stream(MESSAGES, PARAMS) as warm:
         list(warm)
-    payload = json.loads(server.requests[-1].body)
+    payload = server.requests[-1].body
     raw = raw_runtime(server.url)
 
     def sdk() -> float:
@@ -177,7 +177,8 @@ def bench_first_piece(server: WireServer, rounds: int) -> tuple[str, bool]:
 
 
 def bench_generate_many(server: WireServer, requests: int) -> tuple[str, bool]:
-    server.default = Slow(0.1, Json(REPLY))
+    server.default = Json(REPLY)
+    server.answer_delay_s = 0.1
     backend = SageMakerBackend(
         ENDPOINT, aws=AWSClients(region="us-east-1", endpoint_url=server.url)
     )

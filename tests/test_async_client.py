@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from fakes import Json, NativeScriptedBackend, ScriptedBackend, WireServer, scripted_generation
 from llm_twin_sdk import (
     ConfigurationError,
     Generation,
@@ -26,14 +26,12 @@ from llm_twin_sdk import (
     ModelError,
     ModelUnavailableError,
     PromptTooLongError,
-    TextStream,
     ThrottledError,
     Timeouts,
     Usage,
 )
 from llm_twin_sdk.inference.async_client import AsyncInferenceClient, NativeAsyncBackend
 from llm_twin_sdk.inference.async_stream import AsyncTextStream
-from llm_twin_sdk.inference.backend import NormalizedPrompt
 from llm_twin_sdk.inference.backends.http import HttpBackend
 from llm_twin_sdk.inference.prompt_format import ALPACA_TEMPLATE, format_prompt
 from llm_twin_sdk.retry import RetryPolicy
@@ -44,86 +42,13 @@ LONG = GenerationParams(max_new_tokens=64, temperature=0.0)
 COUNTING = [{"role": "user", "content": "Count from 1 to 100, separated by commas."}]
 
 
-class Wrapped:
-    """The real local backend behind probes: a failure script, calls in flight, closed streams.
-
-    ``close`` does not close the shared session model.
-    """
-
-    def __init__(
-        self, inner: LocalBackend, failures: list[BaseException | None] | None = None
-    ) -> None:
-        self.inner = inner
-        self.failures = list(failures or [])
-        self.fail_at_piece: tuple[int, BaseException] | None = None  # for the next stream only
-        self.calls = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.pieces_made = 0
-        self.streams: list[TextStream] = []
-        self.timeouts: list[Timeouts | None] = []
-        self.events: list[str] = []
-        self._lock = threading.Lock()
-
-    model_name = property(lambda self: self.inner.model_name)
-    context_window = property(lambda self: self.inner.context_window)
-
-    def count_tokens(self, prompt: NormalizedPrompt) -> int:
-        return self.inner.count_tokens(prompt)
-
-    def _start(self, timeout: Timeouts | None) -> None:
-        with self._lock:
-            self.calls += 1
-            self.timeouts.append(timeout)
-            failure = self.failures.pop(0) if self.failures else None
-        if failure is not None:
-            raise failure
-
-    def generate(
-        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
-    ) -> Generation:
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            self._start(timeout)
-            return self.inner.generate(prompt, params)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-                self.events.append("generated")
-
-    def stream(
-        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
-    ) -> TextStream:
-        self._start(timeout)
-        inner = self.inner.stream(prompt, params)
-        broken, self.fail_at_piece = self.fail_at_piece, None
-
-        def pieces() -> Generator[str, None, Generation]:
-            for index, piece in enumerate(inner):
-                if broken is not None and index == broken[0]:
-                    raise broken[1]
-                self.pieces_made += 1
-                yield piece
-            assert inner.generation is not None
-            return inner.generation
-
-        stream = TextStream(pieces(), on_close=inner.close)
-        self.streams.append(stream)
-        return stream
-
-    def close(self) -> None:
-        self.events.append("closed")
-
-
 @pytest.fixture
-def wrapped(local_backend: LocalBackend) -> Wrapped:
-    return Wrapped(local_backend)
+def wrapped(local_backend: LocalBackend) -> ScriptedBackend:
+    return ScriptedBackend(local_backend)
 
 
 @pytest_asyncio.fixture
-async def aclient(wrapped: Wrapped) -> AsyncIterator[AsyncInferenceClient]:
+async def aclient(wrapped: ScriptedBackend) -> AsyncIterator[AsyncInferenceClient]:
     async with AsyncInferenceClient(wrapped, max_workers=2) as client:
         yield client
 
@@ -143,7 +68,7 @@ def policy(sleeps: list[float]) -> RetryPolicy:
 # -- the thread-pool path on the real local model -------------------------------------------------
 
 
-def test_a_sync_backend_is_not_native(wrapped: Wrapped) -> None:
+def test_a_sync_backend_is_not_native(wrapped: ScriptedBackend) -> None:
     assert not isinstance(wrapped, NativeAsyncBackend)
 
 
@@ -178,7 +103,7 @@ async def test_stream_joins_to_the_greedy_generation(
 
 @pytest.mark.asyncio
 async def test_plain_async_for_opens_and_closes_the_stream(
-    aclient: AsyncInferenceClient, wrapped: Wrapped, client: InferenceClient
+    aclient: AsyncInferenceClient, wrapped: ScriptedBackend, client: InferenceClient
 ) -> None:
     stream = aclient.stream("The three primary colours are", GREEDY)
     assert wrapped.calls == 0  # nothing is sent before the stream is used
@@ -190,7 +115,7 @@ async def test_plain_async_for_opens_and_closes_the_stream(
 
 @pytest.mark.asyncio
 async def test_early_exit_stops_generation_and_releases_the_model(
-    aclient: AsyncInferenceClient, wrapped: Wrapped
+    aclient: AsyncInferenceClient, wrapped: ScriptedBackend
 ) -> None:
     async with aclient.stream(COUNTING, LONG) as stream:
         async for _piece in stream:
@@ -209,7 +134,7 @@ async def test_early_exit_stops_generation_and_releases_the_model(
 
 @pytest.mark.asyncio
 async def test_cancelling_a_reader_closes_its_stream(
-    aclient: AsyncInferenceClient, wrapped: Wrapped
+    aclient: AsyncInferenceClient, wrapped: ScriptedBackend
 ) -> None:
     first = asyncio.Event()
 
@@ -291,7 +216,7 @@ async def test_the_event_loop_keeps_running_during_a_generation(
 
 @pytest.mark.asyncio
 async def test_with_options_shares_backend_and_threads(
-    aclient: AsyncInferenceClient, wrapped: Wrapped
+    aclient: AsyncInferenceClient, wrapped: ScriptedBackend
 ) -> None:
     short = aclient.with_options(max_new_tokens=2, temperature=0.0)
     assert short.params.max_new_tokens == 2
@@ -304,7 +229,7 @@ async def test_with_options_shares_backend_and_threads(
 
 
 @pytest.mark.asyncio
-async def test_timeouts_reach_the_backend(wrapped: Wrapped) -> None:
+async def test_timeouts_reach_the_backend(wrapped: ScriptedBackend) -> None:
     async with AsyncInferenceClient(wrapped, timeout=Timeouts(read_s=5)) as client:
         await client.generate(CHAT, GREEDY)
         await client.generate(CHAT, GREEDY, timeout=Timeouts(connect_s=1, read_s=2))
@@ -318,7 +243,7 @@ async def test_timeouts_reach_the_backend(wrapped: Wrapped) -> None:
 
 
 @pytest.mark.asyncio
-async def test_prompt_format_is_applied(wrapped: Wrapped) -> None:
+async def test_prompt_format_is_applied(wrapped: ScriptedBackend) -> None:
     async with AsyncInferenceClient(wrapped, prompt_format="alpaca") as client:
         assert client.prompt_format == "alpaca"
         g = await client.generate(CHAT, GREEDY)
@@ -332,7 +257,7 @@ async def test_prompt_format_is_applied(wrapped: Wrapped) -> None:
     assert format_prompt(CHAT, "alpaca") == expected
 
 
-def test_invalid_settings(wrapped: Wrapped) -> None:
+def test_invalid_settings(wrapped: ScriptedBackend) -> None:
     with pytest.raises(ConfigurationError, match="max_workers"):
         AsyncInferenceClient(wrapped, max_workers=0)
     with pytest.raises(ConfigurationError, match="unknown prompt format"):
@@ -340,7 +265,9 @@ def test_invalid_settings(wrapped: Wrapped) -> None:
 
 
 @pytest.mark.asyncio
-async def test_aclose_waits_for_running_calls_then_closes_the_backend(wrapped: Wrapped) -> None:
+async def test_aclose_waits_for_running_calls_then_closes_the_backend(
+    wrapped: ScriptedBackend,
+) -> None:
     client = AsyncInferenceClient(wrapped)
     running = asyncio.create_task(client.generate(COUNTING, LONG))
     while wrapped.in_flight == 0:  # the generation has started in its thread
@@ -356,7 +283,7 @@ async def test_aclose_waits_for_running_calls_then_closes_the_backend(wrapped: W
 
 
 @pytest.mark.asyncio
-async def test_aclose_fails_calls_still_queued(wrapped: Wrapped) -> None:
+async def test_aclose_fails_calls_still_queued(wrapped: ScriptedBackend) -> None:
     client = AsyncInferenceClient(wrapped, max_workers=1)
     running = asyncio.create_task(client.generate(COUNTING, LONG))
     queued = asyncio.create_task(client.generate(CHAT, GREEDY))
@@ -376,7 +303,7 @@ async def test_aclose_fails_calls_still_queued(wrapped: Wrapped) -> None:
 
 
 @pytest.mark.asyncio
-async def test_aclose_stops_open_streams(wrapped: Wrapped) -> None:
+async def test_aclose_stops_open_streams(wrapped: ScriptedBackend) -> None:
     client = AsyncInferenceClient(wrapped)
     stream = client.stream(COUNTING, LONG)
     assert await anext(stream)
@@ -418,7 +345,7 @@ async def test_generate_many_keeps_order_and_reports_errors_per_item(
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("concurrency", "max_workers"), [(2, 4), (4, 2), (1, 2)])
 async def test_generate_many_limits_calls_in_flight(
-    wrapped: Wrapped, concurrency: int, max_workers: int
+    wrapped: ScriptedBackend, concurrency: int, max_workers: int
 ) -> None:
     params = GenerationParams(max_new_tokens=2, temperature=0.0)
     async with AsyncInferenceClient(wrapped, max_workers=max_workers) as client:
@@ -431,8 +358,27 @@ async def test_generate_many_limits_calls_in_flight(
 
 
 @pytest.mark.asyncio
+async def test_generate_many_runs_concurrency_calls_at_a_time_on_a_sync_backend(
+    aws_credentials: None,
+) -> None:
+    """concurrency=16 means 16 requests in flight on the wire, without a second knob (the
+    client's thread pool used to cap a sync backend such as SageMaker's at 4)."""
+    from llm_twin_sdk.aws import AWSClients
+    from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
+
+    answer = [{"generated_text": "ok", "details": {"finish_reason": "eos_token"}}]
+    with WireServer(default=Json(answer)) as server:
+        server.answer_delay_s = 0.3  # a slow model: calls overlap
+        aws = AWSClients(region="us-east-1", endpoint_url=server.url)
+        async with AsyncInferenceClient(SageMakerBackend("twin", aws=aws)) as client:
+            results = await client.generate_many([f"q{n}" for n in range(32)], concurrency=16)
+    assert [r.text for r in results if isinstance(r, Generation)] == ["ok"] * 32
+    assert server.max_in_flight == 16
+
+
+@pytest.mark.asyncio
 async def test_generate_many_retries_each_item(
-    wrapped: Wrapped, policy: RetryPolicy, sleeps: list[float]
+    wrapped: ScriptedBackend, policy: RetryPolicy, sleeps: list[float]
 ) -> None:
     wrapped.failures = [ThrottledError("slow down"), None, ModelError("bad", status=422)]
     async with AsyncInferenceClient(wrapped, retry=policy) as client:
@@ -446,7 +392,7 @@ async def test_generate_many_retries_each_item(
 
 @pytest.mark.asyncio
 async def test_generate_many_raises_bugs_and_rejects_bad_concurrency(
-    aclient: AsyncInferenceClient, wrapped: Wrapped
+    aclient: AsyncInferenceClient, wrapped: ScriptedBackend
 ) -> None:
     with pytest.raises(InvalidParameterError, match="concurrency"):
         await aclient.generate_many(["a"], concurrency=0)
@@ -464,7 +410,7 @@ async def test_generate_many_raises_bugs_and_rejects_bad_concurrency(
     [ThrottledError("slow down"), ModelUnavailableError("503"), ModelError("busy", status=429)],
 )
 async def test_transient_errors_are_retried(
-    wrapped: Wrapped, policy: RetryPolicy, sleeps: list[float], failure: Exception
+    wrapped: ScriptedBackend, policy: RetryPolicy, sleeps: list[float], failure: Exception
 ) -> None:
     wrapped.failures = [failure]
     async with AsyncInferenceClient(wrapped, retry=policy) as client:
@@ -476,7 +422,7 @@ async def test_transient_errors_are_retried(
 
 @pytest.mark.asyncio
 async def test_attempts_are_bounded(
-    wrapped: Wrapped, policy: RetryPolicy, sleeps: list[float]
+    wrapped: ScriptedBackend, policy: RetryPolicy, sleeps: list[float]
 ) -> None:
     wrapped.failures = [ThrottledError("x")] * 5
     async with AsyncInferenceClient(wrapped, retry=policy) as client:
@@ -487,7 +433,7 @@ async def test_attempts_are_bounded(
 
 
 @pytest.mark.asyncio
-async def test_other_errors_are_not_retried(wrapped: Wrapped, policy: RetryPolicy) -> None:
+async def test_other_errors_are_not_retried(wrapped: ScriptedBackend, policy: RetryPolicy) -> None:
     wrapped.failures = [ModelError("bad input", status=422)]
     async with AsyncInferenceClient(wrapped, retry=policy) as client:
         with pytest.raises(ModelError):
@@ -497,7 +443,7 @@ async def test_other_errors_are_not_retried(wrapped: Wrapped, policy: RetryPolic
 
 @pytest.mark.asyncio
 async def test_default_waits_are_asyncio_sleeps(
-    wrapped: Wrapped, monkeypatch: pytest.MonkeyPatch
+    wrapped: ScriptedBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
     real_sleep = asyncio.sleep
@@ -522,7 +468,7 @@ async def test_default_waits_are_asyncio_sleeps(
 @pytest.mark.asyncio
 @pytest.mark.parametrize("at_first_piece", [False, True])
 async def test_stream_is_retried_before_its_first_piece(
-    wrapped: Wrapped,
+    wrapped: ScriptedBackend,
     policy: RetryPolicy,
     sleeps: list[float],
     client: InferenceClient,
@@ -545,7 +491,7 @@ async def test_stream_is_retried_before_its_first_piece(
 
 @pytest.mark.asyncio
 async def test_stream_is_never_retried_after_its_first_piece(
-    wrapped: Wrapped, policy: RetryPolicy
+    wrapped: ScriptedBackend, policy: RetryPolicy
 ) -> None:
     wrapped.fail_at_piece = (1, ModelUnavailableError("connection lost"))
     async with AsyncInferenceClient(wrapped, retry=policy) as client:
@@ -562,107 +508,34 @@ async def test_stream_is_never_retried_after_its_first_piece(
 # -- native async backends ------------------------------------------------------------------------
 
 
-def _generation(text: str) -> Generation:
-    return Generation(
-        text=text,
-        finish_reason="stop",
-        usage=Usage(prompt_tokens=3, completion_tokens=2),
-        latency_s=0.01,
-        model="native",
-    )
-
-
-class NativeBackend:
-    """A scripted backend with coroutines; its sync methods must never be called."""
-
-    model_name = "native"
-    context_window = 4096
-
-    def __init__(self, failures: list[BaseException | None] | None = None) -> None:
-        self.failures = list(failures or [])
-        self.fail_after_first_piece: BaseException | None = None
-        self.calls = 0
-        self.closed: list[str] = []
-        self.streams: list[AsyncTextStream] = []
-        self.loop_thread = threading.get_ident()
-
-    def count_tokens(self, prompt: NormalizedPrompt) -> int:
-        return 3
-
-    def _start(self) -> None:
-        assert threading.get_ident() == self.loop_thread  # on the event loop, no thread
-        self.calls += 1
-        failure = self.failures.pop(0) if self.failures else None
-        if failure is not None:
-            raise failure
-
-    async def agenerate(
-        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
-    ) -> Generation:
-        self._start()
-        await asyncio.sleep(0)
-        return _generation(f"native:{prompt if isinstance(prompt, str) else 'chat'}")
-
-    def astream(
-        self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
-    ) -> AsyncTextStream:
-        broken = self.fail_after_first_piece
-
-        async def opener() -> None:
-            self._start()
-
-        async def pieces() -> AsyncGenerator[str | Generation, None]:
-            yield "Hel"
-            if broken is not None:
-                raise broken
-            yield "lo"
-            yield _generation("Hello")
-
-        stream = AsyncTextStream(pieces(), opener=opener)
-        self.streams.append(stream)
-        return stream
-
-    def generate(self, *args: object, **kwargs: object) -> Generation:  # pragma: no cover
-        raise AssertionError("the sync method was used")
-
-    def stream(self, *args: object, **kwargs: object) -> TextStream:  # pragma: no cover
-        raise AssertionError("the sync method was used")
-
-    async def aclose(self) -> None:
-        self.closed.append("aclose")
-
-    def close(self) -> None:
-        self.closed.append("close")
-
-
 @pytest.mark.asyncio
 async def test_native_coroutines_are_used(policy: RetryPolicy, sleeps: list[float]) -> None:
-    backend = NativeBackend([ThrottledError("slow down")])
+    backend = NativeScriptedBackend([ThrottledError("slow down")])
     assert isinstance(backend, NativeAsyncBackend)
     async with AsyncInferenceClient(backend, retry=policy) as client:
-        assert (await client.generate("hi")).text == "native:hi"
+        assert (await client.generate("hi")).text == "scripted:hi"
         assert backend.calls == 2
         assert len(sleeps) == 1
         results = await client.generate_many(["a", "b", "c"], concurrency=2)
         assert [r.text for r in results if isinstance(r, Generation)] == [
-            "native:a",
-            "native:b",
-            "native:c",
+            "scripted:a",
+            "scripted:b",
+            "scripted:c",
         ]
         backend.failures = [ModelUnavailableError("starting")]
         async with client.stream("hi") as stream:
             text = "".join([piece async for piece in stream])
         assert text == "Hello"
-        assert stream.generation == _generation("Hello")
+        assert stream.generation == scripted_generation("Hello")
         assert all(s.closed for s in backend.streams)
         assert len(sleeps) == 2
-    assert backend.closed == ["aclose", "close"]
+    assert backend.events == ["aclosed", "closed"]
 
 
 @pytest.mark.asyncio
 async def test_native_stream_is_never_retried_after_its_first_piece(policy: RetryPolicy) -> None:
-    backend = NativeBackend()
-    backend.fail_after_first_piece = ModelUnavailableError("connection lost")
+    backend = NativeScriptedBackend()
+    backend.fail_at_piece = (1, ModelUnavailableError("connection lost"))
     async with AsyncInferenceClient(backend, retry=policy) as client:
         pieces: list[str] = []
         with pytest.raises(ModelUnavailableError):

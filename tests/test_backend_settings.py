@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes import TGIServer, WireServer
 from llm_twin_sdk import (
     ConfigurationError,
     Document,
@@ -16,7 +17,6 @@ from llm_twin_sdk import (
     SageMakerBackend,
     TwinSettings,
 )
-from sagemaker_wire import WireServer
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_twin_on_sagemaker_by_configuration_alone(
             assert stream.sources
             pieces = list(stream)
         assert "".join(pieces) == stream.text
-    assert llama_wire.request_count == 2
+    assert len(llama_wire.requests) == 2
     assert [r.streaming for r in llama_wire.requests] == [False, True]
     assert all(r.endpoint == "twin" for r in llama_wire.requests)
 
@@ -82,7 +82,6 @@ def test_twin_on_a_tgi_server_by_configuration_alone(
     tmp_path: Path,
 ) -> None:
     from llm_twin_sdk import HttpBackend
-    from tgi_server import TGIServer
 
     with TGIServer(backend=local_backend) as server:
         monkeypatch.setenv("LLM_TWIN_BACKEND", "http")

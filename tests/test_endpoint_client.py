@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from fakes import Json, WireServer
 from llm_twin_sdk import AWSClients, Endpoint, InferenceClient
 from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
-from sagemaker_wire import Json, WireServer
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def _endpoint(component: str | None = None) -> Endpoint:
 def test_client_calls_the_endpoint_and_its_component(
     wire: WireServer, component: str | None
 ) -> None:
-    wire.push(
+    wire.reply(
         Json(
             {
                 "choices": [{"message": {"content": "Hello!"}, "finish_reason": "stop"}],

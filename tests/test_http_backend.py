@@ -1,4 +1,4 @@
-"""HttpBackend against a TGI-like server on 127.0.0.1 (tests/tgi_server.py): both dialects,
+"""HttpBackend against a TGI-like server on 127.0.0.1 (tests/fakes/tgi.py): every protocol,
 sync and async, typed errors, retries counted on the wire, secrets, TLS, connection release."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from fakes import DEFAULT_TOKENS, Fault, TGIServer, sse_cuts
 from llm_twin_sdk import (
     Backend,
     ConfigurationError,
@@ -37,14 +38,13 @@ from llm_twin_sdk import (
     Timeouts,
 )
 from llm_twin_sdk.inference.async_stream import AsyncTextStream
-from llm_twin_sdk.inference.backends.http import (
+from llm_twin_sdk.inference.backends.http import HttpBackend
+from llm_twin_sdk.inference.tokens import (
     CHAT_TOKENS_PER_MESSAGE,
     CHAT_TOKENS_PER_REPLY,
-    HttpBackend,
     estimate_tokens,
 )
 from llm_twin_sdk.retry import RetryPolicy
-from tgi_server import DEFAULT_TOKENS, Fault, TGIServer, sse_cuts
 
 SCRIPT_TEXT = "".join(DEFAULT_TOKENS)
 GREEDY = GenerationParams(max_new_tokens=64, temperature=0.0)
@@ -295,7 +295,7 @@ def test_openai_extra_body_and_headers(server: TGIServer) -> None:
         (Fault.http(502), ModelUnavailableError, None),
         (Fault.validation("Input validation error: `inputs` too long"), ModelError, 422),
         (Fault.http(408), ModelError, 408),
-        (Fault.http(500, {"error": "boom", "error_type": "generation"}), ModelError, 500),
+        (Fault.raw(500, {"error": "boom", "error_type": "generation"}), ModelError, 500),
         (Fault.http(413), PayloadTooLargeError, None),
     ],
     ids=lambda case: str(case[0].status),
@@ -365,7 +365,7 @@ def test_read_timeout_inside_a_stream(server: TGIServer, api: str) -> None:
     backend = HttpBackend(server.url, api="tgi" if api == "tgi" else "openai")
     fast = Timeouts(connect_s=1, read_s=0.2)
     server.fail(Fault.stall(1.0, after=0))  # headers sent, then no token in time
-    with pytest.raises(InferenceTimeoutError, match="no token"):
+    with pytest.raises(InferenceTimeoutError, match="read timeout"):
         _consume(backend.stream("Hi", GREEDY, timeout=fast), [])
     server.fail(Fault.stall(1.0, after=2))  # two tokens, then silence
     pieces: list[str] = []
@@ -816,6 +816,7 @@ def test_tls_with_a_private_ca(pki: dict[str, Path]) -> None:
         with pytest.raises(ConfigurationError, match="TLS handshake") as caught:
             client.generate("Hi", GREEDY)
         assert "verify=" in str(caught.value)
+        assert isinstance(caught.value, InferenceError)  # a failure of generate, like any
         assert len(srv.generation_requests()) == 3  # two generations, a stream: never retried
         for backend in (trusted, unverified, default):
             backend.close()

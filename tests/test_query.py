@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fakes import Fault, TGIServer
 from llm_twin_sdk import (
     ConfigurationError,
     EmptyQueryError,
@@ -36,7 +37,6 @@ from llm_twin_sdk.rag.query import (
     parse_phrasings,
 )
 from llm_twin_sdk.retry import NO_RETRY, RetryPolicy
-from tgi_server import Fault, TGIServer
 
 LOGGER = "llm_twin_sdk.rag.query"
 AUTHORS = ["Maya Okafor", "Liam Chen"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fakes import Fault, TGIServer
 from llm_twin_sdk import (
     Chunk,
     ConfigurationError,
@@ -29,7 +30,6 @@ from llm_twin_sdk import (
 from llm_twin_sdk.inference.backends.http import HttpBackend
 from llm_twin_sdk.rag.query import EXPANSION_SEPARATOR
 from llm_twin_sdk.retry import NO_RETRY
-from tgi_server import Fault, TGIServer
 
 QUESTION = "How did Lukas Brenner stop nginx from buffering server-sent events?"
 

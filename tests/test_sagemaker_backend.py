@@ -1,6 +1,6 @@
 """SageMakerBackend against a SageMaker-runtime wire server: real boto3, real botocore parsing.
 
-The wire server (tests/sagemaker_wire.py) speaks the service's HTTP protocol and event-stream
+The wire server (tests/fakes/sagemaker.py) speaks the service's HTTP protocol and event-stream
 framing on 127.0.0.1; its default reply runs the real SmolLM2 model and answers in TGI's
 shapes. Faults are scripted per test, and every request that reaches it is counted.
 """
@@ -19,17 +19,42 @@ from typing import Any
 import boto3
 import pytest
 
+from fakes import Fault, chat_events, split_at, tgi_events
+from fakes.sagemaker import (
+    Json,
+    Llama,
+    Stream,
+    WireServer,
+    access_denied,
+    aws_error,
+    component_not_found,
+    encode_message,
+    endpoint_not_found,
+    error_frame,
+    exception_frame,
+    internal_failure,
+    model_error,
+    model_not_ready,
+    payload_part,
+    service_unavailable,
+    stream_error_frame,
+    stream_exception,
+    throttling,
+    validation_error,
+)
 from llm_twin_sdk import (
     AccessDeniedError,
+    AWSError,
     AWSThrottledError,
     Backend,
     ConfigurationError,
+    EndpointAccessDeniedError,
     EndpointNotFoundError,
+    EndpointThrottledError,
     GenerationParams,
     InferenceClient,
     InferenceError,
     InferenceTimeoutError,
-    InvalidParameterError,
     LocalBackend,
     ModelError,
     ModelUnavailableError,
@@ -43,32 +68,6 @@ from llm_twin_sdk.aws import AWSClients, botocore_config
 from llm_twin_sdk.inference.backends.sagemaker import MAX_PAYLOAD_BYTES, SageMakerBackend
 from llm_twin_sdk.retry import NO_RETRY, RetryPolicy, is_transient_inference_error
 from llm_twin_sdk.types import Message, to_messages
-from sagemaker_wire import (
-    AwsError,
-    Json,
-    Llama,
-    Reply,
-    Slow,
-    Stream,
-    StreamFault,
-    WireServer,
-    access_denied,
-    chat_events,
-    component_not_found,
-    encode_message,
-    endpoint_not_found,
-    error_frame,
-    exception_frame,
-    internal_failure,
-    model_error,
-    model_not_ready,
-    payload_part,
-    service_unavailable,
-    split_at,
-    tgi_events,
-    throttling,
-    validation_error,
-)
 
 ENDPOINT = "twin-endpoint"
 GREEDY = GenerationParams(max_new_tokens=10, temperature=0.0, seed=7)
@@ -92,7 +91,7 @@ def wire_server(local_backend: LocalBackend) -> Iterator[WireServer]:
 def server(wire_server: WireServer) -> Iterator[WireServer]:
     wire_server.reset()
     yield wire_server
-    assert not wire_server.errors, wire_server.errors
+    assert not wire_server.handler_errors, wire_server.handler_errors
 
 
 @pytest.fixture
@@ -193,12 +192,15 @@ def test_generate_with_the_messages_api(backend: SageMakerBackend, server: WireS
     assert request.endpoint == ENDPOINT
     assert request.headers["content-type"] == "application/json"
     assert request.headers["accept"] == "application/json"
-    body = request.json
+    body = request.body
     assert body["messages"] == [{"role": "user", "content": "Say hello to the team."}]
     assert body["max_tokens"] == 10
     assert body["temperature"] == 0.0  # TGI's Messages API decodes greedily at 0
     assert "top_p" not in body  # it would turn sampling on
-    assert body["presence_penalty"] == pytest.approx(1.1 - 2.0)  # TGI: rep. penalty - 2
+    # The OpenAI-compatible protocol's one rule: the multiplicative penalty under its own
+    # name (vLLM reads it), never as OpenAI's additive presence_penalty.
+    assert body["repetition_penalty"] == 1.1
+    assert "presence_penalty" not in body
     assert body["seed"] == 7
     assert body["stream"] is False
 
@@ -209,7 +211,7 @@ def test_generate_with_the_tgi_generate_payload(
     g = backend.generate(TEXT, GREEDY)
     assert g.text.strip()
     assert g.usage.completion_tokens > 0  # details.generated_tokens
-    body = server.requests[0].json
+    body = server.requests[0].body
     assert body["inputs"] == TEXT
     assert body["stream"] is False
     assert body["parameters"] == {
@@ -228,7 +230,7 @@ def test_sampling_parameters_are_sent_as_tgi_accepts_them(
     params = GenerationParams(max_new_tokens=4, temperature=0.7, top_p=0.9, stop=("\n\n",), seed=3)
     backend.generate(TEXT, params)
     backend.generate(CHAT, params.model_copy(update={"top_p": 1.0, "repetition_penalty": 1.0}))
-    generate, chat = (r.json for r in server.requests)
+    generate, chat = (r.body for r in server.requests)
     assert generate["parameters"] == {
         "max_new_tokens": 4,
         "return_full_text": False,
@@ -257,18 +259,18 @@ def test_api_generate_renders_chat_with_the_prompt_format(
         g = backend.generate(CHAT, GREEDY)
         assert backend.count_tokens(CHAT) == backend.count_tokens(alpaca(CHAT))
     assert g.text.strip()
-    assert server.requests[0].json["inputs"] == alpaca(CHAT)
+    assert server.requests[0].body["inputs"] == alpaca(CHAT)
 
 
 def test_api_generate_without_a_prompt_format_rejects_chat_before_sending(
     aws: AWSClients, server: WireServer
 ) -> None:
     with SageMakerBackend(ENDPOINT, aws=aws, api="generate") as backend:
-        with pytest.raises(InvalidParameterError, match="prompt_format"):
+        with pytest.raises(ConfigurationError, match="prompt_format"):
             backend.generate(CHAT, GREEDY)
-        with pytest.raises(InvalidParameterError, match="prompt_format"):
+        with pytest.raises(ConfigurationError, match="prompt_format"):
             backend.stream(CHAT, GREEDY)
-    assert server.request_count == 0
+    assert len(server.requests) == 0
 
 
 @pytest.mark.parametrize("prompt", [CHAT, TEXT], ids=["messages", "generate"])
@@ -291,14 +293,14 @@ def test_stream_token_by_token_equals_generate(
         assert final.usage.prompt_tokens < backend.count_tokens(TEXT) + 5
     streamed = server.requests[1]
     assert streamed.streaming
-    assert streamed.json["stream"] is True
+    assert streamed.body["stream"] is True
     assert streamed.headers["x-amzn-sagemaker-accept"] == "text/event-stream"
 
 
 def test_stream_of_the_model_split_into_tiny_parts(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
-    server.push(Llama(part_size=3), Llama())
+    server.reply(Llama(part_size=3), Llama())
     tiny = _pieces(backend, CHAT)
     whole = _pieces(backend, CHAT)
     assert tiny == whole
@@ -313,7 +315,7 @@ def test_stream_reassembles_sse_lines_split_anywhere(
 ) -> None:
     tokens = ["Grüße", " aus", " 🚀", " Köln", "\r\n", "日本"]
     data = b"".join(tgi_events(tokens, input_length=9))
-    server.push(Stream(split_at(data, range(0, len(data), 3))))  # cuts inside UTF-8 chars too
+    server.reply(Stream(split_at(data, range(0, len(data), 3))))  # cuts inside UTF-8 chars too
     with backend.stream(TEXT, GREEDY) as stream:
         assert list(stream) == tokens
     assert stream.generation is not None
@@ -326,7 +328,7 @@ def test_stream_reassembles_sse_lines_split_anywhere(
 def test_done_is_honoured(backend: SageMakerBackend, server: WireServer) -> None:
     events = chat_events(["Hi", " there"], usage=(12, 3))
     late = b'data: {"choices":[{"delta":{"content":" IGNORED"},"finish_reason":null}]}\n\n'
-    server.push(Stream([b"".join(events) + late]))
+    server.reply(Stream([b"".join(events) + late]))
     with backend.stream(CHAT, GREEDY) as stream:
         assert list(stream) == ["Hi", " there"]
     assert stream.generation is not None
@@ -339,7 +341,7 @@ def test_done_is_honoured(backend: SageMakerBackend, server: WireServer) -> None
 
 def test_final_event_details_are_kept(backend: SageMakerBackend, server: WireServer) -> None:
     events = tgi_events(["a", "b", "c"], finish_reason="length", generated_tokens=3, eos=None)
-    server.push(Stream(events))
+    server.reply(Stream(events))
     with backend.stream(TEXT, GREEDY) as stream:
         assert list(stream) == ["a", "b", "c"]  # the final event's own token included
     final = stream.generation
@@ -351,7 +353,7 @@ def test_final_event_details_are_kept(backend: SageMakerBackend, server: WireSer
 def test_chat_stream_without_usage_counts_its_token_events(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
-    server.push(Stream(chat_events(["x", "y"], finish_reason="length")))
+    server.reply(Stream(chat_events(["x", "y"], finish_reason="length")))
     with backend.stream(CHAT, GREEDY) as stream:
         list(stream)
     assert stream.generation is not None
@@ -364,7 +366,7 @@ def test_error_event_mid_stream_keeps_the_text(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
     error = b'data:{"error":"CUDA out of memory","error_type":"generation"}\n\n'
-    server.push(Stream([*tgi_events(["Hello", " world"])[:2], error]))
+    server.reply(Stream([*tgi_events(["Hello", " world"])[:2], error]))
     received: list[str] = []
     with pytest.raises(StreamBrokenError, match="CUDA out of memory") as info:
         _read_into(backend.stream(TEXT, GREEDY), received)
@@ -376,7 +378,7 @@ def test_error_event_mid_stream_keeps_the_text(
 def test_error_event_before_any_text_is_a_model_error(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
-    server.push(Stream([b'data:{"error":"Model is overloaded","error_type":"overloaded"}\n\n']))
+    server.reply(Stream([b'data:{"error":"Model is overloaded","error_type":"overloaded"}\n\n']))
     with pytest.raises(ModelError, match="overloaded") as info:
         _pieces(backend, TEXT)
     assert info.value.status == 429
@@ -386,19 +388,20 @@ def test_error_event_before_any_text_is_a_model_error(
 @pytest.mark.parametrize(
     "fault",
     [
-        StreamFault(),
-        StreamFault(type="ModelStreamError", error_code="ModelInvocationTimeExceeded"),
-        StreamFault(type="InternalStreamFailure", error_code=None),
-        StreamFault(kind="error", type="InternalServerError", message="frame error"),
+        stream_exception(after=2),
+        stream_exception(after=2, error_code="ModelInvocationTimeExceeded"),
+        stream_exception(after=2, type="InternalStreamFailure", error_code=None),
+        stream_error_frame(2, "InternalServerError", "frame error"),
     ],
     ids=["model-stream-error", "invocation-time", "internal-failure", "error-frame"],
 )
 def test_event_stream_error_mid_stream(
-    backend: SageMakerBackend, server: WireServer, fault: StreamFault
+    backend: SageMakerBackend, server: WireServer, fault: Fault
 ) -> None:
     from botocore.exceptions import EventStreamError
 
-    server.push(Stream(tgi_events(["Hel", "lo"])[:2], fault=fault))
+    server.reply(Stream(tgi_events(["Hel", "lo"])[:2]))
+    server.fail(fault)
     with pytest.raises(StreamBrokenError) as info:
         _pieces(backend, TEXT)
     assert info.value.partial_text == "Hello"
@@ -408,20 +411,23 @@ def test_event_stream_error_mid_stream(
 def test_internal_stream_failure_before_any_text_is_retryable(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
-    server.push(Stream([], fault=StreamFault(type="InternalStreamFailure", error_code=None)))
+    server.reply(Stream([]))
+    server.fail(stream_exception(type="InternalStreamFailure", error_code=None))
     with pytest.raises(ModelUnavailableError):
         _pieces(backend, TEXT)
 
 
 def test_connection_dropped_mid_stream(backend: SageMakerBackend, server: WireServer) -> None:
-    server.push(Stream(tgi_events(["one", " two"])[:2], abort=True))
+    server.reply(Stream(tgi_events(["one", " two"])[:2]))
+    server.fail(Fault.drop(after=2))
     with pytest.raises(StreamBrokenError) as info:
         _pieces(backend, TEXT)
     assert info.value.partial_text == "one two"
 
 
 def test_connection_dropped_before_any_text(backend: SageMakerBackend, server: WireServer) -> None:
-    server.push(Stream([], abort=True))
+    server.reply(Stream([]))
+    server.fail(Fault.drop(after=0))
     with pytest.raises(ModelUnavailableError):
         _pieces(backend, TEXT)
 
@@ -429,7 +435,7 @@ def test_connection_dropped_before_any_text(backend: SageMakerBackend, server: W
 def test_stream_that_ends_before_the_model_finished(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
-    server.push(Stream(tgi_events(["cut", " short"])[:2]), Stream([]))
+    server.reply(Stream(tgi_events(["cut", " short"])[:2]), Stream([]))
     with pytest.raises(StreamBrokenError, match="ended before") as info:
         _pieces(backend, TEXT)
     assert info.value.partial_text == "cut short"
@@ -438,7 +444,7 @@ def test_stream_that_ends_before_the_model_finished(
 
 
 def test_malformed_stream_event(backend: SageMakerBackend, server: WireServer) -> None:
-    server.push(Stream([*tgi_events(["ok"])[:1], b"data:{not json\n\n"]))
+    server.reply(Stream([*tgi_events(["ok"])[:1], b"data:{not json\n\n"]))
     with pytest.raises(StreamBrokenError, match="malformed") as info:
         _pieces(backend, TEXT)
     assert info.value.partial_text == "ok"
@@ -448,7 +454,7 @@ def test_stop_sequences_are_never_delivered(backend: SageMakerBackend, server: W
     # TGI returns the stop sequence with the text; the SDK contract says it is not returned.
     params = GREEDY.model_copy(update={"stop": ("\n\n",)})
     tokens = ["Hello", " wor", "ld", "\n", "\nNext"]
-    server.push(
+    server.reply(
         Stream(tgi_events(tokens, finish_reason="stop_sequence", eos=None)),
         Json([{"generated_text": "".join(tokens), "details": {"finish_reason": "stop_sequence"}}]),
     )
@@ -489,7 +495,7 @@ def test_response_bodies_of_either_shape(
     text: str,
     usage: tuple[int | None, int | None],
 ) -> None:
-    server.push(Json(body))
+    server.reply(Json(body))
     g = backend.generate(TEXT, GREEDY)
     assert g.text == text
     assert g.usage.prompt_tokens == (usage[0] or backend.count_tokens(TEXT))
@@ -507,7 +513,7 @@ def test_response_bodies_of_either_shape(
 def test_error_bodies_become_model_errors(
     backend: SageMakerBackend, server: WireServer, body: Any, status: int
 ) -> None:
-    server.push(Json(body))
+    server.reply(Json(body))
     with pytest.raises(ModelError) as info:
         backend.generate(TEXT, GREEDY)
     assert info.value.status == status
@@ -520,7 +526,7 @@ def test_error_bodies_become_model_errors(
 def test_malformed_bodies_are_inference_errors(
     backend: SageMakerBackend, server: WireServer, body: Any
 ) -> None:
-    server.push(Json(body))
+    server.reply(Json(body))
     with pytest.raises(InferenceError, match="body") as info:
         backend.generate(TEXT, GREEDY)
     assert type(info.value) is InferenceError
@@ -530,20 +536,20 @@ def test_malformed_bodies_are_inference_errors(
 
 ARN = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/twin"
 
-ERRORS: list[tuple[str, Reply, type[Exception], bool]] = [
-    ("throttling", throttling(), AWSThrottledError, True),
+ERRORS: list[tuple[str, Fault, type[Exception], bool]] = [
+    ("throttling", throttling(), EndpointThrottledError, True),
     ("model-429", model_error(429), ModelError, True),
     ("model-503", model_error(503), ModelError, True),
     ("model-500", model_error(500), ModelError, False),
     ("model-422", model_error(422), ModelError, False),
     ("service-unavailable", service_unavailable(), ModelUnavailableError, True),
-    ("generic-503", AwsError(503, "", None), ModelUnavailableError, True),
+    ("generic-503", aws_error(503, ""), ModelUnavailableError, True),
     ("internal-failure", internal_failure(), ModelUnavailableError, True),
     ("model-not-ready", model_not_ready(), ModelUnavailableError, True),
     ("endpoint-not-found", endpoint_not_found(ENDPOINT), EndpointNotFoundError, False),
     ("component-not-found", component_not_found("ic"), EndpointNotFoundError, False),
     ("validation", validation_error("CustomAttributes is malformed"), InferenceError, False),
-    ("access-denied", access_denied(), AccessDeniedError, False),
+    ("access-denied", access_denied(), EndpointAccessDeniedError, False),
 ]
 
 
@@ -552,13 +558,13 @@ ERRORS: list[tuple[str, Reply, type[Exception], bool]] = [
 def test_error_mapping(
     backend: SageMakerBackend,
     server: WireServer,
-    case: tuple[str, Reply, type[Exception], bool],
+    case: tuple[str, Fault, type[Exception], bool],
     streaming: bool,
 ) -> None:
     from botocore.exceptions import ClientError
 
     _, reply, error, transient = case
-    server.push(reply)
+    server.fail(reply)
     call = (
         (lambda: _pieces(backend, TEXT)) if streaming else (lambda: backend.generate(TEXT, GREEDY))
     )
@@ -568,18 +574,24 @@ def test_error_mapping(
     assert type(exc) is error
     assert is_transient_inference_error(exc) is transient
     assert isinstance(exc.__cause__, ClientError)
-    assert server.request_count == 1  # botocore did not retry
+    assert len(server.requests) == 1  # botocore did not retry
     if isinstance(exc, ModelError):
-        assert isinstance(reply, AwsError)
-        assert reply.body is not None
+        assert isinstance(reply.body, dict)
         assert exc.status == reply.body["OriginalStatusCode"]
         assert exc.log_stream_arn is not None
         assert exc.log_stream_arn.startswith(ARN)
         assert f"container said {exc.status}" in str(exc)  # the container's own message
-    if isinstance(exc, AWSThrottledError):
+    if isinstance(exc, AWSError):  # throttling, access denied: still AWS errors, fields kept
+        operation = "invoke_endpoint_with_response_stream" if streaming else "invoke_endpoint"
+        assert isinstance(exc, InferenceError)
+        assert exc.code == dict(reply.headers)["x-amzn-ErrorType"].split(":")[0]
+        assert (exc.service, exc.operation) == ("sagemaker-runtime", operation)
+        assert exc.request_id == dict(reply.headers)["x-amzn-RequestId"]
+    if isinstance(exc, EndpointThrottledError):
         assert isinstance(exc, ThrottledError)
-        assert exc.code == "ThrottlingException"
-        assert exc.request_id
+        assert isinstance(exc, AWSThrottledError)
+    if isinstance(exc, EndpointAccessDeniedError):
+        assert isinstance(exc, AccessDeniedError)
 
 
 def test_unreachable_endpoint_is_unavailable(aws_credentials: None) -> None:
@@ -600,20 +612,21 @@ def test_unreachable_endpoint_is_unavailable(aws_credentials: None) -> None:
 def test_throttled_then_success_is_retried_by_the_client_only(
     backend: SageMakerBackend, server: WireServer, fast_retry: RetryPolicy, sleeps: list[float]
 ) -> None:
-    server.push(throttling(), throttling(), Json(OK_BODY))
+    server.fail(throttling(), throttling())
+    server.reply(Json(OK_BODY))
     g = InferenceClient(backend, retry=fast_retry).generate(TEXT, GREEDY)
     assert g.text == "ok"
-    assert server.request_count == 3
+    assert len(server.requests) == 3
     assert len(sleeps) == 2
 
 
 def test_always_throttled_makes_exactly_the_policys_attempts(
     backend: SageMakerBackend, server: WireServer, fast_retry: RetryPolicy, sleeps: list[float]
 ) -> None:
-    server.push(*[throttling()] * 8)
+    server.fail(*[throttling()] * 8)
     with pytest.raises(AWSThrottledError):
         InferenceClient(backend, retry=fast_retry).generate(TEXT, GREEDY)
-    assert server.request_count == fast_retry.max_attempts == 4  # not 4 x botocore's 3
+    assert len(server.requests) == fast_retry.max_attempts == 4  # not 4 x botocore's 3
     assert len(sleeps) == 3
 
 
@@ -621,55 +634,58 @@ def test_always_throttled_makes_exactly_the_policys_attempts(
 def test_model_error_429_and_503_are_retried(
     backend: SageMakerBackend, server: WireServer, fast_retry: RetryPolicy, status: int
 ) -> None:
-    server.push(model_error(status), Json(OK_BODY))
+    server.fail(model_error(status))
+    server.reply(Json(OK_BODY))
     assert InferenceClient(backend, retry=fast_retry).generate(TEXT, GREEDY).text == "ok"
-    assert server.request_count == 2
+    assert len(server.requests) == 2
 
 
 def test_model_error_500_is_not_retried(
     backend: SageMakerBackend, server: WireServer, fast_retry: RetryPolicy, sleeps: list[float]
 ) -> None:
-    server.push(model_error(500))
+    server.fail(model_error(500))
     with pytest.raises(ModelError) as info:
         InferenceClient(backend, retry=fast_retry).generate(TEXT, GREEDY)
     assert info.value.status == 500
-    assert server.request_count == 1
+    assert len(server.requests) == 1
     assert sleeps == []
 
 
 def test_stream_opening_is_retried(
     backend: SageMakerBackend, server: WireServer, fast_retry: RetryPolicy
 ) -> None:
-    server.push(throttling(), model_error(429), Llama())
+    server.fail(throttling(), model_error(429))
     with InferenceClient(backend, retry=fast_retry).stream(CHAT, GREEDY) as stream:
         assert "".join(stream).strip()
-    assert server.request_count == 3
+    assert len(server.requests) == 3
 
 
 def test_stream_is_not_retried_after_its_first_piece(
     backend: SageMakerBackend, server: WireServer, fast_retry: RetryPolicy
 ) -> None:
-    server.push(Stream(tgi_events(["first"])[:1], fault=StreamFault()))
+    server.reply(Stream(tgi_events(["first"])[:1]))
+    server.fail(stream_exception(after=1))
     client = InferenceClient(backend, retry=fast_retry)
     received: list[str] = []
     with pytest.raises(StreamBrokenError) as info:
         _read_into(client.stream(TEXT, GREEDY), received)
     assert received == ["first"]
     assert info.value.partial_text == "first"
-    assert server.request_count == 1
+    assert len(server.requests) == 1
 
 
 def test_slow_response_past_the_read_timeout(
     backend: SageMakerBackend, server: WireServer, fast_retry: RetryPolicy
 ) -> None:
-    server.push(Slow(1.5, Json(OK_BODY)))
+    server.fail(Fault.slow(1.5))
+    server.reply(Json(OK_BODY))
     client = InferenceClient(backend, retry=fast_retry, timeout=Timeouts(read_s=0.3))
     started = time.monotonic()
     with pytest.raises(InferenceTimeoutError, match="read timeout") as info:
         client.generate(TEXT, GREEDY)
     assert time.monotonic() - started < 1.4
     assert isinstance(info.value, TimeoutError)
-    assert server.request_count == 1  # a call that may still run is not retried
+    assert len(server.requests) == 1  # a call that may still run is not retried
 
 
 def test_slow_stream_start_and_slow_stream_parts(
@@ -678,31 +694,35 @@ def test_slow_stream_start_and_slow_stream_parts(
     short = Timeouts(read_s=0.3)
     events = tgi_events(["early", " late"])
     # No response headers within the read timeout: the call itself times out.
-    server.push(Slow(1.0, Stream(events)))
+    server.fail(Fault.slow(1.0))
+    server.reply(Stream(events))
     with pytest.raises(InferenceTimeoutError):
         backend.stream(TEXT, GREEDY, timeout=short)
     # Headers at once, then silence before any text: still a timeout (nothing delivered).
-    server.push(Stream(events, delays=[1.0]))
+    server.fail(Fault.stall(1.0, after=0))
+    server.reply(Stream(events))
     with pytest.raises(InferenceTimeoutError, match="read timeout") as timed_out:
         _ = list(backend.stream(TEXT, GREEDY, timeout=short))
     assert isinstance(timed_out.value, TimeoutError)
     # Silence after the first piece: a broken stream that keeps the text.
-    server.push(Stream(events, delays=[0.0, 1.0]))
+    server.fail(Fault.stall(1.0, after=1))
+    server.reply(Stream(events))
     received: list[str] = []
     with pytest.raises(StreamBrokenError, match="read timeout") as info:
         _read_into(backend.stream(TEXT, GREEDY, timeout=short), received)
     assert received == ["early"]
     assert info.value.partial_text == "early"
-    assert server.request_count == 3
+    assert len(server.requests) == 3
 
 
 def test_per_call_timeout_replaces_the_backends(aws: AWSClients, server: WireServer) -> None:
     with SageMakerBackend(ENDPOINT, aws=aws, timeout=Timeouts(read_s=0.3)) as backend:
-        server.push(Slow(0.6, Json(OK_BODY)), Slow(0.6, Json(OK_BODY)))
+        server.fail(Fault.slow(0.6), Fault.slow(0.6))
+        server.reply(Json(OK_BODY), Json(OK_BODY))
         assert backend.generate(TEXT, GREEDY, timeout=Timeouts(read_s=5)).text == "ok"
         with pytest.raises(InferenceTimeoutError):
             backend.generate(TEXT, GREEDY)
-    assert server.request_count == 2
+    assert len(server.requests) == 2
 
 
 def test_one_client_per_timeouts_built_once_across_threads(aws: AWSClients) -> None:
@@ -742,9 +762,9 @@ def test_payload_too_large_is_raised_before_any_request(
         backend.stream([Message(role="user", content=huge)], GREEDY)
     with pytest.raises(PayloadTooLargeError):
         InferenceClient(backend, retry=fast_retry).generate(huge, GREEDY)
-    assert server.request_count == 0
+    assert len(server.requests) == 0
     fits = "x" * (MAX_PAYLOAD_BYTES - 200)
-    server.push(Json(OK_BODY))
+    server.reply(Json(OK_BODY))
     assert backend.generate(fits, GREEDY).text == "ok"
 
 
@@ -754,7 +774,7 @@ def test_custom_attributes_and_inference_component_reach_the_server(
     with SageMakerBackend(
         ENDPOINT, aws=aws, inference_component_name="twin-ic-1", custom_attributes="trace_id=42"
     ) as backend:
-        server.push(Json(OK_BODY), Stream(tgi_events(["ok"])))
+        server.reply(Json(OK_BODY), Stream(tgi_events(["ok"])))
         g = backend.generate(TEXT, GREEDY)
         _pieces(backend, TEXT)
     assert g.model == f"{ENDPOINT}/twin-ic-1"
@@ -770,7 +790,8 @@ def test_custom_attributes_and_inference_component_reach_the_server(
 def test_connection_closed_after_an_early_exit(
     backend: SageMakerBackend, server: WireServer, read_first: bool
 ) -> None:
-    server.push(Stream(tgi_events(["a", "b", "c"])[:3], hold_open=True))
+    server.reply(Stream(tgi_events(["a", "b", "c"])[:3]))
+    server.fail(Fault.stall(10, after=3))  # then held open until the client hangs up
     stream = backend.stream(TEXT, GREEDY)
     if read_first:
         assert next(stream) == "a"
@@ -784,7 +805,7 @@ def test_connection_reused_after_complete_streams_not_after_an_early_exit(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
     late = b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n'  # after [DONE]: drained
-    server.push(
+    server.reply(
         Stream(tgi_events(["a"])),
         Stream([b"".join(chat_events(["b"])) + late]),
         Json(OK_BODY),
@@ -805,7 +826,8 @@ def test_connection_reused_after_complete_streams_not_after_an_early_exit(
 def test_connection_closed_after_an_early_exit_through_the_client(
     backend: SageMakerBackend, server: WireServer
 ) -> None:
-    server.push(Stream(tgi_events(["a", "b", "c"])[:3], hold_open=True))
+    server.reply(Stream(tgi_events(["a", "b", "c"])[:3]))
+    server.fail(Fault.stall(10, after=3))  # then held open until the client hangs up
     client = InferenceClient(backend, retry=NO_RETRY)
     with client.stream(TEXT, GREEDY) as stream:
         for _ in stream:
@@ -831,13 +853,13 @@ def test_injected_runtime_client(server: WireServer, aws_credentials: None) -> N
         config=botocore_config(read_timeout_s=5),
     )
     backend = SageMakerBackend(ENDPOINT, runtime_client=client)
-    server.push(Json(OK_BODY))
+    server.reply(Json(OK_BODY))
     assert backend.generate(TEXT, GREEDY).text == "ok"
-    server.push(Json(OK_BODY))
+    server.reply(Json(OK_BODY))
     with _user_warning("per-call timeouts"):
         backend.generate(TEXT, GREEDY, timeout=Timeouts(read_s=1))
     backend.close()  # not ours: left open
-    server.push(Json(OK_BODY))
+    server.reply(Json(OK_BODY))
     assert client.invoke_endpoint(EndpointName=ENDPOINT, Body=b"{}")["Body"].read()
     retrying = boto3.client("sagemaker-runtime", region_name="us-east-1")
     with _user_warning("retries by itself"):

@@ -1,10 +1,10 @@
-"""Property: however a valid SSE byte stream is cut into parts, the same pieces come out.
+"""Property: however a valid stream is cut into parts, the same pieces come out.
 
 Payload parts (SageMaker ``PayloadPart``s, HTTP chunks) may cut a line, a JSON value, a
-``\\r\\n`` or a multi-byte UTF-8 character anywhere. Checked for both stream dialects (TGI
-generate, OpenAI-style chat) through ``SSEDecoder`` + ``parse_event``, and end to end through
-``SageMakerBackend.stream`` (a duck-typed runtime client hands it the parts), including the
-hold-back of stop sequences.
+``\\r\\n`` or a multi-byte UTF-8 character anywhere. Checked for every stream shape (TGI
+generate and OpenAI-style chat over SSE, LMI's JSON lines) through the protocols' decoders and
+event readers, and end to end through ``SageMakerBackend.stream`` (a duck-typed runtime client
+hands it the parts), including the hold-back of stop sequences.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fakes import split_at
 from llm_twin_sdk import GenerationParams
 from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
-from llm_twin_sdk.inference.streaming import SSEDecoder, StreamEvent, parse_event
-from sagemaker_wire import split_at
+from llm_twin_sdk.inference.protocols import LMI, OpenAICompatible, StreamEvent, TGIGenerate
+from llm_twin_sdk.inference.protocols.base import WireProtocol
+from llm_twin_sdk.inference.protocols.framing import JsonLinesDecoder, SSEDecoder
 
 # Multi-byte characters (2, 3 and 4 bytes), line breaks, JSON escapes, U+2028.
 ALPHABET = st.sampled_from(list('ab \n\r\t"\\/é€日本🚀\u2028\x00{}:'))
@@ -97,10 +99,25 @@ def chat_stream(tokens: Tokens) -> bytes:
     return b"".join(events)
 
 
-def decode(parts: Sequence[bytes]) -> list[StreamEvent]:
-    decoder = SSEDecoder()
+def lmi_stream(tokens: Tokens) -> bytes:
+    """LMI's JSON lines: one token per line, the last with ``generated_text`` and details."""
+    lines = []
+    for index, (text, special) in enumerate(zip(tokens.texts, tokens.special, strict=True)):
+        line: dict[str, Any] = {"token": {"id": index, "text": text, "log_prob": -0.5}}
+        if special:
+            line["token"]["special_token"] = True
+        if index == len(tokens.texts) - 1:
+            line["generated_text"] = "".join(tokens.visible)
+            line["details"] = {"finish_reason": "length", "generated_tokens": len(tokens.texts)}
+        lines.append(json.dumps(line, ensure_ascii=False) + tokens.terminator[-1])
+    return "".join(lines).encode()
+
+
+def decode(parts: Sequence[bytes], protocol: WireProtocol | None = None) -> list[StreamEvent]:
+    protocol = protocol or TGIGenerate()
+    decoder = SSEDecoder() if protocol.framing == "sse" else JsonLinesDecoder()
     datas = [data for part in parts for data in decoder.feed(part)]
-    return [parse_event(data) for data in [*datas, *decoder.close()]]
+    return [protocol.event(data) for data in [*datas, *decoder.close()]]
 
 
 def cuts(data: bytes) -> st.SearchStrategy[list[int]]:
@@ -115,7 +132,6 @@ def test_tgi_stream_any_split_same_pieces_and_final_text(tokens: Tokens, choice:
     assert events == decode([data])
     assert [e.text for e in events if e.text] == tokens.visible
     assert [e.done for e in events] == [False] * (len(tokens.texts) - 1) + [True]
-    assert events[-1].generated_text == "".join(tokens.visible)
     assert events[-1].finish_reason == "length"
     assert events[-1].completion_tokens == len(tokens.texts)
 
@@ -124,14 +140,25 @@ def test_tgi_stream_any_split_same_pieces_and_final_text(tokens: Tokens, choice:
 @given(tokens=token_streams(), choice=st.data())
 def test_chat_stream_any_split_same_pieces_and_final_text(tokens: Tokens, choice: Any) -> None:
     data = chat_stream(tokens)
-    events = decode(split_at(data, choice.draw(cuts(data))))
-    assert events == decode([data])
+    events = decode(split_at(data, choice.draw(cuts(data))), OpenAICompatible())
+    assert events == decode([data], OpenAICompatible())
     assert [e.text for e in events if e.text] == [t for t in tokens.texts if t]
     assert events[-1].done
     assert [e.finish_reason for e in events if e.finish_reason] == ["stop"]
     assert [(e.prompt_tokens, e.completion_tokens) for e in events if e.prompt_tokens] == [
         (3, len(tokens.texts))
     ]
+
+
+@FAST
+@given(tokens=token_streams(), choice=st.data())
+def test_lmi_json_lines_any_split_same_pieces(tokens: Tokens, choice: Any) -> None:
+    data = lmi_stream(tokens)
+    events = decode(split_at(data, choice.draw(cuts(data))), LMI())
+    assert events == decode([data], LMI())
+    assert [e.text for e in events if e.text] == tokens.visible
+    assert [e.done for e in events] == [False] * (len(tokens.texts) - 1) + [True]
+    assert events[-1].completion_tokens == len(tokens.texts)
 
 
 # -- end to end through the backend ------------------------------------------------------------
@@ -169,16 +196,19 @@ class _Runtime:
 @FAST
 @given(
     tokens=token_streams(),
-    chat=st.booleans(),
+    shape=st.sampled_from(["tgi", "chat", "lmi"]),
     stop=st.none() | st.text(ALPHABET, min_size=1, max_size=3),
     choice=st.data(),
 )
 def test_backend_stream_any_split(
-    tokens: Tokens, chat: bool, stop: str | None, choice: Any
+    tokens: Tokens, shape: str, stop: str | None, choice: Any
 ) -> None:
-    data = chat_stream(tokens) if chat else tgi_stream(tokens)
+    chat = shape == "chat"
+    data = {"tgi": tgi_stream, "chat": chat_stream, "lmi": lmi_stream}[shape](tokens)
     runtime = _Runtime(split_at(data, choice.draw(cuts(data))))
-    backend = SageMakerBackend("twin", runtime_client=runtime)
+    backend = SageMakerBackend(
+        "twin", runtime_client=runtime, api="lmi" if shape == "lmi" else "messages"
+    )
     params = GenerationParams(stop=(stop,) if stop else ())
     with backend.stream("prompt", params) as stream:
         pieces = list(stream)
@@ -191,7 +221,8 @@ def test_backend_stream_any_split(
     assert stream.generation.finish_reason == (
         "stop" if chat or (stop and stop in full) else "length"
     )
-    assert stream.generation.usage.prompt_tokens == (3 if chat else 5)
+    if shape != "lmi":  # LMI's details carry no input length: the prompt is counted
+        assert stream.generation.usage.prompt_tokens == (3 if chat else 5)
     assert runtime.events.closed
     if not stop:  # without stop sequences every token is delivered as it arrives
         visible = [t for t in tokens.texts if t] if chat else tokens.visible

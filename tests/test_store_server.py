@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from fakes import DENSE_CONFIG, Fault, QdrantServer, StoredPoint
 from llm_twin_sdk import QdrantStore
 from llm_twin_sdk.errors import (
     CollectionMismatchError,
@@ -26,7 +27,6 @@ from llm_twin_sdk.rag.filters import FILTER_FIELDS
 from llm_twin_sdk.rag.store import QueryVectors
 from llm_twin_sdk.retry import RetryPolicy
 from llm_twin_sdk.types import Chunk, DocumentMetadata
-from qdrant_server import DENSE_CONFIG, Fault, QdrantServer, StoredPoint
 
 ATTEMPTS = 3
 API_KEY = "sk-qdrant-test-7f3a9c1e"

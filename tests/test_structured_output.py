@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # via sagemaker-core
 import pytest
 
+from fakes import TGIServer, WireServer
 from llm_twin_sdk import (
     ConfigurationError,
     GenerationParams,
@@ -29,8 +30,6 @@ from llm_twin_sdk.inference.backends.http import HttpBackend
 from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
 from llm_twin_sdk.rag.query import SelfQuery
 from llm_twin_sdk.types import Message, to_messages
-from sagemaker_wire import WireServer
-from tgi_server import TGIServer
 
 PERSON = {
     "type": "object",
@@ -374,7 +373,7 @@ def wire_server(local_backend: LocalBackend) -> Iterator[WireServer]:
 def wire(wire_server: WireServer) -> Iterator[WireServer]:
     wire_server.reset()
     yield wire_server
-    assert not wire_server.errors, wire_server.errors
+    assert not wire_server.handler_errors, wire_server.handler_errors
 
 
 @pytest.fixture
@@ -390,7 +389,7 @@ def test_sagemaker_messages_api_sends_response_format(aws: AWSClients, wire: Wir
     _valid(generation.text)  # the wire server hands the grammar to the real model
     _valid("".join(pieces))
     for request in wire.requests:
-        body = request.json
+        body = request.body
         assert body["response_format"] == {"type": "json_object", "value": PERSON}
         assert "parameters" not in body
 
@@ -404,7 +403,7 @@ def test_sagemaker_generate_api_sends_a_grammar(aws: AWSClients, wire: WireServe
     _valid(generation.text)
     _valid("".join(pieces))  # not always the same text: see _valid's note
     for request in wire.requests:
-        body = request.json
+        body = request.body
         assert body["parameters"]["grammar"] == {"type": "json", "value": PERSON}
         assert "response_format" not in body
 
@@ -413,6 +412,6 @@ def test_sagemaker_without_a_schema_sends_neither(aws: AWSClients, wire: WireSer
     with SageMakerBackend("twin", aws=aws) as backend:
         backend.generate(CHAT, _params(None, max_new_tokens=4))
         backend.generate("Hello", _params(None, max_new_tokens=4))
-    chat, text = (request.json for request in wire.requests)
+    chat, text = (request.body for request in wire.requests)
     assert "response_format" not in chat
     assert "grammar" not in text["parameters"]

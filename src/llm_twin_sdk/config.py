@@ -62,7 +62,9 @@ class TwinSettings(BaseSettings):
 
     # Self-hosted model server (backend="http")
     http_url: str | None = Field(None, description="Base URL of a TGI / vLLM / llama.cpp server.")
-    http_api: Literal["openai", "tgi"] = Field("openai", description="OpenAI-compatible or TGI.")
+    http_api: Literal["openai", "tgi", "lmi"] = Field(
+        "openai", description="OpenAI-compatible, TGI or LMI."
+    )
     http_api_key: SecretStr | None = Field(None, description="Bearer token of the server.")
     http_model: str | None = Field(None, description="Model name sent to OpenAI-style servers.")
 
@@ -71,8 +73,8 @@ class TwinSettings(BaseSettings):
     sagemaker_inference_component: str | None = Field(
         None, description="Inference component name, for inference-component endpoints."
     )
-    sagemaker_api: Literal["messages", "generate"] = Field(
-        "messages", description="TGI Messages API or generate payloads."
+    sagemaker_api: Literal["messages", "generate", "lmi"] = Field(
+        "messages", description="TGI Messages API, TGI generate, or LMI payloads."
     )
     aws_region: str | None = Field(None, description="AWS region; default: the profile's.")
     aws_profile: str | None = Field(None, description="AWS profile name.")

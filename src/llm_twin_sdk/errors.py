@@ -26,6 +26,7 @@ The tree::
     │   │   └── ConnectTimeoutError (+TimeoutError) no connection within the connect timeout
     │   ├── EndpointNotFoundError             no such endpoint, component or server route
     │   ├── InferenceTimeoutError (+TimeoutError) no answer within the read timeout
+    │   ├── TLSHandshakeError (+ConfigurationError) the TLS handshake with a model server failed
     │   └── StreamBrokenError                 a stream failed midway (keeps the text so far)
     ├── EmbeddingError                        the embedding model failed
     ├── RerankError                           the cross-encoder failed to score
@@ -85,6 +86,7 @@ __all__ = [
     "ScalingError",
     "StreamBrokenError",
     "StreamInUseError",
+    "TLSHandshakeError",
     "ThrottledError",
     "VectorStoreError",
     "VectorStoreLockedError",
@@ -184,6 +186,11 @@ class EndpointNotFoundError(InferenceError):
 class InferenceTimeoutError(InferenceError, TimeoutError):
     """The model did not answer within the read timeout (the request may still be running,
     so it is not retried)."""
+
+
+class TLSHandshakeError(ConfigurationError, InferenceError):
+    """The TLS handshake with a model server failed: its certificate is not trusted (pass
+    ``verify=`` a CA bundle), or it wants a client certificate (``cert=``). Never retried."""
 
 
 class StreamBrokenError(InferenceError):

@@ -1,32 +1,19 @@
 """AsyncInferenceClient: the InferenceClient surface for asyncio, over every backend.
 
-A backend with native coroutines (``agenerate`` / ``astream``, e.g. the HTTP backend on
-``httpx.AsyncClient``) is awaited directly. Any other backend (llama.cpp in-process,
-boto3 for SageMaker) runs in a bounded thread pool owned by the client, so the event loop
-is never blocked; a stream is driven by one pool thread for its whole life and its pieces
-are handed to the event loop as they come.
+A backend's own coroutines (``agenerate`` / ``astream``, e.g. ``HttpBackend``'s) are awaited;
+any other backend (llama.cpp, boto3 for SageMaker) runs in threads owned by the client, so the
+event loop never blocks (a stream is driven by one thread for its whole life). Retries follow
+the client's :class:`~llm_twin_sdk.retry.RetryPolicy` as :class:`~llm_twin_sdk.InferenceClient`
+does, waiting with ``asyncio.sleep``.
 
 Example::
 
-    import asyncio
-    from llm_twin_sdk import Generation, LocalBackend
-    from llm_twin_sdk.inference.async_client import AsyncInferenceClient
-
-    async def main() -> None:
-        async with AsyncInferenceClient(LocalBackend()) as client:
-            print((await client.generate("Name three GPU types.")).text)
-            async with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
-                async for piece in stream:
-                    print(piece, end="")
-            results = await client.generate_many(["Hi", "Bye"], concurrency=4)
-            for result in results:                  # in input order
-                print(result.text if isinstance(result, Generation) else f"failed: {result}")
-
-    asyncio.run(main())
-
-Retries follow the client's :class:`~llm_twin_sdk.retry.RetryPolicy` exactly as
-:class:`~llm_twin_sdk.InferenceClient` does (transient errors, backoff with jitter, attempts
-and deadline; a stream only until its first piece), waiting with ``asyncio.sleep``.
+    async with AsyncInferenceClient(LocalBackend()) as client:
+        print((await client.generate("Name three GPU types.")).text)
+        async with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
+            async for piece in stream:
+                print(piece, end="")
+        results = await client.generate_many(["Hi", "Bye"], concurrency=4)  # in input order
 """
 
 from __future__ import annotations
@@ -60,8 +47,9 @@ T = TypeVar("T")
 ManyResult: TypeAlias = Generation | LLMTwinError
 """One slot of :meth:`AsyncInferenceClient.generate_many`: the generation, or why it failed."""
 
-DEFAULT_MAX_WORKERS = 4
-"""Threads of a client's pool: enough for a few concurrent remote calls on 2 cores."""
+_ON_DEMAND = 1024
+"""The thread cap of ``max_workers=None``: threads start only when no idle one is free, so the
+calls actually in flight (``generate_many``'s ``concurrency``) set the number of threads."""
 
 
 @runtime_checkable
@@ -95,9 +83,10 @@ class AsyncInferenceClient(ClientOptions):
         timeout: default network timeouts; a call's own ``timeout`` replaces them.
         prompt_format: how prompts reach the model (see
             :mod:`~llm_twin_sdk.inference.prompt_format`); ``None`` sends them as given.
-        max_workers: threads running a sync backend (shared by :meth:`with_options` copies).
-            With a remote sync backend (SageMaker), this bounds the calls in flight: raise it
-            to the ``concurrency`` of :meth:`generate_many`. Unused by native async backends.
+        max_workers: a cap on the threads running a sync backend's calls (shared by
+            :meth:`with_options` copies). ``None`` (default): no cap of its own -- threads are
+            started as calls need them and reused, so ``generate_many(concurrency=N)`` runs N
+            calls at a time. Unused by native async backends.
 
     Example::
 
@@ -113,9 +102,9 @@ class AsyncInferenceClient(ClientOptions):
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         timeout: Timeouts | None = None,
         prompt_format: PromptFormat | None = None,
-        max_workers: int = DEFAULT_MAX_WORKERS,
+        max_workers: int | None = None,
     ) -> None:
-        if max_workers < 1:
+        if max_workers is not None and max_workers < 1:
             raise ConfigurationError(f"max_workers must be >= 1, got {max_workers}")
         super().__init__(
             backend, params=params, retry=retry, timeout=timeout, prompt_format=prompt_format
@@ -232,7 +221,8 @@ class AsyncInferenceClient(ClientOptions):
         prompt; one failure never fails the batch. Any other exception is a bug: it cancels
         the remaining work and is raised. Each prompt is retried like :meth:`generate`.
 
-        A sync backend also runs at most ``max_workers`` calls at a time.
+        ``concurrency`` alone bounds the calls in flight, on every backend (a client built with
+        an explicit ``max_workers`` also keeps to that cap).
 
         Example::
 
@@ -284,17 +274,14 @@ class AsyncInferenceClient(ClientOptions):
         await self.aclose()
 
 
-"""The blocking sleep a :class:`RetryPolicy` has unless told otherwise (``time.sleep``)."""
-
-
 # -- the thread pool and the stream pump ----------------------------------------------------------
 
 
 class _ThreadPool:
     """One bounded ThreadPoolExecutor, created on first use; shared by ``with_options`` copies."""
 
-    def __init__(self, max_workers: int) -> None:
-        self.max_workers = max_workers
+    def __init__(self, max_workers: int | None) -> None:
+        self.max_workers = max_workers or _ON_DEMAND
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False

@@ -1,22 +1,9 @@
 """AsyncTextStream: the asyncio twin of :class:`~llm_twin_sdk.inference.stream.TextStream`.
 
-An async iterator of text pieces that keeps the text received so far and, once exhausted, the
-final :class:`~llm_twin_sdk.types.Generation`. Leaving ``async with`` (or awaiting
-:meth:`AsyncTextStream.aclose`) early stops generation and releases the connection.
-
-Example::
-
-    async with await backend.astream("Write a haiku about GPUs", params) as stream:
-        async for piece in stream:
-            print(piece, end="", flush=True)
-    print(stream.generation.usage)           # set once the stream is exhausted
-
-A stream may be *opened* before its first piece: ``await backend.astream(...)`` (or entering
-``async with``) sends the request and raises an HTTP or connection error right there; plain
-``async for`` opens it on the first piece. Both spellings work on the same object.
-
-Unlike a sync stream, an async stream cannot release its connection from the garbage
-collector: always use ``async with`` or ``await stream.aclose()``.
+``await backend.astream(...)`` (or entering ``async with``) opens it -- sends the request and
+raises its errors there; plain ``async for`` opens it on the first piece. Unlike a sync stream
+it cannot release its connection from the garbage collector: always use ``async with`` or
+``await stream.aclose()``.
 """
 
 from __future__ import annotations
@@ -26,11 +13,12 @@ from types import TracebackType
 from typing import Any
 
 from ..types import Generation
+from .stream import StreamRecord
 
 __all__ = ["AsyncTextStream"]
 
 
-class AsyncTextStream(AsyncIterator[str]):
+class AsyncTextStream(StreamRecord, AsyncIterator[str]):
     """Async iterator of text pieces; the final :class:`Generation` is kept when it ends.
 
     Args:
@@ -61,13 +49,11 @@ class AsyncTextStream(AsyncIterator[str]):
         opener: Callable[[], Awaitable[None]] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        super().__init__()
         self._source = source
         self._opener = opener
         self._on_close = on_close
-        self._pieces: list[str] = []
-        self._generation: Generation | None = None
         self._opened = opener is None
-        self._closed = False
 
     # -- opening --------------------------------------------------------------------------
 
@@ -125,23 +111,6 @@ class AsyncTextStream(AsyncIterator[str]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    # -- state ----------------------------------------------------------------------------
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return "".join(self._pieces)
-
-    @property
-    def generation(self) -> Generation | None:
-        """The final generation (text, usage, finish reason); ``None`` until exhausted."""
-        return self._generation
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream is exhausted, failed or closed."""
-        return self._closed
 
     async def aclose(self) -> None:
         """Stop generating and release resources. Safe to call more than once."""

@@ -18,10 +18,35 @@ from types import TracebackType
 
 from ..types import Generation
 
-__all__ = ["TextStream"]
+__all__ = ["StreamRecord", "TextStream"]
 
 
-class TextStream(Iterator[str]):
+class StreamRecord:
+    """What a stream keeps, sync or async: its text so far, its final Generation, whether
+    it is closed."""
+
+    def __init__(self) -> None:
+        self._pieces: list[str] = []
+        self._generation: Generation | None = None
+        self._closed = False
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self._pieces)
+
+    @property
+    def generation(self) -> Generation | None:
+        """The final generation (text, usage, finish reason); ``None`` until exhausted."""
+        return self._generation
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream is exhausted, failed or closed."""
+        return self._closed
+
+
+class TextStream(StreamRecord, Iterator[str]):
     """Iterator of text pieces whose return value is the final :class:`Generation`.
 
     Args:
@@ -35,11 +60,9 @@ class TextStream(Iterator[str]):
         *,
         on_close: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__()
         self._source = source
         self._on_close = on_close
-        self._pieces: list[str] = []
-        self._generation: Generation | None = None
-        self._closed = False
 
     def __iter__(self) -> TextStream:
         return self
@@ -73,21 +96,6 @@ class TextStream(Iterator[str]):
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return "".join(self._pieces)
-
-    @property
-    def generation(self) -> Generation | None:
-        """The final generation (text, usage, finish reason); ``None`` until exhausted."""
-        return self._generation
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream is exhausted, failed or closed."""
-        return self._closed
 
     def close(self) -> None:
         """Stop generating and release resources. Safe to call more than once."""

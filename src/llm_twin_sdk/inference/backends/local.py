@@ -31,8 +31,9 @@ from ...errors import (
     StreamInUseError,
 )
 from ...offline_models import default_gguf_path
-from ...types import FinishReason, Generation, GenerationParams, Timeouts, Usage
+from ...types import Generation, GenerationParams, Timeouts, Usage
 from ..backend import NormalizedPrompt
+from ..protocols.base import finish_reason
 from ..stream import TextStream
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class LocalBackend:
         usage = result["usage"]
         return Generation(
             text=choice["text"],
-            finish_reason=_finish_reason(choice.get("finish_reason")),
+            finish_reason=finish_reason(choice.get("finish_reason")),
             usage=Usage(
                 prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"]
             ),
@@ -216,7 +217,7 @@ class LocalBackend:
         completion = len(self._model().tokenize(text.encode("utf-8"), add_bos=False, special=False))
         return Generation(
             text=text,
-            finish_reason=_finish_reason(finish),
+            finish_reason=finish_reason(finish),
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion),
             latency_s=time.perf_counter() - started,
             model=self.model_name,
@@ -251,7 +252,14 @@ class LocalBackend:
             )
 
     def _options(self, params: GenerationParams) -> dict[str, Any]:
-        options = _options(params)
+        options: dict[str, Any] = {
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "repeat_penalty": params.repetition_penalty,
+            "stop": list(params.stop),
+            "seed": params.seed,
+        }
         if params.json_schema is not None:
             options["grammar"] = self._grammar(params.json_schema)
         return options
@@ -290,18 +298,3 @@ class LocalBackend:
     def _release(self) -> None:
         self._owner = None
         self._lock.release()
-
-
-def _options(params: GenerationParams) -> dict[str, Any]:
-    return {
-        "max_tokens": params.max_new_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "repeat_penalty": params.repetition_penalty,
-        "stop": list(params.stop),
-        "seed": params.seed,
-    }
-
-
-def _finish_reason(reason: str | None) -> FinishReason:
-    return "length" if reason == "length" else "stop"

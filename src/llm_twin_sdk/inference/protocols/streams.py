@@ -1,0 +1,160 @@
+"""One stream's state: bytes in, text pieces out, and the one rule for stream failures.
+
+:class:`StreamState` decodes a stream of any protocol, holds back text that may begin a stop
+sequence (:class:`StopFilter`) and keeps what the events said (finish reason, usage). Every
+failure goes through :meth:`StreamState.fail`: before the first piece is delivered it is the
+error the same failure of a blocking call raises (retried like it when transient); after it,
+a :class:`~llm_twin_sdk.errors.StreamBrokenError` with the text so far (never retried).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from ...errors import InferenceError, LLMTwinError, StreamBrokenError
+from .base import Answer, ErrorBody, WireProtocol, WireRequest
+from .framing import decoder_for
+
+__all__ = ["StopFilter", "StreamState", "cut_at_stop"]
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop sequence, and whether one was found."""
+    cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+class StopFilter:
+    """Holds back streamed text that may begin a stop sequence; drops all from one on (TGI
+    returns stop sequences; servers that trim them see a delay of at most one piece)."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = tuple(stops)
+        self.pending = ""
+        self.hit = False
+
+    def push(self, text: str) -> str:
+        if not self.stops:
+            return text
+        if self.hit:
+            return ""
+        self.pending += text
+        out, self.hit = cut_at_stop(self.pending, self.stops)
+        if self.hit:
+            self.pending = ""
+            return out
+        keep = max(
+            (
+                n
+                for stop in self.stops
+                for n in range(1, len(stop))
+                if self.pending.endswith(stop[:n])
+            ),
+            default=0,
+        )
+        out, self.pending = (
+            self.pending[: len(self.pending) - keep],
+            self.pending[len(self.pending) - keep :],
+        )
+        return out
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class StreamState:
+    """Decodes one stream of ``request`` with ``protocol``; ``error`` turns an error event into
+    the SDK error the same body raises in a whole answer; ``where`` names the server."""
+
+    def __init__(
+        self,
+        protocol: WireProtocol,
+        request: WireRequest,
+        where: str,
+        error: Callable[[ErrorBody], LLMTwinError],
+    ) -> None:
+        self.protocol, self.where, self._error = protocol, where, error
+        self.decoder = decoder_for(request.framing)
+        self.stops = StopFilter(request.stops)
+        self.delivered: list[str] = []
+        self.done = False
+        self.open_ended = False
+        self.finish_reason: str | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.token_events = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.delivered)
+
+    def feed(self, chunk: bytes) -> Iterator[str]:
+        """The pieces ``chunk`` completes (nothing once the stream is done: what follows the
+        final event is read and ignored). Raises the stream's error by :meth:`fail`."""
+        if self.done:
+            return
+        try:
+            datas = self.decoder.feed(chunk)
+        except InferenceError as exc:
+            raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
+        yield from self._events(datas)
+
+    def end(self) -> Iterator[str]:
+        """The body ended: the last pieces; a stream without its final event is broken."""
+        if not self.done:
+            try:
+                datas = self.decoder.close()
+            except InferenceError as exc:
+                raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
+            yield from self._events(datas)
+        if not (self.done or self.open_ended or self.finish_reason is not None):
+            raise self.fail(
+                InferenceError(f"{self.where}: the stream ended before its final event")
+            )
+        if not self.done:
+            self.done = True
+            yield from self._deliver(self.stops.flush())
+
+    def fail(self, error: LLMTwinError) -> LLMTwinError:
+        """The stream rule: ``error`` itself before the first piece, after it a
+        :class:`StreamBrokenError` keeping the text delivered."""
+        if not self.delivered:
+            return error
+        return StreamBrokenError(
+            f"the stream broke after {len(self.delivered)} piece(s): {error}",
+            partial_text=self.text,
+        )
+
+    def answer(self) -> Answer:
+        return Answer(
+            self.text,
+            "stop" if self.stops.hit else self.finish_reason,
+            self.prompt_tokens,
+            self.completion_tokens,
+        )
+
+    def _events(self, datas: list[str]) -> Iterator[str]:
+        for data in datas:
+            try:
+                event = self.protocol.event(data)
+            except InferenceError as exc:
+                raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
+            if event.error is not None:
+                raise self.fail(self._error(event.error))
+            if event.text:
+                self.token_events += 1
+                yield from self._deliver(self.stops.push(event.text))
+            self.finish_reason = event.finish_reason or self.finish_reason
+            self.prompt_tokens = event.prompt_tokens or self.prompt_tokens
+            self.completion_tokens = event.completion_tokens or self.completion_tokens
+            self.open_ended |= event.open_ended
+            if event.done:
+                self.done = True
+                yield from self._deliver(self.stops.flush())
+                return
+
+    def _deliver(self, text: str) -> Iterator[str]:
+        if text:
+            self.delivered.append(text)
+            yield text

@@ -1,0 +1,45 @@
+"""In-test servers and fakes, with one vocabulary (see :mod:`fakes.server`).
+
+- :class:`TGIServer` (:mod:`fakes.tgi`): a TGI-like model server over HTTP (TGI generate,
+  the Messages API, LMI's ``/invocations``).
+- :class:`WireServer` (:mod:`fakes.sagemaker`): SageMaker runtime on the wire (AWS errors,
+  event-stream framing), backed by scripts or the real local model.
+- :class:`QdrantServer` (:mod:`fakes.qdrant`): Qdrant's REST routes the store uses.
+- :class:`ScriptedBackend` (:mod:`fakes.backend`): one scripted backend for client tests.
+- :mod:`fakes.shapes`: the bodies and events those servers send, written once.
+
+Every server: ``fail(*faults, route=None)``, ``reply(*replies)``, ``requests``, ``to(route)``,
+``routes()``, ``reset()``, ``wait_for(...)``, ``handler_errors``; answers are one write each,
+with TCP_NODELAY. Tests import ``from fakes import ...`` (pytest puts ``tests/`` on the path);
+benchmarks add ``tests/`` to ``sys.path`` first.
+"""
+
+from .backend import PIECES, NativeScriptedBackend, ScriptedBackend, scripted_generation
+from .qdrant import DENSE_CONFIG, QdrantServer, StoredPoint
+from .sagemaker import Json, Llama, Stream, WireServer
+from .server import Fault, Request
+from .shapes import DEFAULT_TOKENS, chat_events, lmi_lines, split_at, sse_cuts, tgi_events
+from .tgi import TGIServer
+
+__all__ = [
+    "DEFAULT_TOKENS",
+    "DENSE_CONFIG",
+    "PIECES",
+    "Fault",
+    "Json",
+    "Llama",
+    "NativeScriptedBackend",
+    "QdrantServer",
+    "Request",
+    "ScriptedBackend",
+    "Stream",
+    "StoredPoint",
+    "TGIServer",
+    "WireServer",
+    "chat_events",
+    "lmi_lines",
+    "scripted_generation",
+    "split_at",
+    "sse_cuts",
+    "tgi_events",
+]

@@ -1,0 +1,380 @@
+"""A SageMaker-runtime wire server, for tests and benchmarks: boto3's own serializer and
+botocore's own parsers run against it.
+
+- ``POST /endpoints/{name}/invocations``: JSON in, JSON out. Errors look like the service's:
+  a status, an ``x-amzn-ErrorType: <Code>:<namespace>`` header and a JSON body; ``ModelError``
+  is HTTP 424 with ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``.
+- ``POST /endpoints/{name}/invocations-response-stream``: HTTP 200 and an AWS event stream
+  (``application/vnd.amazon.eventstream``, chunked), framed as the service frames it: prelude
+  (total length, headers length, CRC32), string headers, payload, message CRC32.
+  ``PayloadPart`` events carry the container's raw bytes. Failures mid-stream are
+  ``:message-type: exception`` frames (``ModelStreamError``, ``InternalStreamFailure``) or
+  ``:message-type: error`` frames.
+
+The vocabulary of :mod:`fakes.server`: ``server.fail(throttling(), model_error(429))`` queues
+AWS errors and stream faults; ``server.reply(Json(body), Stream(parts))`` queues canned
+answers; otherwise the :attr:`WireServer.default` reply answers -- :class:`Llama` (the real
+llama.cpp model, shaped as TGI or LMI on SageMaker) when the server has a backend.
+
+Example::
+
+    with WireServer(LocalBackend()) as server:
+        server.fail(throttling(), model_error(429))
+        runtime = boto3.client("sagemaker-runtime", endpoint_url=server.url, ...)
+        ...
+        assert len(server.requests) == 3
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import struct
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+from urllib.parse import unquote
+
+from llm_twin_sdk import LocalBackend
+from llm_twin_sdk.errors import LLMTwinError
+
+from .server import Exchange, FakeServer, Fault, Request
+from .shapes import Container, Model, read_ask, stream_events, whole_answer
+
+__all__ = [
+    "Invocation",
+    "Json",
+    "Llama",
+    "Reply",
+    "Stream",
+    "WireServer",
+    "access_denied",
+    "component_not_found",
+    "encode_message",
+    "endpoint_not_found",
+    "error_frame",
+    "exception_frame",
+    "internal_failure",
+    "model_error",
+    "model_not_ready",
+    "payload_part",
+    "service_unavailable",
+    "stream_error_frame",
+    "stream_exception",
+    "throttling",
+    "validation_error",
+]
+
+_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.sagemaker/"
+LOG_STREAM_ARN = (
+    "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/twin"
+    ":log-stream:AllTraffic/i-0123456789abcdef0"
+)
+
+
+class Invocation(Request):
+    """A recorded invocation."""
+
+    @property
+    def endpoint(self) -> str:
+        return unquote(self.params.get("endpoint", ""))
+
+    @property
+    def streaming(self) -> bool:
+        return self.route == "invoke_stream"
+
+    @property
+    def custom_attributes(self) -> str | None:
+        return self.headers.get("x-amzn-sagemaker-custom-attributes")
+
+    @property
+    def inference_component(self) -> str | None:
+        return self.headers.get("x-amzn-sagemaker-inference-component")
+
+
+# -- canned answers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Json:
+    """An ``/invocations`` answer: ``body`` as JSON (``bytes`` are sent as they are)."""
+
+    body: Any
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Stream:
+    """An ``/invocations-response-stream`` answer: one ``PayloadPart`` per item of ``parts``
+    (split SSE lines anywhere you like). Stream faults (``server.fail``) count these parts."""
+
+    parts: Sequence[bytes]
+
+
+@dataclass(frozen=True)
+class Llama:
+    """Answer with the server's backend (the real model), shaped as ``container`` answers on
+    SageMaker: TGI (``[{"generated_text", "details"}]``, SSE token events, the Messages API for
+    ``messages``) or LMI (``{"generated_text"}``, JSON lines, its chat schema). Parameters are
+    validated as TGI does; a violation is relayed like SageMaker relays the container's error
+    (a 424 ``ModelError`` with the container's status). ``part_size`` re-cuts the stream's
+    bytes into payload parts of that many bytes (default: one event per part)."""
+
+    part_size: int | None = None
+    container: Container = "tgi"
+
+
+Reply: TypeAlias = Json | Stream | Llama
+
+
+# -- AWS errors (faults) ----------------------------------------------------------------------
+
+
+def aws_error(status: int, code: str, message: str | None = None, **members: Any) -> Fault:
+    """A service error as SageMaker runtime sends it (``code=""``: no error-type header)."""
+    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+    if code:
+        headers["x-amzn-ErrorType"] = f"{code}:{_NAMESPACE}"
+    body = {"__type": code, "message": message, **members} if message is not None else None
+    return Fault.raw(status, body, headers=headers)
+
+
+def throttling(message: str = "Rate exceeded") -> Fault:
+    return aws_error(400, "ThrottlingException", message)
+
+
+def model_error(
+    original_status: int,
+    original_message: str | None = None,
+    *,
+    log_stream_arn: str | None = LOG_STREAM_ARN,
+) -> Fault:
+    """``ModelError`` (HTTP 424): the container answered ``original_status`` (default: a TGI
+    error body matching the status)."""
+    if original_message is None:
+        kind = {429: "overloaded", 422: "validation"}.get(original_status, "generation")
+        original_message = json.dumps(
+            {"error": f"container said {original_status}", "error_type": kind}
+        )
+    side = "client" if original_status < 500 else "server"
+    members: dict[str, Any] = {
+        "ErrorCode": f"{side.upper()}_ERROR_FROM_MODEL",
+        "OriginalMessage": original_message,
+        "OriginalStatusCode": original_status,
+    }
+    if log_stream_arn is not None:
+        members["LogStreamArn"] = log_stream_arn
+    message = (
+        f'Received {side} error ({original_status}) from primary with message "{original_message}".'
+    )
+    return aws_error(424, "ModelError", message, Message=message, **members)
+
+
+def service_unavailable() -> Fault:
+    return aws_error(503, "ServiceUnavailable", "Unavailable")
+
+
+def internal_failure() -> Fault:
+    return aws_error(500, "InternalFailure", "Internal failure")
+
+
+def model_not_ready(message: str = "Model is not ready yet") -> Fault:
+    return aws_error(429, "ModelNotReadyException", message)
+
+
+def validation_error(message: str) -> Fault:
+    return aws_error(400, "ValidationError", message)
+
+
+def endpoint_not_found(name: str) -> Fault:
+    return validation_error(f"Endpoint {name} of account 123456789012 not found.")
+
+
+def component_not_found(name: str) -> Fault:
+    return validation_error(f"Inference Component {name} not found.")
+
+
+def access_denied() -> Fault:
+    message = "User is not authorized to perform: sagemaker:InvokeEndpoint"
+    return aws_error(400, "AccessDeniedException", message)
+
+
+def stream_exception(
+    after: int = 0,
+    type: str = "ModelStreamError",
+    message: str = "Your model stream was interrupted.",
+    error_code: str | None = "StreamBroken",
+) -> Fault:
+    """A modeled stream exception frame after ``after`` payload parts."""
+    return Fault.error_event(after, {"frame": exception_frame(type, message, error_code)})
+
+
+_STREAM_BROKEN: dict[str, bytes] = {}  # filled below, once exception_frame exists
+
+
+def stream_error_frame(after: int, code: str, message: str) -> Fault:
+    """An unmodeled ``:message-type: error`` frame after ``after`` payload parts."""
+    return Fault.error_event(after, {"frame": error_frame(code, message)})
+
+
+# -- event-stream encoding --------------------------------------------------------------------
+
+
+def _crc(data: bytes) -> bytes:
+    return struct.pack(">I", binascii.crc32(data) & 0xFFFFFFFF)
+
+
+def encode_message(headers: Mapping[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream message (string headers only, header value type 7)."""
+    encoded = b""
+    for name, value in headers.items():
+        raw_name, raw_value = name.encode(), value.encode()
+        encoded += (
+            bytes([len(raw_name)])
+            + raw_name
+            + b"\x07"
+            + struct.pack(">H", len(raw_value))
+            + raw_value
+        )
+    prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
+    message = prelude + _crc(prelude) + encoded + payload
+    return message + _crc(message)
+
+
+def payload_part(data: bytes) -> bytes:
+    """A ``PayloadPart`` event whose ``Bytes`` are ``data``."""
+    headers = {
+        ":event-type": "PayloadPart",
+        ":content-type": "application/octet-stream",
+        ":message-type": "event",
+    }
+    return encode_message(headers, data)
+
+
+def exception_frame(exception_type: str, message: str, error_code: str | None = None) -> bytes:
+    """A modeled stream exception (``ModelStreamError``, ``InternalStreamFailure``)."""
+    body: dict[str, str] = {"Message": message}
+    if error_code is not None:
+        body["ErrorCode"] = error_code
+    headers = {
+        ":exception-type": exception_type,
+        ":content-type": "application/json",
+        ":message-type": "exception",
+    }
+    return encode_message(headers, json.dumps(body).encode())
+
+
+def error_frame(code: str, message: str) -> bytes:
+    """An unmodeled stream error frame (``:message-type: error``)."""
+    return encode_message(
+        {":error-code": code, ":error-message": message, ":message-type": "error"}, b""
+    )
+
+
+_STREAM_BROKEN["frame"] = exception_frame("ModelStreamError", "Your model stream was interrupted.")
+
+
+def recut(parts: Iterable[bytes], size: int | None) -> Iterator[bytes]:
+    """``parts`` as they are, or their bytes re-cut into pieces of ``size``."""
+    if size is None:
+        yield from parts
+        return
+    buffer = b""
+    for part in parts:
+        buffer += part
+        while len(buffer) >= size:
+            yield buffer[:size]
+            buffer = buffer[size:]
+    if buffer:
+        yield buffer
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class WireServer(FakeServer[Invocation]):
+    """A threaded SageMaker-runtime server on 127.0.0.1.
+
+    Args:
+        backend: the model behind :class:`Llama` replies (e.g. ``LocalBackend``).
+        default: the reply when none is queued (default: ``Llama()`` with a backend, else an
+            ``InternalFailure``).
+    """
+
+    route_table = (
+        ("POST", r"/endpoints/(?P<endpoint>[^/]+)/invocations", "invoke"),
+        ("POST", r"/endpoints/(?P<endpoint>[^/]+)/invocations-response-stream", "invoke_stream"),
+    )
+    request_type = Invocation
+
+    def __init__(
+        self, backend: LocalBackend | None = None, *, default: Reply | None = None
+    ) -> None:
+        super().__init__()
+        self.model = Model(backend)
+        self.default: Reply | None = default or (Llama() if backend is not None else None)
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"__type": "", "message": message}
+
+    def answer(self, exchange: Exchange) -> None:
+        request = exchange.request
+        assert isinstance(request, Invocation)
+        if request.route is None:
+            exchange.json(
+                404,
+                {"message": f"no route {request.path}"},
+                [("x-amzn-ErrorType", "UnknownOperationException")],
+            )
+            return
+        reply = self.next_reply() or self.default
+        if reply is None:
+            fault = internal_failure()
+            exchange.json(fault.status, fault.body, fault.headers)
+        elif isinstance(reply, Json) and not request.streaming:
+            raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+            exchange.send(reply.status, raw, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
+        elif isinstance(reply, Stream) and request.streaming:
+            self._stream(exchange, reply.parts)
+        elif isinstance(reply, Llama):
+            self._llama(exchange, request, reply)
+        else:
+            raise TypeError(f"{type(reply).__name__} cannot answer {request.path}")
+
+    def _stream(
+        self, exchange: Exchange, parts: Iterable[bytes], kind: str = "text/event-stream"
+    ) -> None:
+        exchange.stream(
+            parts,
+            content_type="application/vnd.amazon.eventstream",
+            headers=[
+                ("x-amzn-RequestId", str(uuid.uuid4())),
+                ("X-Amzn-SageMaker-Content-Type", kind),
+                ("x-Amzn-Invoked-Production-Variant", "AllTraffic"),
+            ],
+            write=lambda part: exchange.chunk(payload_part(part)),
+            error_event=lambda fault: exchange.chunk((fault.body or _STREAM_BROKEN)["frame"]),
+        )
+
+    def _llama(self, exchange: Exchange, request: Invocation, reply: Llama) -> None:
+        if self.model.backend is None:
+            raise TypeError("Llama replies need a WireServer(backend=...)")
+        lmi = reply.container == "lmi"
+        try:
+            ask = read_ask(request.body, lmi=lmi)
+        except (ValueError, TypeError, KeyError, LLMTwinError) as exc:
+            body: dict[str, Any] = {"error": f"Input validation error: {exc}"}
+            body.update({"code": 424} if lmi else {"error_type": "validation"})
+            fault = model_error(424 if lmi else 422, json.dumps(body))
+            exchange.json(fault.status, fault.body, fault.headers)
+            return
+        if not request.streaming:
+            answer = whole_answer(self.model, ask, listed=not lmi)
+            exchange.send(
+                200, json.dumps(answer).encode(), headers=[("x-amzn-RequestId", str(uuid.uuid4()))]
+            )
+            return
+        events = stream_events(self.model, ask, container=reply.container)
+        kind = "application/jsonlines" if lmi else "text/event-stream"
+        self._stream(exchange, recut(events, reply.part_size), kind)
