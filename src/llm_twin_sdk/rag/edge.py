@@ -1,5 +1,5 @@
-"""The embedded engine: Qdrant Edge (Qdrant's own Rust engine, in-process) behind the part of
-the ``QdrantClient`` interface that :class:`~llm_twin_sdk.rag.store.QdrantStore` uses.
+"""The embedded engine: Qdrant Edge (Qdrant's own Rust engine, in-process) implementing
+:class:`~llm_twin_sdk.rag.engine.QdrantEngine`, the interface ``QdrantClient`` also implements.
 
 ``QdrantStore.local(path)`` and ``QdrantStore.memory()`` run on it; ``QdrantStore.server(url)``
 talks to a Qdrant server through qdrant-client. The store is written once, against
@@ -21,10 +21,9 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VectorStoreError, VectorStoreLockedError
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
     import qdrant_edge
     from qdrant_client.http import models
 
-__all__ = ["EdgeClient", "Hit"]
+__all__ = ["CollectionLayout", "EdgeClient", "Found", "Hit"]
 
 LAYOUT_FILE = "collection.json"
 LOCK_FILE = ".llm-twin.lock"
@@ -44,10 +43,28 @@ class Hit:
     """A point found or retrieved: what qdrant-client's ``ScoredPoint`` / ``Record`` carry
     that the store reads, without pydantic validation (hundreds per search)."""
 
-    id: Any
+    id: int | str
     payload: dict[str, Any] | None
     score: float = 0.0
     version: int = 0
+
+
+@dataclass(slots=True)
+class Found:
+    """The points one search of a batch found (qdrant-client's ``QueryResponse``)."""
+
+    points: list[Hit]
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """A collection's vectors, read as a server's ``CollectionInfo``: ``info.config.params``."""
+
+    params: models.CollectionParams
+
+    @property
+    def config(self) -> CollectionLayout:
+        return self
 
 
 class EdgeClient:
@@ -95,11 +112,11 @@ class EdgeClient:
     def create_collection(
         self,
         name: str,
-        vectors_config: models.VectorParams | dict[str, models.VectorParams],
-        sparse_vectors_config: dict[str, models.SparseVectorParams] | None = None,
+        vectors_config: models.VectorParams | Mapping[str, models.VectorParams],
+        sparse_vectors_config: Mapping[str, models.SparseVectorParams] | None = None,
     ) -> bool:
         edge = self._edge
-        if isinstance(vectors_config, dict):
+        if isinstance(vectors_config, Mapping):
             dense: Any = {key: _edge_vector(edge, p) for key, p in vectors_config.items()}
             layout_vectors = {key: _layout_vector(p) for key, p in vectors_config.items()}
         else:
@@ -126,8 +143,8 @@ class EdgeClient:
             _write_atomically(folder / LAYOUT_FILE, json.dumps(layout))
         return True
 
-    def get_collection(self, name: str) -> Any:
-        """The collection's vector layout, shaped like ``CollectionInfo.config.params``."""
+    def get_collection(self, name: str) -> CollectionLayout:
+        """The collection's vector layout, read as ``CollectionInfo.config.params``."""
         from qdrant_client.http import models
 
         layout = json.loads((self._dir(name) / LAYOUT_FILE).read_text(encoding="utf-8"))
@@ -141,11 +158,10 @@ class EdgeClient:
             )
             for key, v in layout["sparse_vectors"].items()
         }
-        params = SimpleNamespace(
-            vectors=vectors[""] if set(vectors) == {""} else vectors,
-            sparse_vectors=sparse or None,
+        layout = vectors[""] if set(vectors) == {""} else vectors
+        return CollectionLayout(
+            models.CollectionParams(vectors=layout, sparse_vectors=sparse or None)
         )
-        return SimpleNamespace(config=SimpleNamespace(params=params))
 
     def delete_collection(self, name: str) -> bool:
         with self._guard:
@@ -181,7 +197,7 @@ class EdgeClient:
     def upsert(self, name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
         edge = self._edge
         converted = [
-            edge.Point(_edge_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
+            edge.Point(_point_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
         ]
         self._shard(name).update(edge.UpdateOperation.upsert_points(converted))
 
@@ -193,12 +209,12 @@ class EdgeClient:
         with_vectors: bool = False,
     ) -> list[Hit]:
         payload = list(with_payload) if not isinstance(with_payload, bool) else with_payload
-        records = self._shard(name).retrieve([_edge_id(i) for i in ids], payload, with_vectors)
-        return [Hit(_client_id(r.id), r.payload) for r in records]
+        records = self._shard(name).retrieve([_point_id(i) for i in ids], payload, with_vectors)
+        return [Hit(_point_id(r.id), r.payload) for r in records]
 
     def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
         operation = self._edge.UpdateOperation.delete_points(
-            [_edge_id(i) for i in points_selector.points]
+            [_point_id(i) for i in points_selector.points]
         )
         self._shard(name).update(operation)
 
@@ -217,15 +233,13 @@ class EdgeClient:
             hits=[models.FacetValueHit(value=hit.value, count=hit.count) for hit in response.hits]
         )
 
-    def query_batch_points(
-        self, name: str, requests: Sequence[models.QueryRequest]
-    ) -> list[SimpleNamespace]:
+    def query_batch_points(self, name: str, requests: Sequence[models.QueryRequest]) -> list[Found]:
         """Every request in one planned batch (Qdrant Edge scores them together); each
         response's ``points`` are :class:`Hit` objects (plain attributes, no validation)."""
         edge = self._edge
         batch = edge.QueryBatchRequest([_edge_request(edge, r) for r in requests])
         return [
-            SimpleNamespace(points=[Hit(_client_id(p.id), p.payload, p.score) for p in points])
+            Found([Hit(_point_id(p.id), p.payload, p.score) for p in points])
             for points in self._shard(name).query_batch(batch)
         ]
 
@@ -264,11 +278,8 @@ def _edge_vector(edge: Any, params: models.VectorParams) -> Any:
     return edge.EdgeVectorParams(size=params.size, distance=distance)
 
 
-def _edge_id(point_id: Any) -> Any:
-    return point_id if isinstance(point_id, int) else str(point_id)
-
-
-def _client_id(point_id: Any) -> Any:
+def _point_id(point_id: Any) -> int | str:
+    """A point id as both sides spell it: an int, or a string (uuids as text)."""
     return point_id if isinstance(point_id, int) else str(point_id)
 
 

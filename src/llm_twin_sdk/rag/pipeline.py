@@ -40,8 +40,9 @@ from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_document
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
+from .fusion import QueryVectors, SearchMode, check_search_mode
 from .sparse import LexicalEncoder
-from .store import QdrantStore, QueryVectors, SearchMode, check_search_mode
+from .store import QdrantStore
 
 if TYPE_CHECKING:
     from ..config import TwinSettings
@@ -264,7 +265,7 @@ class RAGPipeline:
                 try:
                     with self._store_lock:
                         previous = self.store.stored_versions(chunks)
-                    same = previous.unchanged(chunks, fingerprints, self.store)
+                    same = previous.unchanged(chunks, fingerprints, self.store.collection_for)
                     todo = [c for c in chunks if c.document_id not in same]
                     if todo:
                         texts = [c.text for c in todo]

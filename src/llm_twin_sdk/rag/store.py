@@ -10,27 +10,22 @@ Chunks are spread over collections by their document's kind: ``posts``, ``articl
 ``repositories`` by default (documents without a kind go with the articles). Any names can be
 configured, several kinds may share one collection, and one name puts everything in one.
 
-Every point holds two named vectors: ``"dense"`` (the embedding, cosine) and ``"lexical"``
-(a BM25-style sparse vector from :class:`~llm_twin_sdk.rag.sparse.LexicalEncoder`, with
-Qdrant's IDF modifier). Searches go to Qdrant as one batched request per collection
-(``query_batch_points``: every query, every vector). The per-collection lists of a query and
-vector are merged by score (cosines compare across collections), so splitting the corpus into
-collections does not change the ranking; the lists of several vectors (hybrid) and several
-queries (expansion) are then fused with reciprocal rank fusion, Qdrant's own implementation
-and constant, deduplicated by chunk id.
-
-Every qdrant-client error is converted into :class:`~llm_twin_sdk.errors.VectorStoreError`;
-calls to a server are retried on connection errors, timeouts, 429 and 5xx first.
+The store talks to its engine through :class:`~llm_twin_sdk.rag.engine.QdrantEngine`
+(Qdrant Edge in-process, or qdrant-client's server client). Points hold a dense and a
+lexical vector (:mod:`~llm_twin_sdk.rag.points`); searches go as one batched request per
+collection (``query_batch_points``: every query, every vector), and the lists are fused as
+:mod:`~llm_twin_sdk.rag.fusion` says. Every engine error is converted into
+:class:`~llm_twin_sdk.errors.VectorStoreError`; calls to a server are retried on connection
+errors, timeouts, 429 and 5xx first.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,19 +37,21 @@ from ..errors import (
     VectorStoreUnavailableError,
 )
 from ..retry import NO_RETRY, RetryPolicy
-from ..types import Chunk, DocumentKind, DocumentMetadata
-from .chunking import chunk_id
+from ..types import Chunk, DocumentKind
+from ..validation import check_k
+from .engine import PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
+from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, plan_searches
 from .layout import DEFAULT_COLLECTIONS, KINDLESS, CollectionsSpec, resolve_collections
+from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
+from .versions import StoredVersions, document_lengths
 
 if TYPE_CHECKING:
-    from qdrant_client import QdrantClient
+    from qdrant_client import models
 
 __all__ = [
     "DEFAULT_COLLECTIONS",
-    "DENSE_VECTOR",
-    "LEXICAL_VECTOR",
     "QdrantStore",
     "QueryVectors",
     "SearchMode",
@@ -63,16 +60,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-SearchMode = Literal["dense", "lexical", "hybrid"]
-"""``dense``: embedding similarity; ``lexical``: BM25 over terms; ``hybrid``: both, fused by RRF."""
-SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
-
-DENSE_VECTOR = "dense"
-LEXICAL_VECTOR = "lexical"
-_METADATA_FIELDS = tuple(DocumentMetadata.model_fields)
 UPSERT_BATCH = 256
-FUSION_DEPTH_FACTOR = 4
-"""Each list fused by RRF holds this many times ``k`` candidates (at least 20)."""
 SERVER_RETRY_POLICY = RetryPolicy(
     max_attempts=4, initial_wait_s=0.25, max_wait_s=4.0, deadline_s=30.0
 )
@@ -80,66 +68,12 @@ SERVER_RETRY_POLICY = RetryPolicy(
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def check_search_mode(mode: object) -> SearchMode:
-    """``mode`` if it is one of :data:`SearchMode`, else :class:`InvalidParameterError`."""
-    if not isinstance(mode, str) or mode not in SEARCH_MODES:
-        raise InvalidParameterError(
-            f"search mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}"
-        )
-    return mode  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class QueryVectors:
-    """One query's vectors: its dense embedding and its lexical (sparse) vector.
-
-    Either may be ``None`` when the search mode does not use it.
-    """
-
-    dense: npt.NDArray[np.float32] | None = None
-    sparse: SparseVector | None = None
-
-
-@dataclass
-class StoredVersions:
-    """What the store holds of some documents, found by chunk id (see
-    :meth:`QdrantStore.stored_versions`): where each chunk is, with its document's fingerprint
-    and chunk count as written."""
-
-    chunks: dict[str, dict[tuple[str, str], str | None]] = field(default_factory=dict)
-    """document id -> {(collection, chunk id): fingerprint}"""
-    lengths: dict[str, int] = field(default_factory=dict)
-    """document id -> the largest chunk count recorded among its stored chunks"""
-
-    def unchanged(
-        self, chunks: Sequence[Chunk], fingerprints: Mapping[str, str], store: QdrantStore
-    ) -> set[str]:
-        """Documents stored exactly as ``chunks`` say, with these fingerprints (nothing to do)."""
-        wanted: dict[str, set[tuple[str, str]]] = {}
-        for chunk in chunks:
-            wanted.setdefault(chunk.document_id, set()).add(
-                (store.collection_for(chunk.metadata.kind), chunk.id)
-            )
-        same: set[str] = set()
-        for document_id, places in wanted.items():
-            stored = self.chunks.get(document_id, {})
-            fingerprint = fingerprints.get(document_id)
-            if (
-                fingerprint is not None
-                and set(stored) == places
-                and self.lengths.get(document_id) == len(places)
-                and all(value == fingerprint for value in stored.values())
-            ):
-                same.add(document_id)
-        return same
-
-
 class QdrantStore:
     """Chunks and their vectors in Qdrant collections: dense (cosine) and lexical (sparse).
 
     Args:
-        client: a ready ``QdrantClient`` (share one between stores, or use the constructors
-            :meth:`local`, :meth:`memory` and :meth:`server`).
+        client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (share one between
+            stores, or use the constructors :meth:`local`, :meth:`memory` and :meth:`server`).
         collections: ``None`` for the defaults (``posts``, ``articles``, ``repositories``,
             chosen by each document's kind), one name for a single collection, or a mapping
             of every kind to a name (kinds may share one).
@@ -156,7 +90,7 @@ class QdrantStore:
 
     def __init__(
         self,
-        client: QdrantClient,
+        client: QdrantEngine,
         collections: CollectionsSpec = None,
         *,
         where: str = "",
@@ -200,7 +134,7 @@ class QdrantStore:
             raise
         except Exception as exc:
             raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
-        return cls(client, collections, where=f"local folder {str(folder)!r}")  # type: ignore[arg-type]
+        return cls(client, collections, where=f"local folder {str(folder)!r}")
 
     @classmethod
     def memory(cls, collections: CollectionsSpec = None) -> QdrantStore:
@@ -212,7 +146,7 @@ class QdrantStore:
             client = EdgeClient()
         except Exception as exc:
             raise VectorStoreError(f"cannot create a temporary Qdrant folder: {exc}") from exc
-        return cls(client, collections, where="memory")  # type: ignore[arg-type]
+        return cls(client, collections, where="memory")
 
     @classmethod
     def server(
@@ -385,19 +319,13 @@ class QdrantStore:
             raise VectorStoreError(f"{len(chunks)} chunks but {len(sparse)} sparse vectors")
         if not chunks:
             return
-        from qdrant_client import models
-
-        lengths = _document_lengths(chunks)
-        grouped: dict[str, list[Any]] = {}
-        dense_rows = vectors.tolist()
-        for chunk, dense, lexical in zip(chunks, dense_rows, sparse, strict=True):
-            payload = _payload(chunk)
-            payload["document_chunks"] = lengths[chunk.document_id]
+        lengths = document_lengths(chunks)
+        grouped: dict[str, list[models.PointStruct]] = {}
+        for chunk, dense, lexical in zip(chunks, vectors.tolist(), sparse, strict=True):
+            extra: dict[str, Any] = {"document_chunks": lengths[chunk.document_id]}
             if fingerprints and chunk.document_id in fingerprints:
-                payload["fingerprint"] = fingerprints[chunk.document_id]
-            point = models.PointStruct(
-                id=chunk.id, vector=_named_vectors(dense, lexical), payload=payload
-            )
+                extra["fingerprint"] = fingerprints[chunk.document_id]
+            point = to_point(chunk, dense, lexical, **extra)
             grouped.setdefault(self.collection_for(chunk.metadata.kind), []).append(point)
         dimension = int(vectors.shape[1])
         for name in grouped:  # every schema checked before the first point is written
@@ -415,8 +343,7 @@ class QdrantStore:
         """What the store holds of the documents of ``chunks``: their chunks at the positions
         ``chunks`` cover, in every collection, found by id (one lookup per collection)."""
         versions = StoredVersions()
-        lengths = _document_lengths(chunks)
-        ids = [chunk_id(doc, position) for doc, n in lengths.items() for position in range(n)]
+        ids = StoredVersions.wanted_ids(chunks)
         if not ids:
             return versions
         for name in self.collections:
@@ -434,16 +361,7 @@ class QdrantStore:
                 name,
             )
             for point in points:
-                payload = point.payload or {}
-                document_id = payload.get("document_id")
-                if not isinstance(document_id, str):
-                    continue
-                versions.chunks.setdefault(document_id, {})[(name, str(point.id))] = payload.get(
-                    "fingerprint"
-                )
-                count = payload.get("document_chunks")
-                if isinstance(count, int):
-                    versions.lengths[document_id] = max(versions.lengths.get(document_id, 0), count)
+                versions.add(name, point)
         return versions
 
     def write_documents(
@@ -466,28 +384,15 @@ class QdrantStore:
         if previous is None:
             previous = self.stored_versions(chunks)
         self.upsert(chunks, vectors, sparse, fingerprints=fingerprints)
-        written = {(self.collection_for(c.metadata.kind), c.id) for c in chunks}
-        new_lengths = _document_lengths(chunks)
-        stale: dict[str, set[str]] = {}
-        for document_id, new_length in new_lengths.items():
-            places = previous.chunks.get(document_id, {})
-            for name, point_id in places:
-                if (name, point_id) not in written:
-                    stale.setdefault(name, set()).add(point_id)
-            old_length = previous.lengths.get(document_id, 0)
-            tail = [chunk_id(document_id, p) for p in range(new_length, old_length)]
-            for name in {name for name, _ in places}:
-                stale.setdefault(name, set()).update(tail)
         from qdrant_client import models
 
-        for name, point_ids in stale.items():
-            if point_ids:
-                selector = models.PointIdsList(points=sorted(point_ids))
-                self._call(
-                    "delete",
-                    partial(self._client.delete, name, points_selector=selector, wait=True),
-                    name,
-                )
+        for name, point_ids in previous.stale(chunks, self.collection_for).items():
+            selector = models.PointIdsList(points=sorted(point_ids))
+            self._call(
+                "delete",
+                partial(self._client.delete, name, points_selector=selector, wait=True),
+                name,
+            )
 
     def search(
         self,
@@ -535,21 +440,22 @@ class QdrantStore:
         single list (one dense or lexical query) keeps its own scores. A ``kind`` filter
         skips the collections of other kinds.
         """
+        k = check_k(k)
         mode = check_search_mode(mode)
         checked = check_filters(filters)
         names = self.check_collections(collections)
         if "kind" in checked:
-            kinds = {self.routes[kind] for kind in checked["kind"]}  # type: ignore[index]
+            kinds = {name for kind, name in self.routes.items() if kind in checked["kind"]}
             names = tuple(name for name in names if name in kinds)
-        searches = _searches(queries, mode)
-        lists = len({(index, using) for index, using, _ in searches})
-        depth = k if lists <= 1 else max(20, FUSION_DEPTH_FACTOR * k)
+        searches = plan_searches(queries, mode)
+        depth = fusion_depth(searches, k)
         # In-process, payloads are read for the k winners only; a server sends them with the
         # lists (one round trip instead of one more per collection).
         lazy = self.url is None
-        requests = _requests(searches, depth, to_qdrant_filter(checked), with_payload=not lazy)
-        merged: dict[tuple[int, str], list[Any]] = {(i, using): [] for i, using, _ in searches}
-        home: dict[Any, str] = {}  # point id -> its collection
+        condition = to_qdrant_filter(checked)
+        requests = [search.request(depth, condition, not lazy) for search in searches]
+        merged: dict[tuple[int, str], list[ScoredPoint]] = {s[:2]: [] for s in searches}
+        home: dict[PointId, str] = {}  # point id -> its collection
         for name in names:
             if not searches or not self._exists(name):
                 continue
@@ -560,19 +466,22 @@ class QdrantStore:
             responses = self._call(
                 "search", partial(self._client.query_batch_points, name, requests=requests), name
             )
-            for (index, using, _), response in zip(searches, responses, strict=True):
-                merged[(index, using)].extend(response.points)
+            for search, response in zip(searches, responses, strict=True):
+                merged[search[:2]].extend(response.points)
                 home.update((point.id, name) for point in response.points)
-        best = _fuse(list(merged.values()), k, depth)
-        payloads = self._payloads(best, home) if lazy else {p.id: p.payload for p in best}
-        return [_chunk(point.id, payloads.get(point.id) or {}, point.score) for point in best]
+        best = fuse(list(merged.values()), k, depth)
+        points = [point for point, _ in best]
+        payloads = self._payloads(points, home) if lazy else {p.id: p.payload for p in points}
+        return [to_chunk(p.id, payloads.get(p.id) or {}, score) for p, score in best]
 
-    def _payloads(self, points: Sequence[Any], home: Mapping[Any, str]) -> dict[Any, Any]:
+    def _payloads(
+        self, points: Sequence[ScoredPoint], home: Mapping[PointId, str]
+    ) -> dict[PointId, dict[str, Any] | None]:
         """The payloads of ``points``, one lookup by id per collection they come from."""
-        wanted: dict[str, list[Any]] = {}
+        wanted: dict[str, list[PointId]] = {}
         for point in points:
             wanted.setdefault(home[point.id], []).append(point.id)
-        payloads: dict[Any, Any] = {}
+        payloads: dict[PointId, dict[str, Any] | None] = {}
         for name, ids in wanted.items():
             records = self._call(
                 "retrieve",
@@ -627,55 +536,6 @@ class QdrantStore:
         )
 
 
-def _document_lengths(chunks: Iterable[Chunk]) -> dict[str, int]:
-    """Chunk count of each document, as the positions in ``chunks`` say (whole documents)."""
-    lengths: dict[str, int] = {}
-    for chunk in chunks:
-        lengths[chunk.document_id] = max(lengths.get(chunk.document_id, 0), chunk.position + 1)
-    return lengths
-
-
-def _searches(queries: Sequence[QueryVectors], mode: SearchMode) -> list[tuple[int, str, Any]]:
-    """(query index, vector name, Qdrant query) of every search ``mode`` runs for ``queries``."""
-    searches: list[tuple[int, str, Any]] = []
-    for index, query in enumerate(queries):
-        if mode != "lexical":
-            if query.dense is None:
-                raise InvalidParameterError(f"{mode} search needs the query's dense vector")
-            searches.append((index, DENSE_VECTOR, query.dense.tolist()))
-        if mode != "dense":
-            if query.sparse is None:
-                raise InvalidParameterError(f"{mode} search needs the query's sparse vector")
-            if query.sparse.indices:  # a query without terms has no lexical list
-                searches.append((index, LEXICAL_VECTOR, _qdrant_sparse(query.sparse)))
-    return searches
-
-
-def _fuse(lists: Sequence[list[Any]], k: int, depth: int) -> list[Any]:
-    """Each list (one query and vector, several collections) merged by score, then all fused
-    by reciprocal rank fusion (Qdrant's implementation); one list keeps its scores."""
-    ranked = [sorted(points, key=lambda p: p.score, reverse=True)[:depth] for points in lists]
-    ranked = [points for points in ranked if points]
-    if len(ranked) <= 1:
-        return ranked[0][:k] if ranked else []
-    from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
-
-    return reciprocal_rank_fusion(ranked, limit=k)
-
-
-def _requests(
-    searches: Sequence[tuple[int, str, Any]], depth: int, condition: Any, *, with_payload: bool
-) -> list[Any]:
-    from qdrant_client import models
-
-    return [
-        models.QueryRequest(
-            query=query, using=using, filter=condition, limit=depth, with_payload=with_payload
-        )
-        for _, using, query in searches
-    ]
-
-
 def _is_transient(exc: BaseException) -> bool:
     """Worth retrying: a connection error, a timeout, a 429 or a 5xx from a Qdrant server
     (not an answer of the wrong shape, which qdrant-client also wraps)."""
@@ -690,43 +550,3 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ResponseHandlingException):
         exc = exc.source
     return isinstance(exc, (httpx.TransportError, TimeoutError, ConnectionError))
-
-
-def _qdrant_sparse(vector: SparseVector) -> Any:
-    from qdrant_client import models
-
-    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _named_vectors(dense: list[float], lexical: SparseVector) -> dict[str, Any]:
-    named: dict[str, Any] = {DENSE_VECTOR: dense}
-    if lexical.indices:  # a text without terms has no lexical vector (Qdrant: no point)
-        named[LEXICAL_VECTOR] = _qdrant_sparse(lexical)
-    return named
-
-
-def _payload(chunk: Chunk) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "document_id": chunk.document_id,
-        "position": chunk.position,
-        "text": chunk.text,
-    }
-    payload.update(chunk.metadata.model_dump(exclude_none=True))
-    return payload
-
-
-def _chunk(point_id: Any, payload: dict[str, Any], score: float | None) -> Chunk:
-    try:
-        return Chunk(
-            id=str(point_id),
-            document_id=payload["document_id"],
-            position=payload["position"],
-            text=payload["text"],
-            metadata=DocumentMetadata(**{f: payload[f] for f in _METADATA_FIELDS if f in payload}),
-            score=score,
-        )
-    except (KeyError, ValueError) as exc:
-        raise VectorStoreError(
-            f"point {point_id} was not written by llm-twin-sdk (payload lacks {exc}); "
-            "use a collection of its own"
-        ) from exc
