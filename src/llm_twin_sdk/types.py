@@ -21,7 +21,15 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+)
 
 from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 
@@ -43,6 +51,7 @@ __all__ = [
     "Usage",
     "describe_validation_error",
     "to_messages",
+    "unicode_problem",
 ]
 
 Role: TypeAlias = Literal["system", "user", "assistant"]
@@ -51,6 +60,18 @@ DocumentKind: TypeAlias = Literal["post", "article", "repository"]
 
 
 _SECRET_LIKE = re.compile(r"(?:^|_)(?:token|key|secret|password)$", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_problem(text: str) -> str | None:
+    """What makes ``text`` unusable as text (a lone surrogate, which no encoder, tokenizer or
+    store accepts), or ``None``."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"holds a lone surrogate {found.group()!r} at position {found.start()}: not valid Unicode"
+    )
 
 
 def describe_validation_error(
@@ -251,10 +272,23 @@ class Generation(_Model):
     model: str = Field(description="Name of the model that produced the text.")
 
 
-class DocumentMetadata(_Model):
-    """What is known about a document's origin. Every field is optional."""
+class _Text(_Model):
+    """A model of stored text: invalid documents raise :class:`InvalidDocumentError`, and
+    every string must be valid Unicode (the error names the document)."""
 
     _error: ClassVar[type[InvalidInputError]] = InvalidDocumentError
+
+    @field_validator("*")
+    @classmethod
+    def _valid_unicode(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and (problem := unicode_problem(value)):
+            owner = info.data.get("document_id") or info.data.get("id")
+            raise ValueError(problem + (f" (document {owner!r})" if owner else ""))
+        return value
+
+
+class DocumentMetadata(_Text):
+    """What is known about a document's origin. Every field is optional."""
 
     author: str | None = None
     platform: str | None = Field(None, description="e.g. linkedin, medium, substack, github")
@@ -263,7 +297,7 @@ class DocumentMetadata(_Model):
     title: str | None = None
 
 
-class Document(_Model):
+class Document(_Text):
     """A piece of content to ingest: id, text and metadata.
 
     Example::
@@ -272,32 +306,29 @@ class Document(_Model):
                  metadata={"author": "Maya Okafor", "kind": "post"})
     """
 
-    _error: ClassVar[type[InvalidInputError]] = InvalidDocumentError
-
     id: str = Field(min_length=1, max_length=512)
     text: str
     metadata: DocumentMetadata = DocumentMetadata()
 
-    @field_validator("id")
+    @field_validator("id", "text")
     @classmethod
-    def _id_not_blank(cls, value: str) -> str:
+    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
-            raise ValueError("document id must not be blank")
-        return value
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("document has no text: give it some content or leave it out")
+            raise ValueError(
+                "document id must not be blank"
+                if info.field_name == "id"
+                else "document has no text: give it some content or leave it out"
+            )
         return value
 
 
-class Chunk(_Model):
+class Chunk(_Text):
     """A token-bounded piece of a document, as stored and retrieved.
 
     ``score`` is the retrieval similarity (higher is better); ``None`` outside retrieval.
     """
+
+    _error: ClassVar[type[InvalidInputError]] = InvalidParameterError
 
     id: str = Field(description="Deterministic: uuid5 of document id and position.")
     document_id: str

@@ -109,14 +109,11 @@ class RAGPipeline:
                 f"chunk_overlap must be >= 0 and < chunk_tokens ({chunk_tokens}), "
                 f"got {chunk_overlap}"
             )
-        for name, value in (
-            ("rerank_candidates", rerank_candidates),
-            ("ingest_batch", ingest_batch),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(ingest_batch, int) or ingest_batch < 1:
+            raise ConfigurationError(f"ingest_batch must be an integer >= 1, got {ingest_batch!r}")
         try:
-            self.top_k = check_k(top_k)
+            self.top_k = check_k(top_k, "top_k")
+            self.rerank_candidates = check_k(rerank_candidates, "rerank_candidates")
             self.search: SearchMode = check_search_mode(search)
         except InvalidParameterError as exc:
             raise ConfigurationError(str(exc)) from None
@@ -128,7 +125,6 @@ class RAGPipeline:
         self.self_query = self_query
         self.expander = expander
         self.reranker = reranker
-        self.rerank_candidates = rerank_candidates
         self.ingest_batch = ingest_batch
         self._store_lock = threading.Lock()  # one store call at a time per pipeline
         self._known: dict[str, list[str]] | None = None  # authors / platforms, for self-query
@@ -311,7 +307,8 @@ class RAGPipeline:
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
-        """The ``k`` chunks most relevant to ``query`` (default ``top_k``), best first.
+        """The ``k`` chunks most relevant to ``query`` (default ``top_k``; at most
+        :data:`~llm_twin_sdk.validation.MAX_K`), best first.
 
         Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical),
         reciprocal-rank-fusion scores (hybrid, or several phrasings) or cross-encoder
@@ -319,10 +316,7 @@ class RAGPipeline:
         ``{"author": "Maya Okafor", "kind": ["post", "article"]}``; fields it names win over
         what self-query extracts. ``collections`` searches only those collections.
         """
-        query = check_query(query)
-        limit = self.top_k if k is None else check_k(k)
-        checked = check_filters(filters)
-        names = self.store.check_collections(collections)
+        query, limit, checked, names = self._arguments(query, k, filters, collections)
         queries, extracted = self._rewrite(query, checked)
         depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
         merged = {**extracted, **checked}
@@ -351,13 +345,22 @@ class RAGPipeline:
 
             chunks = await rag.aretrieve("How do I scale to zero?", k=5)
         """
-        query = check_query(query)
-        limit = self.top_k if k is None else check_k(k)
-        checked = check_filters(filters)
-        names = self.store.check_collections(collections)
+        query, limit, checked, names = self._arguments(query, k, filters, collections)
         return await asyncio.to_thread(
             self.retrieve, query, limit, filters=checked, collections=names
         )
+
+    def _arguments(
+        self,
+        query: str,
+        k: int | None,
+        filters: MetadataFilters | None,
+        collections: Iterable[str] | None,
+    ) -> tuple[str, int, dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """A retrieval's arguments, validated before any work."""
+        query = check_query(query)
+        limit = self.top_k if k is None else check_k(k)
+        return query, limit, check_filters(filters), self.store.check_collections(collections)
 
     def _rewrite(
         self, query: str, explicit: Mapping[str, tuple[str, ...]]
