@@ -161,7 +161,7 @@ def test_from_settings_gives_the_query_steps_the_twins_own_client(
         assert twin.rag.expander is not None
         assert twin.rag.expander.client is twin.client
         assert twin.rag.expander.n == 2
-        twin.ingest(corpus)
+        twin.ingest(corpus[:6])
         answer = twin.ask("What did Maya Okafor post about retries?", k=2)
         assert 1 <= len(answer.sources) <= 2  # the LLM steps never break an answer
 
