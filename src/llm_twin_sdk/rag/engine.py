@@ -1,15 +1,10 @@
 """The store's engine interface: exactly the Qdrant methods :class:`QdrantStore` calls.
 
-Two engines implement it: qdrant-client's ``QdrantClient`` (a Qdrant server or Cloud) and
-:class:`~llm_twin_sdk.rag.edge.EdgeClient` (Qdrant Edge in-process, on a folder). The store
-is written once, against this interface and qdrant-client's models::
+qdrant-client's ``QdrantClient`` (a server) and :class:`~llm_twin_sdk.rag.edge.EdgeClient`
+(Qdrant Edge in-process) implement it; results are typed by what the store reads of them::
 
     engine: QdrantEngine = QdrantClient(url="http://localhost:6333")  # or EdgeClient(folder)
     store = QdrantStore(engine)
-
-The collection name is positional-only and every other argument keyword-only, as the store
-calls them; results are typed by what the store reads of them (``id``, ``payload``,
-``score``, a collection's vector layout).
 """
 
 from __future__ import annotations

@@ -1,19 +1,17 @@
 """What one retrieval asks Qdrant, and how the answers become one ranking.
 
-Each phrasing of a question (query expansion) is searched with each vector the search mode
-uses (dense, lexical or both). The lists of one phrasing and vector coming from several
-collections are merged by score (cosines and BM25 scores compare across collections), so
-splitting the corpus into collections does not change the ranking. All those lists are then
-fused by reciprocal rank fusion with Qdrant's formula and constant (a point scores
-``1 / (rank + 2)`` per list, ranks from 0), deduplicated by point id. A single list keeps its
-own scores.
+Each phrasing of a question is searched with each vector the search mode uses. The lists of
+one search from several collections are merged by score (cosines and BM25 scores compare
+across collections, so splitting the corpus does not change the ranking); all lists are then
+fused by reciprocal rank fusion with Qdrant's formula and constant (``1 / (rank + 2)`` per
+list, ranks from 0), deduplicated by point id. A single list keeps its own scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -23,20 +21,7 @@ from .engine import PointId, ScoredPoint
 from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_qdrant_sparse
 from .sparse import SparseVector
 
-if TYPE_CHECKING:
-    from qdrant_client import models
-
-__all__ = [
-    "FUSION_DEPTH_FACTOR",
-    "RRF_CONSTANT",
-    "QueryVectors",
-    "Search",
-    "SearchMode",
-    "check_search_mode",
-    "fuse",
-    "fusion_depth",
-    "plan_searches",
-]
+__all__ = ["QueryVectors", "SearchMode", "check_search_mode", "fuse", "fusion_depth", "searches_of"]
 
 SearchMode = Literal["dense", "lexical", "hybrid"]
 """``dense``: embedding similarity; ``lexical``: BM25 over terms; ``hybrid``: both, fused by RRF."""
@@ -70,42 +55,25 @@ class QueryVectors:
     sparse: SparseVector | None = None
 
 
-class Search(NamedTuple):
-    """One search of a retrieval: which phrasing, with which vector."""
-
-    query: int
-    using: str
-    vector: Any
-
-    def request(
-        self, depth: int, condition: models.Filter | None, payload: bool
-    ) -> models.QueryRequest:
-        from qdrant_client import models
-
-        return models.QueryRequest(
-            query=self.vector, using=self.using, filter=condition, limit=depth, with_payload=payload
-        )
-
-
-def plan_searches(queries: Sequence[QueryVectors], mode: SearchMode) -> list[Search]:
-    """Every search ``mode`` runs for ``queries`` (a query without terms has no lexical one)."""
-    searches: list[Search] = []
-    for index, query in enumerate(queries):
+def searches_of(queries: Sequence[QueryVectors], mode: SearchMode) -> list[tuple[str, Any]]:
+    """(vector name, query vector) of every search ``mode`` runs for ``queries``, one list
+    each (a query without terms has no lexical search)."""
+    found: list[tuple[str, Any]] = []
+    for query in queries:
         if mode != "lexical":
             if query.dense is None:
                 raise InvalidParameterError(f"{mode} search needs the query's dense vector")
-            searches.append(Search(index, DENSE_VECTOR, query.dense.tolist()))
+            found.append((DENSE_VECTOR, query.dense.tolist()))
         if mode != "dense":
             if query.sparse is None:
                 raise InvalidParameterError(f"{mode} search needs the query's sparse vector")
             if query.sparse.indices:
-                searches.append(Search(index, LEXICAL_VECTOR, to_qdrant_sparse(query.sparse)))
-    return searches
+                found.append((LEXICAL_VECTOR, to_qdrant_sparse(query.sparse)))
+    return found
 
 
-def fusion_depth(searches: Sequence[Search], k: int) -> int:
+def fusion_depth(lists: int, k: int) -> int:
     """How many points each search asks for: ``k`` for a single list, more when fused."""
-    lists = len({(search.query, search.using) for search in searches})
     return k if lists <= 1 else max(20, FUSION_DEPTH_FACTOR * k)
 
 

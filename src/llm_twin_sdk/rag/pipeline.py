@@ -1,24 +1,9 @@
 """RAGPipeline: ingest documents into Qdrant and retrieve the chunks most relevant to a question.
 
-Example::
-
-    rag = RAGPipeline(Embedder(), QdrantStore.memory())
-    rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
-    chunks = rag.retrieve("How do I cut GPU cost?", k=3)
-
-With an LLM for the query steps and a cross-encoder::
-
-    rag = RAGPipeline(
-        Embedder(), QdrantStore.memory(),
-        self_query=SelfQuery(client),             # "What did Maya write..." -> author filter
-        expander=QueryExpander(client, n=3),      # the question + 2 other phrasings
-        reranker=Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2"),
-    )
-
 A retrieval runs self-query and expansion concurrently (two LLM calls at once on a remote
 backend), embeds every phrasing in one batch, sends one batched search per collection, fuses
-the lists (reciprocal rank fusion, deduplicated by chunk id) and reranks the candidates with
-the cross-encoder. Each LLM step degrades to nothing on failure; none writes anything.
+the lists and reranks the candidates with the cross-encoder. Each LLM step degrades to
+nothing on failure; none writes anything.
 """
 
 from __future__ import annotations
@@ -60,6 +45,18 @@ FINGERPRINT_VERSION = 1
 
 class RAGPipeline:
     """Chunking, embedding, storage and retrieval over one embedder and one store.
+
+    Example::
+
+        rag = RAGPipeline(Embedder(), QdrantStore.memory())
+        rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
+        chunks = rag.retrieve("How do I cut GPU cost?", k=3)
+        rag = RAGPipeline(
+            Embedder(), QdrantStore.memory(),
+            self_query=SelfQuery(client),             # "What did Maya write..." -> author filter
+            expander=QueryExpander(client, n=3),      # the question + 2 other phrasings
+            reranker=Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2"),
+        )
 
     Args:
         embedder: encodes chunks and queries (the same model for both).

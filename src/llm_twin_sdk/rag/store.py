@@ -6,26 +6,21 @@ Example::
     store = QdrantStore.memory()                    # for tests
     store = QdrantStore.server("http://localhost:6333", api_key="...")
 
-Chunks are spread over collections by their document's kind: ``posts``, ``articles`` and
-``repositories`` by default (documents without a kind go with the articles). Any names can be
-configured, several kinds may share one collection, and one name puts everything in one.
-
-The store talks to its engine through :class:`~llm_twin_sdk.rag.engine.QdrantEngine`
-(Qdrant Edge in-process, or qdrant-client's server client). Points hold a dense and a
-lexical vector (:mod:`~llm_twin_sdk.rag.points`); searches go as one batched request per
-collection (``query_batch_points``: every query, every vector), and the lists are fused as
-:mod:`~llm_twin_sdk.rag.fusion` says. Every engine error is converted into
-:class:`~llm_twin_sdk.errors.VectorStoreError`; calls to a server are retried on connection
-errors, timeouts, 429 and 5xx first.
+Chunks go to a collection per document kind (:mod:`~llm_twin_sdk.rag.layout`) as points of
+two vectors (:mod:`~llm_twin_sdk.rag.points`); a search sends one batched request per
+collection and fuses the lists (:mod:`~llm_twin_sdk.rag.fusion`). The engine is reached
+through :class:`~llm_twin_sdk.rag.engine.QdrantEngine`; its errors become
+:class:`~llm_twin_sdk.errors.VectorStoreError`, after retries of a server's connection
+errors, timeouts, 429 and 5xx.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +36,7 @@ from ..types import Chunk, DocumentKind
 from ..validation import check_k
 from .engine import PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
-from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, plan_searches
+from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, searches_of
 from .layout import DEFAULT_COLLECTIONS, KINDLESS, CollectionsSpec, resolve_collections
 from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
@@ -59,6 +54,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 UPSERT_BATCH = 256
 SERVER_RETRY_POLICY = RetryPolicy(
@@ -179,10 +175,12 @@ class QdrantStore:
     def __repr__(self) -> str:
         return f"QdrantStore(collections={list(self.collections)!r}, where={self.where})"
 
-    def _call(self, action: str, fn: Callable[[], T], collection: str | None = None) -> T:
-        """Run a qdrant-client call: transient server failures retried, errors converted."""
+    def _call(
+        self, action: str, collection: str | None, fn: Callable[P, T], /, *a: P.args, **k: P.kwargs
+    ) -> T:
+        """``fn(*a, **k)``, an engine call: transient server failures retried, errors converted."""
         try:
-            return self.retry.call(fn, _is_transient)
+            return self.retry.call(partial(fn, *a, **k), _is_transient)
         except VectorStoreError:
             raise
         except Exception as exc:
@@ -229,7 +227,7 @@ class QdrantStore:
             if self._ready.get(name) != dimension:
                 with self._lock:
                     # one retried unit: a retry after a lost answer finds the collection made
-                    self._call("create collection", partial(self._create, name, dimension), name)
+                    self._call("create collection", name, self._create, name, dimension)
                     if self._payload_indexes:
                         self._create_indexes(name)
                     self._ready[name] = dimension
@@ -255,19 +253,12 @@ class QdrantStore:
         Qdrant, so an existing collection gets the ones it lacks)."""
         from qdrant_client import models
 
+        index = self._client.create_payload_index
         for key in FILTER_FIELDS:
-            self._call(
-                "create payload index",
-                partial(
-                    self._client.create_payload_index,
-                    name,
-                    key,
-                    field_schema=models.PayloadSchemaType.KEYWORD,
-                ),
-                name,
-            )
+            keyword = models.PayloadSchemaType.KEYWORD
+            self._call("create payload index", name, index, name, key, field_schema=keyword)
 
-    def _check_schema(self, name: str, dimension: int | None) -> int:
+    def _check_schema(self, name: str, dimension: int | None = None) -> int:
         """The dense size of the existing collection ``name``, after checking its layout."""
         from qdrant_client import models
 
@@ -333,34 +324,19 @@ class QdrantStore:
         for name, points in grouped.items():
             for start in range(0, len(points), UPSERT_BATCH):
                 batch = points[start : start + UPSERT_BATCH]
-                self._call(
-                    "upsert",
-                    partial(self._client.upsert, name, points=batch, wait=True),
-                    name,
-                )
+                self._call("upsert", name, self._client.upsert, name, points=batch, wait=True)
 
     def stored_versions(self, chunks: Sequence[Chunk]) -> StoredVersions:
         """What the store holds of the documents of ``chunks``: their chunks at the positions
         ``chunks`` cover, in every collection, found by id (one lookup per collection)."""
         versions = StoredVersions()
         ids = StoredVersions.wanted_ids(chunks)
-        if not ids:
-            return versions
-        for name in self.collections:
-            if not self._exists(name):
-                continue
-            points = self._call(
-                "retrieve",
-                partial(
-                    self._client.retrieve,
-                    name,
-                    ids=ids,
-                    with_payload=["document_id", "fingerprint", "document_chunks"],
-                    with_vectors=False,
-                ),
-                name,
-            )
-            for point in points:
+        fields = ["document_id", "fingerprint", "document_chunks"]
+        for name in self._existing() if ids else ():
+            retrieve = self._client.retrieve
+            for point in self._call(
+                "retrieve", name, retrieve, name, ids=ids, with_payload=fields, with_vectors=False
+            ):
                 versions.add(name, point)
         return versions
 
@@ -388,11 +364,7 @@ class QdrantStore:
 
         for name, point_ids in previous.stale(chunks, self.collection_for).items():
             selector = models.PointIdsList(points=sorted(point_ids))
-            self._call(
-                "delete",
-                partial(self._client.delete, name, points_selector=selector, wait=True),
-                name,
-            )
+            self._call("delete", name, self._client.delete, name, points_selector=selector)
 
     def search(
         self,
@@ -440,6 +412,8 @@ class QdrantStore:
         single list (one dense or lexical query) keeps its own scores. A ``kind`` filter
         skips the collections of other kinds.
         """
+        from qdrant_client import models
+
         k = check_k(k)
         mode = check_search_mode(mode)
         checked = check_filters(filters)
@@ -447,29 +421,29 @@ class QdrantStore:
         if "kind" in checked:
             kinds = {name for kind, name in self.routes.items() if kind in checked["kind"]}
             names = tuple(name for name in names if name in kinds)
-        searches = plan_searches(queries, mode)
-        depth = fusion_depth(searches, k)
+        searches = searches_of(queries, mode)
+        depth = fusion_depth(len(searches), k)
         # In-process, payloads are read for the k winners only; a server sends them with the
         # lists (one round trip instead of one more per collection).
         lazy = self.url is None
         condition = to_qdrant_filter(checked)
-        requests = [search.request(depth, condition, not lazy) for search in searches]
-        merged: dict[tuple[int, str], list[ScoredPoint]] = {s[:2]: [] for s in searches}
-        home: dict[PointId, str] = {}  # point id -> its collection
-        for name in names:
-            if not searches or not self._exists(name):
-                continue
-            if name not in self._ready:  # a collection this store has not written to yet
-                self._ready[name] = self._call(
-                    "collection lookup", partial(self._check_schema, name, None), name
-                )
-            responses = self._call(
-                "search", partial(self._client.query_batch_points, name, requests=requests), name
+        requests = [
+            models.QueryRequest(
+                query=vector, using=using, filter=condition, limit=depth, with_payload=not lazy
             )
-            for search, response in zip(searches, responses, strict=True):
-                merged[search[:2]].extend(response.points)
+            for using, vector in searches
+        ]
+        merged: list[list[ScoredPoint]] = [[] for _ in requests]
+        home: dict[PointId, str] = {}  # point id -> its collection
+        for name in self._existing(names) if requests else ():
+            if name not in self._ready:  # a collection this store has not written to yet
+                self._ready[name] = self._call("collection lookup", name, self._check_schema, name)
+            batch = self._client.query_batch_points
+            responses = self._call("search", name, batch, name, requests=requests)
+            for found, response in zip(merged, responses, strict=True):
+                found.extend(response.points)
                 home.update((point.id, name) for point in response.points)
-        best = fuse(list(merged.values()), k, depth)
+        best = fuse(merged, k, depth)
         points = [point for point, _ in best]
         payloads = self._payloads(points, home) if lazy else {p.id: p.payload for p in points}
         return [to_chunk(p.id, payloads.get(p.id) or {}, score) for p, score in best]
@@ -483,12 +457,9 @@ class QdrantStore:
             wanted.setdefault(home[point.id], []).append(point.id)
         payloads: dict[PointId, dict[str, Any] | None] = {}
         for name, ids in wanted.items():
+            retrieve = self._client.retrieve
             records = self._call(
-                "retrieve",
-                partial(
-                    self._client.retrieve, name, ids=ids, with_payload=True, with_vectors=False
-                ),
-                name,
+                "retrieve", name, retrieve, name, ids=ids, with_payload=True, with_vectors=False
             )
             payloads.update((record.id, record.payload) for record in records)
         return payloads
@@ -497,43 +468,35 @@ class QdrantStore:
         """The values of ``key`` stored in any collection (most frequent first), e.g. the
         authors self-query may name."""
         counts: dict[str, int] = {}
-        for name in self.collections:
-            if not self._exists(name):
-                continue
-            response = self._call(
-                "facet",
-                partial(self._client.facet, name, key=key, limit=limit, exact=True),
-                name,
-            )
-            for hit in response.hits:
+        faceting = self._client.facet
+        for name in self._existing():
+            facet = self._call("facet", name, faceting, name, key=key, limit=limit, exact=True)
+            for hit in facet.hits:
                 if isinstance(hit.value, str):
                     counts[hit.value] = counts.get(hit.value, 0) + hit.count
         return sorted(counts, key=lambda value: (-counts[value], value))[:limit]
 
     def count(self) -> int:
         """Number of chunks stored in every collection (0 before the first write)."""
-        total = 0
-        for name in self.collections:
-            if self._exists(name):
-                total += self._call(
-                    "count", partial(self._client.count, name, exact=True), name
-                ).count
-        return total
+        count = self._client.count
+        return sum(self._call("count", n, count, n, exact=True).count for n in self._existing())
 
     def delete_collections(self) -> None:
         """Remove every collection of this store and everything in them. Twice is fine."""
         for name in self.collections:
-            self._call("delete collection", partial(self._client.delete_collection, name), name)
+            self._call("delete collection", name, self._client.delete_collection, name)
             self._ready.pop(name, None)
 
     def close(self) -> None:
         """Release the client (and a local folder's lock). Safe to call twice."""
-        self._call("close", self._client.close)
+        self._call("close", None, self._client.close)
 
-    def _exists(self, name: str) -> bool:
-        return name in self._ready or self._call(
-            "collection lookup", partial(self._client.collection_exists, name), name
-        )
+    def _existing(self, names: Iterable[str] | None = None) -> Iterator[str]:
+        """Those of ``names`` (default: every collection) that exist."""
+        exists = self._client.collection_exists
+        for name in self.collections if names is None else names:
+            if name in self._ready or self._call("collection lookup", name, exists, name):
+                yield name
 
 
 def _is_transient(exc: BaseException) -> bool:
