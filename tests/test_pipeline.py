@@ -178,7 +178,7 @@ def test_a_query_that_is_not_valid_unicode_is_refused_before_embedding(
 def test_invalid_k_is_refused_alike_on_an_empty_and_a_full_store(
     rag: RAGPipeline, ingested: Ingested, k: Any
 ) -> None:
-    message = re.escape(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    message = re.escape(f"k must be a positive integer up to {MAX_K}, got {k!r}")
     terms = rag.lexical_encoder.encode_query("question")
     for pipeline in (rag, ingested[0]):
         with pytest.raises(InvalidParameterError, match=message):
@@ -193,9 +193,9 @@ def test_invalid_k_is_refused_alike_on_an_empty_and_a_full_store(
 def test_top_k_and_rerank_candidates_are_bounded(
     embedder: Embedder, memory_store: QdrantStore
 ) -> None:
-    with pytest.raises(ConfigurationError, match=f"top_k must be an integer from 1 to {MAX_K}"):
+    with pytest.raises(ConfigurationError, match=f"top_k must be a positive integer up to {MAX_K}"):
         RAGPipeline(embedder, memory_store, top_k=MAX_K + 1)
-    with pytest.raises(ConfigurationError, match="rerank_candidates must be an integer from 1"):
+    with pytest.raises(ConfigurationError, match="rerank_candidates must be a positive integer"):
         RAGPipeline(embedder, memory_store, rerank_candidates=MAX_K + 1)
 
 

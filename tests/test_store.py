@@ -50,7 +50,7 @@ def test_k_beyond_the_bound_is_refused_on_an_empty_and_a_full_store(
     memory_store: QdrantStore,
 ) -> None:
     for _ in range(2):
-        with pytest.raises(InvalidParameterError, match="k must be an integer from 1 to 10000"):
+        with pytest.raises(InvalidParameterError, match="k must be a positive integer up to 10000"):
             memory_store.search(_vectors(1)[0], 2**64)
         memory_store.upsert(_chunks("a", 2), _vectors(2))
 

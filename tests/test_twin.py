@@ -83,7 +83,7 @@ def test_k_selects_the_number_of_sources(twin: LLMTwin) -> None:
     assert len(twin.ask(QUESTION, k=1, params=SHORT).sources) == 1
     with pytest.raises(InvalidParameterError):
         twin.ask(QUESTION, k=0)
-    with pytest.raises(InvalidParameterError, match=f"k must be an integer from 1 to {MAX_K}"):
+    with pytest.raises(InvalidParameterError, match=f"k must be a positive integer up to {MAX_K}"):
         twin.ask(QUESTION, k=2**64)
 
 

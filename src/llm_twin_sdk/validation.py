@@ -30,7 +30,7 @@ def check_query(query: str) -> str:
 def check_k(k: int, name: str = "k") -> int:
     """``k`` if it is an int from 1 to :data:`MAX_K`, else :class:`InvalidParameterError`."""
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= MAX_K:
-        raise InvalidParameterError(f"{name} must be an integer from 1 to {MAX_K}, got {k!r}")
+        raise InvalidParameterError(f"{name} must be a positive integer up to {MAX_K}, got {k!r}")
     return k
 
 

@@ -244,7 +244,7 @@ class Reranker:
         """
         check_query(query)
         if keep_top_k is not None:
-            check_k(keep_top_k)
+            check_k(keep_top_k, "keep_top_k")
         items = list(chunks)
         if not items:
             return []
