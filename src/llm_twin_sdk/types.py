@@ -21,15 +21,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self, TypeAlias
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    computed_field,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
+from pydantic_core.core_schema import ValidationInfo
 
 from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 
