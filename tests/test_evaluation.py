@@ -116,7 +116,8 @@ def test_labelled_query_validation() -> None:
 def test_load_queries_reports_the_bad_line(tmp_path: Path) -> None:
     good = json.dumps({"query": "q", "relevant": ["a"], "kind": "author"})
     cases = {
-        "not json": "not valid JSON",
+        "not json": "invalid JSON",
+        "[" * 100_000: "nested too deeply",
         "[1, 2]": "expected a JSON object",
         json.dumps({"query": "q", "relevant": ["a"], "kind": "nope"}): "kind",
         json.dumps({"query": "q", "kind": "author"}): "relevant",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -184,11 +185,19 @@ LEXICAL_QUERIES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def corpus_store(embedder: Embedder, corpus: list[Document]) -> Iterator[QdrantStore]:
+    """The sample corpus in 64-token chunks, ingested once; the tests only read it."""
+    store = QdrantStore.memory()
+    RAGPipeline(embedder, store, chunk_tokens=64, chunk_overlap=8).ingest(corpus)
+    yield store
+    store.close()
+
+
 @pytest.fixture
-def rag(embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]) -> RAGPipeline:
-    pipeline = RAGPipeline(embedder, memory_store, chunk_tokens=64, chunk_overlap=8)
-    pipeline.ingest(corpus)
-    return pipeline
+def rag(embedder: Embedder, corpus_store: QdrantStore) -> RAGPipeline:
+    """A pipeline of the test's own (tests change its search mode) over the shared store."""
+    return RAGPipeline(embedder, corpus_store, chunk_tokens=64, chunk_overlap=8)
 
 
 def test_hybrid_is_the_default(embedder: Embedder, memory_store: QdrantStore) -> None:

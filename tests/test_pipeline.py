@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from llm_twin_sdk import (
@@ -7,17 +12,36 @@ from llm_twin_sdk import (
     Document,
     Embedder,
     EmptyQueryError,
+    IngestReport,
     InvalidDocumentError,
     InvalidParameterError,
     QdrantStore,
     RAGPipeline,
     TwinSettings,
 )
+from llm_twin_sdk.validation import MAX_K
+
+QUESTION = "Which response header stops nginx from buffering server-sent events?"
+Ingested = tuple[RAGPipeline, IngestReport]
+
+
+def _pipeline(embedder: Embedder, store: QdrantStore) -> RAGPipeline:
+    return RAGPipeline(embedder, store, chunk_tokens=64, chunk_overlap=8, top_k=3)
 
 
 @pytest.fixture
 def rag(embedder: Embedder, memory_store: QdrantStore) -> RAGPipeline:
-    return RAGPipeline(embedder, memory_store, chunk_tokens=64, chunk_overlap=8, top_k=3)
+    """An empty store of the test's own: for tests that write."""
+    return _pipeline(embedder, memory_store)
+
+
+@pytest.fixture(scope="module")
+def ingested(embedder: Embedder, corpus: list[Document]) -> Iterator[Ingested]:
+    """The sample corpus, ingested once for the tests that only read it, and the report."""
+    rag = _pipeline(embedder, QdrantStore.memory())
+    report = rag.ingest(corpus)
+    yield rag, report
+    rag.close()
 
 
 def test_chunks_fit_the_embedder(rag: RAGPipeline, corpus: list[Document]) -> None:
@@ -30,12 +54,12 @@ def test_chunks_fit_the_embedder(rag: RAGPipeline, corpus: list[Document]) -> No
 
 
 def test_ingest_then_retrieve_finds_the_right_document(
-    rag: RAGPipeline, corpus: list[Document]
+    ingested: Ingested, corpus: list[Document]
 ) -> None:
-    report = rag.ingest(corpus)
+    rag, report = ingested
     assert report.documents == len(corpus)
     assert report.chunks == rag.store.count() > len(corpus)
-    hits = rag.retrieve("Which response header stops nginx from buffering server-sent events?")
+    hits = rag.retrieve(QUESTION)
     assert len(hits) == 3
     assert hits[0].document_id == "lukas-post-sse-streaming"
     scores = [h.score for h in hits]
@@ -95,16 +119,84 @@ def test_single_document_instead_of_a_list(rag: RAGPipeline, corpus: list[Docume
         rag.ingest(corpus[0])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("documents", [None, 42])
+def test_what_is_not_a_list_of_documents_is_refused(rag: RAGPipeline, documents: object) -> None:
+    accepted = r"expected a list of documents \(Document objects or mappings with 'id' and 'text'\)"
+    with pytest.raises(InvalidDocumentError, match=rf"{accepted}, got {type(documents).__name__}"):
+        rag.ingest(documents)  # type: ignore[arg-type]
+    with pytest.raises(InvalidDocumentError, match=accepted):
+        rag.chunk(documents)  # type: ignore[arg-type]
+    assert rag.store.count() == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "bad-text", "text": "GPU cost \ud800 notes"},
+        {"id": "bad-id-\udfff", "text": "fine"},
+        {"id": "bad-title", "text": "fine", "metadata": {"title": "\udc00"}},
+    ],
+)
+def test_text_that_is_not_valid_unicode_is_refused_naming_the_document(
+    rag: RAGPipeline, bad: dict[str, object]
+) -> None:
+    good = {"id": "good", "text": "Quantize before you scale out."}
+    with pytest.raises(InvalidDocumentError, match=r"#1 \(id=.*(lone surrogate|unicode)") as info:
+        rag.ingest([good, bad])
+    assert repr(bad["id"]) in str(info.value)
+    assert rag.store.count() == 0
+
+
+def test_a_document_object_with_a_lone_surrogate_names_its_id() -> None:
+    with pytest.raises(
+        InvalidDocumentError, match=r"text: holds a lone surrogate '\\ud800' at position 4.*'d-7'"
+    ):
+        Document(id="d-7", text="GPU \ud800 cost")
+
+
 @pytest.mark.parametrize("query", ["", "   ", "\n\t"])
 def test_empty_query(rag: RAGPipeline, query: str) -> None:
     with pytest.raises(EmptyQueryError):
         rag.retrieve(query)
 
 
-@pytest.mark.parametrize("k", [0, -1, 2.5, True])
-def test_invalid_k(rag: RAGPipeline, k: object) -> None:
-    with pytest.raises(InvalidParameterError, match="k must be"):
-        rag.retrieve("question", k=k)  # type: ignore[arg-type]
+@pytest.mark.parametrize("query", ["GPU \ud800 cost?", "\udfff"])
+def test_a_query_that_is_not_valid_unicode_is_refused_before_embedding(
+    ingested: Ingested, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rag, _ = ingested
+
+    def no_encode(texts: object) -> object:
+        raise AssertionError("the query was embedded")
+
+    monkeypatch.setattr(rag.embedder, "encode", no_encode)
+    with pytest.raises(InvalidParameterError, match="query holds a lone surrogate"):
+        rag.retrieve(query)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True, MAX_K + 1, 2**64])
+def test_invalid_k_is_refused_alike_on_an_empty_and_a_full_store(
+    rag: RAGPipeline, ingested: Ingested, k: Any
+) -> None:
+    message = re.escape(f"k must be a positive integer up to {MAX_K}, got {k!r}")
+    terms = rag.lexical_encoder.encode_query("question")
+    for pipeline in (rag, ingested[0]):
+        with pytest.raises(InvalidParameterError, match=message):
+            pipeline.retrieve("question", k=k)
+        with pytest.raises(InvalidParameterError, match=message):
+            asyncio.run(pipeline.aretrieve("question", k=k))
+        with pytest.raises(InvalidParameterError, match=message):
+            pipeline.store.search(None, k, sparse=terms, mode="lexical")
+    assert len(ingested[0].retrieve("question", k=MAX_K)) == ingested[1].chunks  # the bound
+
+
+def test_top_k_and_rerank_candidates_are_bounded(
+    embedder: Embedder, memory_store: QdrantStore
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"top_k must be a positive integer up to {MAX_K}"):
+        RAGPipeline(embedder, memory_store, top_k=MAX_K + 1)
+    with pytest.raises(ConfigurationError, match="rerank_candidates must be a positive integer"):
+        RAGPipeline(embedder, memory_store, rerank_candidates=MAX_K + 1)
 
 
 def test_retrieve_on_empty_store(rag: RAGPipeline) -> None:
@@ -132,13 +224,9 @@ def test_from_settings_builds_local_store(tmp_path: object) -> None:
 
 
 @pytest.mark.asyncio
-async def test_aretrieve_matches_retrieve_without_blocking_the_loop(
-    rag: RAGPipeline, corpus: list[Document]
-) -> None:
-    import asyncio
-
-    rag.ingest(corpus)
-    query = "Which response header stops nginx from buffering server-sent events?"
+async def test_aretrieve_matches_retrieve_without_blocking_the_loop(ingested: Ingested) -> None:
+    rag, _ = ingested
+    query = QUESTION
     ticks = 0
     done = asyncio.Event()
 

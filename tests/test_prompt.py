@@ -6,11 +6,13 @@ from llm_twin_sdk import (
     Chunk,
     ConfigurationError,
     InferenceClient,
+    InvalidParameterError,
     Message,
     PromptTemplate,
     PromptTooLongError,
     assemble_prompt,
 )
+from llm_twin_sdk.rag.prompt import prompt_budget
 
 
 def words(messages: list[Message]) -> int:
@@ -64,10 +66,11 @@ def test_query_alone_over_budget() -> None:
     assert info.value.prompt_tokens > 30
 
 
-def test_negative_budget_is_reported_as_zero() -> None:
-    with pytest.raises(PromptTooLongError) as info:
-        assemble_prompt("q", [], count_tokens=words, budget=-5)
-    assert info.value.budget == 0
+def test_a_budget_without_room_is_an_invalid_parameter() -> None:
+    # was: PromptTooLongError with budget 0 ("the model accepts -5 input tokens")
+    for budget in (-5, 0):
+        with pytest.raises(InvalidParameterError, match=f"positive number of tokens, got {budget}"):
+            assemble_prompt("q", [], count_tokens=words, budget=budget)
 
 
 def test_counts_with_the_serving_models_tokenizer(client: InferenceClient) -> None:
@@ -97,3 +100,13 @@ def test_custom_template() -> None:
 def test_template_placeholders_are_checked(kwargs: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError):
         PromptTemplate(**kwargs)
+
+
+def test_the_budget_is_what_max_new_tokens_leaves_of_the_context_window() -> None:
+    assert prompt_budget(2048, 2000) == 48
+    for max_new_tokens in (2048, 10**12):
+        with pytest.raises(
+            InvalidParameterError,
+            match=rf"max_new_tokens \({max_new_tokens}\) must be below .* \(2048 tokens\)",
+        ):
+            prompt_budget(2048, max_new_tokens)

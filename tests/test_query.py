@@ -33,6 +33,8 @@ from llm_twin_sdk.rag.query import (
     QueryExpander,
     QueryMetadata,
     SelfQuery,
+    expansion,
+    metadata,
     parse_metadata,
     parse_phrasings,
 )
@@ -51,9 +53,9 @@ def replying(text: str) -> Respond:
 
 
 def test_module_examples_run() -> None:
-    result = doctest.testmod(query_module)
-    assert result.attempted >= 3
-    assert result.failed == 0
+    results = [doctest.testmod(module) for module in (query_module, metadata, expansion)]
+    assert sum(result.attempted for result in results) >= 3
+    assert sum(result.failed for result in results) == 0
 
 
 # -- QueryMetadata and parse_metadata ---------------------------------------------------------
@@ -214,9 +216,9 @@ def test_parse_phrasings_invariants(text: str, question: str, limit: int) -> Non
     found = parse_phrasings(text, question, limit)
     assert isinstance(found, list)
     assert len(found) <= limit
-    keys = [query_module._key(p) for p in found]
+    keys = [expansion._key(p) for p in found]
     assert len(set(keys)) == len(keys)  # no duplicates
-    assert query_module._key(question) not in keys  # never the original
+    assert expansion._key(question) not in keys  # never the original
     for phrasing in found:
         assert isinstance(phrasing, str)
         assert phrasing == phrasing.strip()

@@ -89,7 +89,7 @@ def _answers(metadata: dict[str, Any] | None, phrasings: list[str]) -> Callable[
 def test_chunks_are_stored_in_their_kinds_collection(
     filled: QdrantStore, embedder: Embedder, corpus: list[Document]
 ) -> None:
-    chunks = RAGPipeline(embedder, QdrantStore.memory()).chunk(corpus)
+    chunks = RAGPipeline(embedder, filled).chunk(corpus)  # chunking reads no store
     expected = dict.fromkeys(("posts", "articles", "repositories"), 0)
     for chunk in chunks:
         expected[f"{chunk.metadata.kind}s".replace("repositorys", "repositories")] += 1

@@ -58,6 +58,9 @@ def test_jsonl_skips_blank_lines_and_accepts_str_paths(tmp_path: Path) -> None:
         ('{"id": "x", "text": "   "}', "no text"),
         ('{"id": "x", "text": "t", "extra": 1}', "extra"),
         ('{"id": "a", "text": "again"}', "duplicate document id 'a' (first on line 1)"),
+        ('{"id": "x", "text": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"id": "x", "text": "t", "n": ' + "9" * 5000 + "}", "invalid JSON: Exceeds the limit"),
+        ('{"id": "x", "text": "t\\ud800"}', "lone surrogate '\\ud800' at position 1"),
     ],
 )
 def test_jsonl_bad_line_names_file_and_line(tmp_path: Path, bad_line: str, message: str) -> None:
@@ -291,6 +294,9 @@ def test_load_documents_bad_input(tmp_path: Path) -> None:
         load_documents([{"id": "a", "text": "t"}, Document(id="a", text="u")])
     with pytest.raises(InvalidDocumentError, match="must be a Document or a mapping"):
         load_documents([42])  # type: ignore[list-item]
+    for nothing in (None, 42):
+        with pytest.raises(InvalidDocumentError, match=r"a \.jsonl path, a folder or a list"):
+            load_documents(nothing)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 from llm_twin_sdk import (
     Chunk,
     CollectionMismatchError,
+    InvalidParameterError,
     QdrantStore,
     VectorStoreError,
     VectorStoreLockedError,
@@ -43,6 +44,15 @@ def test_upsert_search_count(memory_store: QdrantStore) -> None:
     assert hits[0].score >= hits[1].score  # type: ignore[operator]
     assert hits[0].metadata.author == "Maya Okafor"
     assert hits[0].text == "a part 2"
+
+
+def test_k_beyond_the_bound_is_refused_on_an_empty_and_a_full_store(
+    memory_store: QdrantStore,
+) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidParameterError, match="k must be a positive integer up to 10000"):
+            memory_store.search(_vectors(1)[0], 2**64)
+        memory_store.upsert(_chunks("a", 2), _vectors(2))
 
 
 def test_same_ids_replace_instead_of_duplicating(memory_store: QdrantStore) -> None:

@@ -22,6 +22,7 @@ from llm_twin_sdk import (
     TwinSettings,
     VectorStoreLockedError,
 )
+from llm_twin_sdk.validation import MAX_K
 
 SHORT = GenerationParams(max_new_tokens=24, temperature=0.0, seed=3)
 QUESTION = "Which response header stops nginx from buffering server-sent events?"
@@ -82,6 +83,26 @@ def test_k_selects_the_number_of_sources(twin: LLMTwin) -> None:
     assert len(twin.ask(QUESTION, k=1, params=SHORT).sources) == 1
     with pytest.raises(InvalidParameterError):
         twin.ask(QUESTION, k=0)
+    with pytest.raises(InvalidParameterError, match=f"k must be a positive integer up to {MAX_K}"):
+        twin.ask(QUESTION, k=2**64)
+
+
+def test_max_new_tokens_beyond_the_context_window_is_refused_before_retrieval(
+    twin: LLMTwin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_retrieval(*args: object, **kwargs: object) -> object:
+        raise AssertionError("retrieval ran")
+
+    monkeypatch.setattr(twin.rag, "retrieve", no_retrieval)
+    window = twin.client.context_window
+    huge = GenerationParams(max_new_tokens=10**12)
+    message = (
+        rf"max_new_tokens \(1000000000000\) must be below .*context window \({window} tokens\)"
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        twin.ask(QUESTION, params=huge)
+    with pytest.raises(InvalidParameterError, match=message):
+        twin.stream(QUESTION, params=huge)
 
 
 @pytest.mark.parametrize("query", ["", "  \n "])
@@ -98,16 +119,11 @@ def test_query_over_the_budget(twin: LLMTwin) -> None:
     assert info.value.budget == twin.client.context_window - 24
 
 
-def test_small_context_window_keeps_best_sources_only(
-    embedder: Embedder, corpus: list[Document], tmp_path: Path
-) -> None:
-    store = QdrantStore.memory()
-    rag = RAGPipeline(embedder, store, top_k=5)
-    rag.ingest(corpus)
-    small = InferenceClient(LocalBackend(n_ctx=512))
-    with LLMTwin(rag, small) as twin:
+def test_small_context_window_keeps_best_sources_only(embedder: Embedder, twin: LLMTwin) -> None:
+    rag = RAGPipeline(embedder, twin.rag.store, top_k=5)  # reads the module's store
+    with InferenceClient(LocalBackend(n_ctx=512)) as small:
         params = GenerationParams(max_new_tokens=150, temperature=0.0)
-        answer = twin.ask(QUESTION, params=params)
+        answer = LLMTwin(rag, small).ask(QUESTION, params=params)
         ranked = rag.retrieve(QUESTION, k=5)
         assert 0 < len(answer.sources) < 5
         assert [s.id for s in answer.sources] == [c.id for c in ranked[: len(answer.sources)]]
@@ -145,7 +161,7 @@ def test_from_settings_gives_the_query_steps_the_twins_own_client(
         assert twin.rag.expander is not None
         assert twin.rag.expander.client is twin.client
         assert twin.rag.expander.n == 2
-        twin.ingest(corpus)
+        twin.ingest(corpus[:6])
         answer = twin.ask("What did Maya Okafor post about retries?", k=2)
         assert 1 <= len(answer.sources) <= 2  # the LLM steps never break an answer
 

@@ -29,7 +29,7 @@ from .inference.client import InferenceClient
 from .inference.stream import TextStream
 from .rag.filters import MetadataFilters
 from .rag.pipeline import RAGPipeline
-from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt
+from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt, prompt_budget
 from .types import Answer, Chunk, Document, GenerationParams, IngestReport, StageTimings
 from .validation import check_query
 
@@ -148,6 +148,7 @@ class LLMTwin:
         filters: MetadataFilters | None,
     ) -> tuple[AssembledPrompt, float, float]:
         query = check_query(query)
+        budget = prompt_budget(self.client.context_window, params.max_new_tokens)
         started = time.perf_counter()
         chunks = self.rag.retrieve(query, k, filters=filters)
         retrieved = time.perf_counter()
@@ -155,7 +156,7 @@ class LLMTwin:
             query,
             chunks,
             count_tokens=self.client.count_tokens,
-            budget=self.client.context_window - params.max_new_tokens,
+            budget=budget,
             template=self.template,
         )
         return prompt, retrieved - started, time.perf_counter() - retrieved

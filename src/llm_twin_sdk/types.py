@@ -17,6 +17,7 @@ Use ``model.model_copy(update={...})`` (or ``with_options`` on clients) for vari
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
@@ -29,6 +30,7 @@ from pydantic import (
     computed_field,
     field_validator,
 )
+from pydantic_core.core_schema import ValidationInfo
 
 from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 from .redaction import is_secret_name, mask_secrets
@@ -52,11 +54,26 @@ __all__ = [
     "describe_validation_error",
     "not_blank",
     "to_messages",
+    "unicode_problem",
 ]
 
 Role: TypeAlias = Literal["system", "user", "assistant"]
 FinishReason: TypeAlias = Literal["stop", "length"]
 DocumentKind: TypeAlias = Literal["post", "article", "repository"]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_problem(text: str) -> str | None:
+    """What makes ``text`` unusable as text (a lone surrogate, which no encoder, tokenizer or
+    store accepts), or ``None``."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"holds a lone surrogate {found.group()!r} at position {found.start()}: not valid Unicode"
+    )
 
 
 def describe_validation_error(
@@ -284,10 +301,23 @@ class Generation(_Model):
     model: str = Field(description="Name of the model that produced the text.")
 
 
-class DocumentMetadata(_Model):
-    """What is known about a document's origin. Every field is optional."""
+class _Text(_Model):
+    """A model of stored text: invalid documents raise :class:`InvalidDocumentError`, and
+    every string must be valid Unicode (the error names the document)."""
 
     _error: ClassVar[type[InvalidInputError]] = InvalidDocumentError
+
+    @field_validator("*")
+    @classmethod
+    def _valid_unicode(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and (problem := unicode_problem(value)):
+            owner = info.data.get("document_id") or info.data.get("id")
+            raise ValueError(problem + (f" (document {owner!r})" if owner else ""))
+        return value
+
+
+class DocumentMetadata(_Text):
+    """What is known about a document's origin. Every field is optional."""
 
     author: str | None = None
     platform: str | None = Field(None, description="e.g. linkedin, medium, substack, github")
@@ -296,7 +326,7 @@ class DocumentMetadata(_Model):
     title: str | None = None
 
 
-class Document(_Model):
+class Document(_Text):
     """A piece of content to ingest: id, text and metadata.
 
     Example::
@@ -305,8 +335,6 @@ class Document(_Model):
                  metadata={"author": "Maya Okafor", "kind": "post"})
     """
 
-    _error: ClassVar[type[InvalidInputError]] = InvalidDocumentError
-
     id: Annotated[str, not_blank("document id must not be blank")] = Field(
         min_length=1, max_length=512
     )
@@ -314,11 +342,13 @@ class Document(_Model):
     metadata: DocumentMetadata = DocumentMetadata()
 
 
-class Chunk(_Model):
+class Chunk(_Text):
     """A token-bounded piece of a document, as stored and retrieved.
 
     ``score`` is the retrieval similarity (higher is better); ``None`` outside retrieval.
     """
+
+    _error: ClassVar[type[InvalidInputError]] = InvalidParameterError
 
     id: str = Field(description="Deterministic: uuid5 of document id and position.")
     document_id: str

@@ -6,24 +6,31 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import EmptyQueryError, InvalidDocumentError, InvalidParameterError
-from .types import Document, DocumentMetadata
+from .types import Document, DocumentMetadata, unicode_problem
 
-__all__ = ["build_document", "check_k", "check_query", "validate_documents"]
+__all__ = ["MAX_K", "build_document", "check_k", "check_query", "validate_documents"]
+
+MAX_K = 10_000
+"""The most chunks one retrieval may ask for (``k``, ``rerank_candidates``): far more than a
+prompt holds, and a bound on the work one call can cause."""
 
 
 def check_query(query: str) -> str:
-    """Return ``query`` if it is a non-blank string, else raise :class:`EmptyQueryError`."""
+    """``query`` if it is a non-blank string: else :class:`EmptyQueryError`, or
+    :class:`InvalidParameterError` for text that is not valid Unicode (a lone surrogate)."""
     if not isinstance(query, str):
         raise EmptyQueryError(f"query must be a string, got {type(query).__name__}")
     if not query.strip():
         raise EmptyQueryError("query is empty: ask a question with some words in it")
+    if problem := unicode_problem(query):
+        raise InvalidParameterError(f"query {problem}")
     return query
 
 
-def check_k(k: int) -> int:
-    """Return ``k`` if it is a positive int, else raise :class:`InvalidParameterError`."""
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InvalidParameterError(f"k must be a positive integer, got {k!r}")
+def check_k(k: int, name: str = "k") -> int:
+    """``k`` if it is an int from 1 to :data:`MAX_K`, else :class:`InvalidParameterError`."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= MAX_K:
+        raise InvalidParameterError(f"{name} must be a positive integer up to {MAX_K}, got {k!r}")
     return k
 
 
@@ -46,8 +53,13 @@ def validate_documents(documents: Iterable[Document | Mapping[str, Any]]) -> lis
     Raises:
         InvalidDocumentError: naming the document's position and id.
     """
-    if isinstance(documents, (str, bytes, Document, Mapping)):
-        raise InvalidDocumentError("expected a list of documents, not a single one")
+    if isinstance(documents, (str, bytes, Document, Mapping)) or not isinstance(
+        documents, Iterable
+    ):
+        raise InvalidDocumentError(
+            "expected a list of documents (Document objects or mappings with 'id' and 'text'), "
+            f"got {type(documents).__name__}"
+        )
     docs: list[Document] = []
     seen: set[str] = set()
     for index, item in enumerate(documents):

@@ -1,11 +1,9 @@
-"""The embedded engine: Qdrant Edge (Qdrant's own Rust engine, in-process) behind the part of
-the ``QdrantClient`` interface that :class:`~llm_twin_sdk.rag.store.QdrantStore` uses.
+"""The embedded engine: Qdrant Edge (Qdrant's own Rust engine, in-process) implementing
+:class:`~llm_twin_sdk.rag.engine.QdrantEngine`, as qdrant-client's ``QdrantClient`` does.
 
-``QdrantStore.local(path)`` and ``QdrantStore.memory()`` run on it; ``QdrantStore.server(url)``
-talks to a Qdrant server through qdrant-client. The store is written once, against
-qdrant-client's models; :class:`EdgeClient` translates them, so the embedded footing gets
-Qdrant's indexes (dense, sparse with IDF, keyword payload indexes) and batched query planning
-instead of qdrant-client's pure-Python local mode, whose searches scan every point.
+``QdrantStore.local(path)`` and ``QdrantStore.memory()`` run on it. :class:`EdgeClient`
+translates qdrant-client's models, so the embedded footing gets Qdrant's indexes (dense,
+sparse with IDF, keyword payloads) and batched query planning, not a scan of every point.
 
 Layout of a folder: one shard per collection in ``<folder>/<collection>/shard``, the
 collection's vector layout in ``<folder>/<collection>/collection.json``, and a lock file
@@ -15,16 +13,14 @@ collection's vector layout in ``<folder>/<collection>/collection.json``, and a l
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VectorStoreError, VectorStoreLockedError
@@ -33,10 +29,11 @@ if TYPE_CHECKING:
     import qdrant_edge
     from qdrant_client.http import models
 
-__all__ = ["EdgeClient", "Hit"]
+__all__ = ["CollectionLayout", "EdgeClient", "Found", "Hit"]
 
 LAYOUT_FILE = "collection.json"
 LOCK_FILE = ".llm-twin.lock"
+_LAYOUT = {"vectors", "sparse_vectors"}  # what LAYOUT_FILE keeps of a collection's params
 
 
 @dataclass(slots=True)
@@ -44,10 +41,28 @@ class Hit:
     """A point found or retrieved: what qdrant-client's ``ScoredPoint`` / ``Record`` carry
     that the store reads, without pydantic validation (hundreds per search)."""
 
-    id: Any
+    id: int | str
     payload: dict[str, Any] | None
     score: float = 0.0
     version: int = 0
+
+
+@dataclass(slots=True)
+class Found:
+    """The points one search of a batch found (qdrant-client's ``QueryResponse``)."""
+
+    points: list[Hit]
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """A collection's vectors, read as a server's ``CollectionInfo``: ``info.config.params``."""
+
+    params: models.CollectionParams
+
+    @property
+    def config(self) -> CollectionLayout:
+        return self
 
 
 class EdgeClient:
@@ -95,26 +110,24 @@ class EdgeClient:
     def create_collection(
         self,
         name: str,
-        vectors_config: models.VectorParams | dict[str, models.VectorParams],
-        sparse_vectors_config: dict[str, models.SparseVectorParams] | None = None,
+        vectors_config: models.VectorParams | Mapping[str, models.VectorParams],
+        sparse_vectors_config: Mapping[str, models.SparseVectorParams] | None = None,
     ) -> bool:
+        from qdrant_client.http import models
+
         edge = self._edge
-        if isinstance(vectors_config, dict):
-            dense: Any = {key: _edge_vector(edge, p) for key, p in vectors_config.items()}
-            layout_vectors = {key: _layout_vector(p) for key, p in vectors_config.items()}
-        else:
-            dense = _edge_vector(edge, vectors_config)
-            layout_vectors = {"": _layout_vector(vectors_config)}
+        vectors = dict(vectors_config) if isinstance(vectors_config, Mapping) else vectors_config
+        dense: Any = (
+            {key: _edge_vector(edge, p) for key, p in vectors.items()}
+            if isinstance(vectors, dict)
+            else _edge_vector(edge, vectors)
+        )
+        sparse_config = dict(sparse_vectors_config or {})
         sparse = {
-            key: edge.EdgeSparseVectorParams(
-                modifier=edge.Modifier.Idf if p.modifier is not None else None
-            )
-            for key, p in (sparse_vectors_config or {}).items()
+            key: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf if p.modifier else None)
+            for key, p in sparse_config.items()
         }
-        layout_sparse = {
-            key: {"modifier": p.modifier.value if p.modifier is not None else None}
-            for key, p in (sparse_vectors_config or {}).items()
-        }
+        layout = models.CollectionParams(vectors=vectors, sparse_vectors=sparse_config or None)
         with self._guard:
             folder = self._dir(name)
             if (folder / LAYOUT_FILE).is_file():
@@ -122,30 +135,20 @@ class EdgeClient:
             shutil.rmtree(folder, ignore_errors=True)  # a half-created collection
             config = edge.EdgeConfig(vectors=dense, sparse_vectors=sparse or None)
             self._shards[name] = edge.EdgeShard.create(str(folder / "shard"), config)
-            layout = {"vectors": layout_vectors, "sparse_vectors": layout_sparse}
-            _write_atomically(folder / LAYOUT_FILE, json.dumps(layout))
+            _write_atomically(
+                folder / LAYOUT_FILE, layout.model_dump_json(include=_LAYOUT, exclude_none=True)
+            )
         return True
 
-    def get_collection(self, name: str) -> Any:
-        """The collection's vector layout, shaped like ``CollectionInfo.config.params``."""
+    def get_collection(self, name: str) -> CollectionLayout:
+        """The collection's vector layout, read as ``CollectionInfo.config.params``."""
         from qdrant_client.http import models
 
-        layout = json.loads((self._dir(name) / LAYOUT_FILE).read_text(encoding="utf-8"))
-        vectors = {
-            key: models.VectorParams(size=v["size"], distance=models.Distance(v["distance"]))
-            for key, v in layout["vectors"].items()
-        }
-        sparse = {
-            key: models.SparseVectorParams(
-                modifier=models.Modifier(v["modifier"]) if v["modifier"] else None
-            )
-            for key, v in layout["sparse_vectors"].items()
-        }
-        params = SimpleNamespace(
-            vectors=vectors[""] if set(vectors) == {""} else vectors,
-            sparse_vectors=sparse or None,
-        )
-        return SimpleNamespace(config=SimpleNamespace(params=params))
+        text = (self._dir(name) / LAYOUT_FILE).read_text(encoding="utf-8")
+        params = models.CollectionParams.model_validate_json(text)
+        if isinstance(params.vectors, dict) and set(params.vectors) == {""}:
+            params.vectors = params.vectors[""]  # one unnamed vector, as older folders write it
+        return CollectionLayout(params)
 
     def delete_collection(self, name: str) -> bool:
         with self._guard:
@@ -181,7 +184,7 @@ class EdgeClient:
     def upsert(self, name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
         edge = self._edge
         converted = [
-            edge.Point(_edge_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
+            edge.Point(_point_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
         ]
         self._shard(name).update(edge.UpdateOperation.upsert_points(converted))
 
@@ -193,12 +196,12 @@ class EdgeClient:
         with_vectors: bool = False,
     ) -> list[Hit]:
         payload = list(with_payload) if not isinstance(with_payload, bool) else with_payload
-        records = self._shard(name).retrieve([_edge_id(i) for i in ids], payload, with_vectors)
-        return [Hit(_client_id(r.id), r.payload) for r in records]
+        records = self._shard(name).retrieve([_point_id(i) for i in ids], payload, with_vectors)
+        return [Hit(_point_id(r.id), r.payload) for r in records]
 
     def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
         operation = self._edge.UpdateOperation.delete_points(
-            [_edge_id(i) for i in points_selector.points]
+            [_point_id(i) for i in points_selector.points]
         )
         self._shard(name).update(operation)
 
@@ -217,15 +220,13 @@ class EdgeClient:
             hits=[models.FacetValueHit(value=hit.value, count=hit.count) for hit in response.hits]
         )
 
-    def query_batch_points(
-        self, name: str, requests: Sequence[models.QueryRequest]
-    ) -> list[SimpleNamespace]:
+    def query_batch_points(self, name: str, requests: Sequence[models.QueryRequest]) -> list[Found]:
         """Every request in one planned batch (Qdrant Edge scores them together); each
         response's ``points`` are :class:`Hit` objects (plain attributes, no validation)."""
         edge = self._edge
         batch = edge.QueryBatchRequest([_edge_request(edge, r) for r in requests])
         return [
-            SimpleNamespace(points=[Hit(_client_id(p.id), p.payload, p.score) for p in points])
+            Found([Hit(_point_id(p.id), p.payload, p.score) for p in points])
             for points in self._shard(name).query_batch(batch)
         ]
 
@@ -253,10 +254,6 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _layout_vector(params: models.VectorParams) -> dict[str, Any]:
-    return {"size": params.size, "distance": params.distance.value}
-
-
 def _edge_vector(edge: Any, params: models.VectorParams) -> Any:
     distance = {"Cosine": edge.Distance.Cosine, "Dot": edge.Distance.Dot}.get(
         params.distance.value, edge.Distance.Euclid
@@ -264,11 +261,8 @@ def _edge_vector(edge: Any, params: models.VectorParams) -> Any:
     return edge.EdgeVectorParams(size=params.size, distance=distance)
 
 
-def _edge_id(point_id: Any) -> Any:
-    return point_id if isinstance(point_id, int) else str(point_id)
-
-
-def _client_id(point_id: Any) -> Any:
+def _point_id(point_id: Any) -> int | str:
+    """A point id as both sides spell it: an int, or a string (uuids as text)."""
     return point_id if isinstance(point_id, int) else str(point_id)
 
 
@@ -290,7 +284,8 @@ def _edge_filter(edge: Any, condition: models.Filter | None) -> Any:
     from qdrant_client.http import models
 
     must: list[Any] = []
-    for field in _as_list(condition.must):
+    conditions = condition.must if isinstance(condition.must, list) else [condition.must]
+    for field in conditions if condition.must is not None else []:
         if not isinstance(field, models.FieldCondition):
             raise VectorStoreError(f"filter condition not supported in embedded mode: {field!r}")
         match = field.match
@@ -301,12 +296,6 @@ def _edge_filter(edge: Any, condition: models.Filter | None) -> Any:
         else:
             raise VectorStoreError(f"match not supported in embedded mode: {match!r}")
     return edge.Filter(must=must)
-
-
-def _as_list(conditions: Any) -> Iterable[Any]:
-    if conditions is None:
-        return []
-    return conditions if isinstance(conditions, list) else [conditions]
 
 
 def _edge_request(edge: Any, request: models.QueryRequest) -> Any:

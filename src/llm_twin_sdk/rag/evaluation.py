@@ -18,7 +18,6 @@ Metrics:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -28,6 +27,7 @@ from pydantic import Field, field_validator
 from ..errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 from ..types import Chunk, _Model
 from ..validation import check_k
+from .sources import read_jsonl
 
 __all__ = [
     "QUERY_KINDS",
@@ -128,32 +128,14 @@ def load_queries(path: str | Path) -> list[LabelledQuery]:
     a malformed line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError` naming
     the file and line number.
     """
-    file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as exc:
-        raise InvalidParameterError(f"query file {str(file)!r} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidParameterError(f"cannot read query file {str(file)!r}: {exc}") from exc
     queries: list[LabelledQuery] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{file}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidDocumentError(f"{where}: not valid JSON: {exc.msg}") from exc
-        if not isinstance(data, dict):
-            raise InvalidDocumentError(
-                f"{where}: expected a JSON object, got {type(data).__name__}"
-            )
+    for where, data in read_jsonl(path, "query file"):
         try:
             queries.append(LabelledQuery.model_validate(data))
         except InvalidInputError as exc:
             raise InvalidDocumentError(f"{where}: {exc}") from exc
     if not queries:
-        raise InvalidParameterError(f"query file {str(file)!r} contains no queries")
+        raise InvalidParameterError(f"query file {str(path)!r} contains no queries")
     return queries
 
 

@@ -1,24 +1,9 @@
 """RAGPipeline: ingest documents into Qdrant and retrieve the chunks most relevant to a question.
 
-Example::
-
-    rag = RAGPipeline(Embedder(), QdrantStore.memory())
-    rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
-    chunks = rag.retrieve("How do I cut GPU cost?", k=3)
-
-With an LLM for the query steps and a cross-encoder::
-
-    rag = RAGPipeline(
-        Embedder(), QdrantStore.memory(),
-        self_query=SelfQuery(client),             # "What did Maya write..." -> author filter
-        expander=QueryExpander(client, n=3),      # the question + 2 other phrasings
-        reranker=Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2"),
-    )
-
 A retrieval runs self-query and expansion concurrently (two LLM calls at once on a remote
 backend), embeds every phrasing in one batch, sends one batched search per collection, fuses
-the lists (reciprocal rank fusion, deduplicated by chunk id) and reranks the candidates with
-the cross-encoder. Each LLM step degrades to nothing on failure; none writes anything.
+the lists and reranks the candidates with the cross-encoder. Each LLM step degrades to
+nothing on failure; none writes anything.
 """
 
 from __future__ import annotations
@@ -40,8 +25,9 @@ from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_document
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
+from .fusion import QueryVectors, SearchMode, check_search_mode
 from .sparse import LexicalEncoder
-from .store import QdrantStore, QueryVectors, SearchMode, check_search_mode
+from .store import QdrantStore
 
 if TYPE_CHECKING:
     from ..config import TwinSettings
@@ -59,6 +45,18 @@ FINGERPRINT_VERSION = 1
 
 class RAGPipeline:
     """Chunking, embedding, storage and retrieval over one embedder and one store.
+
+    Example::
+
+        rag = RAGPipeline(Embedder(), QdrantStore.memory())
+        rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
+        chunks = rag.retrieve("How do I cut GPU cost?", k=3)
+        rag = RAGPipeline(
+            Embedder(), QdrantStore.memory(),
+            self_query=SelfQuery(client),             # "What did Maya write..." -> author filter
+            expander=QueryExpander(client, n=3),      # the question + 2 other phrasings
+            reranker=Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2"),
+        )
 
     Args:
         embedder: encodes chunks and queries (the same model for both).
@@ -108,14 +106,11 @@ class RAGPipeline:
                 f"chunk_overlap must be >= 0 and < chunk_tokens ({chunk_tokens}), "
                 f"got {chunk_overlap}"
             )
-        for name, value in (
-            ("rerank_candidates", rerank_candidates),
-            ("ingest_batch", ingest_batch),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(ingest_batch, int) or ingest_batch < 1:
+            raise ConfigurationError(f"ingest_batch must be an integer >= 1, got {ingest_batch!r}")
         try:
-            self.top_k = check_k(top_k)
+            self.top_k = check_k(top_k, "top_k")
+            self.rerank_candidates = check_k(rerank_candidates, "rerank_candidates")
             self.search: SearchMode = check_search_mode(search)
         except InvalidParameterError as exc:
             raise ConfigurationError(str(exc)) from None
@@ -127,7 +122,6 @@ class RAGPipeline:
         self.self_query = self_query
         self.expander = expander
         self.reranker = reranker
-        self.rerank_candidates = rerank_candidates
         self.ingest_batch = ingest_batch
         self._store_lock = threading.Lock()  # one store call at a time per pipeline
         self._known: dict[str, list[str]] | None = None  # authors / platforms, for self-query
@@ -264,7 +258,7 @@ class RAGPipeline:
                 try:
                     with self._store_lock:
                         previous = self.store.stored_versions(chunks)
-                    same = previous.unchanged(chunks, fingerprints, self.store)
+                    same = previous.unchanged(chunks, fingerprints, self.store.collection_for)
                     todo = [c for c in chunks if c.document_id not in same]
                     if todo:
                         texts = [c.text for c in todo]
@@ -310,7 +304,8 @@ class RAGPipeline:
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
-        """The ``k`` chunks most relevant to ``query`` (default ``top_k``), best first.
+        """The ``k`` chunks most relevant to ``query`` (default ``top_k``; at most
+        :data:`~llm_twin_sdk.validation.MAX_K`), best first.
 
         Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical),
         reciprocal-rank-fusion scores (hybrid, or several phrasings) or cross-encoder
@@ -318,10 +313,7 @@ class RAGPipeline:
         ``{"author": "Maya Okafor", "kind": ["post", "article"]}``; fields it names win over
         what self-query extracts. ``collections`` searches only those collections.
         """
-        query = check_query(query)
-        limit = self.top_k if k is None else check_k(k)
-        checked = check_filters(filters)
-        names = self.store.check_collections(collections)
+        query, limit, checked, names = self._arguments(query, k, filters, collections)
         queries, extracted = self._rewrite(query, checked)
         depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
         merged = {**extracted, **checked}
@@ -350,13 +342,22 @@ class RAGPipeline:
 
             chunks = await rag.aretrieve("How do I scale to zero?", k=5)
         """
-        query = check_query(query)
-        limit = self.top_k if k is None else check_k(k)
-        checked = check_filters(filters)
-        names = self.store.check_collections(collections)
+        query, limit, checked, names = self._arguments(query, k, filters, collections)
         return await asyncio.to_thread(
             self.retrieve, query, limit, filters=checked, collections=names
         )
+
+    def _arguments(
+        self,
+        query: str,
+        k: int | None,
+        filters: MetadataFilters | None,
+        collections: Iterable[str] | None,
+    ) -> tuple[str, int, dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """A retrieval's arguments, validated before any work."""
+        query = check_query(query)
+        limit = self.top_k if k is None else check_k(k)
+        return query, limit, check_filters(filters), self.store.check_collections(collections)
 
     def _rewrite(
         self, query: str, explicit: Mapping[str, tuple[str, ...]]

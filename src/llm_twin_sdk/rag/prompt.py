@@ -17,10 +17,10 @@ import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import ConfigurationError, PromptTooLongError
+from ..errors import ConfigurationError, InvalidParameterError, PromptTooLongError
 from ..types import Chunk, Message
 
-__all__ = ["AssembledPrompt", "PromptTemplate", "assemble_prompt"]
+__all__ = ["AssembledPrompt", "PromptTemplate", "assemble_prompt", "prompt_budget"]
 
 DEFAULT_SYSTEM = (
     "You are an LLM twin: you write in the voice of the author of the context you are given. "
@@ -98,6 +98,20 @@ class AssembledPrompt:
     dropped: int
 
 
+def prompt_budget(context_window: int, max_new_tokens: int) -> int:
+    """The prompt tokens a model can take: ``context_window - max_new_tokens``.
+
+    Raises:
+        InvalidParameterError: ``max_new_tokens`` leaves no room for a prompt.
+    """
+    if max_new_tokens >= context_window:
+        raise InvalidParameterError(
+            f"max_new_tokens ({max_new_tokens}) must be below the model's context window "
+            f"({context_window} tokens), which holds the prompt and the answer together"
+        )
+    return context_window - max_new_tokens
+
+
 def assemble_prompt(
     query: str,
     chunks: Sequence[Chunk],
@@ -110,8 +124,10 @@ def assemble_prompt(
 
     Args:
         count_tokens: the serving model's token count for a list of messages.
-        budget: prompt tokens allowed (context window minus ``max_new_tokens``).
+        budget: prompt tokens allowed (:func:`prompt_budget`).
     """
+    if budget < 1:
+        raise InvalidParameterError(f"budget must be a positive number of tokens, got {budget}")
     template = template or PromptTemplate()
     bare = template.render(query, [])
     bare_tokens = count_tokens(bare)
@@ -121,7 +137,7 @@ def assemble_prompt(
             f"but the model accepts {budget} input tokens (context window minus "
             "max_new_tokens). Shorten the question or lower max_new_tokens.",
             prompt_tokens=bare_tokens,
-            budget=max(budget, 0),
+            budget=budget,
         )
     for kept in range(len(chunks), 0, -1):
         messages = template.render(query, chunks[:kept])

@@ -1,18 +1,9 @@
 """Rerank retrieved chunks with a cross-encoder (sentence-transformers ``CrossEncoder``).
 
 A cross-encoder reads the query and a passage together and returns one relevance score:
-slower than the bi-encoder used for vector search, sharper on the few chunks it keeps.
-The model is loaded on first use (or by :meth:`Reranker.load`), once, and reused.
-
-Example::
-
-    reranker = Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2")  # a hub name or a local folder
-    best = reranker.rerank("How do I scale to zero?", chunks, keep_top_k=3)
-    scores = reranker.score("How do I scale to zero?", ["passage one", "passage two"])
-
-A hub name is downloaded into the Hugging Face cache on first use, like the embedding model
-(set ``HF_HUB_OFFLINE=1`` on machines without network access: a name not in the cache then
-fails at once); or pass the folder of a saved cross-encoder.
+slower than the bi-encoder used for vector search, sharper on the few chunks it keeps. A hub
+name is downloaded into the Hugging Face cache on first use (with ``HF_HUB_OFFLINE=1``, a
+name not in the cache fails at once); or pass the folder of a saved cross-encoder.
 """
 
 from __future__ import annotations
@@ -253,7 +244,7 @@ class Reranker:
         """
         check_query(query)
         if keep_top_k is not None:
-            check_k(keep_top_k)
+            check_k(keep_top_k, "keep_top_k")
         items = list(chunks)
         if not items:
             return []

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeAlias
@@ -48,6 +48,7 @@ __all__ = [
     "load_documents",
     "load_folder",
     "load_jsonl",
+    "read_jsonl",
 ]
 
 logger = logging.getLogger(__name__)
@@ -102,32 +103,9 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
         InvalidDocumentError: a line is not valid UTF-8 or JSON, is not an object, fails
             validation, or repeats an earlier id; the message names the file and line.
     """
-    file = Path(path)
-    if not file.is_file():
-        what = "is not a file" if file.exists() else "does not exist"
-        raise InvalidParameterError(f"JSONL file {str(file)!r} {what}")
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InvalidParameterError(f"cannot read JSONL file {str(file)!r}: {exc}") from exc
     documents: list[Document] = []
-    first_line: dict[str, int] = {}
-    for number, line in enumerate(raw.splitlines(), start=1):
-        where = f"{file}:{number}"
-        try:
-            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidDocumentError(f"{where}: not valid UTF-8 ({exc.reason})") from exc
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidDocumentError(f"{where}: invalid JSON: {exc.msg}") from exc
-        if not isinstance(data, dict):
-            raise InvalidDocumentError(
-                f"{where}: expected a JSON object, got {type(data).__name__}"
-            )
+    first_line: dict[str, str] = {}
+    for where, data in read_jsonl(path, "JSONL file"):
         try:
             doc = build_document(data)
         except InvalidDocumentError as exc:
@@ -136,9 +114,47 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
             raise InvalidDocumentError(
                 f"{where}: duplicate document id {doc.id!r} (first on line {first_line[doc.id]})"
             )
-        first_line[doc.id] = number
+        first_line[doc.id] = where.rsplit(":", 1)[1]
         documents.append(doc)
     return documents
+
+
+def read_jsonl(path: str | os.PathLike[str], what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``("<file>:<line>", object)`` for each non-blank line of a JSONL file (``what`` names
+    the file in errors).
+
+    Raises:
+        InvalidParameterError: the file does not exist, is not a file or cannot be read.
+        InvalidDocumentError: a line is not UTF-8, not JSON (also: nested too deeply, a number
+            too long to read) or not an object; the message names the file and line.
+    """
+    file = Path(path)
+    if not file.is_file():
+        problem = "is not a file" if file.exists() else "does not exist"
+        raise InvalidParameterError(f"{what} {str(file)!r} {problem}")
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot read {what} {str(file)!r}: {exc}") from exc
+    for number, line in enumerate(raw.splitlines(), start=1):
+        where = f"{file}:{number}"
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            if not text.strip():
+                continue
+            data = json.loads(text)
+        except UnicodeDecodeError as exc:
+            raise InvalidDocumentError(f"{where}: not valid UTF-8 ({exc.reason})") from exc
+        except RecursionError:
+            raise InvalidDocumentError(f"{where}: invalid JSON: nested too deeply") from None
+        except ValueError as exc:  # a JSON error, or a number too long to convert
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise InvalidDocumentError(f"{where}: invalid JSON: {detail}") from exc
+        if not isinstance(data, dict):
+            raise InvalidDocumentError(
+                f"{where}: expected a JSON object, got {type(data).__name__}"
+            )
+        yield where, data
 
 
 def load_folder(
@@ -244,9 +260,11 @@ def load_documents(source: DocumentSource) -> list[Document]:
             f"document source {str(target)!r} {what}: give a .jsonl file, a folder of "
             "Markdown/text files, or a list of documents"
         )
-    if isinstance(source, (bytes, Document, Mapping)):
+    if isinstance(source, (bytes, Document, Mapping)) or not isinstance(source, Iterable):
+        single = isinstance(source, (Document, Mapping))
         raise InvalidDocumentError(
-            "load_documents takes a path or a list of documents, not a single document"
+            "load_documents takes a .jsonl path, a folder or a list of documents, not "
+            + ("a single document" if single else type(source).__name__)
         )
     return validate_documents(source)
 

@@ -6,35 +6,26 @@ Example::
     store = QdrantStore.memory()                    # for tests
     store = QdrantStore.server("http://localhost:6333", api_key="...")
 
-Chunks are spread over collections by their document's kind: ``posts``, ``articles`` and
-``repositories`` by default (documents without a kind go with the articles). Any names can be
-configured, several kinds may share one collection, and one name puts everything in one.
-
-Every point holds two named vectors: ``"dense"`` (the embedding, cosine) and ``"lexical"``
-(a BM25-style sparse vector from :class:`~llm_twin_sdk.rag.sparse.LexicalEncoder`, with
-Qdrant's IDF modifier). Searches go to Qdrant as one batched request per collection
-(``query_batch_points``: every query, every vector). The per-collection lists of a query and
-vector are merged by score (cosines compare across collections), so splitting the corpus into
-collections does not change the ranking; the lists of several vectors (hybrid) and several
-queries (expansion) are then fused with reciprocal rank fusion, Qdrant's own implementation
-and constant, deduplicated by chunk id.
-
-Every qdrant-client error is converted into :class:`~llm_twin_sdk.errors.VectorStoreError`;
-calls to a server are retried on connection errors, timeouts, 429 and 5xx first.
+Chunks go to a collection per document kind (:mod:`~llm_twin_sdk.collection_routing`) as points of
+two vectors (:mod:`~llm_twin_sdk.rag.points`); a search sends one batched request per
+collection and fuses the lists (:mod:`~llm_twin_sdk.rag.fusion`). The engine is reached
+through :class:`~llm_twin_sdk.rag.engine.QdrantEngine`; its errors become
+:class:`~llm_twin_sdk.errors.VectorStoreError`, after retries of a server's connection
+errors, timeouts, 429 and 5xx.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from ..collection_routing import DEFAULT_COLLECTIONS, KINDLESS, CollectionsSpec, resolve_collections
 from ..errors import (
     CollectionMismatchError,
     InvalidParameterError,
@@ -42,19 +33,20 @@ from ..errors import (
     VectorStoreUnavailableError,
 )
 from ..retry import NO_RETRY, RetryPolicy
-from ..types import Chunk, DocumentKind, DocumentMetadata
-from .chunking import chunk_id
+from ..types import Chunk, DocumentKind
+from ..validation import check_k
+from .engine import PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
-from .layout import DEFAULT_COLLECTIONS, KINDLESS, CollectionsSpec, resolve_collections
+from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, searches_of
+from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
+from .versions import StoredVersions, document_lengths
 
 if TYPE_CHECKING:
-    from qdrant_client import QdrantClient
+    from qdrant_client import models
 
 __all__ = [
     "DEFAULT_COLLECTIONS",
-    "DENSE_VECTOR",
-    "LEXICAL_VECTOR",
     "QdrantStore",
     "QueryVectors",
     "SearchMode",
@@ -62,17 +54,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
-SearchMode = Literal["dense", "lexical", "hybrid"]
-"""``dense``: embedding similarity; ``lexical``: BM25 over terms; ``hybrid``: both, fused by RRF."""
-SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
-
-DENSE_VECTOR = "dense"
-LEXICAL_VECTOR = "lexical"
-_METADATA_FIELDS = tuple(DocumentMetadata.model_fields)
 UPSERT_BATCH = 256
-FUSION_DEPTH_FACTOR = 4
-"""Each list fused by RRF holds this many times ``k`` candidates (at least 20)."""
 SERVER_RETRY_POLICY = RetryPolicy(
     max_attempts=4, initial_wait_s=0.25, max_wait_s=4.0, deadline_s=30.0
 )
@@ -80,66 +64,12 @@ SERVER_RETRY_POLICY = RetryPolicy(
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def check_search_mode(mode: object) -> SearchMode:
-    """``mode`` if it is one of :data:`SearchMode`, else :class:`InvalidParameterError`."""
-    if not isinstance(mode, str) or mode not in SEARCH_MODES:
-        raise InvalidParameterError(
-            f"search mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}"
-        )
-    return mode  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class QueryVectors:
-    """One query's vectors: its dense embedding and its lexical (sparse) vector.
-
-    Either may be ``None`` when the search mode does not use it.
-    """
-
-    dense: npt.NDArray[np.float32] | None = None
-    sparse: SparseVector | None = None
-
-
-@dataclass
-class StoredVersions:
-    """What the store holds of some documents, found by chunk id (see
-    :meth:`QdrantStore.stored_versions`): where each chunk is, with its document's fingerprint
-    and chunk count as written."""
-
-    chunks: dict[str, dict[tuple[str, str], str | None]] = field(default_factory=dict)
-    """document id -> {(collection, chunk id): fingerprint}"""
-    lengths: dict[str, int] = field(default_factory=dict)
-    """document id -> the largest chunk count recorded among its stored chunks"""
-
-    def unchanged(
-        self, chunks: Sequence[Chunk], fingerprints: Mapping[str, str], store: QdrantStore
-    ) -> set[str]:
-        """Documents stored exactly as ``chunks`` say, with these fingerprints (nothing to do)."""
-        wanted: dict[str, set[tuple[str, str]]] = {}
-        for chunk in chunks:
-            wanted.setdefault(chunk.document_id, set()).add(
-                (store.collection_for(chunk.metadata.kind), chunk.id)
-            )
-        same: set[str] = set()
-        for document_id, places in wanted.items():
-            stored = self.chunks.get(document_id, {})
-            fingerprint = fingerprints.get(document_id)
-            if (
-                fingerprint is not None
-                and set(stored) == places
-                and self.lengths.get(document_id) == len(places)
-                and all(value == fingerprint for value in stored.values())
-            ):
-                same.add(document_id)
-        return same
-
-
 class QdrantStore:
     """Chunks and their vectors in Qdrant collections: dense (cosine) and lexical (sparse).
 
     Args:
-        client: a ready ``QdrantClient`` (share one between stores, or use the constructors
-            :meth:`local`, :meth:`memory` and :meth:`server`).
+        client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (share one between
+            stores, or use the constructors :meth:`local`, :meth:`memory` and :meth:`server`).
         collections: ``None`` for the defaults (``posts``, ``articles``, ``repositories``,
             chosen by each document's kind), one name for a single collection, or a mapping
             of every kind to a name (kinds may share one).
@@ -156,7 +86,7 @@ class QdrantStore:
 
     def __init__(
         self,
-        client: QdrantClient,
+        client: QdrantEngine,
         collections: CollectionsSpec = None,
         *,
         where: str = "",
@@ -200,7 +130,7 @@ class QdrantStore:
             raise
         except Exception as exc:
             raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
-        return cls(client, collections, where=f"local folder {str(folder)!r}")  # type: ignore[arg-type]
+        return cls(client, collections, where=f"local folder {str(folder)!r}")
 
     @classmethod
     def memory(cls, collections: CollectionsSpec = None) -> QdrantStore:
@@ -212,7 +142,7 @@ class QdrantStore:
             client = EdgeClient()
         except Exception as exc:
             raise VectorStoreError(f"cannot create a temporary Qdrant folder: {exc}") from exc
-        return cls(client, collections, where="memory")  # type: ignore[arg-type]
+        return cls(client, collections, where="memory")
 
     @classmethod
     def server(
@@ -245,10 +175,12 @@ class QdrantStore:
     def __repr__(self) -> str:
         return f"QdrantStore(collections={list(self.collections)!r}, where={self.where})"
 
-    def _call(self, action: str, fn: Callable[[], T], collection: str | None = None) -> T:
-        """Run a qdrant-client call: transient server failures retried, errors converted."""
+    def _call(
+        self, action: str, collection: str | None, fn: Callable[P, T], /, *a: P.args, **k: P.kwargs
+    ) -> T:
+        """``fn(*a, **k)``, an engine call: transient server failures retried, errors converted."""
         try:
-            return self.retry.call(fn, _is_transient)
+            return self.retry.call(partial(fn, *a, **k), _is_transient)
         except VectorStoreError:
             raise
         except Exception as exc:
@@ -295,7 +227,7 @@ class QdrantStore:
             if self._ready.get(name) != dimension:
                 with self._lock:
                     # one retried unit: a retry after a lost answer finds the collection made
-                    self._call("create collection", partial(self._create, name, dimension), name)
+                    self._call("create collection", name, self._create, name, dimension)
                     if self._payload_indexes:
                         self._create_indexes(name)
                     self._ready[name] = dimension
@@ -321,19 +253,12 @@ class QdrantStore:
         Qdrant, so an existing collection gets the ones it lacks)."""
         from qdrant_client import models
 
+        index = self._client.create_payload_index
         for key in FILTER_FIELDS:
-            self._call(
-                "create payload index",
-                partial(
-                    self._client.create_payload_index,
-                    name,
-                    key,
-                    field_schema=models.PayloadSchemaType.KEYWORD,
-                ),
-                name,
-            )
+            keyword = models.PayloadSchemaType.KEYWORD
+            self._call("create payload index", name, index, name, key, field_schema=keyword)
 
-    def _check_schema(self, name: str, dimension: int | None) -> int:
+    def _check_schema(self, name: str, dimension: int | None = None) -> int:
         """The dense size of the existing collection ``name``, after checking its layout."""
         from qdrant_client import models
 
@@ -385,19 +310,13 @@ class QdrantStore:
             raise VectorStoreError(f"{len(chunks)} chunks but {len(sparse)} sparse vectors")
         if not chunks:
             return
-        from qdrant_client import models
-
-        lengths = _document_lengths(chunks)
-        grouped: dict[str, list[Any]] = {}
-        dense_rows = vectors.tolist()
-        for chunk, dense, lexical in zip(chunks, dense_rows, sparse, strict=True):
-            payload = _payload(chunk)
-            payload["document_chunks"] = lengths[chunk.document_id]
+        lengths = document_lengths(chunks)
+        grouped: dict[str, list[models.PointStruct]] = {}
+        for chunk, dense, lexical in zip(chunks, vectors.tolist(), sparse, strict=True):
+            extra: dict[str, Any] = {"document_chunks": lengths[chunk.document_id]}
             if fingerprints and chunk.document_id in fingerprints:
-                payload["fingerprint"] = fingerprints[chunk.document_id]
-            point = models.PointStruct(
-                id=chunk.id, vector=_named_vectors(dense, lexical), payload=payload
-            )
+                extra["fingerprint"] = fingerprints[chunk.document_id]
+            point = to_point(chunk, dense, lexical, **extra)
             grouped.setdefault(self.collection_for(chunk.metadata.kind), []).append(point)
         dimension = int(vectors.shape[1])
         for name in grouped:  # every schema checked before the first point is written
@@ -405,45 +324,20 @@ class QdrantStore:
         for name, points in grouped.items():
             for start in range(0, len(points), UPSERT_BATCH):
                 batch = points[start : start + UPSERT_BATCH]
-                self._call(
-                    "upsert",
-                    partial(self._client.upsert, name, points=batch, wait=True),
-                    name,
-                )
+                self._call("upsert", name, self._client.upsert, name, points=batch, wait=True)
 
     def stored_versions(self, chunks: Sequence[Chunk]) -> StoredVersions:
         """What the store holds of the documents of ``chunks``: their chunks at the positions
         ``chunks`` cover, in every collection, found by id (one lookup per collection)."""
         versions = StoredVersions()
-        lengths = _document_lengths(chunks)
-        ids = [chunk_id(doc, position) for doc, n in lengths.items() for position in range(n)]
-        if not ids:
-            return versions
-        for name in self.collections:
-            if not self._exists(name):
-                continue
-            points = self._call(
-                "retrieve",
-                partial(
-                    self._client.retrieve,
-                    name,
-                    ids=ids,
-                    with_payload=["document_id", "fingerprint", "document_chunks"],
-                    with_vectors=False,
-                ),
-                name,
-            )
-            for point in points:
-                payload = point.payload or {}
-                document_id = payload.get("document_id")
-                if not isinstance(document_id, str):
-                    continue
-                versions.chunks.setdefault(document_id, {})[(name, str(point.id))] = payload.get(
-                    "fingerprint"
-                )
-                count = payload.get("document_chunks")
-                if isinstance(count, int):
-                    versions.lengths[document_id] = max(versions.lengths.get(document_id, 0), count)
+        ids = StoredVersions.wanted_ids(chunks)
+        fields = ["document_id", "fingerprint", "document_chunks"]
+        for name in self._existing() if ids else ():
+            retrieve = self._client.retrieve
+            for point in self._call(
+                "retrieve", name, retrieve, name, ids=ids, with_payload=fields, with_vectors=False
+            ):
+                versions.add(name, point)
         return versions
 
     def write_documents(
@@ -466,28 +360,11 @@ class QdrantStore:
         if previous is None:
             previous = self.stored_versions(chunks)
         self.upsert(chunks, vectors, sparse, fingerprints=fingerprints)
-        written = {(self.collection_for(c.metadata.kind), c.id) for c in chunks}
-        new_lengths = _document_lengths(chunks)
-        stale: dict[str, set[str]] = {}
-        for document_id, new_length in new_lengths.items():
-            places = previous.chunks.get(document_id, {})
-            for name, point_id in places:
-                if (name, point_id) not in written:
-                    stale.setdefault(name, set()).add(point_id)
-            old_length = previous.lengths.get(document_id, 0)
-            tail = [chunk_id(document_id, p) for p in range(new_length, old_length)]
-            for name in {name for name, _ in places}:
-                stale.setdefault(name, set()).update(tail)
         from qdrant_client import models
 
-        for name, point_ids in stale.items():
-            if point_ids:
-                selector = models.PointIdsList(points=sorted(point_ids))
-                self._call(
-                    "delete",
-                    partial(self._client.delete, name, points_selector=selector, wait=True),
-                    name,
-                )
+        for name, point_ids in previous.stale(chunks, self.collection_for).items():
+            selector = models.PointIdsList(points=sorted(point_ids))
+            self._call("delete", name, self._client.delete, name, points_selector=selector)
 
     def search(
         self,
@@ -535,51 +412,54 @@ class QdrantStore:
         single list (one dense or lexical query) keeps its own scores. A ``kind`` filter
         skips the collections of other kinds.
         """
+        from qdrant_client import models
+
+        k = check_k(k)
         mode = check_search_mode(mode)
         checked = check_filters(filters)
         names = self.check_collections(collections)
         if "kind" in checked:
-            kinds = {self.routes[kind] for kind in checked["kind"]}  # type: ignore[index]
+            kinds = {name for kind, name in self.routes.items() if kind in checked["kind"]}
             names = tuple(name for name in names if name in kinds)
-        searches = _searches(queries, mode)
-        lists = len({(index, using) for index, using, _ in searches})
-        depth = k if lists <= 1 else max(20, FUSION_DEPTH_FACTOR * k)
+        searches = searches_of(queries, mode)
+        depth = fusion_depth(len(searches), k)
         # In-process, payloads are read for the k winners only; a server sends them with the
         # lists (one round trip instead of one more per collection).
         lazy = self.url is None
-        requests = _requests(searches, depth, to_qdrant_filter(checked), with_payload=not lazy)
-        merged: dict[tuple[int, str], list[Any]] = {(i, using): [] for i, using, _ in searches}
-        home: dict[Any, str] = {}  # point id -> its collection
-        for name in names:
-            if not searches or not self._exists(name):
-                continue
-            if name not in self._ready:  # a collection this store has not written to yet
-                self._ready[name] = self._call(
-                    "collection lookup", partial(self._check_schema, name, None), name
-                )
-            responses = self._call(
-                "search", partial(self._client.query_batch_points, name, requests=requests), name
+        condition = to_qdrant_filter(checked)
+        requests = [
+            models.QueryRequest(
+                query=vector, using=using, filter=condition, limit=depth, with_payload=not lazy
             )
-            for (index, using, _), response in zip(searches, responses, strict=True):
-                merged[(index, using)].extend(response.points)
+            for using, vector in searches
+        ]
+        merged: list[list[ScoredPoint]] = [[] for _ in requests]
+        home: dict[PointId, str] = {}  # point id -> its collection
+        for name in self._existing(names) if requests else ():
+            if name not in self._ready:  # a collection this store has not written to yet
+                self._ready[name] = self._call("collection lookup", name, self._check_schema, name)
+            batch = self._client.query_batch_points
+            responses = self._call("search", name, batch, name, requests=requests)
+            for found, response in zip(merged, responses, strict=True):
+                found.extend(response.points)
                 home.update((point.id, name) for point in response.points)
-        best = _fuse(list(merged.values()), k, depth)
-        payloads = self._payloads(best, home) if lazy else {p.id: p.payload for p in best}
-        return [_chunk(point.id, payloads.get(point.id) or {}, point.score) for point in best]
+        best = fuse(merged, k, depth)
+        points = [point for point, _ in best]
+        payloads = self._payloads(points, home) if lazy else {p.id: p.payload for p in points}
+        return [to_chunk(p.id, payloads.get(p.id) or {}, score) for p, score in best]
 
-    def _payloads(self, points: Sequence[Any], home: Mapping[Any, str]) -> dict[Any, Any]:
+    def _payloads(
+        self, points: Sequence[ScoredPoint], home: Mapping[PointId, str]
+    ) -> dict[PointId, dict[str, Any] | None]:
         """The payloads of ``points``, one lookup by id per collection they come from."""
-        wanted: dict[str, list[Any]] = {}
+        wanted: dict[str, list[PointId]] = {}
         for point in points:
             wanted.setdefault(home[point.id], []).append(point.id)
-        payloads: dict[Any, Any] = {}
+        payloads: dict[PointId, dict[str, Any] | None] = {}
         for name, ids in wanted.items():
+            retrieve = self._client.retrieve
             records = self._call(
-                "retrieve",
-                partial(
-                    self._client.retrieve, name, ids=ids, with_payload=True, with_vectors=False
-                ),
-                name,
+                "retrieve", name, retrieve, name, ids=ids, with_payload=True, with_vectors=False
             )
             payloads.update((record.id, record.payload) for record in records)
         return payloads
@@ -588,92 +468,35 @@ class QdrantStore:
         """The values of ``key`` stored in any collection (most frequent first), e.g. the
         authors self-query may name."""
         counts: dict[str, int] = {}
-        for name in self.collections:
-            if not self._exists(name):
-                continue
-            response = self._call(
-                "facet",
-                partial(self._client.facet, name, key=key, limit=limit, exact=True),
-                name,
-            )
-            for hit in response.hits:
+        faceting = self._client.facet
+        for name in self._existing():
+            facet = self._call("facet", name, faceting, name, key=key, limit=limit, exact=True)
+            for hit in facet.hits:
                 if isinstance(hit.value, str):
                     counts[hit.value] = counts.get(hit.value, 0) + hit.count
         return sorted(counts, key=lambda value: (-counts[value], value))[:limit]
 
     def count(self) -> int:
         """Number of chunks stored in every collection (0 before the first write)."""
-        total = 0
-        for name in self.collections:
-            if self._exists(name):
-                total += self._call(
-                    "count", partial(self._client.count, name, exact=True), name
-                ).count
-        return total
+        count = self._client.count
+        return sum(self._call("count", n, count, n, exact=True).count for n in self._existing())
 
     def delete_collections(self) -> None:
         """Remove every collection of this store and everything in them. Twice is fine."""
         for name in self.collections:
-            self._call("delete collection", partial(self._client.delete_collection, name), name)
+            self._call("delete collection", name, self._client.delete_collection, name)
             self._ready.pop(name, None)
 
     def close(self) -> None:
         """Release the client (and a local folder's lock). Safe to call twice."""
-        self._call("close", self._client.close)
+        self._call("close", None, self._client.close)
 
-    def _exists(self, name: str) -> bool:
-        return name in self._ready or self._call(
-            "collection lookup", partial(self._client.collection_exists, name), name
-        )
-
-
-def _document_lengths(chunks: Iterable[Chunk]) -> dict[str, int]:
-    """Chunk count of each document, as the positions in ``chunks`` say (whole documents)."""
-    lengths: dict[str, int] = {}
-    for chunk in chunks:
-        lengths[chunk.document_id] = max(lengths.get(chunk.document_id, 0), chunk.position + 1)
-    return lengths
-
-
-def _searches(queries: Sequence[QueryVectors], mode: SearchMode) -> list[tuple[int, str, Any]]:
-    """(query index, vector name, Qdrant query) of every search ``mode`` runs for ``queries``."""
-    searches: list[tuple[int, str, Any]] = []
-    for index, query in enumerate(queries):
-        if mode != "lexical":
-            if query.dense is None:
-                raise InvalidParameterError(f"{mode} search needs the query's dense vector")
-            searches.append((index, DENSE_VECTOR, query.dense.tolist()))
-        if mode != "dense":
-            if query.sparse is None:
-                raise InvalidParameterError(f"{mode} search needs the query's sparse vector")
-            if query.sparse.indices:  # a query without terms has no lexical list
-                searches.append((index, LEXICAL_VECTOR, _qdrant_sparse(query.sparse)))
-    return searches
-
-
-def _fuse(lists: Sequence[list[Any]], k: int, depth: int) -> list[Any]:
-    """Each list (one query and vector, several collections) merged by score, then all fused
-    by reciprocal rank fusion (Qdrant's implementation); one list keeps its scores."""
-    ranked = [sorted(points, key=lambda p: p.score, reverse=True)[:depth] for points in lists]
-    ranked = [points for points in ranked if points]
-    if len(ranked) <= 1:
-        return ranked[0][:k] if ranked else []
-    from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
-
-    return reciprocal_rank_fusion(ranked, limit=k)
-
-
-def _requests(
-    searches: Sequence[tuple[int, str, Any]], depth: int, condition: Any, *, with_payload: bool
-) -> list[Any]:
-    from qdrant_client import models
-
-    return [
-        models.QueryRequest(
-            query=query, using=using, filter=condition, limit=depth, with_payload=with_payload
-        )
-        for _, using, query in searches
-    ]
+    def _existing(self, names: Iterable[str] | None = None) -> Iterator[str]:
+        """Those of ``names`` (default: every collection) that exist."""
+        exists = self._client.collection_exists
+        for name in self.collections if names is None else names:
+            if name in self._ready or self._call("collection lookup", name, exists, name):
+                yield name
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -690,43 +513,3 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ResponseHandlingException):
         exc = exc.source
     return isinstance(exc, (httpx.TransportError, TimeoutError, ConnectionError))
-
-
-def _qdrant_sparse(vector: SparseVector) -> Any:
-    from qdrant_client import models
-
-    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _named_vectors(dense: list[float], lexical: SparseVector) -> dict[str, Any]:
-    named: dict[str, Any] = {DENSE_VECTOR: dense}
-    if lexical.indices:  # a text without terms has no lexical vector (Qdrant: no point)
-        named[LEXICAL_VECTOR] = _qdrant_sparse(lexical)
-    return named
-
-
-def _payload(chunk: Chunk) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "document_id": chunk.document_id,
-        "position": chunk.position,
-        "text": chunk.text,
-    }
-    payload.update(chunk.metadata.model_dump(exclude_none=True))
-    return payload
-
-
-def _chunk(point_id: Any, payload: dict[str, Any], score: float | None) -> Chunk:
-    try:
-        return Chunk(
-            id=str(point_id),
-            document_id=payload["document_id"],
-            position=payload["position"],
-            text=payload["text"],
-            metadata=DocumentMetadata(**{f: payload[f] for f in _METADATA_FIELDS if f in payload}),
-            score=score,
-        )
-    except (KeyError, ValueError) as exc:
-        raise VectorStoreError(
-            f"point {point_id} was not written by llm-twin-sdk (payload lacks {exc}); "
-            "use a collection of its own"
-        ) from exc

@@ -1,0 +1,200 @@
+"""Query expansion: other phrasings of a question, written by the model, the original first."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, ClassVar
+
+from ...errors import ConfigurationError
+from ...types import GenerationParams, Prompt
+from ...validation import check_query
+from .llm import ask_model, shown, step_prompt
+
+if TYPE_CHECKING:
+    from ...inference.client import InferenceClient
+
+__all__ = ["EXPANSION_SEPARATOR", "QueryExpander", "parse_phrasings"]
+
+logger = logging.getLogger(__name__)
+
+EXPANSION_SEPARATOR = "#next-question#"
+"""What the expansion prompt asks the model to put between phrasings (the reference design's)."""
+
+
+_SPLIT = re.compile(r"\r\n|[\n\r\u2028\u2029]|#+\s*next[\s_-]*question\s*#*", re.IGNORECASE)
+_MARKER = re.compile(
+    r"^(?:[-*\u2022+>]\s+"  # bullets, quotes
+    r"|\(?\d{1,3}[.):\]](?:\s+|$)"  # 1. 2) (3) 4:
+    r"|(?:original\s+|alternative\s+|rephrased\s+)?(?:question|version|query|q)\s*\d{0,3}\s*"
+    r"[:.)\-]\s*)",  # Question 2: / Q: / Version 1 -
+    re.IGNORECASE,
+)
+_QUOTES = ('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`")
+_PREAMBLE = re.compile(r"^(?:here\s+(?:are|is)|sure\b|certainly\b|of course\b)", re.IGNORECASE)
+
+
+def _key(text: str) -> str:
+    """Comparison key of a phrasing: case, spacing and surrounding punctuation ignored."""
+    return " ".join(re.findall(r"[^\W_]+", text.casefold()))
+
+
+def _clean_line(line: str) -> str:
+    """One candidate phrasing with markdown emphasis, list markers and quotes removed."""
+    previous = None
+    while line != previous:
+        previous = line
+        line = line.strip()
+        if line.startswith("**") and "**" in line[2:]:
+            line = line.replace("**", "")
+        line = _MARKER.sub("", line, count=1)
+        for opening, closing in _QUOTES:
+            if len(line) >= 2 and line.startswith(opening) and line.endswith(closing):
+                line = line[1:-1]
+    return line
+
+
+def parse_phrasings(text: str, question: str, limit: int) -> list[str]:
+    """Alternative phrasings of ``question`` in a model reply, at most ``limit``.
+
+    Phrasings are separated by line breaks or ``#next-question#``. List markers (``1.``,
+    ``2)``, ``-``, ``*``, ``Question 2:``), surrounding quotes and ``**`` are removed;
+    preamble lines (ending with ``:``, or starting ``Here are`` / ``Sure``), lines without
+    letters or digits, lines far longer than the question (``> 4 x len + 200``), the
+    question itself and duplicates (case, spacing and punctuation aside) are dropped.
+    Never raises.
+
+    >>> parse_phrasings('Here are 2 versions:\\n1. "Cheaper GPUs?"\\n2. cheaper gpus', "q?", 5)
+    ['Cheaper GPUs?']
+    """
+    if limit <= 0:
+        return []
+    longest = 4 * len(question) + 200
+    seen = {_key(question)}
+    found: list[str] = []
+    for raw in _SPLIT.split(text):
+        line = _clean_line(raw)
+        key = _key(line)
+        if (
+            not key
+            or line.endswith(":")
+            or _PREAMBLE.match(line)
+            or len(line) > longest
+            or key in seen
+        ):
+            continue
+        seen.add(key)
+        found.append(line)
+        if len(found) == limit:
+            break
+    return found
+
+
+def _expansion_params(question: str, alternatives: int) -> GenerationParams:
+    """Greedy decoding with room for ``alternatives`` phrasings about as long as
+    ``question`` (~3 characters a token, plus markers and separators)."""
+    per_phrasing = len(question) // 3 + 24
+    return GenerationParams(
+        max_new_tokens=min(1024, alternatives * per_phrasing + 16),
+        temperature=0.0,
+        top_p=1.0,
+        repetition_penalty=1.1,
+    )
+
+
+class QueryExpander:
+    """Write ``n - 1`` alternative phrasings of a question (query expansion); the original
+    always comes first.
+
+    Searching with several phrasings and fusing the results finds documents that word the
+    topic differently than the user did. With ``n == 1`` no model is called (the client may
+    then be ``None``). The reply is parsed with :func:`parse_phrasings`; when the model wrote
+    fewer usable phrasings the result is shorter (logged at ``INFO``), and when it failed or
+    wrote nothing usable the result is ``[question]`` (logged at ``WARNING``). When the
+    reply was cut by the token limit, its last, unfinished phrasing is dropped. Holds no
+    per-call state: share one between threads.
+
+    Args:
+        client: the model to ask (built once, reused for every call).
+        n: the number of queries returned at most, the original included (>= 1).
+        params: generation settings; default: greedy, with a token budget sized for ``n - 1``
+            phrasings of the question's length.
+
+    Raises:
+        ConfigurationError: ``n < 1``, or no client while ``n > 1``.
+
+    Example::
+
+        expander = QueryExpander(client, n=3)
+        expander.expand("How do I cut GPU cost?")  # ["How do I cut GPU cost?", "...", "..."]
+    """
+
+    SYSTEM: ClassVar[str] = (
+        "You help a search engine find documents in a vector database. Rewrite the user's "
+        "question {k} different ways, each from another angle and with other words, keeping "
+        "its meaning. Write each version on its own line and separate versions with "
+        f"{EXPANSION_SEPARATOR}. Write only the questions: no numbering, no explanations."
+    )
+    """The system instruction of :meth:`prompt` (``{k}``: the number of phrasings asked)."""
+
+    def __init__(
+        self,
+        client: InferenceClient | None,
+        *,
+        n: int = 3,
+        params: GenerationParams | None = None,
+    ) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigurationError(f"n must be an integer >= 1 (queries returned), got {n!r}")
+        if client is None and n > 1:
+            raise ConfigurationError(
+                f"QueryExpander(n={n}) needs a client to write alternatives; pass one, or n=1"
+            )
+        self._client = client
+        self._n = n
+        self._params = params
+
+    def __repr__(self) -> str:
+        return f"QueryExpander(client={self._client!r}, n={self._n}, params={self._params!r})"
+
+    @property
+    def client(self) -> InferenceClient | None:
+        return self._client
+
+    @property
+    def n(self) -> int:
+        """The number of queries :meth:`expand` returns at most, the original included."""
+        return self._n
+
+    def prompt(self, question: str) -> Prompt:
+        """The chat messages sent for ``question``: the instruction, then the question."""
+        return step_prompt(self.SYSTEM.format(k=max(1, self._n - 1)), question)
+
+    def expand(self, question: str) -> list[str]:
+        """``[question, *alternatives]``, between 1 and ``n`` distinct queries.
+
+        Raises:
+            EmptyQueryError: ``question`` is empty or blank.
+            ConfigurationError: the client cannot send this prompt.
+        """
+        question = check_query(question)
+        wanted = self._n - 1
+        if wanted == 0 or self._client is None:
+            return [question]
+        params = self._params or _expansion_params(question, wanted)
+        generation = ask_model(self._client, self.prompt(question), params, "query expansion")
+        if generation is None:
+            return [question]
+        text = generation.text
+        if generation.finish_reason == "length":
+            cut = max((m.start() for m in _SPLIT.finditer(text.rstrip())), default=-1)
+            if cut > 0:
+                text = text[:cut]
+        alternatives = parse_phrasings(text, question, wanted)
+        if not alternatives:
+            logger.warning(
+                "query expansion gave no usable phrasing; model output %s", shown(generation.text)
+            )
+        elif len(alternatives) < wanted:
+            logger.info("query expansion gave %d of %d phrasings asked", len(alternatives), wanted)
+        return [question, *alternatives]

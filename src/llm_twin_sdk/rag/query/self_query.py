@@ -1,0 +1,230 @@
+"""Self-query: the author / platform / kind a question names, as retrieval filters."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
+
+from ...errors import InvalidParameterError
+from ...types import DocumentKind, GenerationParams, Prompt
+from ...validation import check_query
+from ..filters import check_filters
+from .llm import ask_model, shown, step_prompt
+from .metadata import METADATA_FIELDS, read_metadata
+
+if TYPE_CHECKING:
+    from ...inference.client import InferenceClient
+
+__all__ = ["SelfQuery"]
+
+logger = logging.getLogger(__name__)
+
+_KIND_WORDS: dict[str, set[str]] = {
+    "post": {"post", "posts", "posted", "posting"},
+    "article": {"article", "articles", "blog", "blogs", "essay", "essays"},
+    "repository": {"repository", "repositories", "repo", "repos"},
+}
+"""Words of a question that name a kind of content (lower case, as :func:`_words` gives)."""
+
+_SELF_QUERY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "author": {"type": ["string", "null"]},
+        "platform": {"type": ["string", "null"]},
+        "kind": {"enum": [*get_args(DocumentKind), None]},
+    },
+    "required": list(METADATA_FIELDS),
+    "additionalProperties": False,
+}
+"""The JSON object self-query asks for; sent as ``json_schema`` so that servers able to
+constrain decoding (llama.cpp, TGI, vLLM) always produce it. Parsing stays lenient for
+servers that ignore it."""
+
+_SELF_QUERY_PARAMS = GenerationParams(
+    max_new_tokens=64,
+    temperature=0.0,
+    top_p=1.0,
+    repetition_penalty=1.0,
+    json_schema=_SELF_QUERY_SCHEMA,
+)
+"""Extraction is deterministic: greedy decoding, no repetition penalty (JSON repeats quotes),
+output constrained to :data:`_SELF_QUERY_SCHEMA`."""
+
+
+_POSSESSIVE = re.compile(r"['\u2019]s\b")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Lower-cased word tokens, possessives removed (``"Okafor's"`` -> ``("okafor",)``)."""
+    return tuple(re.findall(r"[^\W_]+", _POSSESSIVE.sub("", text.casefold())))
+
+
+def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    """Whether ``needle`` occurs in ``haystack`` as contiguous whole words."""
+    size = len(needle)
+    return size > 0 and any(
+        haystack[i : i + size] == needle for i in range(len(haystack) - size + 1)
+    )
+
+
+def _match_known(value: str, known: Collection[str]) -> tuple[str | None, str]:
+    """The known spelling ``value`` stands for, or ``None`` and why not.
+
+    Exact (case, spacing and punctuation aside) first; then an unambiguous partial match:
+    the value's words inside exactly one known value (``"Okafor"`` -> ``"Maya Okafor"``), or
+    exactly one known value's words inside the value (``"Dr. Maya Okafor"``).
+    """
+    words = _words(value)
+    exact = [k for k in known if _words(k) == words and words]
+    if exact:
+        return exact[0], ""
+    inside = [k for k in known if _contains(_words(k), words)]
+    if len(inside) == 1:
+        return inside[0], ""
+    around = [k for k in known if _contains(words, _words(k))]
+    if not inside and len(around) == 1:
+        return around[0], ""
+    if len(inside) > 1 or len(around) > 1:
+        return None, f"ambiguous: matches {sorted(inside or around)!r}"
+    return None, "matches no known value"
+
+
+def _check_known(known: Mapping[str, Collection[str]] | None) -> dict[str, tuple[str, ...]]:
+    if known is None:
+        return {}
+    if not isinstance(known, Mapping):
+        raise InvalidParameterError(
+            f"known must map a field to its values, e.g. {{'author': ['Maya Okafor']}}, got "
+            f"{type(known).__name__}"
+        )
+    checked: dict[str, tuple[str, ...]] = {}
+    for name, values in known.items():
+        if name not in METADATA_FIELDS:
+            raise InvalidParameterError(
+                f"known: no field {name!r}; self-query extracts {', '.join(METADATA_FIELDS)}"
+            )
+        items = (values,) if isinstance(values, str) else tuple(values)
+        if not all(isinstance(v, str) for v in items):
+            raise InvalidParameterError(f"known[{name!r}] must hold strings")
+        checked[name] = tuple(v for v in items if v.strip())
+    return checked
+
+
+class SelfQuery:
+    """Extract author / platform / kind named in a question, as retrieval filters (read-only).
+
+    The model is asked for one JSON object ``{"author", "platform", "kind"}``. Its reply is
+    parsed leniently (:func:`parse_metadata`), then checked:
+
+    - ``author`` and ``platform`` are kept only when one of their words occurs in the
+      question (a cheap guard against invented names: a filter on a wrong author finds
+      nothing, no filter finds something);
+    - with ``known`` values for a field (what exists in the store), a value is kept only
+      when it matches one of them -- case, spacing and punctuation aside, or unambiguously
+      by whole words (``"Okafor"`` -> ``"Maya Okafor"``) -- and the known spelling is
+      returned; without ``known``, values are kept as the model wrote them;
+    - ``kind`` must be one of ``post``, ``article``, ``repository``, and is kept only when
+      the question names that kind of content (``"posted"``, ``"articles"``, ``"blog"``,
+      ``"repo"``...): small models otherwise fill it in on every question.
+
+    Inference errors and unusable replies give ``{}`` (or the valid fields only) and a
+    ``WARNING`` log; values dropped by the checks above are logged at ``INFO``. The object
+    holds no per-call state: share one between threads.
+
+    Args:
+        client: the model to ask (built once, reused for every call).
+        params: generation settings; default: greedy, 64 new tokens, output constrained to
+            the JSON object's schema (``json_schema``) on servers that support it.
+
+    Example::
+
+        self_query = SelfQuery(client)
+        filters = self_query.extract(
+            "What did Maya Okafor write about LoRA?",
+            known={"author": ["Maya Okafor", "Liam Chen"]},
+        )
+        # {"author": ("Maya Okafor",)}
+        twin.ask(question, filters=filters or None)
+    """
+
+    SYSTEM: ClassVar[str] = (
+        "You extract search filters from a user's question. Reply with ONE JSON object and "
+        "nothing else, with exactly these keys:\n"
+        '"author": the full name of the person whose writing the question asks about\n'
+        '"platform": the website the question names, in lower case (e.g. linkedin, medium, '
+        "substack, github)\n"
+        '"kind": "post", "article" or "repository", when the question names the kind of '
+        "content\n"
+        "Use null for anything the question does not name. Never guess.\n"
+        "Example question: What did Jane Doe post on LinkedIn about RAG?\n"
+        'Example answer: {"author": "Jane Doe", "platform": "linkedin", "kind": "post"}'
+    )
+    """The system instruction of :meth:`prompt`."""
+
+    def __init__(self, client: InferenceClient, *, params: GenerationParams | None = None) -> None:
+        self._client = client
+        self._params = params or _SELF_QUERY_PARAMS
+
+    def __repr__(self) -> str:
+        return f"SelfQuery(client={self._client!r}, params={self._params!r})"
+
+    @property
+    def client(self) -> InferenceClient:
+        return self._client
+
+    @property
+    def params(self) -> GenerationParams:
+        return self._params
+
+    def prompt(self, question: str) -> Prompt:
+        """The chat messages sent for ``question``: the instruction, then the question."""
+        return step_prompt(self.SYSTEM, question)
+
+    def extract(
+        self, question: str, known: Mapping[str, Collection[str]] | None = None
+    ) -> dict[str, tuple[str, ...]]:
+        """The filters ``question`` names, e.g. ``{"author": ("Maya Okafor",)}``; ``{}`` for
+        none (or when the model fails).
+
+        Args:
+            question: the user's question.
+            known: per field, the values that exist in the store (``{"author": [...]}``).
+
+        Raises:
+            EmptyQueryError: ``question`` is empty or blank.
+            InvalidParameterError: ``known`` names a field other than author, platform, kind.
+            ConfigurationError: the client cannot send this prompt (e.g. chat messages to a
+                TGI-native backend without ``prompt_format``).
+        """
+        question = check_query(question)
+        allowed = _check_known(known)
+        generation = ask_model(self._client, self.prompt(question), self._params, "self-query")
+        if generation is None:
+            return {}
+        text = generation.text
+        metadata, problems = read_metadata(text)
+        if metadata is None:
+            logger.warning("self-query skipped: no JSON object in the model output %s", shown(text))
+            return {}
+        for problem in problems:
+            logger.warning("self-query: field dropped (%s); model output %s", problem, shown(text))
+        question_words = set(_words(question))
+        kept: dict[str, str] = {}
+        for name in METADATA_FIELDS:
+            value = getattr(metadata, name)
+            if value is None:
+                continue
+            named = _KIND_WORDS[value] if name == "kind" else set(_words(value))
+            if not named & question_words:
+                logger.info("self-query: %s %r dropped: not named in the question", name, value)
+                continue
+            if name in allowed:
+                match, why = _match_known(value, allowed[name])
+                if match is None:
+                    logger.info("self-query: %s %r dropped: %s", name, value, why)
+                    continue
+                value = match
+            kept[name] = value
+        return check_filters(kept)
