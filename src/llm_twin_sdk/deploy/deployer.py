@@ -42,7 +42,7 @@ from .spec import RESOURCE_NAME, EndpointSpec
 from .status import EndpointStatus, InferenceComponentStatus, list_managed, pending_config
 from .status import read_status as _read_status
 from .teardown import Created, ScalingRemover, cleanup_note, delete_endpoint, fail, roll_back
-from .waiting import Outcome, Poller, ResourceKind, WaitProgress
+from .waiting import Outcome, ResourceKind, WaitProgress
 
 if TYPE_CHECKING:
     from ..inference.client import InferenceClient
@@ -233,14 +233,13 @@ class Deployer:
             )
         if not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-        poller = Poller(
-            poll_interval_s=poll_interval_s, sleep=sleep, clock=clock, on_progress=on_progress
-        )
+        if not poll_interval_s > 0:
+            raise ConfigurationError(f"poll_interval_s must be > 0, got {poll_interval_s}")
         if sagemaker_client is None:
             aws = aws if aws is not None else AWSClients(region=region, profile=profile)
             sagemaker_client = aws.client("sagemaker")
         self._aws = aws
-        self._res = Resources(sagemaker_client, retry=retry, poller=poller)
+        self._res = Resources(sagemaker_client, retry, poll_interval_s, sleep, clock, on_progress)
         self._autoscaler = autoscaler
 
     def __repr__(self) -> str:
