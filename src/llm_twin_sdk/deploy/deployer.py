@@ -1,11 +1,7 @@
 """Deployer: the SageMaker control plane of the twin — plan, deploy, wait, status, list, delete.
 
-Names derive from the :class:`~llm_twin_sdk.deploy.spec.EndpointSpec` (``<name>-<content
-hash>``), so deploying is idempotent: an unchanged spec makes no write call, a changed one gets
-a new model and endpoint config and a blue/green update, and a failed deployment removes what
-it created (an update leaves the previous, good endpoint config in service).
-
-Example::
+Names derive from the spec's content (``<name>-<hash>``), so deploying is idempotent; see
+docs/deployment.md. Example::
 
     spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker")
     deployer = Deployer(region="eu-central-1", on_progress=print)
@@ -13,10 +9,6 @@ Example::
     endpoint = deployer.deploy(spec)     # waits for InService; idempotent
     print(deployer.status("twin"), deployer.list())   # list: endpoints tagged by the SDK
     deployer.delete("twin")              # autoscaling, components, endpoint, configs, models
-
-Requests are built by :mod:`.requests` (pure), plans by :mod:`.plan`; SageMaker is reached
-through :mod:`.resources` (one table of resource kinds); :mod:`.status` reads, :mod:`.teardown`
-removes. Tests inject ``sagemaker_client`` (Stubber or moto), ``sleep`` and ``clock``.
 """
 
 from __future__ import annotations
@@ -243,13 +235,15 @@ class Deployer:
         self._autoscaler = autoscaler
 
     def __repr__(self) -> str:
-        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
-        return f"Deployer(region={region!r})"
+        return f"Deployer(region={self._region()!r})"
+
+    def _region(self) -> str | None:
+        return getattr(getattr(self._res.client, "meta", None), "region_name", None)
 
     @property
     def region(self) -> str:
         """The region of the SageMaker client (used for the container image lookup)."""
-        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
+        region = self._region()
         if not region:
             raise ConfigurationError(
                 "the SageMaker client has no region: pass region= (or set AWS_DEFAULT_REGION)"

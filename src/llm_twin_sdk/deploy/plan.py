@@ -25,13 +25,12 @@ from .waiting import ResourceKind
 __all__ = ["Action", "DeploymentPlan", "PlannedResource", "build_plan", "describe_rollout"]
 
 Action: TypeAlias = Literal["create", "update", "keep"]
-PlannedResourceKind: TypeAlias = ResourceKind
 
 
 class PlannedResource(_Model):
     """One SageMaker resource of the plan and what deploying would do to it."""
 
-    resource: PlannedResourceKind
+    resource: ResourceKind
     name: str
     action: Action
     detail: str = ""
@@ -71,14 +70,13 @@ class DeploymentPlan(_Model):
     current_status: str | None = None
     rollout: RolloutSpec
 
-    def get(self, resource: PlannedResourceKind) -> PlannedResource | None:
+    def get(self, resource: ResourceKind) -> PlannedResource | None:
         """The planned entry of one resource kind (``None`` when the plan has none)."""
         return next((r for r in self.resources if r.resource == resource), None)
 
-    def action(self, resource: PlannedResourceKind) -> Action | None:
+    def action(self, resource: ResourceKind) -> Action | None:
         """``"create"``, ``"update"`` or ``"keep"`` for one resource kind."""
-        entry = self.get(resource)
-        return None if entry is None else entry.action
+        return entry.action if (entry := self.get(resource)) else None
 
     @property
     def changes(self) -> tuple[PlannedResource, ...]:
@@ -101,22 +99,16 @@ class DeploymentPlan(_Model):
             lines.append(
                 f"  in service now: {self.current_config_name} ({self.current_status or '?'})"
             )
-        header = ("ACTION", "RESOURCE", "NAME", "DETAIL")
-        rows = [header, *((r.action, r.resource, r.name, r.detail) for r in self.resources)]
+        rows = [("ACTION", "RESOURCE", "NAME", "DETAIL")]
+        rows += [(r.action, r.resource, r.name, r.detail) for r in self.resources]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines.append("")
         for row in rows:
-            cells = [row[i].ljust(widths[i]) for i in range(3)]
-            lines.append(("  " + "  ".join([*cells, row[3]])).rstrip())
-        lines.append("")
-        lines.append("  container environment:")
-        lines.extend(f"    {key}={value}" for key, value in sorted(self.environment.items()))
-        lines.append("")
-        lines.append(
-            "  nothing to do: the endpoint already runs this spec"
-            if self.is_noop
-            else f"  {len(self.changes)} change(s) to apply"
-        )
+            lines.append("  ".join(["", *map(str.ljust, row[:3], widths), row[3]]).rstrip())
+        lines += ["", "  container environment:"]
+        lines += [f"    {key}={value}" for key, value in sorted(self.environment.items())]
+        noop = "nothing to do: the endpoint already runs this spec"
+        lines += ["", f"  {noop}" if self.is_noop else f"  {len(self.changes)} change(s) to apply"]
         return "\n".join(lines)
 
 

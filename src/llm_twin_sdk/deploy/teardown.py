@@ -16,7 +16,7 @@ from ..endpoint import EndpointRef, has_sdk_tag
 from ..errors import DeploymentError, LLMTwinError, ResourceNotFoundError
 from .resources import KINDS, Resources, Response
 from .spec import EndpointSpec
-from .status import components_of, is_component_config, variants
+from .status import layout, variants
 from .waiting import ResourceKind, Settled
 
 __all__ = ["Created", "ScalingRemover", "delete_endpoint", "fail", "roll_back", "sweep"]
@@ -50,10 +50,7 @@ def delete_endpoint(
     removed: list[str] = []
     endpoint = res.describe("endpoint", name)
     if endpoint is not None:
-        config_name = endpoint.get("EndpointConfigName")
-        config = res.describe("endpoint-config", config_name) if config_name else None
-        model_based = config is not None and not is_component_config(config)
-        components = [] if model_based else components_of(res, name)
+        config, _, components = layout(res, endpoint)
         _remove_scaling(scaler(), name, components or variants(endpoint) or variants(config))
         for component in components:
             component_name = str(component["InferenceComponentName"])
