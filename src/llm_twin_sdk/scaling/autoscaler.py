@@ -1,19 +1,15 @@
 """AutoScaler: apply, describe and remove Application Auto Scaling on a SageMaker endpoint.
 
 :meth:`AutoScaler.apply` is declarative and idempotent: it reads what is in place and writes
-only the differences (built by :mod:`.requests`), so applying a policy twice writes nothing and
-applying another replaces the previous with nothing left behind; when an apply fails part-way,
-applying again finishes it. Every AWS call goes through :mod:`llm_twin_sdk.aws` (one retry
-policy, one table of error codes). IAM: the ``application-autoscaling`` Describe, Register /
-Deregister, Put / Delete and ``TagResource`` actions; for scale-to-zero also
-``cloudwatch:DescribeAlarms``, ``PutMetricAlarm``, ``DeleteAlarms`` and ``TagResource``.
+only the differences, so applying a policy twice writes nothing and applying another replaces
+the previous with nothing left behind; when an apply fails part-way, applying again finishes
+it. The IAM actions it needs are in docs/deployment.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..aws import AWSClients, call_aws, delete_if_exists, pages
@@ -22,35 +18,14 @@ from ..errors import ConfigurationError, InvalidParameterError, ScalingError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
 from .requests import SERVICE_NAMESPACE, Desired, ScalingTarget, bounds_ok, desired, same
-from .state import ScalingState, state_of
+from .state import Current, Items, ScalingState
 
 __all__ = ["AutoScaler"]
 
 logger = logging.getLogger(__name__)
 
-Items = dict[str, dict[str, Any]]
 _NAME_KEYS = {"scaling_policy": "PolicyName", "scheduled_action": "ScheduledActionName"}
 _TAGS = [{"Key": MANAGED_BY_TAG[0], "Value": MANAGED_BY_TAG[1]}]
-
-
-@dataclass(frozen=True)
-class _Current:
-    """What AWS holds for the target now (answers by name)."""
-
-    target: dict[str, Any] | None
-    policies: Items
-    scheduled: Items
-    alarms: Items
-
-    def state(self, target: ScalingTarget) -> ScalingState:
-        return state_of(
-            target.key,
-            target.endpoint,
-            target=self.target,
-            policies=self.policies,
-            alarms=self.alarms,
-            scheduled=self.scheduled,
-        )
 
 
 def _split(
@@ -67,16 +42,15 @@ def _split(
             "policy: expected TargetTracking, ScaleToZero, Scheduled or a list of them, "
             f"got {type(policy).__name__}"
         )
-    wrong = [type(item).__name__ for item in items if not isinstance(item, kinds)]
-    capacity = [p for p in items if isinstance(p, TargetTracking | ScaleToZero)]
-    scheduled = [p for p in items if isinstance(p, Scheduled)]
-    if not items or wrong:
+    if wrong := [type(item).__name__ for item in items if not isinstance(item, kinds)]:
         raise InvalidParameterError(
             "policy: expected TargetTracking, ScaleToZero or Scheduled items, got "
             + ", ".join(wrong)
-            if wrong
-            else "policy: the list is empty; give at least one policy"
         )
+    if not items:
+        raise InvalidParameterError("policy: the list is empty; give at least one policy")
+    capacity = [p for p in items if isinstance(p, TargetTracking | ScaleToZero)]
+    scheduled = [p for p in items if isinstance(p, Scheduled)]
     if len(capacity) > 1:
         raise InvalidParameterError(
             "policy: at most one TargetTracking or ScaleToZero per endpoint "
@@ -262,7 +236,7 @@ class AutoScaler:
         delete_if_exists(self._client(service), operation, policy=self.retry, **params)
         return 1
 
-    def _read(self, target: ScalingTarget) -> _Current:
+    def _read(self, target: ScalingTarget) -> Current:
         def mine(operation: str, key: str, name_key: str, **params: Any) -> Items:
             found = pages(self.autoscaling_client, operation, key, policy=self.retry, **params)
             return {
@@ -294,9 +268,9 @@ class AutoScaler:
             )
             alarms = {a["AlarmName"]: a for a in out.get("MetricAlarms") or ()}
         target_item = next(iter(targets.values()), None)
-        return _Current(target_item, policies, scheduled, alarms)
+        return Current(target_item, policies, scheduled, alarms)
 
-    def _converge(self, target: ScalingTarget, want: Desired | None, current: _Current) -> int:
+    def _converge(self, target: ScalingTarget, want: Desired | None, current: Current) -> int:
         """Write what differs between ``current`` and ``want`` (None: remove everything).
 
         The order keeps every intermediate state valid: the target exists before its
@@ -325,8 +299,19 @@ class AutoScaler:
         )
         writes += changed
         if want is not None and alarm is not None and want.alarm_policy:
-            policy = want.alarm_policy
-            writes += self._converge_alarm(target, alarm, policy, policies[policy], current)
+            # The scale-from-zero alarm triggers this policy: put it unless it already does.
+            arn = policies[want.alarm_policy].get("PolicyARN")
+            if not arn:
+                raise ScalingError(
+                    f"put_scaling_policy returned no PolicyARN for {want.alarm_policy!r} on "
+                    f"{target.resource_id}; run apply again, or remove() to clean up"
+                )
+            params = {**alarm, "AlarmActions": [arn]}
+            old = current.alarms.get(alarm["AlarmName"])
+            if old is None or not same(params, old):
+                logger.info("putting alarm %s -> %s", alarm["AlarmName"], arn)
+                self._call("cloudwatch", "put_metric_alarm", **params, Tags=_TAGS)
+                writes += 1
         writes += self._converge_items(
             target,
             "scheduled_action",
@@ -339,29 +324,6 @@ class AutoScaler:
                 "application-autoscaling", "deregister_scalable_target", **target.key
             )
         return writes
-
-    def _converge_alarm(
-        self,
-        target: ScalingTarget,
-        alarm: Mapping[str, Any],
-        policy: str,
-        answer: Mapping[str, Any],
-        current: _Current,
-    ) -> int:
-        """Put the scale-from-zero alarm, triggering ``policy``, unless it is already so."""
-        arn = answer.get("PolicyARN")
-        if not arn:
-            raise ScalingError(
-                f"put_scaling_policy returned no PolicyARN for {policy!r} on "
-                f"{target.resource_id}; run apply again, or remove() to clean up"
-            )
-        params = {**alarm, "AlarmActions": [arn]}
-        old = current.alarms.get(alarm["AlarmName"])
-        if old is not None and same(params, old):
-            return 0
-        logger.info("putting alarm %s -> %s", alarm["AlarmName"], arn)
-        self._call("cloudwatch", "put_metric_alarm", **params, Tags=_TAGS)
-        return 1
 
     def _converge_items(
         self,
