@@ -189,11 +189,8 @@ class Deployer:
     """Deploys an :class:`~llm_twin_sdk.deploy.spec.EndpointSpec` to SageMaker, idempotently.
 
     Args:
-        sagemaker_client: a boto3 SageMaker client to use (tests: Stubber or moto).
-        aws: the SDK's client factory; also gives the autoscaler its clients.
-        region / profile: build ``AWSClients`` from these (when no client is injected).
-        retry: the retry policy of every AWS call.
-        poll_interval_s: seconds between two status polls while waiting.
+        sagemaker_client / aws: an injected boto3 SageMaker client (tests: Stubber or moto) or
+            the SDK's clients (they also serve the autoscaler); default: from region / profile.
         sleep / clock: injected in tests so that no time passes.
         autoscaler: removes autoscaling in ``delete``; default: ``AutoScaler(aws=aws,
             retry=retry)``, built on first use; with only a ``sagemaker_client``, ``delete``
@@ -287,19 +284,16 @@ class Deployer:
         plan = build_plan(
             spec, region=region, image_uri=image_uri, model=model, config=config, **live
         )
-        return _Observed(plan, endpoint, component)
+        return _Observed(plan, **live)
 
     def deploy(
         self, spec: EndpointSpec, *, wait: bool = True, timeout_s: float = 1800.0
     ) -> Endpoint:
         """Create or update the endpoint so that it runs ``spec``; idempotent.
 
-        * No endpoint: creates the model, the endpoint config and the endpoint.
-        * An endpoint with another config: creates the new model and config, then a
-          blue/green ``update_endpoint`` driven by ``spec.rollout``.
-        * An unchanged spec: no write call at all.
-        * Inference components: the component is created (or updated to the new model)
-          once the endpoint is InService.
+        Creates what is missing; moves an endpoint on another config to the new one by a
+        blue/green ``update_endpoint`` (``spec.rollout``); creates or updates an inference
+        component once the endpoint is InService. An unchanged spec makes no write call.
 
         ``wait=False`` returns after the last write call; an inference-component deployment
         still waits for the endpoint, since a component can only be placed on an InService

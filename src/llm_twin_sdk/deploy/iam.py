@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from ..aws import AWSClients, call_aws, describe_or_none, error_kind
 from ..endpoint import MANAGED_BY_TAG, tag_problem
@@ -165,8 +166,6 @@ def _as_document(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if isinstance(value, str):
-        from urllib.parse import unquote
-
         text = value if value.lstrip().startswith("{") else unquote(value)
         loaded = json.loads(text)
         if isinstance(loaded, dict):

@@ -112,8 +112,6 @@ class DeploymentPlan(_Model):
         return "\n".join(lines)
 
 
-# -- computing a plan (pure: from the describe_* answers) ------------------------------------
-
 Step: TypeAlias = tuple[Action, str]
 """What deploying would do to one resource, and why."""
 

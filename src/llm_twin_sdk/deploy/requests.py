@@ -76,19 +76,17 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
     execution role, and the variant has no model but managed instance scaling and
     least-outstanding-requests routing.
     """
-    variant: dict[str, Any] = {"VariantName": spec.variant_name}
+    variant: dict[str, Any] = {"VariantName": spec.variant_name, "InstanceType": spec.instance_type}
     extra: dict[str, Any] = {}
     parts = spec.components
     if parts is None:
         variant |= {
             "ModelName": spec.model_name,
             "InitialInstanceCount": spec.instance_count,
-            "InstanceType": spec.instance_type,
             "ContainerStartupHealthCheckTimeoutInSeconds": spec.health_check_timeout_s,
         }
     else:
         variant |= {
-            "InstanceType": spec.instance_type,
             "InitialInstanceCount": min(
                 max(spec.instance_count, parts.min_instances, 1), parts.max_instances
             ),

@@ -119,14 +119,6 @@ class Resources:
         """The tags of one resource, as ``[{"Key": ..., "Value": ...}]``."""
         return list(pages(self.client, "list_tags", "Tags", policy=self.retry, ResourceArn=arn))
 
-    @staticmethod
-    def status_of(kind: ResourceKind, answer: Response | None) -> str:
-        """The status of one ``describe_*`` answer; ``"gone"`` when there is none."""
-        if answer is None:
-            return "gone"
-        key = KINDS[kind].status_key
-        return str((answer.get(key) if key else None) or "unknown")
-
     def wait_for_status(
         self,
         kind: ResourceKind,
@@ -149,7 +141,8 @@ class Resources:
         answer = first if first is not None else self.describe(kind, name)
         while True:
             elapsed = max(self.clock() - start, 0.0)
-            status, outcome = self.status_of(kind, answer), judge(answer)
+            key, outcome = KINDS[kind].status_key or "", judge(answer)
+            status = "gone" if answer is None else str(answer.get(key) or "unknown")
             reason = (answer or {}).get("FailureReason") if outcome == "failed" else None
             progress = WaitProgress(
                 resource=kind,

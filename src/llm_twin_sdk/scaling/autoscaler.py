@@ -100,16 +100,10 @@ def _check_fits(
 class AutoScaler:
     """Applies, describes and removes autoscaling on SageMaker endpoints.
 
-    Args:
-        autoscaling_client: a boto3 ``application-autoscaling`` client; built from ``aws``
-            (or ``region`` / ``profile``) on first use when omitted.
-        cloudwatch_client: a boto3 ``cloudwatch`` client (scale-to-zero alarms only).
-        aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build missing clients from.
-        region / profile: AWS region and profile, when ``aws`` is not given.
-        retry: the retry policy for every AWS call (throttling, AWS-side errors).
-
-    Clients built here never retry by themselves; injected clients keep their botocore
-    retries, which multiply with ``retry`` (see :func:`~llm_twin_sdk.aws.botocore_config`).
+    The ``application-autoscaling`` and ``cloudwatch`` (scale-to-zero alarms) clients are
+    injected or built on first use from ``aws`` (or ``region`` / ``profile``). Clients built
+    here never retry by themselves; injected clients keep their botocore retries, which
+    multiply with ``retry`` (see :func:`~llm_twin_sdk.aws.botocore_config`).
 
     Example::
 

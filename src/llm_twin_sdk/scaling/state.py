@@ -99,13 +99,12 @@ class ScalingState(_Model):
                 else ""
             )
             lines.append(f"  policy {policy.name} [{policy.type}]{detail}")
-        for alarm in self.alarms:
-            lines.append(f"  alarm {alarm.name} on {alarm.metric_name} [{alarm.state}]")
-        for action in self.scheduled_actions:
-            lines.append(
-                f"  schedule {action.name}: {action.schedule} {action.timezone or 'UTC'} -> "
-                f"{action.min_capacity}..{action.max_capacity}"
-            )
+        lines += [f"  alarm {a.name} on {a.metric_name} [{a.state}]" for a in self.alarms]
+        lines += [
+            f"  schedule {a.name}: {a.schedule} {a.timezone or 'UTC'} -> "
+            f"{a.min_capacity}..{a.max_capacity}"
+            for a in self.scheduled_actions
+        ]
         return "\n".join(lines)
 
 
