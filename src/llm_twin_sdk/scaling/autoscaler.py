@@ -9,7 +9,7 @@ it. The IAM actions it needs are in docs/deployment.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..aws import AWSClients, call_aws, delete_if_exists, pages
@@ -24,7 +24,11 @@ __all__ = ["AutoScaler"]
 
 logger = logging.getLogger(__name__)
 
-_NAME_KEYS = {"scaling_policy": "PolicyName", "scheduled_action": "ScheduledActionName"}
+_AAS = "application-autoscaling"
+_ITEMS = {  # item -> its describe operation, the answer's list key, the name key
+    "scaling_policy": ("describe_scaling_policies", "ScalingPolicies", "PolicyName"),
+    "scheduled_action": ("describe_scheduled_actions", "ScheduledActions", "ScheduledActionName"),
+}
 _TAGS = [{"Key": MANAGED_BY_TAG[0], "Value": MANAGED_BY_TAG[1]}]
 
 
@@ -137,7 +141,7 @@ class AutoScaler:
                 f"AutoScaler: retry must be a RetryPolicy, got {type(retry).__name__}"
             )
         self._clients = {
-            "application-autoscaling": autoscaling_client,
+            _AAS: autoscaling_client,
             "cloudwatch": cloudwatch_client,
         }
         if aws is None and None in self._clients.values():
@@ -157,7 +161,7 @@ class AutoScaler:
     @property
     def autoscaling_client(self) -> Any:
         """The ``application-autoscaling`` client (built on first use)."""
-        return self._client("application-autoscaling")
+        return self._client(_AAS)
 
     @property
     def cloudwatch_client(self) -> Any:
@@ -248,18 +252,11 @@ class AutoScaler:
             ResourceIds=[target.resource_id],
             ScalableDimension=target.dimension,
         )
-        policies = mine("describe_scaling_policies", "ScalingPolicies", "PolicyName", **target.key)
-        scheduled = mine(
-            "describe_scheduled_actions", "ScheduledActions", "ScheduledActionName", **target.key
-        )
+        policies, scheduled = (mine(*_ITEMS[item], **target.key) for item in _ITEMS)
         alarms: Items = {}
         if target.alarm_name is not None:
-            out = self._call(
-                "cloudwatch",
-                "describe_alarms",
-                AlarmNames=[target.alarm_name],
-                AlarmTypes=["MetricAlarm"],
-            )
+            names = {"AlarmNames": [target.alarm_name], "AlarmTypes": ["MetricAlarm"]}
+            out = self._call("cloudwatch", "describe_alarms", **names)
             alarms = {a["AlarmName"]: a for a in out.get("MetricAlarms") or ()}
         target_item = next(iter(targets.values()), None)
         return Current(target_item, policies, scheduled, alarms)
@@ -276,8 +273,7 @@ class AutoScaler:
             bounds = {"MinCapacity": want.min_capacity, "MaxCapacity": want.max_capacity}
             logger.info("registering %s: %s", target.resource_id, bounds)
             tags = {} if current.target is not None else {"Tags": dict([MANAGED_BY_TAG])}
-            aas = "application-autoscaling"
-            self._call(aas, "register_scalable_target", **target.key, **bounds, **tags)
+            self._call(_AAS, "register_scalable_target", **target.key, **bounds, **tags)
             writes += 1
         alarm = want.alarm if want is not None else None
         for name in current.alarms:
@@ -289,7 +285,6 @@ class AutoScaler:
             "scaling_policy",
             want.policies if want is not None else {},
             current.policies,
-            replace=lambda new, old: new["PolicyType"] != old.get("PolicyType"),
         )
         writes += changed
         if want is not None and alarm is not None and want.alarm_policy:
@@ -314,9 +309,7 @@ class AutoScaler:
         )[1]
         if want is None and current.target is not None:
             logger.info("deregistering %s", target.resource_id)
-            writes += self._delete(
-                "application-autoscaling", "deregister_scalable_target", **target.key
-            )
+            writes += self._delete(_AAS, "deregister_scalable_target", **target.key)
         return writes
 
     def _converge_items(
@@ -325,17 +318,16 @@ class AutoScaler:
         item: str,
         wanted: Items,
         current: Items,
-        *,
-        replace: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
     ) -> tuple[Items, int]:
-        """``delete_<item>`` what is not wanted (or must be ``replace``d), ``put_<item>`` what
-        differs; return every wanted item's answer (the put's, else AWS's) and the writes."""
-        aas, name_key, writes = "application-autoscaling", _NAME_KEYS[item], 0
+        """``delete_<item>`` what is not wanted (or a policy of another type: no put changes a
+        type), ``put_<item>`` what differs; return every wanted item's answer (the put's, else
+        AWS's) and the writes."""
+        name_key, writes = _ITEMS[item][2], 0
         for name, old in current.items():
             new = wanted.get(name)
-            if new is None or (replace is not None and replace(new, old)):
+            if new is None or new.get("PolicyType") != old.get("PolicyType"):
                 logger.info("deleting %s %s", item.replace("_", " "), name)
-                writes += self._delete(aas, f"delete_{item}", **{name_key: name}, **target.key)
+                writes += self._delete(_AAS, f"delete_{item}", **{name_key: name}, **target.key)
         answers: Items = {}
         for name, new in wanted.items():
             have = current.get(name)
@@ -343,6 +335,6 @@ class AutoScaler:
                 answers[name] = have
                 continue
             logger.info("putting %s %s", item.replace("_", " "), name)
-            answers[name] = self._call(aas, f"put_{item}", **{name_key: name}, **target.key, **new)
+            answers[name] = self._call(_AAS, f"put_{item}", **{name_key: name}, **target.key, **new)
             writes += 1
         return answers, writes
