@@ -67,12 +67,9 @@ class Endpoint(EndpointRef):
     arn: str | None = None
 
     def client(self, *, aws: AWSClients | None = None, **options: Any) -> InferenceClient:
-        """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component).
-
-        Args:
-            aws: clients to use (default: built for this endpoint's region).
-            options: more ``SageMakerBackend`` arguments (``api``, ``context_window``,
-                ``tokenizer``, ``timeout``...).
+        """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
+        ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``
+        (``api``, ``context_window``, ``tokenizer``, ``timeout``...).
 
         Example::
 
@@ -232,15 +229,13 @@ class Deployer:
         self._autoscaler = autoscaler
 
     def __repr__(self) -> str:
-        return f"Deployer(region={self._region()!r})"
-
-    def _region(self) -> str | None:
-        return getattr(getattr(self._res.client, "meta", None), "region_name", None)
+        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
+        return f"Deployer(region={region!r})"
 
     @property
     def region(self) -> str:
         """The region of the SageMaker client (used for the container image lookup)."""
-        region = self._region()
+        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
         if not region:
             raise ConfigurationError(
                 "the SageMaker client has no region: pass region= (or set AWS_DEFAULT_REGION)"
@@ -332,9 +327,7 @@ class Deployer:
                 first = observed.component if component_action == "keep" else None
                 run.settle("inference-component", first)
         return Endpoint(
-            name=spec.name,
-            variant_name=spec.variant_name,
-            inference_component_name=spec.inference_component_name,
+            **dict(spec.ref()),
             status=status,
             region=plan.region,
             endpoint_config_name=spec.endpoint_config_name,

@@ -354,13 +354,12 @@ def _check_existing(
         account = str(role["Arn"]).split(":")[4]
         guarded = trust_policy(account, region=region, partition=partition)
         if others:  # not ours to rewrite: say what is missing
-            condition = json.dumps(guarded["Statement"][0]["Condition"])
             logger.warning(
                 "IAM role %s lets %s assume it for any account (confused deputy); add the "
                 "conditions %s to its trust statement",
                 name,
                 SAGEMAKER_PRINCIPAL,
-                condition,
+                json.dumps(guarded["Statement"][0]["Condition"]),
             )
         else:
             call("update_assume_role_policy", RoleName=name, PolicyDocument=json.dumps(guarded))

@@ -38,14 +38,15 @@ class PlannedResource(_Model):
 
 def describe_rollout(rollout: RolloutSpec) -> str:
     """One line describing a blue/green rollout, e.g. ``"blue/green canary 10% then ..."``."""
-    if rollout.traffic == "all_at_once":
-        text = "blue/green all at once"
-    elif rollout.traffic == "canary":
-        text = (
-            f"blue/green canary {rollout.step_percent}% then the rest after {rollout.step_wait_s} s"
-        )
-    else:
-        text = f"blue/green linear {rollout.step_percent}% every {rollout.step_wait_s} s"
+    step, wait = rollout.step_percent, rollout.step_wait_s
+    text = (
+        "blue/green "
+        + {
+            "all_at_once": "all at once",
+            "canary": f"canary {step}% then the rest after {wait} s",
+            "linear": f"linear {step}% every {wait} s",
+        }[rollout.traffic]
+    )
     if rollout.termination_wait_s:
         text += f", old fleet kept {rollout.termination_wait_s} s"
     if rollout.rollback_alarms:

@@ -26,16 +26,11 @@ def check_spec(spec: object) -> EndpointSpec:
     """``spec`` if it is an EndpointSpec SageMaker can deploy, else InvalidParameterError."""
     if not isinstance(spec, EndpointSpec):
         raise InvalidParameterError(f"expected an EndpointSpec, got {type(spec).__name__}")
-    rollout = spec.rollout
-    if rollout.traffic == "canary" and rollout.step_percent > 50:
+    traffic, step = spec.rollout.traffic, spec.rollout.step_percent
+    low, high = {"canary": (1, 50), "linear": (10, 50)}.get(traffic, (1, 99))
+    if not low <= step <= high:  # SageMaker's limits per traffic pattern
         raise InvalidParameterError(
-            f"rollout.step_percent: a canary may take at most 50% of the fleet "
-            f"(allowed 1-50), got {rollout.step_percent}"
-        )
-    if rollout.traffic == "linear" and not 10 <= rollout.step_percent <= 50:
-        raise InvalidParameterError(
-            f"rollout.step_percent: a linear step must be 10-50% of the fleet, "
-            f"got {rollout.step_percent}"
+            f"rollout.step_percent: a {traffic} step must be {low}-{high}% of the fleet, got {step}"
         )
     parts = spec.components
     if parts is not None and parts.accelerators:

@@ -53,9 +53,8 @@ RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 
 def _names(limit: int, rule: str) -> tuple[re.Pattern[str], str]:
     """SageMaker's name rule, at most ``limit`` characters."""
-    return re.compile(
-        rf"^(?=.{{1,{limit}}}$){RESOURCE_NAME.pattern[1:]}"
-    ), f"must be 1-{limit} {rule}"
+    pattern = re.compile(rf"^(?=.{{1,{limit}}}$){RESOURCE_NAME.pattern[1:]}")
+    return pattern, f"must be 1-{limit} {rule}"
 
 
 _SHAPES = {  # field -> (pattern, SageMaker's rule)

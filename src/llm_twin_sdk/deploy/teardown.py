@@ -137,14 +137,11 @@ def roll_back(
 
 def cleanup_note(removed: list[str], left: list[str], name: str) -> str:
     """One sentence on what a failed deployment removed and left (for its error)."""
-    parts = []
-    if removed:
-        parts.append("Removed what this deployment created: " + ", ".join(removed) + ".")
-    if left:
-        parts.append(
-            "Left in place: " + ", ".join(left) + f"; Deployer.delete({name!r}) removes all."
-        )
-    return " ".join(parts) or "Nothing was created by this deployment."
+    parts = [
+        f"Removed what this deployment created: {', '.join(removed)}." if removed else "",
+        f"Left in place: {', '.join(left)}; Deployer.delete({name!r}) removes all." if left else "",
+    ]
+    return " ".join(filter(None, parts)) or "Nothing was created by this deployment."
 
 
 def fail(

@@ -185,17 +185,11 @@ class AutoScaler:
                 or ``ScaleToZero`` on a model-based endpoint...); raised before any AWS call.
             AWSError: an AWS call failed (after retries for throttling).
 
-        Example::
+        Example (``day`` and ``night``: two :class:`ScheduledAction` objects)::
 
-            scaler.apply(endpoint, [
-                TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4),
-                Scheduled(actions=(
-                    ScheduledAction(name="day", schedule="cron(0 8 ? * MON-FRI *)",
-                                    min_capacity=2, max_capacity=4),
-                    ScheduledAction(name="night", schedule="cron(0 20 ? * MON-FRI *)",
-                                    min_capacity=1, max_capacity=1),
-                )),
-            ])
+            scaler.apply(endpoint, [TargetTracking(metric="invocations", target=50,
+                                                   min_capacity=1, max_capacity=4),
+                                    Scheduled(actions=(day, night))])
         """
         capacity, scheduled = _split(policy)
         _check_fits(endpoint, capacity, scheduled)
