@@ -268,8 +268,7 @@ def ensure_execution_role(
     validate_role_name(name)
     if model_bucket is not None:
         validate_bucket_name(model_bucket)
-    problem = tag_problem(tags or {}, limit=_MAX_TAGS - 1)
-    if problem:
+    if problem := tag_problem(tags or {}, limit=_MAX_TAGS - 1):
         raise InvalidParameterError(f"tags: {problem}")
     wanted_tags = {**(tags or {}), MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1]}
     if account_id is not None:
@@ -365,8 +364,7 @@ def _check_existing(
             call("update_assume_role_policy", RoleName=name, PolicyDocument=json.dumps(guarded))
             logger.info("IAM role %s: SageMaker may now assume it for %s only", name, account)
     current = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
-    missing = {k: v for k, v in wanted_tags.items() if current.get(k) != v}
-    if missing:
+    if missing := {k: v for k, v in wanted_tags.items() if current.get(k) != v}:
         call(
             "tag_role",
             RoleName=name,

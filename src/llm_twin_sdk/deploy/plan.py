@@ -1,8 +1,7 @@
 """DeploymentPlan: what ``Deployer.deploy`` would create, update or keep, readable when printed.
 
-A plan is computed from ``describe_*`` answers only (:func:`build_plan` is pure); it never
-writes to AWS and never shows a secret (its container environment is masked; token limits
-stay readable). ``print(deployer.plan(spec))`` shows::
+Computed from ``describe_*`` answers only (:func:`build_plan` is pure), secrets masked;
+``print(deployer.plan(spec))`` shows::
 
     Deployment plan for endpoint 'twin' (us-east-1, model-based)
       image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...

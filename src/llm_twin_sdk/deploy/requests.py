@@ -1,8 +1,7 @@
 """The SageMaker requests of a deployment: pure functions of the spec, no AWS call.
 
-Each builder returns the keyword arguments of one boto3 call, so a request can be read, tested
-or reused on its own: ``sm.create_endpoint_config(**endpoint_config_request(spec))``.
-:func:`check_spec` refuses, before any call, what SageMaker would refuse.
+Each returns the keyword arguments of one boto3 call, to read, test or reuse on its own:
+``sm.create_endpoint_config(**endpoint_config_request(spec))``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """SageMaker's resources as data: one table of kinds, and describe / delete / list / wait over it.
 
-Where sagemaker-core gives every resource class ``get_all``, ``wait_for_status`` and
-``wait_for_delete``, one table, :data:`KINDS`, names each kind's operations and fields, and
-:class:`Resources` serves every kind through the AWS seam (one retry policy, one code table).
-botocore's waiters cover endpoints only, without progress or an injected clock; these have both::
+Where sagemaker-core gives every resource class ``get_all`` and ``wait_for_*``, :data:`KINDS`
+names each kind's operations and fields, and :class:`Resources` serves every kind through the
+AWS seam. botocore's waiters cover endpoints only, without progress or an injected clock::
 
     res.describe("endpoint", "twin")                  # the answer, or None: no such endpoint
     res.delete("model", "twin-12fd0641")              # False: it was already gone

@@ -232,8 +232,7 @@ class EndpointSpec(_Model):
     @field_validator("environment")
     @classmethod
     def _valid_environment(cls, value: dict[str, str]) -> dict[str, str]:
-        reserved = sorted(set(value) & _RESERVED_ENV)
-        if reserved:
+        if reserved := sorted(set(value) & _RESERVED_ENV):
             raise ValueError(
                 f"{', '.join(reserved)} are set from the spec's own fields (model_id, hf_token, "
                 "num_gpus, max_*_tokens, quantize); set those instead"
@@ -243,8 +242,7 @@ class EndpointSpec(_Model):
     @field_validator("tags")
     @classmethod
     def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
-        problem = tag_problem(value, limit=40, reserved=(MANAGED_BY_TAG[0], SPEC_HASH_TAG))
-        if problem:
+        if problem := tag_problem(value, limit=40, reserved=(MANAGED_BY_TAG[0], SPEC_HASH_TAG)):
             raise ValueError(problem)
         return value
 

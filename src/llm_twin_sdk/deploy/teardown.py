@@ -1,7 +1,6 @@
 """Removing what the SDK deployed: delete an endpoint, sweep its leftovers, roll back a deploy.
 
-Each walks the table of resource kinds (:data:`~llm_twin_sdk.deploy.resources.KINDS`), is
-idempotent (what is already gone counts as removed) and returns what it removed as
+Each is idempotent (what is already gone counts as removed) and returns what it removed as
 ``"<kind> <name>"`` strings, e.g. ``['endpoint twin', 'endpoint-config twin-3fd415d4']``.
 """
 

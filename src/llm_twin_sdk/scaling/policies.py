@@ -202,8 +202,7 @@ class Scheduled(_Model):
     @classmethod
     def _unique_names(cls, value: tuple[ScheduledAction, ...]) -> tuple[ScheduledAction, ...]:
         names = [action.name for action in value]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
+        if duplicates := sorted({name for name in names if names.count(name) > 1}):
             raise ValueError(f"action names must be unique, repeated: {', '.join(duplicates)}")
         return value
 

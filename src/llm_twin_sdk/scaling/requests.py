@@ -71,9 +71,7 @@ class ScalingTarget:
     @property
     def alarm_name(self) -> str | None:
         """Alarm names are region-wide, so the component's name is part of it."""
-        if self.component is None:
-            return None
-        return f"{NAME_PREFIX}-{self.endpoint}-{self.component}-scale-from-zero"
+        return None if self.component is None else self.name(f"{self.component}-scale-from-zero")
 
     def name(self, suffix: str) -> str:
         """``llm-twin-<endpoint>-<suffix>``: a policy's or scheduled action's name."""
