@@ -554,7 +554,7 @@ def test_inference_component_is_created_and_polled_until_in_service(
             InferenceComponentName="twin-ic",
         )
 
-    with caplog.at_level(logging.INFO, logger="llm_twin_sdk.deploy.waiting"):
+    with caplog.at_level(logging.INFO, logger="llm_twin_sdk.deploy"):
         result = deployer.deploy(spec)
 
     stub.assert_no_pending_responses()

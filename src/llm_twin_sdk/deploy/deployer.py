@@ -1,11 +1,7 @@
 """Deployer: the SageMaker control plane of the twin — plan, deploy, wait, status, list, delete.
 
-Names derive from the :class:`~llm_twin_sdk.deploy.spec.EndpointSpec` (``<name>-<content
-hash>``), so deploying is idempotent: an unchanged spec makes no write call, a changed one gets
-a new model and endpoint config and a blue/green update, and a failed deployment removes what
-it created (an update leaves the previous, good endpoint config in service).
-
-Example::
+Names derive from the spec's content (``<name>-<hash>``), so deploying is idempotent; see
+docs/deployment.md. Example::
 
     spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker")
     deployer = Deployer(region="eu-central-1", on_progress=print)
@@ -13,10 +9,6 @@ Example::
     endpoint = deployer.deploy(spec)     # waits for InService; idempotent
     print(deployer.status("twin"), deployer.list())   # list: endpoints tagged by the SDK
     deployer.delete("twin")              # autoscaling, components, endpoint, configs, models
-
-Requests are built by :mod:`.requests` (pure), plans by :mod:`.plan`; SageMaker is reached
-through :mod:`.resources` (one table of resource kinds); :mod:`.status` reads, :mod:`.teardown`
-removes. Tests inject ``sagemaker_client`` (Stubber or moto), ``sleep`` and ``clock``.
 """
 
 from __future__ import annotations
@@ -42,7 +34,7 @@ from .spec import RESOURCE_NAME, EndpointSpec
 from .status import EndpointStatus, InferenceComponentStatus, list_managed, pending_config
 from .status import read_status as _read_status
 from .teardown import Created, ScalingRemover, cleanup_note, delete_endpoint, fail, roll_back
-from .waiting import Outcome, Poller, ResourceKind, WaitProgress
+from .waiting import Outcome, ResourceKind, WaitProgress
 
 if TYPE_CHECKING:
     from ..inference.client import InferenceClient
@@ -75,12 +67,9 @@ class Endpoint(EndpointRef):
     arn: str | None = None
 
     def client(self, *, aws: AWSClients | None = None, **options: Any) -> InferenceClient:
-        """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component).
-
-        Args:
-            aws: clients to use (default: built for this endpoint's region).
-            options: more ``SageMakerBackend`` arguments (``api``, ``context_window``,
-                ``tokenizer``, ``timeout``...).
+        """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
+        ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``
+        (``api``, ``context_window``, ``tokenizer``, ``timeout``...).
 
         Example::
 
@@ -197,11 +186,8 @@ class Deployer:
     """Deploys an :class:`~llm_twin_sdk.deploy.spec.EndpointSpec` to SageMaker, idempotently.
 
     Args:
-        sagemaker_client: a boto3 SageMaker client to use (tests: Stubber or moto).
-        aws: the SDK's client factory; also gives the autoscaler its clients.
-        region / profile: build ``AWSClients`` from these (when no client is injected).
-        retry: the retry policy of every AWS call.
-        poll_interval_s: seconds between two status polls while waiting.
+        sagemaker_client / aws: an injected boto3 SageMaker client (tests: Stubber or moto) or
+            the SDK's clients (they also serve the autoscaler); default: from region / profile.
         sleep / clock: injected in tests so that no time passes.
         autoscaler: removes autoscaling in ``delete``; default: ``AutoScaler(aws=aws,
             retry=retry)``, built on first use; with only a ``sagemaker_client``, ``delete``
@@ -233,14 +219,13 @@ class Deployer:
             )
         if not isinstance(retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-        poller = Poller(
-            poll_interval_s=poll_interval_s, sleep=sleep, clock=clock, on_progress=on_progress
-        )
+        if not poll_interval_s > 0:
+            raise ConfigurationError(f"poll_interval_s must be > 0, got {poll_interval_s}")
         if sagemaker_client is None:
             aws = aws if aws is not None else AWSClients(region=region, profile=profile)
             sagemaker_client = aws.client("sagemaker")
         self._aws = aws
-        self._res = Resources(sagemaker_client, retry=retry, poller=poller)
+        self._res = Resources(sagemaker_client, retry, poll_interval_s, sleep, clock, on_progress)
         self._autoscaler = autoscaler
 
     def __repr__(self) -> str:
@@ -294,19 +279,16 @@ class Deployer:
         plan = build_plan(
             spec, region=region, image_uri=image_uri, model=model, config=config, **live
         )
-        return _Observed(plan, endpoint, component)
+        return _Observed(plan, **live)
 
     def deploy(
         self, spec: EndpointSpec, *, wait: bool = True, timeout_s: float = 1800.0
     ) -> Endpoint:
         """Create or update the endpoint so that it runs ``spec``; idempotent.
 
-        * No endpoint: creates the model, the endpoint config and the endpoint.
-        * An endpoint with another config: creates the new model and config, then a
-          blue/green ``update_endpoint`` driven by ``spec.rollout``.
-        * An unchanged spec: no write call at all.
-        * Inference components: the component is created (or updated to the new model)
-          once the endpoint is InService.
+        Creates what is missing; moves an endpoint on another config to the new one by a
+        blue/green ``update_endpoint`` (``spec.rollout``); creates or updates an inference
+        component once the endpoint is InService. An unchanged spec makes no write call.
 
         ``wait=False`` returns after the last write call; an inference-component deployment
         still waits for the endpoint, since a component can only be placed on an InService
@@ -345,9 +327,7 @@ class Deployer:
                 first = observed.component if component_action == "keep" else None
                 run.settle("inference-component", first)
         return Endpoint(
-            name=spec.name,
-            variant_name=spec.variant_name,
-            inference_component_name=spec.inference_component_name,
+            **dict(spec.ref()),
             status=status,
             region=plan.region,
             endpoint_config_name=spec.endpoint_config_name,

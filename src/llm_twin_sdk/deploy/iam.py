@@ -1,20 +1,11 @@
 """The IAM execution role SageMaker assumes to run the twin's endpoint — least privilege.
 
-:func:`ensure_execution_role` creates (or finds) a role that only ``sagemaker.amazonaws.com``
-may assume, and only for your own account (the ``aws:SourceAccount`` / ``aws:SourceArn``
-conditions AWS recommends against the confused deputy), with one inline policy: pull the
-serving image from ECR, write logs under ``/aws/sagemaker/*``, publish metrics in
-``/aws/sagemaker/*`` namespaces, and read ``model_bucket`` when one is given. No managed
-policy, no access key, nothing on disk. :func:`trust_policy` and :func:`execution_policy` are
-pure, for review or for Terraform / CloudFormation.
-
-Example::
+What the role may do, and why, is in docs/deployment.md (IAM). :func:`trust_policy` and
+:func:`execution_policy` are pure, for review or for Terraform / CloudFormation::
 
     role_arn = ensure_execution_role("twin-sagemaker", model_bucket="my-twin-models",
                                      aws=AWSClients(profile="ml"))
     spec = EndpointSpec(name="twin", role_arn=role_arn, ...)
-
-A role IAM has just created can take a few seconds before SageMaker is able to assume it.
 """
 
 from __future__ import annotations
@@ -23,8 +14,9 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from ..aws import AWSClients, call_aws, describe_or_none, error_kind
 from ..endpoint import MANAGED_BY_TAG, tag_problem
@@ -54,13 +46,22 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_PARTITION = re.compile(r"aws[a-z-]*")
+_RULES = {  # field -> (pattern, what it allows)
+    "name": (
+        r"[A-Za-z0-9_+=,.@-]{1,64}",
+        "1-64 characters among letters, digits and _+=,.@- (no spaces, no slashes)",
+    ),
+    "partition": (r"aws[a-z-]*", "aws, aws-cn, aws-us-gov"),
+    "region": (r"\*|[a-z]{2}(-[a-z]+)+-\d", "'*' or a region, e.g. us-east-1"),
+    "account_id": (r"\d{12}", "exactly 12 digits"),
+}
 _MAX_TAGS = 50  # IAM's limit per role
 _DEPUTY_KEYS = {"aws:sourceaccount", "aws:sourcearn"}
 _Call = Callable[..., Any]
 
 
-def _check(field: str, value: Any, pattern: str, allowed: str) -> str:
+def _check(field: str, value: Any) -> str:
+    pattern, allowed = _RULES[field]
     if not isinstance(value, str) or not re.fullmatch(pattern, value):
         raise InvalidParameterError(f"{field}: {value!r}; allowed: {allowed}")
     return value
@@ -68,8 +69,7 @@ def _check(field: str, value: Any, pattern: str, allowed: str) -> str:
 
 def validate_role_name(name: str) -> str:
     """``name`` if IAM accepts it as a role name (1-64 of letters, digits and ``_+=,.@-``)."""
-    allowed = "1-64 characters among letters, digits and _+=,.@- (no spaces, no slashes)"
-    return _check("name", name, r"[A-Za-z0-9_+=,.@-]{1,64}", allowed)
+    return _check("name", name)
 
 
 def validate_bucket_name(bucket: str) -> str:
@@ -91,21 +91,6 @@ def validate_bucket_name(bucket: str) -> str:
     return bucket
 
 
-def _check_partition(partition: str) -> str:
-    return _check("partition", partition, _PARTITION.pattern, "aws, aws-cn, aws-us-gov")
-
-
-def _check_region(region: str) -> str:
-    return _check("region", region, r"\*|[a-z]{2}(-[a-z]+)+-\d", "'*' or a region, e.g. us-east-1")
-
-
-def _check_account(account_id: str) -> str:
-    return _check("account_id", account_id, r"\d{12}", "exactly 12 digits")
-
-
-# -- policy documents (pure) ----------------------------------------------------------------
-
-
 def trust_policy(account_id: str, *, region: str = "*", partition: str = "aws") -> dict[str, Any]:
     """The role's trust policy: only SageMaker, acting for ``account_id``, may assume it.
 
@@ -116,9 +101,9 @@ def trust_policy(account_id: str, *, region: str = "*", partition: str = "aws") 
     >>> trust_policy("123456789012", region="eu-central-1")["Statement"][0]["Condition"]["ArnLike"]
     {'aws:SourceArn': 'arn:aws:sagemaker:eu-central-1:123456789012:*'}
     """
-    source = f"arn:{_check_partition(partition)}:sagemaker:{_check_region(region)}"
+    source = f"arn:{_check('partition', partition)}:sagemaker:{_check('region', region)}"
     condition = {
-        "StringEquals": {"aws:SourceAccount": _check_account(account_id)},
+        "StringEquals": {"aws:SourceAccount": _check("account_id", account_id)},
         "ArnLike": {"aws:SourceArn": f"{source}:{account_id}:*"},
     }
     statement = {
@@ -141,7 +126,7 @@ def execution_policy(model_bucket: str | None = None, *, partition: str = "aws")
         model_bucket: bare name of the S3 bucket holding model archives (read-only access).
         partition: ``aws``, ``aws-cn`` or ``aws-us-gov`` — the ARN prefix of the resources.
     """
-    arn = f"arn:{_check_partition(partition)}"
+    arn = f"arn:{_check('partition', partition)}"
     pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
     logs = ["CreateLogGroup", "CreateLogStream", "DescribeLogStreams", "PutLogEvents"]
     namespace = {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
@@ -172,11 +157,8 @@ def execution_role_arn(account_id: str, name: str, *, partition: str = "aws") ->
     >>> execution_role_arn("123456789012", "twin-sagemaker")
     'arn:aws:iam::123456789012:role/twin-sagemaker'
     """
-    _check_account(account_id)
-    return f"arn:{_check_partition(partition)}:iam::{account_id}:role/{validate_role_name(name)}"
-
-
-# -- reading policy documents -----------------------------------------------------------------
+    _check("account_id", account_id)
+    return f"arn:{_check('partition', partition)}:iam::{account_id}:role/{validate_role_name(name)}"
 
 
 def _as_document(value: Any) -> dict[str, Any]:
@@ -184,8 +166,6 @@ def _as_document(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if isinstance(value, str):
-        from urllib.parse import unquote
-
         text = value if value.lstrip().startswith("{") else unquote(value)
         loaded = json.loads(text)
         if isinstance(loaded, dict):
@@ -199,18 +179,13 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _allows(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """The Allow statements of a policy document."""
-    for statement in _as_list(document.get("Statement")):
-        if isinstance(statement, dict) and statement.get("Effect") == "Allow":
-            yield statement
-
-
 def _trust(document: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """The Allow statements that let SageMaker ``sts:AssumeRole``, and the other principals."""
     sagemaker: list[dict[str, Any]] = []
     others: list[str] = []
-    for statement in _allows(document):
+    for statement in _as_list(document.get("Statement")):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
         actions = {str(a).lower() for a in _as_list(statement.get("Action"))}
         principal = statement.get("Principal")
         if not isinstance(principal, dict):
@@ -246,10 +221,8 @@ def _canonical(document: Mapping[str, Any]) -> str:
 
 def _partition_of(client: Any) -> str:
     partition = getattr(getattr(client, "meta", None), "partition", None)
-    return partition if isinstance(partition, str) and _PARTITION.fullmatch(partition) else "aws"
-
-
-# -- the role ---------------------------------------------------------------------------------
+    valid = isinstance(partition, str) and re.fullmatch(_RULES["partition"][0], partition)
+    return str(partition) if valid else "aws"
 
 
 def ensure_execution_role(
@@ -267,22 +240,14 @@ def ensure_execution_role(
 
     The role trusts only SageMaker acting for your account (:func:`trust_policy`), carries
     one inline policy, :data:`INLINE_POLICY_NAME` (:func:`execution_policy`), and is tagged
-    ``managed-by: llm-twin-sdk`` plus ``tags``. Idempotent: an existing role is checked, and
-    its inline policy and tags are written only when they differ (a repeated call writes
-    nothing). An existing role that SageMaker may assume for any account (as this SDK made
-    them before) gets the guarded trust policy when SageMaker is its only principal; with
-    other principals it is left alone, with a warning saying what to add. Other policies on
-    it are left alone (managed ones are named in a warning). The caller needs
-    ``iam:GetRole``, ``CreateRole``, ``TagRole``, ``GetRolePolicy``, ``PutRolePolicy``,
-    ``UpdateAssumeRolePolicy`` (old roles) and, optionally, ``ListAttachedRolePolicies``.
+    ``managed-by: llm-twin-sdk`` plus ``tags``. Idempotent: a repeated call writes nothing.
+    An existing role is checked; how, and the IAM actions the caller needs: docs/deployment.md.
 
     Args:
-        name: role name (IAM rule: 1-64 characters among letters, digits and ``_+=,.@-``).
         model_bucket: bare name of the S3 bucket with model archives; ``None`` for hub models.
+        tags: extra tags for a new role (or added to an existing one).
         iam_client / aws: a boto3 IAM client, or the SDK's clients (default: from the
             environment).
-        retry: retry policy for the IAM calls (throttling, 5xx).
-        tags: extra tags for a new role (or added to an existing one).
         account_id: the account the trust policy names; default: the existing role's, else
             the caller's (``sts:GetCallerIdentity`` through ``aws``). Needed with an
             ``iam_client`` alone when the role does not exist yet.
@@ -303,13 +268,12 @@ def ensure_execution_role(
     validate_role_name(name)
     if model_bucket is not None:
         validate_bucket_name(model_bucket)
-    problem = tag_problem(tags or {}, limit=_MAX_TAGS - 1)
-    if problem:
+    if problem := tag_problem(tags or {}, limit=_MAX_TAGS - 1):
         raise InvalidParameterError(f"tags: {problem}")
     wanted_tags = {**(tags or {}), MANAGED_BY_TAG[0]: MANAGED_BY_TAG[1]}
     if account_id is not None:
-        _check_account(account_id)
-    _check_region(region)
+        _check("account_id", account_id)
+    _check("region", region)
 
     if iam_client is None:
         aws = aws or AWSClients()
@@ -322,14 +286,13 @@ def ensure_execution_role(
     if role is None:
         account = account_id or _caller_account(aws, retry)
         trust = trust_policy(account, region=region, partition=partition)
-        tag_list = [{"Key": k, "Value": v} for k, v in sorted(wanted_tags.items())]
         try:
             role = call(
                 "create_role",
                 RoleName=name,
                 AssumeRolePolicyDocument=json.dumps(trust),
                 Description=ROLE_DESCRIPTION,
-                Tags=tag_list,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(wanted_tags.items())],
             )["Role"]
             logger.info("created IAM role %s", name)
         except AWSError as exc:
@@ -345,13 +308,8 @@ def ensure_execution_role(
     current = find("get_role_policy", RoleName=name, PolicyName=INLINE_POLICY_NAME)
     current = None if current is None else _as_document(current["PolicyDocument"])
     if current is None or _canonical(current) != _canonical(document):
-        policy_text = json.dumps(document)
-        call(
-            "put_role_policy",
-            RoleName=name,
-            PolicyName=INLINE_POLICY_NAME,
-            PolicyDocument=policy_text,
-        )
+        text = json.dumps(document)
+        call("put_role_policy", RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=text)
         action = "wrote" if current is None else "updated"
         logger.info("%s inline policy %s on role %s", action, INLINE_POLICY_NAME, name)
     return str(role["Arn"])
@@ -395,20 +353,18 @@ def _check_existing(
         account = str(role["Arn"]).split(":")[4]
         guarded = trust_policy(account, region=region, partition=partition)
         if others:  # not ours to rewrite: say what is missing
-            condition = json.dumps(guarded["Statement"][0]["Condition"])
             logger.warning(
                 "IAM role %s lets %s assume it for any account (confused deputy); add the "
                 "conditions %s to its trust statement",
                 name,
                 SAGEMAKER_PRINCIPAL,
-                condition,
+                json.dumps(guarded["Statement"][0]["Condition"]),
             )
         else:
             call("update_assume_role_policy", RoleName=name, PolicyDocument=json.dumps(guarded))
             logger.info("IAM role %s: SageMaker may now assume it for %s only", name, account)
     current = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
-    missing = {k: v for k, v in wanted_tags.items() if current.get(k) != v}
-    if missing:
+    if missing := {k: v for k, v in wanted_tags.items() if current.get(k) != v}:
         call(
             "tag_role",
             RoleName=name,

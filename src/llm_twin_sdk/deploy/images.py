@@ -51,8 +51,7 @@ def resolve_image_uri(spec: EndpointSpec, region: str) -> str:
     """
     if spec.image_uri:
         return spec.image_uri
-    family = spec.instance_type.split(".")[1]
-    if family in NEURON_FAMILIES:
+    if spec.instance_type.split(".")[1] in NEURON_FAMILIES:
         raise ConfigurationError(
             f"{spec.instance_type} runs AWS Neuron chips, which need a Neuron image "
             "(e.g. the djl-neuronx or optimum-neuron containers); set EndpointSpec.image_uri"

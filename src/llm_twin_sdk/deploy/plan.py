@@ -1,8 +1,7 @@
 """DeploymentPlan: what ``Deployer.deploy`` would create, update or keep, readable when printed.
 
-A plan is computed from ``describe_*`` answers only (:func:`build_plan` is pure); it never
-writes to AWS and never shows a secret (its container environment is masked; token limits
-stay readable). ``print(deployer.plan(spec))`` shows::
+Computed from ``describe_*`` answers only (:func:`build_plan` is pure), secrets masked;
+``print(deployer.plan(spec))`` shows::
 
     Deployment plan for endpoint 'twin' (us-east-1, model-based)
       image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...
@@ -25,13 +24,12 @@ from .waiting import ResourceKind
 __all__ = ["Action", "DeploymentPlan", "PlannedResource", "build_plan", "describe_rollout"]
 
 Action: TypeAlias = Literal["create", "update", "keep"]
-PlannedResourceKind: TypeAlias = ResourceKind
 
 
 class PlannedResource(_Model):
     """One SageMaker resource of the plan and what deploying would do to it."""
 
-    resource: PlannedResourceKind
+    resource: ResourceKind
     name: str
     action: Action
     detail: str = ""
@@ -39,14 +37,15 @@ class PlannedResource(_Model):
 
 def describe_rollout(rollout: RolloutSpec) -> str:
     """One line describing a blue/green rollout, e.g. ``"blue/green canary 10% then ..."``."""
-    if rollout.traffic == "all_at_once":
-        text = "blue/green all at once"
-    elif rollout.traffic == "canary":
-        text = (
-            f"blue/green canary {rollout.step_percent}% then the rest after {rollout.step_wait_s} s"
-        )
-    else:
-        text = f"blue/green linear {rollout.step_percent}% every {rollout.step_wait_s} s"
+    step, wait = rollout.step_percent, rollout.step_wait_s
+    text = (
+        "blue/green "
+        + {
+            "all_at_once": "all at once",
+            "canary": f"canary {step}% then the rest after {wait} s",
+            "linear": f"linear {step}% every {wait} s",
+        }[rollout.traffic]
+    )
     if rollout.termination_wait_s:
         text += f", old fleet kept {rollout.termination_wait_s} s"
     if rollout.rollback_alarms:
@@ -71,14 +70,13 @@ class DeploymentPlan(_Model):
     current_status: str | None = None
     rollout: RolloutSpec
 
-    def get(self, resource: PlannedResourceKind) -> PlannedResource | None:
+    def get(self, resource: ResourceKind) -> PlannedResource | None:
         """The planned entry of one resource kind (``None`` when the plan has none)."""
         return next((r for r in self.resources if r.resource == resource), None)
 
-    def action(self, resource: PlannedResourceKind) -> Action | None:
+    def action(self, resource: ResourceKind) -> Action | None:
         """``"create"``, ``"update"`` or ``"keep"`` for one resource kind."""
-        entry = self.get(resource)
-        return None if entry is None else entry.action
+        return entry.action if (entry := self.get(resource)) else None
 
     @property
     def changes(self) -> tuple[PlannedResource, ...]:
@@ -101,26 +99,18 @@ class DeploymentPlan(_Model):
             lines.append(
                 f"  in service now: {self.current_config_name} ({self.current_status or '?'})"
             )
-        header = ("ACTION", "RESOURCE", "NAME", "DETAIL")
-        rows = [header, *((r.action, r.resource, r.name, r.detail) for r in self.resources)]
+        rows = [("ACTION", "RESOURCE", "NAME", "DETAIL")]
+        rows += [(r.action, r.resource, r.name, r.detail) for r in self.resources]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines.append("")
         for row in rows:
-            cells = [row[i].ljust(widths[i]) for i in range(3)]
-            lines.append(("  " + "  ".join([*cells, row[3]])).rstrip())
-        lines.append("")
-        lines.append("  container environment:")
-        lines.extend(f"    {key}={value}" for key, value in sorted(self.environment.items()))
-        lines.append("")
-        lines.append(
-            "  nothing to do: the endpoint already runs this spec"
-            if self.is_noop
-            else f"  {len(self.changes)} change(s) to apply"
-        )
+            lines.append("  ".join(["", *map(str.ljust, row[:3], widths), row[3]]).rstrip())
+        lines += ["", "  container environment:"]
+        lines += [f"    {key}={value}" for key, value in sorted(self.environment.items())]
+        noop = "nothing to do: the endpoint already runs this spec"
+        lines += ["", f"  {noop}" if self.is_noop else f"  {len(self.changes)} change(s) to apply"]
         return "\n".join(lines)
 
-
-# -- computing a plan (pure: from the describe_* answers) ------------------------------------
 
 Step: TypeAlias = tuple[Action, str]
 """What deploying would do to one resource, and why."""

@@ -1,8 +1,7 @@
 """The SageMaker requests of a deployment: pure functions of the spec, no AWS call.
 
-Each builder returns the keyword arguments of one boto3 call, so a request can be read, tested
-or reused on its own: ``sm.create_endpoint_config(**endpoint_config_request(spec))``.
-:func:`check_spec` refuses, before any call, what SageMaker would refuse.
+Each returns the keyword arguments of one boto3 call, to read, test or reuse on its own:
+``sm.create_endpoint_config(**endpoint_config_request(spec))``.
 """
 
 from __future__ import annotations
@@ -26,16 +25,11 @@ def check_spec(spec: object) -> EndpointSpec:
     """``spec`` if it is an EndpointSpec SageMaker can deploy, else InvalidParameterError."""
     if not isinstance(spec, EndpointSpec):
         raise InvalidParameterError(f"expected an EndpointSpec, got {type(spec).__name__}")
-    rollout = spec.rollout
-    if rollout.traffic == "canary" and rollout.step_percent > 50:
+    traffic, step = spec.rollout.traffic, spec.rollout.step_percent
+    low, high = {"canary": (1, 50), "linear": (10, 50)}.get(traffic, (1, 99))
+    if not low <= step <= high:  # SageMaker's limits per traffic pattern
         raise InvalidParameterError(
-            f"rollout.step_percent: a canary may take at most 50% of the fleet "
-            f"(allowed 1-50), got {rollout.step_percent}"
-        )
-    if rollout.traffic == "linear" and not 10 <= rollout.step_percent <= 50:
-        raise InvalidParameterError(
-            f"rollout.step_percent: a linear step must be 10-50% of the fleet, "
-            f"got {rollout.step_percent}"
+            f"rollout.step_percent: a {traffic} step must be {low}-{high}% of the fleet, got {step}"
         )
     parts = spec.components
     if parts is not None and parts.accelerators:
@@ -76,19 +70,17 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
     execution role, and the variant has no model but managed instance scaling and
     least-outstanding-requests routing.
     """
-    variant: dict[str, Any] = {"VariantName": spec.variant_name}
+    variant: dict[str, Any] = {"VariantName": spec.variant_name, "InstanceType": spec.instance_type}
     extra: dict[str, Any] = {}
     parts = spec.components
     if parts is None:
         variant |= {
             "ModelName": spec.model_name,
             "InitialInstanceCount": spec.instance_count,
-            "InstanceType": spec.instance_type,
             "ContainerStartupHealthCheckTimeoutInSeconds": spec.health_check_timeout_s,
         }
     else:
         variant |= {
-            "InstanceType": spec.instance_type,
             "InitialInstanceCount": min(
                 max(spec.instance_count, parts.min_instances, 1), parts.max_instances
             ),

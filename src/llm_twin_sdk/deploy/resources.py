@@ -1,8 +1,8 @@
 """SageMaker's resources as data: one table of kinds, and describe / delete / list / wait over it.
 
-Where sagemaker-core gives every resource class ``get_all``, ``wait_for_status`` and
-``wait_for_delete``, one table, :data:`KINDS`, names each kind's operations and fields, and
-:class:`Resources` serves every kind through the AWS seam (one retry policy, one code table)::
+Where sagemaker-core gives every resource class ``get_all`` and ``wait_for_*``, :data:`KINDS`
+names each kind's operations and fields, and :class:`Resources` serves every kind through the
+AWS seam. botocore's waiters cover endpoints only, without progress or an injected clock::
 
     res.describe("endpoint", "twin")                  # the answer, or None: no such endpoint
     res.delete("model", "twin-12fd0641")              # False: it was already gone
@@ -11,15 +11,20 @@ Where sagemaker-core gives every resource class ``get_all``, ``wait_for_status``
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from ..aws import call_aws, delete_if_exists, describe_or_none, pages
+from ..errors import EndpointTimeoutError
 from ..retry import RetryPolicy
-from .waiting import Outcome, Poller, ResourceKind, Settled
+from .waiting import Outcome, ResourceKind, Settled, WaitProgress
 
 __all__ = ["KINDS", "Judge", "Kind", "Resources", "Response"]
+
+logger = logging.getLogger(__name__)
 
 Response: TypeAlias = dict[str, Any]
 Judge: TypeAlias = Callable[[Response | None], Outcome]
@@ -66,14 +71,20 @@ KINDS: Mapping[ResourceKind, Kind] = {
 _DELETE_HINT = "The deletion goes on in SageMaker; call Deployer.delete again to keep waiting."
 
 
+@dataclass(frozen=True)
 class Resources:
-    """SageMaker resources of every kind, through one client, retry policy and poller."""
+    """SageMaker resources of every kind, through one client and retry policy.
 
-    def __init__(self, client: Any, *, retry: RetryPolicy, poller: Poller) -> None:
-        self.client = client
-        self.retry = retry
-        self.poller = poller
-        self.clock = poller.clock
+    Waits poll every ``poll_interval_s`` seconds and call ``on_progress`` with every
+    observation; tests inject ``sleep`` and ``clock`` (monotonic seconds).
+    """
+
+    client: Any
+    retry: RetryPolicy
+    poll_interval_s: float = 15.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    on_progress: Callable[[WaitProgress], None] | None = field(default=None, repr=False)
 
     def call(self, operation: str, **params: Any) -> Response:
         """One SageMaker call (retried, errors converted); its answer as a dict."""
@@ -107,14 +118,6 @@ class Resources:
         """The tags of one resource, as ``[{"Key": ..., "Value": ...}]``."""
         return list(pages(self.client, "list_tags", "Tags", policy=self.retry, ResourceArn=arn))
 
-    @staticmethod
-    def status_of(kind: ResourceKind, answer: Response | None) -> str:
-        """The status of one ``describe_*`` answer; ``"gone"`` when there is none."""
-        if answer is None:
-            return "gone"
-        key = KINDS[kind].status_key
-        return str((answer.get(key) if key else None) or "unknown")
-
     def wait_for_status(
         self,
         kind: ResourceKind,
@@ -126,22 +129,41 @@ class Resources:
         first: Response | None = None,
         hint: str = "",
     ) -> Settled:
-        """Poll ``describe_<kind>`` until ``judge`` says done or failed, or until ``deadline``.
+        """Poll ``describe_<kind>`` until ``judge`` says done or failed, or until ``deadline``;
+        ``first`` is an answer already read (it saves a call when it is terminal).
 
         Raises:
             EndpointTimeoutError: still waiting at ``deadline`` (``hint`` says what to do).
         """
-        return self.poller.wait(
-            resource=kind,
-            name=name,
-            describe=lambda: self.describe(kind, name),
-            judge=judge,
-            status_of=lambda answer: self.status_of(kind, answer),
-            timeout_s=max(deadline - self.clock(), 0.0),
-            endpoint_name=endpoint_name,
-            first=first,
-            hint=hint,
-        )
+        start = self.clock()
+        timeout_s = max(deadline - start, 0.0)
+        answer = first if first is not None else self.describe(kind, name)
+        while True:
+            elapsed = max(self.clock() - start, 0.0)
+            key, outcome = KINDS[kind].status_key or "", judge(answer)
+            status = "gone" if answer is None else str(answer.get(key) or "unknown")
+            reason = (answer or {}).get("FailureReason") if outcome == "failed" else None
+            progress = WaitProgress(
+                resource=kind,
+                name=name,
+                status=status,
+                elapsed_s=elapsed,
+                timeout_s=max(timeout_s, 1e-9),
+                failure_reason=str(reason) if reason else None,
+            )
+            logger.info("%s", progress)
+            if self.on_progress is not None:
+                self.on_progress(progress)
+            if outcome != "waiting":
+                return Settled(outcome=outcome, response=answer, elapsed_s=elapsed)
+            if elapsed >= timeout_s:
+                message = (
+                    f"{kind} {name!r} is still {status} after {elapsed:.0f} s "
+                    f"(timeout_s={timeout_s:g}). {hint}"
+                )
+                raise EndpointTimeoutError(message.strip(), endpoint_name=endpoint_name or name)
+            self.sleep(min(self.poll_interval_s, timeout_s - elapsed))
+            answer = self.describe(kind, name)
 
     def wait_for_delete(
         self,

@@ -1,8 +1,7 @@
 """EndpointSpec: everything that defines a SageMaker deployment of the twin, validated.
 
-The model and endpoint config are named ``<name>-<content hash>``, so deploying an unchanged
-spec finds them and does nothing, and a changed spec makes new ones. Invalid specs raise
-:class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field and the allowed values::
+The model and endpoint config are named ``<name>-<content hash>`` (docs/deployment.md). Invalid
+specs raise :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field::
 
     spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
                         hf_token=os.environ["HF_TOKEN"])
@@ -54,9 +53,8 @@ RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 
 def _names(limit: int, rule: str) -> tuple[re.Pattern[str], str]:
     """SageMaker's name rule, at most ``limit`` characters."""
-    return re.compile(
-        rf"^(?=.{{1,{limit}}}$){RESOURCE_NAME.pattern[1:]}"
-    ), f"must be 1-{limit} {rule}"
+    pattern = re.compile(rf"^(?=.{{1,{limit}}}$){RESOURCE_NAME.pattern[1:]}")
+    return pattern, f"must be 1-{limit} {rule}"
 
 
 _SHAPES = {  # field -> (pattern, SageMaker's rule)
@@ -82,12 +80,6 @@ _SHAPES = {  # field -> (pattern, SageMaker's rule)
 }
 _INSTANCE = re.compile(r"^ml\.([a-z0-9-]+)\.([a-z0-9]+)$")
 
-KNOWN_INSTANCE_FAMILIES = frozenset(
-    {
-        "g4dn", "g5", "g6", "g6e", "g7e", "p3", "p4d", "p4de", "p5", "p5e", "p5en",
-        "inf2", "trn1", "trn2", "c5", "c6i", "c7i", "m5", "m6i", "m7i", "r5", "r6i", "r7i", "t2",
-    }
-)  # fmt: skip
 _CPU_FAMILIES = frozenset({"c5", "c6i", "c7i", "m5", "m6i", "m7i", "r5", "r6i", "r7i", "t2"})
 _MULTI_GPU_FAMILIES = frozenset({"g5", "g6", "g6e", "g7e"})  # 12x/24xlarge: 4, 48xlarge: 8
 _EIGHT_GPU_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en"})
@@ -101,6 +93,9 @@ _DEVICES = {  # sizes whose accelerator count the family rule above does not giv
     "ml.trn2.48xlarge": 16,
 }
 NEURON_FAMILIES = frozenset({"inf2", "trn1", "trn2"})
+KNOWN_INSTANCE_FAMILIES = frozenset(
+    {"g4dn", "p3"} | _CPU_FAMILIES | _MULTI_GPU_FAMILIES | _EIGHT_GPU_FAMILIES | NEURON_FAMILIES
+)
 
 
 _RESERVED_ENV = frozenset(
@@ -237,8 +232,7 @@ class EndpointSpec(_Model):
     @field_validator("environment")
     @classmethod
     def _valid_environment(cls, value: dict[str, str]) -> dict[str, str]:
-        reserved = sorted(set(value) & _RESERVED_ENV)
-        if reserved:
+        if reserved := sorted(set(value) & _RESERVED_ENV):
             raise ValueError(
                 f"{', '.join(reserved)} are set from the spec's own fields (model_id, hf_token, "
                 "num_gpus, max_*_tokens, quantize); set those instead"
@@ -248,8 +242,7 @@ class EndpointSpec(_Model):
     @field_validator("tags")
     @classmethod
     def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
-        problem = tag_problem(value, limit=40, reserved=(MANAGED_BY_TAG[0], SPEC_HASH_TAG))
-        if problem:
+        if problem := tag_problem(value, limit=40, reserved=(MANAGED_BY_TAG[0], SPEC_HASH_TAG)):
             raise ValueError(problem)
         return value
 
@@ -262,8 +255,6 @@ class EndpointSpec(_Model):
                 f" / {self.max_batch_total_tokens}"
             )
         return self
-
-    # -- derived values -----------------------------------------------------------------
 
     @property
     def kind(self) -> Literal["model", "inference-component"]:

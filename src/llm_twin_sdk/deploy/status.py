@@ -5,7 +5,7 @@ only) through :class:`~llm_twin_sdk.deploy.resources.Resources`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from pydantic import Field
 
@@ -13,7 +13,9 @@ from ..endpoint import EndpointRef, has_sdk_tag
 from ..types import _Model
 from .resources import Resources, Response
 
-__all__ = ["EndpointStatus", "InferenceComponentStatus", "list_managed", "read_status"]
+__all__ = ["EndpointStatus", "InferenceComponentStatus", "layout", "list_managed", "read_status"]
+
+Kind: TypeAlias = Literal["model", "inference-component"]
 
 
 class InferenceComponentStatus(_Model):
@@ -40,7 +42,7 @@ class EndpointStatus(_Model):
     pending_config_name: str | None = Field(
         None, description="The config an update in progress moves to."
     )
-    kind: Literal["model", "inference-component"] | None = None
+    kind: Kind | None = None
     variant_name: str | None = None
     instance_type: str | None = None
     current_instance_count: int | None = None
@@ -88,25 +90,31 @@ def variants(answer: Response | None) -> list[Response]:
     return list((answer or {}).get("ProductionVariants") or [])
 
 
-def is_component_config(config: Response) -> bool:
-    """An endpoint config for inference components: no variant holds a model."""
-    found = variants(config)
-    return bool(found) and all("ModelName" not in v for v in found)
-
-
 def pending_config(endpoint: Response) -> str | None:
     """The endpoint config an update in progress moves the endpoint to."""
     name = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
     return str(name) if name else None
 
 
-def components_of(res: Resources, endpoint_name: str) -> list[Response]:
-    """``describe_inference_component`` of every component on the endpoint (that still exists)."""
-    found = (
+def layout(
+    res: Resources, endpoint: Response
+) -> tuple[Response | None, Kind | None, list[Response]]:
+    """An endpoint's config (``None``: none), its kind (``None``: unknown) and the answers of
+    its inference components (none for a model-based endpoint)."""
+    config_name = endpoint.get("EndpointConfigName")
+    config = res.describe("endpoint-config", config_name) if config_name else None
+    held = ["ModelName" in variant for variant in variants(config)]
+    kind: Kind | None = None
+    if config is not None:  # inference components: no variant holds a model
+        kind = "inference-component" if held and not any(held) else "model"
+    if kind == "model":
+        return config, kind, []
+    name = str(endpoint["EndpointName"])
+    found = [
         res.describe("inference-component", str(summary["InferenceComponentName"]))
-        for summary in res.get_all("inference-component", EndpointNameEquals=endpoint_name)
-    )
-    return [component for component in found if component is not None]
+        for summary in res.get_all("inference-component", EndpointNameEquals=name)
+    ]
+    return config, kind, [component for component in found if component is not None]
 
 
 def read_status(
@@ -114,22 +122,16 @@ def read_status(
 ) -> EndpointStatus:
     """The :class:`EndpointStatus` of one ``describe_endpoint`` answer (reads its config,
     its components and, unless given, its tags)."""
-    name = str(endpoint["EndpointName"])
-    config_name = endpoint.get("EndpointConfigName")
-    config = res.describe("endpoint-config", config_name) if config_name else None
-    kind: Literal["model", "inference-component"] | None = None
-    if config is not None:
-        kind = "inference-component" if is_component_config(config) else "model"
-    components = [] if kind == "model" else components_of(res, name)
+    config, kind, components = layout(res, endpoint)
     live, configured = variants(endpoint), variants(config)
     current = [v["CurrentInstanceCount"] for v in live if "CurrentInstanceCount" in v]
     desired = [v["DesiredInstanceCount"] for v in live if "DesiredInstanceCount" in v]
     if tags is None and endpoint.get("EndpointArn"):
         tags = res.tags(str(endpoint["EndpointArn"]))
     return EndpointStatus(
-        name=name,
+        name=str(endpoint["EndpointName"]),
         status=str(endpoint.get("EndpointStatus")),
-        endpoint_config_name=config_name,
+        endpoint_config_name=endpoint.get("EndpointConfigName"),
         pending_config_name=pending_config(endpoint),
         kind=kind,
         variant_name=(live or configured or [{}])[0].get("VariantName"),

@@ -1,7 +1,6 @@
 """Removing what the SDK deployed: delete an endpoint, sweep its leftovers, roll back a deploy.
 
-Each walks the table of resource kinds (:data:`~llm_twin_sdk.deploy.resources.KINDS`), is
-idempotent (what is already gone counts as removed) and returns what it removed as
+Each is idempotent (what is already gone counts as removed) and returns what it removed as
 ``"<kind> <name>"`` strings, e.g. ``['endpoint twin', 'endpoint-config twin-3fd415d4']``.
 """
 
@@ -16,7 +15,7 @@ from ..endpoint import EndpointRef, has_sdk_tag
 from ..errors import DeploymentError, LLMTwinError, ResourceNotFoundError
 from .resources import KINDS, Resources, Response
 from .spec import EndpointSpec
-from .status import components_of, is_component_config, variants
+from .status import layout, variants
 from .waiting import ResourceKind, Settled
 
 __all__ = ["Created", "ScalingRemover", "delete_endpoint", "fail", "roll_back", "sweep"]
@@ -50,10 +49,7 @@ def delete_endpoint(
     removed: list[str] = []
     endpoint = res.describe("endpoint", name)
     if endpoint is not None:
-        config_name = endpoint.get("EndpointConfigName")
-        config = res.describe("endpoint-config", config_name) if config_name else None
-        model_based = config is not None and not is_component_config(config)
-        components = [] if model_based else components_of(res, name)
+        config, _, components = layout(res, endpoint)
         _remove_scaling(scaler(), name, components or variants(endpoint) or variants(config))
         for component in components:
             component_name = str(component["InferenceComponentName"])
@@ -140,14 +136,11 @@ def roll_back(
 
 def cleanup_note(removed: list[str], left: list[str], name: str) -> str:
     """One sentence on what a failed deployment removed and left (for its error)."""
-    parts = []
-    if removed:
-        parts.append("Removed what this deployment created: " + ", ".join(removed) + ".")
-    if left:
-        parts.append(
-            "Left in place: " + ", ".join(left) + f"; Deployer.delete({name!r}) removes all."
-        )
-    return " ".join(parts) or "Nothing was created by this deployment."
+    parts = [
+        f"Removed what this deployment created: {', '.join(removed)}." if removed else "",
+        f"Left in place: {', '.join(left)}; Deployer.delete({name!r}) removes all." if left else "",
+    ]
+    return " ".join(filter(None, parts)) or "Nothing was created by this deployment."
 
 
 def fail(

@@ -1,13 +1,9 @@
 """Autoscaling of SageMaker endpoints: target tracking, scale-to-zero and schedules.
 
-Example::
+Example (``EndpointRef`` from :mod:`llm_twin_sdk.endpoint`, or a deployed ``Endpoint``)::
 
-    scaler = AutoScaler(region="eu-central-1")
-    endpoint = EndpointRef(name="twin")           # from llm_twin_sdk.endpoint, or Endpoint
-    scaler.apply(endpoint, TargetTracking(metric="invocations", target=50,
-                                          min_capacity=1, max_capacity=4))
-    print(scaler.describe(endpoint))
-    scaler.remove(endpoint)
+    AutoScaler(region="eu-central-1").apply(EndpointRef(name="twin"), TargetTracking(
+        metric="invocations", target=50, min_capacity=1, max_capacity=4))
 """
 
 from __future__ import annotations

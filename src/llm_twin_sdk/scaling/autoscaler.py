@@ -1,19 +1,15 @@
 """AutoScaler: apply, describe and remove Application Auto Scaling on a SageMaker endpoint.
 
 :meth:`AutoScaler.apply` is declarative and idempotent: it reads what is in place and writes
-only the differences (built by :mod:`.requests`), so applying a policy twice writes nothing and
-applying another replaces the previous with nothing left behind; when an apply fails part-way,
-applying again finishes it. Every AWS call goes through :mod:`llm_twin_sdk.aws` (one retry
-policy, one table of error codes). IAM: the ``application-autoscaling`` Describe, Register /
-Deregister, Put / Delete and ``TagResource`` actions; for scale-to-zero also
-``cloudwatch:DescribeAlarms``, ``PutMetricAlarm``, ``DeleteAlarms`` and ``TagResource``.
+only the differences, so applying a policy twice writes nothing and applying another replaces
+the previous with nothing left behind; when an apply fails part-way, applying again finishes
+it. The IAM actions it needs are in docs/deployment.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from ..aws import AWSClients, call_aws, delete_if_exists, pages
@@ -22,35 +18,18 @@ from ..errors import ConfigurationError, InvalidParameterError, ScalingError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
 from .requests import SERVICE_NAMESPACE, Desired, ScalingTarget, bounds_ok, desired, same
-from .state import ScalingState, state_of
+from .state import Current, Items, ScalingState
 
 __all__ = ["AutoScaler"]
 
 logger = logging.getLogger(__name__)
 
-Items = dict[str, dict[str, Any]]
-_NAME_KEYS = {"scaling_policy": "PolicyName", "scheduled_action": "ScheduledActionName"}
+_AAS = "application-autoscaling"
+_ITEMS = {  # item -> its describe operation, the answer's list key, the name key
+    "scaling_policy": ("describe_scaling_policies", "ScalingPolicies", "PolicyName"),
+    "scheduled_action": ("describe_scheduled_actions", "ScheduledActions", "ScheduledActionName"),
+}
 _TAGS = [{"Key": MANAGED_BY_TAG[0], "Value": MANAGED_BY_TAG[1]}]
-
-
-@dataclass(frozen=True)
-class _Current:
-    """What AWS holds for the target now (answers by name)."""
-
-    target: dict[str, Any] | None
-    policies: Items
-    scheduled: Items
-    alarms: Items
-
-    def state(self, target: ScalingTarget) -> ScalingState:
-        return state_of(
-            target.key,
-            target.endpoint,
-            target=self.target,
-            policies=self.policies,
-            alarms=self.alarms,
-            scheduled=self.scheduled,
-        )
 
 
 def _split(
@@ -67,16 +46,15 @@ def _split(
             "policy: expected TargetTracking, ScaleToZero, Scheduled or a list of them, "
             f"got {type(policy).__name__}"
         )
-    wrong = [type(item).__name__ for item in items if not isinstance(item, kinds)]
-    capacity = [p for p in items if isinstance(p, TargetTracking | ScaleToZero)]
-    scheduled = [p for p in items if isinstance(p, Scheduled)]
-    if not items or wrong:
+    if wrong := [type(item).__name__ for item in items if not isinstance(item, kinds)]:
         raise InvalidParameterError(
             "policy: expected TargetTracking, ScaleToZero or Scheduled items, got "
             + ", ".join(wrong)
-            if wrong
-            else "policy: the list is empty; give at least one policy"
         )
+    if not items:
+        raise InvalidParameterError("policy: the list is empty; give at least one policy")
+    capacity = [p for p in items if isinstance(p, TargetTracking | ScaleToZero)]
+    scheduled = [p for p in items if isinstance(p, Scheduled)]
     if len(capacity) > 1:
         raise InvalidParameterError(
             "policy: at most one TargetTracking or ScaleToZero per endpoint "
@@ -126,16 +104,10 @@ def _check_fits(
 class AutoScaler:
     """Applies, describes and removes autoscaling on SageMaker endpoints.
 
-    Args:
-        autoscaling_client: a boto3 ``application-autoscaling`` client; built from ``aws``
-            (or ``region`` / ``profile``) on first use when omitted.
-        cloudwatch_client: a boto3 ``cloudwatch`` client (scale-to-zero alarms only).
-        aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build missing clients from.
-        region / profile: AWS region and profile, when ``aws`` is not given.
-        retry: the retry policy for every AWS call (throttling, AWS-side errors).
-
-    Clients built here never retry by themselves; injected clients keep their botocore
-    retries, which multiply with ``retry`` (see :func:`~llm_twin_sdk.aws.botocore_config`).
+    The ``application-autoscaling`` and ``cloudwatch`` (scale-to-zero alarms) clients are
+    injected or built on first use from ``aws`` (or ``region`` / ``profile``). Clients built
+    here never retry by themselves; injected clients keep their botocore retries, which
+    multiply with ``retry`` (see :func:`~llm_twin_sdk.aws.botocore_config`).
 
     Example::
 
@@ -169,7 +141,7 @@ class AutoScaler:
                 f"AutoScaler: retry must be a RetryPolicy, got {type(retry).__name__}"
             )
         self._clients = {
-            "application-autoscaling": autoscaling_client,
+            _AAS: autoscaling_client,
             "cloudwatch": cloudwatch_client,
         }
         if aws is None and None in self._clients.values():
@@ -189,7 +161,7 @@ class AutoScaler:
     @property
     def autoscaling_client(self) -> Any:
         """The ``application-autoscaling`` client (built on first use)."""
-        return self._client("application-autoscaling")
+        return self._client(_AAS)
 
     @property
     def cloudwatch_client(self) -> Any:
@@ -213,17 +185,11 @@ class AutoScaler:
                 or ``ScaleToZero`` on a model-based endpoint...); raised before any AWS call.
             AWSError: an AWS call failed (after retries for throttling).
 
-        Example::
+        Example (``day`` and ``night``: two :class:`ScheduledAction` objects)::
 
-            scaler.apply(endpoint, [
-                TargetTracking(metric="invocations", target=50, min_capacity=1, max_capacity=4),
-                Scheduled(actions=(
-                    ScheduledAction(name="day", schedule="cron(0 8 ? * MON-FRI *)",
-                                    min_capacity=2, max_capacity=4),
-                    ScheduledAction(name="night", schedule="cron(0 20 ? * MON-FRI *)",
-                                    min_capacity=1, max_capacity=1),
-                )),
-            ])
+            scaler.apply(endpoint, [TargetTracking(metric="invocations", target=50,
+                                                   min_capacity=1, max_capacity=4),
+                                    Scheduled(actions=(day, night))])
         """
         capacity, scheduled = _split(policy)
         _check_fits(endpoint, capacity, scheduled)
@@ -262,7 +228,7 @@ class AutoScaler:
         delete_if_exists(self._client(service), operation, policy=self.retry, **params)
         return 1
 
-    def _read(self, target: ScalingTarget) -> _Current:
+    def _read(self, target: ScalingTarget) -> Current:
         def mine(operation: str, key: str, name_key: str, **params: Any) -> Items:
             found = pages(self.autoscaling_client, operation, key, policy=self.retry, **params)
             return {
@@ -280,23 +246,16 @@ class AutoScaler:
             ResourceIds=[target.resource_id],
             ScalableDimension=target.dimension,
         )
-        policies = mine("describe_scaling_policies", "ScalingPolicies", "PolicyName", **target.key)
-        scheduled = mine(
-            "describe_scheduled_actions", "ScheduledActions", "ScheduledActionName", **target.key
-        )
+        policies, scheduled = (mine(*_ITEMS[item], **target.key) for item in _ITEMS)
         alarms: Items = {}
         if target.alarm_name is not None:
-            out = self._call(
-                "cloudwatch",
-                "describe_alarms",
-                AlarmNames=[target.alarm_name],
-                AlarmTypes=["MetricAlarm"],
-            )
+            names = {"AlarmNames": [target.alarm_name], "AlarmTypes": ["MetricAlarm"]}
+            out = self._call("cloudwatch", "describe_alarms", **names)
             alarms = {a["AlarmName"]: a for a in out.get("MetricAlarms") or ()}
         target_item = next(iter(targets.values()), None)
-        return _Current(target_item, policies, scheduled, alarms)
+        return Current(target_item, policies, scheduled, alarms)
 
-    def _converge(self, target: ScalingTarget, want: Desired | None, current: _Current) -> int:
+    def _converge(self, target: ScalingTarget, want: Desired | None, current: Current) -> int:
         """Write what differs between ``current`` and ``want`` (None: remove everything).
 
         The order keeps every intermediate state valid: the target exists before its
@@ -308,8 +267,7 @@ class AutoScaler:
             bounds = {"MinCapacity": want.min_capacity, "MaxCapacity": want.max_capacity}
             logger.info("registering %s: %s", target.resource_id, bounds)
             tags = {} if current.target is not None else {"Tags": dict([MANAGED_BY_TAG])}
-            aas = "application-autoscaling"
-            self._call(aas, "register_scalable_target", **target.key, **bounds, **tags)
+            self._call(_AAS, "register_scalable_target", **target.key, **bounds, **tags)
             writes += 1
         alarm = want.alarm if want is not None else None
         for name in current.alarms:
@@ -321,12 +279,22 @@ class AutoScaler:
             "scaling_policy",
             want.policies if want is not None else {},
             current.policies,
-            replace=lambda new, old: new["PolicyType"] != old.get("PolicyType"),
         )
         writes += changed
         if want is not None and alarm is not None and want.alarm_policy:
-            policy = want.alarm_policy
-            writes += self._converge_alarm(target, alarm, policy, policies[policy], current)
+            # The scale-from-zero alarm triggers this policy: put it unless it already does.
+            arn = policies[want.alarm_policy].get("PolicyARN")
+            if not arn:
+                raise ScalingError(
+                    f"put_scaling_policy returned no PolicyARN for {want.alarm_policy!r} on "
+                    f"{target.resource_id}; run apply again, or remove() to clean up"
+                )
+            params = {**alarm, "AlarmActions": [arn]}
+            old = current.alarms.get(alarm["AlarmName"])
+            if old is None or not same(params, old):
+                logger.info("putting alarm %s -> %s", alarm["AlarmName"], arn)
+                self._call("cloudwatch", "put_metric_alarm", **params, Tags=_TAGS)
+                writes += 1
         writes += self._converge_items(
             target,
             "scheduled_action",
@@ -335,33 +303,8 @@ class AutoScaler:
         )[1]
         if want is None and current.target is not None:
             logger.info("deregistering %s", target.resource_id)
-            writes += self._delete(
-                "application-autoscaling", "deregister_scalable_target", **target.key
-            )
+            writes += self._delete(_AAS, "deregister_scalable_target", **target.key)
         return writes
-
-    def _converge_alarm(
-        self,
-        target: ScalingTarget,
-        alarm: Mapping[str, Any],
-        policy: str,
-        answer: Mapping[str, Any],
-        current: _Current,
-    ) -> int:
-        """Put the scale-from-zero alarm, triggering ``policy``, unless it is already so."""
-        arn = answer.get("PolicyARN")
-        if not arn:
-            raise ScalingError(
-                f"put_scaling_policy returned no PolicyARN for {policy!r} on "
-                f"{target.resource_id}; run apply again, or remove() to clean up"
-            )
-        params = {**alarm, "AlarmActions": [arn]}
-        old = current.alarms.get(alarm["AlarmName"])
-        if old is not None and same(params, old):
-            return 0
-        logger.info("putting alarm %s -> %s", alarm["AlarmName"], arn)
-        self._call("cloudwatch", "put_metric_alarm", **params, Tags=_TAGS)
-        return 1
 
     def _converge_items(
         self,
@@ -369,17 +312,16 @@ class AutoScaler:
         item: str,
         wanted: Items,
         current: Items,
-        *,
-        replace: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
     ) -> tuple[Items, int]:
-        """``delete_<item>`` what is not wanted (or must be ``replace``d), ``put_<item>`` what
-        differs; return every wanted item's answer (the put's, else AWS's) and the writes."""
-        aas, name_key, writes = "application-autoscaling", _NAME_KEYS[item], 0
+        """``delete_<item>`` what is not wanted (or a policy of another type: no put changes a
+        type), ``put_<item>`` what differs; return every wanted item's answer (the put's, else
+        AWS's) and the writes."""
+        name_key, writes = _ITEMS[item][2], 0
         for name, old in current.items():
             new = wanted.get(name)
-            if new is None or (replace is not None and replace(new, old)):
+            if new is None or new.get("PolicyType") != old.get("PolicyType"):
                 logger.info("deleting %s %s", item.replace("_", " "), name)
-                writes += self._delete(aas, f"delete_{item}", **{name_key: name}, **target.key)
+                writes += self._delete(_AAS, f"delete_{item}", **{name_key: name}, **target.key)
         answers: Items = {}
         for name, new in wanted.items():
             have = current.get(name)
@@ -387,6 +329,6 @@ class AutoScaler:
                 answers[name] = have
                 continue
             logger.info("putting %s %s", item.replace("_", " "), name)
-            answers[name] = self._call(aas, f"put_{item}", **{name_key: name}, **target.key, **new)
+            answers[name] = self._call(_AAS, f"put_{item}", **{name_key: name}, **target.key, **new)
             writes += 1
         return answers, writes

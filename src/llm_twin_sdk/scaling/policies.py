@@ -1,12 +1,7 @@
 """Autoscaling policies for a SageMaker endpoint: what to scale on, and between which bounds.
 
-Each policy is a frozen pydantic model validated at construction (a bad value raises
-:class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field, before any AWS call):
-:class:`TargetTracking` keeps a per-instance or per-copy metric near a target;
-:class:`ScaleToZero` (inference components only) lets copies go to zero when idle and brings
-one back on the first request; :class:`Scheduled` changes the bounds on a schedule. Whether a
-policy fits an endpoint is checked by :meth:`AutoScaler.apply
-<llm_twin_sdk.scaling.AutoScaler.apply>`, again before any AWS call.
+Each is validated at construction (:class:`~llm_twin_sdk.errors.InvalidParameterError` naming
+the field); whether it fits an endpoint, by ``AutoScaler.apply``. Both before any AWS call.
 """
 
 from __future__ import annotations
@@ -207,8 +202,7 @@ class Scheduled(_Model):
     @classmethod
     def _unique_names(cls, value: tuple[ScheduledAction, ...]) -> tuple[ScheduledAction, ...]:
         names = [action.name for action in value]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
+        if duplicates := sorted({name for name in names if names.count(name) > 1}):
             raise ValueError(f"action names must be unique, repeated: {', '.join(duplicates)}")
         return value
 

@@ -1,11 +1,9 @@
 """What a scaling policy asks of AWS, as request parameters: pure functions, no AWS call.
 
-:class:`ScalingTarget` names an endpoint's scalable target and every resource the SDK makes
-for it; :func:`desired` turns policies into the ``PutScalingPolicy``, ``PutMetricAlarm`` and
-``PutScheduledAction`` parameters that :class:`~llm_twin_sdk.scaling.AutoScaler` converges to.
-Names derive from the endpoint: policies ``llm-twin-<endpoint>-target-tracking`` and
-``llm-twin-<endpoint>-scale-from-zero``, scheduled actions ``llm-twin-<endpoint>-<action>``,
-the alarm ``llm-twin-<endpoint>-<component>-scale-from-zero``.
+:func:`desired` turns policies into the parameters :class:`~llm_twin_sdk.scaling.AutoScaler`
+converges to, named after the endpoint: policies ``llm-twin-<endpoint>-target-tracking`` and
+``-scale-from-zero``, scheduled actions ``llm-twin-<endpoint>-<action>``, the alarm
+``llm-twin-<endpoint>-<component>-scale-from-zero``.
 """
 
 from __future__ import annotations
@@ -73,9 +71,7 @@ class ScalingTarget:
     @property
     def alarm_name(self) -> str | None:
         """Alarm names are region-wide, so the component's name is part of it."""
-        if self.component is None:
-            return None
-        return f"{NAME_PREFIX}-{self.endpoint}-{self.component}-scale-from-zero"
+        return None if self.component is None else self.name(f"{self.component}-scale-from-zero")
 
     def name(self, suffix: str) -> str:
         """``llm-twin-<endpoint>-<suffix>``: a policy's or scheduled action's name."""
@@ -101,11 +97,8 @@ def desired(
 ) -> Desired:
     """The state that ``capacity`` and ``scheduled`` (one at least) ask of ``target``."""
     tracking = capacity.target_tracking if isinstance(capacity, ScaleToZero) else capacity
-    if tracking is not None:
-        low, high = tracking.min_capacity, tracking.max_capacity
-    else:
-        assert scheduled is not None  # the caller gives one policy at least
-        low, high = scheduled.min_capacity, scheduled.max_capacity
+    bounds = tracking or scheduled
+    assert bounds is not None  # the caller gives one policy at least
     policies: dict[str, Params] = {}
     if tracking is not None:
         metric = tracking.predefined_metric(inference_component=target.component is not None)
@@ -161,7 +154,7 @@ def desired(
         }
         for action in (scheduled.actions if scheduled is not None else ())
     }
-    return Desired(low, high, policies, alarm, alarm_policy, actions)
+    return Desired(bounds.min_capacity, bounds.max_capacity, policies, alarm, alarm_policy, actions)
 
 
 def bounds_ok(desired: Desired, target: Mapping[str, Any] | None) -> bool:

@@ -6,15 +6,17 @@ Example: ``state = AutoScaler(region="eu-central-1").describe(endpoint); print(s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
 from ..types import _Model
+from .requests import ScalingTarget
 
-__all__ = ["AlarmState", "PolicyState", "ScalableTargetState", "ScalingState", "state_of"]
+__all__ = ["AlarmState", "Current", "PolicyState", "ScalableTargetState", "ScalingState"]
 
-Items = Mapping[str, Mapping[str, Any]]
+Items = dict[str, dict[str, Any]]
 """AWS answers by name (policies, alarms, scheduled actions)."""
 
 
@@ -97,74 +99,74 @@ class ScalingState(_Model):
                 else ""
             )
             lines.append(f"  policy {policy.name} [{policy.type}]{detail}")
-        for alarm in self.alarms:
-            lines.append(f"  alarm {alarm.name} on {alarm.metric_name} [{alarm.state}]")
-        for action in self.scheduled_actions:
-            lines.append(
-                f"  schedule {action.name}: {action.schedule} {action.timezone or 'UTC'} -> "
-                f"{action.min_capacity}..{action.max_capacity}"
-            )
+        lines += [f"  alarm {a.name} on {a.metric_name} [{a.state}]" for a in self.alarms]
+        lines += [
+            f"  schedule {a.name}: {a.schedule} {a.timezone or 'UTC'} -> "
+            f"{a.min_capacity}..{a.max_capacity}"
+            for a in self.scheduled_actions
+        ]
         return "\n".join(lines)
 
 
-def state_of(
-    key: Mapping[str, str],
-    endpoint_name: str,
-    *,
-    target: Mapping[str, Any] | None,
-    policies: Items,
-    alarms: Items,
-    scheduled: Items,
-) -> ScalingState:
-    """The :class:`ScalingState` of AWS's answers for the target ``key`` (its ResourceId and
-    ScalableDimension)."""
+@dataclass(frozen=True)
+class Current:
+    """What AWS holds for a scalable target now (answers by name)."""
 
-    def policy(name: str, item: Mapping[str, Any]) -> PolicyState:
-        tracking = item.get("TargetTrackingScalingPolicyConfiguration") or {}
-        metric = tracking.get("PredefinedMetricSpecification") or {}
-        return PolicyState(
-            name=name,
-            type=item.get("PolicyType", "unknown"),
-            arn=item.get("PolicyARN", ""),
-            metric=metric.get("PredefinedMetricType"),
-            target_value=tracking.get("TargetValue"),
-            alarm_names=tuple(a["AlarmName"] for a in item.get("Alarms") or ()),
+    target: dict[str, Any] | None
+    policies: Items
+    scheduled: Items
+    alarms: Items
+
+    def state(self, target: ScalingTarget) -> ScalingState:
+        """The :class:`ScalingState` these answers describe."""
+
+        def policy(name: str, item: Mapping[str, Any]) -> PolicyState:
+            tracking = item.get("TargetTrackingScalingPolicyConfiguration") or {}
+            metric = tracking.get("PredefinedMetricSpecification") or {}
+            return PolicyState(
+                name=name,
+                type=item.get("PolicyType", "unknown"),
+                arn=item.get("PolicyARN", ""),
+                metric=metric.get("PredefinedMetricType"),
+                target_value=tracking.get("TargetValue"),
+                alarm_names=tuple(a["AlarmName"] for a in item.get("Alarms") or ()),
+            )
+
+        def alarm(name: str, item: Mapping[str, Any]) -> AlarmState:
+            return AlarmState(
+                name=name,
+                arn=item.get("AlarmArn"),
+                namespace=item.get("Namespace"),
+                metric_name=item.get("MetricName"),
+                dimensions={d["Name"]: d["Value"] for d in item.get("Dimensions") or ()},
+                actions=tuple(item.get("AlarmActions") or ()),
+                state=item.get("StateValue"),
+            )
+
+        def action(name: str, item: Mapping[str, Any]) -> ScheduledActionState:
+            bounds = item.get("ScalableTargetAction") or {}
+            return ScheduledActionState(
+                name=name,
+                schedule=item.get("Schedule", ""),
+                timezone=item.get("Timezone"),
+                min_capacity=bounds.get("MinCapacity"),
+                max_capacity=bounds.get("MaxCapacity"),
+                arn=item.get("ScheduledActionARN"),
+            )
+
+        found = self.target
+        return ScalingState(
+            endpoint_name=target.endpoint,
+            resource_id=target.resource_id,
+            scalable_dimension=target.dimension,
+            target=None
+            if found is None
+            else ScalableTargetState(
+                min_capacity=found["MinCapacity"],
+                max_capacity=found["MaxCapacity"],
+                arn=found.get("ScalableTargetARN"),
+            ),
+            policies=tuple(policy(name, item) for name, item in self.policies.items()),
+            alarms=tuple(alarm(name, item) for name, item in self.alarms.items()),
+            scheduled_actions=tuple(action(name, item) for name, item in self.scheduled.items()),
         )
-
-    def alarm(name: str, item: Mapping[str, Any]) -> AlarmState:
-        return AlarmState(
-            name=name,
-            arn=item.get("AlarmArn"),
-            namespace=item.get("Namespace"),
-            metric_name=item.get("MetricName"),
-            dimensions={d["Name"]: d["Value"] for d in item.get("Dimensions") or ()},
-            actions=tuple(item.get("AlarmActions") or ()),
-            state=item.get("StateValue"),
-        )
-
-    def action(name: str, item: Mapping[str, Any]) -> ScheduledActionState:
-        bounds = item.get("ScalableTargetAction") or {}
-        return ScheduledActionState(
-            name=name,
-            schedule=item.get("Schedule", ""),
-            timezone=item.get("Timezone"),
-            min_capacity=bounds.get("MinCapacity"),
-            max_capacity=bounds.get("MaxCapacity"),
-            arn=item.get("ScheduledActionARN"),
-        )
-
-    return ScalingState(
-        endpoint_name=endpoint_name,
-        resource_id=key["ResourceId"],
-        scalable_dimension=key["ScalableDimension"],
-        target=None
-        if target is None
-        else ScalableTargetState(
-            min_capacity=target["MinCapacity"],
-            max_capacity=target["MaxCapacity"],
-            arn=target.get("ScalableTargetARN"),
-        ),
-        policies=tuple(policy(name, item) for name, item in policies.items()),
-        alarms=tuple(alarm(name, item) for name, item in alarms.items()),
-        scheduled_actions=tuple(action(name, item) for name, item in scheduled.items()),
-    )
