@@ -28,8 +28,6 @@ from .types import DocumentKind, GenerationParams, describe_validation_error
 
 __all__ = ["TwinSettings", "default_data_dir"]
 
-_SECRET_FIELDS = frozenset({"qdrant_api_key", "hf_token", "http_api_key"})
-
 
 def default_data_dir() -> Path:
     """Where the embedded footing keeps its data: ``$XDG_DATA_HOME/llm-twin-sdk``."""
@@ -137,8 +135,8 @@ class TwinSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            message = describe_validation_error("TwinSettings", exc, hide_input=_SECRET_FIELDS)
-            raise ConfigurationError(message) from None
+            # Secret fields' values are hidden: their names are secret-like (redaction.py).
+            raise ConfigurationError(describe_validation_error("TwinSettings", exc)) from None
 
     @model_validator(mode="after")
     def _backend_is_configured(self) -> TwinSettings:

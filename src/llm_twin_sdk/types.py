@@ -76,21 +76,19 @@ def unicode_problem(text: str) -> str | None:
     )
 
 
-def describe_validation_error(
-    what: str, exc: ValidationError, *, hide_input: frozenset[str] = frozenset()
-) -> str:
+def describe_validation_error(what: str, exc: ValidationError) -> str:
     """One readable line per problem in a pydantic ``ValidationError``.
 
     A problem inside a nested SDK model is named by its full path (``generation.top_p``),
     once. Values are shown for simple field errors only: never for whole-model errors (the
-    input is every field), for fields named in ``hide_input``, or for secret-like names
+    input is every field) or under secret-like names
     (:func:`~llm_twin_sdk.redaction.is_secret_name`); a mapping is shown with its secret-like
     keys' values masked.
     """
-    return f"invalid {what}: " + "; ".join(_problems(exc, [], hide_input))
+    return f"invalid {what}: " + "; ".join(_problems(exc, []))
 
 
-def _problems(exc: ValidationError, prefix: list[str], hide_input: frozenset[str]) -> list[str]:
+def _problems(exc: ValidationError, prefix: list[str]) -> list[str]:
     problems = []
     for err in exc.errors():
         parts = [*prefix, *(str(part) for part in err["loc"])]
@@ -98,13 +96,12 @@ def _problems(exc: ValidationError, prefix: list[str], hide_input: frozenset[str
         if isinstance(nested, InvalidInputError) and isinstance(
             nested.__cause__, ValidationError
         ):  # a nested SDK model described itself: take its problems, not its message
-            problems += _problems(nested.__cause__, parts, hide_input)
+            problems += _problems(nested.__cause__, parts)
             continue
         text = f"{'.'.join(parts) or 'value'}: {err['msg'].removeprefix('Value error, ')}"
         hidden = (
             not parts
             or err["type"] in {"missing", "extra_forbidden"}
-            or bool(hide_input & set(parts))
             or any(is_secret_name(part) for part in parts)
         )
         if not hidden:
