@@ -1,16 +1,10 @@
-"""Settings, read once at the edge: :class:`TwinSettings`.
+"""Settings, read once at the edge: :class:`TwinSettings` (each one: docs/configuration.md).
 
-Values come from (highest priority first) explicit arguments, environment variables with
-the prefix ``LLM_TWIN_``, a ``.env`` file in the working directory, then defaults. Nested
-values use ``__``: ``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``.
+Explicit arguments win over ``LLM_TWIN_*`` environment variables, which win over ``.env``;
+nested values use ``__`` (``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``). Secrets are
+``SecretStr``: call ``.get_secret_value()`` only where the secret is sent.
 
-Example::
-
-    settings = TwinSettings(top_k=5)              # explicit argument wins
-    twin = LLMTwin.from_settings(settings)
-
-Secrets (``qdrant_api_key``, ``hf_token``) are ``SecretStr``: they never show in ``repr``,
-logs or error messages. Call ``.get_secret_value()`` only where the secret is sent.
+Example: ``twin = LLMTwin.from_settings(TwinSettings(top_k=5))``.
 """
 
 from __future__ import annotations
