@@ -17,6 +17,7 @@ from llm_twin_sdk import (
     Usage,
 )
 from llm_twin_sdk.types import to_messages
+from llm_twin_sdk.validation import validate_documents
 
 
 def test_generation_params_defaults_follow_reference_deployment() -> None:
@@ -76,6 +77,20 @@ def test_document_metadata_is_validated() -> None:
         Document(id="a", text="t", metadata={"kind": "tweet"})
     with pytest.raises(InvalidDocumentError, match="colour"):
         Document(id="a", text="t", metadata={"colour": "red"})
+
+
+def test_keys_that_are_not_strings_raise_the_sdk_error() -> None:
+    message = "field names must be strings"
+    with pytest.raises(InvalidDocumentError, match=f"invalid Document: {message}"):
+        Document.model_validate({"id": "a", "text": "t", 1: "x"})
+    with pytest.raises(InvalidDocumentError, match=f"invalid Document: {message}, nested"):
+        Document(id="a", text="t", metadata={1: "x"})
+    with pytest.raises(InvalidDocumentError, match=r"document #0 \(id='a'\): .*" + message):
+        validate_documents([{"id": "a", "text": "t", "metadata": {("x",): 1}}])
+    with pytest.raises(InvalidParameterError, match=message):
+        GenerationParams.model_validate({1: 2})
+    with pytest.raises(InvalidParameterError, match=message):
+        GenerationParams().model_copy(update={1: 2})  # type: ignore[dict-item]
 
 
 def test_usage_total() -> None:

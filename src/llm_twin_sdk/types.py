@@ -139,20 +139,28 @@ class _Model(BaseModel):
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
-        except ValidationError as exc:
-            raise self._error(describe_validation_error(type(self).__name__, exc)) from exc
+        except (ValidationError, TypeError) as exc:
+            raise self._invalid(exc) from exc
 
     # pydantic runs a model's own __init__ during validation, so the SDK error is raised
     # there; an error raised anywhere else in validation is converted here.
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         """Like pydantic's, but invalid data raises this model's SDK error."""
-        if isinstance(obj, Mapping) and not kwargs:
-            return cls(**obj)
         try:
+            if isinstance(obj, Mapping) and not kwargs:
+                return cls(**obj)
             return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise cls._error(describe_validation_error(cls.__name__, exc)) from exc
+        except (ValidationError, TypeError) as exc:
+            raise cls._invalid(exc) from exc
+
+    @classmethod
+    def _invalid(cls, exc: ValidationError | TypeError) -> InvalidInputError:
+        if isinstance(exc, TypeError):  # pydantic passes a (nested) mapping as **keywords
+            return cls._error(
+                f"invalid {cls.__name__}: field names must be strings, nested ones too"
+            )
+        return cls._error(describe_validation_error(cls.__name__, exc))
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
@@ -167,7 +175,7 @@ class _Model(BaseModel):
         """A copy; fields in ``update`` are validated like the constructor's arguments."""
         if not update:
             return super().model_copy(deep=deep)
-        return type(self)(**{**dict(self), **update})
+        return type(self).model_validate({**dict(self), **update})
 
 
 class Message(_Model):
