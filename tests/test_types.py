@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import doctest
+import importlib
 from typing import Any
 
 import pytest
@@ -153,3 +155,10 @@ def test_a_nested_model_error_names_the_full_path_once(
         assert message.startswith(f"invalid {model.__name__}: {path}: ")
         assert message.count("invalid") == 1
         assert message.count("got") == 1
+
+
+@pytest.mark.parametrize("module", ["types", "aws", "redaction"])
+def test_docstring_examples_run(module: str) -> None:
+    results = doctest.testmod(importlib.import_module(f"llm_twin_sdk.{module}"))
+    assert results.attempted > 0
+    assert results.failed == 0
