@@ -93,6 +93,10 @@ def test_keys_that_are_not_strings_raise_the_sdk_error() -> None:
         GenerationParams.model_validate({1: 2})
     with pytest.raises(InvalidParameterError, match=message):
         GenerationParams().model_copy(update={1: 2})  # type: ignore[dict-item]
+    with pytest.raises(InvalidParameterError, match=f"invalid Message: {message}"):
+        to_messages([{1: 2}])  # type: ignore[dict-item]
+    with pytest.raises(InvalidParameterError, match=r"invalid Message: .*valid dictionary"):
+        to_messages(["not a message"])  # type: ignore[list-item]
 
 
 def test_usage_total() -> None:

@@ -193,7 +193,7 @@ def to_messages(messages: Sequence[Message | Mapping[str, str]]) -> list[Message
     """Normalise chat messages given as ``Message`` objects or plain dicts."""
     if not messages:
         raise InvalidParameterError("messages must not be empty: pass at least one message")
-    return [m if isinstance(m, Message) else Message(**dict(m)) for m in messages]
+    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
 
 
 class GenerationParams(_Model):
