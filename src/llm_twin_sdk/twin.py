@@ -40,12 +40,8 @@ __all__ = ["AnswerStream", "LLMTwin"]
 
 
 class LLMTwin:
-    """A RAG pipeline and an inference client composed into one question-answering object.
-
-    Args:
-        rag: retrieval over the author's content.
-        client: the LLM (any backend).
-        template: how question and sources become the prompt.
+    """A RAG pipeline and an inference client (any backend) composed into one
+    question-answering object; ``template`` turns the question and its sources into the prompt.
     """
 
     def __init__(
