@@ -133,25 +133,17 @@ class TwinSettings(BaseSettings):
             raise ConfigurationError(describe_validation_error("TwinSettings", exc)) from None
 
     @model_validator(mode="after")
-    def _backend_is_configured(self) -> TwinSettings:
+    def _settings_agree(self) -> TwinSettings:
         if self.backend == "http" and not self.http_url:
             raise ValueError("backend 'http' needs http_url (LLM_TWIN_HTTP_URL)")
         if self.backend == "sagemaker" and not self.sagemaker_endpoint:
             raise ValueError(
                 "backend 'sagemaker' needs sagemaker_endpoint (LLM_TWIN_SAGEMAKER_ENDPOINT)"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _collections_are_valid(self) -> TwinSettings:
         try:
             resolve_collections(self.collections)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
-        return self
-
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> TwinSettings:
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
