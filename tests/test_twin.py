@@ -70,12 +70,21 @@ def test_stream_gives_sources_first_then_text(twin: LLMTwin) -> None:
     assert "".join(pieces) == stream.answer.text == twin.ask(QUESTION, params=SHORT).text
     assert stream.answer.sources == sources
     assert stream.answer.timings.generate_s > 0
+    assert stream.closed  # an AnswerStream is a TextStream
+    assert stream.generation is not None
+    assert stream.text == stream.generation.text == stream.answer.text
 
 
 def test_stream_closed_early(twin: LLMTwin) -> None:
     with twin.stream(QUESTION, params=GenerationParams(max_new_tokens=100)) as stream:
         next(stream)
     assert stream.answer is None
+    assert twin.ask(QUESTION, params=SHORT).text  # model released
+    with twin.stream(QUESTION, params=SHORT) as unread:
+        pass  # closed before its first piece was read
+    assert unread.closed
+    assert unread.answer is None
+    assert list(unread) == []
     assert twin.ask(QUESTION, params=SHORT).text  # model released
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import doctest
+import importlib
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from llm_twin_sdk import (
     Usage,
 )
 from llm_twin_sdk.types import to_messages
+from llm_twin_sdk.validation import validate_documents
 
 
 def test_generation_params_defaults_follow_reference_deployment() -> None:
@@ -76,6 +79,24 @@ def test_document_metadata_is_validated() -> None:
         Document(id="a", text="t", metadata={"kind": "tweet"})
     with pytest.raises(InvalidDocumentError, match="colour"):
         Document(id="a", text="t", metadata={"colour": "red"})
+
+
+def test_keys_that_are_not_strings_raise_the_sdk_error() -> None:
+    message = "field names must be strings"
+    with pytest.raises(InvalidDocumentError, match=f"invalid Document: {message}"):
+        Document.model_validate({"id": "a", "text": "t", 1: "x"})
+    with pytest.raises(InvalidDocumentError, match=f"invalid Document: {message}, nested"):
+        Document(id="a", text="t", metadata={1: "x"})
+    with pytest.raises(InvalidDocumentError, match=r"document #0 \(id='a'\): .*" + message):
+        validate_documents([{"id": "a", "text": "t", "metadata": {("x",): 1}}])
+    with pytest.raises(InvalidParameterError, match=message):
+        GenerationParams.model_validate({1: 2})
+    with pytest.raises(InvalidParameterError, match=message):
+        GenerationParams().model_copy(update={1: 2})  # type: ignore[dict-item]
+    with pytest.raises(InvalidParameterError, match=f"invalid Message: {message}"):
+        to_messages([{1: 2}])  # type: ignore[dict-item]
+    with pytest.raises(InvalidParameterError, match=r"invalid Message: .*valid dictionary"):
+        to_messages(["not a message"])  # type: ignore[list-item]
 
 
 def test_usage_total() -> None:
@@ -138,3 +159,10 @@ def test_a_nested_model_error_names_the_full_path_once(
         assert message.startswith(f"invalid {model.__name__}: {path}: ")
         assert message.count("invalid") == 1
         assert message.count("got") == 1
+
+
+@pytest.mark.parametrize("module", ["types", "aws", "redaction"])
+def test_docstring_examples_run(module: str) -> None:
+    results = doctest.testmod(importlib.import_module(f"llm_twin_sdk.{module}"))
+    assert results.attempted > 0
+    assert results.failed == 0

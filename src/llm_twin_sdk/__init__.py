@@ -84,7 +84,7 @@ _LAZY: dict[str, str] = {
     name: module
     for module, names in {
         "._version": ("__version__",),
-        ".errors": errors.__all__,
+        ".errors": vars(errors)["__all__"],  # derived there, hidden from type checkers
         ".aws": ("AWSClients",),
         ".config": ("TwinSettings",),
         ".deploy.deployer": ("Deployer", "Endpoint", "EndpointStatus"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .errors import (
@@ -151,6 +152,7 @@ def boto3_session(region: str | None = None, profile: str | None = None) -> Any:
     return session
 
 
+@dataclass(kw_only=True, eq=False)
 class AWSClients:
     """Builds boto3 clients from one session (region, profile), once per service.
 
@@ -160,22 +162,12 @@ class AWSClients:
         endpoint_url: one URL for every service (moto server, LocalStack) — tests only.
     """
 
-    def __init__(
-        self,
-        *,
-        region: str | None = None,
-        profile: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> None:
-        self.region = region
-        self.profile = profile
-        self.endpoint_url = endpoint_url
-        self._session: Any = None
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"AWSClients(region={self.region!r}, profile={self.profile!r})"
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = field(default=None, repr=False)
+    _session: Any = field(default=None, init=False, repr=False)
+    _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def client(self, service: str) -> Any:
         """The boto3 client of ``service`` (built on first use, then reused)."""
@@ -210,18 +202,14 @@ def is_retryable_aws_error(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, HTTPClientError))
 
 
-def _service_name(client: Any) -> str:
-    try:
-        return str(client.meta.service_model.service_name)
-    except AttributeError:
-        return "aws"
-
-
 def aws_error(exc: BaseException, client: Any, operation: str) -> LLMTwinError:
     """The SDK error for a botocore exception raised by ``client.<operation>``."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-    service = _service_name(client)
+    try:
+        service = str(client.meta.service_model.service_name)
+    except AttributeError:
+        service = "aws"
     where = f"{service}.{operation}"
     if isinstance(exc, ClientError):
         code, message, _, request_id = client_error_fields(exc)

@@ -38,8 +38,7 @@ KINDLESS: DocumentKind = "article"
 
 
 def resolve_collections(collections: CollectionsSpec) -> dict[DocumentKind, str]:
-    """The collection of each kind: ``None`` = the defaults, a name = one collection for all,
-    a mapping = those kinds' collections (other kinds keep the default).
+    """The collection of each kind, from ``collections`` as the module docstring shows.
 
     Raises:
         ConfigurationError: an unknown kind, or a name that is empty, longer than 255

@@ -1,16 +1,10 @@
-"""Settings, read once at the edge: :class:`TwinSettings`.
+"""Settings, read once at the edge: :class:`TwinSettings` (each one: docs/configuration.md).
 
-Values come from (highest priority first) explicit arguments, environment variables with
-the prefix ``LLM_TWIN_``, a ``.env`` file in the working directory, then defaults. Nested
-values use ``__``: ``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``.
+Explicit arguments win over ``LLM_TWIN_*`` environment variables, which win over ``.env``;
+nested values use ``__`` (``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``). Secrets are
+``SecretStr``: call ``.get_secret_value()`` only where the secret is sent.
 
-Example::
-
-    settings = TwinSettings(top_k=5)              # explicit argument wins
-    twin = LLMTwin.from_settings(settings)
-
-Secrets (``qdrant_api_key``, ``hf_token``) are ``SecretStr``: they never show in ``repr``,
-logs or error messages. Call ``.get_secret_value()`` only where the secret is sent.
+Example: ``twin = LLMTwin.from_settings(TwinSettings(top_k=5))``.
 """
 
 from __future__ import annotations
@@ -27,8 +21,6 @@ from .errors import ConfigurationError
 from .types import DocumentKind, GenerationParams, describe_validation_error
 
 __all__ = ["TwinSettings", "default_data_dir"]
-
-_SECRET_FIELDS = frozenset({"qdrant_api_key", "hf_token", "http_api_key"})
 
 
 def default_data_dir() -> Path:
@@ -137,29 +129,21 @@ class TwinSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            message = describe_validation_error("TwinSettings", exc, hide_input=_SECRET_FIELDS)
-            raise ConfigurationError(message) from None
+            # Secret fields' values are hidden: their names are secret-like (redaction.py).
+            raise ConfigurationError(describe_validation_error("TwinSettings", exc)) from None
 
     @model_validator(mode="after")
-    def _backend_is_configured(self) -> TwinSettings:
+    def _settings_agree(self) -> TwinSettings:
         if self.backend == "http" and not self.http_url:
             raise ValueError("backend 'http' needs http_url (LLM_TWIN_HTTP_URL)")
         if self.backend == "sagemaker" and not self.sagemaker_endpoint:
             raise ValueError(
                 "backend 'sagemaker' needs sagemaker_endpoint (LLM_TWIN_SAGEMAKER_ENDPOINT)"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _collections_are_valid(self) -> TwinSettings:
         try:
             resolve_collections(self.collections)
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from None
-        return self
-
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> TwinSettings:
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than "

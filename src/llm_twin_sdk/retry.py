@@ -1,18 +1,14 @@
-"""The one retry policy of the SDK, built on tenacity.
+"""The one retry policy of the SDK, built on tenacity: :class:`RetryPolicy`.
 
-Every retried call in the SDK (AWS control plane today; model invocations later) goes through
-:class:`RetryPolicy`: exponential backoff with full jitter, a maximum number of attempts and a
-total deadline. What is worth retrying is decided by the caller's predicate, at the seam that
-knows the foreign error types. The underlying clients are configured not to retry on their
-own, so attempts never multiply.
+Every retried call (AWS, model invocations, Qdrant servers) goes through it: exponential
+backoff with full jitter, a maximum number of attempts and a total deadline. What is worth
+retrying is decided by the caller's predicate, at the seam that knows the foreign error types.
+The underlying clients never retry on their own, so attempts never multiply.
 
 Example::
 
     policy = RetryPolicy(max_attempts=6, initial_wait_s=0.5, max_wait_s=20, deadline_s=120)
     result = policy.call(lambda: client.describe_endpoint(EndpointName="x"), is_retryable)
-
-Tests pass ``sleep=`` to observe the waits without sleeping. Coroutines use
-:meth:`RetryPolicy.acall`: the same policy, waiting with ``asyncio.sleep``.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ModelError, ModelUnavailableError, ThrottledError
 
 __all__ = ["DEFAULT_RETRY_POLICY", "NO_RETRY", "RetryPolicy", "is_transient_inference_error"]
 
@@ -150,8 +146,6 @@ def is_transient_inference_error(exc: BaseException) -> bool:
     container status is 408, 429, 502, 503 or 504. Never: validation errors, other model
     errors, timeouts of a call that may still be running, or a broken stream.
     """
-    from .errors import ModelError, ModelUnavailableError, ThrottledError
-
     if isinstance(exc, (ThrottledError, ModelUnavailableError)):
         return True
     return isinstance(exc, ModelError) and exc.status in {408, 429, 502, 503, 504}

@@ -21,8 +21,7 @@ Everything is synchronous and thread-safe; it runs unchanged inside Jupyter.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from types import TracebackType
+from collections.abc import Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .inference.client import InferenceClient
@@ -35,17 +34,14 @@ from .validation import check_query
 
 if TYPE_CHECKING:
     from .config import TwinSettings
+    from .types import Generation
 
 __all__ = ["AnswerStream", "LLMTwin"]
 
 
 class LLMTwin:
-    """A RAG pipeline and an inference client composed into one question-answering object.
-
-    Args:
-        rag: retrieval over the author's content.
-        client: the LLM (any backend).
-        template: how question and sources become the prompt.
+    """A RAG pipeline and an inference client (any backend) composed into one
+    question-answering object; ``template`` turns the question and its sources into the prompt.
     """
 
     def __init__(
@@ -94,16 +90,10 @@ class LLMTwin:
         params = params or self.client.params
         prompt, retrieve_s, prompt_s = self._prepare(query, k, params, filters)
         generation = self.client.generate(prompt.messages, params)
-        return Answer(
-            query=query,
-            text=generation.text,
-            sources=prompt.sources,
-            usage=generation.usage,
-            finish_reason=generation.finish_reason,
-            timings=StageTimings(
-                retrieve_s=retrieve_s, prompt_s=prompt_s, generate_s=generation.latency_s
-            ),
+        timings = StageTimings(
+            retrieve_s=retrieve_s, prompt_s=prompt_s, generate_s=generation.latency_s
         )
+        return _answer(query, prompt.sources, generation, timings)
 
     def stream(
         self,
@@ -117,11 +107,10 @@ class LLMTwin:
         params = params or self.client.params
         prompt, retrieve_s, prompt_s = self._prepare(query, k, params, filters)
         started = time.perf_counter()
-        text_stream = self.client.stream(prompt.messages, params)
         return AnswerStream(
             query,
             sources=prompt.sources,
-            text=text_stream,
+            text=self.client.stream(prompt.messages, params),
             retrieve_s=retrieve_s,
             prompt_s=prompt_s,
             started=started,
@@ -162,10 +151,11 @@ class LLMTwin:
         return prompt, retrieved - started, time.perf_counter() - retrieved
 
 
-class AnswerStream(Iterator[str]):
+class AnswerStream(TextStream):
     """A streamed answer: :attr:`sources` at once, then text pieces, then :attr:`answer`.
 
-    Use it in a ``with`` block; leaving early stops generation.
+    A :class:`TextStream` of the answer's text (``text``, ``generation``, ``closed``). Use it
+    in a ``with`` block; leaving early stops generation.
     """
 
     def __init__(
@@ -178,62 +168,37 @@ class AnswerStream(Iterator[str]):
         prompt_s: float,
         started: float,
     ) -> None:
+        super().__init__(self._relay(text, retrieve_s, prompt_s, started), on_close=text.close)
         self.query = query
         self.sources = sources
-        self._text = text
-        self._retrieve_s = retrieve_s
-        self._prompt_s = prompt_s
-        self._started = started
         self._answer: Answer | None = None
-
-    def __iter__(self) -> AnswerStream:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            return next(self._text)
-        except StopIteration:
-            self._finish()
-            raise
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return self._text.text
 
     @property
     def answer(self) -> Answer | None:
         """The complete answer; ``None`` until the stream is exhausted."""
         return self._answer
 
-    def close(self) -> None:
-        """Stop generating. Safe to call more than once."""
-        self._text.close()
-
-    def __enter__(self) -> AnswerStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _finish(self) -> None:
-        generation = self._text.generation
-        if generation is None or self._answer is not None:
-            return
-        self._answer = Answer(
-            query=self.query,
-            text=generation.text,
-            sources=self.sources,
-            usage=generation.usage,
-            finish_reason=generation.finish_reason,
-            timings=StageTimings(
-                retrieve_s=self._retrieve_s,
-                prompt_s=self._prompt_s,
-                generate_s=time.perf_counter() - self._started,
-            ),
+    def _relay(
+        self, text: TextStream, retrieve_s: float, prompt_s: float, started: float
+    ) -> Generator[str, None, Generation]:
+        yield from text  # closing this generator closes ``text`` too
+        generation = text.generation
+        assert generation is not None  # ``text`` ends only by returning it, or raises
+        timings = StageTimings(
+            retrieve_s=retrieve_s, prompt_s=prompt_s, generate_s=time.perf_counter() - started
         )
+        self._answer = _answer(self.query, self.sources, generation, timings)
+        return generation
+
+
+def _answer(
+    query: str, sources: tuple[Chunk, ...], generation: Generation, timings: StageTimings
+) -> Answer:
+    return Answer(
+        query=query,
+        text=generation.text,
+        sources=sources,
+        usage=generation.usage,
+        finish_reason=generation.finish_reason,
+        timings=timings,
+    )

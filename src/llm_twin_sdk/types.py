@@ -76,21 +76,19 @@ def unicode_problem(text: str) -> str | None:
     )
 
 
-def describe_validation_error(
-    what: str, exc: ValidationError, *, hide_input: frozenset[str] = frozenset()
-) -> str:
+def describe_validation_error(what: str, exc: ValidationError) -> str:
     """One readable line per problem in a pydantic ``ValidationError``.
 
     A problem inside a nested SDK model is named by its full path (``generation.top_p``),
     once. Values are shown for simple field errors only: never for whole-model errors (the
-    input is every field), for fields named in ``hide_input``, or for secret-like names
+    input is every field) or under secret-like names
     (:func:`~llm_twin_sdk.redaction.is_secret_name`); a mapping is shown with its secret-like
     keys' values masked.
     """
-    return f"invalid {what}: " + "; ".join(_problems(exc, [], hide_input))
+    return f"invalid {what}: " + "; ".join(_problems(exc, []))
 
 
-def _problems(exc: ValidationError, prefix: list[str], hide_input: frozenset[str]) -> list[str]:
+def _problems(exc: ValidationError, prefix: list[str]) -> list[str]:
     problems = []
     for err in exc.errors():
         parts = [*prefix, *(str(part) for part in err["loc"])]
@@ -98,13 +96,12 @@ def _problems(exc: ValidationError, prefix: list[str], hide_input: frozenset[str
         if isinstance(nested, InvalidInputError) and isinstance(
             nested.__cause__, ValidationError
         ):  # a nested SDK model described itself: take its problems, not its message
-            problems += _problems(nested.__cause__, parts, hide_input)
+            problems += _problems(nested.__cause__, parts)
             continue
         text = f"{'.'.join(parts) or 'value'}: {err['msg'].removeprefix('Value error, ')}"
         hidden = (
             not parts
             or err["type"] in {"missing", "extra_forbidden"}
-            or bool(hide_input & set(parts))
             or any(is_secret_name(part) for part in parts)
         )
         if not hidden:
@@ -142,20 +139,28 @@ class _Model(BaseModel):
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
-        except ValidationError as exc:
-            raise self._error(describe_validation_error(type(self).__name__, exc)) from exc
+        except (ValidationError, TypeError) as exc:
+            raise self._invalid(exc) from exc
 
     # pydantic runs a model's own __init__ during validation, so the SDK error is raised
     # there; an error raised anywhere else in validation is converted here.
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         """Like pydantic's, but invalid data raises this model's SDK error."""
-        if isinstance(obj, Mapping) and not kwargs:
-            return cls(**obj)
         try:
+            if isinstance(obj, Mapping) and not kwargs:
+                return cls(**obj)
             return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise cls._error(describe_validation_error(cls.__name__, exc)) from exc
+        except (ValidationError, TypeError) as exc:
+            raise cls._invalid(exc) from exc
+
+    @classmethod
+    def _invalid(cls, exc: ValidationError | TypeError) -> InvalidInputError:
+        if isinstance(exc, TypeError):  # pydantic passes a (nested) mapping as **keywords
+            return cls._error(
+                f"invalid {cls.__name__}: field names must be strings, nested ones too"
+            )
+        return cls._error(describe_validation_error(cls.__name__, exc))
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
@@ -170,7 +175,7 @@ class _Model(BaseModel):
         """A copy; fields in ``update`` are validated like the constructor's arguments."""
         if not update:
             return super().model_copy(deep=deep)
-        return type(self)(**{**dict(self), **update})
+        return type(self).model_validate({**dict(self), **update})
 
 
 class Message(_Model):
@@ -188,7 +193,7 @@ def to_messages(messages: Sequence[Message | Mapping[str, str]]) -> list[Message
     """Normalise chat messages given as ``Message`` objects or plain dicts."""
     if not messages:
         raise InvalidParameterError("messages must not be empty: pass at least one message")
-    return [m if isinstance(m, Message) else Message(**dict(m)) for m in messages]
+    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
 
 
 class GenerationParams(_Model):

@@ -36,15 +36,10 @@ def check_k(k: int, name: str = "k") -> int:
 
 def build_document(data: Mapping[Any, Any]) -> Document:
     """A validated document from a mapping; metadata first, for a flat error message."""
-    if not all(isinstance(key, str) for key in data):
-        raise InvalidDocumentError("document field names must be strings")
     fields = dict(data)
-    metadata = fields.get("metadata")
-    if isinstance(metadata, Mapping):
-        if not all(isinstance(key, str) for key in metadata):
-            raise InvalidDocumentError("document metadata field names must be strings")
-        fields["metadata"] = DocumentMetadata(**metadata)
-    return Document(**fields)
+    if isinstance(metadata := fields.get("metadata"), Mapping):
+        fields["metadata"] = DocumentMetadata.model_validate(metadata)
+    return Document.model_validate(fields)
 
 
 def validate_documents(documents: Iterable[Document | Mapping[str, Any]]) -> list[Document]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
+from typing import Self
 
 from ..types import Generation
 
@@ -64,7 +65,7 @@ class TextStream(StreamRecord, Iterator[str]):
         self._source = source
         self._on_close = on_close
 
-    def __iter__(self) -> TextStream:
+    def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> str:
@@ -82,7 +83,7 @@ class TextStream(StreamRecord, Iterator[str]):
         self._pieces.append(piece)
         return piece
 
-    def __enter__(self) -> TextStream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
