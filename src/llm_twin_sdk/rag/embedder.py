@@ -8,7 +8,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 __all__ = ["Embedder"]
-
-logger = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 
@@ -60,10 +57,8 @@ class Embedder:
     def _load(source: str | Path, device: str) -> SentenceTransformer:
         if names_a_folder(source) and not Path(source).expanduser().is_dir():
             raise ModelLoadError(f"embedding model folder {str(source)!r} does not exist")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ModelLoadError("sentence-transformers is not installed") from exc
+        from sentence_transformers import SentenceTransformer
+
         try:
             local = Path(source).expanduser()
             return SentenceTransformer(str(local if local.is_dir() else source), device=device)

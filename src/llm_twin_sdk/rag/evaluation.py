@@ -1,31 +1,24 @@
 """Retrieval quality: recall@k and MRR of a retriever over a labelled query set.
 
-A labelled query names the documents that answer it. Retrieval returns chunks; they are
-reduced to document ids in rank order (a document counts once, at its best chunk) before
-scoring. Example::
+A labelled query names the documents that answer it. Retrieved chunks are reduced to
+document ids in rank order (a document counts once, at its best chunk) before scoring;
+MRR is computed over every document retrieved, not cut at ``k``. Example::
 
     queries = load_queries("examples/data/queries.jsonl")
     report = evaluate(rag.retrieve, queries)           # recall@5, recall@10, MRR
     print(report.to_markdown())
-
-Metrics:
-
-- ``recall@k``: the fraction of a query's relevant documents found in the top ``k``
-  documents (for a query with one relevant document: 1 if it is there, else 0).
-- ``reciprocal rank``: 1 / rank of the first relevant document, 0 if none was retrieved;
-  its mean over queries is MRR. Computed over every document retrieved, not cut at ``k``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 from pydantic import Field, field_validator
 
 from ..errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
-from ..types import Chunk, _Model
+from ..types import Chunk, _Model, not_blank
 from ..validation import check_k
 from .sources import read_jsonl
 
@@ -59,16 +52,9 @@ OVERALL = "overall"
 class LabelledQuery(_Model):
     """A question and the ids of the documents that answer it."""
 
-    query: str = Field(min_length=1)
+    query: Annotated[str, Field(min_length=1), not_blank("query must not be blank")]
     relevant: tuple[str, ...] = Field(min_length=1, description="Ids of answering documents.")
     kind: QueryKind
-
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
-        return value
 
     @field_validator("relevant")
     @classmethod
@@ -82,11 +68,7 @@ class LabelledQuery(_Model):
 
 def document_ranking(chunks: Iterable[Chunk]) -> list[str]:
     """Document ids of ``chunks`` in rank order, each kept once (at its first chunk)."""
-    return _dedupe(c.document_id for c in chunks)
-
-
-def _dedupe(ids: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(c.document_id for c in chunks))
 
 
 def _relevant_set(relevant: Iterable[str]) -> set[str]:
@@ -108,14 +90,14 @@ def recall_at_k(ranked_doc_ids: Sequence[str], relevant: Iterable[str], k: int) 
     ``k`` is not a positive integer.
     """
     wanted = _relevant_set(relevant)
-    top = _dedupe(ranked_doc_ids)[: check_k(k)]
+    top = list(dict.fromkeys(ranked_doc_ids))[: check_k(k)]
     return sum(1 for doc_id in top if doc_id in wanted) / len(wanted)
 
 
 def reciprocal_rank(ranked_doc_ids: Sequence[str], relevant: Iterable[str]) -> float:
     """1 / rank of the first relevant id among the distinct ranked ids; 0.0 if none."""
     wanted = _relevant_set(relevant)
-    for rank, doc_id in enumerate(_dedupe(ranked_doc_ids), start=1):
+    for rank, doc_id in enumerate(dict.fromkeys(ranked_doc_ids), start=1):
         if doc_id in wanted:
             return 1.0 / rank
     return 0.0

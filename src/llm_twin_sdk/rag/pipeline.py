@@ -1,9 +1,6 @@
 """RAGPipeline: ingest documents into Qdrant and retrieve the chunks most relevant to a question.
 
-A retrieval runs self-query and expansion concurrently (two LLM calls at once on a remote
-backend), embeds every phrasing in one batch, sends one batched search per collection, fuses
-the lists and reranks the candidates with the cross-encoder. Each LLM step degrades to
-nothing on failure; none writes anything.
+The steps of a retrieval and of an ingest: docs/architecture.md ("The request path", "Ingestion").
 """
 
 from __future__ import annotations
@@ -26,14 +23,14 @@ from .chunking import chunk_document
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
 from .fusion import QueryVectors, SearchMode, check_search_mode
+from .query import QueryExpander, SelfQuery
+from .rerank import Reranker
 from .sparse import LexicalEncoder
 from .store import QdrantStore
 
 if TYPE_CHECKING:
     from ..config import TwinSettings
     from ..inference.client import InferenceClient
-    from .query import QueryExpander, SelfQuery
-    from .rerank import Reranker
 
 __all__ = ["RAGPipeline"]
 
@@ -141,25 +138,17 @@ class RAGPipeline:
         from ..config import TwinSettings
 
         s = settings or TwinSettings()
+        if (s.self_query or s.query_expansion > 1) and llm is None:
+            raise ConfigurationError(
+                "self-query and query expansion need an LLM client: pass llm=... "
+                "(LLMTwin.from_settings does)"
+            )
         embedder = Embedder(s.embedding_model, device=s.embedding_device)
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
             store = QdrantStore.server(s.qdrant_url, api_key=key, collections=s.collections)
         else:
             store = QdrantStore.local(s.qdrant_path, collections=s.collections)
-        wants_llm = s.self_query or s.query_expansion > 1
-        if wants_llm and llm is None:
-            raise ConfigurationError(
-                "self-query and query expansion need an LLM client: pass llm=... "
-                "(LLMTwin.from_settings does)"
-            )
-        from .query import QueryExpander, SelfQuery
-
-        reranker = None
-        if s.reranker_model:
-            from .rerank import Reranker
-
-            reranker = Reranker(s.reranker_model, device=s.embedding_device)
         return cls(
             embedder,
             store,
@@ -169,23 +158,17 @@ class RAGPipeline:
             search=s.search,
             self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
             expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,
-            reranker=reranker,
+            reranker=Reranker(s.reranker_model, device=s.embedding_device)
+            if s.reranker_model
+            else None,
             rerank_candidates=s.rerank_candidates,
         )
 
     def __repr__(self) -> str:
-        steps = [
-            name
-            for name, step in (
-                ("self_query", self.self_query),
-                ("expansion", self.expander),
-                ("rerank", self.reranker),
-            )
-            if step is not None
-        ]
+        steps = {"self_query": self.self_query, "expansion": self.expander, "rerank": self.reranker}
         return (
             f"RAGPipeline(embedder={self.embedder!r}, store={self.store!r}, "
-            f"search={self.search!r}, steps={steps!r})"
+            f"search={self.search!r}, steps={[n for n, st in steps.items() if st is not None]!r})"
         )
 
     # -- ingestion -------------------------------------------------------------------------

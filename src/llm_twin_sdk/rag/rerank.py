@@ -1,19 +1,13 @@
-"""Rerank retrieved chunks with a cross-encoder (sentence-transformers ``CrossEncoder``).
-
-A cross-encoder reads the query and a passage together and returns one relevance score:
-slower than the bi-encoder used for vector search, sharper on the few chunks it keeps. A hub
-name is downloaded into the Hugging Face cache on first use (with ``HF_HUB_OFFLINE=1``, a
-name not in the cache fails at once); or pass the folder of a saved cross-encoder.
-"""
+"""Rerank retrieved chunks with a cross-encoder, which reads the query and a passage together:
+slower than the bi-encoder of vector search, sharper on the few chunks it keeps."""
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -128,16 +122,12 @@ class Reranker:
                 "A hub name needs network access to download it once (or the model in the "
                 f"Hugging Face cache, e.g. `hf download {source}`); or pass a local folder"
             )
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ModelLoadError("sentence-transformers is not installed") from exc
+        from sentence_transformers import CrossEncoder
 
-        kwargs: dict[str, Any] = {"device": self.device}
-        if self.max_length is not None:
-            kwargs["max_length"] = self.max_length
         try:
-            model: CrossEncoder = CrossEncoder(where, **kwargs)
+            model: CrossEncoder = CrossEncoder(
+                where, device=self.device, max_length=self.max_length
+            )
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load cross-encoder {self.model_name!r}: "
@@ -215,13 +205,12 @@ class Reranker:
                 f"cross-encoder {self.model_name!r} returned {scores.shape[0]} score(s) "
                 f"for {len(items)} text(s)"
             )
-        values = [float(value) for value in scores]
-        if not all(math.isfinite(value) for value in values):
+        if not np.isfinite(scores).all():
             raise RerankError(
                 f"cross-encoder {self.model_name!r} returned non-finite scores: "
                 "the model is probably corrupt"
             )
-        return values
+        return [float(value) for value in scores]
 
     def rerank(
         self, query: str, chunks: Sequence[Chunk], keep_top_k: int | None = None
@@ -249,7 +238,5 @@ class Reranker:
         if not items:
             return []
         scores = self.score(query, [chunk.text for chunk in items])
-        order = sorted(range(len(items)), key=lambda index: -scores[index])
-        if keep_top_k is not None:
-            order = order[:keep_top_k]
+        order = sorted(range(len(items)), key=lambda index: -scores[index])[:keep_top_k]
         return [items[index].model_copy(update={"score": scores[index]}) for index in order]

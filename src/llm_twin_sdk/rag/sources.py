@@ -10,18 +10,6 @@ Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects, re
 A JSONL file is one unit: a bad line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError`
 naming the file and line. A folder is many independent files: a bad file is reported in
 :attr:`FolderLoad.skipped` (and logged at WARNING) and the rest are loaded.
-
-Folder files may start with YAML front matter (parsed with PyYAML's ``safe_load``)::
-
-    ---
-    id: gpu-cost            # default: the path relative to the folder, without extension
-    author: Maya Okafor
-    platform: medium
-    kind: article           # post | article | repository
-    url: https://example.com/gpu-cost
-    title: Cutting GPU cost
-    ---
-    Quantize before you scale out...
 """
 
 from __future__ import annotations
@@ -165,26 +153,29 @@ def load_folder(
 ) -> FolderLoad:
     """Documents from a folder of Markdown/text files, one document per file.
 
-    A file may start with YAML front matter between two ``---`` lines, giving ``id`` and
-    metadata (``author``, ``platform``, ``kind``, ``url``, ``title``); the rest of the file
-    is the document's text. Without an ``id``, the id is the file's path relative to
-    ``path`` with ``/`` separators and no extension (``blog/gpu-cost.md`` ->
-    ``blog/gpu-cost``). Files are read in sorted path order, so results are deterministic.
+    A file may start with YAML front matter (PyYAML's ``safe_load``) between two ``---``
+    lines, giving ``id`` and metadata; the rest of the file is the document's text::
+
+        ---
+        id: gpu-cost            # default: the path relative to the folder, without extension
+        author: Maya Okafor
+        platform: medium
+        kind: article           # post | article | repository
+        url: https://example.com/gpu-cost
+        title: Cutting GPU cost
+        ---
+        Quantize before you scale out...
+
+    The default id uses ``/`` separators (``blog/gpu-cost.md`` -> ``blog/gpu-cost``). Files
+    are read in sorted path order, so results are deterministic.
 
     A file is skipped (reported in :attr:`FolderLoad.skipped` and logged at WARNING) when
     it is not UTF-8, its front matter is not valid YAML, is not a mapping, is not closed or
     has unknown keys, its metadata fails validation, its body is empty, or its id was
     already used by an earlier file. Every other file is loaded.
 
-    Example::
-
-        loaded = load_folder("notes/", pattern="*.md", recursive=False)
-        rag.ingest(loaded.documents)
-
-    Args:
-        path: the folder.
-        pattern: glob pattern(s) of the file names to read.
-        recursive: also read files in sub-folders.
+    ``pattern``: glob pattern(s) of the file names to read; ``recursive``: also read files in
+    sub-folders. Example: ``load_folder("notes/", pattern="*.md", recursive=False)``.
 
     Raises:
         InvalidParameterError: ``path`` does not exist or is not a folder, or no pattern
@@ -270,7 +261,7 @@ def load_documents(source: DocumentSource) -> list[Document]:
 
 
 class _SkipFileError(Exception):
-    """Internal: the current folder file is skipped, for the reason in the message."""
+    """The current folder file is skipped, for the reason in the message."""
 
 
 def _read_note(file: Path, *, default_id: str) -> Document:

@@ -6,12 +6,8 @@ Example::
     store = QdrantStore.memory()                    # for tests
     store = QdrantStore.server("http://localhost:6333", api_key="...")
 
-Chunks go to a collection per document kind (:mod:`~llm_twin_sdk.collection_routing`) as points of
-two vectors (:mod:`~llm_twin_sdk.rag.points`); a search sends one batched request per
-collection and fuses the lists (:mod:`~llm_twin_sdk.rag.fusion`). The engine is reached
-through :class:`~llm_twin_sdk.rag.engine.QdrantEngine`; its errors become
-:class:`~llm_twin_sdk.errors.VectorStoreError`, after retries of a server's connection
-errors, timeouts, 429 and 5xx.
+A collection per document kind, points of two vectors (:mod:`.points`), one batched search
+per collection fused by :mod:`.fusion`; see docs/architecture.md ("Ingestion", "Retrieve").
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ from ..errors import (
 from ..retry import NO_RETRY, RetryPolicy
 from ..types import Chunk, DocumentKind
 from ..validation import check_k
-from .engine import PointId, QdrantEngine, ScoredPoint
+from .engine import Point, PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
 from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, searches_of
 from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
@@ -267,17 +263,16 @@ class QdrantStore:
         sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
         modifier = sparse.modifier if sparse is not None else None
         if dense is None or sparse is None or modifier != models.Modifier.IDF:
-            old = isinstance(params.vectors, models.VectorParams)
+            found = (
+                "was written by an older llm-twin-sdk with a single unnamed vector"
+                if isinstance(params.vectors, models.VectorParams)
+                else "does not have the layout of llm-twin-sdk"
+            )
             raise CollectionMismatchError(
-                f"collection {name!r} ({self.where}) "
-                + (
-                    "was written by an older llm-twin-sdk with a single unnamed vector"
-                    if old
-                    else "does not have the layout of llm-twin-sdk"
-                )
-                + f"; it needs a named dense vector {DENSE_VECTOR!r} and a sparse vector "
-                f"{LEXICAL_VECTOR!r} with the IDF modifier. Ingest your documents again into "
-                "a new collection (another collection name), or delete this one first."
+                f"collection {name!r} ({self.where}) {found}; it needs a named dense vector "
+                f"{DENSE_VECTOR!r} and a sparse vector {LEXICAL_VECTOR!r} with the IDF modifier. "
+                "Ingest your documents again into a new collection (another collection name), "
+                "or delete this one first."
             )
         if dimension is not None and dense.size != dimension:
             raise CollectionMismatchError(
@@ -333,12 +328,17 @@ class QdrantStore:
         ids = StoredVersions.wanted_ids(chunks)
         fields = ["document_id", "fingerprint", "document_chunks"]
         for name in self._existing() if ids else ():
-            retrieve = self._client.retrieve
-            for point in self._call(
-                "retrieve", name, retrieve, name, ids=ids, with_payload=fields, with_vectors=False
-            ):
+            for point in self._retrieve(name, ids, fields):
                 versions.add(name, point)
         return versions
+
+    def _retrieve(
+        self, name: str, ids: Sequence[PointId], payload: bool | list[str]
+    ) -> Sequence[Point]:
+        retrieve = self._client.retrieve
+        return self._call(
+            "retrieve", name, retrieve, name, ids=ids, with_payload=payload, with_vectors=False
+        )
 
     def write_documents(
         self,
@@ -349,13 +349,12 @@ class QdrantStore:
         fingerprints: Mapping[str, str] | None = None,
         previous: StoredVersions | None = None,
     ) -> None:
-        """Store the chunks of whole documents, replacing any earlier version of them.
+        """:meth:`upsert` the chunks of whole documents, replacing any earlier version of them.
 
-        ``sparse`` are the chunks' lexical vectors (computed from their text when not
-        given). Chunks of these documents that are already stored but not in ``chunks``
-        (the tail of a document that got shorter, or copies in the collection of the
-        document's former kind) are deleted afterwards. ``previous`` is the result of
-        :meth:`stored_versions` for these chunks, when the caller already has it.
+        Chunks of these documents that are already stored but not in ``chunks`` (the tail of
+        a document that got shorter, or copies in the collection of the document's former
+        kind) are deleted afterwards. ``previous``: :meth:`stored_versions` of these chunks,
+        when the caller already has it.
         """
         if previous is None:
             previous = self.stored_versions(chunks)
@@ -378,18 +377,13 @@ class QdrantStore:
     ) -> list[Chunk]:
         """The ``k`` best chunks for one query, best first, with their scores.
 
-        Args:
-            vector: the query's dense embedding (not used, may be ``None``, in lexical mode).
-            k: number of chunks.
-            sparse: the query's lexical vector (``LexicalEncoder.encode_query``); needed by
-                the lexical and hybrid modes.
-            mode: ``"dense"`` ranks by cosine similarity (score: the cosine);
-                ``"lexical"`` by BM25 (score: the BM25 score, IDF applied by Qdrant);
-                ``"hybrid"`` fuses the dense and lexical lists (each ``4 * k`` long, at
-                least 20) with reciprocal rank fusion (score: the RRF score). A query with
-                no lexical terms falls back to the dense list alone.
-            filters: metadata every result must match (see :mod:`~.filters`).
-            collections: search these collections only (default: all of this store's).
+        ``vector`` is the query's dense embedding (``None`` in lexical mode), ``sparse`` its
+        lexical vector (``LexicalEncoder.encode_query``; the lexical and hybrid modes need it).
+        ``mode``: ``"dense"`` ranks by cosine similarity (score: the cosine); ``"lexical"`` by
+        BM25 (score: the BM25 score, IDF applied by Qdrant); ``"hybrid"`` fuses the dense and
+        lexical lists (each ``4 * k`` long, at least 20) by reciprocal rank fusion (score: the
+        RRF score), or keeps the dense list for a query without lexical terms. ``filters``:
+        metadata every result must match (:mod:`.filters`); ``collections``: search only these.
         """
         return self.search_many(
             [QueryVectors(vector, sparse)], k, mode=mode, filters=filters, collections=collections
@@ -455,14 +449,9 @@ class QdrantStore:
         wanted: dict[str, list[PointId]] = {}
         for point in points:
             wanted.setdefault(home[point.id], []).append(point.id)
-        payloads: dict[PointId, dict[str, Any] | None] = {}
-        for name, ids in wanted.items():
-            retrieve = self._client.retrieve
-            records = self._call(
-                "retrieve", name, retrieve, name, ids=ids, with_payload=True, with_vectors=False
-            )
-            payloads.update((record.id, record.payload) for record in records)
-        return payloads
+        return {
+            r.id: r.payload for name, ids in wanted.items() for r in self._retrieve(name, ids, True)
+        }
 
     def distinct(self, key: Literal["author", "platform"], limit: int = 1000) -> list[str]:
         """The values of ``key`` stored in any collection (most frequent first), e.g. the

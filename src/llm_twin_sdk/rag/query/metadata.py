@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from collections.abc import Iterator
 from typing import Any, get_args
 
@@ -100,23 +99,12 @@ def _json_object_spans(text: str, max_starts: int = 32) -> Iterator[str]:
                     break
 
 
-_JSON_WORDS = {"null": "None", "true": "True", "false": "False"}
-_JSON_WORD = re.compile(r"(null|true|false)\b")
+class _JsonNames(ast.NodeTransformer):
+    """JSON's ``null``, ``true`` and ``false`` as the constants ``literal_eval`` accepts."""
 
-
-def _pythonize(candidate: str) -> str:
-    """JSON's ``null/true/false`` outside strings as Python literals (for ``literal_eval``)."""
-    out: list[str] = []
-    done = 0
-    for i in _unquoted(candidate):
-        if i < done:
-            continue
-        match = _JSON_WORD.match(candidate, i)
-        if match and (i == 0 or not (candidate[i - 1].isalnum() or candidate[i - 1] == "_")):
-            out += (candidate[done:i], _JSON_WORDS[match.group(1)])
-            done = match.end()
-    out.append(candidate[done:])
-    return "".join(out)
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        words = {"null": None, "true": True, "false": False}
+        return ast.Constant(words[node.id]) if node.id in words else node
 
 
 def _load_object(candidate: str) -> dict[str, Any] | None:
@@ -130,7 +118,7 @@ def _load_object(candidate: str) -> dict[str, Any] | None:
         if len(candidate) > 4000:  # literal_eval of a huge input is slow; no metadata is that long
             return None
         try:
-            value = ast.literal_eval(_pythonize(candidate))
+            value = ast.literal_eval(_JsonNames().visit(ast.parse(candidate, mode="eval")))
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return None
     if not isinstance(value, dict):
