@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args
 from ...errors import InvalidParameterError
 from ...types import DocumentKind, GenerationParams, Prompt
 from ...validation import check_query
-from ..filters import check_filters
+from ..filters import check_filters, string_values
 from .llm import ask_model, shown, step_prompt
 from .metadata import METADATA_FIELDS, read_metadata
 
@@ -77,15 +77,12 @@ def _match_known(value: str, known: Collection[str]) -> tuple[str | None, str]:
     exactly one known value's words inside the value (``"Dr. Maya Okafor"``).
     """
     words = _words(value)
-    exact = [k for k in known if _words(k) == words and words]
-    if exact:
-        return exact[0], ""
+    exact = [k for k in known if words and _words(k) == words]
     inside = [k for k in known if _contains(_words(k), words)]
-    if len(inside) == 1:
-        return inside[0], ""
     around = [k for k in known if _contains(words, _words(k))]
-    if not inside and len(around) == 1:
-        return around[0], ""
+    for found in (exact[:1], inside, [] if inside else around):
+        if len(found) == 1:
+            return found[0], ""
     if len(inside) > 1 or len(around) > 1:
         return None, f"ambiguous: matches {sorted(inside or around)!r}"
     return None, "matches no known value"
@@ -105,9 +102,9 @@ def _check_known(known: Mapping[str, Collection[str]] | None) -> dict[str, tuple
             raise InvalidParameterError(
                 f"known: no field {name!r}; self-query extracts {', '.join(METADATA_FIELDS)}"
             )
-        items = (values,) if isinstance(values, str) else tuple(values)
-        if not all(isinstance(v, str) for v in items):
-            raise InvalidParameterError(f"known[{name!r}] must hold strings")
+        items = string_values(values)
+        if items is None:
+            raise InvalidParameterError(f"known[{name!r}] must hold strings, got {values!r}")
         checked[name] = tuple(v for v in items if v.strip())
     return checked
 
