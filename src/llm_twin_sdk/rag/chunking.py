@@ -1,9 +1,5 @@
-"""Token-bounded chunking with overlap, on word boundaries.
-
-Chunks are cut from the original text (their text is an exact slice of it), bounded by
-the embedding model's tokenizer so that no chunk is truncated when embedded. Boundaries
-fall between whitespace-separated words; a single word longer than the limit is cut.
-"""
+"""Token-bounded chunking with overlap, on word boundaries: each chunk is an exact slice of the
+text, bounded by the embedding model's tokenizer so that none is truncated when embedded."""
 
 from __future__ import annotations
 

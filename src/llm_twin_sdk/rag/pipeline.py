@@ -206,10 +206,7 @@ class RAGPipeline:
         return hashlib.sha256(encoded).hexdigest()[:32]
 
     def ingest(
-        self,
-        documents: Iterable[Document | Mapping[str, Any]],
-        *,
-        progress: bool | None = None,
+        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: bool | None = None
     ) -> IngestReport:
         """Chunk, embed and store documents, in batches. Re-ingesting a document replaces it.
 

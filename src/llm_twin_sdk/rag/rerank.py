@@ -92,9 +92,6 @@ class Reranker:
         self._get_model()
 
     def _get_model(self) -> CrossEncoder:
-        model = self._model
-        if model is not None:
-            return model
         with self._lock:
             if self._model is None:
                 self._model = self._load()
@@ -226,10 +223,7 @@ class Reranker:
             best[0].score  # the cross-encoder's score, no longer the vector similarity
 
         Raises:
-            EmptyQueryError: ``query`` is empty or whitespace.
-            InvalidParameterError: ``keep_top_k`` is not a positive integer.
-            ModelLoadError: the model could not be loaded.
-            RerankError: scoring failed.
+            InvalidParameterError: ``keep_top_k`` is not a positive integer; and as :meth:`score`.
         """
         check_query(query)
         if keep_top_k is not None:

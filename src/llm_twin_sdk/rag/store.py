@@ -41,13 +41,7 @@ from .versions import StoredVersions, document_lengths
 if TYPE_CHECKING:
     from qdrant_client import models
 
-__all__ = [
-    "DEFAULT_COLLECTIONS",
-    "QdrantStore",
-    "QueryVectors",
-    "SearchMode",
-    "StoredVersions",
-]
+__all__ = ["DEFAULT_COLLECTIONS", "QdrantStore", "QueryVectors", "SearchMode", "StoredVersions"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -113,32 +107,28 @@ class QdrantStore:
         One process at a time: a folder another process holds raises
         :class:`VectorStoreLockedError`.
         """
-        folder = Path(path).expanduser()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise VectorStoreError(f"cannot create Qdrant folder {str(folder)!r}: {exc}") from exc
-        from .edge import EdgeClient
-
-        try:
-            client = EdgeClient(folder)
-        except VectorStoreError:
-            raise
-        except Exception as exc:
-            raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
-        return cls(client, collections, where=f"local folder {str(folder)!r}")
+        return cls._embedded(Path(path).expanduser(), collections)
 
     @classmethod
     def memory(cls, collections: CollectionsSpec = None) -> QdrantStore:
         """Embedded Qdrant on a temporary folder removed by :meth:`close`: nothing persists.
         For tests and throwaway runs."""
+        return cls._embedded(None, collections)
+
+    @classmethod
+    def _embedded(cls, folder: Path | None, collections: CollectionsSpec) -> QdrantStore:
         from .edge import EdgeClient
 
+        where = "memory" if folder is None else f"local folder {str(folder)!r}"
         try:
-            client = EdgeClient()
-        except Exception as exc:
-            raise VectorStoreError(f"cannot create a temporary Qdrant folder: {exc}") from exc
-        return cls(client, collections, where="memory")
+            client = EdgeClient(folder)
+        except VectorStoreError:
+            raise
+        except Exception as exc:  # the folder cannot be created or opened
+            raise VectorStoreError(
+                f"cannot create or open the Qdrant folder ({where}): {exc}"
+            ) from exc
+        return cls(client, collections, where=where)
 
     @classmethod
     def server(

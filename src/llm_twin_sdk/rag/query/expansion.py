@@ -138,11 +138,7 @@ class QueryExpander:
     """The system instruction of :meth:`prompt` (``{k}``: the number of phrasings asked)."""
 
     def __init__(
-        self,
-        client: InferenceClient | None,
-        *,
-        n: int = 3,
-        params: GenerationParams | None = None,
+        self, client: InferenceClient | None, *, n: int = 3, params: GenerationParams | None = None
     ) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigurationError(f"n must be an integer >= 1 (queries returned), got {n!r}")
