@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigurationError, InvalidParameterError, ModelLoadError, RerankError
-from ..offline_models import names_a_folder
 from ..types import Chunk
 from ..validation import check_k, check_query
+from .embedder import model_location
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -98,27 +98,13 @@ class Reranker:
             return self._model
 
     def _load(self) -> CrossEncoder:
-        source = self._source
-        local = Path(source).expanduser()
-        if local.exists():
-            if not local.is_dir():
-                raise ModelLoadError(
-                    f"cross-encoder {self.model_name!r} is a file, not a model folder: "
-                    "pass the folder holding config.json and the weights"
-                )
-            where = str(local)
-            hint = "Check that it holds a saved cross-encoder (config.json, weights, tokenizer)"
-        elif names_a_folder(source):
-            raise ModelLoadError(
-                f"cross-encoder folder {self.model_name!r} does not exist: "
-                "pass the folder of a saved cross-encoder, or a hub name"
-            )
-        else:
-            where = str(source)
-            hint = (
-                "A hub name needs network access to download it once (or the model in the "
-                f"Hugging Face cache, e.g. `hf download {source}`); or pass a local folder"
-            )
+        where, local = model_location(self._source, "cross-encoder")
+        hint = (
+            "Check that it holds a saved cross-encoder (config.json, weights, tokenizer)"
+            if local
+            else "A hub name needs network access to download it once (or the model in the "
+            f"Hugging Face cache, e.g. `hf download {where}`); or pass a local folder"
+        )
         from sentence_transformers import CrossEncoder
 
         try:
