@@ -222,21 +222,18 @@ def evaluate(
     k_values: Sequence[int] = (5, 10),
     chunks_per_query: int | None = None,
 ) -> EvaluationReport:
-    """Run every query through ``retrieve`` and score the document ranking.
+    """Run every query through ``retrieve`` (``(query, n) -> chunks``, best first, such as
+    ``RAGPipeline.retrieve``) and score the document ranking at each of ``k_values``.
 
-    Args:
-        retrieve: ``(query, n) -> chunks`` best first, such as ``RAGPipeline.retrieve``.
-        queries: labelled queries (see :func:`load_queries`).
-        k_values: cut-offs for recall@k.
-        chunks_per_query: chunks asked of ``retrieve``; default ``3 * max(k_values)``,
-            so that several chunks of one document still leave ``max(k)`` distinct
-            documents.
-
-    Errors raised by ``retrieve`` propagate unchanged.
+    ``chunks_per_query`` (default ``3 * max(k_values)``) are asked of ``retrieve``, so that
+    several chunks of one document still leave ``max(k)`` distinct documents. Errors raised
+    by ``retrieve`` propagate unchanged.
     """
     items = list(queries)
     if not items:
         raise InvalidParameterError("no queries to evaluate")
+    if wrong := [type(item).__name__ for item in items if not isinstance(item, LabelledQuery)]:
+        raise InvalidParameterError(f"queries must be LabelledQuery objects, got {wrong[0]}")
     if isinstance(k_values, (int, str)) or not k_values:
         raise InvalidParameterError(f"k_values must be a non-empty sequence, got {k_values!r}")
     ks = tuple(sorted({check_k(k) for k in k_values}))
@@ -244,10 +241,6 @@ def evaluate(
 
     results: list[QueryResult] = []
     for item in items:
-        if not isinstance(item, LabelledQuery):
-            raise InvalidParameterError(
-                f"queries must be LabelledQuery objects, got {type(item).__name__}"
-            )
         ranked = document_ranking(retrieve(item.query, n_chunks))
         results.append(
             QueryResult(

@@ -61,16 +61,11 @@ class RAGPipeline:
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
         top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
-        search: ``"hybrid"`` (default) fuses dense and lexical (BM25) rankings with
-            reciprocal rank fusion; ``"dense"`` is embedding similarity only; ``"lexical"``
-            is BM25 only.
-        lexical_encoder: computes the lexical vectors of chunks and queries (default
-            :class:`LexicalEncoder` settings).
-        self_query: extracts author / platform / kind filters from the question with an LLM.
-        expander: writes other phrasings of the question with an LLM (query expansion).
-        reranker: a cross-encoder that reorders the candidates; then ``rerank_candidates``
-            chunks are retrieved and the best ``k`` kept.
-        rerank_candidates: candidates scored by the reranker (at least ``k``).
+        search: ``"hybrid"`` (default: dense and BM25 rankings fused by reciprocal rank
+            fusion), ``"dense"`` (embedding similarity) or ``"lexical"`` (BM25).
+        self_query, expander: the LLM query steps (filters from the question; phrasings).
+        reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``)
+            and keeps the best ``k``.
         ingest_batch: chunks embedded and written per batch by :meth:`ingest` (whole
             documents). Bigger batches embed faster: sentence-transformers sorts the texts of
             one call by length, so they pad less (256-chunk batches cost ~15% more encode time
@@ -210,17 +205,12 @@ class RAGPipeline:
     ) -> IngestReport:
         """Chunk, embed and store documents, in batches. Re-ingesting a document replaces it.
 
-        Every document is validated and chunked before the first write, so a bad document
-        leaves the store untouched. Chunks are then embedded (dense and lexical) and written
-        :attr:`ingest_batch` at a time, whole documents per batch. Documents already stored
-        exactly as given are skipped, so an interrupted run, run again, resumes where it
-        stopped, and re-ingesting an unchanged corpus costs one lookup per batch.
-
-        Args:
-            documents: :class:`Document` objects or mappings with ``id``, ``text`` and
-                optional ``metadata`` (see :mod:`~llm_twin_sdk.rag.sources` for files).
-            progress: show a progress bar (tqdm, on stderr); ``None``: only when stderr is
-                a terminal.
+        ``documents``: :class:`Document` objects or mappings with ``id``, ``text`` and optional
+        ``metadata`` (:mod:`~llm_twin_sdk.rag.sources` reads files). All are validated and
+        chunked before the first write, so a bad document leaves the store untouched; chunks
+        are then embedded and written :attr:`ingest_batch` at a time, whole documents per
+        batch. Documents stored exactly as given are skipped, so an interrupted run resumes
+        where it stopped. ``progress``: a tqdm bar on stderr (``None``: if it is a terminal).
         """
         started = time.perf_counter()
         chunked = self._chunked(validate_documents(documents))

@@ -32,18 +32,11 @@ class Reranker:
         reranker = Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2")  # a hub name or a local folder
         best = reranker.rerank("How do I scale to zero?", chunks, keep_top_k=3)
 
-    Args:
-        model: a local folder of a saved cross-encoder, or a hub name (downloaded once into
-            the Hugging Face cache unless ``HF_HUB_OFFLINE=1``).
-        device: torch device (``"cpu"``, ``"cuda"``...).
-        batch_size: query-passage pairs per forward pass.
-        max_length: tokens per pair (longer pairs are truncated); ``None`` keeps the model's.
-
-    Raises:
-        ConfigurationError: ``batch_size`` or ``max_length`` is below 1.
-
-    The model is loaded lazily on the first :meth:`score` / :meth:`rerank` call (or by
-    :meth:`load`), once, even when several threads call at the same time.
+    ``model``: a saved cross-encoder's folder, or a hub name (downloaded once into the Hugging
+    Face cache unless ``HF_HUB_OFFLINE=1``); ``batch_size``: pairs per forward pass;
+    ``max_length``: tokens per pair (longer pairs are truncated; ``None``: the model's).
+    Either below 1 raises :class:`ConfigurationError`. The model is loaded on the first
+    :meth:`score` / :meth:`rerank` call (or by :meth:`load`), once, even across threads.
     """
 
     def __init__(
@@ -148,10 +141,7 @@ class Reranker:
 
         All pairs go through one batched ``CrossEncoder.predict`` call (``batch_size`` pairs
         per forward pass). An empty ``texts`` returns ``[]`` without loading the model.
-
-        Example::
-
-            reranker.score("scale to zero", ["min capacity 0", "a cat"])  # e.g. [0.91, 0.02]
+        Example: ``reranker.score("scale to zero", ["min capacity 0", "a cat"])`` (~ 0.91, 0.02).
 
         Raises:
             EmptyQueryError: ``query`` is empty or whitespace.

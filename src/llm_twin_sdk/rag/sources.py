@@ -6,10 +6,6 @@ Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects, re
     rag.ingest(load_jsonl("corpus.jsonl"))
     rag.ingest(load_folder("notes/").documents)
     rag.ingest(load_documents("notes/"))  # the same, skipped files only logged
-
-A JSONL file is one unit: a bad line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError`
-naming the file and line. A folder is many independent files: a bad file is reported in
-:attr:`FolderLoad.skipped` (and logged at WARNING) and the rest are loaded.
 """
 
 from __future__ import annotations
@@ -48,8 +44,7 @@ DocumentSource: TypeAlias = "str | os.PathLike[str] | Iterable[Document | Mappin
 """What :func:`load_documents` accepts: a ``.jsonl`` path, a folder, or documents."""
 
 _FRONT_MATTER_FENCE = "---"
-_METADATA_KEYS = frozenset(DocumentMetadata.model_fields)
-_FRONT_MATTER_KEYS = _METADATA_KEYS | {"id"}
+_FRONT_MATTER_KEYS = frozenset(DocumentMetadata.model_fields) | {"id"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +59,7 @@ class SkippedFile:
 class FolderLoad:
     """The result of :func:`load_folder`: loaded documents and skipped files, in path order.
 
-    Example::
-
-        loaded = load_folder("notes/")
-        rag.ingest(loaded.documents)
-        for skipped in loaded.skipped:
-            print(f"{skipped.path}: {skipped.reason}")
+    Example: ``for skipped in load_folder("notes/").skipped: print(skipped.path, skipped.reason)``
     """
 
     documents: tuple[Document, ...]
@@ -80,11 +70,7 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
     """Documents from a JSONL file: one JSON object per line, blank lines skipped.
 
     Each object has the fields of :class:`~llm_twin_sdk.types.Document` (``id``, ``text``,
-    optional ``metadata``). The file is loaded all or nothing.
-
-    Example::
-
-        rag.ingest(load_jsonl("examples/data/corpus.jsonl"))
+    optional ``metadata``). The file is one unit, loaded all or nothing.
 
     Raises:
         InvalidParameterError: the file does not exist or is not a file.
@@ -222,10 +208,7 @@ def load_documents(source: DocumentSource) -> list[Document]:
     - a folder: :func:`load_folder` with its defaults; skipped files are logged, not raised;
     - an iterable of :class:`~llm_twin_sdk.types.Document` or mappings: each validated.
 
-    Example::
-
-        rag.ingest(load_documents("notes/"))
-        rag.ingest(load_documents([{"id": "p1", "text": "Quantize before you scale out."}]))
+    Example: ``rag.ingest(load_documents([{"id": "p1", "text": "Quantize first."}]))``.
 
     Raises:
         InvalidParameterError: a path that is neither a folder nor an existing ``.jsonl`` file.

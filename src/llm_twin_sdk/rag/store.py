@@ -58,17 +58,15 @@ class QdrantStore:
     """Chunks and their vectors in Qdrant collections: dense (cosine) and lexical (sparse).
 
     Args:
-        client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (share one between
-            stores, or use the constructors :meth:`local`, :meth:`memory` and :meth:`server`).
+        client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (or use the
+            constructors :meth:`local`, :meth:`memory` and :meth:`server`).
         collections: ``None`` for the defaults (``posts``, ``articles``, ``repositories``,
-            chosen by each document's kind), one name for a single collection, or a mapping
-            of every kind to a name (kinds may share one).
-        where: how errors name the store's location.
-        payload_indexes: create keyword indexes on the filter fields (they serve filters and
-            the author / platform lookups of self-query).
+            by document kind), one name for a single collection, or a mapping of every kind
+            to a name (kinds may share one).
+        where, url: how errors name the store's location; a server's URL.
+        payload_indexes: keyword indexes on the filter fields (for filters and self-query).
         retry: retries of transient failures (default: none in-process, a short backoff
             for servers).
-        url: the server's URL, named by :class:`VectorStoreUnavailableError`.
 
     A collection is created on first write with the embedder's vector size; an existing
     collection with another size or layout raises :class:`CollectionMismatchError`.

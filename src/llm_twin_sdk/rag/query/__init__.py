@@ -7,15 +7,9 @@ unknown ``known`` fields) or a misconfigured client (``ConfigurationError``) rai
 
 Example::
 
-    from llm_twin_sdk import InferenceClient, LocalBackend
-    from llm_twin_sdk.rag.query import QueryExpander, SelfQuery
-
     client = InferenceClient(LocalBackend())
-    filters = SelfQuery(client).extract(
-        "What did Okafor write about LoRA?", known={"author": ["Maya Okafor", "Liam Chen"]}
-    )                                                   # {"author": ("Maya Okafor",)}
-    queries = QueryExpander(client, n=3).expand("How do I cut GPU cost?")
-    # ["How do I cut GPU cost?", "<alternative 1>", "<alternative 2>"]
+    filters = SelfQuery(client).extract("What did Okafor write?", known={"author": ["Maya Okafor"]})
+    queries = QueryExpander(client, n=3).expand("How do I cut GPU cost?")  # the question + 2
 
 The parsers :func:`parse_metadata` and :func:`parse_phrasings` are pure, for other prompts.
 """

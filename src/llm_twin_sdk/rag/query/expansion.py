@@ -106,27 +106,19 @@ class QueryExpander:
     """Write ``n - 1`` alternative phrasings of a question (query expansion); the original
     always comes first.
 
-    Searching with several phrasings and fusing the results finds documents that word the
-    topic differently than the user did. With ``n == 1`` no model is called (the client may
-    then be ``None``). The reply is parsed with :func:`parse_phrasings`; when the model wrote
-    fewer usable phrasings the result is shorter (logged at ``INFO``), and when it failed or
-    wrote nothing usable the result is ``[question]`` (logged at ``WARNING``). When the
-    reply was cut by the token limit, its last, unfinished phrasing is dropped. Holds no
-    per-call state: share one between threads.
-
-    Args:
-        client: the model to ask (built once, reused for every call).
-        n: the number of queries returned at most, the original included (>= 1).
-        params: generation settings; default: greedy, with a token budget sized for ``n - 1``
-            phrasings of the question's length.
+    Searching with several phrasings and fusing the results finds documents worded otherwise
+    than the question. With ``n == 1`` (queries returned at most) no model is called and the
+    client may be ``None``. The reply is parsed with :func:`parse_phrasings`, its last
+    phrasing dropped when the token limit cut it; fewer usable phrasings give a shorter list
+    (``INFO``), a failure or nothing usable ``[question]`` (``WARNING``). ``params`` default:
+    greedy, with a token budget for ``n - 1`` phrasings. Holds no per-call state.
 
     Raises:
         ConfigurationError: ``n < 1``, or no client while ``n > 1``.
 
     Example::
 
-        expander = QueryExpander(client, n=3)
-        expander.expand("How do I cut GPU cost?")  # ["How do I cut GPU cost?", "...", "..."]
+        QueryExpander(client, n=3).expand("How do I cut GPU cost?")  # [question, "...", "..."]
     """
 
     SYSTEM: ClassVar[str] = (

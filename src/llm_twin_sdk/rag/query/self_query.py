@@ -112,38 +112,27 @@ def _check_known(known: Mapping[str, Collection[str]] | None) -> dict[str, tuple
 class SelfQuery:
     """Extract author / platform / kind named in a question, as retrieval filters (read-only).
 
-    The model is asked for one JSON object ``{"author", "platform", "kind"}``. Its reply is
-    parsed leniently (:func:`parse_metadata`), then checked:
+    The model is asked for one JSON object ``{"author", "platform", "kind"}``, parsed
+    leniently (:func:`parse_metadata`), then checked:
 
     - ``author`` and ``platform`` are kept only when one of their words occurs in the
-      question (a cheap guard against invented names: a filter on a wrong author finds
-      nothing, no filter finds something);
-    - with ``known`` values for a field (what exists in the store), a value is kept only
-      when it matches one of them -- case, spacing and punctuation aside, or unambiguously
-      by whole words (``"Okafor"`` -> ``"Maya Okafor"``) -- and the known spelling is
-      returned; without ``known``, values are kept as the model wrote them;
-    - ``kind`` must be one of ``post``, ``article``, ``repository``, and is kept only when
-      the question names that kind of content (``"posted"``, ``"articles"``, ``"blog"``,
-      ``"repo"``...): small models otherwise fill it in on every question.
+      question (a filter on an invented author finds nothing; no filter finds something);
+    - with ``known`` values for a field (what exists in the store), a value is kept only when
+      it matches one -- case, spacing and punctuation aside, or unambiguously by whole words
+      (``"Okafor"`` -> ``"Maya Okafor"``) -- and the known spelling is returned;
+    - ``kind`` is kept only when the question names that kind of content (``"posted"``,
+      ``"blog"``, ``"repo"``...): small models otherwise fill it in on every question.
 
     Inference errors and unusable replies give ``{}`` (or the valid fields only) and a
-    ``WARNING`` log; values dropped by the checks above are logged at ``INFO``. The object
-    holds no per-call state: share one between threads.
-
-    Args:
-        client: the model to ask (built once, reused for every call).
-        params: generation settings; default: greedy, 64 new tokens, output constrained to
-            the JSON object's schema (``json_schema``) on servers that support it.
+    ``WARNING``; values dropped by the checks are logged at ``INFO``. Holds no per-call
+    state: share one between threads. ``params`` default: greedy, 64 new tokens, output
+    constrained to the JSON object's schema (``json_schema``) where servers support it.
 
     Example::
 
-        self_query = SelfQuery(client)
-        filters = self_query.extract(
-            "What did Maya Okafor write about LoRA?",
-            known={"author": ["Maya Okafor", "Liam Chen"]},
-        )
-        # {"author": ("Maya Okafor",)}
-        twin.ask(question, filters=filters or None)
+        filters = SelfQuery(client).extract(
+            "What did Okafor write about LoRA?", known={"author": ["Maya Okafor", "Liam Chen"]}
+        )  # {"author": ("Maya Okafor",)}
     """
 
     SYSTEM: ClassVar[str] = (
@@ -183,11 +172,7 @@ class SelfQuery:
         self, question: str, known: Mapping[str, Collection[str]] | None = None
     ) -> dict[str, tuple[str, ...]]:
         """The filters ``question`` names, e.g. ``{"author": ("Maya Okafor",)}``; ``{}`` for
-        none (or when the model fails).
-
-        Args:
-            question: the user's question.
-            known: per field, the values that exist in the store (``{"author": [...]}``).
+        none (or when the model fails). ``known``: per field, the values in the store.
 
         Raises:
             EmptyQueryError: ``question`` is empty or blank.
