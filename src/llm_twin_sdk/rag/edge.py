@@ -42,7 +42,6 @@ class Hit:
     id: int | str
     payload: dict[str, Any] | None
     score: float = 0.0
-    version: int = 0
 
 
 @dataclass(slots=True)
@@ -170,11 +169,8 @@ class EdgeClient:
     # -- points ------------------------------------------------------------------------------
 
     def create_payload_index(self, name: str, field_name: str, field_schema: Any = None) -> None:
-        edge = self._edge
-        operation = edge.UpdateOperation.create_field_index(
-            field_name, edge.PayloadSchemaType.Keyword
-        )
-        self._shard(name).update(operation)
+        keyword = self._edge.PayloadSchemaType.Keyword
+        self._shard(name).update(self._edge.UpdateOperation.create_field_index(field_name, keyword))
 
     def upsert(self, name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
         edge = self._edge
@@ -195,10 +191,8 @@ class EdgeClient:
         return [Hit(_point_id(r.id), r.payload) for r in records]
 
     def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
-        operation = self._edge.UpdateOperation.delete_points(
-            [_point_id(i) for i in points_selector.points]
-        )
-        self._shard(name).update(operation)
+        ids = [_point_id(i) for i in points_selector.points]
+        self._shard(name).update(self._edge.UpdateOperation.delete_points(ids))
 
     def count(self, name: str, exact: bool = True) -> models.CountResult:
         from qdrant_client.http import models

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, InvalidDocumentError, InvalidParameterError, LLMTwinError
@@ -283,7 +283,9 @@ class RAGPipeline:
         ``{"author": "Maya Okafor", "kind": ["post", "article"]}``; fields it names win over
         what self-query extracts. ``collections`` searches only those collections.
         """
-        query, limit, checked, names = self._arguments(query, k, filters, collections)
+        query = check_query(query)  # every argument checked before any work
+        limit = self.top_k if k is None else check_k(k)
+        checked, names = check_filters(filters), self.store.check_collections(collections)
         queries, extracted = self._rewrite(query, checked)
         depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
         merged = {**extracted, **checked}
@@ -312,40 +314,22 @@ class RAGPipeline:
 
             chunks = await rag.aretrieve("How do I scale to zero?", k=5)
         """
-        query, limit, checked, names = self._arguments(query, k, filters, collections)
         return await asyncio.to_thread(
-            self.retrieve, query, limit, filters=checked, collections=names
+            self.retrieve, query, k, filters=filters, collections=collections
         )
-
-    def _arguments(
-        self,
-        query: str,
-        k: int | None,
-        filters: MetadataFilters | None,
-        collections: Iterable[str] | None,
-    ) -> tuple[str, int, dict[str, tuple[str, ...]], tuple[str, ...]]:
-        """A retrieval's arguments, validated before any work."""
-        query = check_query(query)
-        limit = self.top_k if k is None else check_k(k)
-        return query, limit, check_filters(filters), self.store.check_collections(collections)
 
     def _rewrite(
         self, query: str, explicit: Mapping[str, tuple[str, ...]]
     ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
         """The phrasings to search and the self-query filters, the two LLM steps at once."""
-        pending: Future[dict[str, tuple[str, ...]]] | None = None
-        if self.self_query is not None and not {"author", "platform", "kind"} <= set(explicit):
-            if self.expander is not None:
-                pending = self._pool().submit(self._self_query, query)
-            else:
-                return [query], self._self_query(query)
-        queries = self.expander.expand(query) if self.expander is not None else [query]
-        extracted = pending.result() if pending is not None else {}
-        return queries, {f: v for f, v in extracted.items() if f not in explicit}
-
-    def _self_query(self, query: str) -> dict[str, tuple[str, ...]]:
-        assert self.self_query is not None
-        return self.self_query.extract(query, known=self.known_values())
+        self_query, expander = self.self_query, self.expander
+        if self_query is None or {"author", "platform", "kind"} <= set(explicit):
+            return (expander.expand(query) if expander is not None else [query]), {}
+        extracted = self._pool().submit(
+            lambda: self_query.extract(query, known=self.known_values())
+        )
+        queries = expander.expand(query) if expander is not None else [query]
+        return queries, {f: v for f, v in extracted.result().items() if f not in explicit}
 
     def known_values(self) -> dict[str, list[str]]:
         """Authors and platforms stored, which self-query matches names against (cached

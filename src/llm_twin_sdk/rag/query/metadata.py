@@ -22,8 +22,8 @@ __all__ = ["METADATA_FIELDS", "QueryMetadata", "parse_metadata", "read_metadata"
 METADATA_FIELDS = ("author", "platform", "kind")
 """The fields self-query extracts (each one a retrieval filter field)."""
 
-_KINDS: frozenset[str] = frozenset(get_args(DocumentKind))
 _KIND_ALIASES = {"repo": "repository", "repos": "repository", "repositories": "repository"}
+_KIND_ALIASES |= {f"{kind}s": kind for kind in get_args(DocumentKind)}  # plurals
 _NULLISH = frozenset({"", "null", "none", "nil", "unknown", "n/a", "na", "not specified", "-"})
 
 
@@ -51,11 +51,7 @@ class QueryMetadata(_Model):
         if value.casefold() in _NULLISH:
             return None
         if info.field_name == "kind":
-            kind = value.casefold()
-            kind = _KIND_ALIASES.get(kind, kind)
-            if kind not in _KINDS and kind.endswith("s") and kind[:-1] in _KINDS:
-                kind = kind[:-1]
-            return kind
+            return _KIND_ALIASES.get(value.casefold(), value.casefold())
         return value
 
     def as_filters(self) -> dict[str, tuple[str, ...]]:
