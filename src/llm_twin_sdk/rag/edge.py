@@ -191,8 +191,8 @@ class EdgeClient:
         return [Hit(_point_id(r.id), r.payload) for r in records]
 
     def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
-        ids = [_point_id(i) for i in points_selector.points]
-        self._shard(name).update(self._edge.UpdateOperation.delete_points(ids))
+        delete = self._edge.UpdateOperation.delete_points
+        self._shard(name).update(delete([_point_id(i) for i in points_selector.points]))
 
     def count(self, name: str, exact: bool = True) -> models.CountResult:
         from qdrant_client.http import models
