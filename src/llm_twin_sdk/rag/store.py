@@ -386,13 +386,9 @@ class QdrantStore:
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
-        """The ``k`` best chunks for several phrasings of one question, fused, best first.
-
-        One ``query_batch_points`` request per collection carries every query's dense and
-        lexical searches. Per query and vector, the collections' lists are merged by score;
-        all lists are then fused by reciprocal rank fusion and deduplicated by chunk id. A
-        single list (one dense or lexical query) keeps its own scores. A ``kind`` filter
-        skips the collections of other kinds.
+        """The ``k`` best chunks for several phrasings of one question, fused, best first: one
+        ``query_batch_points`` request per collection, lists fused by :func:`.fusion.fuse`. A
+        ``kind`` filter skips the collections of other kinds.
         """
         from qdrant_client import models
 
