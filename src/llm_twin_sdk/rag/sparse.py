@@ -116,13 +116,10 @@ class LexicalEncoder:
     def encode_document(self, text: str) -> SparseVector:
         """BM25 term weights of one document (without IDF, which Qdrant applies)."""
         terms = tokenize(text)
-        if not terms:
-            return SparseVector((), ())
         counts = Counter(term_index(t) for t in terms)
         norm = self.k1 * (1.0 - self.b + self.b * len(terms) / self.avg_length)
         indices = tuple(sorted(counts))
-        k1_plus_1 = self.k1 + 1.0
-        values = tuple(counts[i] * k1_plus_1 / (counts[i] + norm) for i in indices)
+        values = tuple(counts[i] * (self.k1 + 1.0) / (counts[i] + norm) for i in indices)
         return SparseVector(indices, values)
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:

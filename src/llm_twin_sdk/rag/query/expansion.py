@@ -67,27 +67,16 @@ def parse_phrasings(text: str, question: str, limit: int) -> list[str]:
     >>> parse_phrasings('Here are 2 versions:\\n1. "Cheaper GPUs?"\\n2. cheaper gpus', "q?", 5)
     ['Cheaper GPUs?']
     """
-    if limit <= 0:
-        return []
     longest = 4 * len(question) + 200
     seen = {_key(question)}
     found: list[str] = []
-    for raw in _SPLIT.split(text):
-        line = _clean_line(raw)
+    for line in map(_clean_line, _SPLIT.split(text)):
         key = _key(line)
-        if (
-            not key
-            or line.endswith(":")
-            or _PREAMBLE.match(line)
-            or len(line) > longest
-            or key in seen
-        ):
-            continue
-        seen.add(key)
-        found.append(line)
-        if len(found) == limit:
-            break
-    return found
+        preamble = line.endswith(":") or _PREAMBLE.match(line)
+        if key and key not in seen and not preamble and len(line) <= longest:
+            seen.add(key)
+            found.append(line)
+    return found[: max(limit, 0)]
 
 
 def _expansion_params(question: str, alternatives: int) -> GenerationParams:
