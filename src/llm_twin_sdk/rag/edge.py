@@ -63,11 +63,8 @@ class CollectionLayout:
 
 
 class EdgeClient:
-    """Collections of Qdrant Edge shards in one folder, with qdrant-client's method names.
-
-    Args:
-        path: the folder (created if missing); ``None`` for a temporary folder removed by
-            :meth:`close` (``QdrantStore.memory()``).
+    """Collections of Qdrant Edge shards in one folder (``path``, created if missing; ``None``:
+    a temporary one removed by :meth:`close`), with qdrant-client's method names.
 
     Raises:
         VectorStoreLockedError: another process (or client) holds the folder.
@@ -110,12 +107,11 @@ class EdgeClient:
         from qdrant_client.http import models
 
         edge = self._edge
-        vectors = dict(vectors_config) if isinstance(vectors_config, Mapping) else vectors_config
-        dense: Any = (
-            {key: _edge_vector(edge, p) for key, p in vectors.items()}
-            if isinstance(vectors, dict)
-            else _edge_vector(edge, vectors)
-        )
+        if isinstance(vectors_config, Mapping):
+            vectors: Any = dict(vectors_config)
+            dense: Any = {key: _edge_vector(edge, p) for key, p in vectors.items()}
+        else:
+            vectors, dense = vectors_config, _edge_vector(edge, vectors_config)
         sparse_config = dict(sparse_vectors_config or {})
         sparse = {
             key: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf if p.modifier else None)

@@ -83,12 +83,9 @@ def _relevant_set(relevant: Iterable[str]) -> set[str]:
 
 
 def recall_at_k(ranked_doc_ids: Sequence[str], relevant: Iterable[str], k: int) -> float:
-    """Fraction of ``relevant`` documents among the first ``k`` distinct ranked ids.
-
-    Repeated ids count once, at their first position. Raises
-    :class:`~llm_twin_sdk.errors.InvalidParameterError` if ``relevant`` is empty or
-    ``k`` is not a positive integer.
-    """
+    """Fraction of ``relevant`` documents among the first ``k`` distinct ranked ids (a repeated
+    id counts once, at its first position); ``InvalidParameterError`` if ``relevant`` is empty
+    or ``k`` is not a positive integer."""
     wanted = _relevant_set(relevant)
     top = list(dict.fromkeys(ranked_doc_ids))[: check_k(k)]
     return sum(1 for doc_id in top if doc_id in wanted) / len(wanted)
@@ -104,12 +101,9 @@ def reciprocal_rank(ranked_doc_ids: Sequence[str], relevant: Iterable[str]) -> f
 
 
 def load_queries(path: str | Path) -> list[LabelledQuery]:
-    """Read labelled queries from a JSONL file (one object per line; blank lines skipped).
-
-    A missing or empty file raises :class:`~llm_twin_sdk.errors.InvalidParameterError`;
-    a malformed line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError` naming
-    the file and line number.
-    """
+    """Labelled queries from a JSONL file (one object per line; blank lines skipped). A missing
+    or empty file raises ``InvalidParameterError``; a malformed line ``InvalidDocumentError``
+    naming the file and line."""
     queries: list[LabelledQuery] = []
     for where, data in read_jsonl(path, "query file"):
         try:

@@ -186,9 +186,7 @@ class QdrantStore:
         """``names`` (default: every collection) after checking each is configured."""
         if names is None:
             return self.collections
-        if isinstance(names, str):
-            names = [names]
-        chosen = tuple(dict.fromkeys(names))
+        chosen = tuple(dict.fromkeys([names] if isinstance(names, str) else names))
         unknown = [name for name in chosen if name not in self.collections]
         if unknown or not chosen:
             raise InvalidParameterError(
@@ -202,11 +200,7 @@ class QdrantStore:
     def ensure_collection(self, dimension: int, collection: str | None = None) -> None:
         """Create ``collection`` (default: every collection) unless it exists with this schema:
         a named ``dense`` vector of ``dimension`` (cosine) and a ``lexical`` sparse vector with
-        the IDF modifier.
-
-        An existing collection of another size or another layout (the single unnamed vector
-        of llm-twin-sdk before hybrid search) raises :class:`CollectionMismatchError`.
-        """
+        the IDF modifier; another size or layout raises :class:`CollectionMismatchError`."""
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:
