@@ -109,16 +109,8 @@ class Reranker:
                 f"could not load cross-encoder {self.model_name!r}: "
                 f"{str(exc).strip().rstrip('.')}. {hint}."
             ) from exc
-        self._check_is_cross_encoder(model)
-        logger.debug("loaded cross-encoder %s on %s", self.model_name, self.device)
-        return model
-
-    def _check_is_cross_encoder(self, model: CrossEncoder) -> None:
-        """Reject models that load but are not relevance cross-encoders.
-
-        sentence-transformers turns any encoder (an embedding model, a bare BERT) into a
-        ``CrossEncoder`` with a random, untrained scoring head; its scores would be noise.
-        """
+        # sentence-transformers turns any encoder (an embedding model, a bare BERT) into a
+        # CrossEncoder with a random, untrained scoring head, whose scores would be noise.
         config = getattr(model, "config", None)
         architectures = getattr(config, "architectures", None) or []
         if architectures and not any(
@@ -135,6 +127,8 @@ class Reranker:
                 f"{self.model_name!r} has {num_labels} output labels; reranking needs a "
                 "cross-encoder with one relevance score per pair"
             )
+        logger.debug("loaded cross-encoder %s on %s", self.model_name, self.device)
+        return model
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Relevance of each text to ``query``, higher is better, in the order of ``texts``.

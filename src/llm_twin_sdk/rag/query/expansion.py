@@ -79,18 +79,6 @@ def parse_phrasings(text: str, question: str, limit: int) -> list[str]:
     return found[: max(limit, 0)]
 
 
-def _expansion_params(question: str, alternatives: int) -> GenerationParams:
-    """Greedy decoding with room for ``alternatives`` phrasings about as long as
-    ``question`` (~3 characters a token, plus markers and separators)."""
-    per_phrasing = len(question) // 3 + 24
-    return GenerationParams(
-        max_new_tokens=min(1024, alternatives * per_phrasing + 16),
-        temperature=0.0,
-        top_p=1.0,
-        repetition_penalty=1.1,
-    )
-
-
 class QueryExpander:
     """Write ``n - 1`` alternative phrasings of a question (query expansion); the original
     always comes first.
@@ -158,7 +146,13 @@ class QueryExpander:
         wanted = self._n - 1
         if wanted == 0 or self._client is None:
             return [question]
-        params = self._params or _expansion_params(question, wanted)
+        per_phrasing = len(question) // 3 + 24  # ~3 characters a token, plus a list marker
+        params = self._params or GenerationParams(  # greedy, room for `wanted` phrasings
+            max_new_tokens=min(1024, wanted * per_phrasing + 16),
+            temperature=0.0,
+            top_p=1.0,
+            repetition_penalty=1.1,
+        )
         generation = ask_model(self._client, self.prompt(question), params, "query expansion")
         if generation is None:
             return [question]

@@ -145,18 +145,13 @@ def read_metadata(text: str) -> tuple[QueryMetadata | None, list[str]]:
     found = _find_object(text)
     if found is None:
         return None, []
-    fields: dict[str, str] = {}
+    fields: dict[str, str | None] = {}
     problems: list[str] = []
-    for name in METADATA_FIELDS:
-        if name not in found:
-            continue
+    for name in [name for name in METADATA_FIELDS if name in found]:
         try:
-            value = getattr(QueryMetadata(**{name: found[name]}), name)
+            fields[name] = getattr(QueryMetadata(**{name: found[name]}), name)
         except InvalidParameterError as exc:
             problems.append(str(exc))
-            continue
-        if value is not None:
-            fields[name] = value
     return QueryMetadata(**fields), problems
 
 
