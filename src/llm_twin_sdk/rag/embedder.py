@@ -27,13 +27,9 @@ Vectors = npt.NDArray[np.float32]
 
 
 class Embedder:
-    """A sentence-transformers model used for chunks and queries alike.
-
-    Args:
-        model: model id or local folder; ``None`` uses the offline all-MiniLM-L6-v2 wheel.
-        device: torch device (``"cpu"``, ``"cuda"``...).
-        batch_size: texts per forward pass in :meth:`encode`.
-    """
+    """A sentence-transformers model used for chunks and queries alike: ``model`` is a model
+    id or a local folder (``None``: all-MiniLM-L6-v2 from its offline wheel), ``batch_size``
+    the texts per forward pass of :meth:`encode`."""
 
     def __init__(
         self, model: str | Path | None = None, *, device: str = "cpu", batch_size: int = 32

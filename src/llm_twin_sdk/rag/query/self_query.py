@@ -194,19 +194,14 @@ class SelfQuery:
             logger.warning("self-query: field dropped (%s); model output %s", problem, shown(text))
         question_words = set(_words(question))
         kept: dict[str, str] = {}
-        for name in METADATA_FIELDS:
-            value = getattr(metadata, name)
-            if value is None:
-                continue
+        for name, (value,) in metadata.as_filters().items():
             named = _KIND_WORDS[value] if name == "kind" else set(_words(value))
             if not named & question_words:
                 logger.info("self-query: %s %r dropped: not named in the question", name, value)
                 continue
-            if name in allowed:
-                match, why = _match_known(value, allowed[name])
-                if match is None:
-                    logger.info("self-query: %s %r dropped: %s", name, value, why)
-                    continue
-                value = match
-            kept[name] = value
+            match, why = _match_known(value, allowed[name]) if name in allowed else (value, "")
+            if match is None:
+                logger.info("self-query: %s %r dropped: %s", name, value, why)
+                continue
+            kept[name] = match
         return check_filters(kept)
