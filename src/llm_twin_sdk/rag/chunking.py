@@ -65,13 +65,12 @@ def chunk_document(
     document: Document, offsets: Offsets, max_tokens: int, overlap: int
 ) -> list[Chunk]:
     """Split a document into chunks with deterministic ids and its metadata."""
-    text = document.text
     return [
         Chunk(
             id=chunk_id(document.id, position),
             document_id=document.id,
             position=position,
-            text=text[start:end],
+            text=document.text[start:end],
             metadata=document.metadata,
         )
         for position, (start, end) in enumerate(split_offsets(offsets, max_tokens, overlap))

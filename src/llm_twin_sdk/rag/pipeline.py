@@ -57,7 +57,6 @@ class RAGPipeline:
 
     Args:
         embedder: encodes chunks and queries (the same model for both).
-        store: where chunks and vectors live (collections by document kind).
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
         top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
@@ -124,12 +123,8 @@ class RAGPipeline:
     def from_settings(
         cls, settings: TwinSettings | None = None, *, llm: InferenceClient | None = None
     ) -> RAGPipeline:
-        """Build the embedder, the store and the query steps ``settings`` describe.
-
-        ``llm`` is the :class:`~llm_twin_sdk.InferenceClient` used by self-query and query
-        expansion when the settings turn them on (``LLM_TWIN_SELF_QUERY``,
-        ``LLM_TWIN_QUERY_EXPANSION``).
-        """
+        """Build the embedder, the store and the query steps ``settings`` describe; ``llm`` is
+        the client of self-query and expansion when the settings turn them on."""
         from ..config import TwinSettings
 
         s = settings or TwinSettings()

@@ -188,16 +188,15 @@ def load_folder(
         file = files[relative]
         try:
             doc = _read_note(file, default_id=PurePosixPath(relative).with_suffix("").as_posix())
+            if doc.id in used_by:
+                raise _SkipFileError(
+                    f"duplicate document id {doc.id!r} (already used by {used_by[doc.id]})"
+                )
+            used_by[doc.id] = relative
+            documents.append(doc)
         except _SkipFileError as skip:
-            reason = str(skip)
-        else:
-            if doc.id not in used_by:
-                used_by[doc.id] = relative
-                documents.append(doc)
-                continue
-            reason = f"duplicate document id {doc.id!r} (already used by {used_by[doc.id]})"
-        logger.warning("skipped %s: %s", file, reason)
-        skipped.append(SkippedFile(path=file, reason=reason))
+            logger.warning("skipped %s: %s", file, skip)
+            skipped.append(SkippedFile(path=file, reason=str(skip)))
     return FolderLoad(documents=tuple(documents), skipped=tuple(skipped))
 
 

@@ -272,13 +272,10 @@ class QdrantStore:
         *,
         fingerprints: Mapping[str, str] | None = None,
     ) -> None:
-        """Write chunks with their vectors, each into its kind's collection; a chunk with an
-        existing id there replaces it.
-
-        ``sparse`` are the chunks' lexical vectors; when not given they are computed from
-        the chunks' text with :attr:`lexical_encoder`. ``fingerprints`` (document id ->
-        content hash) are stored with the chunks for :meth:`StoredVersions.unchanged`.
-        """
+        """Write chunks with their vectors, each into its kind's collection (replacing a chunk
+        with the same id). ``sparse``: their lexical vectors (default: :attr:`lexical_encoder`
+        on their text); ``fingerprints``: document id -> content hash, stored for
+        :meth:`StoredVersions.unchanged`."""
         if len(chunks) != len(vectors):
             raise VectorStoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         if sparse is None:

@@ -54,8 +54,8 @@ class StoredVersions:
         document_id = payload.get("document_id")
         if not isinstance(document_id, str):
             return
-        fingerprint = payload.get("fingerprint")
-        self.chunks.setdefault(document_id, {})[(collection, str(point.id))] = fingerprint
+        stored = self.chunks.setdefault(document_id, {})
+        stored[(collection, str(point.id))] = payload.get("fingerprint")
         count = payload.get("document_chunks")
         if isinstance(count, int):
             self.lengths[document_id] = max(self.lengths.get(document_id, 0), count)
