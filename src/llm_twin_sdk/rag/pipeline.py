@@ -300,14 +300,9 @@ class RAGPipeline:
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
-        """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop.
-
-        Store access is serialised per pipeline, so concurrent requests queue in threads
-        rather than in the event loop.
-
-        Example (inside an async web handler)::
-
-            chunks = await rag.aretrieve("How do I scale to zero?", k=5)
+        """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop
+        (store access is serialised per pipeline, so concurrent requests queue in threads).
+        Example, in an async web handler: ``chunks = await rag.aretrieve(question, k=5)``.
         """
         return await asyncio.to_thread(
             self.retrieve, query, k, filters=filters, collections=collections

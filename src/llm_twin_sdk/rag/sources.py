@@ -143,12 +143,8 @@ def load_folder(
     lines, giving ``id`` and metadata; the rest of the file is the document's text::
 
         ---
-        id: gpu-cost            # default: the path relative to the folder, without extension
-        author: Maya Okafor
-        platform: medium
-        kind: article           # post | article | repository
-        url: https://example.com/gpu-cost
-        title: Cutting GPU cost
+        id: gpu-cost          # default: the path relative to the folder, without extension
+        author: Maya Okafor   # also: platform, kind (post | article | repository), url, title
         ---
         Quantize before you scale out...
 
@@ -201,13 +197,9 @@ def load_folder(
 
 
 def load_documents(source: DocumentSource) -> list[Document]:
-    """Validated documents from any source: a ``.jsonl`` file, a folder, or documents.
-
-    - a path ending in ``.jsonl``: :func:`load_jsonl` (strict);
-    - a folder: :func:`load_folder` with its defaults; skipped files are logged, not raised;
-    - an iterable of :class:`~llm_twin_sdk.types.Document` or mappings: each validated.
-
-    Example: ``rag.ingest(load_documents([{"id": "p1", "text": "Quantize first."}]))``.
+    """Validated documents from any source: a path ending in ``.jsonl`` (:func:`load_jsonl`,
+    strict), a folder (:func:`load_folder`; skipped files are logged, not raised), or an
+    iterable of ``Document`` or mappings, e.g. ``load_documents([{"id": "p1", "text": "Hi"}])``.
 
     Raises:
         InvalidParameterError: a path that is neither a folder nor an existing ``.jsonl`` file.

@@ -243,8 +243,7 @@ class QdrantStore:
         params = self._client.get_collection(name).config.params
         dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, dict) else None
         sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
-        modifier = sparse.modifier if sparse is not None else None
-        if dense is None or sparse is None or modifier != models.Modifier.IDF:
+        if dense is None or sparse is None or sparse.modifier != models.Modifier.IDF:
             found = (
                 "was written by an older llm-twin-sdk with a single unnamed vector"
                 if isinstance(params.vectors, models.VectorParams)
