@@ -1,11 +1,8 @@
 """The embedded engine of ``QdrantStore.local`` / ``memory``: Qdrant Edge (Qdrant's Rust engine,
-in-process) behind qdrant-client's method names, implementing
-:class:`~llm_twin_sdk.rag.engine.QdrantEngine`, so the embedded footing gets Qdrant's indexes
-and batched query planning, not a scan of every point.
-
-Layout of a folder: one shard per collection in ``<folder>/<collection>/shard``, the
-collection's vector layout in ``<folder>/<collection>/collection.json``, and a lock file
-``<folder>/.llm-twin.lock`` held by the process that opened the folder.
+in-process, with its indexes and batched query planning) behind qdrant-client's method names,
+implementing :class:`~llm_twin_sdk.rag.engine.QdrantEngine`. A folder holds per collection
+``<collection>/shard`` and ``<collection>/collection.json`` (its vector layout), and the lock
+file ``.llm-twin.lock`` of the process that opened it.
 """
 
 from __future__ import annotations

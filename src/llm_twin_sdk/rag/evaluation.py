@@ -170,10 +170,8 @@ def _figures(scores: Scores, k_values: Sequence[int]) -> list[str]:
 
 
 def comparison_markdown(reports: dict[str, EvaluationReport]) -> str:
-    """One markdown table comparing named reports: overall scores, then recall@k per kind.
-
-    ``k`` for the per-kind columns is the smallest k of the first report.
-    """
+    """One markdown table comparing named reports: overall scores, then recall@k per kind
+    (``k``: the smallest of the first report's)."""
     if not reports:
         raise InvalidParameterError("no reports to compare")
     first = next(iter(reports.values()))

@@ -270,13 +270,10 @@ class RAGPipeline:
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
         """The ``k`` chunks most relevant to ``query`` (default ``top_k``; at most
-        :data:`~llm_twin_sdk.validation.MAX_K`), best first.
-
-        Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical),
-        reciprocal-rank-fusion scores (hybrid, or several phrasings) or cross-encoder
-        scores (with a reranker). ``filters`` restricts the results by metadata, e.g.
-        ``{"author": "Maya Okafor", "kind": ["post", "article"]}``; fields it names win over
-        what self-query extracts. ``collections`` searches only those collections.
+        :data:`~llm_twin_sdk.validation.MAX_K`), best first, ranked as :attr:`search` says
+        (scores: cosines, BM25, reciprocal-rank-fusion or the reranker's). ``filters``
+        restricts the results by metadata, e.g. ``{"author": "Maya Okafor", "kind": ["post"]}``
+        (fields it names win over self-query's); ``collections``: search only those.
         """
         query = check_query(query)  # every argument checked before any work
         limit = self.top_k if k is None else check_k(k)

@@ -147,11 +147,9 @@ class Reranker:
         if isinstance(texts, str):
             raise InvalidParameterError("texts must be a sequence of strings, not one string")
         items = list(texts)
-        for index, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InvalidParameterError(
-                    f"texts[{index}] must be a string, got {type(text).__name__}"
-                )
+        if wrong := [index for index, text in enumerate(items) if not isinstance(text, str)]:
+            name = type(items[wrong[0]]).__name__
+            raise InvalidParameterError(f"texts[{wrong[0]}] must be a string, got {name}")
         if not items:
             return []
         model = self._get_model()

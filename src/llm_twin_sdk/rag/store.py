@@ -100,11 +100,8 @@ class QdrantStore:
 
     @classmethod
     def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
-        """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing.
-
-        One process at a time: a folder another process holds raises
-        :class:`VectorStoreLockedError`.
-        """
+        """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing; one process
+        at a time: a folder another process holds raises :class:`VectorStoreLockedError`."""
         return cls._embedded(Path(path).expanduser(), collections)
 
     @classmethod
@@ -138,12 +135,10 @@ class QdrantStore:
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
     ) -> QdrantStore:
-        """A Qdrant server or Qdrant Cloud at ``url`` (``api_key`` for Cloud).
-
-        Calls are retried on connection errors, timeouts, 429 and 5xx (``retry``, default
+        """A Qdrant server or Qdrant Cloud at ``url`` (``api_key`` for Cloud). Calls are retried
+        on connection errors, timeouts, 429 and 5xx (``retry``, default
         :data:`SERVER_RETRY_POLICY`); a server still unreachable then raises
-        :class:`VectorStoreUnavailableError` naming ``url``.
-        """
+        :class:`VectorStoreUnavailableError` naming ``url``."""
         from qdrant_client import QdrantClient
 
         try:
@@ -327,13 +322,10 @@ class QdrantStore:
         fingerprints: Mapping[str, str] | None = None,
         previous: StoredVersions | None = None,
     ) -> None:
-        """:meth:`upsert` the chunks of whole documents, replacing any earlier version of them.
-
-        Chunks of these documents that are already stored but not in ``chunks`` (the tail of
-        a document that got shorter, or copies in the collection of the document's former
-        kind) are deleted afterwards. ``previous``: :meth:`stored_versions` of these chunks,
-        when the caller already has it.
-        """
+        """:meth:`upsert` the chunks of whole documents, replacing any earlier version of them:
+        their stored chunks not in ``chunks`` (a shorter document's old tail, copies under a
+        former kind) are deleted afterwards. ``previous``: :meth:`stored_versions` of these
+        chunks, when the caller already has it."""
         if previous is None:
             previous = self.stored_versions(chunks)
         self.upsert(chunks, vectors, sparse, fingerprints=fingerprints)

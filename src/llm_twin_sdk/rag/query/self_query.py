@@ -70,12 +70,9 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
 
 
 def _match_known(value: str, known: Collection[str]) -> tuple[str | None, str]:
-    """The known spelling ``value`` stands for, or ``None`` and why not.
-
-    Exact (case, spacing and punctuation aside) first; then an unambiguous partial match:
-    the value's words inside exactly one known value (``"Okafor"`` -> ``"Maya Okafor"``), or
-    exactly one known value's words inside the value (``"Dr. Maya Okafor"``).
-    """
+    """The known spelling ``value`` stands for, or ``None`` and why not: an exact match (case,
+    spacing and punctuation aside) first; then the value's words inside exactly one known value
+    (``"Okafor"`` -> ``"Maya Okafor"``), or one known value's words inside the value."""
     words = _words(value)
     exact = [k for k in known if words and _words(k) == words]
     inside = [k for k in known if _contains(_words(k), words)]
