@@ -59,6 +59,13 @@ def test_missing_model_folder(tmp_path: Path) -> None:
         Embedder(tmp_path / "nope")
 
 
+def test_file_instead_of_a_model_folder(tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"not weights")
+    with pytest.raises(ModelLoadError, match="is a file, not a model folder"):
+        Embedder(weights)
+
+
 def test_folder_that_is_not_a_model(tmp_path: Path) -> None:
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "config.json").write_text("{not json", encoding="utf-8")

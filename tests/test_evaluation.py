@@ -228,6 +228,15 @@ def test_evaluate_rejects_bad_arguments() -> None:
         evaluate(retrieve, q, chunks_per_query=0)
     with pytest.raises(InvalidParameterError, match="LabelledQuery"):
         evaluate(retrieve, [{"query": "q"}])  # type: ignore[list-item]
+    asked: list[str] = []
+
+    def counting(query: str, n: int) -> list[Chunk]:
+        asked.append(query)
+        return []
+
+    with pytest.raises(InvalidParameterError, match="LabelledQuery"):
+        evaluate(counting, [*q, {"query": "q"}])  # type: ignore[list-item]
+    assert asked == []  # every query is checked before the first retrieval
     # Nothing retrieved: zero scores, not an error.
     assert evaluate(retrieve, q).overall.mrr == 0.0
 

@@ -501,6 +501,8 @@ def test_self_query_raises_for_wrong_input_and_configuration(server: TGIServer) 
             self_query.extract("What did Maya write?", known={"document_id": ["a"]})
         with pytest.raises(InvalidParameterError, match="strings"):
             self_query.extract("What did Maya write?", known={"author": [3]})  # type: ignore[list-item]
+        with pytest.raises(InvalidParameterError, match="strings"):  # was a raw TypeError
+            self_query.extract("What did Maya write?", known={"author": 3})  # type: ignore[dict-item]
     # Chat messages to TGI's native routes need a prompt_format: a setup error, not LLM trouble.
     with (
         InferenceClient(HttpBackend(server.url, api="tgi"), retry=NO_RETRY) as bare,

@@ -1,9 +1,5 @@
-"""Token-bounded chunking with overlap, on word boundaries.
-
-Chunks are cut from the original text (their text is an exact slice of it), bounded by
-the embedding model's tokenizer so that no chunk is truncated when embedded. Boundaries
-fall between whitespace-separated words; a single word longer than the limit is cut.
-"""
+"""Token-bounded chunking with overlap, on word boundaries: each chunk is an exact slice of the
+text, bounded by the embedding model's tokenizer so that none is truncated when embedded."""
 
 from __future__ import annotations
 
@@ -69,13 +65,12 @@ def chunk_document(
     document: Document, offsets: Offsets, max_tokens: int, overlap: int
 ) -> list[Chunk]:
     """Split a document into chunks with deterministic ids and its metadata."""
-    text = document.text
     return [
         Chunk(
             id=chunk_id(document.id, position),
             document_id=document.id,
             position=position,
-            text=text[start:end],
+            text=document.text[start:end],
             metadata=document.metadata,
         )
         for position, (start, end) in enumerate(split_offsets(offsets, max_tokens, overlap))

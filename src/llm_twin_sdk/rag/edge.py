@@ -1,13 +1,8 @@
-"""The embedded engine: Qdrant Edge (Qdrant's own Rust engine, in-process) implementing
-:class:`~llm_twin_sdk.rag.engine.QdrantEngine`, as qdrant-client's ``QdrantClient`` does.
-
-``QdrantStore.local(path)`` and ``QdrantStore.memory()`` run on it. :class:`EdgeClient`
-translates qdrant-client's models, so the embedded footing gets Qdrant's indexes (dense,
-sparse with IDF, keyword payloads) and batched query planning, not a scan of every point.
-
-Layout of a folder: one shard per collection in ``<folder>/<collection>/shard``, the
-collection's vector layout in ``<folder>/<collection>/collection.json``, and a lock file
-``<folder>/.llm-twin.lock`` held by the process that opened the folder.
+"""The embedded engine of ``QdrantStore.local`` / ``memory``: Qdrant Edge (Qdrant's Rust engine,
+in-process, with its indexes and batched query planning) behind qdrant-client's method names,
+implementing :class:`~llm_twin_sdk.rag.engine.QdrantEngine`. A folder holds per collection
+``<collection>/shard`` and ``<collection>/collection.json`` (its vector layout), and the lock
+file ``.llm-twin.lock`` of the process that opened it.
 """
 
 from __future__ import annotations
@@ -44,7 +39,6 @@ class Hit:
     id: int | str
     payload: dict[str, Any] | None
     score: float = 0.0
-    version: int = 0
 
 
 @dataclass(slots=True)
@@ -66,11 +60,8 @@ class CollectionLayout:
 
 
 class EdgeClient:
-    """Collections of Qdrant Edge shards in one folder, with qdrant-client's method names.
-
-    Args:
-        path: the folder (created if missing); ``None`` for a temporary folder removed by
-            :meth:`close` (``QdrantStore.memory()``).
+    """Collections of Qdrant Edge shards in one folder (``path``, created if missing; ``None``:
+    a temporary one removed by :meth:`close`), with qdrant-client's method names.
 
     Raises:
         VectorStoreLockedError: another process (or client) holds the folder.
@@ -101,11 +92,8 @@ class EdgeClient:
 
     # -- collections -------------------------------------------------------------------------
 
-    def _dir(self, name: str) -> Path:
-        return self.folder / name
-
     def collection_exists(self, name: str) -> bool:
-        return (self._dir(name) / LAYOUT_FILE).is_file()
+        return (self.folder / name / LAYOUT_FILE).is_file()
 
     def create_collection(
         self,
@@ -116,12 +104,11 @@ class EdgeClient:
         from qdrant_client.http import models
 
         edge = self._edge
-        vectors = dict(vectors_config) if isinstance(vectors_config, Mapping) else vectors_config
-        dense: Any = (
-            {key: _edge_vector(edge, p) for key, p in vectors.items()}
-            if isinstance(vectors, dict)
-            else _edge_vector(edge, vectors)
-        )
+        if isinstance(vectors_config, Mapping):
+            vectors: Any = dict(vectors_config)
+            dense: Any = {key: _edge_vector(edge, p) for key, p in vectors.items()}
+        else:
+            vectors, dense = vectors_config, _edge_vector(edge, vectors_config)
         sparse_config = dict(sparse_vectors_config or {})
         sparse = {
             key: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf if p.modifier else None)
@@ -129,22 +116,22 @@ class EdgeClient:
         }
         layout = models.CollectionParams(vectors=vectors, sparse_vectors=sparse_config or None)
         with self._guard:
-            folder = self._dir(name)
+            folder = self.folder / name
             if (folder / LAYOUT_FILE).is_file():
                 raise VectorStoreError(f"collection {name!r} already exists")
             shutil.rmtree(folder, ignore_errors=True)  # a half-created collection
             config = edge.EdgeConfig(vectors=dense, sparse_vectors=sparse or None)
             self._shards[name] = edge.EdgeShard.create(str(folder / "shard"), config)
-            _write_atomically(
-                folder / LAYOUT_FILE, layout.model_dump_json(include=_LAYOUT, exclude_none=True)
-            )
+            tmp = folder / f"{LAYOUT_FILE}.tmp"  # written whole, then renamed: never half-read
+            tmp.write_text(layout.model_dump_json(include=_LAYOUT, exclude_none=True), "utf-8")
+            os.replace(tmp, folder / LAYOUT_FILE)
         return True
 
     def get_collection(self, name: str) -> CollectionLayout:
         """The collection's vector layout, read as ``CollectionInfo.config.params``."""
         from qdrant_client.http import models
 
-        text = (self._dir(name) / LAYOUT_FILE).read_text(encoding="utf-8")
+        text = (self.folder / name / LAYOUT_FILE).read_text(encoding="utf-8")
         params = models.CollectionParams.model_validate_json(text)
         if isinstance(params.vectors, dict) and set(params.vectors) == {""}:
             params.vectors = params.vectors[""]  # one unnamed vector, as older folders write it
@@ -155,8 +142,8 @@ class EdgeClient:
             shard = self._shards.pop(name, None)
             if shard is not None:
                 shard.close()
-            existed = self._dir(name).exists()
-            shutil.rmtree(self._dir(name), ignore_errors=True)
+            existed = (self.folder / name).exists()
+            shutil.rmtree(self.folder / name, ignore_errors=True)
         return existed
 
     def _shard(self, name: str) -> qdrant_edge.EdgeShard:
@@ -169,17 +156,14 @@ class EdgeClient:
             if name not in self._shards:
                 if not self.collection_exists(name):
                     raise VectorStoreError(f"collection {name!r} does not exist")
-                self._shards[name] = self._edge.EdgeShard.load(str(self._dir(name) / "shard"))
+                self._shards[name] = self._edge.EdgeShard.load(str(self.folder / name / "shard"))
             return self._shards[name]
 
     # -- points ------------------------------------------------------------------------------
 
     def create_payload_index(self, name: str, field_name: str, field_schema: Any = None) -> None:
-        edge = self._edge
-        operation = edge.UpdateOperation.create_field_index(
-            field_name, edge.PayloadSchemaType.Keyword
-        )
-        self._shard(name).update(operation)
+        keyword = self._edge.PayloadSchemaType.Keyword
+        self._shard(name).update(self._edge.UpdateOperation.create_field_index(field_name, keyword))
 
     def upsert(self, name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
         edge = self._edge
@@ -200,10 +184,8 @@ class EdgeClient:
         return [Hit(_point_id(r.id), r.payload) for r in records]
 
     def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
-        operation = self._edge.UpdateOperation.delete_points(
-            [_point_id(i) for i in points_selector.points]
-        )
-        self._shard(name).update(operation)
+        delete = self._edge.UpdateOperation.delete_points
+        self._shard(name).update(delete([_point_id(i) for i in points_selector.points]))
 
     def count(self, name: str, exact: bool = True) -> models.CountResult:
         from qdrant_client.http import models
@@ -248,12 +230,6 @@ class EdgeClient:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _edge_vector(edge: Any, params: models.VectorParams) -> Any:
     distance = {"Cosine": edge.Distance.Cosine, "Dot": edge.Distance.Dot}.get(
         params.distance.value, edge.Distance.Euclid
@@ -266,16 +242,13 @@ def _point_id(point_id: Any) -> int | str:
     return point_id if isinstance(point_id, int) else str(point_id)
 
 
-def _edge_vector_value(edge: Any, value: Any) -> Any:
-    if hasattr(value, "indices"):  # models.SparseVector
-        return edge.SparseVector(list(value.indices), list(value.values))
-    return list(value)
-
-
 def _edge_vectors(edge: Any, vector: Any) -> Any:
+    """A point's vector(s) (named ones: a dict) or a query's vector, as Qdrant Edge takes them."""
     if isinstance(vector, dict):
-        return {key: _edge_vector_value(edge, value) for key, value in vector.items()}
-    return _edge_vector_value(edge, vector)
+        return {key: _edge_vectors(edge, value) for key, value in vector.items()}
+    if hasattr(vector, "indices"):  # models.SparseVector
+        return edge.SparseVector(list(vector.indices), list(vector.values))
+    return list(vector)
 
 
 def _edge_filter(edge: Any, condition: models.Filter | None) -> Any:
@@ -299,7 +272,7 @@ def _edge_filter(edge: Any, condition: models.Filter | None) -> Any:
 
 
 def _edge_request(edge: Any, request: models.QueryRequest) -> Any:
-    query = edge.Query.Nearest(_edge_vector_value(edge, request.query), using=request.using)
+    query = edge.Query.Nearest(_edge_vectors(edge, request.query), using=request.using)
     return edge.QueryRequest(
         limit=request.limit or 10,
         query=query,

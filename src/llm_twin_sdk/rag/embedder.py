@@ -8,7 +8,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,19 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Embedder"]
 
-logger = logging.getLogger(__name__)
-
 Vectors = npt.NDArray[np.float32]
 
 
 class Embedder:
-    """A sentence-transformers model used for chunks and queries alike.
-
-    Args:
-        model: model id or local folder; ``None`` uses the offline all-MiniLM-L6-v2 wheel.
-        device: torch device (``"cpu"``, ``"cuda"``...).
-        batch_size: texts per forward pass in :meth:`encode`.
-    """
+    """A sentence-transformers model used for chunks and queries alike: ``model`` is a model
+    id or a local folder (``None``: all-MiniLM-L6-v2 from its offline wheel), ``batch_size``
+    the texts per forward pass of :meth:`encode`."""
 
     def __init__(
         self, model: str | Path | None = None, *, device: str = "cpu", batch_size: int = 32
@@ -58,15 +51,11 @@ class Embedder:
 
     @staticmethod
     def _load(source: str | Path, device: str) -> SentenceTransformer:
-        if names_a_folder(source) and not Path(source).expanduser().is_dir():
-            raise ModelLoadError(f"embedding model folder {str(source)!r} does not exist")
+        where, _ = model_location(source, "embedding model")
+        from sentence_transformers import SentenceTransformer
+
         try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ModelLoadError("sentence-transformers is not installed") from exc
-        try:
-            local = Path(source).expanduser()
-            return SentenceTransformer(str(local if local.is_dir() else source), device=device)
+            return SentenceTransformer(where, device=device)
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load embedding model {str(source)!r}: {str(exc).strip().rstrip('.')}. "
@@ -108,3 +97,19 @@ class Embedder:
         except Exception as exc:
             raise EmbeddingError(f"tokenizing {len(texts)} text(s) failed: {exc}") from exc
         return [[(int(s), int(e)) for s, e in row] for row in encoded["offset_mapping"]]
+
+
+def model_location(source: str | Path, what: str) -> tuple[str, bool]:
+    """What sentence-transformers loads for ``source`` (a folder or a hub name), and whether it
+    is a local folder. A file, or a path (:func:`~llm_twin_sdk.offline_models.names_a_folder`)
+    to no folder, raises :class:`ModelLoadError` before anything is downloaded."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return str(local), True
+    if local.exists() or names_a_folder(source):
+        problem = "is a file, not a model folder" if local.exists() else "does not exist"
+        raise ModelLoadError(
+            f"{what} {str(source)!r} {problem}: pass the folder of a saved {what} "
+            "(config.json, weights, tokenizer), or a hub name"
+        )
+    return str(source), False

@@ -1,31 +1,24 @@
 """Retrieval quality: recall@k and MRR of a retriever over a labelled query set.
 
-A labelled query names the documents that answer it. Retrieval returns chunks; they are
-reduced to document ids in rank order (a document counts once, at its best chunk) before
-scoring. Example::
+A labelled query names the documents that answer it. Retrieved chunks are reduced to
+document ids in rank order (a document counts once, at its best chunk) before scoring;
+MRR is computed over every document retrieved, not cut at ``k``. Example::
 
     queries = load_queries("examples/data/queries.jsonl")
     report = evaluate(rag.retrieve, queries)           # recall@5, recall@10, MRR
     print(report.to_markdown())
-
-Metrics:
-
-- ``recall@k``: the fraction of a query's relevant documents found in the top ``k``
-  documents (for a query with one relevant document: 1 if it is there, else 0).
-- ``reciprocal rank``: 1 / rank of the first relevant document, 0 if none was retrieved;
-  its mean over queries is MRR. Computed over every document retrieved, not cut at ``k``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 from pydantic import Field, field_validator
 
 from ..errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
-from ..types import Chunk, _Model
+from ..types import Chunk, _Model, not_blank
 from ..validation import check_k
 from .sources import read_jsonl
 
@@ -59,16 +52,9 @@ OVERALL = "overall"
 class LabelledQuery(_Model):
     """A question and the ids of the documents that answer it."""
 
-    query: str = Field(min_length=1)
+    query: Annotated[str, Field(min_length=1), not_blank("query must not be blank")]
     relevant: tuple[str, ...] = Field(min_length=1, description="Ids of answering documents.")
     kind: QueryKind
-
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
-        return value
 
     @field_validator("relevant")
     @classmethod
@@ -82,11 +68,7 @@ class LabelledQuery(_Model):
 
 def document_ranking(chunks: Iterable[Chunk]) -> list[str]:
     """Document ids of ``chunks`` in rank order, each kept once (at its first chunk)."""
-    return _dedupe(c.document_id for c in chunks)
-
-
-def _dedupe(ids: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(c.document_id for c in chunks))
 
 
 def _relevant_set(relevant: Iterable[str]) -> set[str]:
@@ -101,33 +83,27 @@ def _relevant_set(relevant: Iterable[str]) -> set[str]:
 
 
 def recall_at_k(ranked_doc_ids: Sequence[str], relevant: Iterable[str], k: int) -> float:
-    """Fraction of ``relevant`` documents among the first ``k`` distinct ranked ids.
-
-    Repeated ids count once, at their first position. Raises
-    :class:`~llm_twin_sdk.errors.InvalidParameterError` if ``relevant`` is empty or
-    ``k`` is not a positive integer.
-    """
+    """Fraction of ``relevant`` documents among the first ``k`` distinct ranked ids (a repeated
+    id counts once, at its first position); ``InvalidParameterError`` if ``relevant`` is empty
+    or ``k`` is not a positive integer."""
     wanted = _relevant_set(relevant)
-    top = _dedupe(ranked_doc_ids)[: check_k(k)]
+    top = list(dict.fromkeys(ranked_doc_ids))[: check_k(k)]
     return sum(1 for doc_id in top if doc_id in wanted) / len(wanted)
 
 
 def reciprocal_rank(ranked_doc_ids: Sequence[str], relevant: Iterable[str]) -> float:
     """1 / rank of the first relevant id among the distinct ranked ids; 0.0 if none."""
     wanted = _relevant_set(relevant)
-    for rank, doc_id in enumerate(_dedupe(ranked_doc_ids), start=1):
+    for rank, doc_id in enumerate(dict.fromkeys(ranked_doc_ids), start=1):
         if doc_id in wanted:
             return 1.0 / rank
     return 0.0
 
 
 def load_queries(path: str | Path) -> list[LabelledQuery]:
-    """Read labelled queries from a JSONL file (one object per line; blank lines skipped).
-
-    A missing or empty file raises :class:`~llm_twin_sdk.errors.InvalidParameterError`;
-    a malformed line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError` naming
-    the file and line number.
-    """
+    """Labelled queries from a JSONL file (one object per line; blank lines skipped). A missing
+    or empty file raises ``InvalidParameterError``; a malformed line ``InvalidDocumentError``
+    naming the file and line."""
     queries: list[LabelledQuery] = []
     for where, data in read_jsonl(path, "query file"):
         try:
@@ -194,10 +170,8 @@ def _figures(scores: Scores, k_values: Sequence[int]) -> list[str]:
 
 
 def comparison_markdown(reports: dict[str, EvaluationReport]) -> str:
-    """One markdown table comparing named reports: overall scores, then recall@k per kind.
-
-    ``k`` for the per-kind columns is the smallest k of the first report.
-    """
+    """One markdown table comparing named reports: overall scores, then recall@k per kind
+    (``k``: the smallest of the first report's)."""
     if not reports:
         raise InvalidParameterError("no reports to compare")
     first = next(iter(reports.values()))
@@ -240,21 +214,18 @@ def evaluate(
     k_values: Sequence[int] = (5, 10),
     chunks_per_query: int | None = None,
 ) -> EvaluationReport:
-    """Run every query through ``retrieve`` and score the document ranking.
+    """Run every query through ``retrieve`` (``(query, n) -> chunks``, best first, such as
+    ``RAGPipeline.retrieve``) and score the document ranking at each of ``k_values``.
 
-    Args:
-        retrieve: ``(query, n) -> chunks`` best first, such as ``RAGPipeline.retrieve``.
-        queries: labelled queries (see :func:`load_queries`).
-        k_values: cut-offs for recall@k.
-        chunks_per_query: chunks asked of ``retrieve``; default ``3 * max(k_values)``,
-            so that several chunks of one document still leave ``max(k)`` distinct
-            documents.
-
-    Errors raised by ``retrieve`` propagate unchanged.
+    ``chunks_per_query`` (default ``3 * max(k_values)``) are asked of ``retrieve``, so that
+    several chunks of one document still leave ``max(k)`` distinct documents. Errors raised
+    by ``retrieve`` propagate unchanged.
     """
     items = list(queries)
     if not items:
         raise InvalidParameterError("no queries to evaluate")
+    if wrong := [type(item).__name__ for item in items if not isinstance(item, LabelledQuery)]:
+        raise InvalidParameterError(f"queries must be LabelledQuery objects, got {wrong[0]}")
     if isinstance(k_values, (int, str)) or not k_values:
         raise InvalidParameterError(f"k_values must be a non-empty sequence, got {k_values!r}")
     ks = tuple(sorted({check_k(k) for k in k_values}))
@@ -262,10 +233,6 @@ def evaluate(
 
     results: list[QueryResult] = []
     for item in items:
-        if not isinstance(item, LabelledQuery):
-            raise InvalidParameterError(
-                f"queries must be LabelledQuery objects, got {type(item).__name__}"
-            )
         ranked = document_ranking(retrieve(item.query, n_chunks))
         results.append(
             QueryResult(

@@ -11,7 +11,7 @@ match. Filters are validated before any work is done.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, get_args
 
 from ..errors import InvalidParameterError
@@ -20,7 +20,7 @@ from ..types import DocumentKind
 if TYPE_CHECKING:
     from qdrant_client import models
 
-__all__ = ["FILTER_FIELDS", "MetadataFilters", "check_filters", "to_qdrant_filter"]
+__all__ = ["FILTER_FIELDS", "MetadataFilters", "check_filters", "string_values", "to_qdrant_filter"]
 
 MetadataFilters: TypeAlias = Mapping[str, "str | Sequence[str]"]
 
@@ -50,13 +50,8 @@ def check_filters(filters: MetadataFilters | None) -> dict[str, tuple[str, ...]]
             raise InvalidParameterError(
                 f"cannot filter on {field!r}; filterable fields: {', '.join(FILTER_FIELDS)}"
             )
-        values = (value,) if isinstance(value, str) else value
-        if (
-            isinstance(values, (bytes, Mapping))
-            or not isinstance(values, Sequence)
-            or not values
-            or not all(isinstance(v, str) and v for v in values)
-        ):
+        values = string_values(value)
+        if not values or not all(values):
             raise InvalidParameterError(
                 f"filter {field!r} needs a non-empty string or a non-empty list of them, "
                 f"got {value!r}"
@@ -65,8 +60,16 @@ def check_filters(filters: MetadataFilters | None) -> dict[str, tuple[str, ...]]
             raise InvalidParameterError(
                 f"filter 'kind' accepts {', '.join(sorted(_KINDS))}; got {list(values)!r}"
             )
-        checked[field] = tuple(values)
+        checked[field] = values
     return checked
+
+
+def string_values(value: object) -> tuple[str, ...] | None:
+    """``value``, one string or a collection of strings, as a tuple; ``None`` if it is not."""
+    values = (value,) if isinstance(value, str) else value
+    if isinstance(values, (bytes, Mapping)) or not isinstance(values, Collection):
+        return None
+    return tuple(values) if all(isinstance(v, str) for v in values) else None
 
 
 def to_qdrant_filter(filters: Mapping[str, Sequence[str]]) -> models.Filter | None:

@@ -1,11 +1,6 @@
-"""What one retrieval asks Qdrant, and how the answers become one ranking.
-
-Each phrasing of a question is searched with each vector the search mode uses. The lists of
-one search from several collections are merged by score (cosines and BM25 scores compare
-across collections, so splitting the corpus does not change the ranking); all lists are then
-fused by reciprocal rank fusion with Qdrant's formula and constant (``1 / (rank + 2)`` per
-list, ranks from 0), deduplicated by point id. A single list keeps its own scores.
-"""
+"""What one retrieval asks Qdrant (a search per phrasing and vector), and how the answers
+become one ranking: merged by score across collections, then fused by RRF (docs/architecture.md,
+"Retrieve", step 4)."""
 
 from __future__ import annotations
 
@@ -46,10 +41,8 @@ def check_search_mode(mode: object) -> SearchMode:
 
 @dataclass(frozen=True)
 class QueryVectors:
-    """One query's vectors: its dense embedding and its lexical (sparse) vector.
-
-    Either may be ``None`` when the search mode does not use it.
-    """
+    """One query's dense embedding and lexical (sparse) vector; ``None`` where the search mode
+    does not use it."""
 
     dense: npt.NDArray[np.float32] | None = None
     sparse: SparseVector | None = None

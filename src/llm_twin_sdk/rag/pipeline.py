@@ -1,9 +1,6 @@
 """RAGPipeline: ingest documents into Qdrant and retrieve the chunks most relevant to a question.
 
-A retrieval runs self-query and expansion concurrently (two LLM calls at once on a remote
-backend), embeds every phrasing in one batch, sends one batched search per collection, fuses
-the lists and reranks the candidates with the cross-encoder. Each LLM step degrades to
-nothing on failure; none writes anything.
+The steps of a retrieval and of an ingest: docs/architecture.md ("The request path", "Ingestion").
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, InvalidDocumentError, InvalidParameterError, LLMTwinError
@@ -26,14 +23,14 @@ from .chunking import chunk_document
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
 from .fusion import QueryVectors, SearchMode, check_search_mode
+from .query import QueryExpander, SelfQuery
+from .rerank import Reranker
 from .sparse import LexicalEncoder
 from .store import QdrantStore
 
 if TYPE_CHECKING:
     from ..config import TwinSettings
     from ..inference.client import InferenceClient
-    from .query import QueryExpander, SelfQuery
-    from .rerank import Reranker
 
 __all__ = ["RAGPipeline"]
 
@@ -60,20 +57,14 @@ class RAGPipeline:
 
     Args:
         embedder: encodes chunks and queries (the same model for both).
-        store: where chunks and vectors live (collections by document kind).
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
         top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
-        search: ``"hybrid"`` (default) fuses dense and lexical (BM25) rankings with
-            reciprocal rank fusion; ``"dense"`` is embedding similarity only; ``"lexical"``
-            is BM25 only.
-        lexical_encoder: computes the lexical vectors of chunks and queries (default
-            :class:`LexicalEncoder` settings).
-        self_query: extracts author / platform / kind filters from the question with an LLM.
-        expander: writes other phrasings of the question with an LLM (query expansion).
-        reranker: a cross-encoder that reorders the candidates; then ``rerank_candidates``
-            chunks are retrieved and the best ``k`` kept.
-        rerank_candidates: candidates scored by the reranker (at least ``k``).
+        search: ``"hybrid"`` (default: dense and BM25 rankings fused by reciprocal rank
+            fusion), ``"dense"`` (embedding similarity) or ``"lexical"`` (BM25).
+        self_query, expander: the LLM query steps (filters from the question; phrasings).
+        reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``)
+            and keeps the best ``k``.
         ingest_batch: chunks embedded and written per batch by :meth:`ingest` (whole
             documents). Bigger batches embed faster: sentence-transformers sorts the texts of
             one call by length, so they pad less (256-chunk batches cost ~15% more encode time
@@ -132,34 +123,22 @@ class RAGPipeline:
     def from_settings(
         cls, settings: TwinSettings | None = None, *, llm: InferenceClient | None = None
     ) -> RAGPipeline:
-        """Build the embedder, the store and the query steps ``settings`` describe.
-
-        ``llm`` is the :class:`~llm_twin_sdk.InferenceClient` used by self-query and query
-        expansion when the settings turn them on (``LLM_TWIN_SELF_QUERY``,
-        ``LLM_TWIN_QUERY_EXPANSION``).
-        """
+        """Build the embedder, the store and the query steps ``settings`` describe; ``llm`` is
+        the client of self-query and expansion when the settings turn them on."""
         from ..config import TwinSettings
 
         s = settings or TwinSettings()
+        if (s.self_query or s.query_expansion > 1) and llm is None:
+            raise ConfigurationError(
+                "self-query and query expansion need an LLM client: pass llm=... "
+                "(LLMTwin.from_settings does)"
+            )
         embedder = Embedder(s.embedding_model, device=s.embedding_device)
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
             store = QdrantStore.server(s.qdrant_url, api_key=key, collections=s.collections)
         else:
             store = QdrantStore.local(s.qdrant_path, collections=s.collections)
-        wants_llm = s.self_query or s.query_expansion > 1
-        if wants_llm and llm is None:
-            raise ConfigurationError(
-                "self-query and query expansion need an LLM client: pass llm=... "
-                "(LLMTwin.from_settings does)"
-            )
-        from .query import QueryExpander, SelfQuery
-
-        reranker = None
-        if s.reranker_model:
-            from .rerank import Reranker
-
-            reranker = Reranker(s.reranker_model, device=s.embedding_device)
         return cls(
             embedder,
             store,
@@ -169,23 +148,17 @@ class RAGPipeline:
             search=s.search,
             self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
             expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,
-            reranker=reranker,
+            reranker=Reranker(s.reranker_model, device=s.embedding_device)
+            if s.reranker_model
+            else None,
             rerank_candidates=s.rerank_candidates,
         )
 
     def __repr__(self) -> str:
-        steps = [
-            name
-            for name, step in (
-                ("self_query", self.self_query),
-                ("expansion", self.expander),
-                ("rerank", self.reranker),
-            )
-            if step is not None
-        ]
+        steps = {"self_query": self.self_query, "expansion": self.expander, "rerank": self.reranker}
         return (
             f"RAGPipeline(embedder={self.embedder!r}, store={self.store!r}, "
-            f"search={self.search!r}, steps={steps!r})"
+            f"search={self.search!r}, steps={[n for n, st in steps.items() if st is not None]!r})"
         )
 
     # -- ingestion -------------------------------------------------------------------------
@@ -223,24 +196,16 @@ class RAGPipeline:
         return hashlib.sha256(encoded).hexdigest()[:32]
 
     def ingest(
-        self,
-        documents: Iterable[Document | Mapping[str, Any]],
-        *,
-        progress: bool | None = None,
+        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: bool | None = None
     ) -> IngestReport:
         """Chunk, embed and store documents, in batches. Re-ingesting a document replaces it.
 
-        Every document is validated and chunked before the first write, so a bad document
-        leaves the store untouched. Chunks are then embedded (dense and lexical) and written
-        :attr:`ingest_batch` at a time, whole documents per batch. Documents already stored
-        exactly as given are skipped, so an interrupted run, run again, resumes where it
-        stopped, and re-ingesting an unchanged corpus costs one lookup per batch.
-
-        Args:
-            documents: :class:`Document` objects or mappings with ``id``, ``text`` and
-                optional ``metadata`` (see :mod:`~llm_twin_sdk.rag.sources` for files).
-            progress: show a progress bar (tqdm, on stderr); ``None``: only when stderr is
-                a terminal.
+        ``documents``: :class:`Document` objects or mappings with ``id``, ``text`` and optional
+        ``metadata`` (:mod:`~llm_twin_sdk.rag.sources` reads files). All are validated and
+        chunked before the first write, so a bad document leaves the store untouched; chunks
+        are then embedded and written :attr:`ingest_batch` at a time, whole documents per
+        batch. Documents stored exactly as given are skipped, so an interrupted run resumes
+        where it stopped. ``progress``: a tqdm bar on stderr (``None``: if it is a terminal).
         """
         started = time.perf_counter()
         chunked = self._chunked(validate_documents(documents))
@@ -305,15 +270,14 @@ class RAGPipeline:
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
         """The ``k`` chunks most relevant to ``query`` (default ``top_k``; at most
-        :data:`~llm_twin_sdk.validation.MAX_K`), best first.
-
-        Ranked as :attr:`search` says; scores are cosines (dense), BM25 scores (lexical),
-        reciprocal-rank-fusion scores (hybrid, or several phrasings) or cross-encoder
-        scores (with a reranker). ``filters`` restricts the results by metadata, e.g.
-        ``{"author": "Maya Okafor", "kind": ["post", "article"]}``; fields it names win over
-        what self-query extracts. ``collections`` searches only those collections.
+        :data:`~llm_twin_sdk.validation.MAX_K`), best first, ranked as :attr:`search` says
+        (scores: cosines, BM25, reciprocal-rank-fusion or the reranker's). ``filters``
+        restricts the results by metadata, e.g. ``{"author": "Maya Okafor", "kind": ["post"]}``
+        (fields it names win over self-query's); ``collections``: search only those.
         """
-        query, limit, checked, names = self._arguments(query, k, filters, collections)
+        query = check_query(query)  # every argument checked before any work
+        limit = self.top_k if k is None else check_k(k)
+        checked, names = check_filters(filters), self.store.check_collections(collections)
         queries, extracted = self._rewrite(query, checked)
         depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
         merged = {**extracted, **checked}
@@ -333,49 +297,26 @@ class RAGPipeline:
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
-        """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop.
-
-        Store access is serialised per pipeline, so concurrent requests queue in threads
-        rather than in the event loop.
-
-        Example (inside an async web handler)::
-
-            chunks = await rag.aretrieve("How do I scale to zero?", k=5)
+        """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop
+        (store access is serialised per pipeline, so concurrent requests queue in threads).
+        Example, in an async web handler: ``chunks = await rag.aretrieve(question, k=5)``.
         """
-        query, limit, checked, names = self._arguments(query, k, filters, collections)
         return await asyncio.to_thread(
-            self.retrieve, query, limit, filters=checked, collections=names
+            self.retrieve, query, k, filters=filters, collections=collections
         )
-
-    def _arguments(
-        self,
-        query: str,
-        k: int | None,
-        filters: MetadataFilters | None,
-        collections: Iterable[str] | None,
-    ) -> tuple[str, int, dict[str, tuple[str, ...]], tuple[str, ...]]:
-        """A retrieval's arguments, validated before any work."""
-        query = check_query(query)
-        limit = self.top_k if k is None else check_k(k)
-        return query, limit, check_filters(filters), self.store.check_collections(collections)
 
     def _rewrite(
         self, query: str, explicit: Mapping[str, tuple[str, ...]]
     ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
         """The phrasings to search and the self-query filters, the two LLM steps at once."""
-        pending: Future[dict[str, tuple[str, ...]]] | None = None
-        if self.self_query is not None and not {"author", "platform", "kind"} <= set(explicit):
-            if self.expander is not None:
-                pending = self._pool().submit(self._self_query, query)
-            else:
-                return [query], self._self_query(query)
-        queries = self.expander.expand(query) if self.expander is not None else [query]
-        extracted = pending.result() if pending is not None else {}
-        return queries, {f: v for f, v in extracted.items() if f not in explicit}
-
-    def _self_query(self, query: str) -> dict[str, tuple[str, ...]]:
-        assert self.self_query is not None
-        return self.self_query.extract(query, known=self.known_values())
+        self_query, expander = self.self_query, self.expander
+        if self_query is None or {"author", "platform", "kind"} <= set(explicit):
+            return (expander.expand(query) if expander is not None else [query]), {}
+        extracted = self._pool().submit(
+            lambda: self_query.extract(query, known=self.known_values())
+        )
+        queries = expander.expand(query) if expander is not None else [query]
+        return queries, {f: v for f, v in extracted.result().items() if f not in explicit}
 
     def known_values(self) -> dict[str, list[str]]:
         """Authors and platforms stored, which self-query matches names against (cached

@@ -1,10 +1,6 @@
-"""Chunks as Qdrant points and back: two named vectors and a payload of the chunk's fields.
-
-Every point holds ``"dense"`` (the embedding, cosine) and ``"lexical"`` (a BM25-style sparse
-vector with Qdrant's IDF modifier; absent for a text without terms). Its payload holds the
-chunk's document id, position, text and metadata, plus the bookkeeping of ingestion (the
-document's fingerprint and chunk count, see :mod:`~llm_twin_sdk.rag.versions`).
-"""
+"""Chunks as Qdrant points and back: a ``"dense"`` vector (cosine), a ``"lexical"`` sparse one
+(IDF modifier; absent for a text without terms), and a payload of the chunk's fields plus the
+bookkeeping of ingestion (:mod:`.versions`)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Prompt assembly within the serving model's input-token budget.
-
-Retrieved chunks are placed best first; when the prompt would not fit, whole chunks are
-dropped, lowest-ranked first, counting tokens with the serving model's own tokenizer (and
-chat template). A query that alone does not fit raises
-:class:`~llm_twin_sdk.errors.PromptTooLongError` instead of being silently cut.
-
-Example::
+"""Prompt assembly within the serving model's input-token budget (whole sources are dropped,
+lowest-ranked first, until the prompt fits; nothing is cut silently). Example::
 
     prompt = assemble_prompt(query, chunks, count_tokens=client.count_tokens, budget=1900)
     client.generate(prompt.messages)
@@ -27,8 +21,6 @@ DEFAULT_SYSTEM = (
     "Answer the question using the context as your main source. If the context does not "
     "hold the answer, say so in one sentence."
 )
-
-
 SOURCE_FIELDS = frozenset({"number", "title", "author", "kind", "platform", "url", "text"})
 
 
@@ -67,20 +59,18 @@ class PromptTemplate:
 
     def render(self, query: str, chunks: Sequence[Chunk]) -> list[Message]:
         """The chat messages for ``query`` with ``chunks`` as numbered sources."""
-        parts = []
-        for number, chunk in enumerate(chunks, start=1):
-            meta = chunk.metadata
-            parts.append(
-                self.source.format(
-                    number=number,
-                    title=meta.title or chunk.document_id,
-                    author=meta.author or "unknown author",
-                    kind=meta.kind or "document",
-                    platform=meta.platform or "",
-                    url=meta.url or "",
-                    text=chunk.text,
-                )
+        parts = [
+            self.source.format(
+                number=number,
+                title=chunk.metadata.title or chunk.document_id,
+                author=chunk.metadata.author or "unknown author",
+                kind=chunk.metadata.kind or "document",
+                platform=chunk.metadata.platform or "",
+                url=chunk.metadata.url or "",
+                text=chunk.text,
             )
+            for number, chunk in enumerate(chunks, start=1)
+        ]
         context = "\n\n".join(parts) if parts else self.no_context
         return [
             Message(role="system", content=self.system),

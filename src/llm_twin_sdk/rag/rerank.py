@@ -1,26 +1,20 @@
-"""Rerank retrieved chunks with a cross-encoder (sentence-transformers ``CrossEncoder``).
-
-A cross-encoder reads the query and a passage together and returns one relevance score:
-slower than the bi-encoder used for vector search, sharper on the few chunks it keeps. A hub
-name is downloaded into the Hugging Face cache on first use (with ``HF_HUB_OFFLINE=1``, a
-name not in the cache fails at once); or pass the folder of a saved cross-encoder.
-"""
+"""Rerank retrieved chunks with a cross-encoder, which reads the query and a passage together:
+slower than the bi-encoder of vector search, sharper on the few chunks it keeps."""
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigurationError, InvalidParameterError, ModelLoadError, RerankError
-from ..offline_models import names_a_folder
 from ..types import Chunk
 from ..validation import check_k, check_query
+from .embedder import model_location
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -38,18 +32,11 @@ class Reranker:
         reranker = Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2")  # a hub name or a local folder
         best = reranker.rerank("How do I scale to zero?", chunks, keep_top_k=3)
 
-    Args:
-        model: a local folder of a saved cross-encoder, or a hub name (downloaded once into
-            the Hugging Face cache unless ``HF_HUB_OFFLINE=1``).
-        device: torch device (``"cpu"``, ``"cuda"``...).
-        batch_size: query-passage pairs per forward pass.
-        max_length: tokens per pair (longer pairs are truncated); ``None`` keeps the model's.
-
-    Raises:
-        ConfigurationError: ``batch_size`` or ``max_length`` is below 1.
-
-    The model is loaded lazily on the first :meth:`score` / :meth:`rerank` call (or by
-    :meth:`load`), once, even when several threads call at the same time.
+    ``model``: a saved cross-encoder's folder, or a hub name (downloaded once into the Hugging
+    Face cache unless ``HF_HUB_OFFLINE=1``); ``batch_size``: pairs per forward pass;
+    ``max_length``: tokens per pair (longer pairs are truncated; ``None``: the model's).
+    Either below 1 raises :class:`ConfigurationError`. The model is loaded on the first
+    :meth:`score` / :meth:`rerank` call (or by :meth:`load`), once, even across threads.
     """
 
     def __init__(
@@ -98,61 +85,32 @@ class Reranker:
         self._get_model()
 
     def _get_model(self) -> CrossEncoder:
-        model = self._model
-        if model is not None:
-            return model
         with self._lock:
             if self._model is None:
                 self._model = self._load()
             return self._model
 
     def _load(self) -> CrossEncoder:
-        source = self._source
-        local = Path(source).expanduser()
-        if local.exists():
-            if not local.is_dir():
-                raise ModelLoadError(
-                    f"cross-encoder {self.model_name!r} is a file, not a model folder: "
-                    "pass the folder holding config.json and the weights"
-                )
-            where = str(local)
-            hint = "Check that it holds a saved cross-encoder (config.json, weights, tokenizer)"
-        elif names_a_folder(source):
-            raise ModelLoadError(
-                f"cross-encoder folder {self.model_name!r} does not exist: "
-                "pass the folder of a saved cross-encoder, or a hub name"
-            )
-        else:
-            where = str(source)
-            hint = (
-                "A hub name needs network access to download it once (or the model in the "
-                f"Hugging Face cache, e.g. `hf download {source}`); or pass a local folder"
-            )
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ModelLoadError("sentence-transformers is not installed") from exc
+        where, local = model_location(self._source, "cross-encoder")
+        hint = (
+            "Check that it holds a saved cross-encoder (config.json, weights, tokenizer)"
+            if local
+            else "A hub name needs network access to download it once (or the model in the "
+            f"Hugging Face cache, e.g. `hf download {where}`); or pass a local folder"
+        )
+        from sentence_transformers import CrossEncoder
 
-        kwargs: dict[str, Any] = {"device": self.device}
-        if self.max_length is not None:
-            kwargs["max_length"] = self.max_length
         try:
-            model: CrossEncoder = CrossEncoder(where, **kwargs)
+            model: CrossEncoder = CrossEncoder(
+                where, device=self.device, max_length=self.max_length
+            )
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load cross-encoder {self.model_name!r}: "
                 f"{str(exc).strip().rstrip('.')}. {hint}."
             ) from exc
-        self._check_is_cross_encoder(model)
-        logger.debug("loaded cross-encoder %s on %s", self.model_name, self.device)
-        return model
-
-    def _check_is_cross_encoder(self, model: CrossEncoder) -> None:
-        """Reject models that load but are not relevance cross-encoders.
-
-        sentence-transformers turns any encoder (an embedding model, a bare BERT) into a
-        ``CrossEncoder`` with a random, untrained scoring head; its scores would be noise.
-        """
+        # sentence-transformers turns any encoder (an embedding model, a bare BERT) into a
+        # CrossEncoder with a random, untrained scoring head, whose scores would be noise.
         config = getattr(model, "config", None)
         architectures = getattr(config, "architectures", None) or []
         if architectures and not any(
@@ -169,16 +127,15 @@ class Reranker:
                 f"{self.model_name!r} has {num_labels} output labels; reranking needs a "
                 "cross-encoder with one relevance score per pair"
             )
+        logger.debug("loaded cross-encoder %s on %s", self.model_name, self.device)
+        return model
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Relevance of each text to ``query``, higher is better, in the order of ``texts``.
 
         All pairs go through one batched ``CrossEncoder.predict`` call (``batch_size`` pairs
         per forward pass). An empty ``texts`` returns ``[]`` without loading the model.
-
-        Example::
-
-            reranker.score("scale to zero", ["min capacity 0", "a cat"])  # e.g. [0.91, 0.02]
+        Example: ``reranker.score("scale to zero", ["min capacity 0", "a cat"])`` (~ 0.91, 0.02).
 
         Raises:
             EmptyQueryError: ``query`` is empty or whitespace.
@@ -190,11 +147,9 @@ class Reranker:
         if isinstance(texts, str):
             raise InvalidParameterError("texts must be a sequence of strings, not one string")
         items = list(texts)
-        for index, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InvalidParameterError(
-                    f"texts[{index}] must be a string, got {type(text).__name__}"
-                )
+        if wrong := [index for index, text in enumerate(items) if not isinstance(text, str)]:
+            name = type(items[wrong[0]]).__name__
+            raise InvalidParameterError(f"texts[{wrong[0]}] must be a string, got {name}")
         if not items:
             return []
         model = self._get_model()
@@ -215,13 +170,12 @@ class Reranker:
                 f"cross-encoder {self.model_name!r} returned {scores.shape[0]} score(s) "
                 f"for {len(items)} text(s)"
             )
-        values = [float(value) for value in scores]
-        if not all(math.isfinite(value) for value in values):
+        if not np.isfinite(scores).all():
             raise RerankError(
                 f"cross-encoder {self.model_name!r} returned non-finite scores: "
                 "the model is probably corrupt"
             )
-        return values
+        return [float(value) for value in scores]
 
     def rerank(
         self, query: str, chunks: Sequence[Chunk], keep_top_k: int | None = None
@@ -237,10 +191,7 @@ class Reranker:
             best[0].score  # the cross-encoder's score, no longer the vector similarity
 
         Raises:
-            EmptyQueryError: ``query`` is empty or whitespace.
-            InvalidParameterError: ``keep_top_k`` is not a positive integer.
-            ModelLoadError: the model could not be loaded.
-            RerankError: scoring failed.
+            InvalidParameterError: ``keep_top_k`` is not a positive integer; and as :meth:`score`.
         """
         check_query(query)
         if keep_top_k is not None:
@@ -249,7 +200,5 @@ class Reranker:
         if not items:
             return []
         scores = self.score(query, [chunk.text for chunk in items])
-        order = sorted(range(len(items)), key=lambda index: -scores[index])
-        if keep_top_k is not None:
-            order = order[:keep_top_k]
+        order = sorted(range(len(items)), key=lambda index: -scores[index])[:keep_top_k]
         return [items[index].model_copy(update={"score": scores[index]}) for index in order]

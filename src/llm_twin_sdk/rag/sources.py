@@ -6,22 +6,6 @@ Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects, re
     rag.ingest(load_jsonl("corpus.jsonl"))
     rag.ingest(load_folder("notes/").documents)
     rag.ingest(load_documents("notes/"))  # the same, skipped files only logged
-
-A JSONL file is one unit: a bad line raises :class:`~llm_twin_sdk.errors.InvalidDocumentError`
-naming the file and line. A folder is many independent files: a bad file is reported in
-:attr:`FolderLoad.skipped` (and logged at WARNING) and the rest are loaded.
-
-Folder files may start with YAML front matter (parsed with PyYAML's ``safe_load``)::
-
-    ---
-    id: gpu-cost            # default: the path relative to the folder, without extension
-    author: Maya Okafor
-    platform: medium
-    kind: article           # post | article | repository
-    url: https://example.com/gpu-cost
-    title: Cutting GPU cost
-    ---
-    Quantize before you scale out...
 """
 
 from __future__ import annotations
@@ -60,8 +44,7 @@ DocumentSource: TypeAlias = "str | os.PathLike[str] | Iterable[Document | Mappin
 """What :func:`load_documents` accepts: a ``.jsonl`` path, a folder, or documents."""
 
 _FRONT_MATTER_FENCE = "---"
-_METADATA_KEYS = frozenset(DocumentMetadata.model_fields)
-_FRONT_MATTER_KEYS = _METADATA_KEYS | {"id"}
+_FRONT_MATTER_KEYS = frozenset(DocumentMetadata.model_fields) | {"id"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +59,7 @@ class SkippedFile:
 class FolderLoad:
     """The result of :func:`load_folder`: loaded documents and skipped files, in path order.
 
-    Example::
-
-        loaded = load_folder("notes/")
-        rag.ingest(loaded.documents)
-        for skipped in loaded.skipped:
-            print(f"{skipped.path}: {skipped.reason}")
+    Example: ``for skipped in load_folder("notes/").skipped: print(skipped.path, skipped.reason)``
     """
 
     documents: tuple[Document, ...]
@@ -92,11 +70,7 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
     """Documents from a JSONL file: one JSON object per line, blank lines skipped.
 
     Each object has the fields of :class:`~llm_twin_sdk.types.Document` (``id``, ``text``,
-    optional ``metadata``). The file is loaded all or nothing.
-
-    Example::
-
-        rag.ingest(load_jsonl("examples/data/corpus.jsonl"))
+    optional ``metadata``). The file is one unit, loaded all or nothing.
 
     Raises:
         InvalidParameterError: the file does not exist or is not a file.
@@ -165,26 +139,25 @@ def load_folder(
 ) -> FolderLoad:
     """Documents from a folder of Markdown/text files, one document per file.
 
-    A file may start with YAML front matter between two ``---`` lines, giving ``id`` and
-    metadata (``author``, ``platform``, ``kind``, ``url``, ``title``); the rest of the file
-    is the document's text. Without an ``id``, the id is the file's path relative to
-    ``path`` with ``/`` separators and no extension (``blog/gpu-cost.md`` ->
-    ``blog/gpu-cost``). Files are read in sorted path order, so results are deterministic.
+    A file may start with YAML front matter (PyYAML's ``safe_load``) between two ``---``
+    lines, giving ``id`` and metadata; the rest of the file is the document's text::
+
+        ---
+        id: gpu-cost          # default: the path relative to the folder, without extension
+        author: Maya Okafor   # also: platform, kind (post | article | repository), url, title
+        ---
+        Quantize before you scale out...
+
+    The default id uses ``/`` separators (``blog/gpu-cost.md`` -> ``blog/gpu-cost``). Files
+    are read in sorted path order, so results are deterministic.
 
     A file is skipped (reported in :attr:`FolderLoad.skipped` and logged at WARNING) when
     it is not UTF-8, its front matter is not valid YAML, is not a mapping, is not closed or
     has unknown keys, its metadata fails validation, its body is empty, or its id was
     already used by an earlier file. Every other file is loaded.
 
-    Example::
-
-        loaded = load_folder("notes/", pattern="*.md", recursive=False)
-        rag.ingest(loaded.documents)
-
-    Args:
-        path: the folder.
-        pattern: glob pattern(s) of the file names to read.
-        recursive: also read files in sub-folders.
+    ``pattern``: glob pattern(s) of the file names to read; ``recursive``: also read files in
+    sub-folders. Example: ``load_folder("notes/", pattern="*.md", recursive=False)``.
 
     Raises:
         InvalidParameterError: ``path`` does not exist or is not a folder, or no pattern
@@ -211,30 +184,22 @@ def load_folder(
         file = files[relative]
         try:
             doc = _read_note(file, default_id=PurePosixPath(relative).with_suffix("").as_posix())
+            if doc.id in used_by:
+                raise _SkipFileError(
+                    f"duplicate document id {doc.id!r} (already used by {used_by[doc.id]})"
+                )
+            used_by[doc.id] = relative
+            documents.append(doc)
         except _SkipFileError as skip:
-            reason = str(skip)
-        else:
-            if doc.id not in used_by:
-                used_by[doc.id] = relative
-                documents.append(doc)
-                continue
-            reason = f"duplicate document id {doc.id!r} (already used by {used_by[doc.id]})"
-        logger.warning("skipped %s: %s", file, reason)
-        skipped.append(SkippedFile(path=file, reason=reason))
+            logger.warning("skipped %s: %s", file, skip)
+            skipped.append(SkippedFile(path=file, reason=str(skip)))
     return FolderLoad(documents=tuple(documents), skipped=tuple(skipped))
 
 
 def load_documents(source: DocumentSource) -> list[Document]:
-    """Validated documents from any source: a ``.jsonl`` file, a folder, or documents.
-
-    - a path ending in ``.jsonl``: :func:`load_jsonl` (strict);
-    - a folder: :func:`load_folder` with its defaults; skipped files are logged, not raised;
-    - an iterable of :class:`~llm_twin_sdk.types.Document` or mappings: each validated.
-
-    Example::
-
-        rag.ingest(load_documents("notes/"))
-        rag.ingest(load_documents([{"id": "p1", "text": "Quantize before you scale out."}]))
+    """Validated documents from any source: a path ending in ``.jsonl`` (:func:`load_jsonl`,
+    strict), a folder (:func:`load_folder`; skipped files are logged, not raised), or an
+    iterable of ``Document`` or mappings, e.g. ``load_documents([{"id": "p1", "text": "Hi"}])``.
 
     Raises:
         InvalidParameterError: a path that is neither a folder nor an existing ``.jsonl`` file.
@@ -270,7 +235,7 @@ def load_documents(source: DocumentSource) -> list[Document]:
 
 
 class _SkipFileError(Exception):
-    """Internal: the current folder file is skipped, for the reason in the message."""
+    """The current folder file is skipped, for the reason in the message."""
 
 
 def _read_note(file: Path, *, default_id: str) -> Document:

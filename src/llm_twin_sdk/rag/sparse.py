@@ -1,16 +1,11 @@
 """BM25-style sparse lexical vectors, computed by the SDK (no model, no vocabulary file).
 
-Dense embeddings blur exact technical names (``X-Accel-Buffering``, ``ef_construct=200``,
-``ml.g5.2xlarge``); lexical matching finds them. Each text becomes a sparse vector whose
-indices are stable 32-bit hashes of its terms and whose values are BM25 term weights:
-
-* documents: ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_length))`` - term
-  frequency saturation (``k1``) and length normalisation (``b``) against a configured
-  average length, so a document's vector does not depend on the rest of the corpus;
-* queries: ``1`` per distinct term.
-
-The IDF factor is applied by Qdrant at query time (``Modifier.IDF`` on the sparse vector),
-from live collection statistics, so the dot product of the two is the BM25 score.
+Dense embeddings blur exact technical names (``X-Accel-Buffering``, ``ml.g5.2xlarge``);
+lexical matching finds them. Indices are stable 32-bit hashes of the terms; values are BM25
+term weights for documents (``tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_length))``,
+against a constant average length so that a vector does not depend on the rest of the
+corpus) and ``1`` per distinct query term. Qdrant applies IDF at query time
+(``Modifier.IDF``), so the dot product of the two is the BM25 score.
 
 Example::
 
@@ -24,7 +19,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
@@ -37,15 +32,10 @@ __all__ = ["LexicalEncoder", "SparseVector", "term_index", "tokenize"]
 _TOKEN = re.compile(r"-{0,2}\w+(?:[.\-=/:+]\w+)*")
 _CONNECTOR = re.compile(r"[.\-=/:+]")
 
-STOPWORDS = frozenset(
-    " ".join(
-        (
-            "a an and are as at be but by can do does for from has have how i if in into is it its",
-            "me my no not of on or our so than that the their them then there these they this to",
-            "was we were what when where which while who why will with you your",
-        )
-    ).split(" ")
-)
+_STOPWORDS = """a an and are as at be but by can do does for from has have how i if in into
+is it its me my no not of on or our so than that the their them then there these they this to
+was we were what when where which while who why will with you your"""
+STOPWORDS = frozenset(_STOPWORDS.split())
 """Words too common to carry lexical signal (kept when part of a compound token)."""
 
 
@@ -126,13 +116,10 @@ class LexicalEncoder:
     def encode_document(self, text: str) -> SparseVector:
         """BM25 term weights of one document (without IDF, which Qdrant applies)."""
         terms = tokenize(text)
-        if not terms:
-            return SparseVector((), ())
         counts = Counter(term_index(t) for t in terms)
         norm = self.k1 * (1.0 - self.b + self.b * len(terms) / self.avg_length)
         indices = tuple(sorted(counts))
-        k1_plus_1 = self.k1 + 1.0
-        values = tuple(counts[i] * k1_plus_1 / (counts[i] + norm) for i in indices)
+        values = tuple(counts[i] * (self.k1 + 1.0) / (counts[i] + norm) for i in indices)
         return SparseVector(indices, values)
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
@@ -141,13 +128,9 @@ class LexicalEncoder:
 
     def encode_query(self, text: str) -> SparseVector:
         """Weight 1 for each distinct term of the query."""
-        return _ones(term_index(t) for t in tokenize(text))
+        unique = tuple(sorted({term_index(t) for t in tokenize(text)}))
+        return SparseVector(unique, (1.0,) * len(unique))
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         """:meth:`encode_query` of every text, in order."""
         return [self.encode_query(text) for text in texts]
-
-
-def _ones(indices: Iterable[int]) -> SparseVector:
-    unique = tuple(sorted(set(indices)))
-    return SparseVector(unique, (1.0,) * len(unique))

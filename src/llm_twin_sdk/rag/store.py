@@ -6,12 +6,8 @@ Example::
     store = QdrantStore.memory()                    # for tests
     store = QdrantStore.server("http://localhost:6333", api_key="...")
 
-Chunks go to a collection per document kind (:mod:`~llm_twin_sdk.collection_routing`) as points of
-two vectors (:mod:`~llm_twin_sdk.rag.points`); a search sends one batched request per
-collection and fuses the lists (:mod:`~llm_twin_sdk.rag.fusion`). The engine is reached
-through :class:`~llm_twin_sdk.rag.engine.QdrantEngine`; its errors become
-:class:`~llm_twin_sdk.errors.VectorStoreError`, after retries of a server's connection
-errors, timeouts, 429 and 5xx.
+A collection per document kind, points of two vectors (:mod:`.points`), one batched search
+per collection fused by :mod:`.fusion`; see docs/architecture.md ("Ingestion", "Retrieve").
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ from ..errors import (
 from ..retry import NO_RETRY, RetryPolicy
 from ..types import Chunk, DocumentKind
 from ..validation import check_k
-from .engine import PointId, QdrantEngine, ScoredPoint
+from .engine import Point, PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
 from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, searches_of
 from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
@@ -45,13 +41,7 @@ from .versions import StoredVersions, document_lengths
 if TYPE_CHECKING:
     from qdrant_client import models
 
-__all__ = [
-    "DEFAULT_COLLECTIONS",
-    "QdrantStore",
-    "QueryVectors",
-    "SearchMode",
-    "StoredVersions",
-]
+__all__ = ["DEFAULT_COLLECTIONS", "QdrantStore", "QueryVectors", "SearchMode", "StoredVersions"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -68,17 +58,15 @@ class QdrantStore:
     """Chunks and their vectors in Qdrant collections: dense (cosine) and lexical (sparse).
 
     Args:
-        client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (share one between
-            stores, or use the constructors :meth:`local`, :meth:`memory` and :meth:`server`).
+        client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (or use the
+            constructors :meth:`local`, :meth:`memory` and :meth:`server`).
         collections: ``None`` for the defaults (``posts``, ``articles``, ``repositories``,
-            chosen by each document's kind), one name for a single collection, or a mapping
-            of every kind to a name (kinds may share one).
-        where: how errors name the store's location.
-        payload_indexes: create keyword indexes on the filter fields (they serve filters and
-            the author / platform lookups of self-query).
+            by document kind), one name for a single collection, or a mapping of every kind
+            to a name (kinds may share one).
+        where, url: how errors name the store's location; a server's URL.
+        payload_indexes: keyword indexes on the filter fields (for filters and self-query).
         retry: retries of transient failures (default: none in-process, a short backoff
             for servers).
-        url: the server's URL, named by :class:`VectorStoreUnavailableError`.
 
     A collection is created on first write with the embedder's vector size; an existing
     collection with another size or layout raises :class:`CollectionMismatchError`.
@@ -112,37 +100,30 @@ class QdrantStore:
 
     @classmethod
     def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
-        """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing.
-
-        One process at a time: a folder another process holds raises
-        :class:`VectorStoreLockedError`.
-        """
-        folder = Path(path).expanduser()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise VectorStoreError(f"cannot create Qdrant folder {str(folder)!r}: {exc}") from exc
-        from .edge import EdgeClient
-
-        try:
-            client = EdgeClient(folder)
-        except VectorStoreError:
-            raise
-        except Exception as exc:
-            raise VectorStoreError(f"cannot open Qdrant folder {str(folder)!r}: {exc}") from exc
-        return cls(client, collections, where=f"local folder {str(folder)!r}")
+        """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing; one process
+        at a time: a folder another process holds raises :class:`VectorStoreLockedError`."""
+        return cls._embedded(Path(path).expanduser(), collections)
 
     @classmethod
     def memory(cls, collections: CollectionsSpec = None) -> QdrantStore:
         """Embedded Qdrant on a temporary folder removed by :meth:`close`: nothing persists.
         For tests and throwaway runs."""
+        return cls._embedded(None, collections)
+
+    @classmethod
+    def _embedded(cls, folder: Path | None, collections: CollectionsSpec) -> QdrantStore:
         from .edge import EdgeClient
 
+        where = "memory" if folder is None else f"local folder {str(folder)!r}"
         try:
-            client = EdgeClient()
-        except Exception as exc:
-            raise VectorStoreError(f"cannot create a temporary Qdrant folder: {exc}") from exc
-        return cls(client, collections, where="memory")
+            client = EdgeClient(folder)
+        except VectorStoreError:
+            raise
+        except Exception as exc:  # the folder cannot be created or opened
+            raise VectorStoreError(
+                f"cannot create or open the Qdrant folder ({where}): {exc}"
+            ) from exc
+        return cls(client, collections, where=where)
 
     @classmethod
     def server(
@@ -154,12 +135,10 @@ class QdrantStore:
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
     ) -> QdrantStore:
-        """A Qdrant server or Qdrant Cloud at ``url`` (``api_key`` for Cloud).
-
-        Calls are retried on connection errors, timeouts, 429 and 5xx (``retry``, default
+        """A Qdrant server or Qdrant Cloud at ``url`` (``api_key`` for Cloud). Calls are retried
+        on connection errors, timeouts, 429 and 5xx (``retry``, default
         :data:`SERVER_RETRY_POLICY`); a server still unreachable then raises
-        :class:`VectorStoreUnavailableError` naming ``url``.
-        """
+        :class:`VectorStoreUnavailableError` naming ``url``."""
         from qdrant_client import QdrantClient
 
         try:
@@ -202,9 +181,7 @@ class QdrantStore:
         """``names`` (default: every collection) after checking each is configured."""
         if names is None:
             return self.collections
-        if isinstance(names, str):
-            names = [names]
-        chosen = tuple(dict.fromkeys(names))
+        chosen = tuple(dict.fromkeys([names] if isinstance(names, str) else names))
         unknown = [name for name in chosen if name not in self.collections]
         if unknown or not chosen:
             raise InvalidParameterError(
@@ -218,11 +195,7 @@ class QdrantStore:
     def ensure_collection(self, dimension: int, collection: str | None = None) -> None:
         """Create ``collection`` (default: every collection) unless it exists with this schema:
         a named ``dense`` vector of ``dimension`` (cosine) and a ``lexical`` sparse vector with
-        the IDF modifier.
-
-        An existing collection of another size or another layout (the single unnamed vector
-        of llm-twin-sdk before hybrid search) raises :class:`CollectionMismatchError`.
-        """
+        the IDF modifier; another size or layout raises :class:`CollectionMismatchError`."""
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:
@@ -265,19 +238,17 @@ class QdrantStore:
         params = self._client.get_collection(name).config.params
         dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, dict) else None
         sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
-        modifier = sparse.modifier if sparse is not None else None
-        if dense is None or sparse is None or modifier != models.Modifier.IDF:
-            old = isinstance(params.vectors, models.VectorParams)
+        if dense is None or sparse is None or sparse.modifier != models.Modifier.IDF:
+            found = (
+                "was written by an older llm-twin-sdk with a single unnamed vector"
+                if isinstance(params.vectors, models.VectorParams)
+                else "does not have the layout of llm-twin-sdk"
+            )
             raise CollectionMismatchError(
-                f"collection {name!r} ({self.where}) "
-                + (
-                    "was written by an older llm-twin-sdk with a single unnamed vector"
-                    if old
-                    else "does not have the layout of llm-twin-sdk"
-                )
-                + f"; it needs a named dense vector {DENSE_VECTOR!r} and a sparse vector "
-                f"{LEXICAL_VECTOR!r} with the IDF modifier. Ingest your documents again into "
-                "a new collection (another collection name), or delete this one first."
+                f"collection {name!r} ({self.where}) {found}; it needs a named dense vector "
+                f"{DENSE_VECTOR!r} and a sparse vector {LEXICAL_VECTOR!r} with the IDF modifier. "
+                "Ingest your documents again into a new collection (another collection name), "
+                "or delete this one first."
             )
         if dimension is not None and dense.size != dimension:
             raise CollectionMismatchError(
@@ -295,13 +266,10 @@ class QdrantStore:
         *,
         fingerprints: Mapping[str, str] | None = None,
     ) -> None:
-        """Write chunks with their vectors, each into its kind's collection; a chunk with an
-        existing id there replaces it.
-
-        ``sparse`` are the chunks' lexical vectors; when not given they are computed from
-        the chunks' text with :attr:`lexical_encoder`. ``fingerprints`` (document id ->
-        content hash) are stored with the chunks for :meth:`StoredVersions.unchanged`.
-        """
+        """Write chunks with their vectors, each into its kind's collection (replacing a chunk
+        with the same id). ``sparse``: their lexical vectors (default: :attr:`lexical_encoder`
+        on their text); ``fingerprints``: document id -> content hash, stored for
+        :meth:`StoredVersions.unchanged`."""
         if len(chunks) != len(vectors):
             raise VectorStoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         if sparse is None:
@@ -333,12 +301,17 @@ class QdrantStore:
         ids = StoredVersions.wanted_ids(chunks)
         fields = ["document_id", "fingerprint", "document_chunks"]
         for name in self._existing() if ids else ():
-            retrieve = self._client.retrieve
-            for point in self._call(
-                "retrieve", name, retrieve, name, ids=ids, with_payload=fields, with_vectors=False
-            ):
+            for point in self._retrieve(name, ids, fields):
                 versions.add(name, point)
         return versions
+
+    def _retrieve(
+        self, name: str, ids: Sequence[PointId], payload: bool | list[str]
+    ) -> Sequence[Point]:
+        retrieve = self._client.retrieve
+        return self._call(
+            "retrieve", name, retrieve, name, ids=ids, with_payload=payload, with_vectors=False
+        )
 
     def write_documents(
         self,
@@ -349,14 +322,10 @@ class QdrantStore:
         fingerprints: Mapping[str, str] | None = None,
         previous: StoredVersions | None = None,
     ) -> None:
-        """Store the chunks of whole documents, replacing any earlier version of them.
-
-        ``sparse`` are the chunks' lexical vectors (computed from their text when not
-        given). Chunks of these documents that are already stored but not in ``chunks``
-        (the tail of a document that got shorter, or copies in the collection of the
-        document's former kind) are deleted afterwards. ``previous`` is the result of
-        :meth:`stored_versions` for these chunks, when the caller already has it.
-        """
+        """:meth:`upsert` the chunks of whole documents, replacing any earlier version of them:
+        their stored chunks not in ``chunks`` (a shorter document's old tail, copies under a
+        former kind) are deleted afterwards. ``previous``: :meth:`stored_versions` of these
+        chunks, when the caller already has it."""
         if previous is None:
             previous = self.stored_versions(chunks)
         self.upsert(chunks, vectors, sparse, fingerprints=fingerprints)
@@ -378,18 +347,13 @@ class QdrantStore:
     ) -> list[Chunk]:
         """The ``k`` best chunks for one query, best first, with their scores.
 
-        Args:
-            vector: the query's dense embedding (not used, may be ``None``, in lexical mode).
-            k: number of chunks.
-            sparse: the query's lexical vector (``LexicalEncoder.encode_query``); needed by
-                the lexical and hybrid modes.
-            mode: ``"dense"`` ranks by cosine similarity (score: the cosine);
-                ``"lexical"`` by BM25 (score: the BM25 score, IDF applied by Qdrant);
-                ``"hybrid"`` fuses the dense and lexical lists (each ``4 * k`` long, at
-                least 20) with reciprocal rank fusion (score: the RRF score). A query with
-                no lexical terms falls back to the dense list alone.
-            filters: metadata every result must match (see :mod:`~.filters`).
-            collections: search these collections only (default: all of this store's).
+        ``vector`` is the query's dense embedding (``None`` in lexical mode), ``sparse`` its
+        lexical vector (``LexicalEncoder.encode_query``; the lexical and hybrid modes need it).
+        ``mode``: ``"dense"`` ranks by cosine similarity (score: the cosine); ``"lexical"`` by
+        BM25 (score: the BM25 score, IDF applied by Qdrant); ``"hybrid"`` fuses the dense and
+        lexical lists (each ``4 * k`` long, at least 20) by reciprocal rank fusion (score: the
+        RRF score), or keeps the dense list for a query without lexical terms. ``filters``:
+        metadata every result must match (:mod:`.filters`); ``collections``: search only these.
         """
         return self.search_many(
             [QueryVectors(vector, sparse)], k, mode=mode, filters=filters, collections=collections
@@ -404,13 +368,9 @@ class QdrantStore:
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
     ) -> list[Chunk]:
-        """The ``k`` best chunks for several phrasings of one question, fused, best first.
-
-        One ``query_batch_points`` request per collection carries every query's dense and
-        lexical searches. Per query and vector, the collections' lists are merged by score;
-        all lists are then fused by reciprocal rank fusion and deduplicated by chunk id. A
-        single list (one dense or lexical query) keeps its own scores. A ``kind`` filter
-        skips the collections of other kinds.
+        """The ``k`` best chunks for several phrasings of one question, fused, best first: one
+        ``query_batch_points`` request per collection, lists fused by :func:`.fusion.fuse`. A
+        ``kind`` filter skips the collections of other kinds.
         """
         from qdrant_client import models
 
@@ -455,14 +415,9 @@ class QdrantStore:
         wanted: dict[str, list[PointId]] = {}
         for point in points:
             wanted.setdefault(home[point.id], []).append(point.id)
-        payloads: dict[PointId, dict[str, Any] | None] = {}
-        for name, ids in wanted.items():
-            retrieve = self._client.retrieve
-            records = self._call(
-                "retrieve", name, retrieve, name, ids=ids, with_payload=True, with_vectors=False
-            )
-            payloads.update((record.id, record.payload) for record in records)
-        return payloads
+        return {
+            r.id: r.payload for name, ids in wanted.items() for r in self._retrieve(name, ids, True)
+        }
 
     def distinct(self, key: Literal["author", "platform"], limit: int = 1000) -> list[str]:
         """The values of ``key`` stored in any collection (most frequent first), e.g. the

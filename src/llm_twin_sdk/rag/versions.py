@@ -1,11 +1,6 @@
-"""Ingestion bookkeeping: which version of each document the store holds, and where.
-
-Every stored chunk carries its document's *fingerprint* and chunk count. Before a batch is
-embedded, its documents' chunks are looked up by id (:meth:`QdrantStore.stored_versions
-<llm_twin_sdk.rag.store.QdrantStore.stored_versions>`): documents stored completely with the
-same fingerprint are skipped, and after a write the chunks no longer wanted (the tail of a
-document that got shorter, copies in the collection of its former kind) are deleted.
-"""
+"""Ingestion bookkeeping: which version of each document the store holds, and where (every
+stored chunk carries its document's fingerprint and chunk count; docs/architecture.md,
+"Ingestion")."""
 
 from __future__ import annotations
 
@@ -59,8 +54,8 @@ class StoredVersions:
         document_id = payload.get("document_id")
         if not isinstance(document_id, str):
             return
-        fingerprint = payload.get("fingerprint")
-        self.chunks.setdefault(document_id, {})[(collection, str(point.id))] = fingerprint
+        stored = self.chunks.setdefault(document_id, {})
+        stored[(collection, str(point.id))] = payload.get("fingerprint")
         count = payload.get("document_chunks")
         if isinstance(count, int):
             self.lengths[document_id] = max(self.lengths.get(document_id, 0), count)

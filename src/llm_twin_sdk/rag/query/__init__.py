@@ -1,28 +1,17 @@
 """Query rewriting with the LLM before retrieval: self-query and query expansion.
 
-Both steps work with any backend through an :class:`~llm_twin_sdk.InferenceClient`, and
-both *degrade* instead of failing: when the model is unreachable, times out, or writes
-something unusable, :class:`SelfQuery` returns no filters and :class:`QueryExpander` returns
-the question alone, with a ``WARNING`` on the ``llm_twin_sdk.rag.query`` loggers saying
-why. Retrieval then proceeds as if the step were switched off. Only a wrong *input* (an empty
-question, unknown ``known`` fields) or a misconfigured client
-(:class:`~llm_twin_sdk.ConfigurationError`) raises.
+Both steps *degrade* instead of failing: when the model fails or writes something unusable,
+:class:`SelfQuery` returns no filters and :class:`QueryExpander` the question alone, with a
+``WARNING`` on the ``llm_twin_sdk.rag.query`` loggers. Only a wrong input (an empty question,
+unknown ``known`` fields) or a misconfigured client (``ConfigurationError``) raises.
 
 Example::
 
-    from llm_twin_sdk import InferenceClient, LocalBackend
-    from llm_twin_sdk.rag.query import QueryExpander, SelfQuery
-
     client = InferenceClient(LocalBackend())
-    filters = SelfQuery(client).extract(
-        "What did Okafor write about LoRA?", known={"author": ["Maya Okafor", "Liam Chen"]}
-    )                                                   # {"author": ("Maya Okafor",)}
-    queries = QueryExpander(client, n=3).expand("How do I cut GPU cost?")
-    # ["How do I cut GPU cost?", "<alternative 1>", "<alternative 2>"]
+    filters = SelfQuery(client).extract("What did Okafor write?", known={"author": ["Maya Okafor"]})
+    queries = QueryExpander(client, n=3).expand("How do I cut GPU cost?")  # the question + 2
 
-The parsers are public and pure, for reuse with other prompts: :func:`parse_metadata` (the
-first JSON object in a model's reply) and :func:`parse_phrasings` (one phrasing per line or
-per ``#next-question#`` separator, list markers, quotes and preambles removed).
+The parsers :func:`parse_metadata` and :func:`parse_phrasings` are pure, for other prompts.
 """
 
 from .expansion import EXPANSION_SEPARATOR, QueryExpander, parse_phrasings

@@ -67,66 +67,35 @@ def parse_phrasings(text: str, question: str, limit: int) -> list[str]:
     >>> parse_phrasings('Here are 2 versions:\\n1. "Cheaper GPUs?"\\n2. cheaper gpus', "q?", 5)
     ['Cheaper GPUs?']
     """
-    if limit <= 0:
-        return []
     longest = 4 * len(question) + 200
     seen = {_key(question)}
     found: list[str] = []
-    for raw in _SPLIT.split(text):
-        line = _clean_line(raw)
+    for line in map(_clean_line, _SPLIT.split(text)):
         key = _key(line)
-        if (
-            not key
-            or line.endswith(":")
-            or _PREAMBLE.match(line)
-            or len(line) > longest
-            or key in seen
-        ):
-            continue
-        seen.add(key)
-        found.append(line)
-        if len(found) == limit:
-            break
-    return found
-
-
-def _expansion_params(question: str, alternatives: int) -> GenerationParams:
-    """Greedy decoding with room for ``alternatives`` phrasings about as long as
-    ``question`` (~3 characters a token, plus markers and separators)."""
-    per_phrasing = len(question) // 3 + 24
-    return GenerationParams(
-        max_new_tokens=min(1024, alternatives * per_phrasing + 16),
-        temperature=0.0,
-        top_p=1.0,
-        repetition_penalty=1.1,
-    )
+        preamble = line.endswith(":") or _PREAMBLE.match(line)
+        if key and key not in seen and not preamble and len(line) <= longest:
+            seen.add(key)
+            found.append(line)
+    return found[: max(limit, 0)]
 
 
 class QueryExpander:
     """Write ``n - 1`` alternative phrasings of a question (query expansion); the original
     always comes first.
 
-    Searching with several phrasings and fusing the results finds documents that word the
-    topic differently than the user did. With ``n == 1`` no model is called (the client may
-    then be ``None``). The reply is parsed with :func:`parse_phrasings`; when the model wrote
-    fewer usable phrasings the result is shorter (logged at ``INFO``), and when it failed or
-    wrote nothing usable the result is ``[question]`` (logged at ``WARNING``). When the
-    reply was cut by the token limit, its last, unfinished phrasing is dropped. Holds no
-    per-call state: share one between threads.
-
-    Args:
-        client: the model to ask (built once, reused for every call).
-        n: the number of queries returned at most, the original included (>= 1).
-        params: generation settings; default: greedy, with a token budget sized for ``n - 1``
-            phrasings of the question's length.
+    Searching with several phrasings and fusing the results finds documents worded otherwise
+    than the question. With ``n == 1`` (queries returned at most) no model is called and the
+    client may be ``None``. The reply is parsed with :func:`parse_phrasings`, its last
+    phrasing dropped when the token limit cut it; fewer usable phrasings give a shorter list
+    (``INFO``), a failure or nothing usable ``[question]`` (``WARNING``). ``params`` default:
+    greedy, with a token budget for ``n - 1`` phrasings. Holds no per-call state.
 
     Raises:
         ConfigurationError: ``n < 1``, or no client while ``n > 1``.
 
     Example::
 
-        expander = QueryExpander(client, n=3)
-        expander.expand("How do I cut GPU cost?")  # ["How do I cut GPU cost?", "...", "..."]
+        QueryExpander(client, n=3).expand("How do I cut GPU cost?")  # [question, "...", "..."]
     """
 
     SYSTEM: ClassVar[str] = (
@@ -138,11 +107,7 @@ class QueryExpander:
     """The system instruction of :meth:`prompt` (``{k}``: the number of phrasings asked)."""
 
     def __init__(
-        self,
-        client: InferenceClient | None,
-        *,
-        n: int = 3,
-        params: GenerationParams | None = None,
+        self, client: InferenceClient | None, *, n: int = 3, params: GenerationParams | None = None
     ) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigurationError(f"n must be an integer >= 1 (queries returned), got {n!r}")
@@ -181,7 +146,13 @@ class QueryExpander:
         wanted = self._n - 1
         if wanted == 0 or self._client is None:
             return [question]
-        params = self._params or _expansion_params(question, wanted)
+        per_phrasing = len(question) // 3 + 24  # ~3 characters a token, plus a list marker
+        params = self._params or GenerationParams(  # greedy, room for `wanted` phrasings
+            max_new_tokens=min(1024, wanted * per_phrasing + 16),
+            temperature=0.0,
+            top_p=1.0,
+            repetition_penalty=1.1,
+        )
         generation = ask_model(self._client, self.prompt(question), params, "query expansion")
         if generation is None:
             return [question]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from collections.abc import Iterator
 from typing import Any, get_args
 
@@ -23,8 +22,8 @@ __all__ = ["METADATA_FIELDS", "QueryMetadata", "parse_metadata", "read_metadata"
 METADATA_FIELDS = ("author", "platform", "kind")
 """The fields self-query extracts (each one a retrieval filter field)."""
 
-_KINDS: frozenset[str] = frozenset(get_args(DocumentKind))
 _KIND_ALIASES = {"repo": "repository", "repos": "repository", "repositories": "repository"}
+_KIND_ALIASES |= {f"{kind}s": kind for kind in get_args(DocumentKind)}  # plurals
 _NULLISH = frozenset({"", "null", "none", "nil", "unknown", "n/a", "na", "not specified", "-"})
 
 
@@ -52,11 +51,7 @@ class QueryMetadata(_Model):
         if value.casefold() in _NULLISH:
             return None
         if info.field_name == "kind":
-            kind = value.casefold()
-            kind = _KIND_ALIASES.get(kind, kind)
-            if kind not in _KINDS and kind.endswith("s") and kind[:-1] in _KINDS:
-                kind = kind[:-1]
-            return kind
+            return _KIND_ALIASES.get(value.casefold(), value.casefold())
         return value
 
     def as_filters(self) -> dict[str, tuple[str, ...]]:
@@ -100,23 +95,12 @@ def _json_object_spans(text: str, max_starts: int = 32) -> Iterator[str]:
                     break
 
 
-_JSON_WORDS = {"null": "None", "true": "True", "false": "False"}
-_JSON_WORD = re.compile(r"(null|true|false)\b")
+class _JsonNames(ast.NodeTransformer):
+    """JSON's ``null``, ``true`` and ``false`` as the constants ``literal_eval`` accepts."""
 
-
-def _pythonize(candidate: str) -> str:
-    """JSON's ``null/true/false`` outside strings as Python literals (for ``literal_eval``)."""
-    out: list[str] = []
-    done = 0
-    for i in _unquoted(candidate):
-        if i < done:
-            continue
-        match = _JSON_WORD.match(candidate, i)
-        if match and (i == 0 or not (candidate[i - 1].isalnum() or candidate[i - 1] == "_")):
-            out += (candidate[done:i], _JSON_WORDS[match.group(1)])
-            done = match.end()
-    out.append(candidate[done:])
-    return "".join(out)
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        words = {"null": None, "true": True, "false": False}
+        return ast.Constant(words[node.id]) if node.id in words else node
 
 
 def _load_object(candidate: str) -> dict[str, Any] | None:
@@ -130,7 +114,7 @@ def _load_object(candidate: str) -> dict[str, Any] | None:
         if len(candidate) > 4000:  # literal_eval of a huge input is slow; no metadata is that long
             return None
         try:
-            value = ast.literal_eval(_pythonize(candidate))
+            value = ast.literal_eval(_JsonNames().visit(ast.parse(candidate, mode="eval")))
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return None
     if not isinstance(value, dict):
@@ -161,18 +145,13 @@ def read_metadata(text: str) -> tuple[QueryMetadata | None, list[str]]:
     found = _find_object(text)
     if found is None:
         return None, []
-    fields: dict[str, str] = {}
+    fields: dict[str, str | None] = {}
     problems: list[str] = []
-    for name in METADATA_FIELDS:
-        if name not in found:
-            continue
+    for name in [name for name in METADATA_FIELDS if name in found]:
         try:
-            value = getattr(QueryMetadata(**{name: found[name]}), name)
+            fields[name] = getattr(QueryMetadata(**{name: found[name]}), name)
         except InvalidParameterError as exc:
             problems.append(str(exc))
-            continue
-        if value is not None:
-            fields[name] = value
     return QueryMetadata(**fields), problems
 
 

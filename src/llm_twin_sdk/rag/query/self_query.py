@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args
 from ...errors import InvalidParameterError
 from ...types import DocumentKind, GenerationParams, Prompt
 from ...validation import check_query
-from ..filters import check_filters
+from ..filters import check_filters, string_values
 from .llm import ask_model, shown, step_prompt
 from .metadata import METADATA_FIELDS, read_metadata
 
@@ -70,22 +70,16 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
 
 
 def _match_known(value: str, known: Collection[str]) -> tuple[str | None, str]:
-    """The known spelling ``value`` stands for, or ``None`` and why not.
-
-    Exact (case, spacing and punctuation aside) first; then an unambiguous partial match:
-    the value's words inside exactly one known value (``"Okafor"`` -> ``"Maya Okafor"``), or
-    exactly one known value's words inside the value (``"Dr. Maya Okafor"``).
-    """
+    """The known spelling ``value`` stands for, or ``None`` and why not: an exact match (case,
+    spacing and punctuation aside) first; then the value's words inside exactly one known value
+    (``"Okafor"`` -> ``"Maya Okafor"``), or one known value's words inside the value."""
     words = _words(value)
-    exact = [k for k in known if _words(k) == words and words]
-    if exact:
-        return exact[0], ""
+    exact = [k for k in known if words and _words(k) == words]
     inside = [k for k in known if _contains(_words(k), words)]
-    if len(inside) == 1:
-        return inside[0], ""
     around = [k for k in known if _contains(words, _words(k))]
-    if not inside and len(around) == 1:
-        return around[0], ""
+    for found in (exact[:1], inside, [] if inside else around):
+        if len(found) == 1:
+            return found[0], ""
     if len(inside) > 1 or len(around) > 1:
         return None, f"ambiguous: matches {sorted(inside or around)!r}"
     return None, "matches no known value"
@@ -105,9 +99,9 @@ def _check_known(known: Mapping[str, Collection[str]] | None) -> dict[str, tuple
             raise InvalidParameterError(
                 f"known: no field {name!r}; self-query extracts {', '.join(METADATA_FIELDS)}"
             )
-        items = (values,) if isinstance(values, str) else tuple(values)
-        if not all(isinstance(v, str) for v in items):
-            raise InvalidParameterError(f"known[{name!r}] must hold strings")
+        items = string_values(values)
+        if items is None:
+            raise InvalidParameterError(f"known[{name!r}] must hold strings, got {values!r}")
         checked[name] = tuple(v for v in items if v.strip())
     return checked
 
@@ -115,38 +109,27 @@ def _check_known(known: Mapping[str, Collection[str]] | None) -> dict[str, tuple
 class SelfQuery:
     """Extract author / platform / kind named in a question, as retrieval filters (read-only).
 
-    The model is asked for one JSON object ``{"author", "platform", "kind"}``. Its reply is
-    parsed leniently (:func:`parse_metadata`), then checked:
+    The model is asked for one JSON object ``{"author", "platform", "kind"}``, parsed
+    leniently (:func:`parse_metadata`), then checked:
 
     - ``author`` and ``platform`` are kept only when one of their words occurs in the
-      question (a cheap guard against invented names: a filter on a wrong author finds
-      nothing, no filter finds something);
-    - with ``known`` values for a field (what exists in the store), a value is kept only
-      when it matches one of them -- case, spacing and punctuation aside, or unambiguously
-      by whole words (``"Okafor"`` -> ``"Maya Okafor"``) -- and the known spelling is
-      returned; without ``known``, values are kept as the model wrote them;
-    - ``kind`` must be one of ``post``, ``article``, ``repository``, and is kept only when
-      the question names that kind of content (``"posted"``, ``"articles"``, ``"blog"``,
-      ``"repo"``...): small models otherwise fill it in on every question.
+      question (a filter on an invented author finds nothing; no filter finds something);
+    - with ``known`` values for a field (what exists in the store), a value is kept only when
+      it matches one -- case, spacing and punctuation aside, or unambiguously by whole words
+      (``"Okafor"`` -> ``"Maya Okafor"``) -- and the known spelling is returned;
+    - ``kind`` is kept only when the question names that kind of content (``"posted"``,
+      ``"blog"``, ``"repo"``...): small models otherwise fill it in on every question.
 
     Inference errors and unusable replies give ``{}`` (or the valid fields only) and a
-    ``WARNING`` log; values dropped by the checks above are logged at ``INFO``. The object
-    holds no per-call state: share one between threads.
-
-    Args:
-        client: the model to ask (built once, reused for every call).
-        params: generation settings; default: greedy, 64 new tokens, output constrained to
-            the JSON object's schema (``json_schema``) on servers that support it.
+    ``WARNING``; values dropped by the checks are logged at ``INFO``. Holds no per-call
+    state: share one between threads. ``params`` default: greedy, 64 new tokens, output
+    constrained to the JSON object's schema (``json_schema``) where servers support it.
 
     Example::
 
-        self_query = SelfQuery(client)
-        filters = self_query.extract(
-            "What did Maya Okafor write about LoRA?",
-            known={"author": ["Maya Okafor", "Liam Chen"]},
-        )
-        # {"author": ("Maya Okafor",)}
-        twin.ask(question, filters=filters or None)
+        filters = SelfQuery(client).extract(
+            "What did Okafor write about LoRA?", known={"author": ["Maya Okafor", "Liam Chen"]}
+        )  # {"author": ("Maya Okafor",)}
     """
 
     SYSTEM: ClassVar[str] = (
@@ -186,11 +169,7 @@ class SelfQuery:
         self, question: str, known: Mapping[str, Collection[str]] | None = None
     ) -> dict[str, tuple[str, ...]]:
         """The filters ``question`` names, e.g. ``{"author": ("Maya Okafor",)}``; ``{}`` for
-        none (or when the model fails).
-
-        Args:
-            question: the user's question.
-            known: per field, the values that exist in the store (``{"author": [...]}``).
+        none (or when the model fails). ``known``: per field, the values in the store.
 
         Raises:
             EmptyQueryError: ``question`` is empty or blank.
@@ -212,19 +191,14 @@ class SelfQuery:
             logger.warning("self-query: field dropped (%s); model output %s", problem, shown(text))
         question_words = set(_words(question))
         kept: dict[str, str] = {}
-        for name in METADATA_FIELDS:
-            value = getattr(metadata, name)
-            if value is None:
-                continue
+        for name, (value,) in metadata.as_filters().items():
             named = _KIND_WORDS[value] if name == "kind" else set(_words(value))
             if not named & question_words:
                 logger.info("self-query: %s %r dropped: not named in the question", name, value)
                 continue
-            if name in allowed:
-                match, why = _match_known(value, allowed[name])
-                if match is None:
-                    logger.info("self-query: %s %r dropped: %s", name, value, why)
-                    continue
-                value = match
-            kept[name] = value
+            match, why = _match_known(value, allowed[name]) if name in allowed else (value, "")
+            if match is None:
+                logger.info("self-query: %s %r dropped: %s", name, value, why)
+                continue
+            kept[name] = match
         return check_filters(kept)
