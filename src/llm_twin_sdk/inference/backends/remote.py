@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeAlias
 
 from ...errors import ConfigurationError, InferenceError, LLMTwinError
-from ...types import Generation, GenerationParams, Message, Usage
+from ...types import Generation, GenerationParams, Message
 from ..backend import NormalizedPrompt
 from ..protocols.base import ErrorBody, WireProtocol, WireRequest, finish_reason
 from ..protocols.streams import StreamState, cut_at_stop
 from ..tokens import count_prompt, estimate_tokens
+from ..trusted import generation
 
 __all__ = ["MessageRenderer", "RemoteBackend", "TextFormat"]
 
@@ -30,7 +31,7 @@ TextFormat: TypeAlias = Literal["raw", "alpaca"]
 """A named text format of :mod:`llm_twin_sdk.inference.prompt_format`."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One call: the protocol chosen, its request, the prompt as given, the start time."""
 
@@ -164,7 +165,9 @@ class RemoteBackend:
         state = self._state(call)
         try:
             for chunk in chunks:
-                yield from state.feed(chunk)
+                pieces = state.feed(chunk)  # most parts complete no event: an empty list
+                if pieces:
+                    yield from pieces
                 if state.done:
                     break
             yield from state.end()
@@ -195,10 +198,12 @@ class RemoteBackend:
     ) -> Generation:
         if prompt_tokens is None:  # never a request: the tokenizer or the estimate
             prompt_tokens = count_prompt(self._render(call.prompt), self._local_count)
-        return Generation(
-            text=text,
-            finish_reason=finish_reason(finish),
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-            latency_s=time.perf_counter() - call.started,
+        latency = time.perf_counter() - call.started
+        return generation(
+            text,
+            finish_reason(finish),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_s=latency,
             model=self.model_name,
         )

@@ -423,10 +423,10 @@ class SageMakerBackend(RemoteBackend):
 
 def _payloads(events: Any) -> Iterator[bytes]:
     """The bytes of a response stream's ``PayloadPart`` events."""
-    for event in events:
-        part = event.get("PayloadPart") if isinstance(event, dict) else None
+    for event in events:  # botocore's parsed events: {"PayloadPart": {"Bytes": b"..."}}
+        part = event.get("PayloadPart")
         if part is not None:
-            yield bytes(part.get("Bytes", b""))
+            yield part.get("Bytes", b"")
 
 
 def _as_json(value: Any) -> dict[str, Any] | None:

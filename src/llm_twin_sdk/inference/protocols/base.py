@@ -42,10 +42,16 @@ def count_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-@dataclass(frozen=True)
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Compact UTF-8 JSON: built once (``json.dumps`` with options builds an encoder per call)."""
+
+
+@dataclass(slots=True)
 class WireRequest:
     """One request: its route on a server of its own (SageMaker always uses
-    ``/invocations``), JSON body, stream framing, and the stop sequences the SDK cuts."""
+    ``/invocations``), JSON body, stream framing, and the stop sequences the SDK cuts.
+    Plain slotted records (this one, :class:`Answer`, :class:`StreamEvent`): one is built per
+    call or per token, and a frozen dataclass costs several times as much to build."""
 
     route: str
     body: dict[str, Any]
@@ -60,10 +66,10 @@ class WireRequest:
         return "text/event-stream" if self.framing == "sse" else "application/jsonlines"
 
     def encode(self) -> bytes:
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return _JSON.encode(self.body).encode("utf-8")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
     """A whole answer: text, the server's finish reason and usage when it sent them."""
 
@@ -81,7 +87,7 @@ class ErrorBody:
     status: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StreamEvent:
     """One stream event: new text (special tokens excluded), whether the stream is done, what
     it says of the finish and usage, an error event; ``open_ended`` shapes have no final event
@@ -94,6 +100,10 @@ class StreamEvent:
     completion_tokens: int | None = None
     error: ErrorBody | None = None
     open_ended: bool = False
+
+
+_READERS: dict[type[WireProtocol], tuple[type[WireProtocol], ...]] = {}
+"""Each protocol's readers, own first (built on first use; a new protocol clears it)."""
 
 
 def need_text(prompt: str | Sequence[Message], protocol: str) -> str:
@@ -119,6 +129,7 @@ class WireProtocol(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         WireProtocol._registry.append(cls)
+        _READERS.clear()
 
     @abstractmethod
     def request(
@@ -138,9 +149,13 @@ class WireProtocol(ABC):
     def read_error(cls, data: dict[str, Any]) -> ErrorBody | None:
         return None
 
-    def _readers(self) -> list[type[WireProtocol]]:
+    def _readers(self) -> tuple[type[WireProtocol], ...]:
         own = type(self)
-        return [own, *(kind for kind in WireProtocol._registry if kind is not own)]
+        readers = _READERS.get(own)
+        if readers is None:
+            others = (kind for kind in WireProtocol._registry if kind is not own)
+            readers = _READERS[own] = (own, *others)
+        return readers
 
     def answer(self, data: Any) -> Answer | ErrorBody:
         """A whole answer (parsed JSON) of any known shape; InferenceError for others."""
@@ -161,7 +176,7 @@ class WireProtocol(ABC):
 
     def event(self, data: str) -> StreamEvent:
         """One stream event's data, of any known shape; InferenceError for others."""
-        if data.strip() == DONE:
+        if not data.endswith("}") and data.strip() == DONE:
             return StreamEvent(done=True)
         try:
             event = json.loads(data)
@@ -170,9 +185,10 @@ class WireProtocol(ABC):
                 f"the server sent a malformed stream event: {data[:200]!r}"
             ) from exc
         if isinstance(event, dict):
-            error = self.error(event)
-            if error is not None and not ({"token", "choices", "outputs"} & event.keys()):
-                return StreamEvent(error=error, done=True)
+            if "error" in event or "detail" in event:
+                error = self.error(event)
+                if error is not None and not ({"token", "choices", "outputs"} & event.keys()):
+                    return StreamEvent(error=error, done=True)
             for kind in self._readers():
                 parsed = kind.read_event(event)
                 if parsed is not None:

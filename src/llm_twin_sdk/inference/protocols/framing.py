@@ -4,11 +4,14 @@ Parts of a stream (SageMaker payload parts, HTTP chunks) may cut a line -- or a 
 UTF-8 character -- anywhere. A decoder reassembles them: ``decoder.feed(part)`` returns the data
 of every event the part completes, ``decoder.close()`` a last one without its terminator; the
 protocol reads each (:meth:`~.base.WireProtocol.event`).
+
+Lines are split on bytes (``\\n``, ``\\r\\n`` or ``\\r``, which never occur inside a UTF-8
+character) and each complete line is decoded once, so a part that ends no line costs one
+append; a part is never scanned twice.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 
 from ...errors import InferenceError
@@ -16,44 +19,42 @@ from .base import DONE, Framing
 
 __all__ = ["JsonLinesDecoder", "SSEDecoder", "decoder_for"]
 
+_NO_LINES: list[str] = []  # returned, never changed: most parts end no line
+
 
 class _Lines:
-    """Incremental UTF-8 decoding and line splitting (``\\n``, ``\\r\\n`` or ``\\r``)."""
+    """Line splitting on bytes (``\\n``, ``\\r\\n`` or ``\\r``); lines decoded as UTF-8."""
 
     def __init__(self) -> None:
-        self._text = codecs.getincrementaldecoder("utf-8")(errors="strict")
-        self._buffer = ""
+        self._rest = b""  # bytes after the last line end: never a line end among them
+        self._cr = False  # the last part ended with \r: maybe the first half of \r\n
 
     def feed(self, chunk: bytes) -> list[str]:
+        if not self._cr and b"\n" not in chunk and b"\r" not in chunk:
+            self._rest += chunk  # no line ends in this part
+            return _NO_LINES
+        buffer = self._rest + b"\r" + chunk if self._cr else self._rest + chunk
+        self._cr = buffer.endswith(b"\r")
+        if self._cr:
+            buffer = buffer[:-1]
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, self._rest = buffer.split(b"\n")
         try:
-            self._buffer += self._text.decode(chunk)
+            return [line.decode("utf-8") for line in lines]
         except UnicodeDecodeError as exc:
             raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
-        lines: list[str] = []
-        while (cut := _line_end(self._buffer)) is not None:
-            lines.append(self._buffer[: cut[0]])
-            self._buffer = self._buffer[cut[1] :]
-        return lines
 
     def close(self) -> list[str]:
+        rest, self._rest, self._cr = self._rest, b"", False
+        if not rest:
+            return []
         try:
-            rest = self._buffer + self._text.decode(b"", final=True)
+            return [rest.decode("utf-8")]
         except UnicodeDecodeError as exc:
-            raise InferenceError(f"the stream ended inside a character: {exc}") from exc
-        self._buffer = ""
-        return [rest] if rest else []
-
-
-def _line_end(buffer: str) -> tuple[int, int] | None:
-    """Index of the first line terminator and the index after it (None: no full line yet)."""
-    for index, char in enumerate(buffer):
-        if char == "\n":
-            return index, index + 1
-        if char == "\r":
-            if index + 1 == len(buffer):
-                return None  # could be the first half of \r\n
-            return index, index + (2 if buffer[index + 1] == "\n" else 1)
-    return None
+            if exc.reason == "unexpected end of data":
+                raise InferenceError(f"the stream ended inside a character: {exc}") from exc
+            raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
 
 
 class SSEDecoder:
@@ -71,9 +72,19 @@ class SSEDecoder:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[str]:
+        lines = self._lines.feed(chunk)
+        if not lines:
+            return _NO_LINES
         events: list[str] = []
-        for line in self._lines.feed(chunk):
-            self._line(line, events)
+        data = self._data
+        for line in lines:  # the common lines first: one data line, then a blank one
+            if line.startswith("data:") and not data:
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif not line and len(data) == 1:
+                events.append(data.pop())
+            else:
+                self._line(line, events)
+                data = self._data
         return events
 
     def close(self) -> list[str]:
@@ -88,16 +99,19 @@ class SSEDecoder:
     def _line(self, line: str, events: list[str]) -> None:
         if not line:
             if self._data:
-                events.append("\n".join(self._data))
+                events.append(self._data[0] if len(self._data) == 1 else "\n".join(self._data))
                 self._data = []
             return
-        field, _, value = line.partition(":")
-        if field != "data":
-            return  # a comment (":..."), or a field other than data
+        if line.startswith("data:"):
+            value = line[5:]
+        else:
+            field, _, value = line.partition(":")
+            if field != "data":
+                return  # a comment (":..."), or a field other than data
         if self._data and _is_complete_json(self._data[-1]):
             events.append("\n".join(self._data))
             self._data = []
-        self._data.append(value.removeprefix(" "))
+        self._data.append(value[1:] if value.startswith(" ") else value)
 
 
 def _is_complete_json(text: str) -> bool:
@@ -117,10 +131,11 @@ class JsonLinesDecoder:
         self._lines = _Lines()
 
     def feed(self, chunk: bytes) -> list[str]:
-        return [_strip(line) for line in self._lines.feed(chunk) if _strip(line)]
+        lines = self._lines.feed(chunk)
+        return [data for data in map(_strip, lines) if data] if lines else _NO_LINES
 
     def close(self) -> list[str]:
-        return [_strip(line) for line in self._lines.close() if _strip(line)]
+        return [data for data in map(_strip, self._lines.close()) if data]
 
 
 def _strip(line: str) -> str:
