@@ -1,0 +1,635 @@
+"""The data plane: llm-twin-sdk's public API against raw boto3 doing the same work.
+
+    .venv/bin/python benchmarks/dataplane.py            # full run (~2-3 min)
+    .venv/bin/python benchmarks/dataplane.py --quick    # smoke run (a few seconds)
+
+One SageMaker-runtime wire server on 127.0.0.1 (``tests/fakes/sagemaker.py``: boto3's real
+serializer, signer, parsers and event-stream decoder run on both sides; every answer leaves in
+one write on a TCP_NODELAY socket, checked before timing). Both sides send the same payload
+bytes and receive the same answer. What the raw side does, per call:
+
+- blocking: ``json.dumps`` the request (the same dict the SDK sends, checked byte for byte),
+  ``invoke_endpoint``, read the body, ``json.loads`` it and pick the text;
+- streams: ``invoke_endpoint_with_response_stream``, iterate the EventStream, join the
+  ``PayloadPart`` bytes, split complete SSE lines, ``json.loads`` each ``data:`` line and
+  collect the token text (TGI: ``token.text`` unless special; chat: ``choices[0].delta.content``
+  until ``[DONE]``), then join the text;
+- concurrency: 16 threads calling ``invoke_endpoint`` (a client with 16 pooled connections).
+
+The SDK side uses the public API only: ``InferenceClient(SageMakerBackend(...)).generate`` /
+``.stream`` (the whole stream read, ``generation`` with usage and finish reason), and
+``AsyncInferenceClient(backend).generate_many(prompts, concurrency=16)`` with default settings.
+Rounds are interleaved (the side that goes first alternates); figures are medians of rounds.
+Prints a markdown report; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "benchmark")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "benchmark")
+
+import boto3
+from botocore.config import Config
+
+from fakes import Json, Stream, WireServer, chat_events, tgi_events
+from fakes.server import _Handler
+from llm_twin_sdk import (
+    AsyncInferenceClient,
+    AWSClients,
+    Generation,
+    GenerationParams,
+    InferenceClient,
+    SageMakerBackend,
+)
+
+ENDPOINT = "twin"
+SYSTEM = "You are Maya Okafor. You write short, concrete posts about running LLMs in production."
+QUESTION = "Write one paragraph on why streaming answers feel faster than blocking ones."
+PROMPT = f"{SYSTEM}\n\n{QUESTION}"  # the generate API's text prompt
+MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+PARAMS = GenerationParams(max_new_tokens=64, temperature=0.0)
+WORDS = [
+    "Streaming",
+    "shows",
+    "the",
+    "first",
+    "words",
+    "while",
+    "the",
+    "rest",
+    "is",
+    "still",
+    "being",
+    "generated,",
+    "so",
+]
+TOKENS = [f" {WORDS[i % len(WORDS)]}" for i in range(49)]  # + the end-of-sequence token: 50
+ANSWER = "".join(TOKENS)
+SPLITS: tuple[int | None, ...] = (1, 7, 64, None)  # None: one payload part per event
+CONCURRENCY, PROMPTS, DELAY_S = 16, 64, 0.1
+APIS = ("generate", "messages")
+ROW_NAMES = {
+    "generate": 'llm-twin-sdk generate API (`api="generate"`, text prompt)',
+    "messages": 'llm-twin-sdk messages API (`api="messages"`, chat messages)',
+}
+
+REPLIES: dict[str, Any] = {
+    "generate": [
+        {"generated_text": ANSWER,
+         "details": {"finish_reason": "eos_token", "generated_tokens": 50, "seed": None}}
+    ],
+    "messages": {
+        "object": "chat.completion", "model": "twin",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 38, "completion_tokens": 50, "total_tokens": 88},
+    },
+}  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[dataplane] {message}", file=sys.stderr, flush=True)
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+def serve(conn: Connection) -> None:
+    """The wire server, in a process of its own, run by commands from the benchmark."""
+    with WireServer() as server:
+        conn.send(server.url)
+        while True:
+            command, argument = conn.recv()
+            if command == "stop":
+                conn.send(None)
+                break
+            if command == "default":
+                server.default = argument
+            elif command == "delay":
+                server.answer_delay_s = argument
+            elif command == "reset":
+                server.reset()
+            answer: Any = None
+            if command == "last":
+                answer = server.requests[-1].raw
+            elif command == "stats":
+                answer = (server.max_in_flight, list(server.handler_errors))
+            conn.send(answer)
+
+
+class Server:
+    """One loopback wire server: in a child process (default: its threads and Python work
+    share neither the GIL nor the CPU caches with the client measured, as a real endpoint
+    would not), or in this process (``in_process``)."""
+
+    def __init__(self, *, in_process: bool = False) -> None:
+        self._local: WireServer | None = None
+        self._process: Any = None
+        if in_process:
+            self._local = WireServer().start()
+            self.url = self._local.url
+            return
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=serve, args=(child,), daemon=True)
+        self._process.start()
+        self.url = self._conn.recv()
+
+    def _ask(self, command: str, argument: Any = None) -> Any:
+        local = self._local
+        if local is None:
+            self._conn.send((command, argument))
+            return self._conn.recv()
+        if command == "default":
+            local.default = argument
+        elif command == "delay":
+            local.answer_delay_s = argument
+        elif command == "reset":
+            local.reset()
+        elif command == "last":
+            return local.requests[-1].raw
+        elif command == "stats":
+            return local.max_in_flight, list(local.handler_errors)
+        return None
+
+    def answer_with(self, reply: Json | Stream) -> None:
+        self._ask("default", reply)
+
+    def delay(self, seconds: float) -> None:
+        self._ask("delay", seconds)
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def last_request(self) -> bytes:
+        raw: bytes = self._ask("last")
+        return raw
+
+    def stats(self) -> tuple[int, list[str]]:
+        """The most requests in flight at once since the last reset, and handler errors."""
+        stats: tuple[int, list[str]] = self._ask("stats")
+        return stats
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.stop()
+        else:
+            self._ask("stop")
+            self._process.join(timeout=10)
+
+
+# -- the two sides ------------------------------------------------------------------------------
+
+
+def stream_parts(api: str, split: int | None) -> list[bytes]:
+    """The SSE bytes of a 50-token stream, one payload part per event or cut every ``split``."""
+    events = (
+        tgi_events(TOKENS, input_length=38)
+        if api == "generate"
+        else chat_events([*TOKENS, ""], usage=(38, 50))
+    )
+    if split is None:
+        return events
+    data = b"".join(events)
+    return [data[i : i + split] for i in range(0, len(data), split)]
+
+
+def raw_client(url: str, pool: int = 10) -> Any:
+    """A plain boto3 client with the SDK's settings: no botocore retries, same timeouts."""
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=max(pool, 10),
+    )
+    return boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", endpoint_url=url, config=config
+    )
+
+
+def raw_text(api: str, data: Any) -> str:
+    if api == "generate":
+        return str(data[0]["generated_text"])
+    return str(data["choices"][0]["message"]["content"])
+
+
+def raw_generate(runtime: Any, api: str, body: dict[str, Any]) -> str:
+    response = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT,
+        Body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        ContentType="application/json",
+        Accept="application/json",
+    )
+    return raw_text(api, json.loads(response["Body"].read()))
+
+
+def raw_stream(runtime: Any, api: str, body: dict[str, Any]) -> str:
+    response = runtime.invoke_endpoint_with_response_stream(
+        EndpointName=ENDPOINT,
+        Body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        ContentType="application/json",
+        Accept="text/event-stream",
+    )
+    pieces: list[str] = []
+    buffer = b""
+    chat = api == "messages"
+    for event in response["Body"]:
+        part = event.get("PayloadPart")
+        if part is None:
+            continue
+        chunk = part["Bytes"]
+        buffer += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if chat:
+                if data == b"[DONE]":
+                    break
+                choices = json.loads(data)["choices"]
+                if choices and choices[0]["delta"].get("content"):
+                    pieces.append(choices[0]["delta"]["content"])
+            else:
+                token = json.loads(data)["token"]
+                if not token["special"]:
+                    pieces.append(token["text"])
+    return "".join(pieces)
+
+
+def sdk_client(server: Server, api: str) -> InferenceClient:
+    aws = AWSClients(region="us-east-1", endpoint_url=server.url)
+    return InferenceClient(SageMakerBackend(ENDPOINT, aws=aws, api=api))  # type: ignore[arg-type]
+
+
+def sdk_prompt(api: str) -> Any:
+    return PROMPT if api == "generate" else MESSAGES
+
+
+def sdk_stream(client: InferenceClient, api: str) -> str:
+    with client.stream(sdk_prompt(api), PARAMS) as stream:
+        text = "".join(stream)
+    assert stream.generation is not None
+    assert stream.generation.usage.completion_tokens
+    return text
+
+
+# -- timing -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timed:
+    """Both sides' samples (seconds per call, or requests per second), by round."""
+
+    sdk: list[list[float]]
+    raw: list[list[float]]
+
+    @staticmethod
+    def median(by_round: list[list[float]]) -> float:
+        return statistics.median(value for samples in by_round for value in samples)
+
+    @property
+    def ratio(self) -> float:
+        return self.median(self.sdk) / self.median(self.raw)
+
+    @property
+    def delta_us(self) -> float:
+        return (self.median(self.sdk) - self.median(self.raw)) * 1e6
+
+    def by_round(self, side: str) -> list[float]:
+        """The median of each round."""
+        return [statistics.median(samples) for samples in getattr(self, side)]
+
+
+def timed_call(fn: Callable[[], Any]) -> Callable[[], float]:
+    def run() -> float:
+        started = time.perf_counter()
+        fn()
+        return time.perf_counter() - started
+
+    return run
+
+
+def rounds(sdk: Callable[[], float], raw: Callable[[], float], count: int, calls: int) -> Timed:
+    """``count`` rounds of ``calls`` calls per side, the sides alternating call by call (ABBA:
+    a burst of load from another tenant hits both alike)."""
+    timed, pair = Timed([], []), 0
+    for _ in range(count):
+        samples: dict[str, list[float]] = {"sdk": [], "raw": []}
+        for _ in range(calls):
+            order = [("sdk", sdk), ("raw", raw)]
+            for side, run in order if pair % 2 == 0 else reversed(order):
+                samples[side].append(run())
+            pair += 1
+        timed.sdk.append(samples["sdk"])
+        timed.raw.append(samples["raw"])
+    return timed
+
+
+def calls_for(fn: Callable[[], Any], target_s: float) -> int:
+    """Calls per side and round so that a round takes about ``target_s`` (after a warm-up)."""
+    fn()
+    started = time.perf_counter()
+    fn()
+    return max(2, round(target_s / max(time.perf_counter() - started, 1e-6)))
+
+
+def sent_body(server: Server) -> dict[str, Any]:
+    """The SDK's last request, parsed: the raw side sends the same dict, as the same bytes."""
+    raw = server.last_request()
+    body: dict[str, Any] = json.loads(raw)
+    again = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    assert again == raw, "raw and SDK payload bytes differ"
+    return body
+
+
+@dataclass
+class Settings:
+    rounds: int
+    target_s: float
+    many_rounds: int
+    prompts: int
+
+
+def bench_blocking(server: Server, api: str, runtime: Any, s: Settings) -> Timed:
+    server.answer_with(Json(REPLIES[api]))
+    client = sdk_client(server, api)
+    prompt = sdk_prompt(api)
+    generation = client.generate(prompt, PARAMS)
+    body = sent_body(server)
+    assert generation.text == raw_generate(runtime, api, body) == ANSWER
+    calls = calls_for(lambda: raw_generate(runtime, api, body), s.target_s)
+    return rounds(
+        timed_call(lambda: client.generate(prompt, PARAMS)),
+        timed_call(lambda: raw_generate(runtime, api, body)),
+        s.rounds,
+        calls,
+    )
+
+
+def bench_stream(server: Server, api: str, split: int | None, runtime: Any, s: Settings) -> Timed:
+    server.answer_with(Stream(stream_parts(api, split)))
+    client = sdk_client(server, api)
+    text = sdk_stream(client, api)
+    body = sent_body(server)
+    assert text == raw_stream(runtime, api, body) == ANSWER, "the sides read different text"
+    calls = calls_for(lambda: raw_stream(runtime, api, body), s.target_s)
+    return rounds(
+        timed_call(lambda: sdk_stream(client, api)),
+        timed_call(lambda: raw_stream(runtime, api, body)),
+        s.rounds,
+        calls,
+    )
+
+
+@dataclass
+class Many:
+    timed: Timed  # requests per second
+    in_flight: dict[str, int]
+
+
+def bench_many(server: Server, api: str, s: Settings) -> Many:
+    server.answer_with(Json(REPLIES[api]))
+    server.delay(DELAY_S)
+    prompts = [sdk_prompt(api)] * s.prompts
+    aws = AWSClients(region="us-east-1", endpoint_url=server.url)
+    backend = SageMakerBackend(ENDPOINT, aws=aws, api=api)  # type: ignore[arg-type]
+    runtime = raw_client(server.url, pool=CONCURRENCY)
+    loop = asyncio.new_event_loop()
+    client = AsyncInferenceClient(backend)  # the defaults: no max_workers
+    pool = ThreadPoolExecutor(CONCURRENCY)
+    in_flight = {"sdk": 0, "raw": 0}
+    try:
+        server.reset()
+        loop.run_until_complete(client.generate(prompts[0], PARAMS))
+        body = sent_body(server)
+
+        def measured(side: str, run: Callable[[], Sequence[Any]]) -> Callable[[], float]:
+            def timed() -> float:
+                server.reset()
+                started = time.perf_counter()
+                results = run()
+                elapsed = time.perf_counter() - started
+                failed = [r for r in results if not isinstance(r, (Generation, str))]
+                assert not failed, f"{len(failed)} requests failed: {failed[0]!r}"
+                in_flight[side] = max(in_flight[side], server.stats()[0])
+                return len(results) / elapsed
+
+            return timed
+
+        sdk = measured(
+            "sdk",
+            lambda: loop.run_until_complete(
+                client.generate_many(prompts, PARAMS, concurrency=CONCURRENCY)
+            ),
+        )
+        raw = measured(
+            "raw", lambda: list(pool.map(lambda _: raw_generate(runtime, api, body), prompts))
+        )
+        sdk(), raw()  # warm up: threads and pooled connections
+        timed = rounds(sdk, raw, s.many_rounds, 1)
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+        pool.shutdown()
+        server.delay(0.0)
+    return Many(timed, in_flight)
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def check_nodelay(server: Server, runtime: Any) -> float:
+    """The server answers in one write on a TCP_NODELAY socket, so a loopback call takes
+    about a millisecond (Nagle with delayed ACKs would add ~40 ms to some). Returns the median
+    call, in seconds."""
+    assert _Handler.disable_nagle_algorithm, "the wire server must set TCP_NODELAY"
+    server.answer_with(Json(REPLIES["generate"]))
+    body = {"inputs": "x", "parameters": {}}
+    samples = []
+    for _ in range(20):
+        started = time.perf_counter()
+        raw_generate(runtime, "generate", body)
+        samples.append(time.perf_counter() - started)
+    median = statistics.median(samples)
+    assert median < 0.02, f"a loopback call takes {median * 1e3:.1f} ms: Nagle is on?"
+    return median
+
+
+@dataclass
+class Results:
+    settings: Settings
+    mode: str
+    wall_s: float
+    load: str
+    call_s: float
+    blocking: dict[str, Timed]
+    streams: dict[tuple[str, int | None], Timed]
+    many: dict[str, Many]
+
+
+def measure(s: Settings, *, in_process: bool) -> tuple[float, dict[str, Any]]:
+    server = Server(in_process=in_process)
+    found: dict[str, Any] = {"blocking": {}, "streams": {}, "many": {}}
+    try:
+        runtime = raw_client(server.url)
+        call_s = check_nodelay(server, runtime)
+        for api in APIS:
+            log(f"{api}: blocking")
+            found["blocking"][api] = bench_blocking(server, api, runtime, s)
+            for split in SPLITS:
+                log(f"{api}: stream, split {split or 'per event'}")
+                found["streams"][api, split] = bench_stream(server, api, split, runtime, s)
+            log(f"{api}: generate_many")
+            found["many"][api] = bench_many(server, api, s)
+        errors = server.stats()[1]
+        assert not errors, errors[0]
+    finally:
+        server.close()
+    return call_s, found
+
+
+def fmt_rounds(values: Sequence[float], scale: float, digits: int) -> str:
+    return ", ".join(f"{v * scale:.{digits}f}" for v in values)
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def report_table(r: Results) -> None:
+    ideal = CONCURRENCY / DELAY_S
+    print(
+        "| per call / per stream, x raw boto3 | blocking generate | stream of 50 tokens, parts "
+        f"split every 7 bytes (total time) | {r.settings.prompts} prompts at concurrency "
+        f"{CONCURRENCY}, 100 ms server |"
+    )
+    print("|---|---|---|---|")
+    for api in APIS:
+        b, st, m = r.blocking[api], r.streams[api, 7], r.many[api]
+        print(
+            f"| {ROW_NAMES[api]} | {b.ratio:.3f} ({b.delta_us:+.0f} µs) | {st.ratio:.3f} "
+            f"({st.delta_us / 50:+.1f} µs per token) | {Timed.median(m.timed.sdk):.1f} req/s "
+            f"({m.in_flight['sdk']} in flight) |"
+        )
+    b, st = r.blocking["generate"], r.streams["generate", 7]
+    raw_many = Timed.median(r.many["generate"].timed.raw + r.many["messages"].timed.raw)
+    print(
+        f"| raw boto3 | 1 ({Timed.median(b.raw) * 1e3:.3f} ms per call) | 1 "
+        f"({Timed.median(st.raw) * 1e3:.2f} ms per stream) | {raw_many:.1f} req/s "
+        f"(16 threads; ideal {ideal:.0f}) |"
+    )
+
+
+def report_goals(r: Results) -> None:
+    ideal = CONCURRENCY / DELAY_S
+    print("| goal | measured | met |")
+    print("|---|---|---|")
+    for api in APIS:
+        ratio = r.blocking[api].ratio
+        print(f"| {api} API: blocking <= 1.03 x raw | {ratio:.3f} | {verdict(ratio <= 1.03)} |")
+        worst = max(r.streams[api, split].ratio for split in SPLITS)
+        print(
+            f"| {api} API: stream total time <= 1.05 x raw at every split | worst {worst:.3f} "
+            f"| {verdict(worst <= 1.05)} |"
+        )
+        rate, flight = Timed.median(r.many[api].timed.sdk), r.many[api].in_flight["sdk"]
+        print(
+            f"| {api} API: `generate_many(concurrency=16)` runs 16 at a time, >= 80 % of ideal "
+            f"| {flight} in flight, {rate / ideal:.0%} | "
+            f"{verdict(flight == CONCURRENCY and rate >= 0.8 * ideal)} |"
+        )
+
+
+def report_streams(r: Results) -> None:
+    print("| API | payload parts | SDK | raw boto3 | x raw | SDK - raw per token |")
+    print("|---|---|---|---|---|---|")
+    for (api, split), t in r.streams.items():
+        parts = len(stream_parts(api, split))
+        label = f"every {split} B ({parts})" if split else f"one per event ({parts})"
+        print(
+            f"| {api} | {label} | {Timed.median(t.sdk) * 1e3:.2f} ms | "
+            f"{Timed.median(t.raw) * 1e3:.2f} ms | {t.ratio:.3f} | {t.delta_us / 50:+.1f} µs |"
+        )
+
+
+def report_rounds(r: Results) -> None:
+    for api in APIS:
+        b = r.blocking[api]
+        print(
+            f"- {api} blocking, µs per call: SDK {fmt_rounds(b.by_round('sdk'), 1e6, 0)}; "
+            f"raw {fmt_rounds(b.by_round('raw'), 1e6, 0)}"
+        )
+        for split in SPLITS:
+            t = r.streams[api, split]
+            print(
+                f"- {api} stream split {split or 'per event'}, ms per stream: SDK "
+                f"{fmt_rounds(t.by_round('sdk'), 1e3, 2)}; "
+                f"raw {fmt_rounds(t.by_round('raw'), 1e3, 2)}"
+            )
+        m = r.many[api].timed
+        print(
+            f"- {api} generate_many, req/s: SDK {fmt_rounds(m.by_round('sdk'), 1, 1)}; "
+            f"raw {fmt_rounds(m.by_round('raw'), 1, 1)}"
+        )
+
+
+def report(r: Results) -> None:
+    where = "in this process" if r.mode.endswith("in-process") else "in a child process"
+    print("## Data plane: llm-twin-sdk vs raw boto3 (SageMaker-runtime wire server, 127.0.0.1)\n")
+    print(
+        f"Mode: {r.mode}, the server {where}; wall time {r.wall_s:.0f} s; load average at "
+        f"start {r.load}; {r.settings.rounds} rounds per side, the sides alternating call by "
+        f"call ({r.settings.many_rounds} for concurrency); TCP_NODELAY checked (median "
+        f"loopback call {r.call_s * 1e3:.2f} ms).\n"
+    )
+    report_table(r)
+    print("\n### Goals\n")
+    report_goals(r)
+    print("\n### Streams at every split (total time per 50-token stream)\n")
+    report_streams(r)
+    print("\n### Per-round figures (medians of each round)\n")
+    report_rounds(r)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few, short rounds")
+    parser.add_argument(
+        "--in-process", action="store_true", help="run the wire server in this process"
+    )
+    args = parser.parse_args()
+    s = (
+        Settings(rounds=2, target_s=0.01, many_rounds=1, prompts=CONCURRENCY)
+        if args.quick
+        else Settings(rounds=9, target_s=0.25, many_rounds=5, prompts=PROMPTS)
+    )
+    started = time.perf_counter()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    call_s, found = measure(s, in_process=args.in_process)
+    mode = ("quick" if args.quick else "full") + (", in-process" if args.in_process else "")
+    wall = time.perf_counter() - started
+    report(Results(s, mode, wall, load, call_s, **found))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
