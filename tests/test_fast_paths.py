@@ -8,6 +8,7 @@ the piece first, and the client hands on the backend's stream with its first pie
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from llm_twin_sdk import (
     Usage,
 )
 from llm_twin_sdk.inference import trusted
+from llm_twin_sdk.inference.protocols.base import parse_json
 from llm_twin_sdk.inference.protocols.framing import SSEDecoder
 from llm_twin_sdk.inference.tokens import estimate_tokens
 from llm_twin_sdk.types import to_messages
@@ -326,3 +328,31 @@ def test_a_carriage_return_split_from_its_line_feed_ends_one_line() -> None:
     assert decoder.feed(b"\n\r") == []  # \r\n ended the data line; \r held again
     assert decoder.feed(b"data:2\r\r") == ["1"]  # that \r was a blank line: event 1
     assert decoder.close() == ["2"]
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+JSON_TEXTS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+).map(json.dumps)
+SPACE = st.text(" \t\n\r\x0b\xa0\u2028", max_size=2)
+
+
+@FAST
+@given(text=st.tuples(SPACE, JSON_TEXTS | st.text(max_size=12), SPACE).map("".join))
+@example(text='{"a": 1} {"b": 2}')
+@example(text="\ufeff{}")
+@example(text="NaN")
+def test_parse_json_is_json_loads(text: str) -> None:
+    for data in (text, text.encode("utf-8"), text.encode("utf-16")):
+        assert _outcome(parse_json, data) == _outcome(json.loads, data)
+
+
+def _outcome(parse: Any, data: str | bytes) -> str:
+    """What parsing ``data`` gives: the value as JSON, or the error's type and message."""
+    try:
+        return json.dumps(parse(data))
+    except ValueError as exc:
+        return f"{type(exc).__name__}: {exc}"

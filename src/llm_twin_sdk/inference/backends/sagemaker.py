@@ -46,7 +46,7 @@ from ...errors import (
 )
 from ...types import Generation, GenerationParams, Timeouts
 from ..backend import NormalizedPrompt
-from ..protocols.base import ErrorBody, WireProtocol
+from ..protocols.base import ErrorBody, WireProtocol, parse_json
 from ..protocols.lmi import LMI
 from ..protocols.openai import OpenAICompatible
 from ..protocols.tgi import TGIGenerate
@@ -241,7 +241,7 @@ class SageMakerBackend(RemoteBackend):
             if body is not None:
                 body.close()  # after a full read the connection is already back in the pool
         try:
-            data = json.loads(raw)
+            data = parse_json(raw)
         except ValueError as exc:
             text = raw[:200].decode("utf-8", errors="replace")
             raise InferenceError(

@@ -23,13 +23,15 @@ _NO_LINES: list[str] = []  # returned, never changed: most parts end no line
 
 
 class _Lines:
-    """Line splitting on bytes (``\\n``, ``\\r\\n`` or ``\\r``); lines decoded as UTF-8."""
+    """Line splitting on bytes (``\\n``, ``\\r\\n`` or ``\\r``), lines decoded as UTF-8; the
+    base of both decoders, whose ``feed`` first checks whether the part ends a line at all."""
 
     def __init__(self) -> None:
         self._rest = b""  # bytes after the last line end: never a line end among them
         self._cr = False  # the last part ended with \r: maybe the first half of \r\n
 
-    def feed(self, chunk: bytes) -> list[str]:
+    def _split(self, chunk: bytes) -> list[str]:
+        """The lines ``chunk`` completes."""
         if not self._cr and b"\n" not in chunk and b"\r" not in chunk:
             self._rest += chunk  # no line ends in this part
             return _NO_LINES
@@ -45,7 +47,8 @@ class _Lines:
         except UnicodeDecodeError as exc:
             raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
 
-    def close(self) -> list[str]:
+    def _last(self) -> list[str]:
+        """The line left without a terminator when the body ends."""
         rest, self._rest, self._cr = self._rest, b"", False
         if not rest:
             return []
@@ -57,7 +60,7 @@ class _Lines:
             raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
 
 
-class SSEDecoder:
+class SSEDecoder(_Lines):
     """Server-sent events: bytes in, the ``data`` of each complete event out.
 
     Follows the SSE rules that matter here: a blank line ends an event; several ``data:``
@@ -68,16 +71,16 @@ class SSEDecoder:
     """
 
     def __init__(self) -> None:
-        self._lines = _Lines()
+        super().__init__()
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[str]:
-        lines = self._lines.feed(chunk)
-        if not lines:
+        if not self._cr and b"\n" not in chunk and b"\r" not in chunk:
+            self._rest += chunk  # the common case of small parts: no line ends here
             return _NO_LINES
         events: list[str] = []
         data = self._data
-        for line in lines:  # the common lines first: one data line, then a blank one
+        for line in self._split(chunk):  # the common lines first: one data line, a blank one
             if line.startswith("data:") and not data:
                 data.append(line[6:] if line.startswith("data: ") else line[5:])
             elif not line and len(data) == 1:
@@ -89,7 +92,7 @@ class SSEDecoder:
 
     def close(self) -> list[str]:
         events: list[str] = []
-        for line in self._lines.close():
+        for line in self._last():
             self._line(line, events)
         if self._data:
             events.append("\n".join(self._data))
@@ -99,15 +102,12 @@ class SSEDecoder:
     def _line(self, line: str, events: list[str]) -> None:
         if not line:
             if self._data:
-                events.append(self._data[0] if len(self._data) == 1 else "\n".join(self._data))
+                events.append("\n".join(self._data))
                 self._data = []
             return
-        if line.startswith("data:"):
-            value = line[5:]
-        else:
-            field, _, value = line.partition(":")
-            if field != "data":
-                return  # a comment (":..."), or a field other than data
+        field, _, value = line.partition(":")
+        if field != "data":
+            return  # a comment (":..."), or a field other than data
         if self._data and _is_complete_json(self._data[-1]):
             events.append("\n".join(self._data))
             self._data = []
@@ -124,18 +124,15 @@ def _is_complete_json(text: str) -> bool:
     return True
 
 
-class JsonLinesDecoder:
+class JsonLinesDecoder(_Lines):
     """JSON lines: one event per non-blank line (an SSE-style ``data:`` prefix is dropped)."""
 
-    def __init__(self) -> None:
-        self._lines = _Lines()
-
     def feed(self, chunk: bytes) -> list[str]:
-        lines = self._lines.feed(chunk)
+        lines = self._split(chunk)
         return [data for data in map(_strip, lines) if data] if lines else _NO_LINES
 
     def close(self) -> list[str]:
-        return [data for data in map(_strip, self._lines.close()) if data]
+        return [data for data in map(_strip, self._last()) if data]
 
 
 def _strip(line: str) -> str:
