@@ -255,7 +255,7 @@ def raw_stream(runtime: Any, api: str, body: dict[str, Any]) -> str:
             continue
         chunk = part["Bytes"]
         buffer += chunk
-        if b"\n" not in chunk:
+        if 10 not in chunk:  # no "\n" (an int: bytes' fastest membership test)
             continue
         *lines, buffer = buffer.split(b"\n")
         for line in lines:

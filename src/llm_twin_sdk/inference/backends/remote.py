@@ -163,13 +163,19 @@ class RemoteBackend:
         converted by ``convert`` and the stream rule. What follows the final event is read, so
         the connection can be reused."""
         state = self._state(call)
+        decode, read = state.decoder.feed, state.read  # StreamState.feed, one frame less per part
         try:
             for chunk in chunks:
-                pieces = state.feed(chunk)  # most parts complete no event: an empty list
-                if pieces:
-                    yield from pieces
-                if state.done:
-                    break
+                try:
+                    datas = decode(chunk)  # most parts complete no event: an empty list
+                except InferenceError as exc:
+                    raise state.broken(exc) from exc
+                if datas:
+                    pieces = read(datas)
+                    if pieces:
+                        yield from pieces
+                    if state.done:
+                        break
             yield from state.end()
         except errors as exc:
             raise state.fail(convert(exc)) from exc

@@ -422,8 +422,8 @@ class SageMakerBackend(RemoteBackend):
 
 
 def _payloads(events: Any) -> Iterator[bytes]:
-    """The bytes of a response stream's ``PayloadPart`` events."""
-    for event in events:  # botocore's parsed events: {"PayloadPart": {"Bytes": b"..."}}
+    """The bytes of a response stream's ``PayloadPart`` events (botocore's parsed events)."""
+    for event in events:
         part = event.get("PayloadPart")
         if part is not None:
             yield part.get("Bytes", b"")

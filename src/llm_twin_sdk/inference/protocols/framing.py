@@ -20,6 +20,7 @@ from .base import DONE, Framing
 __all__ = ["JsonLinesDecoder", "SSEDecoder", "decoder_for"]
 
 _NO_LINES: list[str] = []  # returned, never changed: most parts end no line
+_LF, _CR = ord("\n"), ord("\r")  # `10 in part` takes 30 ns, `b"\n" in part` 250 ns
 
 
 class _Lines:
@@ -32,16 +33,31 @@ class _Lines:
 
     def _split(self, chunk: bytes) -> list[str]:
         """The lines ``chunk`` completes."""
-        if not self._cr and b"\n" not in chunk and b"\r" not in chunk:
-            self._rest += chunk  # no line ends in this part
+        if self._cr or _CR in chunk:
+            return self._split_cr(chunk)
+        buffer = self._rest + chunk if self._rest else chunk
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            self._rest = buffer
             return _NO_LINES
+        try:
+            if end == len(buffer) - 1:  # the part ends a line (whole events): decode it all
+                self._rest = b""
+                lines = buffer.decode("utf-8").split("\n")
+                lines.pop()
+                return lines
+            self._rest = buffer[end + 1 :]
+            return buffer[:end].decode("utf-8").split("\n")
+        except UnicodeDecodeError as exc:
+            raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
+
+    def _split_cr(self, chunk: bytes) -> list[str]:
+        """:meth:`_split` for streams that end lines with ``\\r`` or ``\\r\\n``."""
         buffer = self._rest + b"\r" + chunk if self._cr else self._rest + chunk
         self._cr = buffer.endswith(b"\r")
         if self._cr:
             buffer = buffer[:-1]
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *lines, self._rest = buffer.split(b"\n")
+        *lines, self._rest = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
         try:
             return [line.decode("utf-8") for line in lines]
         except UnicodeDecodeError as exc:
@@ -75,15 +91,15 @@ class SSEDecoder(_Lines):
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[str]:
-        if not self._cr and b"\n" not in chunk and b"\r" not in chunk:
+        if _LF not in chunk and _CR not in chunk and not self._cr:
             self._rest += chunk  # the common case of small parts: no line ends here
             return _NO_LINES
         events: list[str] = []
         data = self._data
         for line in self._split(chunk):  # the common lines first: one data line, a blank one
-            if line.startswith("data:") and not data:
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
-            elif not line and len(data) == 1:
+            if not data and line.startswith("data:"):
+                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+            elif data and not line and len(data) == 1:
                 events.append(data.pop())
             else:
                 self._line(line, events)

@@ -102,8 +102,8 @@ class StreamState:
         try:
             datas = self.decoder.feed(chunk)
         except InferenceError as exc:
-            raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
-        return self._events(datas) if datas else _NO_PIECES
+            raise self.broken(exc) from exc
+        return self.read(datas) if datas else _NO_PIECES
 
     def end(self) -> Iterator[str]:
         """The body ended: the last pieces; a stream without its final event is broken."""
@@ -111,8 +111,8 @@ class StreamState:
             try:
                 datas = self.decoder.close()
             except InferenceError as exc:
-                raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
-            yield from self._events(datas)
+                raise self.broken(exc) from exc
+            yield from self.read(datas)
         if self._deferred is not None:
             raise self._deferred
         if not (self.done or self.open_ended or self.finish_reason is not None):
@@ -124,6 +124,10 @@ class StreamState:
             pieces: list[str] = []
             self._deliver(self.stops.flush(), pieces)
             yield from pieces
+
+    def broken(self, framing: InferenceError) -> LLMTwinError:
+        """The stream's error for bytes that do not decode (by the stream rule)."""
+        return self.fail(InferenceError(f"{self.where}: {framing}"))
 
     def fail(self, error: LLMTwinError) -> LLMTwinError:
         """The stream rule: ``error`` itself before the first piece, after it a
@@ -143,9 +147,10 @@ class StreamState:
             self.completion_tokens,
         )
 
-    def _events(self, datas: list[str]) -> list[str]:
-        """The pieces of these events' data. A failure after some of them is kept for
-        :meth:`end` (the stream is done), so the pieces before it are delivered first."""
+    def read(self, datas: list[str]) -> list[str]:
+        """The pieces of these events' data (what :meth:`feed` does with a part's). A failure
+        after some of them is kept for :meth:`end` (the stream is done), so the pieces before
+        it are delivered first."""
         pieces: list[str] = []
         for data in datas:
             try:
