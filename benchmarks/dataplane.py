@@ -134,11 +134,11 @@ def serve(conn: Connection) -> None:
 
 
 class Server:
-    """One loopback wire server: in a child process (default: its threads and Python work
-    share neither the GIL nor the CPU caches with the client measured, as a real endpoint
-    would not), or in this process (``in_process``)."""
+    """One loopback wire server: in this process (``in_process``, as the tests run it), or in
+    a child process, whose threads and Python work share neither the GIL nor the CPU caches
+    with the client measured."""
 
-    def __init__(self, *, in_process: bool = False) -> None:
+    def __init__(self, *, in_process: bool) -> None:
         self._local: WireServer | None = None
         self._process: Any = None
         if in_process:
@@ -297,7 +297,10 @@ def sdk_stream(client: InferenceClient, api: str) -> str:
 
 @dataclass
 class Timed:
-    """Both sides' samples (seconds per call, or requests per second), by round."""
+    """Both sides' samples (seconds per call, or requests per second), by round. Round ``i``
+    of one side ran next to round ``i`` of the other, so their ratio is free of the drift of
+    a shared machine (its speed changes by tens of percent over a minute): the ratios and
+    differences reported are medians over rounds of the two sides' round medians."""
 
     sdk: list[list[float]]
     raw: list[list[float]]
@@ -308,11 +311,13 @@ class Timed:
 
     @property
     def ratio(self) -> float:
-        return self.median(self.sdk) / self.median(self.raw)
+        pairs = zip(self.by_round("sdk"), self.by_round("raw"), strict=True)
+        return statistics.median(sdk / raw for sdk, raw in pairs)
 
     @property
     def delta_us(self) -> float:
-        return (self.median(self.sdk) - self.median(self.raw)) * 1e6
+        pairs = zip(self.by_round("sdk"), self.by_round("raw"), strict=True)
+        return statistics.median(sdk - raw for sdk, raw in pairs) * 1e6
 
     def by_round(self, side: str) -> list[float]:
         """The median of each round."""
@@ -329,27 +334,27 @@ def timed_call(fn: Callable[[], Any]) -> Callable[[], float]:
 
 
 def rounds(sdk: Callable[[], float], raw: Callable[[], float], count: int, calls: int) -> Timed:
-    """``count`` rounds of ``calls`` calls per side, the sides alternating call by call (ABBA:
-    a burst of load from another tenant hits both alike)."""
-    timed, pair = Timed([], []), 0
-    for _ in range(count):
-        samples: dict[str, list[float]] = {"sdk": [], "raw": []}
-        for _ in range(calls):
-            order = [("sdk", sdk), ("raw", raw)]
-            for side, run in order if pair % 2 == 0 else reversed(order):
-                samples[side].append(run())
-            pair += 1
-        timed.sdk.append(samples["sdk"])
-        timed.raw.append(samples["raw"])
+    """``count`` rounds per side of ``calls`` consecutive calls each, the sides' rounds
+    interleaved (the side that goes first alternates, so a burst of load from another tenant
+    hits both alike); every call is timed on its own."""
+    timed = Timed([], [])
+    order = [(sdk, timed.sdk), (raw, timed.raw)]
+    for index in range(count):
+        for run, by_round in order if index % 2 == 0 else reversed(order):
+            by_round.append([run() for _ in range(calls)])
     return timed
 
 
-def calls_for(fn: Callable[[], Any], target_s: float) -> int:
-    """Calls per side and round so that a round takes about ``target_s`` (after a warm-up)."""
-    fn()
+def plan(fn: Callable[[], Any], s: Settings) -> tuple[int, int]:
+    """Rounds, and calls per side and round: rounds of about ``s.round_s`` (at least one
+    call), as many as fill ``s.side_s`` per side (``s.min_rounds`` to ``s.max_rounds``)."""
+    fn()  # warm up
     started = time.perf_counter()
     fn()
-    return max(2, round(target_s / max(time.perf_counter() - started, 1e-6)))
+    call_s = max(time.perf_counter() - started, 1e-6)
+    calls = max(1, round(s.round_s / call_s))
+    count = round(s.side_s / (calls * call_s))
+    return min(max(count, s.min_rounds), s.max_rounds), calls
 
 
 def sent_body(server: Server) -> dict[str, Any]:
@@ -363,10 +368,16 @@ def sent_body(server: Server) -> dict[str, Any]:
 
 @dataclass
 class Settings:
-    rounds: int
-    target_s: float
+    side_s: float  # measured time per side and case
+    round_s: float  # time of one round
+    min_rounds: int
+    max_rounds: int
     many_rounds: int
     prompts: int
+
+
+FULL = Settings(2.5, 0.02, min_rounds=15, max_rounds=200, many_rounds=5, prompts=PROMPTS)
+QUICK = Settings(0.05, 0.01, min_rounds=2, max_rounds=5, many_rounds=1, prompts=CONCURRENCY)
 
 
 def bench_blocking(server: Server, api: str, runtime: Any, s: Settings) -> Timed:
@@ -376,11 +387,11 @@ def bench_blocking(server: Server, api: str, runtime: Any, s: Settings) -> Timed
     generation = client.generate(prompt, PARAMS)
     body = sent_body(server)
     assert generation.text == raw_generate(runtime, api, body) == ANSWER
-    calls = calls_for(lambda: raw_generate(runtime, api, body), s.target_s)
+    count, calls = plan(lambda: raw_generate(runtime, api, body), s)
     return rounds(
         timed_call(lambda: client.generate(prompt, PARAMS)),
         timed_call(lambda: raw_generate(runtime, api, body)),
-        s.rounds,
+        count,
         calls,
     )
 
@@ -391,11 +402,11 @@ def bench_stream(server: Server, api: str, split: int | None, runtime: Any, s: S
     text = sdk_stream(client, api)
     body = sent_body(server)
     assert text == raw_stream(runtime, api, body) == ANSWER, "the sides read different text"
-    calls = calls_for(lambda: raw_stream(runtime, api, body), s.target_s)
+    count, calls = plan(lambda: raw_stream(runtime, api, body), s)
     return rounds(
         timed_call(lambda: sdk_stream(client, api)),
         timed_call(lambda: raw_stream(runtime, api, body)),
-        s.rounds,
+        count,
         calls,
     )
 
@@ -571,34 +582,41 @@ def report_streams(r: Results) -> None:
         )
 
 
+def quartiles(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    low, mid, high = statistics.quantiles(values, n=4)
+    return f"{low:.3f} / {mid:.3f} / {high:.3f}"
+
+
 def report_rounds(r: Results) -> None:
-    for api in APIS:
-        b = r.blocking[api]
+    cases = [(f"{api} blocking", r.blocking[api], 1e6, "µs per call") for api in APIS]
+    cases += [
+        (f"{api} stream, split {split or 'per event'}", r.streams[api, split], 1e3, "ms")
+        for api in APIS
+        for split in SPLITS
+    ]
+    cases += [(f"{api} generate_many", r.many[api].timed, 1, "req/s") for api in APIS]
+    print("| case | rounds x calls | SDK / raw per round: quartiles | round medians |")
+    print("|---|---|---|---|")
+    for name, t, scale, unit in cases:
+        sdk, raw = t.by_round("sdk"), t.by_round("raw")
+        ratios = [a / b for a, b in zip(sdk, raw, strict=True)]
+        digits = 0 if scale == 1e6 else 2 if scale == 1e3 else 1
         print(
-            f"- {api} blocking, µs per call: SDK {fmt_rounds(b.by_round('sdk'), 1e6, 0)}; "
-            f"raw {fmt_rounds(b.by_round('raw'), 1e6, 0)}"
-        )
-        for split in SPLITS:
-            t = r.streams[api, split]
-            print(
-                f"- {api} stream split {split or 'per event'}, ms per stream: SDK "
-                f"{fmt_rounds(t.by_round('sdk'), 1e3, 2)}; "
-                f"raw {fmt_rounds(t.by_round('raw'), 1e3, 2)}"
-            )
-        m = r.many[api].timed
-        print(
-            f"- {api} generate_many, req/s: SDK {fmt_rounds(m.by_round('sdk'), 1, 1)}; "
-            f"raw {fmt_rounds(m.by_round('raw'), 1, 1)}"
+            f"| {name} | {len(sdk)} x {len(t.sdk[0])} | {quartiles(ratios)} | {unit}: SDK "
+            f"{fmt_rounds(sdk, scale, digits)}; raw {fmt_rounds(raw, scale, digits)} |"
         )
 
 
 def report(r: Results) -> None:
-    where = "in this process" if r.mode.endswith("in-process") else "in a child process"
+    where = "in a child process" if r.mode.endswith("server process") else "in this process"
     print("## Data plane: llm-twin-sdk vs raw boto3 (SageMaker-runtime wire server, 127.0.0.1)\n")
     print(
         f"Mode: {r.mode}, the server {where}; wall time {r.wall_s:.0f} s; load average at "
-        f"start {r.load}; {r.settings.rounds} rounds per side, the sides alternating call by "
-        f"call ({r.settings.many_rounds} for concurrency); TCP_NODELAY checked (median "
+        f"start {r.load}; interleaved rounds of ~{r.settings.round_s * 1e3:.0f} ms per side, "
+        f"{r.settings.side_s:g} s per side and case ({r.settings.many_rounds} rounds for "
+        f"concurrency); TCP_NODELAY checked (median "
         f"loopback call {r.call_s * 1e3:.2f} ms).\n"
     )
     report_table(r)
@@ -606,7 +624,7 @@ def report(r: Results) -> None:
     report_goals(r)
     print("\n### Streams at every split (total time per 50-token stream)\n")
     report_streams(r)
-    print("\n### Per-round figures (medians of each round)\n")
+    print("\n### Per-round figures (each round's median; the ratio is the median of rounds')\n")
     report_rounds(r)
 
 
@@ -614,18 +632,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: few, short rounds")
     parser.add_argument(
-        "--in-process", action="store_true", help="run the wire server in this process"
+        "--server-process",
+        action="store_true",
+        help="run the wire server in a child process (default: in this process, like the tests)",
     )
     args = parser.parse_args()
-    s = (
-        Settings(rounds=2, target_s=0.01, many_rounds=1, prompts=CONCURRENCY)
-        if args.quick
-        else Settings(rounds=9, target_s=0.25, many_rounds=5, prompts=PROMPTS)
-    )
+    s = QUICK if args.quick else FULL
     started = time.perf_counter()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    call_s, found = measure(s, in_process=args.in_process)
-    mode = ("quick" if args.quick else "full") + (", in-process" if args.in_process else "")
+    call_s, found = measure(s, in_process=not args.server_process)
+    mode = ("quick" if args.quick else "full") + (", server process" if args.server_process else "")
     wall = time.perf_counter() - started
     report(Results(s, mode, wall, load, call_s, **found))
     return 0

@@ -200,6 +200,7 @@ class SageMakerBackend(RemoteBackend):
             None if runtime_client is not None else AWSClients(region=region, profile=profile)
         )
         self._clients: dict[tuple[float, float], Any] = {}
+        self._default: Any = None  # the client of the backend's own timeouts, once built
         self._owned: list[Any] = []
         self._session: Any = None
         self._lock = threading.Lock()
@@ -234,12 +235,13 @@ class SageMakerBackend(RemoteBackend):
         body: Any = None
         try:
             body = client.invoke_endpoint(**args)["Body"]
-            raw = bytes(body.read())
-        except _foreign() as exc:
-            raise self._convert(exc, "invoke_endpoint", limits) from exc
-        finally:
+            raw = body.read()  # a full read puts the connection back in the pool
+        except BaseException as exc:
             if body is not None:
-                body.close()  # after a full read the connection is already back in the pool
+                body.close()  # a failed read: the connection is not reused
+            if isinstance(exc, _foreign()):
+                raise self._convert(exc, "invoke_endpoint", limits) from exc
+            raise
         try:
             data = parse_json(raw)
         except ValueError as exc:
@@ -277,6 +279,7 @@ class SageMakerBackend(RemoteBackend):
             self._closed = True
             owned, self._owned = self._owned, []
             self._clients.clear()
+            self._default = None
         for client in owned:
             client.close()
 
@@ -312,6 +315,8 @@ class SageMakerBackend(RemoteBackend):
         """The runtime client for these timeouts (one per distinct value, built once)."""
         if self._closed:
             raise InferenceError("this SageMakerBackend is closed; create a new one")
+        if timeout is None and self._default is not None:  # the common case, one lookup
+            return self._default, self.timeout
         limits = timeout or self.timeout
         if self._injected is not None:
             self._check_injected_timeouts(timeout)
@@ -324,6 +329,8 @@ class SageMakerBackend(RemoteBackend):
                 if client is None:
                     client = self._build_client(limits)
                     self._clients[key] = client
+        if limits is self.timeout:
+            self._default = client
         return client, limits
 
     def _build_client(self, limits: Timeouts) -> Any:
