@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 
 from fakes import tgi_events
 from llm_twin_sdk import (
+    AWSClients,
+    ConfigurationError,
     Generation,
     GenerationParams,
     InferenceClient,
@@ -29,6 +31,7 @@ from llm_twin_sdk import (
     ModelError,
     SageMakerBackend,
     StreamBrokenError,
+    Timeouts,
     Usage,
 )
 from llm_twin_sdk.inference import trusted
@@ -356,3 +359,30 @@ def _outcome(parse: Any, data: str | bytes) -> str:
         return json.dumps(parse(data))
     except ValueError as exc:
         return f"{type(exc).__name__}: {exc}"
+
+
+# -- botocore's second check of the runtime's parameters ------------------------------------------
+
+
+def test_runtime_clients_skip_botocores_parameter_check_others_keep_it(
+    aws_credentials: None,
+) -> None:
+    """SageMakerBackend checks every parameter it sends (names, body size, attributes) before
+    anything is sent; botocore checking them again cost ~14 µs per call."""
+    from botocore.exceptions import EndpointConnectionError, ParamValidationError
+
+    aws = AWSClients(region="us-east-1", endpoint_url="http://127.0.0.1:9")  # nothing listens
+    backend = SageMakerBackend("twin", aws=aws)
+    default, _ = backend._client(None)
+    own, _ = backend._client(Timeouts(connect_s=1, read_s=5))
+    assert default is aws.client("sagemaker-runtime")
+    for runtime in (default, own):  # not checked by botocore: sent (and refused)
+        with pytest.raises(EndpointConnectionError):
+            runtime.invoke_endpoint(EndpointName=42, Body=b"{}")
+    with pytest.raises(ParamValidationError):  # other services: checked
+        aws.client("sagemaker").describe_endpoint(EndpointName=42)
+    with pytest.raises(ConfigurationError, match="endpoint name"):
+        SageMakerBackend("not a name!", aws=aws)
+    with pytest.raises(ConfigurationError, match="custom_attributes"):
+        SageMakerBackend("twin", aws=aws, custom_attributes="x" * 1025)
+    backend.close()

@@ -203,7 +203,11 @@ class RemoteBackend:
         completion_tokens: int,
     ) -> Generation:
         if prompt_tokens is None:  # never a request: the tokenizer or the estimate
-            prompt_tokens = count_prompt(self._render(call.prompt), self._local_count)
+            prompt = call.prompt
+            if type(prompt) is str and self._tokenizer is None:
+                prompt_tokens = estimate_tokens(prompt)  # what the general path comes to
+            else:
+                prompt_tokens = count_prompt(self._render(prompt), self._local_count)
         latency = time.perf_counter() - call.started
         return generation(
             text,

@@ -352,7 +352,9 @@ class SageMakerBackend(RemoteBackend):
                 _SERVICE,
                 endpoint_url=aws.endpoint_url,
                 config=botocore_config(
-                    connect_timeout_s=limits.connect_s, read_timeout_s=limits.read_s
+                    connect_timeout_s=limits.connect_s,
+                    read_timeout_s=limits.read_s,
+                    validate=False,  # every request is built and checked here
                 ),
             )
         except BotoCoreError as exc:
