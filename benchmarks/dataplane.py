@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing
 import os
@@ -282,6 +283,12 @@ def sdk_client(server: Server, api: str) -> InferenceClient:
 
 def sdk_prompt(api: str) -> Any:
     return PROMPT if api == "generate" else MESSAGES
+
+
+def sdk_call(client: InferenceClient, api: str, *, blocking: bool) -> str:
+    if blocking:
+        return client.generate(sdk_prompt(api), PARAMS).text
+    return sdk_stream(client, api)
 
 
 def sdk_stream(client: InferenceClient, api: str) -> str:
@@ -628,6 +635,57 @@ def report(r: Results) -> None:
     report_rounds(r)
 
 
+def profile(calls: int) -> None:
+    """cProfile of the SDK side alone (blocking calls, then 50-token streams cut every 7 bytes
+    and one event per part): where its time goes, grouped by library, and the SDK's own
+    functions (cProfile's overhead inflates every figure alike: read the shares)."""
+    import cProfile
+    import pstats
+
+    server = Server(in_process=True)
+    cases: list[tuple[str, str, Json | Stream]] = []
+    for api in APIS:
+        cases.append((api, "blocking", Json(REPLIES[api])))
+        cases += [(api, f"stream/{n}", Stream(stream_parts(api, n))) for n in (7, None)]
+    try:
+        for api, case, reply in cases:
+            server.answer_with(reply)
+            client = sdk_client(server, api)
+            run = functools.partial(sdk_call, client, api, blocking=isinstance(reply, Json))
+            run()
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(calls):
+                run()
+            profiler.disable()
+            stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+            print_profile(f"{api} {case}", stats, calls)
+    finally:
+        server.close()
+
+
+def print_profile(name: str, stats: dict[Any, Any], calls: int) -> None:
+    groups: dict[str, float] = {}
+    own: list[tuple[float, int, str]] = []
+    total = sum(entry[2] for entry in stats.values())  # every function's own time
+    for (path, line, function), (_, ncalls, own_s, _, _) in stats.items():
+        group = next(
+            (g for g in ("llm_twin_sdk", "botocore", "urllib3", "json", "http", "fakes")
+             if f"/{g}/" in path or path.endswith(f"/{g}.py")),
+            "C functions (sockets, struct, ...)" if path == "~" else "other Python",
+        )  # fmt: skip
+        groups[group] = groups.get(group, 0.0) + own_s
+        if group == "llm_twin_sdk":
+            where = path.split("llm_twin_sdk/")[-1]
+            own.append((own_s, ncalls, f"{where}:{line}({function})"))
+    print(f"\n### {name}: {total / calls * 1e6:.0f} µs per call under cProfile\n")
+    shares = sorted(groups.items(), key=lambda item: -item[1])
+    print("- by library: " + ", ".join(f"{g} {t / total:.0%}" for g, t in shares))
+    print("- the SDK's own functions (own time per call, calls per call):")
+    for own_s, ncalls, where in sorted(own, reverse=True)[:12]:
+        print(f"  - {where}: {own_s / calls * 1e6:.1f} µs, {ncalls / calls:g}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: few, short rounds")
@@ -636,7 +694,13 @@ def main() -> int:
         action="store_true",
         help="run the wire server in a child process (default: in this process, like the tests)",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the SDK side instead of comparing"
+    )
     args = parser.parse_args()
+    if args.profile:
+        profile(50 if args.quick else 400)
+        return 0
     s = QUICK if args.quick else FULL
     started = time.perf_counter()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
