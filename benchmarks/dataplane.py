@@ -1,26 +1,29 @@
 """The data plane: llm-twin-sdk's public API against raw boto3 doing the same work.
 
-    .venv/bin/python benchmarks/dataplane.py            # full run (~2-3 min)
-    .venv/bin/python benchmarks/dataplane.py --quick    # smoke run (a few seconds)
+    .venv/bin/python benchmarks/dataplane.py              # full run (~1-2 min), markdown report
+    .venv/bin/python benchmarks/dataplane.py --quick      # smoke run (a few seconds)
+    .venv/bin/python benchmarks/dataplane.py --profile    # cProfile of the SDK side
+    .venv/bin/python benchmarks/dataplane.py --in-process # the server in this process
 
-One SageMaker-runtime wire server on 127.0.0.1 (``tests/fakes/sagemaker.py``: boto3's real
-serializer, signer, parsers and event-stream decoder run on both sides; every answer leaves in
-one write on a TCP_NODELAY socket, checked before timing). Both sides send the same payload
-bytes and receive the same answer. What the raw side does, per call:
+One SageMaker-runtime wire server on 127.0.0.1 (``tests/fakes/sagemaker.py``, in a child
+process: boto3's real serializer, signer, parsers and event-stream decoder run on both sides;
+every answer leaves in one write on a TCP_NODELAY socket, checked before timing). Both sides
+send the same payload bytes (checked) and receive the same answer. What the raw side does:
 
-- blocking: ``json.dumps`` the request (the same dict the SDK sends, checked byte for byte),
-  ``invoke_endpoint``, read the body, ``json.loads`` it and pick the text;
+- blocking: ``json.dumps`` the request (the dict the SDK sent, parsed back), ``invoke_endpoint``,
+  read the body, ``json.loads`` it and pick the text;
 - streams: ``invoke_endpoint_with_response_stream``, iterate the EventStream, join the
   ``PayloadPart`` bytes, split complete SSE lines, ``json.loads`` each ``data:`` line and
   collect the token text (TGI: ``token.text`` unless special; chat: ``choices[0].delta.content``
   until ``[DONE]``), then join the text;
 - concurrency: 16 threads calling ``invoke_endpoint`` (a client with 16 pooled connections).
 
-The SDK side uses the public API only: ``InferenceClient(SageMakerBackend(...)).generate`` /
-``.stream`` (the whole stream read, ``generation`` with usage and finish reason), and
+Its client has the SDK's settings: botocore's retries off, the same timeouts. The SDK side uses
+the public API only: ``InferenceClient(SageMakerBackend(...)).generate`` / ``.stream`` (the
+whole stream read; ``generation`` with usage and finish reason), and
 ``AsyncInferenceClient(backend).generate_many(prompts, concurrency=16)`` with default settings.
-Rounds are interleaved (the side that goes first alternates); figures are medians of rounds.
-Prints a markdown report; progress goes to stderr.
+Rounds of ~20 ms alternate between the sides (the side that goes first alternates); a ratio is
+the median over rounds of the two sides' round medians.
 """
 
 from __future__ import annotations
@@ -135,9 +138,10 @@ def serve(conn: Connection) -> None:
 
 
 class Server:
-    """One loopback wire server: in this process (``in_process``, as the tests run it), or in
-    a child process, whose threads and Python work share neither the GIL nor the CPU caches
-    with the client measured."""
+    """One loopback wire server: in a child process (the default: its threads share no GIL
+    with the client measured, as a real endpoint's would not), or in this process
+    (``in_process``, as the tests run it: every payload part of a stream is then a GIL handoff
+    between the server's thread and the client's, which dominates streams of small parts)."""
 
     def __init__(self, *, in_process: bool) -> None:
         self._local: WireServer | None = None
@@ -617,7 +621,7 @@ def report_rounds(r: Results) -> None:
 
 
 def report(r: Results) -> None:
-    where = "in a child process" if r.mode.endswith("server process") else "in this process"
+    where = "in this process" if r.mode.endswith("in-process server") else "in a child process"
     print("## Data plane: llm-twin-sdk vs raw boto3 (SageMaker-runtime wire server, 127.0.0.1)\n")
     print(
         f"Mode: {r.mode}, the server {where}; wall time {r.wall_s:.0f} s; load average at "
@@ -690,9 +694,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: few, short rounds")
     parser.add_argument(
-        "--server-process",
+        "--in-process",
         action="store_true",
-        help="run the wire server in a child process (default: in this process, like the tests)",
+        help="run the wire server in this process (default: a child process)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the SDK side instead of comparing"
@@ -704,8 +708,8 @@ def main() -> int:
     s = QUICK if args.quick else FULL
     started = time.perf_counter()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    call_s, found = measure(s, in_process=not args.server_process)
-    mode = ("quick" if args.quick else "full") + (", server process" if args.server_process else "")
+    call_s, found = measure(s, in_process=args.in_process)
+    mode = ("quick" if args.quick else "full") + (", in-process server" if args.in_process else "")
     wall = time.perf_counter() - started
     report(Results(s, mode, wall, load, call_s, **found))
     return 0
