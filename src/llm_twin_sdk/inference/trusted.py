@@ -1,12 +1,11 @@
-"""Results and messages built from values already checked, without pydantic's second pass.
+"""Results and chat messages built from checked values, without pydantic's second pass.
 
-A call's :class:`~llm_twin_sdk.Generation` is made of values the SDK produced itself (text
-read by a protocol, a finish reason from one mapping, token counts that are non-negative
-ints, a wall time); chat messages given as ``{"role", "content"}`` dicts are checked here with
-a few comparisons. Validating them again through pydantic costs ~1.5 µs per model on every
-call; these builders check the same rules in plain Python and fall back to the validating
-constructor (and its typed error) for anything else, so the result is the same object either
-way. ``tests/test_trusted.py`` pins the models' fields and validators these rules mirror.
+A call's :class:`~llm_twin_sdk.Generation` holds values the SDK produced (protocol text, one
+finish-reason mapping, non-negative token counts, a wall time); chat messages come as
+``{"role", "content"}`` dicts. These builders check the models' rules in plain Python (~1.5 µs
+per model saved on every call) and fall back to the validating constructor, and its typed
+error, for anything else: the same object either way. ``tests/test_fast_paths.py`` pins the
+fields, constraints and validators the checks mirror.
 """
 
 from __future__ import annotations

@@ -204,10 +204,10 @@ class WireProtocol(ABC):
                 return StreamEvent(done=True)
             try:
                 event = parse_json(data)
-            except ValueError as error:
+            except ValueError as exc:
                 raise InferenceError(
                     f"the server sent a malformed stream event: {data[:200]!r}"
-                ) from error
+                ) from exc
         if isinstance(event, dict):
             if "error" in event or "detail" in event:
                 error = self.error(event)

@@ -32,34 +32,19 @@ class _Lines:
         self._cr = False  # the last part ended with \r: maybe the first half of \r\n
 
     def _split(self, chunk: bytes) -> list[str]:
-        """The lines ``chunk`` completes."""
+        """The lines ``chunk`` completes, decoded in one pass."""
+        buffer = self._rest + b"\r" + chunk if self._cr else self._rest + chunk
         if self._cr or _CR in chunk:
-            return self._split_cr(chunk)
-        buffer = self._rest + chunk if self._rest else chunk
+            self._cr = buffer.endswith(b"\r")  # held back: maybe the first half of \r\n
+            if self._cr:
+                buffer = buffer[:-1]
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         end = buffer.rfind(b"\n")
+        self._rest = buffer[end + 1 :]
         if end < 0:
-            self._rest = buffer
             return _NO_LINES
         try:
-            if end == len(buffer) - 1:  # the part ends a line (whole events): decode it all
-                self._rest = b""
-                lines = buffer.decode("utf-8").split("\n")
-                lines.pop()
-                return lines
-            self._rest = buffer[end + 1 :]
             return buffer[:end].decode("utf-8").split("\n")
-        except UnicodeDecodeError as exc:
-            raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
-
-    def _split_cr(self, chunk: bytes) -> list[str]:
-        """:meth:`_split` for streams that end lines with ``\\r`` or ``\\r\\n``."""
-        buffer = self._rest + b"\r" + chunk if self._cr else self._rest + chunk
-        self._cr = buffer.endswith(b"\r")
-        if self._cr:
-            buffer = buffer[:-1]
-        *lines, self._rest = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        try:
-            return [line.decode("utf-8") for line in lines]
         except UnicodeDecodeError as exc:
             raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
 
