@@ -114,27 +114,28 @@ def log(message: str) -> None:
 # -- the server ---------------------------------------------------------------------------------
 
 
+def command(server: WireServer, name: str, argument: Any) -> Any:
+    """One command to the wire server: its answer, if any."""
+    if name == "default":
+        server.default = argument
+    elif name == "delay":
+        server.answer_delay_s = argument
+    elif name == "reset":
+        server.reset()
+    elif name == "last":
+        return server.requests[-1].raw
+    elif name == "stats":
+        return server.max_in_flight, list(server.handler_errors)
+    return None
+
+
 def serve(conn: Connection) -> None:
     """The wire server, in a process of its own, run by commands from the benchmark."""
     with WireServer() as server:
         conn.send(server.url)
-        while True:
-            command, argument = conn.recv()
-            if command == "stop":
-                conn.send(None)
-                break
-            if command == "default":
-                server.default = argument
-            elif command == "delay":
-                server.answer_delay_s = argument
-            elif command == "reset":
-                server.reset()
-            answer: Any = None
-            if command == "last":
-                answer = server.requests[-1].raw
-            elif command == "stats":
-                answer = (server.max_in_flight, list(server.handler_errors))
-            conn.send(answer)
+        while (message := conn.recv())[0] != "stop":
+            conn.send(command(server, *message))
+        conn.send(None)
 
 
 class Server:
@@ -156,22 +157,11 @@ class Server:
         self._process.start()
         self.url = self._conn.recv()
 
-    def _ask(self, command: str, argument: Any = None) -> Any:
-        local = self._local
-        if local is None:
-            self._conn.send((command, argument))
-            return self._conn.recv()
-        if command == "default":
-            local.default = argument
-        elif command == "delay":
-            local.answer_delay_s = argument
-        elif command == "reset":
-            local.reset()
-        elif command == "last":
-            return local.requests[-1].raw
-        elif command == "stats":
-            return local.max_in_flight, list(local.handler_errors)
-        return None
+    def _ask(self, name: str, argument: Any = None) -> Any:
+        if self._local is not None:
+            return command(self._local, name, argument)
+        self._conn.send((name, argument))
+        return self._conn.recv()
 
     def answer_with(self, reply: Json | Stream) -> None:
         self._ask("default", reply)

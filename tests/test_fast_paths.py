@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from fakes import tgi_events
+from fakes import PartsRuntime, tgi_events
 from llm_twin_sdk import (
     AWSClients,
     ConfigurationError,
@@ -215,39 +213,8 @@ def test_the_token_estimate_is_the_per_character_rule(text: str) -> None:
 # -- streams -------------------------------------------------------------------------------------
 
 
-class _Events:
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-        self.closed = False
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for part in self.parts:
-            yield {"PayloadPart": {"Bytes": part}}
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Runtime:
-    """A duck-typed sagemaker-runtime client handing the backend these payload parts."""
-
-    meta = SimpleNamespace(
-        config=SimpleNamespace(
-            retries={"total_max_attempts": 1}, connect_timeout=10.0, read_timeout=60.0
-        )
-    )
-
-    def __init__(self, *streams: list[bytes]) -> None:
-        self.streams = list(streams)
-        self.calls = 0
-
-    def invoke_endpoint_with_response_stream(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls += 1
-        return {"Body": _Events(self.streams.pop(0))}
-
-
-def _backend(*streams: list[bytes]) -> tuple[SageMakerBackend, _Runtime]:
-    runtime = _Runtime(*streams)
+def _backend(*streams: list[bytes]) -> tuple[SageMakerBackend, PartsRuntime]:
+    runtime = PartsRuntime(*streams)
     return SageMakerBackend("twin", runtime_client=runtime, api="generate"), runtime
 
 
