@@ -121,9 +121,9 @@ class StreamState:
             )
         if not self.done:
             self.done = True
-            pieces: list[str] = []
-            self._deliver(self.stops.flush(), pieces)
-            yield from pieces
+            if text := self.stops.flush():
+                self.delivered.append(text)
+                yield text
 
     def broken(self, framing: InferenceError) -> LLMTwinError:
         """The stream's error for bytes that do not decode (by the stream rule)."""
@@ -156,19 +156,14 @@ class StreamState:
             try:
                 event = self.protocol.event(data)
             except InferenceError as exc:
-                error = self.fail(InferenceError(f"{self.where}: {exc}"))
+                error = self.broken(exc)
                 error.__cause__ = exc
                 return self._failed(error, pieces)
             if event.error is not None:
                 return self._failed(self.fail(self._error(event.error)), pieces)
-            text = event.text
-            if text:
+            if event.text:
                 self.token_events += 1
-                if self.stops.stops:
-                    text = self.stops.push(text)
-                if text:
-                    self.delivered.append(text)
-                    pieces.append(text)
+                self._deliver(self.stops.push(event.text), pieces)
             if event.finish_reason:
                 self.finish_reason = event.finish_reason
             if event.prompt_tokens:
