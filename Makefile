@@ -40,7 +40,7 @@ test-fast: lint
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run.py
-	$(PY) benchmarks/backends.py
+	$(PY) benchmarks/dataplane.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/retrieval.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/evaluate.py
 

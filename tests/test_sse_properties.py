@@ -10,15 +10,14 @@ hands it the parts), including the hold-back of stop sequences.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes import split_at
+from fakes import PartsRuntime, split_at
 from llm_twin_sdk import GenerationParams
 from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
 from llm_twin_sdk.inference.protocols import LMI, OpenAICompatible, StreamEvent, TGIGenerate
@@ -164,35 +163,6 @@ def test_lmi_json_lines_any_split_same_pieces(tokens: Tokens, choice: Any) -> No
 # -- end to end through the backend ------------------------------------------------------------
 
 
-class _Events:
-    """What botocore's EventStream looks like to the backend: PayloadPart dicts, close()."""
-
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-        self.closed = False
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for part in self.parts:
-            yield {"PayloadPart": {"Bytes": part}}
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Runtime:
-    meta = SimpleNamespace(
-        config=SimpleNamespace(
-            retries={"total_max_attempts": 1}, connect_timeout=10.0, read_timeout=60.0
-        )
-    )
-
-    def __init__(self, parts: list[bytes]) -> None:
-        self.events = _Events(parts)
-
-    def invoke_endpoint_with_response_stream(self, **kwargs: Any) -> dict[str, Any]:
-        return {"Body": self.events}
-
-
 @FAST
 @given(
     tokens=token_streams(),
@@ -205,7 +175,7 @@ def test_backend_stream_any_split(
 ) -> None:
     chat = shape == "chat"
     data = {"tgi": tgi_stream, "chat": chat_stream, "lmi": lmi_stream}[shape](tokens)
-    runtime = _Runtime(split_at(data, choice.draw(cuts(data))))
+    runtime = PartsRuntime(split_at(data, choice.draw(cuts(data))))
     backend = SageMakerBackend(
         "twin", runtime_client=runtime, api="lmi" if shape == "lmi" else "messages"
     )

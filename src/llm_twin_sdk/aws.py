@@ -119,8 +119,17 @@ MAX_POOL_CONNECTIONS = 64
 """HTTP connections per client (botocore's default, 10, would cap concurrent invocations)."""
 
 
-def botocore_config(*, connect_timeout_s: float = 10.0, read_timeout_s: float = 60.0) -> Config:
-    """A botocore ``Config`` that never retries by itself (the SDK's policy does)."""
+PREVALIDATED_SERVICES = frozenset({"sagemaker-runtime"})
+"""Services whose every request the SDK builds and checks itself before sending
+(``SageMakerBackend``: names, body size, attributes): botocore's second check of the
+parameters is turned off for their clients; it cost ~14 µs of a ~0.8 ms loopback call."""
+
+
+def botocore_config(
+    *, connect_timeout_s: float = 10.0, read_timeout_s: float = 60.0, validate: bool = True
+) -> Config:
+    """A botocore ``Config`` that never retries by itself (the SDK's policy does);
+    ``validate=False`` skips botocore's parameter validation (for requests the SDK checked)."""
     from botocore.config import Config
 
     return Config(
@@ -129,6 +138,7 @@ def botocore_config(*, connect_timeout_s: float = 10.0, read_timeout_s: float = 
         read_timeout=read_timeout_s,
         max_pool_connections=MAX_POOL_CONNECTIONS,
         user_agent_extra="llm-twin-sdk",
+        parameter_validation=validate,
     )
 
 
@@ -182,9 +192,8 @@ class AWSClients:
         try:
             if self._session is None:
                 self._session = boto3_session(self.region, self.profile)
-            return self._session.client(
-                service, endpoint_url=self.endpoint_url, config=botocore_config()
-            )
+            config = botocore_config(validate=service not in PREVALIDATED_SERVICES)
+            return self._session.client(service, endpoint_url=self.endpoint_url, config=config)
         except BotoCoreError as exc:  # unknown profile, no region...
             raise ConfigurationError(
                 f"cannot build an AWS {service} client: {exc}. Pass region= (or set "

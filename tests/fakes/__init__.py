@@ -16,7 +16,7 @@ benchmarks add ``tests/`` to ``sys.path`` first.
 
 from .backend import PIECES, NativeScriptedBackend, ScriptedBackend, scripted_generation
 from .qdrant import DENSE_CONFIG, QdrantServer, StoredPoint
-from .sagemaker import Json, Llama, Stream, WireServer
+from .sagemaker import Json, Llama, PartsRuntime, Stream, WireServer
 from .server import Fault, Request
 from .shapes import DEFAULT_TOKENS, chat_events, lmi_lines, split_at, sse_cuts, tgi_events
 from .tgi import TGIServer
@@ -29,6 +29,7 @@ __all__ = [
     "Json",
     "Llama",
     "NativeScriptedBackend",
+    "PartsRuntime",
     "QdrantServer",
     "Request",
     "ScriptedBackend",

@@ -33,6 +33,7 @@ import struct
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, TypeAlias
 from urllib.parse import unquote
 
@@ -44,6 +45,7 @@ from .shapes import Container, Model, read_ask, stream_events, whole_answer
 
 __all__ = [
     "Invocation",
+    "PartsRuntime",
     "Json",
     "Llama",
     "Reply",
@@ -288,6 +290,46 @@ def recut(parts: Iterable[bytes], size: int | None) -> Iterator[bytes]:
             buffer = buffer[size:]
     if buffer:
         yield buffer
+
+
+# -- without the wire ---------------------------------------------------------------------------
+
+
+class PayloadEvents:
+    """What botocore's EventStream is to the backend: ``PayloadPart`` dicts, ``close()``."""
+
+    def __init__(self, parts: Sequence[bytes]) -> None:
+        self.parts = parts
+        self.closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for part in self.parts:
+            yield {"PayloadPart": {"Bytes": part}}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class PartsRuntime:
+    """A duck-typed ``sagemaker-runtime`` client (``SageMakerBackend(runtime_client=...)``):
+    each stream call hands over the next of ``streams`` as payload parts, no wire involved;
+    ``events`` is the last one handed over, ``calls`` counts the calls."""
+
+    meta = SimpleNamespace(
+        config=SimpleNamespace(
+            retries={"total_max_attempts": 1}, connect_timeout=10.0, read_timeout=60.0
+        )
+    )
+
+    def __init__(self, *streams: Sequence[bytes]) -> None:
+        self.streams = list(streams)
+        self.calls = 0
+        self.events = PayloadEvents([])
+
+    def invoke_endpoint_with_response_stream(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        self.events = PayloadEvents(self.streams.pop(0))
+        return {"Body": self.events}
 
 
 # -- the server -------------------------------------------------------------------------------

@@ -19,10 +19,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InferenceError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
 from ..types import Generation, GenerationParams, Prompt, Timeouts
 from .backend import Backend
@@ -193,7 +191,7 @@ class InferenceClient(ClientOptions):
                 raise
 
         stream, first = self._retry.call(open_first, is_transient_inference_error)
-        return TextStream(_resume(stream, first), on_close=stream.close)
+        return stream.unread(first)
 
     def close(self) -> None:
         """Release the backend (the model's memory, connections)."""
@@ -204,15 +202,6 @@ class InferenceClient(ClientOptions):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _resume(stream: TextStream, first: str | None) -> Generator[str, None, Generation]:
-    if first is not None:
-        yield first
-        yield from stream
-    if stream.generation is None:  # pragma: no cover - backends always return one
-        raise InferenceError("the backend's stream ended without a result")
-    return stream.generation
 
 
 def backend_from_settings(settings: TwinSettings) -> Backend:

@@ -51,7 +51,8 @@ from collections.abc import Sequence
 from typing import Literal, TypeAlias, get_args, overload
 
 from ..errors import ConfigurationError, InvalidParameterError
-from ..types import Message, Prompt, to_messages
+from ..types import Message, Prompt
+from . import trusted
 from .backend import NormalizedPrompt
 
 __all__ = [
@@ -170,7 +171,7 @@ def _as_given(prompt: Prompt) -> NormalizedPrompt:
         return prompt
     if isinstance(prompt, (bytes, bytearray)):
         raise InvalidParameterError("prompt must be str or chat messages, not bytes")
-    return to_messages(prompt)
+    return trusted.messages(prompt)
 
 
 def _alpaca(given: NormalizedPrompt) -> str:

@@ -64,11 +64,16 @@ class TextStream(StreamRecord, Iterator[str]):
         super().__init__()
         self._source = source
         self._on_close = on_close
+        self._first: str | None = None
 
     def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> str:
+        if self._first is not None:
+            piece, self._first = self._first, None
+            self._pieces.append(piece)
+            return piece
         if self._closed:
             raise StopIteration
         try:
@@ -82,6 +87,14 @@ class TextStream(StreamRecord, Iterator[str]):
             raise
         self._pieces.append(piece)
         return piece
+
+    def unread(self, piece: str | None) -> Self:
+        """This stream with ``piece`` (the last one read) delivered again as the next one, so
+        a caller can read the first piece and still hand the whole stream on."""
+        if piece is not None:
+            self._pieces.pop()
+            self._first = piece
+        return self
 
     def __enter__(self) -> Self:
         return self

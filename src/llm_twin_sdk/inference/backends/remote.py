@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeAlias
 
 from ...errors import ConfigurationError, InferenceError, LLMTwinError
-from ...types import Generation, GenerationParams, Message, Usage
+from ...types import Generation, GenerationParams, Message
 from ..backend import NormalizedPrompt
 from ..protocols.base import ErrorBody, WireProtocol, WireRequest, finish_reason
 from ..protocols.streams import StreamState, cut_at_stop
 from ..tokens import count_prompt, estimate_tokens
+from ..trusted import generation
 
 __all__ = ["MessageRenderer", "RemoteBackend", "TextFormat"]
 
@@ -30,7 +31,7 @@ TextFormat: TypeAlias = Literal["raw", "alpaca"]
 """A named text format of :mod:`llm_twin_sdk.inference.prompt_format`."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One call: the protocol chosen, its request, the prompt as given, the start time."""
 
@@ -162,11 +163,19 @@ class RemoteBackend:
         converted by ``convert`` and the stream rule. What follows the final event is read, so
         the connection can be reused."""
         state = self._state(call)
+        decode, read = state.decoder.feed, state.read  # StreamState.feed, one frame less per part
         try:
             for chunk in chunks:
-                yield from state.feed(chunk)
-                if state.done:
-                    break
+                try:
+                    datas = decode(chunk)  # most parts complete no event: an empty list
+                except InferenceError as exc:
+                    raise state.broken(exc) from exc
+                if datas:
+                    pieces = read(datas)
+                    if pieces:
+                        yield from pieces
+                    if state.done:
+                        break
             yield from state.end()
         except errors as exc:
             raise state.fail(convert(exc)) from exc
@@ -194,11 +203,17 @@ class RemoteBackend:
         completion_tokens: int,
     ) -> Generation:
         if prompt_tokens is None:  # never a request: the tokenizer or the estimate
-            prompt_tokens = count_prompt(self._render(call.prompt), self._local_count)
-        return Generation(
-            text=text,
-            finish_reason=finish_reason(finish),
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-            latency_s=time.perf_counter() - call.started,
+            prompt = call.prompt
+            if type(prompt) is str and self._tokenizer is None:
+                prompt_tokens = estimate_tokens(prompt)  # what the general path comes to
+            else:
+                prompt_tokens = count_prompt(self._render(prompt), self._local_count)
+        latency = time.perf_counter() - call.started
+        return generation(
+            text,
+            finish_reason(finish),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_s=latency,
             model=self.model_name,
         )

@@ -46,7 +46,7 @@ from ...errors import (
 )
 from ...types import Generation, GenerationParams, Timeouts
 from ..backend import NormalizedPrompt
-from ..protocols.base import ErrorBody, WireProtocol
+from ..protocols.base import ErrorBody, WireProtocol, parse_json
 from ..protocols.lmi import LMI
 from ..protocols.openai import OpenAICompatible
 from ..protocols.tgi import TGIGenerate
@@ -200,6 +200,7 @@ class SageMakerBackend(RemoteBackend):
             None if runtime_client is not None else AWSClients(region=region, profile=profile)
         )
         self._clients: dict[tuple[float, float], Any] = {}
+        self._default: Any = None  # the client of the backend's own timeouts, once built
         self._owned: list[Any] = []
         self._session: Any = None
         self._lock = threading.Lock()
@@ -234,14 +235,15 @@ class SageMakerBackend(RemoteBackend):
         body: Any = None
         try:
             body = client.invoke_endpoint(**args)["Body"]
-            raw = bytes(body.read())
-        except _foreign() as exc:
-            raise self._convert(exc, "invoke_endpoint", limits) from exc
-        finally:
+            raw = body.read()  # a full read puts the connection back in the pool
+        except BaseException as exc:
             if body is not None:
-                body.close()  # after a full read the connection is already back in the pool
+                body.close()  # a failed read: the connection is not reused
+            if isinstance(exc, _foreign()):
+                raise self._convert(exc, "invoke_endpoint", limits) from exc
+            raise
         try:
-            data = json.loads(raw)
+            data = parse_json(raw)
         except ValueError as exc:
             text = raw[:200].decode("utf-8", errors="replace")
             raise InferenceError(
@@ -277,6 +279,7 @@ class SageMakerBackend(RemoteBackend):
             self._closed = True
             owned, self._owned = self._owned, []
             self._clients.clear()
+            self._default = None
         for client in owned:
             client.close()
 
@@ -312,6 +315,8 @@ class SageMakerBackend(RemoteBackend):
         """The runtime client for these timeouts (one per distinct value, built once)."""
         if self._closed:
             raise InferenceError("this SageMakerBackend is closed; create a new one")
+        if timeout is None and self._default is not None:  # the common case, one lookup
+            return self._default, self.timeout
         limits = timeout or self.timeout
         if self._injected is not None:
             self._check_injected_timeouts(timeout)
@@ -324,6 +329,8 @@ class SageMakerBackend(RemoteBackend):
                 if client is None:
                     client = self._build_client(limits)
                     self._clients[key] = client
+        if limits is self.timeout:
+            self._default = client
         return client, limits
 
     def _build_client(self, limits: Timeouts) -> Any:
@@ -345,7 +352,9 @@ class SageMakerBackend(RemoteBackend):
                 _SERVICE,
                 endpoint_url=aws.endpoint_url,
                 config=botocore_config(
-                    connect_timeout_s=limits.connect_s, read_timeout_s=limits.read_s
+                    connect_timeout_s=limits.connect_s,
+                    read_timeout_s=limits.read_s,
+                    validate=False,  # every request is built and checked here
                 ),
             )
         except BotoCoreError as exc:
@@ -422,11 +431,11 @@ class SageMakerBackend(RemoteBackend):
 
 
 def _payloads(events: Any) -> Iterator[bytes]:
-    """The bytes of a response stream's ``PayloadPart`` events."""
+    """The bytes of a response stream's ``PayloadPart`` events (botocore's parsed events)."""
     for event in events:
-        part = event.get("PayloadPart") if isinstance(event, dict) else None
+        part = event.get("PayloadPart")
         if part is not None:
-            yield bytes(part.get("Bytes", b""))
+            yield part.get("Bytes", b"")
 
 
 def _as_json(value: Any) -> dict[str, Any] | None:

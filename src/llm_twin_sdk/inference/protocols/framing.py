@@ -4,11 +4,14 @@ Parts of a stream (SageMaker payload parts, HTTP chunks) may cut a line -- or a 
 UTF-8 character -- anywhere. A decoder reassembles them: ``decoder.feed(part)`` returns the data
 of every event the part completes, ``decoder.close()`` a last one without its terminator; the
 protocol reads each (:meth:`~.base.WireProtocol.event`).
+
+Lines are split on bytes (``\\n``, ``\\r\\n`` or ``\\r``, which never occur inside a UTF-8
+character) and each complete line is decoded once, so a part that ends no line costs one
+append; a part is never scanned twice.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 
 from ...errors import InferenceError
@@ -16,47 +19,49 @@ from .base import DONE, Framing
 
 __all__ = ["JsonLinesDecoder", "SSEDecoder", "decoder_for"]
 
+_NO_LINES: list[str] = []  # returned, never changed: most parts end no line
+_LF, _CR = ord("\n"), ord("\r")  # `10 in part` takes 30 ns, `b"\n" in part` 250 ns
+
 
 class _Lines:
-    """Incremental UTF-8 decoding and line splitting (``\\n``, ``\\r\\n`` or ``\\r``)."""
+    """Line splitting on bytes (``\\n``, ``\\r\\n`` or ``\\r``), lines decoded as UTF-8; the
+    base of both decoders, whose ``feed`` first checks whether the part ends a line at all."""
 
     def __init__(self) -> None:
-        self._text = codecs.getincrementaldecoder("utf-8")(errors="strict")
-        self._buffer = ""
+        self._rest = b""  # bytes after the last line end: never a line end among them
+        self._cr = False  # the last part ended with \r: maybe the first half of \r\n
 
-    def feed(self, chunk: bytes) -> list[str]:
+    def _split(self, chunk: bytes) -> list[str]:
+        """The lines ``chunk`` completes, decoded in one pass."""
+        buffer = self._rest + b"\r" + chunk if self._cr else self._rest + chunk
+        if self._cr or _CR in chunk:
+            self._cr = buffer.endswith(b"\r")  # held back: maybe the first half of \r\n
+            if self._cr:
+                buffer = buffer[:-1]
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = buffer.rfind(b"\n")
+        self._rest = buffer[end + 1 :]
+        if end < 0:
+            return _NO_LINES
         try:
-            self._buffer += self._text.decode(chunk)
+            return buffer[:end].decode("utf-8").split("\n")
         except UnicodeDecodeError as exc:
             raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
-        lines: list[str] = []
-        while (cut := _line_end(self._buffer)) is not None:
-            lines.append(self._buffer[: cut[0]])
-            self._buffer = self._buffer[cut[1] :]
-        return lines
 
-    def close(self) -> list[str]:
+    def _last(self) -> list[str]:
+        """The line left without a terminator when the body ends."""
+        rest, self._rest, self._cr = self._rest, b"", False
+        if not rest:
+            return []
         try:
-            rest = self._buffer + self._text.decode(b"", final=True)
+            return [rest.decode("utf-8")]
         except UnicodeDecodeError as exc:
-            raise InferenceError(f"the stream ended inside a character: {exc}") from exc
-        self._buffer = ""
-        return [rest] if rest else []
+            if exc.reason == "unexpected end of data":
+                raise InferenceError(f"the stream ended inside a character: {exc}") from exc
+            raise InferenceError(f"the server sent invalid UTF-8: {exc}") from exc
 
 
-def _line_end(buffer: str) -> tuple[int, int] | None:
-    """Index of the first line terminator and the index after it (None: no full line yet)."""
-    for index, char in enumerate(buffer):
-        if char == "\n":
-            return index, index + 1
-        if char == "\r":
-            if index + 1 == len(buffer):
-                return None  # could be the first half of \r\n
-            return index, index + (2 if buffer[index + 1] == "\n" else 1)
-    return None
-
-
-class SSEDecoder:
+class SSEDecoder(_Lines):
     """Server-sent events: bytes in, the ``data`` of each complete event out.
 
     Follows the SSE rules that matter here: a blank line ends an event; several ``data:``
@@ -67,18 +72,28 @@ class SSEDecoder:
     """
 
     def __init__(self) -> None:
-        self._lines = _Lines()
+        super().__init__()
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[str]:
+        if _LF not in chunk and _CR not in chunk and not self._cr:
+            self._rest += chunk  # the common case of small parts: no line ends here
+            return _NO_LINES
         events: list[str] = []
-        for line in self._lines.feed(chunk):
-            self._line(line, events)
+        data = self._data
+        for line in self._split(chunk):  # the common lines first: one data line, a blank one
+            if not data and line.startswith("data:"):
+                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+            elif data and not line and len(data) == 1:
+                events.append(data.pop())
+            else:
+                self._line(line, events)
+                data = self._data
         return events
 
     def close(self) -> list[str]:
         events: list[str] = []
-        for line in self._lines.close():
+        for line in self._last():
             self._line(line, events)
         if self._data:
             events.append("\n".join(self._data))
@@ -97,7 +112,7 @@ class SSEDecoder:
         if self._data and _is_complete_json(self._data[-1]):
             events.append("\n".join(self._data))
             self._data = []
-        self._data.append(value.removeprefix(" "))
+        self._data.append(value[1:] if value.startswith(" ") else value)
 
 
 def _is_complete_json(text: str) -> bool:
@@ -110,17 +125,15 @@ def _is_complete_json(text: str) -> bool:
     return True
 
 
-class JsonLinesDecoder:
+class JsonLinesDecoder(_Lines):
     """JSON lines: one event per non-blank line (an SSE-style ``data:`` prefix is dropped)."""
 
-    def __init__(self) -> None:
-        self._lines = _Lines()
-
     def feed(self, chunk: bytes) -> list[str]:
-        return [_strip(line) for line in self._lines.feed(chunk) if _strip(line)]
+        lines = self._split(chunk)
+        return [data for data in map(_strip, lines) if data] if lines else _NO_LINES
 
     def close(self) -> list[str]:
-        return [_strip(line) for line in self._lines.close() if _strip(line)]
+        return [data for data in map(_strip, self._last()) if data]
 
 
 def _strip(line: str) -> str:

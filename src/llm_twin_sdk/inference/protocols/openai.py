@@ -122,13 +122,17 @@ class OpenAICompatible(WireProtocol):
     def read_event(cls, event: dict[str, Any]) -> StreamEvent | None:
         if "choices" not in event:
             return None
-        usage = event.get("usage") or {}
         choices = event.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         delta = choice.get("delta") or {}
         text = delta.get("content") if "delta" in choice else choice.get("text")
+        if not isinstance(text, str):
+            text = str(text or "")
+        usage = event.get("usage")
+        if not usage:  # a chunk of text: no counts to read
+            return StreamEvent(text, finish_reason=choice.get("finish_reason"))
         return StreamEvent(
-            text=str(text or ""),
+            text,
             finish_reason=choice.get("finish_reason"),
             prompt_tokens=count_or_none(usage.get("prompt_tokens")),
             completion_tokens=count_or_none(usage.get("completion_tokens")),

@@ -17,9 +17,13 @@ from .framing import decoder_for
 
 __all__ = ["StopFilter", "StreamState", "cut_at_stop"]
 
+_NO_PIECES: list[str] = []  # returned, never changed: most parts complete no event
+
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """``text`` up to the first stop sequence, and whether one was found."""
+    if not stops:
+        return text, False
     cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
     return (text[: min(cuts)], True) if cuts else (text, False)
 
@@ -84,21 +88,22 @@ class StreamState:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.token_events = 0
+        self._deferred: LLMTwinError | None = None  # a failure after pieces not yet delivered
 
     @property
     def text(self) -> str:
         return "".join(self.delivered)
 
-    def feed(self, chunk: bytes) -> Iterator[str]:
-        """The pieces ``chunk`` completes (nothing once the stream is done: what follows the
+    def feed(self, chunk: bytes) -> list[str]:
+        """The pieces ``chunk`` completes (none once the stream is done: what follows the
         final event is read and ignored). Raises the stream's error by :meth:`fail`."""
         if self.done:
-            return
+            return _NO_PIECES
         try:
             datas = self.decoder.feed(chunk)
         except InferenceError as exc:
-            raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
-        yield from self._events(datas)
+            raise self.broken(exc) from exc
+        return self.read(datas) if datas else _NO_PIECES
 
     def end(self) -> Iterator[str]:
         """The body ended: the last pieces; a stream without its final event is broken."""
@@ -106,15 +111,23 @@ class StreamState:
             try:
                 datas = self.decoder.close()
             except InferenceError as exc:
-                raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
-            yield from self._events(datas)
+                raise self.broken(exc) from exc
+            yield from self.read(datas)
+        if self._deferred is not None:
+            raise self._deferred
         if not (self.done or self.open_ended or self.finish_reason is not None):
             raise self.fail(
                 InferenceError(f"{self.where}: the stream ended before its final event")
             )
         if not self.done:
             self.done = True
-            yield from self._deliver(self.stops.flush())
+            if text := self.stops.flush():
+                self.delivered.append(text)
+                yield text
+
+    def broken(self, framing: InferenceError) -> LLMTwinError:
+        """The stream's error for bytes that do not decode (by the stream rule)."""
+        return self.fail(InferenceError(f"{self.where}: {framing}"))
 
     def fail(self, error: LLMTwinError) -> LLMTwinError:
         """The stream rule: ``error`` itself before the first piece, after it a
@@ -134,27 +147,44 @@ class StreamState:
             self.completion_tokens,
         )
 
-    def _events(self, datas: list[str]) -> Iterator[str]:
+    def read(self, datas: list[str]) -> list[str]:
+        """The pieces of these events' data (what :meth:`feed` does with a part's). A failure
+        after some of them is kept for :meth:`end` (the stream is done), so the pieces before
+        it are delivered first."""
+        pieces: list[str] = []
         for data in datas:
             try:
                 event = self.protocol.event(data)
             except InferenceError as exc:
-                raise self.fail(InferenceError(f"{self.where}: {exc}")) from exc
+                error = self.broken(exc)
+                error.__cause__ = exc
+                return self._failed(error, pieces)
             if event.error is not None:
-                raise self.fail(self._error(event.error))
+                return self._failed(self.fail(self._error(event.error)), pieces)
             if event.text:
                 self.token_events += 1
-                yield from self._deliver(self.stops.push(event.text))
-            self.finish_reason = event.finish_reason or self.finish_reason
-            self.prompt_tokens = event.prompt_tokens or self.prompt_tokens
-            self.completion_tokens = event.completion_tokens or self.completion_tokens
-            self.open_ended |= event.open_ended
+                self._deliver(self.stops.push(event.text), pieces)
+            if event.finish_reason:
+                self.finish_reason = event.finish_reason
+            if event.prompt_tokens:
+                self.prompt_tokens = event.prompt_tokens
+            if event.completion_tokens:
+                self.completion_tokens = event.completion_tokens
+            if event.open_ended:
+                self.open_ended = True
             if event.done:
                 self.done = True
-                yield from self._deliver(self.stops.flush())
-                return
+                self._deliver(self.stops.flush(), pieces)
+                break
+        return pieces
 
-    def _deliver(self, text: str) -> Iterator[str]:
+    def _failed(self, error: LLMTwinError, pieces: list[str]) -> list[str]:
+        if not pieces:
+            raise error
+        self._deferred, self.done = error, True
+        return pieces
+
+    def _deliver(self, text: str, pieces: list[str]) -> None:
         if text:
             self.delivered.append(text)
-            yield text
+            pieces.append(text)

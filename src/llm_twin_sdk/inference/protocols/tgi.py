@@ -106,11 +106,17 @@ class TGIGenerate(WireProtocol):
         token = event.get("token")
         if not isinstance(token, dict):
             return None
-        final = event.get("generated_text")
-        details = event.get("details") or {}
-        special = token.get("special") or token.get("special_token")
+        text = token.get("text")
+        if token.get("special") or token.get("special_token"):
+            text = ""
+        elif not isinstance(text, str):
+            text = str(text or "")
+        final, details = event.get("generated_text"), event.get("details")
+        if final is None and not details:  # a token of the stream: no more to read
+            return StreamEvent(text)
+        details = details or {}
         return StreamEvent(
-            text="" if special else str(token.get("text") or ""),
+            text,
             done=final is not None,
             finish_reason=details.get("finish_reason"),
             prompt_tokens=count_or_none(details.get("input_length")),
