@@ -1,12 +1,9 @@
-"""HttpBackend: a model server of your own over HTTP, in one of three wire protocols.
+"""HttpBackend: a model server of your own over HTTP (OpenAI-compatible, TGI or LMI).
 
-``api=`` picks the protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"`` (default:
-vLLM, llama.cpp servers, TGI's Messages API), ``"tgi"`` (``/generate``) or ``"lmi"`` (an LMI
-container's ``/invocations``). With ``prompt_format`` chat is sent as text on every protocol.
 Connections are pooled (one ``httpx.Client``, one ``httpx.AsyncClient`` per event loop); a
 stream releases its connection when it ends, fails or is closed. One attempt per call; failures
-go through :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS` (docs/architecture.md). The
-API key never shows.
+go through :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS` (docs/architecture.md, "Model
+calls"). The API key never shows.
 
 Example::
 
@@ -116,15 +113,16 @@ class HttpBackend(RemoteBackend):
     Args:
         base_url: the server's root, ``http(s)://host[:port][/prefix]`` (a trailing ``/v1``
             is accepted with ``api="openai"``). No query, fragment or credentials.
-        api: ``"openai"``, ``"tgi"`` or ``"lmi"``.
+        api: the wire protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"``
+            (vLLM, llama.cpp servers, TGI's Messages API), ``"tgi"`` (``/generate``) or
+            ``"lmi"`` (an LMI container's ``/invocations``).
         model: the ``model`` field of OpenAI-compatible requests (vLLM needs the served name),
             and ``Generation.model``.
         api_key: sent as ``Authorization: Bearer <key>``; never shown.
-        context_window: tokens the served model accepts (prompt + generation).
         tokenizer: counts a text's tokens (``str -> int``), or ``"server"``; default: the
             estimate of :mod:`llm_twin_sdk.inference.tokens`.
-        prompt_format: renders chat messages as one text prompt: ``"alpaca"``, ``"raw"`` or a
-            callable ``messages -> str``.
+        prompt_format: renders chat messages as one text prompt, sent with the text protocol:
+            ``"alpaca"``, ``"raw"`` or a callable ``messages -> str``.
         timeout: default connect / read timeouts; a call's ``timeout=`` replaces them.
         verify: ``True`` (certifi's CAs), ``False``, a CA bundle file or folder, or an
             ``ssl.SSLContext``. cert: a client certificate for mutual TLS: ``path``,

@@ -47,19 +47,11 @@ class StopFilter:
         if self.hit:
             self.pending = ""
             return out
-        keep = max(
-            (
-                n
-                for stop in self.stops
-                for n in range(1, len(stop))
-                if self.pending.endswith(stop[:n])
-            ),
-            default=0,
+        held = (
+            n for stop in self.stops for n in range(1, len(stop)) if self.pending.endswith(stop[:n])
         )
-        out, self.pending = (
-            self.pending[: len(self.pending) - keep],
-            self.pending[len(self.pending) - keep :],
-        )
+        cut = len(self.pending) - max(held, default=0)
+        out, self.pending = self.pending[:cut], self.pending[cut:]
         return out
 
     def flush(self) -> str:
