@@ -48,7 +48,7 @@ Write a post about GPUs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, TypeAlias, get_args, overload
+from typing import Literal, TypeAlias, cast, get_args, overload
 
 from ..errors import ConfigurationError, InvalidParameterError
 from ..types import Message, Prompt
@@ -101,8 +101,6 @@ def format_prompt(prompt: Prompt, fmt: PromptFormat | None = "chat") -> Normaliz
 
     Pure: the same input always gives the same output, and nothing is called. ``fmt=None``
     keeps the prompt as given (text stays text, messages stay messages), only validated.
-    The module docstring documents how each format joins messages. Typed precisely:
-    ``"raw"`` and ``"alpaca"`` give ``str``, ``"chat"`` gives ``list[Message]``.
 
     Raises:
         InvalidParameterError: the prompt is empty, bytes, has an invalid message, an
@@ -150,11 +148,8 @@ def parse_prompt_format(value: str | None) -> PromptFormat | None:
     >>> parse_prompt_format("alpaca")
     'alpaca'
     """
-    if value is None:
-        return None
-    for fmt in PROMPT_FORMATS:
-        if value == fmt:
-            return fmt
+    if value is None or value in PROMPT_FORMATS:
+        return cast(PromptFormat | None, value)
     raise ConfigurationError(_unknown(value))
 
 

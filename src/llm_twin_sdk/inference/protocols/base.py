@@ -1,11 +1,9 @@
 """What every wire protocol shares: the request it builds, the answers and events it reads.
 
-A :class:`WireProtocol` turns a prompt and :class:`~llm_twin_sdk.GenerationParams` into a
-:class:`WireRequest` and reads a whole answer (:meth:`~WireProtocol.answer`) or a stream event
-(:meth:`~WireProtocol.event`), trying its own shapes first, then every other protocol's: any
-known shape is understood whatever was asked. An error in a body becomes an
-:class:`ErrorBody` (message, meant HTTP status) that the connection converts as it converts
-its own statuses, so an error event and the same error in a whole answer raise alike.
+Any known shape is read whatever was asked (own shapes first, then every other protocol's).
+An error in a body becomes an :class:`ErrorBody` (message, meant HTTP status) that the
+connection converts as it converts its own statuses, so an error event and the same error in
+a whole answer raise alike.
 """
 
 from __future__ import annotations

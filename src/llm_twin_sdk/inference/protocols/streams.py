@@ -1,10 +1,5 @@
-"""One stream's state: bytes in, text pieces out, and the one rule for stream failures.
-
-:class:`StreamState` decodes a stream of any protocol, holds back text that may begin a stop
-sequence (:class:`StopFilter`) and keeps what the events said (finish reason, usage). Every
-failure goes through :meth:`StreamState.fail`: before the first piece is delivered it is the
-error the same failure of a blocking call raises (retried like it when transient); after it,
-a :class:`~llm_twin_sdk.errors.StreamBrokenError` with the text so far (never retried).
+"""One stream's state: bytes in, text pieces out, and the one rule for stream failures
+(:meth:`StreamState.fail`; docs/architecture.md, "Model calls").
 """
 
 from __future__ import annotations
