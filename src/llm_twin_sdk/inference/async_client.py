@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 from ..errors import ConfigurationError, InferenceError, InvalidParameterError, LLMTwinError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
@@ -198,9 +198,7 @@ class AsyncInferenceClient(ClientOptions):
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             raise
-        done = [r for r in results if r is not None]
-        assert len(done) == len(items)  # every worker ended normally: every slot is filled
-        return done
+        return cast(list[ManyResult], results)  # every worker ended normally: all slots filled
 
     async def aclose(self) -> None:
         """Stop open streams, wait for calls running in threads, then release the backend.
@@ -294,17 +292,16 @@ class _Pump:
         self.future: Future[None] | None = None
 
     def run(self) -> None:  # in a pool thread
-        if self._stopping.is_set():
-            return
         try:
-            with self._open() as stream:
-                while not self._stopping.is_set():
-                    try:
-                        piece = next(stream)
-                    except StopIteration:
-                        self._deliver(stream.generation or _no_result())
-                        return
-                    self._deliver(piece)
+            if not self._stopping.is_set():  # stopped before it ran: never opened
+                with self._open() as stream:
+                    while not self._stopping.is_set():
+                        try:
+                            piece = next(stream)
+                        except StopIteration:
+                            self._deliver(stream.generation or _no_result())
+                            return
+                        self._deliver(piece)
         except BaseException as exc:
             self._deliver(exc)
             return

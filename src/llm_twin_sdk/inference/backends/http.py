@@ -176,18 +176,14 @@ class HttpBackend(RemoteBackend):
             )
         if timeout is not None and not isinstance(timeout, Timeouts):
             raise ConfigurationError("timeout must be a Timeouts(connect_s=..., read_s=...)")
-        protocol: WireProtocol = (
-            OpenAICompatible(
+        protocol: WireProtocol = TGIGenerate() if api == "tgi" else LMI()
+        if api == "openai":
+            protocol = OpenAICompatible(
                 model=model,
                 json_schema_format=json_schema_format,
                 stream_usage=stream_usage,
                 extra_body=extra_body,
             )
-            if api == "openai"
-            else TGIGenerate()
-            if api == "tgi"
-            else LMI()
-        )
         super().__init__(
             text=protocol,
             chat=protocol,
@@ -263,7 +259,7 @@ class HttpBackend(RemoteBackend):
             )
             if not response.is_success:
                 response.read()
-                raise self._http_error(call, response)
+                raise self._http_error(self._where(call), response, call.protocol)
         except BaseException as exc:
             stack.close()
             if isinstance(exc, httpx.HTTPError):
@@ -312,7 +308,7 @@ class HttpBackend(RemoteBackend):
                 )
                 if not response.is_success:
                     await response.aread()
-                    raise self._http_error(call, response)
+                    raise self._http_error(self._where(call), response, call.protocol)
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc, self._where(call), limits) from exc
             opened.append(response)
@@ -371,7 +367,7 @@ class HttpBackend(RemoteBackend):
 
     def _read(self, call: Call, response: httpx.Response) -> Generation:
         if not response.is_success:
-            raise self._http_error(call, response)
+            raise self._http_error(self._where(call), response, call.protocol)
         try:
             data = response.json()
         except ValueError as exc:
@@ -433,9 +429,11 @@ class HttpBackend(RemoteBackend):
     def _body_error(self, error: ErrorBody, call: Call) -> LLMTwinError:
         return self._status_error(self._where(call), error.status, error.message)
 
-    def _http_error(self, call: Call, response: httpx.Response) -> LLMTwinError:
-        detail = error_of(response.content, call.protocol).message
-        return self._status_error(self._where(call), response.status_code, detail, response)
+    def _http_error(
+        self, where: str, response: httpx.Response, protocol: WireProtocol
+    ) -> LLMTwinError:
+        detail = error_of(response.content, protocol).message
+        return self._status_error(where, response.status_code, detail, response)
 
     def _status_error(
         self, where: str, status: int | None, detail: str, response: httpx.Response | None = None
@@ -486,8 +484,7 @@ class HttpBackend(RemoteBackend):
                 "tokenizer callable for other servers"
             )
         if not response.is_success:
-            detail = error_of(response.content, self._text).message
-            raise self._status_error(where, response.status_code, detail, response)
+            raise self._http_error(where, response, self._text)
         try:
             data = response.json()
             return len(data) if isinstance(data, list) else int(data["count"])

@@ -334,12 +334,13 @@ class SageMakerBackend(RemoteBackend):
             if self._owns_aws:
                 self._owned.append(client)  # else shared with whoever gave us `aws`
             return client
-        import boto3
         from botocore.exceptions import BotoCoreError
+
+        from ...aws import boto3_session
 
         try:
             if self._session is None:
-                self._session = boto3.Session(region_name=aws.region, profile_name=aws.profile)
+                self._session = boto3_session(aws.region, aws.profile)
             client = self._session.client(
                 _SERVICE,
                 endpoint_url=aws.endpoint_url,
