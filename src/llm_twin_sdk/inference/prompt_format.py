@@ -26,7 +26,7 @@ Write a post about GPUs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, TypeAlias, cast, get_args, overload
+from typing import Literal, TypeAlias, get_args, overload
 
 from ..errors import ConfigurationError, InvalidParameterError
 from ..types import Message, Prompt
@@ -127,7 +127,7 @@ def parse_prompt_format(value: str | None) -> PromptFormat | None:
     'alpaca'
     """
     if value is None or value in PROMPT_FORMATS:
-        return cast(PromptFormat | None, value)
+        return value
     raise ConfigurationError(_unknown(value))
 
 

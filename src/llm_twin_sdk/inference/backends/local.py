@@ -91,11 +91,18 @@ class LocalBackend:
         path = Path(model_path).expanduser() if model_path is not None else default_gguf_path()
         _check_gguf(path)
         self.model_path = path
-        self._llm: Llama | None = self._load(
-            path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch
+        llm = self._load(path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llm: Llama | None = llm
+        self._n_ctx = int(llm.n_ctx())
+        eos, bos = llm.token_eos(), llm.token_bos()
+        self._formatter: Any = Jinja2ChatFormatter(  # its message TypedDicts: plain dicts here
+            template=llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
         )
-        self._n_ctx = int(self._model().n_ctx())
-        self._formatter = self._chat_formatter()
         self._lock = threading.Lock()
         self._owner: int | None = None
         # JSON-schema grammars, one per distinct schema (keyed by its canonical JSON).
@@ -115,20 +122,6 @@ class LocalBackend:
                 f"llama.cpp could not load {str(path)!r} ({exc}); the file may be truncated, "
                 "corrupt, or of an architecture this llama-cpp-python does not support"
             ) from exc
-
-    def _chat_formatter(self) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llm = self._model()
-        template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
-        eos, bos = llm.token_eos(), llm.token_bos()
-        vocab = llm._model
-        return Jinja2ChatFormatter(
-            template=template,
-            eos_token=vocab.token_get_text(eos) if eos != -1 else "",
-            bos_token=vocab.token_get_text(bos) if bos != -1 else "",
-            stop_token_ids=[eos],
-        )
 
     # -- Backend protocol ---------------------------------------------------------------
 
