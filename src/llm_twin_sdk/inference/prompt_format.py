@@ -174,7 +174,6 @@ def _alpaca(given: NormalizedPrompt) -> str:
 
 
 def _merge_turns(messages: Sequence[Message]) -> list[Message]:
-    """Consecutive messages of the same role joined with a blank line."""
     turns: list[Message] = []
     for message in messages:
         if turns and turns[-1].role == message.role:

@@ -349,7 +349,6 @@ class HttpBackend(RemoteBackend):
         return self._aclient
 
     def _send(self, call: Call, limits: Timeouts) -> dict[str, Any]:
-        """The arguments of one POST."""
         return {
             "url": self._base + call.request.route,
             "content": call.request.encode(),

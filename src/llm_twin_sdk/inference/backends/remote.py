@@ -124,7 +124,6 @@ class RemoteBackend:
         raise NotImplementedError
 
     def _generation(self, call: Call, data: Any) -> Generation:
-        """The Generation of a whole answer (parsed JSON)."""
         try:
             answer = call.protocol.answer(data)
         except InferenceError as exc:

@@ -29,7 +29,6 @@ class _Lines:
         self._cr = False  # the last part ended with \r: maybe the first half of \r\n
 
     def _split(self, chunk: bytes) -> list[str]:
-        """The lines ``chunk`` completes, decoded in one pass."""
         buffer = self._rest + b"\r" + chunk if self._cr else self._rest + chunk
         if self._cr or _CR in chunk:
             self._cr = buffer.endswith(b"\r")  # held back: maybe the first half of \r\n
