@@ -223,11 +223,13 @@ class AsyncInferenceClient(ClientOptions):
 
 
 class _ThreadPool:
-    """One bounded ThreadPoolExecutor, created on first use; shared by ``with_options`` copies."""
+    """One bounded ThreadPoolExecutor (it starts threads on demand); shared by ``with_options``
+    copies."""
 
     def __init__(self, max_workers: int | None) -> None:
-        self.max_workers = max_workers or _ON_DEMAND
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor = ThreadPoolExecutor(
+            max_workers or _ON_DEMAND, thread_name_prefix="llm-twin-async"
+        )
         self._lock = threading.Lock()
         self._closed = False
         self._pumps: weakref.WeakSet[_Pump] = weakref.WeakSet()
@@ -239,10 +241,6 @@ class _ThreadPool:
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         with self._lock:
             self.check_open()
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    self.max_workers, thread_name_prefix="llm-twin-async"
-                )
             return self._executor.submit(fn)
 
     async def run(self, fn: Callable[[], T]) -> T:
@@ -265,11 +263,10 @@ class _ThreadPool:
 
     async def aclose(self) -> None:
         with self._lock:
-            self._closed, executor = True, self._executor
+            self._closed = True
         for pump in list(self._pumps):
             pump.stop()
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 
 def _closed_error() -> InferenceError:
