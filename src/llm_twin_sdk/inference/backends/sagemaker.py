@@ -195,6 +195,7 @@ class SageMakerBackend(RemoteBackend):
             None if runtime_client is not None else AWSClients(region=region, profile=profile)
         )
         self._clients: dict[tuple[float, float], Any] = {}
+        self._default: Any = None  # the client of the backend's own timeouts, once built
         self._owned: list[Any] = []
         self._session: Any = None
         self._lock = threading.Lock()
@@ -273,6 +274,7 @@ class SageMakerBackend(RemoteBackend):
             self._closed = True
             owned, self._owned = self._owned, []
             self._clients.clear()
+            self._default = None
         for client in owned:
             client.close()
 
@@ -308,6 +310,8 @@ class SageMakerBackend(RemoteBackend):
         """The runtime client for these timeouts (one per distinct value, built once)."""
         if self._closed:
             raise InferenceError("this SageMakerBackend is closed; create a new one")
+        if timeout is None and self._default is not None:  # the common case, one lookup
+            return self._default, self.timeout
         limits = timeout or self.timeout
         if self._injected is not None:
             self._check_injected_timeouts(timeout)
@@ -317,6 +321,8 @@ class SageMakerBackend(RemoteBackend):
             client = self._clients.get(key)
             if client is None:
                 client = self._clients[key] = self._build_client(limits)
+            if limits is self.timeout:
+                self._default = client
         return client, limits
 
     def _build_client(self, limits: Timeouts) -> Any:

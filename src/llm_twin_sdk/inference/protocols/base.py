@@ -164,7 +164,10 @@ class WireProtocol(ABC):
             data = data[0]  # TGI (and LMI with tgi_compat) answer a one-element list
         if isinstance(data, dict):
             try:
-                for kind in (type(self), *WireProtocol._registry):  # its own shape first
+                answer = self.read_answer(data)  # its own shape first, then every other's
+                if answer is not None:
+                    return answer
+                for kind in WireProtocol._registry:
                     answer = kind.read_answer(data)
                     if answer is not None:
                         return answer
