@@ -82,10 +82,8 @@ class StreamState:
         return "".join(self.delivered)
 
     def feed(self, chunk: bytes) -> list[str]:
-        """The pieces ``chunk`` completes (none once the stream is done: what follows the
-        final event is read and ignored). Raises the stream's error by :meth:`fail`."""
-        if self.done:
-            return _NO_PIECES
+        """The pieces ``chunk`` completes (the caller stops feeding once :attr:`done`); raises
+        the stream's error by :meth:`fail`."""
         try:
             datas = self.decoder.feed(chunk)
         except InferenceError as exc:
