@@ -34,6 +34,7 @@ from llm_twin_sdk.inference.async_client import AsyncInferenceClient, NativeAsyn
 from llm_twin_sdk.inference.async_stream import AsyncTextStream
 from llm_twin_sdk.inference.backends.http import HttpBackend
 from llm_twin_sdk.inference.prompt_format import ALPACA_TEMPLATE, format_prompt
+from llm_twin_sdk.inference.stream import TextStream
 from llm_twin_sdk.retry import RetryPolicy
 
 GREEDY = GenerationParams(max_new_tokens=8, temperature=0.0)
@@ -314,6 +315,26 @@ async def test_aclose_stops_open_streams(wrapped: ScriptedBackend) -> None:
         async for _piece in stream:  # what was received before is still delivered
             pass
     assert stream.closed
+
+
+@pytest.mark.asyncio
+async def test_a_stream_stopped_as_its_thread_starts_tells_its_reader() -> None:
+    """The client closes while a pumped stream's thread is starting (too late to cancel it,
+    before it opens the stream): the stream is never opened, and its reader is told."""
+    from llm_twin_sdk.inference.async_client import _Pump
+
+    opened: list[bool] = []
+
+    def open_stream() -> TextStream:  # pragma: no cover - must not run
+        opened.append(True)
+        raise AssertionError("a stopped pump opened its stream")
+
+    pump = _Pump(open_stream)
+    pump.stop()  # no future yet: nothing to cancel, the thread runs anyway
+    pump.run()
+    with pytest.raises(InferenceError, match="closed"):
+        await asyncio.wait_for(anext(pump.items()), timeout=5)
+    assert opened == []
 
 
 # -- generate_many -------------------------------------------------------------------------------

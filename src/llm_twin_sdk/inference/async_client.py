@@ -2,9 +2,7 @@
 
 A backend's own coroutines (``agenerate`` / ``astream``, e.g. ``HttpBackend``'s) are awaited;
 any other backend (llama.cpp, boto3 for SageMaker) runs in threads owned by the client, so the
-event loop never blocks (a stream is driven by one thread for its whole life). Retries follow
-the client's :class:`~llm_twin_sdk.retry.RetryPolicy` as :class:`~llm_twin_sdk.InferenceClient`
-does, waiting with ``asyncio.sleep``.
+event loop never blocks (a stream is driven by one thread for its whole life).
 
 Example::
 
@@ -19,14 +17,12 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import copy
-import dataclasses
 import functools
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 from ..errors import ConfigurationError, InferenceError, InvalidParameterError, LLMTwinError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
@@ -34,11 +30,8 @@ from ..types import Generation, GenerationParams, Prompt, Timeouts
 from .async_stream import AsyncTextStream
 from .backend import Backend, NormalizedPrompt
 from .client import ClientOptions
-from .prompt_format import PromptFormat, format_prompt
+from .prompt_format import PromptFormat
 from .stream import TextStream
-
-if TYPE_CHECKING:
-    from ..config import TwinSettings
 
 __all__ = ["AsyncInferenceClient", "ManyResult", "NativeAsyncBackend"]
 
@@ -73,20 +66,11 @@ class AsyncInferenceClient(ClientOptions):
     """Typed async text generation over one backend, with default :class:`GenerationParams`.
 
     The async twin of :class:`~llm_twin_sdk.InferenceClient`: same arguments, same methods,
-    awaited. Build it from a backend, like the sync client; the backend's ``agenerate`` /
-    ``astream`` are used when it has them, its sync methods in a thread pool otherwise.
-
-    Args:
-        backend: where the model runs.
-        params: defaults for every call; a call's own ``params`` replace them whole.
-        retry: the retry policy of every call (its waits become ``asyncio.sleep``).
-        timeout: default network timeouts; a call's own ``timeout`` replaces them.
-        prompt_format: how prompts reach the model (see
-            :mod:`~llm_twin_sdk.inference.prompt_format`); ``None`` sends them as given.
-        max_workers: a cap on the threads running a sync backend's calls (shared by
-            :meth:`with_options` copies). ``None`` (default): no cap of its own -- threads are
-            started as calls need them and reused, so ``generate_many(concurrency=N)`` runs N
-            calls at a time. Unused by native async backends.
+    awaited (retry waits become ``asyncio.sleep``); the backend's ``agenerate`` / ``astream``
+    are used when it has them, its sync methods in threads otherwise. One more argument:
+    ``max_workers``, a cap on those threads (shared by :meth:`with_options` copies). ``None``
+    (default): no cap of its own -- threads are started as calls need them and reused, so
+    ``generate_many(concurrency=N)`` runs N calls at a time.
 
     Example::
 
@@ -112,39 +96,6 @@ class AsyncInferenceClient(ClientOptions):
         self._native = backend if isinstance(backend, NativeAsyncBackend) else None
         self._pool = _ThreadPool(max_workers)
 
-    @classmethod
-    def from_settings(cls, settings: TwinSettings | None = None) -> AsyncInferenceClient:
-        """The client that ``settings`` describe: the backend and defaults of
-        :meth:`InferenceClient.from_settings <llm_twin_sdk.InferenceClient.from_settings>`."""
-        from .client import InferenceClient
-
-        sync = InferenceClient.from_settings(settings)
-        return cls(
-            sync.backend,
-            params=sync.params,
-            timeout=sync.timeout,
-            prompt_format=sync.prompt_format,
-        )
-
-    def with_options(self, **params: Any) -> AsyncInferenceClient:
-        """A copy with some default generation parameters changed; backend and threads shared.
-
-        Example: ``client.with_options(temperature=0.7, max_new_tokens=64)``.
-        """
-        clone = copy.copy(self)
-        clone._params = self._params.model_copy(update=params)
-        return clone
-
-    def count_tokens(self, prompt: Prompt) -> int:
-        """Tokens ``prompt`` takes in the model's input, chat template included.
-
-        Synchronous, like the backends' tokenizers it calls (usable as the ``count_tokens``
-        of :func:`~llm_twin_sdk.assemble_prompt`): backends count in-process, except
-        ``HttpBackend(tokenizer="server")``, which asks its server; from a coroutine, call that
-        one as ``await asyncio.to_thread(client.count_tokens, prompt)``.
-        """
-        return self._backend.count_tokens(format_prompt(prompt, self._format))
-
     async def generate(
         self,
         prompt: Prompt,
@@ -158,8 +109,7 @@ class AsyncInferenceClient(ClientOptions):
         already started in a thread runs to its end (its thread then takes the next call).
         """
         self._pool.check_open()
-        normalized = format_prompt(prompt, self._format)
-        chosen, limits = params or self._params, timeout or self._timeout
+        normalized, chosen, limits = self._call(prompt, params, timeout)
         native, backend = self._native, self._backend
 
         async def attempt() -> Generation:
@@ -193,16 +143,13 @@ class AsyncInferenceClient(ClientOptions):
             print(stream.generation)
         """
         self._pool.check_open()
-        normalized = format_prompt(prompt, self._format)  # invalid prompts fail here, now
-        chosen, limits = params or self._params, timeout or self._timeout
+        normalized, chosen, limits = self._call(prompt, params, timeout)
         native, backend, pool = self._native, self._backend, self._pool
 
-        async def open_inner() -> _Inner:
+        def open_inner() -> AsyncTextStream:
             if native is not None:
-                return _NativeInner(native.astream(normalized, chosen, timeout=limits))
-            pump = _Pump(lambda: backend.stream(normalized, chosen, timeout=limits))
-            pool.start(pump)
-            return pump
+                return native.astream(normalized, chosen, timeout=limits)
+            return pool.stream(lambda: backend.stream(normalized, chosen, timeout=limits))
 
         return _retried_stream(open_inner, self._retry)
 
@@ -251,9 +198,7 @@ class AsyncInferenceClient(ClientOptions):
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             raise
-        done = [r for r in results if r is not None]
-        assert len(done) == len(items)  # every worker ended normally: every slot is filled
-        return done
+        return cast(list[ManyResult], results)  # every worker ended normally: all slots filled
 
     async def aclose(self) -> None:
         """Stop open streams, wait for calls running in threads, then release the backend.
@@ -278,18 +223,16 @@ class AsyncInferenceClient(ClientOptions):
 
 
 class _ThreadPool:
-    """One bounded ThreadPoolExecutor, created on first use; shared by ``with_options`` copies."""
+    """One bounded ThreadPoolExecutor (it starts threads on demand); shared by ``with_options``
+    copies."""
 
     def __init__(self, max_workers: int | None) -> None:
-        self.max_workers = max_workers or _ON_DEMAND
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor = ThreadPoolExecutor(
+            max_workers or _ON_DEMAND, thread_name_prefix="llm-twin-async"
+        )
         self._lock = threading.Lock()
         self._closed = False
         self._pumps: weakref.WeakSet[_Pump] = weakref.WeakSet()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def check_open(self) -> None:
         if self._closed:
@@ -298,10 +241,6 @@ class _ThreadPool:
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         with self._lock:
             self.check_open()
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    self.max_workers, thread_name_prefix="llm-twin-async"
-                )
             return self._executor.submit(fn)
 
     async def run(self, fn: Callable[[], T]) -> T:
@@ -315,31 +254,23 @@ class _ThreadPool:
                 raise _closed_error() from None
             raise
 
-    def start(self, pump: _Pump) -> None:
+    def stream(self, open_stream: Callable[[], TextStream]) -> AsyncTextStream:
+        """The sync stream ``open_stream`` opens, driven by a :class:`_Pump` in a pool thread."""
+        pump = _Pump(open_stream)
         pump.future = self.submit(pump.run)
         self._pumps.add(pump)
+        return AsyncTextStream(pump.items(), on_close=pump.aclose)
 
     async def aclose(self) -> None:
         with self._lock:
-            self._closed, executor = True, self._executor
+            self._closed = True
         for pump in list(self._pumps):
             pump.stop()
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 
 def _closed_error() -> InferenceError:
     return InferenceError("this AsyncInferenceClient is closed; create a new one")
-
-
-@dataclasses.dataclass(frozen=True)
-class _End:
-    generation: Generation | None
-
-
-@dataclasses.dataclass(frozen=True)
-class _Failed:
-    error: BaseException
 
 
 class _Pump:
@@ -353,50 +284,48 @@ class _Pump:
     def __init__(self, open_stream: Callable[[], TextStream]) -> None:
         self._open = open_stream
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[str | _End | _Failed] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | Generation | BaseException] = asyncio.Queue()
         self._stopping = threading.Event()
         self.future: Future[None] | None = None
-        self.generation: Generation | None = None
 
     def run(self) -> None:  # in a pool thread
-        if self._stopping.is_set():
-            return
         try:
-            with self._open() as stream:
-                while not self._stopping.is_set():
-                    try:
-                        piece = next(stream)
-                    except StopIteration:
-                        self._deliver(_End(stream.generation))
-                        return
-                    self._deliver(piece)
+            if not self._stopping.is_set():  # stopped before it ran: never opened
+                with self._open() as stream:
+                    while not self._stopping.is_set():
+                        try:
+                            piece = next(stream)
+                        except StopIteration:
+                            self._deliver(stream.generation or _no_result())
+                            return
+                        self._deliver(piece)
         except BaseException as exc:
-            self._deliver(_Failed(exc))
+            self._deliver(exc)
             return
         # Stopped: by the stream's own close (nobody reads), or by the client's (tell the reader).
-        self._deliver(_Failed(_closed_error()))
+        self._deliver(_closed_error())
 
-    def _deliver(self, item: str | _End | _Failed) -> None:
+    def _deliver(self, item: str | Generation | BaseException) -> None:
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError:  # the event loop is closed: nobody will read
             self._stopping.set()
 
-    async def next(self) -> str | None:
-        """The next piece; ``None`` at the end (then :attr:`generation` is set)."""
-        item = await self._queue.get()
-        if isinstance(item, _Failed):
-            raise item.error
-        if isinstance(item, _End):
-            self.generation = item.generation
-            return None
-        return item
+    async def items(self) -> AsyncGenerator[str | Generation, None]:
+        """The pieces, then the Generation (the source of an :class:`AsyncTextStream`)."""
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Generation):
+                return
 
     def stop(self) -> None:
         """Ask the thread to close the stream (a pump not yet started never opens it)."""
         self._stopping.set()
         if self.future is not None and self.future.cancel():  # it never ran: tell the reader
-            self._queue.put_nowait(_Failed(_closed_error()))
+            self._queue.put_nowait(_closed_error())
 
     async def aclose(self) -> None:
         """Stop, and wait until the sync stream is closed and the model released."""
@@ -405,53 +334,22 @@ class _Pump:
             await asyncio.shield(asyncio.wrap_future(self.future))
 
 
-# -- the async stream --------------------------------------------------------------------------
-
-
-class _Inner(Protocol):
-    """An opened stream of the backend, native or pumped from a thread."""
-
-    @property
-    def generation(self) -> Generation | None: ...
-
-    async def next(self) -> str | None: ...
-
-    async def aclose(self) -> None: ...
-
-
-class _NativeInner:
-    """A backend's own :class:`AsyncTextStream` seen as an :class:`_Inner`."""
-
-    def __init__(self, stream: AsyncTextStream) -> None:
-        self._stream = stream
-
-    @property
-    def generation(self) -> Generation | None:
-        return self._stream.generation
-
-    async def next(self) -> str | None:
-        try:
-            return await anext(self._stream)
-        except StopAsyncIteration:
-            return None
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+def _no_result() -> InferenceError:
+    return InferenceError("the backend's stream ended without a result")
 
 
 def _retried_stream(
-    open_inner: Callable[[], Awaitable[_Inner]], retry: RetryPolicy
+    open_inner: Callable[[], AsyncTextStream], retry: RetryPolicy
 ) -> AsyncTextStream:
-    """An :class:`AsyncTextStream` whose opening and first piece are retried with ``retry``.
+    """An :class:`AsyncTextStream` over the backend's, whose opening and first piece are
+    retried with ``retry``; opened by ``async with`` / ``await`` (errors raised there) or by
+    the first ``anext``."""
+    opened: list[tuple[AsyncTextStream, str | None]] = []
 
-    Opened by ``async with`` / ``await`` (errors raised there) or by the first ``anext``.
-    """
-    opened: list[tuple[_Inner, str | None]] = []
-
-    async def open_first() -> tuple[_Inner, str | None]:
-        inner = await open_inner()
+    async def open_first() -> tuple[AsyncTextStream, str | None]:
+        inner = open_inner()
         try:
-            return inner, await inner.next()
+            return inner, await anext(inner, None)
         except BaseException:
             await inner.aclose()
             raise
@@ -463,10 +361,10 @@ def _retried_stream(
         inner, first = opened[0]
         if first is not None:
             yield first
-            while (piece := await inner.next()) is not None:
+            async for piece in inner:
                 yield piece
         if inner.generation is None:  # pragma: no cover - backends always return one
-            raise InferenceError("the backend's stream ended without a result")
+            raise _no_result()
         yield inner.generation
 
     async def on_close() -> None:

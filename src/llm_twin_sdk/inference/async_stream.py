@@ -9,7 +9,6 @@ it cannot release its connection from the garbage collector: always use ``async 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from types import TracebackType
 from typing import Any
 
 from ..types import Generation
@@ -53,30 +52,19 @@ class AsyncTextStream(StreamRecord, AsyncIterator[str]):
         self._source = source
         self._opener = opener
         self._on_close = on_close
-        self._opened = opener is None
-
-    # -- opening --------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        if self._opened:
-            return
-        self._opened = True
-        assert self._opener is not None
-        try:
-            await self._opener()
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def _opened_self(self) -> AsyncTextStream:
-        await self._open()
-        return self
+        opener, self._opener = self._opener, None  # run once
+        if opener is not None:
+            try:
+                await opener()
+            except BaseException:
+                await self.aclose()
+                raise
 
     def __await__(self) -> Generator[Any, None, AsyncTextStream]:
         """``await stream`` opens it (errors are raised here) and returns the stream itself."""
-        return self._opened_self().__await__()
-
-    # -- iteration ------------------------------------------------------------------------
+        return self.__aenter__().__await__()
 
     def __aiter__(self) -> AsyncTextStream:
         return self
@@ -87,10 +75,7 @@ class AsyncTextStream(StreamRecord, AsyncIterator[str]):
         try:
             await self._open()
             item = await self._source.__anext__()
-        except StopAsyncIteration:
-            await self.aclose()
-            raise
-        except BaseException:
+        except BaseException:  # StopAsyncIteration too
             await self.aclose()
             raise
         if isinstance(item, Generation):
@@ -104,12 +89,7 @@ class AsyncTextStream(StreamRecord, AsyncIterator[str]):
         await self._open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:

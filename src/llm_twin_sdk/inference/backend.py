@@ -2,10 +2,7 @@
 
 A backend receives prompts already normalised (``str`` or a list of :class:`Message`) and
 validated :class:`GenerationParams`; it returns SDK types and raises SDK errors only
-(:mod:`llm_twin_sdk.errors`), converted at this seam. A backend makes one attempt per call:
-:class:`~llm_twin_sdk.InferenceClient` applies the retry policy around it.
-Implementations: :class:`~llm_twin_sdk.inference.backends.local.LocalBackend` (llama.cpp
-in-process).
+(:mod:`llm_twin_sdk.errors`), converted at this seam. One attempt per call: the clients retry.
 """
 
 from __future__ import annotations

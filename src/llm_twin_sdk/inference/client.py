@@ -19,11 +19,12 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import copy
+from typing import TYPE_CHECKING, Any, Self
 
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
 from ..types import Generation, GenerationParams, Prompt, Timeouts
-from .backend import Backend
+from .backend import Backend, NormalizedPrompt
 from .prompt_format import PromptFormat, format_prompt, parse_prompt_format
 from .stream import TextStream
 
@@ -35,7 +36,8 @@ __all__ = ["ClientOptions", "InferenceClient", "backend_from_settings"]
 
 class ClientOptions:
     """What both clients share: the backend, default parameters, retry policy, timeouts and
-    prompt format, with the read-only properties over them. Not used on its own."""
+    prompt format, the read-only properties over them, building from settings, copies with
+    other defaults and token counts. Not used on its own."""
 
     def __init__(
         self,
@@ -51,6 +53,52 @@ class ClientOptions:
         self._retry = retry
         self._timeout = timeout
         self._format = parse_prompt_format(prompt_format)
+
+    @classmethod
+    def from_settings(cls, settings: TwinSettings | None = None) -> Self:
+        """The client that ``settings`` describe: ``LLM_TWIN_BACKEND=local|http|sagemaker``.
+
+        Example::
+
+            # LLM_TWIN_BACKEND=http LLM_TWIN_HTTP_URL=http://127.0.0.1:8080
+            client = InferenceClient.from_settings()
+        """
+        from ..config import TwinSettings
+
+        s = settings or TwinSettings()
+        return cls(
+            backend_from_settings(s),
+            params=s.generation,
+            timeout=Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s),
+            prompt_format=s.prompt_format,
+        )
+
+    def with_options(self, **params: Any) -> Self:
+        """A copy with some default generation parameters changed; the backend (and an async
+        client's threads) are shared.
+
+        Example: ``client.with_options(temperature=0.7, max_new_tokens=64)``.
+        """
+        clone = copy.copy(self)
+        clone._params = self._params.model_copy(update=params)
+        return clone
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens ``prompt`` takes in the model's input, chat template included.
+
+        Synchronous on both clients, like the backends' tokenizers it calls (usable as the
+        ``count_tokens`` of :func:`~llm_twin_sdk.assemble_prompt`): backends count in-process,
+        except ``HttpBackend(tokenizer="server")``, which asks its server; from a coroutine,
+        call that one as ``await asyncio.to_thread(client.count_tokens, prompt)``.
+        """
+        return self._backend.count_tokens(format_prompt(prompt, self._format))
+
+    def _call(
+        self, prompt: Prompt, params: GenerationParams | None, timeout: Timeouts | None
+    ) -> tuple[NormalizedPrompt, GenerationParams, Timeouts | None]:
+        """A call's prompt in the client's format (an invalid one fails here), its parameters
+        and timeouts."""
+        return format_prompt(prompt, self._format), params or self._params, timeout or self._timeout
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model_name!r}, params={self._params!r})"
@@ -107,43 +155,6 @@ class InferenceClient(ClientOptions):
             given: text as raw text, messages through the chat template.
     """
 
-    @classmethod
-    def from_settings(cls, settings: TwinSettings | None = None) -> InferenceClient:
-        """The client that ``settings`` describe: ``LLM_TWIN_BACKEND=local|http|sagemaker``.
-
-        Example::
-
-            # LLM_TWIN_BACKEND=http LLM_TWIN_HTTP_URL=http://127.0.0.1:8080
-            client = InferenceClient.from_settings()
-        """
-        from ..config import TwinSettings
-
-        s = settings or TwinSettings()
-        timeout = Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s)
-        return cls(
-            backend_from_settings(s),
-            params=s.generation,
-            timeout=timeout,
-            prompt_format=s.prompt_format,
-        )
-
-    def with_options(self, **params: Any) -> InferenceClient:
-        """A copy with some default generation parameters changed; the backend is shared.
-
-        Example: ``client.with_options(temperature=0.7, max_new_tokens=64)``.
-        """
-        return InferenceClient(
-            self._backend,
-            params=self._params.model_copy(update=params),
-            retry=self._retry,
-            timeout=self._timeout,
-            prompt_format=self._format,
-        )
-
-    def count_tokens(self, prompt: Prompt) -> int:
-        """Tokens ``prompt`` takes in the model's input, chat template included."""
-        return self._backend.count_tokens(format_prompt(prompt, self._format))
-
     def generate(
         self,
         prompt: Prompt,
@@ -152,11 +163,7 @@ class InferenceClient(ClientOptions):
         timeout: Timeouts | None = None,
     ) -> Generation:
         """Generate a completion for a text prompt or chat messages."""
-        normalized, chosen, limits = (
-            format_prompt(prompt, self._format),
-            params or self._params,
-            timeout or self._timeout,
-        )
+        normalized, chosen, limits = self._call(prompt, params, timeout)
         return self._retry.call(
             lambda: self._backend.generate(normalized, chosen, timeout=limits),
             is_transient_inference_error,
@@ -174,11 +181,7 @@ class InferenceClient(ClientOptions):
         Opening the stream and receiving its first piece are retried like :meth:`generate`;
         a failure after the first piece is raised as it is (no piece is ever repeated).
         """
-        normalized, chosen, limits = (
-            format_prompt(prompt, self._format),
-            params or self._params,
-            timeout or self._timeout,
-        )
+        normalized, chosen, limits = self._call(prompt, params, timeout)
 
         def open_first() -> tuple[TextStream, str | None]:
             stream = self._backend.stream(normalized, chosen, timeout=limits)

@@ -1,31 +1,9 @@
 """Prompt formats: how a prompt reaches the model, so that serving matches training.
 
-A model answers best when its prompt has the shape it was trained on. Three formats:
-
-``"chat"``
-    Chat messages, rendered by the model's own chat template (by llama.cpp from the GGUF, by
-    the server for TGI's Messages API / OpenAI-compatible routes). A text prompt becomes one
-    ``user`` message. The right choice for instruct / chat models.
-``"raw"``
-    Plain text, sent as is (no template): for base models and completion routes. Chat
-    messages are flattened to their contents, in order, separated by a blank line
-    (``"\\n\\n"``); roles are dropped.
-``"alpaca"``
-    The instruction template the LLM Twin was fine-tuned with (:data:`ALPACA_TEMPLATE`),
-    sent as plain text. The model's answer is what it writes after ``### Response:``.
-
-    * A text prompt is the instruction, verbatim.
-    * System messages (wherever they are) are joined with a blank line and prepended to the
-      first instruction, followed by a blank line: ``"{system}\\n\\n{instruction}"``.
-    * Consecutive messages of the same role are joined with a blank line.
-    * Earlier turns repeat the ``### Instruction:`` / ``### Response:`` blocks after one
-      preamble; a trailing ``assistant`` message is a prefix of the response, which the
-      model continues.
-    * Pair it with the stop sequence :data:`ALPACA_STOP` (see :func:`suggested_stop`), so a
-      model that starts a new instruction stops there.
-
-``None`` (for clients) means *as given*: text stays raw text and chat messages go through the
-chat template -- what :class:`~llm_twin_sdk.InferenceClient` does when no format is chosen.
+``"chat"`` (the model's chat template), ``"raw"`` (plain text, messages flattened) or
+``"alpaca"`` (the instruction template the LLM Twin was fine-tuned with, as plain text); how
+each one joins messages: docs/configuration.md, "Prompt formats". ``None`` (for clients) means
+*as given*: text stays raw text and chat messages go through the chat template.
 
 Example:
 
@@ -101,8 +79,6 @@ def format_prompt(prompt: Prompt, fmt: PromptFormat | None = "chat") -> Normaliz
 
     Pure: the same input always gives the same output, and nothing is called. ``fmt=None``
     keeps the prompt as given (text stays text, messages stay messages), only validated.
-    The module docstring documents how each format joins messages. Typed precisely:
-    ``"raw"`` and ``"alpaca"`` give ``str``, ``"chat"`` gives ``list[Message]``.
 
     Raises:
         InvalidParameterError: the prompt is empty, bytes, has an invalid message, an
@@ -150,11 +126,8 @@ def parse_prompt_format(value: str | None) -> PromptFormat | None:
     >>> parse_prompt_format("alpaca")
     'alpaca'
     """
-    if value is None:
-        return None
-    for fmt in PROMPT_FORMATS:
-        if value == fmt:
-            return fmt
+    if value is None or value in PROMPT_FORMATS:
+        return value
     raise ConfigurationError(_unknown(value))
 
 
@@ -201,7 +174,6 @@ def _alpaca(given: NormalizedPrompt) -> str:
 
 
 def _merge_turns(messages: Sequence[Message]) -> list[Message]:
-    """Consecutive messages of the same role joined with a blank line."""
     turns: list[Message] = []
     for message in messages:
         if turns and turns[-1].role == message.role:

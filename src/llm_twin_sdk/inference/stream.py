@@ -14,7 +14,6 @@ and releases the backend's resources; so does garbage collection as a last resor
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
-from types import TracebackType
 from typing import Self
 
 from ..types import Generation
@@ -99,12 +98,7 @@ class TextStream(StreamRecord, Iterator[str]):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __del__(self) -> None:

@@ -1,21 +1,11 @@
 """Token counts without a tokenizer: one estimate for every remote backend.
 
 :func:`estimate_tokens` counts ASCII letters and spaces as ``1 / 3.2`` of a token, ASCII digits
-as one token each, other ASCII characters (punctuation, symbols, line breaks) as half a token,
-and any other character as two tokens, rounded up. Measured against SmolLM2's byte-level BPE
-tokenizer (the default model's), it errs high on every document of the example corpus (prose,
-Markdown, code: 1.02x to 1.6x, 1.27x overall) and on German, French, Japanese, Chinese, Russian
-and emoji text (1.04x to 2.4x). Counting UTF-8 bytes (one token per 3 bytes, the SageMaker
-backend's former rule) was measured too and rejected: it undercounts every non-Latin script
-(Japanese 0.57x, Chinese 0.71x), and an undercount makes the server reject a prompt the SDK
-thought fitted, while an overcount only leaves some context unused. Numbers take a token per
-digit and code a token per symbol in Llama- and SmolLM-family tokenizers, hence those rules;
-long digit strings and dense code can still come out up to ~20 % under. Pass the served
-model's ``tokenizer=`` for exact counts.
-
-Chat messages are counted as their contents plus :data:`CHAT_TOKENS_PER_MESSAGE` per message
-and :data:`CHAT_TOKENS_PER_REPLY` for the reply's header: the server applies its own chat
-template, which the SDK does not know.
+as one token each, other ASCII characters half a token and any other character two, rounded
+up: deliberately high, since an undercount makes the server reject a prompt the SDK thought
+fitted, while an overcount only leaves some context unused (measurements: docs/architecture.md,
+"Wire protocols"). Pass the served model's ``tokenizer=`` for exact counts. Chat messages count
+their contents plus allowances for the server's chat template, which the SDK does not know.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""HttpBackend: a model server of your own over HTTP, in one of three wire protocols.
+"""HttpBackend: a model server of your own over HTTP (OpenAI-compatible, TGI or LMI).
 
-``api=`` picks the protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"`` (default:
-vLLM, llama.cpp servers, TGI's Messages API), ``"tgi"`` (``/generate``) or ``"lmi"`` (an LMI
-container's ``/invocations``). With ``prompt_format`` chat is sent as text on every protocol.
 Connections are pooled (one ``httpx.Client``, one ``httpx.AsyncClient`` per event loop); a
 stream releases its connection when it ends, fails or is closed. One attempt per call; failures
-go through :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS` (docs/architecture.md). The
-API key never shows.
+go through :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS` (docs/architecture.md, "Model
+calls"). The API key never shows.
 
 Example::
 
@@ -116,15 +113,16 @@ class HttpBackend(RemoteBackend):
     Args:
         base_url: the server's root, ``http(s)://host[:port][/prefix]`` (a trailing ``/v1``
             is accepted with ``api="openai"``). No query, fragment or credentials.
-        api: ``"openai"``, ``"tgi"`` or ``"lmi"``.
+        api: the wire protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"``
+            (vLLM, llama.cpp servers, TGI's Messages API), ``"tgi"`` (``/generate``) or
+            ``"lmi"`` (an LMI container's ``/invocations``).
         model: the ``model`` field of OpenAI-compatible requests (vLLM needs the served name),
             and ``Generation.model``.
         api_key: sent as ``Authorization: Bearer <key>``; never shown.
-        context_window: tokens the served model accepts (prompt + generation).
         tokenizer: counts a text's tokens (``str -> int``), or ``"server"``; default: the
             estimate of :mod:`llm_twin_sdk.inference.tokens`.
-        prompt_format: renders chat messages as one text prompt: ``"alpaca"``, ``"raw"`` or a
-            callable ``messages -> str``.
+        prompt_format: renders chat messages as one text prompt, sent with the text protocol:
+            ``"alpaca"``, ``"raw"`` or a callable ``messages -> str``.
         timeout: default connect / read timeouts; a call's ``timeout=`` replaces them.
         verify: ``True`` (certifi's CAs), ``False``, a CA bundle file or folder, or an
             ``ssl.SSLContext``. cert: a client certificate for mutual TLS: ``path``,
@@ -178,18 +176,14 @@ class HttpBackend(RemoteBackend):
             )
         if timeout is not None and not isinstance(timeout, Timeouts):
             raise ConfigurationError("timeout must be a Timeouts(connect_s=..., read_s=...)")
-        protocol: WireProtocol = (
-            OpenAICompatible(
+        protocol: WireProtocol = TGIGenerate() if api == "tgi" else LMI()
+        if api == "openai":
+            protocol = OpenAICompatible(
                 model=model,
                 json_schema_format=json_schema_format,
                 stream_usage=stream_usage,
                 extra_body=extra_body,
             )
-            if api == "openai"
-            else TGIGenerate()
-            if api == "tgi"
-            else LMI()
-        )
         super().__init__(
             text=protocol,
             chat=protocol,
@@ -265,7 +259,7 @@ class HttpBackend(RemoteBackend):
             )
             if not response.is_success:
                 response.read()
-                raise self._http_error(call, response)
+                raise self._http_error(self._where(call), response, call.protocol)
         except BaseException as exc:
             stack.close()
             if isinstance(exc, httpx.HTTPError):
@@ -314,7 +308,7 @@ class HttpBackend(RemoteBackend):
                 )
                 if not response.is_success:
                     await response.aread()
-                    raise self._http_error(call, response)
+                    raise self._http_error(self._where(call), response, call.protocol)
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc, self._where(call), limits) from exc
             opened.append(response)
@@ -355,7 +349,6 @@ class HttpBackend(RemoteBackend):
         return self._aclient
 
     def _send(self, call: Call, limits: Timeouts) -> dict[str, Any]:
-        """The arguments of one POST."""
         return {
             "url": self._base + call.request.route,
             "content": call.request.encode(),
@@ -373,7 +366,7 @@ class HttpBackend(RemoteBackend):
 
     def _read(self, call: Call, response: httpx.Response) -> Generation:
         if not response.is_success:
-            raise self._http_error(call, response)
+            raise self._http_error(self._where(call), response, call.protocol)
         try:
             data = response.json()
         except ValueError as exc:
@@ -435,9 +428,11 @@ class HttpBackend(RemoteBackend):
     def _body_error(self, error: ErrorBody, call: Call) -> LLMTwinError:
         return self._status_error(self._where(call), error.status, error.message)
 
-    def _http_error(self, call: Call, response: httpx.Response) -> LLMTwinError:
-        detail = error_of(response.content, call.protocol).message
-        return self._status_error(self._where(call), response.status_code, detail, response)
+    def _http_error(
+        self, where: str, response: httpx.Response, protocol: WireProtocol
+    ) -> LLMTwinError:
+        detail = error_of(response.content, protocol).message
+        return self._status_error(where, response.status_code, detail, response)
 
     def _status_error(
         self, where: str, status: int | None, detail: str, response: httpx.Response | None = None
@@ -488,8 +483,7 @@ class HttpBackend(RemoteBackend):
                 "tokenizer callable for other servers"
             )
         if not response.is_success:
-            detail = error_of(response.content, self._text).message
-            raise self._status_error(where, response.status_code, detail, response)
+            raise self._http_error(where, response, self._text)
         try:
             data = response.json()
             return len(data) if isinstance(data, list) else int(data["count"])

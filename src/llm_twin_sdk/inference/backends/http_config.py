@@ -90,17 +90,22 @@ def client_options(
 ) -> tuple[dict[str, Any], list[str]]:
     """The ``httpx`` client options, and the secrets (key, secret-like headers) to scrub from
     messages."""
-    key = _check_api_key(api_key)
     request_headers = {"User-Agent": f"llm-twin-sdk/{__version__}"}
     user_headers = dict(headers or {})
     secrets = [v for k, v in user_headers.items() if _SECRET_HEADER.search(k) and len(v) >= 4]
-    if key is not None:
+    if api_key is not None:
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        if not isinstance(key, str) or not key or any(not 33 <= ord(c) <= 126 for c in key):
+            raise ConfigurationError(
+                "api_key must be a non-empty string of printable ASCII characters without "
+                "spaces (the value is not shown)"
+            )
         if any(name.lower() == "authorization" for name in user_headers):
             raise ConfigurationError(
                 "pass the token either as api_key= or as an Authorization header, not both"
             )
-        secrets.append(key.get_secret_value())
-        request_headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+        secrets.append(key)
+        request_headers["Authorization"] = f"Bearer {key}"
     request_headers.update(user_headers)
     options = {
         "headers": request_headers,
@@ -110,19 +115,6 @@ def client_options(
         "follow_redirects": False,
     }
     return options, secrets
-
-
-def _check_api_key(api_key: SecretStr | str | None) -> SecretStr | None:
-    if api_key is None:
-        return None
-    secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-    value = secret.get_secret_value()
-    if not isinstance(value, str) or not value or any(not 33 <= ord(c) <= 126 for c in value):
-        raise ConfigurationError(
-            "api_key must be a non-empty string of printable ASCII characters without spaces "
-            "(the value is not shown)"
-        )
-    return secret
 
 
 def _ssl_setting(

@@ -31,10 +31,11 @@ from ...errors import (
     StreamInUseError,
 )
 from ...offline_models import default_gguf_path
-from ...types import Generation, GenerationParams, Timeouts, Usage
+from ...types import Generation, GenerationParams, Timeouts
 from ..backend import NormalizedPrompt
 from ..protocols.base import finish_reason
 from ..stream import TextStream
+from ..trusted import generation
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -90,11 +91,18 @@ class LocalBackend:
         path = Path(model_path).expanduser() if model_path is not None else default_gguf_path()
         _check_gguf(path)
         self.model_path = path
-        self._llm: Llama | None = self._load(
-            path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch
+        llm = self._load(path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llm: Llama | None = llm
+        self._n_ctx = int(llm.n_ctx())
+        eos, bos = llm.token_eos(), llm.token_bos()
+        self._formatter: Any = Jinja2ChatFormatter(  # its message TypedDicts: plain dicts here
+            template=llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
         )
-        self._n_ctx = int(self._model().n_ctx())
-        self._formatter = self._chat_formatter()
         self._lock = threading.Lock()
         self._owner: int | None = None
         # JSON-schema grammars, one per distinct schema (keyed by its canonical JSON).
@@ -114,20 +122,6 @@ class LocalBackend:
                 f"llama.cpp could not load {str(path)!r} ({exc}); the file may be truncated, "
                 "corrupt, or of an architecture this llama-cpp-python does not support"
             ) from exc
-
-    def _chat_formatter(self) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llm = self._model()
-        template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
-        eos, bos = llm.token_eos(), llm.token_bos()
-        vocab = llm._model
-        return Jinja2ChatFormatter(
-            template=template,
-            eos_token=vocab.token_get_text(eos) if eos != -1 else "",
-            bos_token=vocab.token_get_text(bos) if bos != -1 else "",
-            stop_token_ids=[eos],
-        )
 
     # -- Backend protocol ---------------------------------------------------------------
 
@@ -149,10 +143,7 @@ class LocalBackend:
         self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
     ) -> Generation:
         """Generate in-process (``timeout`` does not apply: there is no network)."""
-        tokens = self._tokens(prompt)
-        self._check_fits(len(tokens), params)
-        options = self._options(params)
-        self._acquire()
+        tokens, options = self._start(prompt, params)
         started = time.perf_counter()
         try:
             result: Any = self._model().create_completion(tokens, stream=False, **options)
@@ -160,14 +151,12 @@ class LocalBackend:
             raise InferenceError(f"llama.cpp generation failed: {exc}") from exc
         finally:
             self._release()
-        choice = result["choices"][0]
-        usage = result["usage"]
-        return Generation(
-            text=choice["text"],
-            finish_reason=finish_reason(choice.get("finish_reason")),
-            usage=Usage(
-                prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"]
-            ),
+        choice, usage = result["choices"][0], result["usage"]
+        return generation(
+            choice["text"],
+            finish_reason(choice.get("finish_reason")),
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
             latency_s=time.perf_counter() - started,
             model=self.model_name,
         )
@@ -176,10 +165,7 @@ class LocalBackend:
         self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
     ) -> TextStream:
         """Stream in-process (``timeout`` does not apply: there is no network)."""
-        tokens = self._tokens(prompt)
-        self._check_fits(len(tokens), params)
-        options = self._options(params)
-        self._acquire()
+        tokens, options = self._start(prompt, params)
         try:
             chunks = self._model().create_completion(tokens, stream=True, **options)
         except Exception as exc:
@@ -215,10 +201,11 @@ class LocalBackend:
         text = "".join(parts)
         # The stream reports no usage: count the completion with the model's tokenizer.
         completion = len(self._model().tokenize(text.encode("utf-8"), add_bos=False, special=False))
-        return Generation(
-            text=text,
-            finish_reason=finish_reason(finish),
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion),
+        return generation(
+            text,
+            finish_reason(finish),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
             latency_s=time.perf_counter() - started,
             model=self.model_name,
         )
@@ -229,29 +216,29 @@ class LocalBackend:
         return self._llm
 
     def _tokens(self, prompt: NormalizedPrompt) -> list[int]:
-        llm = self._model()
         if isinstance(prompt, str):
-            return list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
-        rendered = self._formatter(messages=[m.model_dump() for m in prompt])
-        return list(
-            llm.tokenize(
-                rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-            )
-        )
+            text, add_bos = prompt, True
+        else:
+            rendered = self._formatter(messages=[m.model_dump() for m in prompt])
+            text, add_bos = rendered.prompt, not rendered.added_special
+        return list(self._model().tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
-    def _check_fits(self, prompt_tokens: int, params: GenerationParams) -> None:
+    def _start(
+        self, prompt: NormalizedPrompt, params: GenerationParams
+    ) -> tuple[list[int], dict[str, Any]]:
+        """The prompt's tokens and llama.cpp's options, checked; then the model is taken (the
+        caller releases it)."""
+        tokens = self._tokens(prompt)
         budget = self._n_ctx - params.max_new_tokens
-        if prompt_tokens > budget:
+        if len(tokens) > budget:
             raise PromptTooLongError(
-                f"the prompt has {prompt_tokens} tokens, but with max_new_tokens="
+                f"the prompt has {len(tokens)} tokens, but with max_new_tokens="
                 f"{params.max_new_tokens} the model's context window ({self._n_ctx}) leaves "
                 f"room for {max(budget, 0)}. Shorten the prompt, lower max_new_tokens, or "
                 "raise n_ctx.",
-                prompt_tokens=prompt_tokens,
+                prompt_tokens=len(tokens),
                 budget=max(budget, 0),
             )
-
-    def _options(self, params: GenerationParams) -> dict[str, Any]:
         options: dict[str, Any] = {
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
@@ -262,14 +249,18 @@ class LocalBackend:
         }
         if params.json_schema is not None:
             options["grammar"] = self._grammar(params.json_schema)
-        return options
+        if self._owner == threading.get_ident():
+            raise StreamInUseError(
+                "a stream from this model is still open in this thread: finish or close it "
+                "(use `with client.stream(...) as stream:`) before the next call"
+            )
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        return tokens, options
 
     def _grammar(self, schema: dict[str, Any]) -> LlamaGrammar:
         """The llama.cpp grammar of a JSON schema, built once per distinct schema."""
         key = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        grammar = self._grammars.get(key)
-        if grammar is not None:
-            return grammar
         with self._grammars_lock:
             grammar = self._grammars.get(key)
             if grammar is None:
@@ -285,15 +276,6 @@ class LocalBackend:
                     ) from exc
                 self._grammars[key] = grammar
         return grammar
-
-    def _acquire(self) -> None:
-        if self._owner == threading.get_ident():
-            raise StreamInUseError(
-                "a stream from this model is still open in this thread: finish or close it "
-                "(use `with client.stream(...) as stream:`) before the next call"
-            )
-        self._lock.acquire()
-        self._owner = threading.get_ident()
 
     def _release(self) -> None:
         self._owner = None

@@ -1,10 +1,4 @@
-"""What the HTTP and SageMaker backends share: everything but the connection.
-
-A remote backend picks a wire protocol per prompt (one for text, one for chat; with a
-``prompt_format`` chat is rendered to text first), counts tokens, and turns what the protocol
-reads into :class:`~llm_twin_sdk.Generation` results and streams. Subclasses send, receive and
-convert their connection's failures.
-"""
+"""What the HTTP and SageMaker backends share: everything but the connection."""
 
 from __future__ import annotations
 
@@ -17,7 +11,8 @@ from typing import Any, Literal, Self, TypeAlias
 from ...errors import ConfigurationError, InferenceError, LLMTwinError
 from ...types import Generation, GenerationParams, Message
 from ..backend import NormalizedPrompt
-from ..protocols.base import ErrorBody, WireProtocol, WireRequest, finish_reason
+from ..prompt_format import format_prompt
+from ..protocols.base import Answer, ErrorBody, WireProtocol, WireRequest, finish_reason
 from ..protocols.streams import StreamState, cut_at_stop
 from ..tokens import count_prompt, estimate_tokens
 from ..trusted import generation
@@ -42,9 +37,11 @@ class Call:
 
 
 class RemoteBackend:
-    """Base of the remote backends: the protocols for text and chat prompts, the context
-    window, a tokenizer (default :func:`~llm_twin_sdk.inference.tokens.estimate_tokens`) and a
-    ``prompt_format`` (``"alpaca"``, ``"raw"`` or a callable ``messages -> str``)."""
+    """Base of the remote backends: picks a wire protocol per prompt (one for text, one for
+    chat; a ``prompt_format`` renders chat as text first), counts tokens (a ``tokenizer``, else
+    :func:`~llm_twin_sdk.inference.tokens.estimate_tokens`), and turns what the protocol reads
+    into results and streams. Subclasses send, receive and convert their connection's failures.
+    """
 
     def __init__(
         self,
@@ -106,12 +103,9 @@ class RemoteBackend:
         fmt = self._prompt_format
         if isinstance(prompt, str) or fmt is None:
             return prompt
-        if isinstance(fmt, str):
-            from ..prompt_format import format_prompt
-
-            text: object = format_prompt(list(prompt), fmt)
-        else:
-            text = fmt(list(prompt))
+        text: object = (
+            format_prompt(list(prompt), fmt) if isinstance(fmt, str) else fmt(list(prompt))
+        )
         if not isinstance(text, str):
             raise ConfigurationError("prompt_format must return a str")
         return text
@@ -130,21 +124,18 @@ class RemoteBackend:
         raise NotImplementedError
 
     def _generation(self, call: Call, data: Any) -> Generation:
-        """The Generation of a whole answer (parsed JSON)."""
         try:
             answer = call.protocol.answer(data)
         except InferenceError as exc:
             raise InferenceError(f"{self._where(call)}: {exc}") from exc
         if isinstance(answer, ErrorBody):
             raise self._body_error(answer, call)
-        text, stopped = cut_at_stop(answer.text, call.request.stops)
+        answer.text, stopped = cut_at_stop(answer.text, call.request.stops)
+        if stopped:
+            answer.finish_reason = "stop"
         completion = answer.completion_tokens
         return self._result(
-            call,
-            text,
-            "stop" if stopped else answer.finish_reason,
-            answer.prompt_tokens,
-            self._local_count(text) if completion is None else completion,
+            call, answer, self._local_count(answer.text) if completion is None else completion
         )
 
     def _state(self, call: Call) -> StreamState:
@@ -190,30 +181,21 @@ class RemoteBackend:
         if completion is None:  # the tokenizer if given, else one token per token event
             tokenizer = self._tokenizer
             completion = int(tokenizer(answer.text)) if tokenizer else state.token_events
-        return self._result(
-            call, answer.text, answer.finish_reason, answer.prompt_tokens, completion
-        )
+        return self._result(call, answer, completion)
 
-    def _result(
-        self,
-        call: Call,
-        text: str,
-        finish: str | None,
-        prompt_tokens: int | None,
-        completion_tokens: int,
-    ) -> Generation:
+    def _result(self, call: Call, answer: Answer, completion_tokens: int) -> Generation:
+        prompt_tokens = answer.prompt_tokens
         if prompt_tokens is None:  # never a request: the tokenizer or the estimate
             prompt = call.prompt
             if type(prompt) is str and self._tokenizer is None:
                 prompt_tokens = estimate_tokens(prompt)  # what the general path comes to
             else:
                 prompt_tokens = count_prompt(self._render(prompt), self._local_count)
-        latency = time.perf_counter() - call.started
         return generation(
-            text,
-            finish_reason(finish),
+            answer.text,
+            finish_reason(answer.finish_reason),
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            latency_s=latency,
+            latency_s=time.perf_counter() - call.started,
             model=self.model_name,
         )

@@ -1,14 +1,10 @@
 """SageMakerBackend: a model on an AWS SageMaker real-time endpoint (TGI by default, or LMI).
 
-``InvokeEndpoint`` for whole completions, ``InvokeEndpointWithResponseStream`` for streams,
-with the payloads of the wire protocol ``api=`` names (:mod:`llm_twin_sdk.inference.protocols`):
-``"messages"`` (default: chat to TGI's Messages API, text to TGI generate), ``"generate"``
-(everything to TGI generate; chat rendered by ``prompt_format``) or ``"lmi"`` (LMI containers).
-One attempt per call (the client retries); failures go through one table per kind -- AWS codes
-(:func:`llm_twin_sdk.aws.error_kind`), botocore and urllib3 exceptions -- into an
-:class:`~llm_twin_sdk.errors.InferenceError`: :class:`EndpointThrottledError`,
-:class:`EndpointAccessDeniedError` (both keep the AWS fields), :class:`ModelError` with the
-container's status, :class:`ModelUnavailableError`, :class:`EndpointNotFoundError`...
+``InvokeEndpoint`` for whole completions, ``InvokeEndpointWithResponseStream`` for streams, with
+the payloads of the wire protocol ``api=`` names (:mod:`llm_twin_sdk.inference.protocols`). One
+attempt per call; failures go through one table per kind (AWS codes, botocore and urllib3
+exceptions) into an :class:`~llm_twin_sdk.errors.InferenceError` (docs/architecture.md, "Model
+calls").
 
 Example::
 
@@ -21,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import json
 import re
 import threading
 import warnings
@@ -127,14 +122,14 @@ class SageMakerBackend(RemoteBackend):
     Thread-safe: the boto3 clients are built once and shared by every thread.
 
     Args:
-        endpoint_name: the SageMaker endpoint.
-        inference_component_name: the inference component to invoke (``InferenceComponentName``).
+        endpoint_name: the endpoint; inference_component_name: its component to invoke.
         runtime_client: a ``sagemaker-runtime`` boto3 client to use as it is (build it with
             :func:`~llm_twin_sdk.aws.botocore_config`, so botocore does not retry on top of the
             SDK). Exclusive with ``aws``, ``region``, ``profile`` and ``timeout``.
         aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build clients from; default
             ``AWSClients(region=region, profile=profile)``.
-        api: ``"messages"`` (default), ``"generate"`` or ``"lmi"`` (see the module docstring).
+        api: ``"messages"`` (default: chat to TGI's Messages API, text to TGI generate),
+            ``"generate"`` (everything to TGI generate) or ``"lmi"`` (LMI containers).
         context_window: tokens the served model accepts (TGI's ``MAX_TOTAL_TOKENS``).
         tokenizer: counts a text's tokens exactly; default: an estimate that errs high.
         prompt_format: renders chat as one text prompt (``"alpaca"``, ``"raw"``, a callable),
@@ -227,7 +222,7 @@ class SageMakerBackend(RemoteBackend):
 
         Raises:
             PayloadTooLargeError: the body is over 6 MB (nothing was sent).
-            InferenceError: every failure of the call (see the module docstring).
+            InferenceError: every failure of the call.
         """
         call = self._prepare(prompt, params, stream=False)
         args = self._call_args(call)
@@ -321,16 +316,13 @@ class SageMakerBackend(RemoteBackend):
         if self._injected is not None:
             self._check_injected_timeouts(timeout)
             return self._injected, limits
-        key = (limits.connect_s, limits.read_s)
-        client = self._clients.get(key)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(key)
-                if client is None:
-                    client = self._build_client(limits)
-                    self._clients[key] = client
-        if limits is self.timeout:
-            self._default = client
+        with self._lock:
+            key = (limits.connect_s, limits.read_s)
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._build_client(limits)
+            if limits is self.timeout:
+                self._default = client
         return client, limits
 
     def _build_client(self, limits: Timeouts) -> Any:
@@ -342,12 +334,13 @@ class SageMakerBackend(RemoteBackend):
             if self._owns_aws:
                 self._owned.append(client)  # else shared with whoever gave us `aws`
             return client
-        import boto3
         from botocore.exceptions import BotoCoreError
+
+        from ...aws import boto3_session
 
         try:
             if self._session is None:
-                self._session = boto3.Session(region_name=aws.region, profile_name=aws.profile)
+                self._session = boto3_session(aws.region, aws.profile)
             client = self._session.client(
                 _SERVICE,
                 endpoint_url=aws.endpoint_url,
@@ -412,7 +405,11 @@ class SageMakerBackend(RemoteBackend):
             response = exc.response
             original, arn = response.get("OriginalStatusCode"), response.get("LogStreamArn")
             raw = response.get("OriginalMessage")
-            error = self._text.error(_as_json(raw) or {})
+            try:
+                data = parse_json(raw) if isinstance(raw, str) else raw
+            except ValueError:
+                data = None
+            error = self._text.error(data) if isinstance(data, dict) else None
             text = f"{self._where()}: the model container answered {original}: "
             text += error.message if error is not None else str(raw or message)
             text += f" (container logs: {arn})" if arn else ""
@@ -436,15 +433,6 @@ def _payloads(events: Any) -> Iterator[bytes]:
         part = event.get("PayloadPart")
         if part is not None:
             yield part.get("Bytes", b"")
-
-
-def _as_json(value: Any) -> dict[str, Any] | None:
-    """``value`` (an error body given as JSON text) parsed, when it is a JSON object."""
-    try:
-        data = json.loads(value) if isinstance(value, str) else value
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _check_names(endpoint: str, component: str | None, attributes: str | None) -> None:

@@ -1,10 +1,5 @@
-"""Wire protocols: one module per request format, shared by every connection.
-
-:mod:`.tgi` (TGI generate), :mod:`.openai` (OpenAI-compatible chat and completions, TGI's
-Messages API), :mod:`.lmi` (LMI containers, vLLM-native ``outputs``); what they share --
-requests, answers, one finish-reason mapping (:mod:`.base`), SSE and JSON-lines decoding
-(:mod:`.framing`), one stream state, stop filter and stream-failure rule (:mod:`.streams`).
-The connections (``HttpBackend``, ``SageMakerBackend``) never build or parse a payload.
+"""Wire protocols: one module per request format, shared by every connection
+(docs/architecture.md, "Wire protocols").
 """
 
 from .base import Answer, ErrorBody, StreamEvent, WireProtocol, WireRequest, finish_reason

@@ -1,11 +1,9 @@
 """What every wire protocol shares: the request it builds, the answers and events it reads.
 
-A :class:`WireProtocol` turns a prompt and :class:`~llm_twin_sdk.GenerationParams` into a
-:class:`WireRequest` and reads a whole answer (:meth:`~WireProtocol.answer`) or a stream event
-(:meth:`~WireProtocol.event`), trying its own shapes first, then every other protocol's: any
-known shape is understood whatever was asked. An error in a body becomes an
-:class:`ErrorBody` (message, meant HTTP status) that the connection converts as it converts
-its own statuses, so an error event and the same error in a whole answer raise alike.
+Any known shape is read whatever was asked (own shapes first, then every other protocol's).
+An error in a body becomes an :class:`ErrorBody` (message, meant HTTP status) that the
+connection converts as it converts its own statuses, so an error event and the same error in
+a whole answer raise alike.
 """
 
 from __future__ import annotations
@@ -118,10 +116,6 @@ class StreamEvent:
     open_ended: bool = False
 
 
-_READERS: dict[type[WireProtocol], tuple[type[WireProtocol], ...]] = {}
-"""Each protocol's readers, own first (built on first use; a new protocol clears it)."""
-
-
 def need_text(prompt: str | Sequence[Message], protocol: str) -> str:
     """``prompt`` when it is text; chat messages need a renderer (``prompt_format``)."""
     if isinstance(prompt, str):
@@ -145,7 +139,6 @@ class WireProtocol(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         WireProtocol._registry.append(cls)
-        _READERS.clear()
 
     @abstractmethod
     def request(
@@ -165,14 +158,6 @@ class WireProtocol(ABC):
     def read_error(cls, data: dict[str, Any]) -> ErrorBody | None:
         return None
 
-    def _readers(self) -> tuple[type[WireProtocol], ...]:
-        own = type(self)
-        readers = _READERS.get(own)
-        if readers is None:
-            others = (kind for kind in WireProtocol._registry if kind is not own)
-            readers = _READERS[own] = (own, *others)
-        return readers
-
     def answer(self, data: Any) -> Answer | ErrorBody:
         """A whole answer (parsed JSON) of any known shape; InferenceError for others."""
         if isinstance(data, list) and len(data) == 1:
@@ -182,7 +167,7 @@ class WireProtocol(ABC):
                 answer = self.read_answer(data)  # its own shape first, then every other's
                 if answer is not None:
                     return answer
-                for kind in self._readers()[1:]:
+                for kind in WireProtocol._registry:
                     answer = kind.read_answer(data)
                     if answer is not None:
                         return answer
@@ -216,7 +201,7 @@ class WireProtocol(ABC):
             parsed = self.read_event(event)  # its own shape first, then every other's
             if parsed is not None:
                 return parsed
-            for kind in self._readers()[1:]:
+            for kind in WireProtocol._registry:
                 parsed = kind.read_event(event)
                 if parsed is not None:
                     return parsed
@@ -227,7 +212,7 @@ class WireProtocol(ABC):
         if "error" not in data:
             detail = data.get("detail") if "generated_text" not in data else None
             return ErrorBody(str(detail)[:500]) if isinstance(detail, str) else None
-        for kind in self._readers():
+        for kind in (type(self), *WireProtocol._registry):
             error = kind.read_error(data)
             if error is not None:
                 return error

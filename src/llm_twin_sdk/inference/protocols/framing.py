@@ -1,13 +1,10 @@
 """Byte streams to event data: server-sent events and JSON lines, split anywhere.
 
-Parts of a stream (SageMaker payload parts, HTTP chunks) may cut a line -- or a multi-byte
-UTF-8 character -- anywhere. A decoder reassembles them: ``decoder.feed(part)`` returns the data
-of every event the part completes, ``decoder.close()`` a last one without its terminator; the
-protocol reads each (:meth:`~.base.WireProtocol.event`).
-
-Lines are split on bytes (``\\n``, ``\\r\\n`` or ``\\r``, which never occur inside a UTF-8
-character) and each complete line is decoded once, so a part that ends no line costs one
-append; a part is never scanned twice.
+Parts (SageMaker payload parts, HTTP chunks) may cut a line -- or a UTF-8 character -- anywhere:
+``decoder.feed(part)`` returns the data of every event the part completes, ``decoder.close()``
+a last one without its terminator. Lines are split on bytes (``\\n``, ``\\r\\n`` or ``\\r``
+never occur inside a UTF-8 character) and each complete line is decoded once, so a part that
+ends no line costs one append.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ class _Lines:
         self._cr = False  # the last part ended with \r: maybe the first half of \r\n
 
     def _split(self, chunk: bytes) -> list[str]:
-        """The lines ``chunk`` completes, decoded in one pass."""
         buffer = self._rest + b"\r" + chunk if self._cr else self._rest + chunk
         if self._cr or _CR in chunk:
             self._cr = buffer.endswith(b"\r")  # held back: maybe the first half of \r\n

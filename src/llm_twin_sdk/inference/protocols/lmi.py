@@ -3,16 +3,11 @@ and the vLLM-native ``outputs`` shape.
 
 Text ``{"inputs", "parameters", "stream"}`` (TGI's parameters, stop sequences as
 ``stop_sequences``) and chat ``{"messages", ...}`` (LMI's chat-completions schema), both to
-``/invocations``. Answers ``{"generated_text", "details"}`` (an object) or a chat completion.
-Streams are JSON lines (``application/jsonlines``; a ``data:`` prefix is read too): one
-``{"token": {"text", "special_token"?}}`` per line, the last with ``generated_text`` and
-``details``; ``{"outputs": [...]}`` lines with no final line (the body's end ends the stream);
-or chat chunks without ``[DONE]``. Errors: ``{"error": str, "code": int}``, and
-``details.finish_reason == "error"`` when generation fails midway.
-
-**repetition_penalty**: ``parameters.repetition_penalty`` (chat: a top-level field, as vLLM
-reads it). LMI's schemas have no JSON-schema constraint: ``GenerationParams(json_schema=...)``
-raises :class:`InvalidParameterError` before anything is sent.
+``/invocations``. Streams are JSON lines (a ``data:`` prefix is read too): TGI-style ``token``
+events, ``{"outputs": [...]}`` lines with no final line (the body's end ends the stream), or
+chat chunks without ``[DONE]``. Errors: ``{"error": str, "code": int}``, and
+``details.finish_reason == "error"`` when generation fails midway. No JSON-schema constraint:
+``GenerationParams(json_schema=...)`` raises :class:`InvalidParameterError` before sending.
 """
 
 from __future__ import annotations

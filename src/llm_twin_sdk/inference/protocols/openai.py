@@ -1,18 +1,11 @@
 """OpenAI-compatible chat and text completions: vLLM, llama.cpp servers, TGI's Messages API.
 
-Chat ``{"messages", "max_tokens", "temperature", "stream", ...}`` to ``/v1/chat/completions``
-(SageMaker: ``/invocations``), text ``{"prompt", ...}`` to ``/v1/completions``; answers
-``{"choices": [{"message": {"content"} | "text", "finish_reason"}], "usage"}``; SSE streams of
+Chat ``{"messages", ...}`` to ``/v1/chat/completions`` (``/invocations`` on SageMaker), text
+``{"prompt", ...}`` to ``/v1/completions``; answers ``{"choices", "usage"}``; SSE streams of
 ``choices[0].delta`` chunks, a usage chunk when asked (``stream_options``), then ``[DONE]``;
 errors ``{"error": {"message", "code"?}}``. ``top_p`` is sent only when sampling and below 1
-(TGI's Messages API rejects 1.0 and samples whenever it is set).
-
-**repetition_penalty** (multiplicative, 1.0 = off) is sent as a top-level
-``repetition_penalty`` when it is not 1.0: vLLM reads that field, servers that do not know it
-ignore it. It is never turned into ``presence_penalty``, OpenAI's *additive* penalty on vLLM,
-llama.cpp and OpenAI, where ``1.1 - 2 = -0.9`` would reward repetition. Only TGI's Messages API
-reads ``presence_penalty + 2`` as its repetition penalty: with TGI use the generate protocol
-to apply one (or send ``presence_penalty`` yourself with ``HttpBackend(extra_body=...)``).
+(TGI's Messages API rejects 1.0 and samples whenever it is set). ``repetition_penalty`` is a
+top-level field, never ``presence_penalty`` (why: docs/architecture.md, "Wire protocols").
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""One stream's state: bytes in, text pieces out, and the one rule for stream failures.
-
-:class:`StreamState` decodes a stream of any protocol, holds back text that may begin a stop
-sequence (:class:`StopFilter`) and keeps what the events said (finish reason, usage). Every
-failure goes through :meth:`StreamState.fail`: before the first piece is delivered it is the
-error the same failure of a blocking call raises (retried like it when transient); after it,
-a :class:`~llm_twin_sdk.errors.StreamBrokenError` with the text so far (never retried).
+"""One stream's state: bytes in, text pieces out, and the one rule for stream failures
+(:meth:`StreamState.fail`; docs/architecture.md, "Model calls").
 """
 
 from __future__ import annotations
@@ -47,19 +42,11 @@ class StopFilter:
         if self.hit:
             self.pending = ""
             return out
-        keep = max(
-            (
-                n
-                for stop in self.stops
-                for n in range(1, len(stop))
-                if self.pending.endswith(stop[:n])
-            ),
-            default=0,
+        held = (
+            n for stop in self.stops for n in range(1, len(stop)) if self.pending.endswith(stop[:n])
         )
-        out, self.pending = (
-            self.pending[: len(self.pending) - keep],
-            self.pending[len(self.pending) - keep :],
-        )
+        cut = len(self.pending) - max(held, default=0)
+        out, self.pending = self.pending[:cut], self.pending[cut:]
         return out
 
     def flush(self) -> str:
@@ -95,10 +82,8 @@ class StreamState:
         return "".join(self.delivered)
 
     def feed(self, chunk: bytes) -> list[str]:
-        """The pieces ``chunk`` completes (none once the stream is done: what follows the
-        final event is read and ignored). Raises the stream's error by :meth:`fail`."""
-        if self.done:
-            return _NO_PIECES
+        """The pieces ``chunk`` completes (the caller stops feeding once :attr:`done`); raises
+        the stream's error by :meth:`fail`."""
         try:
             datas = self.decoder.feed(chunk)
         except InferenceError as exc:

@@ -1,16 +1,10 @@
 """TGI generate: the native protocol of Hugging Face Text Generation Inference.
 
-Request ``{"inputs", "parameters", "stream"}`` to ``/generate`` (``/generate_stream``) on a TGI
-server, to ``/invocations`` on SageMaker (``/generate`` ignores ``stream``). Answer
-``{"generated_text", "details": {"finish_reason", "generated_tokens", "prefill"}}`` (on
-SageMaker a one-element list). SSE stream without ``[DONE]`` of ``{"token": {"text",
-"special"}}`` events, the last with ``generated_text`` and ``details`` (``input_length``).
-Errors ``{"error": str, "error_type": ...}``.
-
-TGI rejects ``temperature <= 0`` and ``top_p`` outside (0, 1) and samples whenever a warper is
-set: greedy decoding sends ``do_sample: false`` alone. **repetition_penalty** is sent as
-``parameters.repetition_penalty`` (TGI's own, multiplicative; omitted at 1.0, which is off).
-``json_schema`` becomes TGI's grammar ``{"type": "json", "value": schema}`` (TGI >= 1.4.3).
+``{"inputs", "parameters", "stream"}`` to ``/generate`` (``/generate_stream``; ``/invocations``
+on SageMaker); answers ``{"generated_text", "details"}`` (a one-element list on SageMaker); SSE
+``{"token": {"text", "special"}}`` events without ``[DONE]``, the last with ``generated_text``
+and ``details``; errors ``{"error", "error_type"}``. ``repetition_penalty`` and ``json_schema``:
+docs/architecture.md, "Wire protocols".
 """
 
 from __future__ import annotations
@@ -44,7 +38,9 @@ TGI_ERROR_STATUS = {
 
 
 def sampling_parameters(params: GenerationParams, *, stop_key: str = "stop") -> dict[str, Any]:
-    """The ``parameters`` object of TGI generate (LMI copies it)."""
+    """The ``parameters`` object of TGI generate (LMI copies it). TGI rejects ``temperature
+    <= 0`` and ``top_p`` outside (0, 1) and samples whenever one is set: greedy decoding sends
+    ``do_sample: false`` alone."""
     parameters: dict[str, Any] = {
         "max_new_tokens": params.max_new_tokens,
         "return_full_text": False,
