@@ -1,46 +1,13 @@
 """Every error the SDK raises, under one root: :class:`LLMTwinError`.
 
-Foreign exceptions are converted once, at the seam where they occur, with ``raise ... from
-exc`` (the original stays ``__cause__``). docs/errors.md says when each error is raised and
-what to do about it; every message says so too, and never holds a secret.
-
-The tree::
+Foreign exceptions are converted once, where they occur (``raise ... from exc``). The whole
+tree, when each error is raised and what to do: docs/errors.md. Its core::
 
     LLMTwinError
-    ├── ConfigurationError (ValueError)       settings or constructor arguments are wrong
-    ├── InvalidInputError (ValueError)        a call's input is wrong; nothing was done
-    │   ├── EmptyQueryError                   query is empty or whitespace
-    │   ├── InvalidParameterError             GenerationParams / k / chunking out of range
-    │   ├── InvalidDocumentError              a document has no text, a bad id or metadata
-    │   ├── PromptTooLongError                the query alone exceeds the model's input budget
-    │   └── PayloadTooLargeError              a request body over the endpoint's limit (6 MB)
-    ├── ModelLoadError                        a model file is missing, unreadable or corrupt
-    ├── InferenceError                        generation failed
-    │   ├── StreamInUseError                  a stream on the same local model is still open
-    │   ├── ModelThrottledError (+ThrottledError) the model server or endpoint throttled (retried)
-    │   │   └── EndpointThrottledError (+AWSThrottledError) SageMaker-runtime throttling, AWS fields
-    │   ├── EndpointAccessDeniedError (+AccessDeniedError) SageMaker-runtime refused the credentials
-    │   ├── ModelError                        the model container answered with an error
-    │   ├── ModelUnavailableError             overloaded, starting or unreachable (retryable)
-    │   │   └── ConnectTimeoutError (+TimeoutError) no connection within the connect timeout
-    │   ├── EndpointNotFoundError             no such endpoint, component or server route
-    │   ├── InferenceTimeoutError (+TimeoutError) no answer within the read timeout
-    │   ├── TLSHandshakeError (+ConfigurationError) the TLS handshake with a model server failed
-    │   └── StreamBrokenError                 a stream failed midway (keeps the text so far)
-    ├── EmbeddingError                        the embedding model failed
-    ├── RerankError                           the cross-encoder failed to score
-    ├── VectorStoreError                      the vector store failed
-    │   ├── VectorStoreLockedError            a local Qdrant folder is held by another process
-    │   ├── VectorStoreUnavailableError       a Qdrant server is unreachable (after retries)
-    │   └── CollectionMismatchError           a collection exists with another vector size
-    ├── ThrottledError                        still throttled after every retry (any service)
-    ├── AWSError                              an AWS API call failed (service, operation, code)
-    │   ├── AWSThrottledError (+ThrottledError)
-    │   ├── AccessDeniedError                 the credentials lack a permission
-    │   └── ResourceNotFoundError             the named AWS resource does not exist
-    ├── DeploymentError                       a SageMaker deployment failed (FailureReason kept)
-    │   └── EndpointTimeoutError (+TimeoutError) waiting for an endpoint or component timed out
-    └── ScalingError                          autoscaling could not be applied or removed
+    ├── ConfigurationError, InvalidInputError (ValueError)   wrong settings / call input
+    ├── InferenceError      every failure of a generate or stream call
+    ├── ModelLoadError, EmbeddingError, RerankError, VectorStoreError
+    └── AWSError, ThrottledError, DeploymentError, ScalingError
 """
 
 from __future__ import annotations
