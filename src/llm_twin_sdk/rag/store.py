@@ -1,13 +1,10 @@
 """Qdrant vector store: embedded (Qdrant Edge) on a folder or in a temporary one, or a server.
 
-Example::
+A collection per document kind, points of two vectors (:mod:`.points`), one batched search per
+collection fused by :mod:`.fusion` (docs/architecture.md, "Ingestion", "Retrieve")::
 
     store = QdrantStore.local("./qdrant")           # embedded, on a folder (the default footing)
-    store = QdrantStore.memory()                    # for tests
     store = QdrantStore.server("http://localhost:6333", api_key="...")
-
-A collection per document kind, points of two vectors (:mod:`.points`), one batched search
-per collection fused by :mod:`.fusion`; see docs/architecture.md ("Ingestion", "Retrieve").
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """HttpBackend: a model server of your own over HTTP (OpenAI-compatible, TGI or LMI).
 
-Connections are pooled (one ``httpx.Client``, one ``httpx.AsyncClient`` per event loop); a
-stream releases its connection when it ends, fails or is closed. One attempt per call; failures
-go through :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS` (docs/architecture.md, "Model
-calls"). The API key never shows.
-
-Example::
+Pooled connections (one ``httpx.Client``, one ``httpx.AsyncClient`` per event loop); one attempt
+per call, failures converted by :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS`
+(docs/architecture.md, "Model calls"). The API key never shows. Example::
 
     client = InferenceClient(HttpBackend("http://127.0.0.1:8000", model="twin", api_key="s3cr3t"))
-    tgi = HttpBackend("https://tgi.internal:8443", api="tgi", prompt_format="alpaca",
-                      verify="/etc/ssl/private-ca.pem", cert=("client.pem", "client.key"))
-    async with HttpBackend("http://127.0.0.1:8000") as backend:      # native asyncio
-        generation = await backend.agenerate("Hello", GenerationParams())
+    tgi = HttpBackend("https://tgi.internal:8443", api="tgi", verify="/etc/ssl/private-ca.pem")
 """
 
 from __future__ import annotations

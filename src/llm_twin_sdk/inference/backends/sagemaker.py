@@ -1,17 +1,11 @@
 """SageMakerBackend: a model on an AWS SageMaker real-time endpoint (TGI by default, or LMI).
 
-``InvokeEndpoint`` for whole completions, ``InvokeEndpointWithResponseStream`` for streams, with
-the payloads of the wire protocol ``api=`` names (:mod:`llm_twin_sdk.inference.protocols`). One
-attempt per call; failures go through one table per kind (AWS codes, botocore and urllib3
-exceptions) into an :class:`~llm_twin_sdk.errors.InferenceError` (docs/architecture.md, "Model
-calls").
-
-Example::
+``InvokeEndpoint`` (``...WithResponseStream`` for streams) with the payloads of the protocol
+``api=`` names; one attempt per call, failures converted through one table per kind
+(docs/architecture.md, "Model calls"). Example::
 
     client = InferenceClient(SageMakerBackend("twin-endpoint", region="eu-central-1"))
-    print(client.generate([{"role": "user", "content": "Write a post about RAG."}]).text)
-    SageMakerBackend("shared-endpoint", inference_component_name="twin-ic", api="lmi",
-                     timeout=Timeouts(read_s=30), custom_attributes="trace_id=42")
+    SageMakerBackend("shared", inference_component_name="twin-ic", api="lmi")
 """
 
 from __future__ import annotations
