@@ -36,6 +36,7 @@ __all__ = [
     "boto3_session",
     "botocore_config",
     "call_aws",
+    "check_client_options",
     "client_error_fields",
     "delete_if_exists",
     "describe_or_none",
@@ -179,22 +180,42 @@ class AWSClients:
         """The boto3 client of ``service`` (built on first use, then reused)."""
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._build(service)
+                self._clients[service] = self._build(service, None)
             return self._clients[service]
 
-    def _build(self, service: str) -> Any:
+    def new_client(self, service: str, config: Config) -> Any:
+        """A client of ``service`` with a ``config`` of its own (timeouts...), not shared: the
+        caller closes it."""
+        with self._lock:
+            return self._build(service, config)
+
+    def _build(self, service: str, config: Config | None) -> Any:
         from botocore.exceptions import BotoCoreError
 
         try:
             if self._session is None:
                 self._session = boto3_session(self.region, self.profile)
-            config = botocore_config(validate=service not in PREVALIDATED_SERVICES)
+            config = config or botocore_config(validate=service not in PREVALIDATED_SERVICES)
             return self._session.client(service, endpoint_url=self.endpoint_url, config=config)
         except BotoCoreError as exc:  # unknown profile, no region...
             raise ConfigurationError(
                 f"cannot build an AWS {service} client: {exc}. Pass region= (or set "
                 "AWS_DEFAULT_REGION) and check the profile name."
             ) from exc
+
+
+def check_client_options(
+    who: str, region: str | None, profile: str | None, retry: object, **clients: object
+) -> None:
+    """Refuse injected ``clients`` given with ``region=`` / ``profile=`` (they have their own),
+    and a ``retry`` that is not a :class:`~llm_twin_sdk.retry.RetryPolicy`."""
+    given = [f"{name}=" for name, value in clients.items() if value is not None]
+    if given and (region is not None or profile is not None):
+        raise ConfigurationError(
+            f"{who}: pass either {' or '.join(given)} or region=/profile=, not both"
+        )
+    if not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"{who}: retry must be a RetryPolicy, got {type(retry).__name__}")
 
 
 def is_retryable_aws_error(exc: BaseException) -> bool:
@@ -291,7 +312,7 @@ def pages(
 def describe_or_none(
     client: Any, operation: str, *, policy: RetryPolicy = DEFAULT_RETRY_POLICY, **params: Any
 ) -> dict[str, Any] | None:
-    """A ``describe_*`` answer, or ``None`` when the resource does not exist.
+    """A ``describe_*`` (or any call's) answer, or ``None`` when the resource does not exist.
 
     Example: ``describe_or_none(sm, "describe_endpoint", EndpointName="twin")``.
     """
@@ -309,8 +330,4 @@ def delete_if_exists(
 
     Example: ``delete_if_exists(sm, "delete_model", ModelName="twin-12fd0641")``.
     """
-    try:
-        call_aws(client, operation, policy=policy, **params)
-    except ResourceNotFoundError:
-        return False
-    return True
+    return describe_or_none(client, operation, policy=policy, **params) is not None

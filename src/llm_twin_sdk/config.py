@@ -2,9 +2,7 @@
 
 Explicit arguments win over ``LLM_TWIN_*`` environment variables, which win over ``.env``;
 nested values use ``__`` (``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``). Secrets are
-``SecretStr``: call ``.get_secret_value()`` only where the secret is sent.
-
-Example: ``twin = LLMTwin.from_settings(TwinSettings(top_k=5))``.
+``SecretStr``. Example: ``twin = LLMTwin.from_settings(TwinSettings(top_k=5))``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """Deployer: the SageMaker control plane of the twin — plan, deploy, wait, status, list, delete.
 
-Names derive from the spec's content (``<name>-<hash>``), so deploying is idempotent; see
-docs/deployment.md. Example::
+Names derive from the spec's content (``<name>-<hash>``), so deploying is idempotent
+(docs/deployment.md). Example::
 
-    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker")
     deployer = Deployer(region="eu-central-1", on_progress=print)
     print(deployer.plan(spec))           # read-only: what would be created / updated / kept
     endpoint = deployer.deploy(spec)     # waits for InService; idempotent
-    print(deployer.status("twin"), deployer.list())   # list: endpoints tagged by the SDK
     deployer.delete("twin")              # autoscaling, components, endpoint, configs, models
 """
 
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ..aws import AWSClients
+from ..aws import AWSClients, check_client_options
 from ..endpoint import EndpointRef
 from ..errors import ConfigurationError, DeploymentError, InvalidParameterError, LLMTwinError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -211,14 +209,8 @@ class Deployer:
         autoscaler: ScalingRemover | None = None,
         on_progress: Callable[[WaitProgress], None] | None = None,
     ) -> None:
-        if (region is not None or profile is not None) and (
-            aws is not None or sagemaker_client is not None
-        ):
-            raise ConfigurationError(
-                "pass region=/profile= or injected clients (aws=, sagemaker_client=), not both"
-            )
-        if not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        clients = {"aws": aws, "sagemaker_client": sagemaker_client}
+        check_client_options("Deployer", region, profile, retry, **clients)
         if not poll_interval_s > 0:
             raise ConfigurationError(f"poll_interval_s must be > 0, got {poll_interval_s}")
         if sagemaker_client is None:

@@ -1,11 +1,7 @@
 """The IAM execution role SageMaker assumes to run the twin's endpoint — least privilege.
 
-What the role may do, and why, is in docs/deployment.md (IAM). :func:`trust_policy` and
-:func:`execution_policy` are pure, for review or for Terraform / CloudFormation::
-
-    role_arn = ensure_execution_role("twin-sagemaker", model_bucket="my-twin-models",
-                                     aws=AWSClients(profile="ml"))
-    spec = EndpointSpec(name="twin", role_arn=role_arn, ...)
+What the role may do, and why: docs/deployment.md (IAM). :func:`trust_policy` and
+:func:`execution_policy` are pure, for review or for Terraform / CloudFormation.
 """
 
 from __future__ import annotations

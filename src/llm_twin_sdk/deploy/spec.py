@@ -3,9 +3,7 @@
 The model and endpoint config are named ``<name>-<content hash>`` (docs/deployment.md). Invalid
 specs raise :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field::
 
-    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
-                        hf_token=os.environ["HF_TOKEN"])
-    spec_ic = spec.model_copy(update={"components": InferenceComponentSpec(min_instances=0)})
+    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker")
 """
 
 from __future__ import annotations

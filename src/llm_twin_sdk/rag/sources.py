@@ -1,11 +1,9 @@
 """Document sources: a JSONL file, a folder of Markdown/text notes, or Python objects.
 
-Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects, ready for
-:meth:`RAGPipeline.ingest <llm_twin_sdk.rag.pipeline.RAGPipeline.ingest>`::
+Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects::
 
     rag.ingest(load_jsonl("corpus.jsonl"))
-    rag.ingest(load_folder("notes/").documents)
-    rag.ingest(load_documents("notes/"))  # the same, skipped files only logged
+    rag.ingest(load_documents("notes/"))  # a folder: skipped files are logged
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """AutoScaler: apply, describe and remove Application Auto Scaling on a SageMaker endpoint.
 
-:meth:`AutoScaler.apply` is declarative and idempotent: it reads what is in place and writes
-only the differences, so applying a policy twice writes nothing and applying another replaces
-the previous with nothing left behind; when an apply fails part-way, applying again finishes
-it. The IAM actions it needs are in docs/deployment.md.
+``apply`` is declarative and idempotent: it writes only what differs from what is in place,
+so a repeated or interrupted apply converges. IAM actions it needs: docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -12,9 +10,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..aws import AWSClients, call_aws, delete_if_exists, pages
+from ..aws import AWSClients, call_aws, check_client_options, delete_if_exists, pages
 from ..endpoint import MANAGED_BY_TAG, EndpointRef
-from ..errors import ConfigurationError, InvalidParameterError, ScalingError
+from ..errors import InvalidParameterError, ScalingError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
 from .requests import SERVICE_NAMESPACE, Desired, ScalingTarget, bounds_ok, desired, same
@@ -131,15 +129,7 @@ class AutoScaler:
         profile: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
     ) -> None:
-        if aws is not None and (region is not None or profile is not None):
-            raise ConfigurationError(
-                "AutoScaler: pass either aws= or region=/profile=, not both "
-                "(the AWSClients already has its region and profile)"
-            )
-        if not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(
-                f"AutoScaler: retry must be a RetryPolicy, got {type(retry).__name__}"
-            )
+        check_client_options("AutoScaler", region, profile, retry, aws=aws)
         self._clients = {
             _AAS: autoscaling_client,
             "cloudwatch": cloudwatch_client,

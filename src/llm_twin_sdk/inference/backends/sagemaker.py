@@ -191,7 +191,6 @@ class SageMakerBackend(RemoteBackend):
         self._clients: dict[tuple[float, float], Any] = {}
         self._default: Any = None  # the client of the backend's own timeouts, once built
         self._owned: list[Any] = []
-        self._session: Any = None
         self._lock = threading.Lock()
         self._closed = False
         self._warned_timeout = False
@@ -328,27 +327,12 @@ class SageMakerBackend(RemoteBackend):
             if self._owns_aws:
                 self._owned.append(client)  # else shared with whoever gave us `aws`
             return client
-        from botocore.exceptions import BotoCoreError
-
-        from ...aws import boto3_session
-
-        try:
-            if self._session is None:
-                self._session = boto3_session(aws.region, aws.profile)
-            client = self._session.client(
-                _SERVICE,
-                endpoint_url=aws.endpoint_url,
-                config=botocore_config(
-                    connect_timeout_s=limits.connect_s,
-                    read_timeout_s=limits.read_s,
-                    validate=False,  # every request is built and checked here
-                ),
-            )
-        except BotoCoreError as exc:
-            raise ConfigurationError(
-                f"cannot build an AWS {_SERVICE} client: {exc}. Pass region= (or set "
-                "AWS_DEFAULT_REGION) and check the profile name."
-            ) from exc
+        config = botocore_config(
+            connect_timeout_s=limits.connect_s,
+            read_timeout_s=limits.read_s,
+            validate=False,  # every request is built and checked here
+        )
+        client = aws.new_client(_SERVICE, config)
         self._owned.append(client)
         return client
 
