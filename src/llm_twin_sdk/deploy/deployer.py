@@ -66,13 +66,9 @@ class Endpoint(EndpointRef):
 
     def client(self, *, aws: AWSClients | None = None, **options: Any) -> InferenceClient:
         """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
-        ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``
-        (``api``, ``context_window``, ``tokenizer``, ``timeout``...).
+        ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``.
 
-        Example::
-
-            endpoint = Deployer(region="eu-central-1").deploy(spec)
-            print(endpoint.client().generate("What is an LLM twin?").text)
+        Example: ``Deployer().deploy(spec).client().generate("What is an LLM twin?").text``.
         """
         from ..inference.backends.sagemaker import SageMakerBackend
         from ..inference.client import InferenceClient
@@ -219,15 +215,15 @@ class Deployer:
         self._aws = aws
         self._res = Resources(sagemaker_client, retry, poll_interval_s, sleep, clock, on_progress)
         self._autoscaler = autoscaler
+        self._region = getattr(getattr(sagemaker_client, "meta", None), "region_name", None)
 
     def __repr__(self) -> str:
-        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
-        return f"Deployer(region={region!r})"
+        return f"Deployer(region={self._region!r})"
 
     @property
     def region(self) -> str:
         """The region of the SageMaker client (used for the container image lookup)."""
-        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
+        region = self._region
         if not region:
             raise ConfigurationError(
                 "the SageMaker client has no region: pass region= (or set AWS_DEFAULT_REGION)"
@@ -239,10 +235,8 @@ class Deployer:
 
         Example::
 
-            plan = deployer.plan(spec)
-            print(plan)                       # a readable table; secrets are masked
-            plan.action("endpoint")           # 'create' | 'update' | 'keep'
-            plan.is_noop                      # True when the endpoint already runs spec
+            print(plan := deployer.plan(spec))   # a readable table; secrets are masked
+            plan.action("endpoint"), plan.is_noop   # 'create' | 'update' | 'keep', no write?
 
         Raises:
             InvalidParameterError / ConfigurationError: invalid spec or unknown image,
@@ -276,28 +270,19 @@ class Deployer:
     def deploy(
         self, spec: EndpointSpec, *, wait: bool = True, timeout_s: float = 1800.0
     ) -> Endpoint:
-        """Create or update the endpoint so that it runs ``spec``; idempotent.
-
-        Creates what is missing; moves an endpoint on another config to the new one by a
-        blue/green ``update_endpoint`` (``spec.rollout``); creates or updates an inference
-        component once the endpoint is InService. An unchanged spec makes no write call.
+        """Create what is missing, move the endpoint to a new config blue/green, create or update
+        its inference component; an unchanged spec makes no write call (docs/deployment.md).
 
         ``wait=False`` returns after the last write call; an inference-component deployment
         still waits for the endpoint, since a component can only be placed on an InService
         endpoint. ``timeout_s`` bounds the whole call.
 
-        Example::
+        Example: ``deployer.deploy(spec.model_copy(update={"instance_count": 2}))`` (blue/green).
 
-            endpoint = deployer.deploy(spec)                  # InService when it returns
-            again = deployer.deploy(spec)                     # no write call
-            deployer.deploy(spec.model_copy(update={"instance_count": 2}))   # blue/green
-
-        Raises:
-            DeploymentError: SageMaker reported ``Failed`` (``failure_reason`` holds its
-                FailureReason); what this call created has been removed, and on an update
-                the previous endpoint config stays in service.
-            EndpointTimeoutError: still not InService after ``timeout_s``; nothing is
-                removed — deploy the same spec again to keep waiting.
+        Raises (what each leaves in AWS: docs/deployment.md, "Waiting and failures"):
+            DeploymentError: SageMaker reported ``Failed`` (``failure_reason``); what this call
+                created is removed, and an update's previous endpoint config stays in service.
+            EndpointTimeoutError: not InService after ``timeout_s``; nothing is removed.
             AWSError: an AWS call failed (after retries); what this call created is removed.
         """
         deadline = self._res.clock() + _check_timeout(timeout_s)
@@ -374,12 +359,8 @@ class Deployer:
         return _read_status(self._res, self._res.get("endpoint", _check_name(name)))
 
     def delete(self, name: str, *, wait: bool = True, timeout_s: float = 1800.0) -> list[str]:
-        """Remove endpoint ``name`` and everything the SDK created for it; idempotent.
-
-        In order: its autoscaling (through the autoscaler), its inference components
-        (waiting until they are gone), the endpoint, then every endpoint config and model
-        named ``<name>-<8 hex>`` that carries the SDK's ``managed-by`` tag. Deleting an
-        endpoint that does not exist (or twice) is not an error.
+        """Remove endpoint ``name`` and everything the SDK created for it (its autoscaling,
+        components, SDK-tagged ``<name>-<8 hex>`` configs and models); idempotent.
 
         Returns what was removed, as ``"<kind> <name>"`` strings: ``deployer.delete("twin")``
         gives ``['endpoint twin', 'endpoint-config twin-3fd415d4', 'model twin-12fd0641']``.

@@ -107,16 +107,11 @@ class AutoScaler:
     here never retry by themselves; injected clients keep their botocore retries, which
     multiply with ``retry`` (see :func:`~llm_twin_sdk.aws.botocore_config`).
 
-    Example::
+    Example (more: docs/deployment.md, "Autoscaling and scale-to-zero")::
 
         scaler = AutoScaler(region="eu-central-1")
-        twin = EndpointRef(name="twin")                      # model-based, variant AllTraffic
-        print(scaler.apply(twin, TargetTracking(metric="invocations", target=50,
-                                                min_capacity=1, max_capacity=4)))
-        component = EndpointRef(name="twin", inference_component_name="twin-ic")
-        scaler.apply(component, ScaleToZero(target_tracking=TargetTracking(
-            metric="concurrency", target=4, min_capacity=0, max_capacity=2)))
-        scaler.remove(component)
+        print(scaler.apply(EndpointRef(name="twin"), TargetTracking(
+            metric="invocations", target=50, min_capacity=1, max_capacity=4)))
     """
 
     def __init__(
@@ -168,18 +163,12 @@ class AutoScaler:
         actions on the target that ``policy`` does not contain are deleted. When everything
         already matches, nothing is written. With a :class:`Scheduled`, the target's bounds
         are kept when they equal one of its actions' bounds: that action has run, and
-        re-applying must not undo it.
+        re-applying must not undo it. Example: ``scaler.apply(endpoint, [tracking, scheduled])``.
 
         Raises:
             InvalidParameterError: the policy does not fit the endpoint (``min_capacity=0``
                 or ``ScaleToZero`` on a model-based endpoint...); raised before any AWS call.
             AWSError: an AWS call failed (after retries for throttling).
-
-        Example (``day`` and ``night``: two :class:`ScheduledAction` objects)::
-
-            scaler.apply(endpoint, [TargetTracking(metric="invocations", target=50,
-                                                   min_capacity=1, max_capacity=4),
-                                    Scheduled(actions=(day, night))])
         """
         capacity, scheduled = _split(policy)
         _check_fits(endpoint, capacity, scheduled)
