@@ -66,10 +66,7 @@ class AsyncInferenceClient(ClientOptions):
     (default): no cap of its own -- threads are started as calls need them and reused, so
     ``generate_many(concurrency=N)`` runs N calls at a time.
 
-    Example::
-
-        client = AsyncInferenceClient(LocalBackend(), params=GenerationParams(max_new_tokens=64))
-        generation = await client.generate("Write a haiku about GPUs")
+    Example: ``await AsyncInferenceClient(LocalBackend()).generate("Write a haiku")``.
     """
 
     def __init__(
@@ -129,12 +126,7 @@ class AsyncInferenceClient(ClientOptions):
         is raised as it is (no piece is ever repeated). Closing the stream early (leaving the
         ``async with`` block) stops the generation and releases the model.
 
-        Example::
-
-            async with client.stream("Write a haiku") as stream:
-                async for piece in stream:
-                    print(piece, end="")
-            print(stream.generation)
+        Example: ``async with client.stream("Write a haiku") as s: print([p async for p in s])``.
         """
         self._pool.check_open()
         normalized, chosen, limits = self._call(prompt, params, timeout)
@@ -163,12 +155,9 @@ class AsyncInferenceClient(ClientOptions):
         the remaining work and is raised. Each prompt is retried like :meth:`generate`.
 
         ``concurrency`` alone bounds the calls in flight, on every backend (a client built with
-        an explicit ``max_workers`` also keeps to that cap).
-
-        Example::
+        an explicit ``max_workers`` also keeps to that cap). Example::
 
             results = await client.generate_many(questions, concurrency=16)
-            texts = [r.text for r in results if isinstance(r, Generation)]
             failed = {i: r for i, r in enumerate(results) if isinstance(r, LLMTwinError)}
         """
         if concurrency < 1:

@@ -28,17 +28,8 @@ class AsyncTextStream(StreamRecord, AsyncIterator[str]):
         on_close: awaited exactly once when the stream ends, fails or is closed (after the
             source is closed), e.g. to release an HTTP response.
 
-    Example (wrapping any async generator)::
-
-        async def pieces():
-            yield "Hello"
-            yield ", world"
-            yield Generation(text="Hello, world", finish_reason="stop", usage=usage,
-                             latency_s=0.1, model="m")
-
-        async with AsyncTextStream(pieces()) as stream:
-            assert [p async for p in stream] == ["Hello", ", world"]
-        assert stream.generation is not None and stream.text == "Hello, world"
+    Example: ``async with AsyncTextStream(pieces()) as stream: text = [p async for p in stream]``
+    (``pieces()``: an async generator yielding ``"Hello"``, ``", world"``, then a Generation).
     """
 
     def __init__(

@@ -138,13 +138,10 @@ class InferenceClient(ClientOptions):
 
     Args:
         backend: where the model runs (``LocalBackend`` for llama.cpp in-process).
-        params: defaults for every call; a call's own ``params`` replace them whole.
-        retry: the retry policy of every call.
-        timeout: default network timeouts; a call's own ``timeout`` replaces them.
-        prompt_format: how prompts reach the model: ``"chat"`` (chat template), ``"raw"``
-            (plain text) or ``"alpaca"`` (the fine-tune's instruction template), see
-            :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default) sends prompts as
-            given: text as raw text, messages through the chat template.
+        params, timeout: defaults of every call; a call's own ``params`` / ``timeout`` replace
+            them whole.
+        prompt_format: ``"chat"``, ``"raw"`` or ``"alpaca"`` (the fine-tune's template), see
+            :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default): as given.
     """
 
     def generate(

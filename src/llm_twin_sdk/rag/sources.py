@@ -146,16 +146,11 @@ def load_folder(
         ---
         Quantize before you scale out...
 
-    The default id uses ``/`` separators (``blog/gpu-cost.md`` -> ``blog/gpu-cost``). Files
-    are read in sorted path order, so results are deterministic.
-
-    A file is skipped (reported in :attr:`FolderLoad.skipped` and logged at WARNING) when
-    it is not UTF-8, its front matter is not valid YAML, is not a mapping, is not closed or
-    has unknown keys, its metadata fails validation, its body is empty, or its id was
-    already used by an earlier file. Every other file is loaded.
-
-    ``pattern``: glob pattern(s) of the file names to read; ``recursive``: also read files in
-    sub-folders. Example: ``load_folder("notes/", pattern="*.md", recursive=False)``.
+    Files are read in sorted path order (default ids: ``blog/gpu-cost.md`` -> ``blog/gpu-cost``).
+    A file is skipped (in :attr:`FolderLoad.skipped`, logged at WARNING) when it is not UTF-8,
+    its front matter is invalid, unclosed or has unknown keys, its metadata fails validation,
+    its body is empty, or its id was used by an earlier file. ``pattern``: glob pattern(s) of
+    the files to read. Example: ``load_folder("notes/", pattern="*.md", recursive=False)``.
 
     Raises:
         InvalidParameterError: ``path`` does not exist or is not a folder, or no pattern

@@ -57,9 +57,8 @@ class QdrantStore:
     Args:
         client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (or use the
             constructors :meth:`local`, :meth:`memory` and :meth:`server`).
-        collections: ``None`` for the defaults (``posts``, ``articles``, ``repositories``,
-            by document kind), one name for a single collection, or a mapping of every kind
-            to a name (kinds may share one).
+        collections: ``None`` (``posts``, ``articles``, ``repositories``), one name for every
+            kind, or a mapping kind -> name (:mod:`~llm_twin_sdk.collection_routing`).
         where, url: how errors name the store's location; a server's URL.
         payload_indexes: keyword indexes on the filter fields (for filters and self-query).
         retry: retries of transient failures (default: none in-process, a short backoff

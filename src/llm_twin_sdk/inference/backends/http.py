@@ -115,12 +115,9 @@ class HttpBackend(RemoteBackend):
         api_key: sent as ``Authorization: Bearer <key>``; never shown.
         tokenizer: counts a text's tokens (``str -> int``), or ``"server"``; default: the
             estimate of :mod:`llm_twin_sdk.inference.tokens`.
-        prompt_format: renders chat messages as one text prompt, sent with the text protocol:
-            ``"alpaca"``, ``"raw"`` or a callable ``messages -> str``.
-        timeout: default connect / read timeouts; a call's ``timeout=`` replaces them.
+        prompt_format: renders chat messages as one text prompt, sent with the text protocol.
         verify: ``True`` (certifi's CAs), ``False``, a CA bundle file or folder, or an
-            ``ssl.SSLContext``. cert: a client certificate for mutual TLS: ``path``,
-            ``(cert, key)`` or ``(cert, key, password)``.
+            ``ssl.SSLContext``. cert: a client certificate for mutual TLS (:data:`CertTypes`).
         headers: extra headers for every request. extra_body: extra JSON fields for every
             OpenAI-compatible request (e.g. llama.cpp's ``repeat_penalty``).
         json_schema_format: how ``json_schema`` is sent with ``api="openai"``

@@ -120,14 +120,12 @@ class SageMakerBackend(RemoteBackend):
         runtime_client: a ``sagemaker-runtime`` boto3 client to use as it is (build it with
             :func:`~llm_twin_sdk.aws.botocore_config`, so botocore does not retry on top of the
             SDK). Exclusive with ``aws``, ``region``, ``profile`` and ``timeout``.
-        aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build clients from; default
-            ``AWSClients(region=region, profile=profile)``.
+        aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build clients from (or region=, profile=).
         api: ``"messages"`` (default: chat to TGI's Messages API, text to TGI generate),
             ``"generate"`` (everything to TGI generate) or ``"lmi"`` (LMI containers).
         context_window: tokens the served model accepts (TGI's ``MAX_TOTAL_TOKENS``).
         tokenizer: counts a text's tokens exactly; default: an estimate that errs high.
-        prompt_format: renders chat as one text prompt (``"alpaca"``, ``"raw"``, a callable),
-            sent with the text protocol; required for chat with ``api="generate"``.
+        prompt_format: renders chat as one text prompt; required for chat with ``api="generate"``.
         custom_attributes: sent verbatim as ``CustomAttributes`` (at most 1024 visible ASCII).
         timeout: connect and read timeouts (default 10 s, 60 s); a call's own replaces them.
 
