@@ -1,9 +1,8 @@
 """AsyncTextStream: the asyncio twin of :class:`~llm_twin_sdk.inference.stream.TextStream`.
 
-``await backend.astream(...)`` (or entering ``async with``) opens it -- sends the request and
-raises its errors there; plain ``async for`` opens it on the first piece. Unlike a sync stream
-it cannot release its connection from the garbage collector: always use ``async with`` or
-``await stream.aclose()``.
+``await`` or ``async with`` opens it (sends the request, raises its errors), plain ``async for``
+on the first piece. The garbage collector cannot release its connection: always use
+``async with`` or ``await stream.aclose()``.
 """
 
 from __future__ import annotations

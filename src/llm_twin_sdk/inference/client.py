@@ -50,10 +50,8 @@ class ClientOptions:
     def from_settings(cls, settings: TwinSettings | None = None) -> Self:
         """The client that ``settings`` describe: ``LLM_TWIN_BACKEND=local|http|sagemaker``.
 
-        Example::
-
-            # LLM_TWIN_BACKEND=http LLM_TWIN_HTTP_URL=http://127.0.0.1:8080
-            client = InferenceClient.from_settings()
+        Example: ``InferenceClient.from_settings()`` with ``LLM_TWIN_BACKEND=http`` and
+        ``LLM_TWIN_HTTP_URL=http://127.0.0.1:8080`` in the environment.
         """
         from ..config import TwinSettings
 

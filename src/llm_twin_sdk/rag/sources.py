@@ -71,9 +71,8 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
     optional ``metadata``). The file is one unit, loaded all or nothing.
 
     Raises:
-        InvalidParameterError: the file does not exist or is not a file.
-        InvalidDocumentError: a line is not valid UTF-8 or JSON, is not an object, fails
-            validation, or repeats an earlier id; the message names the file and line.
+        InvalidParameterError / InvalidDocumentError: as :func:`read_jsonl`; also a document
+            that fails validation or repeats an earlier id (file and line named).
     """
     documents: list[Document] = []
     first_line: dict[str, str] = {}
