@@ -40,12 +40,8 @@ class InvalidDocumentError(InvalidInputError):
 
 
 class PromptTooLongError(InvalidInputError):
-    """The query alone does not fit in the model's input-token budget.
-
-    Attributes:
-        prompt_tokens: tokens the prompt needs without any retrieved context.
-        budget: tokens available for the prompt (context window minus ``max_new_tokens``).
-    """
+    """The query alone does not fit in the model's input-token budget: ``prompt_tokens`` (what
+    the prompt needs without context) exceed ``budget`` (context window - ``max_new_tokens``)."""
 
     def __init__(self, message: str, *, prompt_tokens: int, budget: int) -> None:
         super().__init__(message)
@@ -73,12 +69,8 @@ class StreamInUseError(InferenceError):
 
 
 class ModelError(InferenceError):
-    """The model server or container answered with an error.
-
-    Attributes:
-        status: HTTP status of the model container (SageMaker's ``OriginalStatusCode``).
-        log_stream_arn: SageMaker's CloudWatch log stream of the container, when given.
-    """
+    """The model server or container answered with an error: ``status`` is its HTTP status
+    (SageMaker's ``OriginalStatusCode``), ``log_stream_arn`` its CloudWatch log stream."""
 
     def __init__(
         self, message: str, *, status: int | None = None, log_stream_arn: str | None = None
@@ -115,11 +107,7 @@ class TLSHandshakeError(ConfigurationError, InferenceError):
 
 
 class StreamBrokenError(InferenceError):
-    """A stream failed after it started.
-
-    Attributes:
-        partial_text: the text received before the failure.
-    """
+    """A stream failed after it started; ``partial_text`` is the text received before."""
 
     def __init__(self, message: str, *, partial_text: str = "") -> None:
         super().__init__(message)
@@ -143,11 +131,7 @@ class VectorStoreLockedError(VectorStoreError):
 
 
 class VectorStoreUnavailableError(VectorStoreError):
-    """A Qdrant server could not be reached (connection refused, timed out, 5xx) after retries.
-
-    Attributes:
-        url: the server's URL (without credentials).
-    """
+    """A Qdrant server (``url``) could not be reached (refused, timed out, 5xx) after retries."""
 
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
@@ -163,14 +147,8 @@ class ThrottledError(LLMTwinError):
 
 
 class AWSError(LLMTwinError):
-    """An AWS API call failed.
-
-    Attributes:
-        service: e.g. ``"sagemaker"``.
-        operation: the boto3 method, e.g. ``"create_endpoint"``.
-        code: AWS's error code, e.g. ``"ValidationException"`` (``None`` for transport errors).
-        request_id: AWS's request id, for support cases.
-    """
+    """An AWS API call failed: ``service`` (``"sagemaker"``), ``operation`` (the boto3 method),
+    AWS's error ``code`` (``None`` for transport errors) and ``request_id`` (for support)."""
 
     def __init__(
         self,
@@ -215,12 +193,7 @@ class EndpointAccessDeniedError(InferenceError, AccessDeniedError):
 
 
 class DeploymentError(LLMTwinError):
-    """A SageMaker deployment failed.
-
-    Attributes:
-        endpoint_name: the endpoint concerned.
-        failure_reason: SageMaker's ``FailureReason``, when it gave one.
-    """
+    """A SageMaker deployment of ``endpoint_name`` failed (``failure_reason``: SageMaker's)."""
 
     def __init__(
         self, message: str, *, endpoint_name: str | None = None, failure_reason: str | None = None

@@ -183,9 +183,8 @@ class Deployer:
         sagemaker_client / aws: an injected boto3 SageMaker client (tests: Stubber or moto) or
             the SDK's clients (they also serve the autoscaler); default: from region / profile.
         sleep / clock: injected in tests so that no time passes.
-        autoscaler: removes autoscaling in ``delete``; default: ``AutoScaler(aws=aws,
-            retry=retry)``, built on first use; with only a ``sagemaker_client``, ``delete``
-            warns that it cannot remove autoscaling.
+        autoscaler: removes autoscaling in ``delete``; default: an ``AutoScaler`` on ``aws``
+            (with only a ``sagemaker_client``, ``delete`` warns that it cannot).
         on_progress: called with every :class:`~llm_twin_sdk.deploy.waiting.WaitProgress`.
 
     Example: ``Deployer(region="us-east-1").deploy(spec, timeout_s=3600).status  # InService``

@@ -1,9 +1,6 @@
-"""EndpointSpec: everything that defines a SageMaker deployment of the twin, validated.
-
-The model and endpoint config are named ``<name>-<content hash>`` (docs/deployment.md). Invalid
-specs raise :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field::
-
-    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker")
+"""EndpointSpec: everything that defines a SageMaker deployment of the twin, validated (an
+invalid field raises :class:`~llm_twin_sdk.errors.InvalidParameterError` naming it); model and
+endpoint config are named ``<name>-<content hash>`` (docs/deployment.md).
 """
 
 from __future__ import annotations

@@ -59,12 +59,11 @@ class NativeAsyncBackend(Protocol):
 class AsyncInferenceClient(ClientOptions):
     """Typed async text generation over one backend, with default :class:`GenerationParams`.
 
-    The async twin of :class:`~llm_twin_sdk.InferenceClient`: same arguments, same methods,
-    awaited (retry waits become ``asyncio.sleep``); the backend's ``agenerate`` / ``astream``
-    are used when it has them, its sync methods in threads otherwise. One more argument:
-    ``max_workers``, a cap on those threads (shared by :meth:`with_options` copies). ``None``
-    (default): no cap of its own -- threads are started as calls need them and reused, so
-    ``generate_many(concurrency=N)`` runs N calls at a time.
+    The async twin of :class:`~llm_twin_sdk.InferenceClient`: same arguments and methods,
+    awaited; the backend's ``agenerate`` / ``astream`` are used when it has them, its sync
+    methods in threads otherwise. One more argument: ``max_workers``, a cap on those threads
+    (shared by :meth:`with_options` copies); ``None`` (default): threads start as calls need
+    them, so ``generate_many(concurrency=N)`` runs N calls at a time.
 
     Example: ``await AsyncInferenceClient(LocalBackend()).generate("Write a haiku")``.
     """

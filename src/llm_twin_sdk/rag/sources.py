@@ -1,9 +1,6 @@
-"""Document sources: a JSONL file, a folder of Markdown/text notes, or Python objects.
-
-Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects::
-
-    rag.ingest(load_jsonl("corpus.jsonl"))
-    rag.ingest(load_documents("notes/"))  # a folder: skipped files are logged
+"""Document sources: a JSONL file, a folder of Markdown/text notes, or Python objects; every
+loader returns validated :class:`~llm_twin_sdk.types.Document` objects, e.g.
+``rag.ingest(load_documents("notes/"))`` (a folder: skipped files are logged).
 """
 
 from __future__ import annotations

