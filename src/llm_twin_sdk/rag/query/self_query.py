@@ -122,7 +122,7 @@ class SelfQuery:
 
     Inference errors and unusable replies give ``{}`` (or the valid fields only) and a
     ``WARNING``; values dropped by the checks are logged at ``INFO``. Holds no per-call
-    state: share one between threads. ``params`` default: :data:`_SELF_QUERY_PARAMS`.
+    state: share one between threads. ``params`` default: greedy, 64 tokens, JSON-constrained.
 
     Example::
 
