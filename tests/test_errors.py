@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 
 import llm_twin_sdk
 from llm_twin_sdk import errors
@@ -23,10 +25,14 @@ def test_every_error_has_the_one_root_and_is_exported() -> None:
         assert issubclass(cls, errors.LLMTwinError), cls
 
 
-def test_module_docstring_draws_every_class() -> None:
-    doc = errors.__doc__ or ""
+def test_docs_draw_every_class_in_the_tree_and_the_table() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "errors.md").read_text(encoding="utf-8")
+    tree = text.split("```")[1]
     for cls in _error_classes():
-        assert cls.__name__ in doc, f"{cls.__name__} missing from the tree in errors.py"
+        name = cls.__name__
+        assert re.search(rf"^[│├└─ ]*{name}\b", tree, re.M), f"{name} missing from the tree"
+        if cls is not errors.LLMTwinError:  # the root heads the page, not the table
+            assert f"| `{name}` |" in text, f"{name} missing from the table in errors.md"
 
 
 def test_input_errors_are_value_errors() -> None:

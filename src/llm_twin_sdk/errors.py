@@ -1,46 +1,13 @@
 """Every error the SDK raises, under one root: :class:`LLMTwinError`.
 
-Foreign exceptions are converted once, at the seam where they occur, with ``raise ... from
-exc`` (the original stays ``__cause__``). docs/errors.md says when each error is raised and
-what to do about it; every message says so too, and never holds a secret.
-
-The tree::
+Foreign exceptions are converted once, where they occur (``raise ... from exc``). The whole
+tree, when each error is raised and what to do: docs/errors.md. Its core::
 
     LLMTwinError
-    ├── ConfigurationError (ValueError)       settings or constructor arguments are wrong
-    ├── InvalidInputError (ValueError)        a call's input is wrong; nothing was done
-    │   ├── EmptyQueryError                   query is empty or whitespace
-    │   ├── InvalidParameterError             GenerationParams / k / chunking out of range
-    │   ├── InvalidDocumentError              a document has no text, a bad id or metadata
-    │   ├── PromptTooLongError                the query alone exceeds the model's input budget
-    │   └── PayloadTooLargeError              a request body over the endpoint's limit (6 MB)
-    ├── ModelLoadError                        a model file is missing, unreadable or corrupt
-    ├── InferenceError                        generation failed
-    │   ├── StreamInUseError                  a stream on the same local model is still open
-    │   ├── ModelThrottledError (+ThrottledError) the model server or endpoint throttled (retried)
-    │   │   └── EndpointThrottledError (+AWSThrottledError) SageMaker-runtime throttling, AWS fields
-    │   ├── EndpointAccessDeniedError (+AccessDeniedError) SageMaker-runtime refused the credentials
-    │   ├── ModelError                        the model container answered with an error
-    │   ├── ModelUnavailableError             overloaded, starting or unreachable (retryable)
-    │   │   └── ConnectTimeoutError (+TimeoutError) no connection within the connect timeout
-    │   ├── EndpointNotFoundError             no such endpoint, component or server route
-    │   ├── InferenceTimeoutError (+TimeoutError) no answer within the read timeout
-    │   ├── TLSHandshakeError (+ConfigurationError) the TLS handshake with a model server failed
-    │   └── StreamBrokenError                 a stream failed midway (keeps the text so far)
-    ├── EmbeddingError                        the embedding model failed
-    ├── RerankError                           the cross-encoder failed to score
-    ├── VectorStoreError                      the vector store failed
-    │   ├── VectorStoreLockedError            a local Qdrant folder is held by another process
-    │   ├── VectorStoreUnavailableError       a Qdrant server is unreachable (after retries)
-    │   └── CollectionMismatchError           a collection exists with another vector size
-    ├── ThrottledError                        still throttled after every retry (any service)
-    ├── AWSError                              an AWS API call failed (service, operation, code)
-    │   ├── AWSThrottledError (+ThrottledError)
-    │   ├── AccessDeniedError                 the credentials lack a permission
-    │   └── ResourceNotFoundError             the named AWS resource does not exist
-    ├── DeploymentError                       a SageMaker deployment failed (FailureReason kept)
-    │   └── EndpointTimeoutError (+TimeoutError) waiting for an endpoint or component timed out
-    └── ScalingError                          autoscaling could not be applied or removed
+    ├── ConfigurationError, InvalidInputError (ValueError)   wrong settings / call input
+    ├── InferenceError      every failure of a generate or stream call
+    ├── ModelLoadError, EmbeddingError, RerankError, VectorStoreError
+    └── AWSError, ThrottledError, DeploymentError, ScalingError
 """
 
 from __future__ import annotations
@@ -73,12 +40,8 @@ class InvalidDocumentError(InvalidInputError):
 
 
 class PromptTooLongError(InvalidInputError):
-    """The query alone does not fit in the model's input-token budget.
-
-    Attributes:
-        prompt_tokens: tokens the prompt needs without any retrieved context.
-        budget: tokens available for the prompt (context window minus ``max_new_tokens``).
-    """
+    """The query alone does not fit in the model's input-token budget: ``prompt_tokens`` (what
+    the prompt needs without context) exceed ``budget`` (context window - ``max_new_tokens``)."""
 
     def __init__(self, message: str, *, prompt_tokens: int, budget: int) -> None:
         super().__init__(message)
@@ -106,12 +69,8 @@ class StreamInUseError(InferenceError):
 
 
 class ModelError(InferenceError):
-    """The model server or container answered with an error.
-
-    Attributes:
-        status: HTTP status of the model container (SageMaker's ``OriginalStatusCode``).
-        log_stream_arn: SageMaker's CloudWatch log stream of the container, when given.
-    """
+    """The model server or container answered with an error: ``status`` is its HTTP status
+    (SageMaker's ``OriginalStatusCode``), ``log_stream_arn`` its CloudWatch log stream."""
 
     def __init__(
         self, message: str, *, status: int | None = None, log_stream_arn: str | None = None
@@ -148,11 +107,7 @@ class TLSHandshakeError(ConfigurationError, InferenceError):
 
 
 class StreamBrokenError(InferenceError):
-    """A stream failed after it started.
-
-    Attributes:
-        partial_text: the text received before the failure.
-    """
+    """A stream failed after it started; ``partial_text`` is the text received before."""
 
     def __init__(self, message: str, *, partial_text: str = "") -> None:
         super().__init__(message)
@@ -176,11 +131,7 @@ class VectorStoreLockedError(VectorStoreError):
 
 
 class VectorStoreUnavailableError(VectorStoreError):
-    """A Qdrant server could not be reached (connection refused, timed out, 5xx) after retries.
-
-    Attributes:
-        url: the server's URL (without credentials).
-    """
+    """A Qdrant server (``url``) could not be reached (refused, timed out, 5xx) after retries."""
 
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
@@ -196,14 +147,8 @@ class ThrottledError(LLMTwinError):
 
 
 class AWSError(LLMTwinError):
-    """An AWS API call failed.
-
-    Attributes:
-        service: e.g. ``"sagemaker"``.
-        operation: the boto3 method, e.g. ``"create_endpoint"``.
-        code: AWS's error code, e.g. ``"ValidationException"`` (``None`` for transport errors).
-        request_id: AWS's request id, for support cases.
-    """
+    """An AWS API call failed: ``service`` (``"sagemaker"``), ``operation`` (the boto3 method),
+    AWS's error ``code`` (``None`` for transport errors) and ``request_id`` (for support)."""
 
     def __init__(
         self,
@@ -248,12 +193,7 @@ class EndpointAccessDeniedError(InferenceError, AccessDeniedError):
 
 
 class DeploymentError(LLMTwinError):
-    """A SageMaker deployment failed.
-
-    Attributes:
-        endpoint_name: the endpoint concerned.
-        failure_reason: SageMaker's ``FailureReason``, when it gave one.
-    """
+    """A SageMaker deployment of ``endpoint_name`` failed (``failure_reason``: SageMaker's)."""
 
     def __init__(
         self, message: str, *, endpoint_name: str | None = None, failure_reason: str | None = None

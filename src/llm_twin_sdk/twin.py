@@ -1,21 +1,13 @@
 """LLMTwin: retrieval plus generation, one question in, one answer with sources out.
 
-Example::
-
-    from llm_twin_sdk import LLMTwin
+Synchronous and thread-safe (it runs unchanged inside Jupyter). Example::
 
     with LLMTwin.from_settings() as twin:                 # embedded, offline footing
         twin.ingest(documents)
         answer = twin.ask("How should I size MAX_TOTAL_TOKENS?")
-        print(answer.text, [s.document_id for s in answer.sources], answer.timings)
-
         with twin.stream("And for batching?") as stream:
             print([s.document_id for s in stream.sources])  # known before any text
-            for piece in stream:
-                print(piece, end="")
-        print(stream.answer.usage)
-
-Everything is synchronous and thread-safe; it runs unchanged inside Jupyter.
+            print("".join(stream), stream.answer.usage)
 """
 
 from __future__ import annotations

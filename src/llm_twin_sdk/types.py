@@ -1,17 +1,11 @@
-"""Pydantic models that cross module borders.
-
-All models are immutable (``frozen``) and reject unknown fields. Invalid values raise a
-typed error from :mod:`llm_twin_sdk.errors` (never a raw pydantic ``ValidationError``)::
+"""Pydantic models that cross module borders: frozen, without unknown fields, and whose
+invalid values raise a typed SDK error (never a raw pydantic ``ValidationError``)::
 
     >>> from llm_twin_sdk import GenerationParams
-    >>> GenerationParams(max_new_tokens=64, temperature=0.2).max_new_tokens
-    64
     >>> GenerationParams(top_p=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     llm_twin_sdk.errors.InvalidParameterError: invalid GenerationParams: top_p: ...
-
-Use ``model.model_copy(update={...})`` (or ``with_options`` on clients) for variants.
 """
 
 from __future__ import annotations

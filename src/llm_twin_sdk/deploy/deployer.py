@@ -1,13 +1,11 @@
 """Deployer: the SageMaker control plane of the twin — plan, deploy, wait, status, list, delete.
 
-Names derive from the spec's content (``<name>-<hash>``), so deploying is idempotent; see
-docs/deployment.md. Example::
+Names derive from the spec's content (``<name>-<hash>``), so deploying is idempotent
+(docs/deployment.md). Example::
 
-    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker")
     deployer = Deployer(region="eu-central-1", on_progress=print)
     print(deployer.plan(spec))           # read-only: what would be created / updated / kept
     endpoint = deployer.deploy(spec)     # waits for InService; idempotent
-    print(deployer.status("twin"), deployer.list())   # list: endpoints tagged by the SDK
     deployer.delete("twin")              # autoscaling, components, endpoint, configs, models
 """
 
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ..aws import AWSClients
+from ..aws import AWSClients, check_client_options
 from ..endpoint import EndpointRef
 from ..errors import ConfigurationError, DeploymentError, InvalidParameterError, LLMTwinError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -68,13 +66,9 @@ class Endpoint(EndpointRef):
 
     def client(self, *, aws: AWSClients | None = None, **options: Any) -> InferenceClient:
         """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
-        ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``
-        (``api``, ``context_window``, ``tokenizer``, ``timeout``...).
+        ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``.
 
-        Example::
-
-            endpoint = Deployer(region="eu-central-1").deploy(spec)
-            print(endpoint.client().generate("What is an LLM twin?").text)
+        Example: ``Deployer().deploy(spec).client().generate("What is an LLM twin?").text``.
         """
         from ..inference.backends.sagemaker import SageMakerBackend
         from ..inference.client import InferenceClient
@@ -189,9 +183,8 @@ class Deployer:
         sagemaker_client / aws: an injected boto3 SageMaker client (tests: Stubber or moto) or
             the SDK's clients (they also serve the autoscaler); default: from region / profile.
         sleep / clock: injected in tests so that no time passes.
-        autoscaler: removes autoscaling in ``delete``; default: ``AutoScaler(aws=aws,
-            retry=retry)``, built on first use; with only a ``sagemaker_client``, ``delete``
-            warns that it cannot remove autoscaling.
+        autoscaler: removes autoscaling in ``delete``; default: an ``AutoScaler`` on ``aws``
+            (with only a ``sagemaker_client``, ``delete`` warns that it cannot).
         on_progress: called with every :class:`~llm_twin_sdk.deploy.waiting.WaitProgress`.
 
     Example: ``Deployer(region="us-east-1").deploy(spec, timeout_s=3600).status  # InService``
@@ -211,14 +204,8 @@ class Deployer:
         autoscaler: ScalingRemover | None = None,
         on_progress: Callable[[WaitProgress], None] | None = None,
     ) -> None:
-        if (region is not None or profile is not None) and (
-            aws is not None or sagemaker_client is not None
-        ):
-            raise ConfigurationError(
-                "pass region=/profile= or injected clients (aws=, sagemaker_client=), not both"
-            )
-        if not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        clients = {"aws": aws, "sagemaker_client": sagemaker_client}
+        check_client_options("Deployer", region, profile, retry, **clients)
         if not poll_interval_s > 0:
             raise ConfigurationError(f"poll_interval_s must be > 0, got {poll_interval_s}")
         if sagemaker_client is None:
@@ -227,15 +214,15 @@ class Deployer:
         self._aws = aws
         self._res = Resources(sagemaker_client, retry, poll_interval_s, sleep, clock, on_progress)
         self._autoscaler = autoscaler
+        self._region = getattr(getattr(sagemaker_client, "meta", None), "region_name", None)
 
     def __repr__(self) -> str:
-        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
-        return f"Deployer(region={region!r})"
+        return f"Deployer(region={self._region!r})"
 
     @property
     def region(self) -> str:
         """The region of the SageMaker client (used for the container image lookup)."""
-        region = getattr(getattr(self._res.client, "meta", None), "region_name", None)
+        region = self._region
         if not region:
             raise ConfigurationError(
                 "the SageMaker client has no region: pass region= (or set AWS_DEFAULT_REGION)"
@@ -247,10 +234,8 @@ class Deployer:
 
         Example::
 
-            plan = deployer.plan(spec)
-            print(plan)                       # a readable table; secrets are masked
-            plan.action("endpoint")           # 'create' | 'update' | 'keep'
-            plan.is_noop                      # True when the endpoint already runs spec
+            print(plan := deployer.plan(spec))   # a readable table; secrets are masked
+            plan.action("endpoint"), plan.is_noop   # 'create' | 'update' | 'keep', no write?
 
         Raises:
             InvalidParameterError / ConfigurationError: invalid spec or unknown image,
@@ -284,28 +269,19 @@ class Deployer:
     def deploy(
         self, spec: EndpointSpec, *, wait: bool = True, timeout_s: float = 1800.0
     ) -> Endpoint:
-        """Create or update the endpoint so that it runs ``spec``; idempotent.
-
-        Creates what is missing; moves an endpoint on another config to the new one by a
-        blue/green ``update_endpoint`` (``spec.rollout``); creates or updates an inference
-        component once the endpoint is InService. An unchanged spec makes no write call.
+        """Create what is missing, move the endpoint to a new config blue/green, create or update
+        its inference component; an unchanged spec makes no write call (docs/deployment.md).
 
         ``wait=False`` returns after the last write call; an inference-component deployment
         still waits for the endpoint, since a component can only be placed on an InService
         endpoint. ``timeout_s`` bounds the whole call.
 
-        Example::
+        Example: ``deployer.deploy(spec.model_copy(update={"instance_count": 2}))`` (blue/green).
 
-            endpoint = deployer.deploy(spec)                  # InService when it returns
-            again = deployer.deploy(spec)                     # no write call
-            deployer.deploy(spec.model_copy(update={"instance_count": 2}))   # blue/green
-
-        Raises:
-            DeploymentError: SageMaker reported ``Failed`` (``failure_reason`` holds its
-                FailureReason); what this call created has been removed, and on an update
-                the previous endpoint config stays in service.
-            EndpointTimeoutError: still not InService after ``timeout_s``; nothing is
-                removed — deploy the same spec again to keep waiting.
+        Raises (what each leaves in AWS: docs/deployment.md, "Waiting and failures"):
+            DeploymentError: SageMaker reported ``Failed`` (``failure_reason``); what this call
+                created is removed, and an update's previous endpoint config stays in service.
+            EndpointTimeoutError: not InService after ``timeout_s``; nothing is removed.
             AWSError: an AWS call failed (after retries); what this call created is removed.
         """
         deadline = self._res.clock() + _check_timeout(timeout_s)
@@ -382,12 +358,8 @@ class Deployer:
         return _read_status(self._res, self._res.get("endpoint", _check_name(name)))
 
     def delete(self, name: str, *, wait: bool = True, timeout_s: float = 1800.0) -> list[str]:
-        """Remove endpoint ``name`` and everything the SDK created for it; idempotent.
-
-        In order: its autoscaling (through the autoscaler), its inference components
-        (waiting until they are gone), the endpoint, then every endpoint config and model
-        named ``<name>-<8 hex>`` that carries the SDK's ``managed-by`` tag. Deleting an
-        endpoint that does not exist (or twice) is not an error.
+        """Remove endpoint ``name`` and everything the SDK created for it (its autoscaling,
+        components, SDK-tagged ``<name>-<8 hex>`` configs and models); idempotent.
 
         Returns what was removed, as ``"<kind> <name>"`` strings: ``deployer.delete("twin")``
         gives ``['endpoint twin', 'endpoint-config twin-3fd415d4', 'model twin-12fd0641']``.

@@ -1,11 +1,7 @@
 """The IAM execution role SageMaker assumes to run the twin's endpoint — least privilege.
 
-What the role may do, and why, is in docs/deployment.md (IAM). :func:`trust_policy` and
-:func:`execution_policy` are pure, for review or for Terraform / CloudFormation::
-
-    role_arn = ensure_execution_role("twin-sagemaker", model_bucket="my-twin-models",
-                                     aws=AWSClients(profile="ml"))
-    spec = EndpointSpec(name="twin", role_arn=role_arn, ...)
+What the role may do, and why: docs/deployment.md (IAM). :func:`trust_policy` and
+:func:`execution_policy` are pure, for review or for Terraform / CloudFormation.
 """
 
 from __future__ import annotations
@@ -246,13 +242,11 @@ def ensure_execution_role(
     Args:
         model_bucket: bare name of the S3 bucket with model archives; ``None`` for hub models.
         tags: extra tags for a new role (or added to an existing one).
-        iam_client / aws: a boto3 IAM client, or the SDK's clients (default: from the
-            environment).
+        iam_client / aws: a boto3 IAM client, or the SDK's clients (default: ``AWSClients()``).
         account_id: the account the trust policy names; default: the existing role's, else
             the caller's (``sts:GetCallerIdentity`` through ``aws``). Needed with an
             ``iam_client`` alone when the role does not exist yet.
-        region: pin the trust policy to this region (e.g. ``"eu-central-1"``); ``"*"``:
-            every region of the account.
+        region: pin the trust policy to this region; ``"*"``: every region of the account.
 
     Raises:
         InvalidParameterError: invalid name, bucket, tags, account or region (before any call).
@@ -260,10 +254,7 @@ def ensure_execution_role(
             cannot be known.
         AccessDeniedError / AWSError: an IAM call failed.
 
-    Example::
-
-        arn = ensure_execution_role("twin-sagemaker", model_bucket="my-twin-models")
-        Deployer(region="eu-central-1").deploy(EndpointSpec(name="twin", role_arn=arn))
+    Example: ``EndpointSpec(name="twin", role_arn=ensure_execution_role("twin-sagemaker"))``.
     """
     validate_role_name(name)
     if model_bucket is not None:

@@ -1,8 +1,6 @@
-"""Container images for the serving engines, from the SageMaker Python SDK's image table.
-
-``sagemaker.core.image_uris`` (the ``sagemaker-core`` distribution) works offline but takes
-about a second to import, so it is imported here, lazily, only when an image must be looked up.
-An explicit ``EndpointSpec.image_uri`` skips the lookup.
+"""Container images for the serving engines, from the SageMaker Python SDK's image table
+(``sagemaker.core.image_uris``: offline, but about a second to import, so imported lazily
+when an image must be looked up; an explicit ``EndpointSpec.image_uri`` skips the lookup).
 """
 
 from __future__ import annotations

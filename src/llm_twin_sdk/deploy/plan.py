@@ -1,13 +1,7 @@
 """DeploymentPlan: what ``Deployer.deploy`` would create, update or keep, readable when printed.
 
-Computed from ``describe_*`` answers only (:func:`build_plan` is pure), secrets masked;
-``print(deployer.plan(spec))`` shows::
-
-    Deployment plan for endpoint 'twin' (us-east-1, model-based)
-      image: 763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-...
-      ACTION  RESOURCE         NAME           DETAIL
-      create  model            twin-12fd0641  tgi serving mlabonne/TwinLlama-3.1-8B-DPO
-      update  endpoint         twin           twin-0badc0de -> twin-3fd415d4 (blue/green ...)
+Computed from ``describe_*`` answers only (:func:`build_plan` is pure), secrets masked; a row
+of ``print(deployer.plan(spec))`` reads ``update  endpoint  twin  twin-0badc0de -> twin-3fd4...``.
 """
 
 from __future__ import annotations

@@ -2,11 +2,7 @@
 
 Where sagemaker-core gives every resource class ``get_all`` and ``wait_for_*``, :data:`KINDS`
 names each kind's operations and fields, and :class:`Resources` serves every kind through the
-AWS seam. botocore's waiters cover endpoints only, without progress or an injected clock::
-
-    res.describe("endpoint", "twin")                  # the answer, or None: no such endpoint
-    res.delete("model", "twin-12fd0641")              # False: it was already gone
-    res.wait_for_delete("inference-component", "twin-ic", deadline=res.clock() + 600)
+AWS seam (botocore's waiters cover endpoints only, without progress or an injected clock).
 """
 
 from __future__ import annotations

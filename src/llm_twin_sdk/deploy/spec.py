@@ -1,11 +1,6 @@
-"""EndpointSpec: everything that defines a SageMaker deployment of the twin, validated.
-
-The model and endpoint config are named ``<name>-<content hash>`` (docs/deployment.md). Invalid
-specs raise :class:`~llm_twin_sdk.errors.InvalidParameterError` naming the field::
-
-    spec = EndpointSpec(name="twin", role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
-                        hf_token=os.environ["HF_TOKEN"])
-    spec_ic = spec.model_copy(update={"components": InferenceComponentSpec(min_instances=0)})
+"""EndpointSpec: everything that defines a SageMaker deployment of the twin, validated (an
+invalid field raises :class:`~llm_twin_sdk.errors.InvalidParameterError` naming it); model and
+endpoint config are named ``<name>-<content hash>`` (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -125,12 +120,9 @@ def gpus_of(instance_type: str) -> int:
 
 
 class InferenceComponentSpec(_Model):
-    """Deploy the model as an inference component (needed for scale-to-zero).
-
-    The endpoint's instances are managed by SageMaker between ``min_instances`` and
-    ``max_instances``; the component asks for ``accelerators``, ``cpu_cores`` and
-    ``memory_mb`` per copy and starts with ``copies`` copies.
-    """
+    """Deploy the model as an inference component (needed for scale-to-zero): SageMaker manages
+    the instances between ``min_instances`` and ``max_instances``; each copy asks for the
+    resources below (docs/deployment.md, "How deployment works")."""
 
     copies: int = Field(1, ge=1, description="Initial copies of the model.")
     accelerators: int = Field(1, ge=0, description="GPUs per copy.")
@@ -150,13 +142,10 @@ class InferenceComponentSpec(_Model):
 
 
 class RolloutSpec(_Model):
-    """How an existing endpoint moves to a new endpoint config (blue/green).
-
-    ``traffic``: ``all_at_once`` shifts everything after the new fleet is healthy;
-    ``canary`` shifts ``step_percent`` first, then the rest after ``step_wait_s``;
-    ``linear`` shifts ``step_percent`` every ``step_wait_s``. CloudWatch alarms named in
-    ``rollback_alarms`` roll the update back when they fire during the rollout.
-    """
+    """How an existing endpoint moves to a new endpoint config (blue/green): ``all_at_once``
+    once the new fleet is healthy, ``canary`` (``step_percent`` first, the rest after
+    ``step_wait_s``) or ``linear`` (``step_percent`` every ``step_wait_s``); firing
+    ``rollback_alarms`` roll the update back."""
 
     traffic: Literal["all_at_once", "canary", "linear"] = "all_at_once"
     step_percent: int = Field(10, ge=1, le=99)

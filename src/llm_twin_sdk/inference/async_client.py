@@ -1,16 +1,10 @@
 """AsyncInferenceClient: the InferenceClient surface for asyncio, over every backend.
 
-A backend's own coroutines (``agenerate`` / ``astream``, e.g. ``HttpBackend``'s) are awaited;
-any other backend (llama.cpp, boto3 for SageMaker) runs in threads owned by the client, so the
-event loop never blocks (a stream is driven by one thread for its whole life).
-
-Example::
+A backend's own coroutines (``HttpBackend``'s) are awaited; any other backend runs in threads
+owned by the client, so the event loop never blocks. Example::
 
     async with AsyncInferenceClient(LocalBackend()) as client:
         print((await client.generate("Name three GPU types.")).text)
-        async with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
-            async for piece in stream:
-                print(piece, end="")
         results = await client.generate_many(["Hi", "Bye"], concurrency=4)  # in input order
 """
 
@@ -65,17 +59,13 @@ class NativeAsyncBackend(Protocol):
 class AsyncInferenceClient(ClientOptions):
     """Typed async text generation over one backend, with default :class:`GenerationParams`.
 
-    The async twin of :class:`~llm_twin_sdk.InferenceClient`: same arguments, same methods,
-    awaited (retry waits become ``asyncio.sleep``); the backend's ``agenerate`` / ``astream``
-    are used when it has them, its sync methods in threads otherwise. One more argument:
-    ``max_workers``, a cap on those threads (shared by :meth:`with_options` copies). ``None``
-    (default): no cap of its own -- threads are started as calls need them and reused, so
-    ``generate_many(concurrency=N)`` runs N calls at a time.
+    The async twin of :class:`~llm_twin_sdk.InferenceClient`: same arguments and methods,
+    awaited; the backend's ``agenerate`` / ``astream`` are used when it has them, its sync
+    methods in threads otherwise. One more argument: ``max_workers``, a cap on those threads
+    (shared by :meth:`with_options` copies); ``None`` (default): threads start as calls need
+    them, so ``generate_many(concurrency=N)`` runs N calls at a time.
 
-    Example::
-
-        client = AsyncInferenceClient(LocalBackend(), params=GenerationParams(max_new_tokens=64))
-        generation = await client.generate("Write a haiku about GPUs")
+    Example: ``await AsyncInferenceClient(LocalBackend()).generate("Write a haiku")``.
     """
 
     def __init__(
@@ -135,12 +125,7 @@ class AsyncInferenceClient(ClientOptions):
         is raised as it is (no piece is ever repeated). Closing the stream early (leaving the
         ``async with`` block) stops the generation and releases the model.
 
-        Example::
-
-            async with client.stream("Write a haiku") as stream:
-                async for piece in stream:
-                    print(piece, end="")
-            print(stream.generation)
+        Example: ``async with client.stream("Write a haiku") as s: print([p async for p in s])``.
         """
         self._pool.check_open()
         normalized, chosen, limits = self._call(prompt, params, timeout)
@@ -169,12 +154,9 @@ class AsyncInferenceClient(ClientOptions):
         the remaining work and is raised. Each prompt is retried like :meth:`generate`.
 
         ``concurrency`` alone bounds the calls in flight, on every backend (a client built with
-        an explicit ``max_workers`` also keeps to that cap).
-
-        Example::
+        an explicit ``max_workers`` also keeps to that cap). Example::
 
             results = await client.generate_many(questions, concurrency=16)
-            texts = [r.text for r in results if isinstance(r, Generation)]
             failed = {i: r for i, r in enumerate(results) if isinstance(r, LLMTwinError)}
         """
         if concurrency < 1:

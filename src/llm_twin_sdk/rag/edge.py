@@ -1,8 +1,7 @@
 """The embedded engine of ``QdrantStore.local`` / ``memory``: Qdrant Edge (Qdrant's Rust engine,
-in-process, with its indexes and batched query planning) behind qdrant-client's method names,
-implementing :class:`~llm_twin_sdk.rag.engine.QdrantEngine`. A folder holds per collection
-``<collection>/shard`` and ``<collection>/collection.json`` (its vector layout), and the lock
-file ``.llm-twin.lock`` of the process that opened it.
+in-process) behind qdrant-client's method names (:class:`~llm_twin_sdk.rag.engine.QdrantEngine`).
+A folder holds per collection ``<collection>/shard`` and ``<collection>/collection.json`` (its
+vector layout), and the lock file of the process that opened it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""The store's engine interface: exactly the Qdrant methods :class:`QdrantStore` calls.
-
-qdrant-client's ``QdrantClient`` (a server) and :class:`~llm_twin_sdk.rag.edge.EdgeClient`
-(Qdrant Edge in-process) implement it; results are typed by what the store reads of them::
-
-    engine: QdrantEngine = QdrantClient(url="http://localhost:6333")  # or EdgeClient(folder)
-    store = QdrantStore(engine)
+"""The store's engine interface: exactly the Qdrant methods :class:`QdrantStore` calls,
+typed by what the store reads of their results. qdrant-client's ``QdrantClient`` (a server)
+and :class:`~llm_twin_sdk.rag.edge.EdgeClient` (Qdrant Edge in-process) implement it.
 """
 
 from __future__ import annotations

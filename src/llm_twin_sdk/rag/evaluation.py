@@ -1,12 +1,10 @@
 """Retrieval quality: recall@k and MRR of a retriever over a labelled query set.
 
-A labelled query names the documents that answer it. Retrieved chunks are reduced to
-document ids in rank order (a document counts once, at its best chunk) before scoring;
-MRR is computed over every document retrieved, not cut at ``k``. Example::
+Retrieved chunks count as their documents, in rank order (a document once, at its best
+chunk); MRR is computed over every document retrieved, not cut at ``k``. Example::
 
-    queries = load_queries("examples/data/queries.jsonl")
-    report = evaluate(rag.retrieve, queries)           # recall@5, recall@10, MRR
-    print(report.to_markdown())
+    report = evaluate(rag.retrieve, load_queries("examples/data/queries.jsonl"))
+    print(report.to_markdown())                         # recall@5, recall@10, MRR
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """Metadata filters for retrieval: restrict results to an author, platform, kind or document.
 
-Example::
-
-    rag.retrieve("How do I scale to zero?", filters={"author": "Maya Okafor"})
-    twin.ask("Which posts cover RAG?", filters={"kind": ["post", "article"]})
-
 A value is one string or a list of strings (any of them matches); several fields must all
-match. Filters are validated before any work is done.
+match; filters are checked before any work. Example::
+
+    twin.ask("Which posts cover RAG?", filters={"author": "Maya Okafor", "kind": ["post"]})
 """
 
 from __future__ import annotations

@@ -45,15 +45,10 @@ class RAGPipeline:
 
     Example::
 
-        rag = RAGPipeline(Embedder(), QdrantStore.memory())
+        rag = RAGPipeline(Embedder(), QdrantStore.memory(), self_query=SelfQuery(client),
+                          expander=QueryExpander(client, n=3))   # the query steps: optional
         rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
         chunks = rag.retrieve("How do I cut GPU cost?", k=3)
-        rag = RAGPipeline(
-            Embedder(), QdrantStore.memory(),
-            self_query=SelfQuery(client),             # "What did Maya write..." -> author filter
-            expander=QueryExpander(client, n=3),      # the question + 2 other phrasings
-            reranker=Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2"),
-        )
 
     Args:
         embedder: encodes chunks and queries (the same model for both).
@@ -66,9 +61,9 @@ class RAGPipeline:
         reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``)
             and keeps the best ``k``.
         ingest_batch: chunks embedded and written per batch by :meth:`ingest` (whole
-            documents). Bigger batches embed faster: sentence-transformers sorts the texts of
-            one call by length, so they pad less (256-chunk batches cost ~15% more encode time
-            than one call here; 2048, a few %); smaller ones lose less work to an interruption.
+            documents). Bigger batches pad less (sentence-transformers sorts a call's texts by
+            length: 256-chunk batches cost ~15% more encode time than one call, 2048 a few %);
+            smaller ones lose less work to an interruption.
     """
 
     def __init__(

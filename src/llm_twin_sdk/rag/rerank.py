@@ -27,11 +27,6 @@ logger = logging.getLogger(__name__)
 class Reranker:
     """Rerank retrieved chunks with a cross-encoder (sentence-transformers ``CrossEncoder``).
 
-    Example::
-
-        reranker = Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2")  # a hub name or a local folder
-        best = reranker.rerank("How do I scale to zero?", chunks, keep_top_k=3)
-
     ``model``: a saved cross-encoder's folder, or a hub name (downloaded once into the Hugging
     Face cache unless ``HF_HUB_OFFLINE=1``); ``batch_size``: pairs per forward pass;
     ``max_length``: tokens per pair (longer pairs are truncated; ``None``: the model's).
@@ -183,12 +178,9 @@ class Reranker:
         """``chunks`` sorted by cross-encoder score, best first, with ``score`` replaced.
 
         Ties keep the input order. ``keep_top_k`` keeps only the best ones (``None``: all).
-        An empty ``chunks`` returns ``[]`` without loading the model.
+        An empty ``chunks`` returns ``[]`` without loading the model. Example::
 
-        Example::
-
-            best = reranker.rerank(question, store.search(vector, k=20), keep_top_k=3)
-            best[0].score  # the cross-encoder's score, no longer the vector similarity
+            Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2").rerank(question, chunks, keep_top_k=3)
 
         Raises:
             InvalidParameterError: ``keep_top_k`` is not a positive integer; and as :meth:`score`.

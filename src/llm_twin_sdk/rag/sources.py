@@ -1,11 +1,6 @@
-"""Document sources: a JSONL file, a folder of Markdown/text notes, or Python objects.
-
-Every loader returns validated :class:`~llm_twin_sdk.types.Document` objects, ready for
-:meth:`RAGPipeline.ingest <llm_twin_sdk.rag.pipeline.RAGPipeline.ingest>`::
-
-    rag.ingest(load_jsonl("corpus.jsonl"))
-    rag.ingest(load_folder("notes/").documents)
-    rag.ingest(load_documents("notes/"))  # the same, skipped files only logged
+"""Document sources: a JSONL file, a folder of Markdown/text notes, or Python objects; every
+loader returns validated :class:`~llm_twin_sdk.types.Document` objects, e.g.
+``rag.ingest(load_documents("notes/"))`` (a folder: skipped files are logged).
 """
 
 from __future__ import annotations
@@ -73,9 +68,8 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Document]:
     optional ``metadata``). The file is one unit, loaded all or nothing.
 
     Raises:
-        InvalidParameterError: the file does not exist or is not a file.
-        InvalidDocumentError: a line is not valid UTF-8 or JSON, is not an object, fails
-            validation, or repeats an earlier id; the message names the file and line.
+        InvalidParameterError / InvalidDocumentError: as :func:`read_jsonl`; also a document
+            that fails validation or repeats an earlier id (file and line named).
     """
     documents: list[Document] = []
     first_line: dict[str, str] = {}
@@ -148,16 +142,11 @@ def load_folder(
         ---
         Quantize before you scale out...
 
-    The default id uses ``/`` separators (``blog/gpu-cost.md`` -> ``blog/gpu-cost``). Files
-    are read in sorted path order, so results are deterministic.
-
-    A file is skipped (reported in :attr:`FolderLoad.skipped` and logged at WARNING) when
-    it is not UTF-8, its front matter is not valid YAML, is not a mapping, is not closed or
-    has unknown keys, its metadata fails validation, its body is empty, or its id was
-    already used by an earlier file. Every other file is loaded.
-
-    ``pattern``: glob pattern(s) of the file names to read; ``recursive``: also read files in
-    sub-folders. Example: ``load_folder("notes/", pattern="*.md", recursive=False)``.
+    Files are read in sorted path order (default ids: ``blog/gpu-cost.md`` -> ``blog/gpu-cost``).
+    A file is skipped (in :attr:`FolderLoad.skipped`, logged at WARNING) when it is not UTF-8,
+    its front matter is invalid, unclosed or has unknown keys, its metadata fails validation,
+    its body is empty, or its id was used by an earlier file. ``pattern``: glob pattern(s) of
+    the files to read. Example: ``load_folder("notes/", pattern="*.md", recursive=False)``.
 
     Raises:
         InvalidParameterError: ``path`` does not exist or is not a folder, or no pattern

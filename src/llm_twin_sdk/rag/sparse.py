@@ -1,17 +1,9 @@
 """BM25-style sparse lexical vectors, computed by the SDK (no model, no vocabulary file).
 
-Dense embeddings blur exact technical names (``X-Accel-Buffering``, ``ml.g5.2xlarge``);
-lexical matching finds them. Indices are stable 32-bit hashes of the terms; values are BM25
-term weights for documents (``tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_length))``,
-against a constant average length so that a vector does not depend on the rest of the
-corpus) and ``1`` per distinct query term. Qdrant applies IDF at query time
-(``Modifier.IDF``), so the dot product of the two is the BM25 score.
-
-Example::
-
-    encoder = LexicalEncoder()
-    docs = encoder.encode_documents(["Set X-Accel-Buffering: no on the SSE route."])
-    query = encoder.encode_query("x-accel-buffering header")
+Lexical matching finds the exact technical names dense embeddings blur. Indices are stable
+32-bit hashes of the terms; values are BM25 term weights for documents (against a constant
+average length, so a vector does not depend on the corpus) and ``1`` per distinct query term;
+Qdrant applies IDF at query time (``Modifier.IDF``), so their dot product is the BM25 score.
 """
 
 from __future__ import annotations

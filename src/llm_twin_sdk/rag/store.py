@@ -1,13 +1,10 @@
 """Qdrant vector store: embedded (Qdrant Edge) on a folder or in a temporary one, or a server.
 
-Example::
+A collection per document kind, points of two vectors (:mod:`.points`), one batched search per
+collection fused by :mod:`.fusion` (docs/architecture.md, "Ingestion", "Retrieve")::
 
     store = QdrantStore.local("./qdrant")           # embedded, on a folder (the default footing)
-    store = QdrantStore.memory()                    # for tests
     store = QdrantStore.server("http://localhost:6333", api_key="...")
-
-A collection per document kind, points of two vectors (:mod:`.points`), one batched search
-per collection fused by :mod:`.fusion`; see docs/architecture.md ("Ingestion", "Retrieve").
 """
 
 from __future__ import annotations
@@ -60,9 +57,8 @@ class QdrantStore:
     Args:
         client: a ready engine: a ``QdrantClient`` or an ``EdgeClient`` (or use the
             constructors :meth:`local`, :meth:`memory` and :meth:`server`).
-        collections: ``None`` for the defaults (``posts``, ``articles``, ``repositories``,
-            by document kind), one name for a single collection, or a mapping of every kind
-            to a name (kinds may share one).
+        collections: ``None`` (``posts``, ``articles``, ``repositories``), one name for every
+            kind, or a mapping kind -> name (:mod:`~llm_twin_sdk.collection_routing`).
         where, url: how errors name the store's location; a server's URL.
         payload_indexes: keyword indexes on the filter fields (for filters and self-query).
         retry: retries of transient failures (default: none in-process, a short backoff

@@ -1,9 +1,7 @@
 """Autoscaling of SageMaker endpoints: target tracking, scale-to-zero and schedules.
 
-Example (``EndpointRef`` from :mod:`llm_twin_sdk.endpoint`, or a deployed ``Endpoint``)::
-
-    AutoScaler(region="eu-central-1").apply(EndpointRef(name="twin"), TargetTracking(
-        metric="invocations", target=50, min_capacity=1, max_capacity=4))
+Example: ``AutoScaler().apply(EndpointRef(name="twin"), TargetTracking(metric="invocations",
+target=50, min_capacity=1, max_capacity=4))`` (docs/deployment.md).
 """
 
 from __future__ import annotations

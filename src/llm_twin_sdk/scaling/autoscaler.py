@@ -1,9 +1,7 @@
 """AutoScaler: apply, describe and remove Application Auto Scaling on a SageMaker endpoint.
 
-:meth:`AutoScaler.apply` is declarative and idempotent: it reads what is in place and writes
-only the differences, so applying a policy twice writes nothing and applying another replaces
-the previous with nothing left behind; when an apply fails part-way, applying again finishes
-it. The IAM actions it needs are in docs/deployment.md.
+``apply`` is declarative and idempotent: it writes only what differs from what is in place,
+so a repeated or interrupted apply converges. IAM actions it needs: docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -12,9 +10,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..aws import AWSClients, call_aws, delete_if_exists, pages
+from ..aws import AWSClients, call_aws, check_client_options, delete_if_exists, pages
 from ..endpoint import MANAGED_BY_TAG, EndpointRef
-from ..errors import ConfigurationError, InvalidParameterError, ScalingError
+from ..errors import InvalidParameterError, ScalingError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
 from .requests import SERVICE_NAMESPACE, Desired, ScalingTarget, bounds_ok, desired, same
@@ -109,16 +107,11 @@ class AutoScaler:
     here never retry by themselves; injected clients keep their botocore retries, which
     multiply with ``retry`` (see :func:`~llm_twin_sdk.aws.botocore_config`).
 
-    Example::
+    Example (more: docs/deployment.md, "Autoscaling and scale-to-zero")::
 
         scaler = AutoScaler(region="eu-central-1")
-        twin = EndpointRef(name="twin")                      # model-based, variant AllTraffic
-        print(scaler.apply(twin, TargetTracking(metric="invocations", target=50,
-                                                min_capacity=1, max_capacity=4)))
-        component = EndpointRef(name="twin", inference_component_name="twin-ic")
-        scaler.apply(component, ScaleToZero(target_tracking=TargetTracking(
-            metric="concurrency", target=4, min_capacity=0, max_capacity=2)))
-        scaler.remove(component)
+        print(scaler.apply(EndpointRef(name="twin"), TargetTracking(
+            metric="invocations", target=50, min_capacity=1, max_capacity=4)))
     """
 
     def __init__(
@@ -131,15 +124,7 @@ class AutoScaler:
         profile: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
     ) -> None:
-        if aws is not None and (region is not None or profile is not None):
-            raise ConfigurationError(
-                "AutoScaler: pass either aws= or region=/profile=, not both "
-                "(the AWSClients already has its region and profile)"
-            )
-        if not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(
-                f"AutoScaler: retry must be a RetryPolicy, got {type(retry).__name__}"
-            )
+        check_client_options("AutoScaler", region, profile, retry, aws=aws)
         self._clients = {
             _AAS: autoscaling_client,
             "cloudwatch": cloudwatch_client,
@@ -178,18 +163,12 @@ class AutoScaler:
         actions on the target that ``policy`` does not contain are deleted. When everything
         already matches, nothing is written. With a :class:`Scheduled`, the target's bounds
         are kept when they equal one of its actions' bounds: that action has run, and
-        re-applying must not undo it.
+        re-applying must not undo it. Example: ``scaler.apply(endpoint, [tracking, scheduled])``.
 
         Raises:
             InvalidParameterError: the policy does not fit the endpoint (``min_capacity=0``
                 or ``ScaleToZero`` on a model-based endpoint...); raised before any AWS call.
             AWSError: an AWS call failed (after retries for throttling).
-
-        Example (``day`` and ``night``: two :class:`ScheduledAction` objects)::
-
-            scaler.apply(endpoint, [TargetTracking(metric="invocations", target=50,
-                                                   min_capacity=1, max_capacity=4),
-                                    Scheduled(actions=(day, night))])
         """
         capacity, scheduled = _split(policy)
         _check_fits(endpoint, capacity, scheduled)

@@ -75,16 +75,10 @@ class TargetTracking(_Model):
 
 
 class ScaleToZero(_Model):
-    """Scale an inference component to zero copies when idle, and back to one on demand.
-
-    Target tracking cannot leave zero (with no copy there is no per-copy metric), so this
-    adds a step-scaling policy (+1 copy) triggered by a CloudWatch alarm on
-    ``AWS/SageMaker`` ``NoCapacityInvocationFailures`` for the component: the first request
-    after idle fails, the alarm fires and a copy starts. Above zero, ``target_tracking``
-    scales as usual. For the instances themselves to go away, deploy the endpoint with
-    managed instance scaling and ``min_instances=0``.
-
-    Example::
+    """Scale an inference component to zero copies when idle, and back to one on demand: a
+    step-scaling policy (+1 copy) fired by an alarm on ``NoCapacityInvocationFailures`` (the
+    first request after idle fails), ``target_tracking`` above zero. How, and what it costs:
+    docs/deployment.md, "Autoscaling and scale-to-zero". Example::
 
         ScaleToZero(target_tracking=TargetTracking(
             metric="concurrency", target=4, min_capacity=0, max_capacity=2))
@@ -190,10 +184,8 @@ class Scheduled(_Model):
     """Scheduled changes of the capacity bounds, e.g. business hours up, nights down.
 
     Applied alone, the scalable target is registered with the widest bounds of the actions
-    (smallest ``min_capacity``, largest ``max_capacity``) until the first action runs.
-    Combine it with :class:`TargetTracking` or :class:`ScaleToZero` by applying both::
-
-        scaler.apply(endpoint, [TargetTracking(...), Scheduled(actions=(day, night))])
+    until the first action runs. Combine it with :class:`TargetTracking` or
+    :class:`ScaleToZero`: ``scaler.apply(endpoint, [TargetTracking(...), Scheduled(...)])``.
     """
 
     actions: tuple[ScheduledAction, ...] = Field(min_length=1)

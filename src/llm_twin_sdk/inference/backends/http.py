@@ -1,17 +1,11 @@
 """HttpBackend: a model server of your own over HTTP (OpenAI-compatible, TGI or LMI).
 
-Connections are pooled (one ``httpx.Client``, one ``httpx.AsyncClient`` per event loop); a
-stream releases its connection when it ends, fails or is closed. One attempt per call; failures
-go through :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS` (docs/architecture.md, "Model
-calls"). The API key never shows.
-
-Example::
+Pooled connections (one ``httpx.Client``, one ``httpx.AsyncClient`` per event loop); one attempt
+per call, failures converted by :data:`_STATUS_ERRORS` and :data:`_TRANSPORT_ERRORS`
+(docs/architecture.md, "Model calls"). The API key never shows. Example::
 
     client = InferenceClient(HttpBackend("http://127.0.0.1:8000", model="twin", api_key="s3cr3t"))
-    tgi = HttpBackend("https://tgi.internal:8443", api="tgi", prompt_format="alpaca",
-                      verify="/etc/ssl/private-ca.pem", cert=("client.pem", "client.key"))
-    async with HttpBackend("http://127.0.0.1:8000") as backend:      # native asyncio
-        generation = await backend.agenerate("Hello", GenerationParams())
+    tgi = HttpBackend("https://tgi.internal:8443", api="tgi", verify="/etc/ssl/private-ca.pem")
 """
 
 from __future__ import annotations
@@ -116,21 +110,16 @@ class HttpBackend(RemoteBackend):
         api: the wire protocol (:mod:`llm_twin_sdk.inference.protocols`): ``"openai"``
             (vLLM, llama.cpp servers, TGI's Messages API), ``"tgi"`` (``/generate``) or
             ``"lmi"`` (an LMI container's ``/invocations``).
-        model: the ``model`` field of OpenAI-compatible requests (vLLM needs the served name),
-            and ``Generation.model``.
+        model: the ``model`` of OpenAI-compatible requests (vLLM needs the served name).
         api_key: sent as ``Authorization: Bearer <key>``; never shown.
         tokenizer: counts a text's tokens (``str -> int``), or ``"server"``; default: the
             estimate of :mod:`llm_twin_sdk.inference.tokens`.
-        prompt_format: renders chat messages as one text prompt, sent with the text protocol:
-            ``"alpaca"``, ``"raw"`` or a callable ``messages -> str``.
-        timeout: default connect / read timeouts; a call's ``timeout=`` replaces them.
+        prompt_format: renders chat messages as one text prompt, sent with the text protocol.
         verify: ``True`` (certifi's CAs), ``False``, a CA bundle file or folder, or an
-            ``ssl.SSLContext``. cert: a client certificate for mutual TLS: ``path``,
-            ``(cert, key)`` or ``(cert, key, password)``.
+            ``ssl.SSLContext``. cert: a client certificate for mutual TLS (:data:`CertTypes`).
         headers: extra headers for every request. extra_body: extra JSON fields for every
             OpenAI-compatible request (e.g. llama.cpp's ``repeat_penalty``).
-        json_schema_format: how ``json_schema`` is sent with ``api="openai"``
-            (:data:`~llm_twin_sdk.inference.protocols.openai.JsonSchemaFormat`).
+        json_schema_format: how ``json_schema`` is sent with ``api="openai"``.
         stream_usage: ask OpenAI-compatible servers for usage at the end of streams.
         trust_env: honour ``HTTP(S)_PROXY``, ``NO_PROXY`` and ``SSL_CERT_FILE``.
         transport / async_transport: ``httpx`` transports (tests: ``httpx.MockTransport``).

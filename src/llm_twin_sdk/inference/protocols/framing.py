@@ -1,10 +1,8 @@
 """Byte streams to event data: server-sent events and JSON lines, split anywhere.
 
-Parts (SageMaker payload parts, HTTP chunks) may cut a line -- or a UTF-8 character -- anywhere:
-``decoder.feed(part)`` returns the data of every event the part completes, ``decoder.close()``
-a last one without its terminator. Lines are split on bytes (``\\n``, ``\\r\\n`` or ``\\r``
-never occur inside a UTF-8 character) and each complete line is decoded once, so a part that
-ends no line costs one append.
+``decoder.feed(part)`` returns the data of every event a part completes (parts may cut a line,
+or a UTF-8 character, anywhere), ``decoder.close()`` a last one without its terminator. Lines
+are split on bytes and each is decoded once, so a part that ends no line costs one append.
 """
 
 from __future__ import annotations

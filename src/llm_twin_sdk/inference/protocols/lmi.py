@@ -1,13 +1,10 @@
 """LMI: AWS's Large Model Inference containers (DJL Serving: vLLM, TensorRT-LLM, LMI-Dist),
-and the vLLM-native ``outputs`` shape.
+and the vLLM-native ``outputs`` shape (docs/architecture.md, "Wire protocols").
 
-Text ``{"inputs", "parameters", "stream"}`` (TGI's parameters, stop sequences as
-``stop_sequences``) and chat ``{"messages", ...}`` (LMI's chat-completions schema), both to
-``/invocations``. Streams are JSON lines (a ``data:`` prefix is read too): TGI-style ``token``
-events, ``{"outputs": [...]}`` lines with no final line (the body's end ends the stream), or
-chat chunks without ``[DONE]``. Errors: ``{"error": str, "code": int}``, and
-``details.finish_reason == "error"`` when generation fails midway. No JSON-schema constraint:
-``GenerationParams(json_schema=...)`` raises :class:`InvalidParameterError` before sending.
+Streams are JSON lines (a ``data:`` prefix is read too): TGI-style ``token`` events,
+``{"outputs": [...]}`` lines ended by the body's end, or chat chunks without ``[DONE]``.
+Errors: ``{"error": str, "code": int}``, or ``details.finish_reason == "error"`` midway. No
+JSON-schema constraint: ``json_schema`` raises :class:`InvalidParameterError` before sending.
 """
 
 from __future__ import annotations

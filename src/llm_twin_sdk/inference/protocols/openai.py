@@ -1,11 +1,8 @@
-"""OpenAI-compatible chat and text completions: vLLM, llama.cpp servers, TGI's Messages API.
+"""OpenAI-compatible chat and text completions: vLLM, llama.cpp servers, TGI's Messages API
+(shapes: docs/architecture.md, "Wire protocols").
 
-Chat ``{"messages", ...}`` to ``/v1/chat/completions`` (``/invocations`` on SageMaker), text
-``{"prompt", ...}`` to ``/v1/completions``; answers ``{"choices", "usage"}``; SSE streams of
-``choices[0].delta`` chunks, a usage chunk when asked (``stream_options``), then ``[DONE]``;
-errors ``{"error": {"message", "code"?}}``. ``top_p`` is sent only when sampling and below 1
-(TGI's Messages API rejects 1.0 and samples whenever it is set). ``repetition_penalty`` is a
-top-level field, never ``presence_penalty`` (why: docs/architecture.md, "Wire protocols").
+``top_p`` is sent only when sampling and below 1 (TGI's Messages API rejects 1.0 and samples
+whenever it is set); ``repetition_penalty`` is a top-level field, never ``presence_penalty``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""TGI generate: the native protocol of Hugging Face Text Generation Inference.
+"""TGI generate: the native protocol of Hugging Face Text Generation Inference (shapes,
+``repetition_penalty`` and ``json_schema``: docs/architecture.md, "Wire protocols").
 
-``{"inputs", "parameters", "stream"}`` to ``/generate`` (``/generate_stream``; ``/invocations``
-on SageMaker); answers ``{"generated_text", "details"}`` (a one-element list on SageMaker); SSE
-``{"token": {"text", "special"}}`` events without ``[DONE]``, the last with ``generated_text``
-and ``details``; errors ``{"error", "error_type"}``. ``repetition_penalty`` and ``json_schema``:
-docs/architecture.md, "Wire protocols".
+Answers ``{"generated_text", "details"}`` (a one-element list on SageMaker); SSE ``token``
+events without ``[DONE]``, the last with ``generated_text``; errors ``{"error", "error_type"}``.
 """
 
 from __future__ import annotations

@@ -90,12 +90,10 @@ class QueryExpander:
     (``INFO``), a failure or nothing usable ``[question]`` (``WARNING``). ``params`` default:
     greedy, with a token budget for ``n - 1`` phrasings. Holds no per-call state.
 
+    Example: ``QueryExpander(client, n=3).expand(question)`` -> ``[question, "...", "..."]``.
+
     Raises:
         ConfigurationError: ``n < 1``, or no client while ``n > 1``.
-
-    Example::
-
-        QueryExpander(client, n=3).expand("How do I cut GPU cost?")  # [question, "...", "..."]
     """
 
     SYSTEM: ClassVar[str] = (

@@ -122,14 +122,11 @@ class SelfQuery:
 
     Inference errors and unusable replies give ``{}`` (or the valid fields only) and a
     ``WARNING``; values dropped by the checks are logged at ``INFO``. Holds no per-call
-    state: share one between threads. ``params`` default: greedy, 64 new tokens, output
-    constrained to the JSON object's schema (``json_schema``) where servers support it.
+    state: share one between threads. ``params`` default: greedy, 64 tokens, JSON-constrained.
 
     Example::
 
-        filters = SelfQuery(client).extract(
-            "What did Okafor write about LoRA?", known={"author": ["Maya Okafor", "Liam Chen"]}
-        )  # {"author": ("Maya Okafor",)}
+        SelfQuery(client).extract("What did Okafor write?", known={"author": ["Maya Okafor"]})
     """
 
     SYSTEM: ClassVar[str] = (
