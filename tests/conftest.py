@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes import TGIServer, WireServer
 from llm_twin_sdk import Document, Embedder, InferenceClient, LocalBackend, QdrantStore
 from llm_twin_sdk.aws import AWSClients
 from llm_twin_sdk.retry import RetryPolicy
@@ -226,3 +227,22 @@ def sleeps() -> list[float]:
 def fast_retry(sleeps: list[float]) -> RetryPolicy:
     """The SDK's retry policy with recorded, instant waits."""
     return RetryPolicy(max_attempts=4, initial_wait_s=0.5, max_wait_s=2, sleep=sleeps.append)
+
+
+# -- in-test model servers on 127.0.0.1 (tests/fakes) ---------------------------------------
+
+
+@pytest.fixture
+def tgi() -> Iterator[TGIServer]:
+    """A scripted TGI / OpenAI-compatible / LMI server; the test fails if its handler raised."""
+    with TGIServer() as server:
+        yield server
+    assert server.handler_errors == []
+
+
+@pytest.fixture
+def wire(aws_credentials: None) -> Iterator[WireServer]:
+    """A SageMaker-runtime wire server; the test fails if its handler raised."""
+    with WireServer() as server:
+        yield server
+    assert server.handler_errors == []

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from fakes import Json, WireServer
 from llm_twin_sdk import AWSClients, Endpoint, InferenceClient
 from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
-
-
-@pytest.fixture
-def wire(aws_credentials: None) -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
 
 
 def _endpoint(component: str | None = None) -> Endpoint:

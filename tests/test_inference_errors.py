@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +41,6 @@ GREEDY = GenerationParams(max_new_tokens=64, temperature=0.0)
 SCRIPT = "".join(DEFAULT_TOKENS)
 OVERLOADED = {"error": "Model is overloaded", "error_type": "overloaded"}
 RETRY = RetryPolicy(max_attempts=3, initial_wait_s=0.0, sleep=lambda seconds: None)
-
-
-@pytest.fixture
-def tgi() -> Iterator[TGIServer]:
-    with TGIServer() as server:
-        yield server
-    assert server.handler_errors == []
-
-
-@pytest.fixture
-def wire(aws_credentials: None) -> Iterator[WireServer]:
-    with WireServer() as server:
-        yield server
-    assert server.handler_errors == []
 
 
 def _sagemaker(wire: WireServer) -> SageMakerBackend:
