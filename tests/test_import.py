@@ -114,7 +114,7 @@ def test_version_is_written_once() -> None:
 # -- layers: every import runs down (or stays inside its own layer) ---------------------------
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "_version", "redaction"}),
+    frozenset({"errors", "_version", "redaction", "ownership"}),
     frozenset(
         {
             "types",
@@ -131,6 +131,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"rag", "scaling"}),
     frozenset({"deploy"}),
     frozenset({"twin"}),
+    frozenset({"deployment"}),
 )
 
 
