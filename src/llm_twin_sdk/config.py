@@ -50,6 +50,12 @@ class TwinSettings(BaseSettings):
     )
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model, in tokens.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads; default: llama.cpp's.")
+    queue_timeout_s: float | None = Field(
+        120.0, gt=0, description="Longest wait for the busy local model (None: no limit)."
+    )
+    stream_idle_timeout_s: float | None = Field(
+        30.0, gt=0, description="Stop a local stream nobody read for this long (None: never)."
+    )
 
     # Self-hosted model server (backend="http")
     http_url: str | None = Field(None, description="Base URL of a TGI / vLLM / llama.cpp server.")

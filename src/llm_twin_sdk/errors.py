@@ -61,13 +61,6 @@ class InferenceError(LLMTwinError):
     """Text generation failed."""
 
 
-class StreamInUseError(InferenceError):
-    """A stream on the same in-process model is still open in this thread.
-
-    Close it (or use ``with client.stream(...) as s:``) before starting another call.
-    """
-
-
 class ModelError(InferenceError):
     """The model server or container answered with an error: ``status`` is its HTTP status
     (SageMaker's ``OriginalStatusCode``), ``log_stream_arn`` its CloudWatch log stream."""
@@ -112,6 +105,22 @@ class StreamBrokenError(InferenceError):
     def __init__(self, message: str, *, partial_text: str = "") -> None:
         super().__init__(message)
         self.partial_text = partial_text
+
+
+class StreamAbandonedError(StreamBrokenError):
+    """A local model stopped generating for a stream nobody read for ``stream_idle_timeout_s``
+    (the model went to the next request). Pieces generated before were delivered first;
+    ``partial_text`` is their text."""
+
+
+class ModelBusyError(InferenceError, TimeoutError):
+    """A request waited ``queue_timeout_s`` for a busy local model (other requests ahead of it)
+    and was withdrawn: it never ran. ``waited_s`` is how long it waited. Not retried by the
+    client (it already waited); a service answers 503 with ``Retry-After``."""
+
+    def __init__(self, message: str, *, waited_s: float) -> None:
+        super().__init__(message)
+        self.waited_s = waited_s
 
 
 class EmbeddingError(LLMTwinError):

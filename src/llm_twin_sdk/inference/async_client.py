@@ -1,11 +1,12 @@
 """AsyncInferenceClient: the InferenceClient surface for asyncio, over every backend.
 
-A backend's own coroutines (``HttpBackend``'s) are awaited; any other backend runs in threads
-owned by the client, so the event loop never blocks. Example::
+A backend's own coroutines (``HttpBackend``'s, ``LocalBackend``'s) are awaited; any other
+backend runs in threads owned by the client, so the event loop never blocks. Example::
 
-    async with AsyncInferenceClient(LocalBackend()) as client:
-        print((await client.generate("Name three GPU types.")).text)
-        results = await client.generate_many(["Hi", "Bye"], concurrency=4)  # in input order
+    with LocalBackend() as backend:                      # closed by its creator
+        async with AsyncInferenceClient(backend) as client:  # borrows it
+            print((await client.generate("Name three GPU types.")).text)
+            results = await client.generate_many(["Hi", "Bye"], concurrency=4)  # input order
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol, TypeAlias, TypeVar, cast, runtime_checkable
+from typing import Any, Protocol, Self, TypeAlias, TypeVar, cast, runtime_checkable
 
 from ..errors import ConfigurationError, InferenceError, InvalidParameterError, LLMTwinError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
@@ -85,6 +86,8 @@ class AsyncInferenceClient(ClientOptions):
         )
         self._native = backend if isinstance(backend, NativeAsyncBackend) else None
         self._pool = _ThreadPool(max_workers)
+        self._owns_pool = True
+        self._closed = False
 
     async def generate(
         self,
@@ -98,7 +101,7 @@ class AsyncInferenceClient(ClientOptions):
         Cancelling the awaiting task abandons the result; a sync backend's call that has
         already started in a thread runs to its end (its thread then takes the next call).
         """
-        self._pool.check_open()
+        self._check_open()
         normalized, chosen, limits = self._call(prompt, params, timeout)
         native, backend = self._native, self._backend
 
@@ -127,7 +130,7 @@ class AsyncInferenceClient(ClientOptions):
 
         Example: ``async with client.stream("Write a haiku") as s: print([p async for p in s])``.
         """
-        self._pool.check_open()
+        self._check_open()
         normalized, chosen, limits = self._call(prompt, params, timeout)
         native, backend, pool = self._native, self._backend, self._pool
 
@@ -182,17 +185,30 @@ class AsyncInferenceClient(ClientOptions):
             raise
         return cast(list[ManyResult], results)  # every worker ended normally: all slots filled
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise _closed_error()
+        self._pool.check_open()
+
+    def with_options(self, **params: Any) -> Self:
+        """A copy with other default generation parameters (see the sync client's); it
+        borrows the backend and the threads: closing it closes neither, the original does."""
+        clone = super().with_options(**params)
+        clone._owns_pool = False
+        return clone
+
     async def aclose(self) -> None:
-        """Stop open streams, wait for calls running in threads, then release the backend.
+        """Stop open streams, wait for calls running in threads, then close what this client
+        created: its threads, and the backend of :meth:`from_settings` (a backend handed to
+        the constructor is borrowed and stays open).
 
         Waiting first matters: a model must not be freed while a thread still uses it.
         Safe to call more than once; calls after it raise :class:`InferenceError`.
         """
-        await self._pool.aclose()
-        closer = getattr(self._backend, "aclose", None)
-        if callable(closer):
-            await closer()
-        await asyncio.to_thread(self._backend.close)
+        if self._owns_pool:
+            await self._pool.aclose()
+        self._closed = True
+        await self._aclose_owned()
 
     async def __aenter__(self) -> AsyncInferenceClient:
         return self

