@@ -131,7 +131,8 @@ def completion_calls(
     local_backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
 ) -> list[dict[str, Any]]:
     """The keyword arguments of every llama.cpp ``create_completion`` call."""
-    llm = local_backend._model()
+    with local_backend._worker.borrow() as llm:  # the worker's model (generations run there)
+        pass
     real = llm.create_completion
     calls: list[dict[str, Any]] = []
 
