@@ -1,0 +1,93 @@
+"""Who closes a backend (src/llm_twin_sdk/ownership.py): a client borrows the backend it is
+handed and leaves it open; a client built by ``from_settings`` created its backend and closes
+it; copies from ``with_options`` borrow from the original."""
+
+from __future__ import annotations
+
+import pytest
+
+from fakes import NativeScriptedBackend, ScriptedBackend
+from llm_twin_sdk import (
+    AsyncInferenceClient,
+    GenerationParams,
+    InferenceClient,
+    InferenceError,
+    LLMTwin,
+    LocalBackend,
+    TwinSettings,
+)
+from llm_twin_sdk.inference.backends.http import HttpBackend
+
+SHORT = GenerationParams(max_new_tokens=4, temperature=0.0)
+HTTP = TwinSettings(backend="http", http_url="http://127.0.0.1:9")  # never called here
+
+
+def test_a_client_borrows_the_backend_it_is_given() -> None:
+    backend = ScriptedBackend()
+    with InferenceClient(backend) as client:
+        assert client.generate("hi").text == "scripted:hi"
+    client.close()
+    assert backend.events == ["generated"]  # never closed
+    assert InferenceClient(backend).generate("again").text == "scripted:again"
+
+
+def test_a_copy_borrows_from_the_original() -> None:
+    backend = ScriptedBackend()
+    client = InferenceClient(backend)
+    client._own(backend)  # as from_settings does
+    with client.with_options(max_new_tokens=3) as copy:
+        copy.generate("hi")
+    assert backend.events == ["generated"]  # the copy closed nothing
+    client.close()
+    assert backend.events == ["generated", "closed"]
+    client.close()  # once only
+    assert backend.events == ["generated", "closed"]
+
+
+def test_from_settings_owns_the_backend_it_built() -> None:
+    with InferenceClient.from_settings(HTTP) as client:
+        backend = client.backend
+        assert isinstance(backend, HttpBackend)
+    with pytest.raises(InferenceError, match="closed"):
+        backend.generate("hi", SHORT)
+
+
+@pytest.mark.asyncio
+async def test_the_async_client_borrows_too() -> None:
+    backend = NativeScriptedBackend()
+    async with AsyncInferenceClient(backend) as client:
+        assert (await client.generate("hi")).text == "scripted:hi"
+        async with client.with_options(max_new_tokens=2) as copy:
+            assert (await copy.generate("x")).text == "scripted:x"
+        with pytest.raises(InferenceError, match="closed"):
+            await copy.generate("x")  # the copy is closed...
+        assert (await client.generate("y")).text == "scripted:y"  # ...its original is not
+    assert backend.events == []  # neither aclose nor close
+    with pytest.raises(InferenceError, match="closed"):
+        await client.generate("hi")  # the client's own threads are closed
+    async with AsyncInferenceClient.from_settings(HTTP) as owner:
+        made = owner.backend
+    with pytest.raises(InferenceError, match="closed"):
+        await made.agenerate("hi", SHORT)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_a_local_backend_is_a_context_manager() -> None:
+    with LocalBackend(n_ctx=256) as backend:
+        assert backend.count_tokens("hi") > 0
+    with pytest.raises(InferenceError, match="closed"):
+        backend.count_tokens("hi")
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_an_async_client_over_the_twins_backend_leaves_the_twin_working() -> None:
+    """The users' report: leaving `async with AsyncInferenceClient(twin.client.backend)`
+    closed the twin's model; the next `twin.ask` failed with "this LocalBackend is closed"."""
+    with LLMTwin.from_settings() as twin:
+        async with AsyncInferenceClient(twin.client.backend) as client:
+            assert (await client.generate("Hello", SHORT)).text
+        answer = twin.ask("What is an LLM twin?", params=SHORT)
+        assert answer.text
+    with pytest.raises(InferenceError, match="closed"):  # the twin closed what it built
+        twin.client.backend.count_tokens("hi")
