@@ -274,8 +274,8 @@ def _closed_error() -> InferenceError:
 class _Pump:
     """Drives one sync :class:`TextStream` in a pool thread; the event loop reads its pieces.
 
-    The same thread opens, iterates and closes the stream (a local model's lock belongs to
-    the thread that took it). Pieces go to an unbounded queue: the stream never waits for
+    The same thread opens, iterates and closes the stream (a sync backend's stream need not
+    be thread-safe). Pieces go to an unbounded queue: the stream never waits for
     the reader. :meth:`stop` makes the thread close the stream before its next piece.
     """
 
