@@ -396,6 +396,7 @@ def bench_llm(models: Models, repeats: int) -> Section:
     pair_ratios = [s / r for s, r in zip(sdk_tps, raw_tps, strict=True)]
     texts_equal = all(r[3] == runs["raw"][0][3] for rs in runs.values() for r in rs)
     streaming = (" streaming", tps("sdk_stream"), tps("raw_stream"))
+    stream_ratios = [s / r for s, r in zip(*streaming[1:], strict=True)]
     for kind, sdk_side, raw_side in (("", sdk_tps, raw_tps), streaming):
         side_ratio = median(sdk_side) / median(raw_side)
         section.rows.append(
@@ -427,7 +428,8 @@ def bench_llm(models: Models, repeats: int) -> Section:
         "- streaming: `client.stream(prompt, params)` read to its end (the model's worker "
         "thread generates, the caller's thread reads its queue) against "
         "`create_completion(tokens, stream=True)` joined; tokens/s = completion tokens / "
-        f"wall time; samples SDK: {fmt_samples(tps('sdk_stream'), 1)}; "
+        f"wall time; per-pair ratios SDK/raw: {fmt_samples(stream_ratios)} (median "
+        f"{median(stream_ratios):.3f}); samples SDK: {fmt_samples(tps('sdk_stream'), 1)}; "
         f"raw: {fmt_samples(tps('raw_stream'), 1)}.",
         f"- SDK time outside `create_completion` (tokenize, checks, worker handoff, result): "
         f"median {median(overhead_ms):.2f} ms per call; tokens/s on the SDK's own "
