@@ -332,10 +332,9 @@ def bench_llm(models: Models, repeats: int) -> Section:
         elapsed = time.perf_counter() - started
         return generation.usage.completion_tokens, elapsed, generation.latency_s, generation.text
 
-    def run_raw() -> tuple[int, float, float, str]:
-        started = time.perf_counter()
+    def raw_completion(stream: bool) -> Any:
         tokens = raw.tokenize(LLM_PROMPT.encode("utf-8"), add_bos=True, special=True)
-        result: Any = raw.create_completion(
+        return raw.create_completion(
             tokens,
             max_tokens=MAX_TOKENS,
             temperature=0.0,
@@ -343,7 +342,12 @@ def bench_llm(models: Models, repeats: int) -> Section:
             repeat_penalty=REPEAT_PENALTY,
             stop=[],
             seed=SEED,
+            stream=stream,
         )
+
+    def run_raw() -> tuple[int, float, float, str]:
+        started = time.perf_counter()
+        result = raw_completion(stream=False)
         elapsed = time.perf_counter() - started
         completion = int(result["usage"]["completion_tokens"])
         return completion, elapsed, elapsed, str(result["choices"][0]["text"])
@@ -358,18 +362,7 @@ def bench_llm(models: Models, repeats: int) -> Section:
 
     def run_raw_stream() -> tuple[int, float, float, str]:
         started = time.perf_counter()
-        tokens = raw.tokenize(LLM_PROMPT.encode("utf-8"), add_bos=True, special=True)
-        chunks: Any = raw.create_completion(
-            tokens,
-            max_tokens=MAX_TOKENS,
-            temperature=0.0,
-            top_p=TOP_P,
-            repeat_penalty=REPEAT_PENALTY,
-            stop=[],
-            seed=SEED,
-            stream=True,
-        )
-        text = "".join(chunk["choices"][0]["text"] for chunk in chunks)
+        text = "".join(chunk["choices"][0]["text"] for chunk in raw_completion(stream=True))
         elapsed = time.perf_counter() - started
         completion = len(raw.tokenize(text.encode("utf-8"), add_bos=False, special=False))
         return completion, elapsed, elapsed, text

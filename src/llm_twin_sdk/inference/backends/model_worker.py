@@ -129,17 +129,22 @@ class Request:
         self._last_read = time.monotonic()
         self._reading = False
 
-    def _busy(self) -> ModelBusyError | None:
-        """After a wait timed out: the error, if the request was still queued (it is
-        withdrawn: it never runs); ``None`` if the worker took it meanwhile."""
-        if not self._withdraw(self):
-            return None
-        return ModelBusyError(
-            f"the local model stayed busy with other requests for {self._queue_timeout_s:g} s "
-            "(queue_timeout_s); this request was withdrawn and never ran. Retry later, lower "
-            "the load, or use a server backend with parallel slots",
-            waited_s=time.monotonic() - self.submitted,
-        )
+    def _timed_out(self) -> None:
+        """After a wait timed out: :class:`ModelBusyError` if the request was still queued
+        (it is withdrawn: it never runs); nothing if the worker took it meanwhile."""
+        if self._withdraw(self):
+            raise ModelBusyError(
+                f"the local model stayed busy with other requests for {self._queue_timeout_s:g}"
+                " s (queue_timeout_s); this request was withdrawn and never ran. Retry later, "
+                "lower the load, or use a server backend with parallel slots",
+                waited_s=time.monotonic() - self.submitted,
+            )
+
+    @staticmethod
+    def _unwrap(item: Item) -> str | Generation:
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 class SyncRequest(Request):
@@ -159,17 +164,11 @@ class SyncRequest(Request):
         try:
             while True:
                 try:
-                    item = self._items.get(timeout=self._begin_read())
-                    break
+                    return self._unwrap(self._items.get(timeout=self._begin_read()))
                 except queue.Empty:
-                    busy = self._busy()
-                    if busy is not None:
-                        raise busy from None
+                    self._timed_out()
         finally:
             self._end_read()
-        if isinstance(item, BaseException):
-            raise item
-        return item
 
 
 class AsyncRequest(Request):
@@ -200,20 +199,13 @@ class AsyncRequest(Request):
             while True:
                 timeout = self._begin_read()
                 try:
-                    if timeout is None:
-                        item = await self._items.get()
-                    else:
-                        item = await asyncio.wait_for(self._items.get(), timeout)
-                    break
+                    if timeout is None:  # no task per piece
+                        return self._unwrap(await self._items.get())
+                    return self._unwrap(await asyncio.wait_for(self._items.get(), timeout))
                 except TimeoutError:
-                    busy = self._busy()
-                    if busy is not None:
-                        raise busy from None
+                    self._timed_out()
         finally:
             self._end_read()
-        if isinstance(item, BaseException):
-            raise item
-        return item
 
 
 class ModelWorker:
