@@ -330,3 +330,18 @@ async def test_async_waits_are_bounded_and_cancellable(backend: LocalBackend) ->
         with pytest.raises(asyncio.CancelledError):
             await waiting
         assert backend.pending_requests == 1
+
+
+@pytest.mark.asyncio
+async def test_close_fails_queued_async_calls(backend: LocalBackend) -> None:
+    async with AsyncInferenceClient(backend).stream(STORY, LONG) as running:
+        await anext(running)
+        queued = asyncio.create_task(backend.agenerate(prompt(7), SHORT))
+        while backend.pending_requests < 2:
+            await asyncio.sleep(0.005)
+        await asyncio.to_thread(backend.close)
+        with pytest.raises(InferenceError, match="closed before this request ran"):
+            await queued
+        with pytest.raises(InferenceError, match="closed during this generation"):
+            async for _piece in running:
+                pass

@@ -98,8 +98,9 @@ class AsyncInferenceClient(ClientOptions):
     ) -> Generation:
         """Generate a completion for a text prompt or chat messages.
 
-        Cancelling the awaiting task abandons the result; a sync backend's call that has
-        already started in a thread runs to its end (its thread then takes the next call).
+        Cancelling the awaiting task abandons the result; a native backend's call stops
+        (``LocalBackend``: withdrawn from its queue, or stopped at the next token), a sync
+        backend's call that has already started in a thread runs to its end.
         """
         self._check_open()
         normalized, chosen, limits = self._call(prompt, params, timeout)
