@@ -71,7 +71,12 @@ class AsyncLLMTwin(TwinCore):
         try:
             # Self-query and expansion run in the retrieval thread: a sync client on the same
             # backend (borrowed: the async client owns the backend).
-            llm = InferenceClient(client.backend, params=s.generation, timeout=client.timeout)
+            llm = InferenceClient(
+                client.backend,
+                params=client.params,
+                timeout=client.timeout,
+                prompt_format=client.prompt_format,
+            )
             rag = RAGPipeline.from_settings(s, llm=llm)
         except BaseException:
             client.backend.close()
