@@ -67,6 +67,7 @@ class Endpoint(EndpointRef):
     def client(self, *, aws: AWSClients | None = None, **options: Any) -> InferenceClient:
         """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
         ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``.
+        The client owns the backend it builds: closing the client closes it.
 
         Example: ``Deployer().deploy(spec).client().generate("What is an LLM twin?").text``.
         """
@@ -79,7 +80,9 @@ class Endpoint(EndpointRef):
             aws=aws or AWSClients(region=self.region),
             **options,
         )
-        return InferenceClient(backend)
+        client = InferenceClient(backend)
+        client._own(backend)  # built here: closed with the client
+        return client
 
 
 def _check_name(name: object) -> str:
