@@ -1,6 +1,7 @@
 """Who closes a backend (src/llm_twin_sdk/ownership.py): a client borrows the backend it is
-handed and leaves it open; a client built by ``from_settings`` created its backend and closes
-it; copies from ``with_options`` borrow from the original."""
+handed and leaves it open; copies from ``with_options`` borrow from the original; a
+LocalBackend closes itself as a context manager. (``from_settings`` owning what it builds:
+tests/test_async_client.py, test_a_client_closes_only_the_backend_it_built.)"""
 
 from __future__ import annotations
 
@@ -14,12 +15,9 @@ from llm_twin_sdk import (
     InferenceError,
     LLMTwin,
     LocalBackend,
-    TwinSettings,
 )
-from llm_twin_sdk.inference.backends.http import HttpBackend
 
 SHORT = GenerationParams(max_new_tokens=4, temperature=0.0)
-HTTP = TwinSettings(backend="http", http_url="http://127.0.0.1:9")  # never called here
 
 
 def test_a_client_borrows_the_backend_it_is_given() -> None:
@@ -44,14 +42,6 @@ def test_a_copy_borrows_from_the_original() -> None:
     assert backend.events == ["generated", "closed"]
 
 
-def test_from_settings_owns_the_backend_it_built() -> None:
-    with InferenceClient.from_settings(HTTP) as client:
-        backend = client.backend
-        assert isinstance(backend, HttpBackend)
-    with pytest.raises(InferenceError, match="closed"):
-        backend.generate("hi", SHORT)
-
-
 @pytest.mark.asyncio
 async def test_the_async_client_borrows_too() -> None:
     backend = NativeScriptedBackend()
@@ -65,10 +55,6 @@ async def test_the_async_client_borrows_too() -> None:
     assert backend.events == []  # neither aclose nor close
     with pytest.raises(InferenceError, match="closed"):
         await client.generate("hi")  # the client's own threads are closed
-    async with AsyncInferenceClient.from_settings(HTTP) as owner:
-        made = owner.backend
-    with pytest.raises(InferenceError, match="closed"):
-        await made.agenerate("hi", SHORT)  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
