@@ -77,3 +77,16 @@ async def test_an_async_client_over_the_twins_backend_leaves_the_twin_working() 
         assert answer.text
     with pytest.raises(InferenceError, match="closed"):  # the twin closed what it built
         twin.client.backend.count_tokens("hi")
+
+
+@pytest.mark.slow
+def test_the_local_model_waits_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_TWIN_QUEUE_TIMEOUT_S", "5")
+    monkeypatch.setenv("LLM_TWIN_STREAM_IDLE_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("LLM_TWIN_N_CTX", "256")
+    with InferenceClient.from_settings() as client:
+        backend = client.backend
+        assert isinstance(backend, LocalBackend)
+        assert (backend.queue_timeout_s, backend.stream_idle_timeout_s) == (5.0, 2.5)
+    with pytest.raises(InferenceError, match="closed"):
+        backend.count_tokens("hi")  # built by from_settings: closed with the client

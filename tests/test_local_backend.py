@@ -198,6 +198,10 @@ def test_invalid_construction_arguments() -> None:
         LocalBackend(n_ctx=0)
     with pytest.raises(ConfigurationError):
         LocalBackend(n_threads=0)
+    with pytest.raises(ConfigurationError, match="queue_timeout_s"):
+        LocalBackend(queue_timeout_s=0)
+    with pytest.raises(ConfigurationError, match="stream_idle_timeout_s"):
+        LocalBackend(stream_idle_timeout_s=-1.0)
 
 
 def test_closed_backend_says_so() -> None:
