@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
+from fakes import AWSCalls as Calls
 from fakes import Json, WireServer
 from llm_twin_sdk import (
+    AccessDeniedError,
     AWSClients,
     ConfigurationError,
     EndpointSpec,
@@ -38,7 +40,6 @@ from llm_twin_sdk.retry import RetryPolicy
 ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tgi:latest"
 TOKEN = "hf_supersecrettoken123"
-WRITE_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregister", "Add")
 SERVICES = ("sagemaker", "application-autoscaling", "cloudwatch")
 TRACKING = TargetTracking(metric="invocations", target=10, min_capacity=1, max_capacity=2)
 REPLY = {
@@ -56,20 +57,6 @@ def make_spec(**overrides: Any) -> EndpointSpec:
         "hf_token": TOKEN,
     }
     return EndpointSpec(**{**values, **overrides})
-
-
-@dataclass
-class Calls:
-    """Every control-plane request that reached the wire (moto), by operation name."""
-
-    names: list[str] = field(default_factory=list)
-
-    def record(self, event_name: str, **_: Any) -> None:
-        self.names.append(event_name.rsplit(".", 1)[-1])
-
-    @property
-    def writes(self) -> list[str]:
-        return [name for name in self.names if name.startswith(WRITE_PREFIXES)]
 
 
 @pytest.fixture
@@ -90,10 +77,8 @@ def aws(endpoints: WireServer) -> AWSClients:
 
 @pytest.fixture
 def calls(aws: AWSClients) -> Calls:
-    recorder = Calls()
-    for service in SERVICES:
-        aws.client(service).meta.events.register(f"before-send.{service}.*", recorder.record)
-    return recorder
+    """Every control-plane request that reached the wire (moto), by operation name."""
+    return Calls.on(*(aws.client(service) for service in SERVICES))
 
 
 @pytest.fixture
@@ -442,3 +427,36 @@ def test_plan_of_a_scale_to_zero_component_deployment(
 
 def moto_alarms(aws: AWSClients) -> list[Any]:
     return list(aws.client("cloudwatch").describe_alarms()["MetricAlarms"])
+
+
+def test_a_scaling_failure_after_deploy_is_typed_and_says_what_stands(
+    deployment: TwinDeployment, aws: AWSClients, moto_aws: AWSClients
+) -> None:
+    key = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": "endpoint/twin/variant/AllTraffic",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    with Stubber(aws.client("application-autoscaling")) as autoscaling:
+        autoscaling.add_response(
+            "describe_scalable_targets",
+            {"ScalableTargets": []},
+            {
+                **{k: v for k, v in key.items() if k != "ResourceId"},
+                "ResourceIds": [key["ResourceId"]],
+            },
+        )
+        autoscaling.add_response("describe_scaling_policies", {"ScalingPolicies": []}, key)
+        autoscaling.add_response("describe_scheduled_actions", {"ScheduledActions": []}, key)
+        autoscaling.add_client_error(
+            "register_scalable_target",
+            service_error_code="AccessDeniedException",
+            service_message="not authorized to perform: application-autoscaling:Register...",
+        )
+        with pytest.raises(AccessDeniedError, match="register_scalable_target") as caught:
+            deployment.up()
+        autoscaling.assert_no_pending_responses()
+    assert "'twin' is deployed but its autoscaling is not as asked" in str(caught.value.__notes__)
+    assert len(left_in_aws(moto_aws)["endpoints"]) == 1  # a deployed endpoint is kept...
+    deployment.down()
+    assert left_in_aws(moto_aws) == NOTHING  # ... until down
