@@ -341,6 +341,11 @@ def test_from_settings_takes_region_and_retrieval_from_settings(
             "RetryPolicy",
         ),
         (
+            lambda aws: TwinDeployment(make_spec(), aws=aws).up(progress=wrong("print")),
+            InvalidParameterError,
+            "progress",
+        ),
+        (
             lambda aws: TwinDeployment(make_spec(), aws=aws).up(timeout_s=0),
             InvalidParameterError,
             "timeout_s",
@@ -460,3 +465,15 @@ def test_a_scaling_failure_after_deploy_is_typed_and_says_what_stands(
     assert len(left_in_aws(moto_aws)["endpoints"]) == 1  # a deployed endpoint is kept...
     deployment.down()
     assert left_in_aws(moto_aws) == NOTHING  # ... until down
+
+
+def test_scale_to_zero_on_a_fleet_that_cannot_shrink_warns(
+    aws: AWSClients, calls: Calls, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = make_spec(components=InferenceComponentSpec(min_instances=1, max_instances=2))
+    tracking = TargetTracking(metric="concurrency", target=4, min_capacity=0, max_capacity=2)
+    with caplog.at_level("WARNING", logger="llm_twin_sdk.deployment"):
+        deployment = TwinDeployment(spec, [ScaleToZero(target_tracking=tracking)], aws=aws)
+    assert "instances keep running" in caplog.text
+    assert deployment.scaling == [ScaleToZero(target_tracking=tracking)]
+    assert calls.names == []

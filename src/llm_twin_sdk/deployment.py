@@ -99,10 +99,9 @@ class TwinDeployment:
             raise InvalidParameterError(
                 f"spec: expected an EndpointSpec, got {type(spec).__name__}"
             )
-        if scaling is not None:
-            check_policy(spec.ref(), scaling)
+        capacity = check_policy(spec.ref(), scaling)[0] if scaling is not None else None
         parts = spec.components
-        if isinstance(scaling, ScaleToZero) and parts is not None and parts.min_instances > 0:
+        if isinstance(capacity, ScaleToZero) and parts is not None and parts.min_instances > 0:
             logger.warning(
                 "ScaleToZero on %s with components.min_instances=%d: copies go to zero but "
                 "the instances keep running (and billing); set min_instances=0",
@@ -120,8 +119,8 @@ class TwinDeployment:
             )
         if aws is not None and not isinstance(aws, AWSClients):
             raise ConfigurationError(f"aws: expected AWSClients, got {type(aws).__name__}")
-        self.spec = spec
-        self.scaling = scaling
+        self._spec = spec
+        self._scaling = scaling
         self._settings = settings
         self._aws = aws or AWSClients()
         self._progress: Progress | None = None
@@ -156,6 +155,16 @@ class TwinDeployment:
         )
 
     @property
+    def spec(self) -> EndpointSpec:
+        """The endpoint this deployment declares."""
+        return self._spec
+
+    @property
+    def scaling(self) -> Scaling:
+        """Its autoscaling policy (``None``: no autoscaling)."""
+        return self._scaling
+
+    @property
     def region(self) -> str:
         """The AWS region the endpoint lives in."""
         return self._deployer.region
@@ -179,6 +188,10 @@ class TwinDeployment:
             AWSError: an AWS call failed after retries. When scaling fails, the endpoint stays
                 deployed (the error says so): ``up`` again converges, ``down`` removes it.
         """
+        if progress is not None and not callable(progress):
+            raise InvalidParameterError(
+                f"progress: expected a callable taking a WaitProgress, got {progress!r}"
+            )
         self._progress = progress
         started = time.monotonic()
         try:
