@@ -33,9 +33,14 @@ MODEL_FIXTURES = frozenset({"embedder", "local_backend", "client", "tiny_cross_e
 another fixture, is slow."""
 
 SLOW_MODULES = frozenset(
-    {"test_quickstart.py", "test_example_deploy.py", "test_http_backend_llamacpp.py"}
+    {
+        "test_quickstart.py",
+        "test_example_deploy.py",
+        "test_http_backend_llamacpp.py",
+        "test_async_twin.py",
+    }
 )
-"""Modules whose every test runs an example or a model server in a subprocess."""
+"""Modules whose every test runs an example, a model server in a subprocess, or real models."""
 
 SLOW_TESTS = frozenset(
     {

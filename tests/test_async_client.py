@@ -28,6 +28,7 @@ from llm_twin_sdk import (
     PromptTooLongError,
     ThrottledError,
     Timeouts,
+    TwinSettings,
     Usage,
 )
 from llm_twin_sdk.inference.async_client import AsyncInferenceClient, NativeAsyncBackend
@@ -270,6 +271,7 @@ async def test_aclose_waits_for_running_calls_then_closes_the_backend(
     wrapped: ScriptedBackend,
 ) -> None:
     client = AsyncInferenceClient(wrapped)
+    client._own(wrapped)  # as from_settings does with the backend it builds
     running = asyncio.create_task(client.generate(COUNTING, LONG))
     while wrapped.in_flight == 0:  # the generation has started in its thread
         await asyncio.sleep(0.005)
@@ -286,6 +288,7 @@ async def test_aclose_waits_for_running_calls_then_closes_the_backend(
 @pytest.mark.asyncio
 async def test_aclose_fails_calls_still_queued(wrapped: ScriptedBackend) -> None:
     client = AsyncInferenceClient(wrapped, max_workers=1)
+    client._own(wrapped)  # as from_settings does with the backend it builds
     running = asyncio.create_task(client.generate(COUNTING, LONG))
     queued = asyncio.create_task(client.generate(CHAT, GREEDY))
     queued_stream = client.stream(CHAT, GREEDY)
@@ -550,7 +553,28 @@ async def test_native_coroutines_are_used(policy: RetryPolicy, sleeps: list[floa
         assert stream.generation == scripted_generation("Hello")
         assert all(s.closed for s in backend.streams)
         assert len(sleeps) == 2
-    assert backend.events == ["aclosed", "closed"]
+    assert backend.events == []  # borrowed: its creator closes it
+
+
+@pytest.mark.asyncio
+async def test_a_client_closes_only_the_backend_it_built() -> None:
+    settings = TwinSettings(backend="http", http_url="http://127.0.0.1:9")
+    async with AsyncInferenceClient.from_settings(settings) as client:
+        backend = client.backend
+    with pytest.raises(InferenceError, match="closed"):
+        backend.generate("hi", GREEDY)  # built by from_settings: closed with the client
+    with InferenceClient.from_settings(settings) as sync_client:
+        sync_backend = sync_client.backend
+    with pytest.raises(InferenceError, match="closed"):
+        sync_backend.generate("hi", GREEDY)
+    async with HttpBackend("http://127.0.0.1:9") as handed:
+        async with AsyncInferenceClient(handed):
+            pass
+        with InferenceClient(handed):
+            pass
+        with pytest.raises(InferenceError) as refused:  # borrowed: still open, it connects
+            await handed.agenerate("hi", GREEDY)
+        assert "closed" not in str(refused.value)
 
 
 @pytest.mark.asyncio

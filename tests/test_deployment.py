@@ -27,6 +27,7 @@ from llm_twin_sdk import (
     EndpointSpec,
     InferenceClient,
     InferenceComponentSpec,
+    InferenceError,
     InvalidParameterError,
     LLMTwin,
     ScaleToZero,
@@ -167,6 +168,8 @@ def test_plan_up_ask_down_end_to_end(
         (invocation,) = endpoints.to("invoke")
         assert invocation.endpoint == "twin"
         assert "fine-tuned to write like you" in json.dumps(invocation.body)
+    with pytest.raises(InferenceError, match="closed"):  # the twin closed what up() built
+        twin.client.generate("Still there?")
 
     calls.names.clear()
     with deployment.up() as again:  # same inputs: converged already, a new twin

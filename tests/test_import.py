@@ -130,7 +130,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"inference"}),
     frozenset({"rag", "scaling"}),
     frozenset({"deploy"}),
-    frozenset({"twin"}),
+    frozenset({"twin", "async_twin"}),
     frozenset({"deployment"}),
 )
 

@@ -21,6 +21,8 @@ from .errors import *  # noqa: F403 -- the error tree is cheap and always loaded
 if TYPE_CHECKING:
     # Static twins of _LAZY for type checkers (``X as X`` re-exports the name); a test in
     # tests/test_import.py fails when they and _LAZY disagree.
+    from .async_twin import AsyncAnswerStream as AsyncAnswerStream
+    from .async_twin import AsyncLLMTwin as AsyncLLMTwin
     from .aws import AWSClients as AWSClients
     from .config import TwinSettings as TwinSettings
     from .deploy.deployer import Deployer as Deployer
@@ -114,6 +116,7 @@ _LAZY: dict[str, str] = {
             "TargetTracking",
         ),
         ".twin": ("AnswerStream", "LLMTwin"),
+        ".async_twin": ("AsyncAnswerStream", "AsyncLLMTwin"),
         ".types": (
             "Answer",
             "Chunk",

@@ -248,9 +248,9 @@ class TwinDeployment:
         except BaseException:
             client.close()
             raise
-        # TODO(ownership): once LLMTwin is an Owner (lead, twin.py), mark what up() created:
-        # ``twin._own(client, rag)``. Until then LLMTwin.close closes both, as it always did.
-        return LLMTwin(rag, client)
+        twin = LLMTwin(rag, client)
+        twin._own(client, rag)  # built here: the twin closes them (ownership.py)
+        return twin
 
     def settings_for_endpoint(self) -> TwinSettings:
         """The settings with the LLM side pointing at this endpoint: ``backend="sagemaker"``,

@@ -19,29 +19,34 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-__all__ = ["Closeable", "Owner"]
+__all__ = ["AsyncCloseable", "Closeable", "Owner"]
 
 
 class Closeable(Protocol):
     def close(self) -> None: ...
 
 
+class AsyncCloseable(Protocol):
+    async def aclose(self) -> None: ...
+
+
 class Owner:
     """Keeps the parts an object created, and closes them (last created, first closed)."""
 
-    _owned: tuple[Closeable, ...] = ()
+    _owned: tuple[Closeable | AsyncCloseable, ...] = ()
 
-    def _own(self, *parts: Closeable) -> None:
+    def _own(self, *parts: Closeable | AsyncCloseable) -> None:
         """Mark ``parts`` as created by this object: :meth:`_close_owned` closes them."""
         self._owned = (*self._owned, *parts)
 
     def _close_owned(self) -> None:
-        """Close every owned part, even when one fails (the first error is raised)."""
+        """Close every owned part, even when one fails (the first error is raised); every
+        part of a sync owner has ``close``."""
         owned, self._owned = self._owned, ()
         error: BaseException | None = None
         for part in reversed(owned):
             try:
-                part.close()
+                part.close()  # type: ignore[union-attr]  # sync owners own sync parts only
             except BaseException as exc:  # close the rest, then raise the first
                 error = error or exc
         if error is not None:
@@ -54,9 +59,8 @@ class Owner:
         error: BaseException | None = None
         for part in reversed(owned):
             try:
-                closer = getattr(part, "aclose", None)
-                if callable(closer):
-                    await closer()
+                if hasattr(part, "aclose"):
+                    await part.aclose()
                 else:
                     await asyncio.to_thread(part.close)
             except BaseException as exc:

@@ -1,6 +1,7 @@
 """LLMTwin: retrieval plus generation, one question in, one answer with sources out.
 
-Synchronous and thread-safe (it runs unchanged inside Jupyter). Example::
+Synchronous and thread-safe (it runs unchanged inside Jupyter); :class:`~llm_twin_sdk.AsyncLLMTwin`
+is its asyncio twin over the same core. Example::
 
     with LLMTwin.from_settings() as twin:                 # embedded, offline footing
         twin.ingest(documents)
@@ -13,11 +14,13 @@ Synchronous and thread-safe (it runs unchanged inside Jupyter). Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .inference.client import InferenceClient
 from .inference.stream import TextStream
+from .ownership import Owner
 from .rag.filters import MetadataFilters
 from .rag.pipeline import RAGPipeline
 from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt, prompt_budget
@@ -26,28 +29,91 @@ from .validation import check_query
 
 if TYPE_CHECKING:
     from .config import TwinSettings
-    from .types import Generation
+    from .types import Generation, Prompt
 
-__all__ = ["AnswerStream", "LLMTwin"]
+__all__ = ["AnswerStream", "LLMTwin", "TwinCore"]
 
 
-class LLMTwin:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A question made ready for the model: its prompt (and sources) and the stage times."""
+
+    query: str
+    prompt: AssembledPrompt
+    retrieve_s: float
+    prompt_s: float
+
+    def answer(self, generation: Generation, generate_s: float) -> Answer:
+        """The :class:`Answer` of this question once ``generation`` is complete."""
+        timings = StageTimings(
+            retrieve_s=self.retrieve_s, prompt_s=self.prompt_s, generate_s=generate_s
+        )
+        return Answer(
+            query=self.query,
+            text=generation.text,
+            sources=self.prompt.sources,
+            usage=generation.usage,
+            finish_reason=generation.finish_reason,
+            timings=timings,
+        )
+
+
+class TwinCore(Owner):
+    """What :class:`LLMTwin` and :class:`~llm_twin_sdk.AsyncLLMTwin` share: the pipeline, the
+    prompt template, preparing a question (retrieve, then assemble within the model's budget)
+    and the store's documents. Not used on its own.
+
+    Ownership (docs/architecture.md): the pipeline and client handed to a constructor are
+    borrowed, closed by whoever created them; ``from_settings`` builds its own and closes them.
+    """
+
+    def __init__(self, rag: RAGPipeline, template: PromptTemplate | None) -> None:
+        self.rag = rag
+        self.template = template or PromptTemplate()
+
+    def _prepare(
+        self,
+        query: str,
+        k: int | None,
+        params: GenerationParams,
+        filters: MetadataFilters | None,
+        *,
+        context_window: int,
+        count_tokens: Callable[[Prompt], int],
+    ) -> Prepared:
+        """Retrieve and assemble (blocking: the async twin runs it in a thread)."""
+        query = check_query(query)
+        budget = prompt_budget(context_window, params.max_new_tokens)
+        started = time.perf_counter()
+        chunks = self.rag.retrieve(query, k, filters=filters)
+        retrieved = time.perf_counter()
+        prompt = assemble_prompt(
+            query, chunks, count_tokens=count_tokens, budget=budget, template=self.template
+        )
+        return Prepared(query, prompt, retrieved - started, time.perf_counter() - retrieved)
+
+
+class LLMTwin(TwinCore):
     """A RAG pipeline and an inference client (any backend) composed into one
     question-answering object; ``template`` turns the question and its sources into the prompt.
+
+    ``rag`` and ``client`` are borrowed: :meth:`close` leaves them open for their creator
+    (:meth:`from_settings` builds and closes its own). Thread-safe: many threads may share
+    one twin; a local model serves them one at a time, in arrival order.
     """
 
     def __init__(
         self, rag: RAGPipeline, client: InferenceClient, *, template: PromptTemplate | None = None
     ) -> None:
-        self.rag = rag
+        super().__init__(rag, template)
         self.client = client
-        self.template = template or PromptTemplate()
 
     @classmethod
     def from_settings(cls, settings: TwinSettings | None = None) -> LLMTwin:
         """Build a twin from settings; with no argument, the embedded offline footing.
 
         Settings come from ``LLM_TWIN_*`` environment variables and ``.env`` when not given.
+        The twin owns what it builds: :meth:`close` releases the model and the store.
         """
         from .config import TwinSettings
 
@@ -58,14 +124,18 @@ class LLMTwin:
         except BaseException:
             client.close()
             raise
-        return cls(rag, client)
+        twin = cls(rag, client)
+        twin._own(client, rag)
+        return twin
 
     def __repr__(self) -> str:
         return f"LLMTwin(rag={self.rag!r}, client={self.client!r})"
 
-    def ingest(self, documents: Iterable[Document | Mapping[str, Any]]) -> IngestReport:
+    def ingest(
+        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: bool | None = None
+    ) -> IngestReport:
         """Chunk, embed and store documents (see :meth:`RAGPipeline.ingest`)."""
-        return self.rag.ingest(documents)
+        return self.rag.ingest(documents, progress=progress)
 
     def ask(
         self,
@@ -80,12 +150,9 @@ class LLMTwin:
         ``filters`` restricts the sources by metadata, e.g. ``{"author": "Maya Okafor"}``.
         """
         params = params or self.client.params
-        prompt, retrieve_s, prompt_s = self._prepare(query, k, params, filters)
-        generation = self.client.generate(prompt.messages, params)
-        timings = StageTimings(
-            retrieve_s=retrieve_s, prompt_s=prompt_s, generate_s=generation.latency_s
-        )
-        return _answer(query, prompt.sources, generation, timings)
+        prepared = self._ready(query, k, params, filters)
+        generation = self.client.generate(prepared.prompt.messages, params)
+        return prepared.answer(generation, generation.latency_s)
 
     def stream(
         self,
@@ -97,50 +164,37 @@ class LLMTwin:
     ) -> AnswerStream:
         """Like :meth:`ask`, but the sources come first, then the text piece by piece."""
         params = params or self.client.params
-        prompt, retrieve_s, prompt_s = self._prepare(query, k, params, filters)
+        prepared = self._ready(query, k, params, filters)
         started = time.perf_counter()
-        return AnswerStream(
+        text = self.client.stream(prepared.prompt.messages, params)
+        return AnswerStream(prepared, text, started)
+
+    def _ready(
+        self,
+        query: str,
+        k: int | None,
+        params: GenerationParams,
+        filters: MetadataFilters | None,
+    ) -> Prepared:
+        return self._prepare(
             query,
-            sources=prompt.sources,
-            text=self.client.stream(prompt.messages, params),
-            retrieve_s=retrieve_s,
-            prompt_s=prompt_s,
-            started=started,
+            k,
+            params,
+            filters,
+            context_window=self.client.context_window,
+            count_tokens=self.client.count_tokens,
         )
 
     def close(self) -> None:
-        """Release the model and the vector store (and its folder lock)."""
-        try:
-            self.client.close()
-        finally:
-            self.rag.close()
+        """Release what this twin created (:meth:`from_settings`: the model and the store
+        with its folder lock); what it was handed stays open. Safe to call twice."""
+        self._close_owned()
 
     def __enter__(self) -> LLMTwin:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _prepare(
-        self,
-        query: str,
-        k: int | None,
-        params: GenerationParams,
-        filters: MetadataFilters | None,
-    ) -> tuple[AssembledPrompt, float, float]:
-        query = check_query(query)
-        budget = prompt_budget(self.client.context_window, params.max_new_tokens)
-        started = time.perf_counter()
-        chunks = self.rag.retrieve(query, k, filters=filters)
-        retrieved = time.perf_counter()
-        prompt = assemble_prompt(
-            query,
-            chunks,
-            count_tokens=self.client.count_tokens,
-            budget=budget,
-            template=self.template,
-        )
-        return prompt, retrieved - started, time.perf_counter() - retrieved
 
 
 class AnswerStream(TextStream):
@@ -150,19 +204,10 @@ class AnswerStream(TextStream):
     in a ``with`` block; leaving early stops generation.
     """
 
-    def __init__(
-        self,
-        query: str,
-        *,
-        sources: tuple[Chunk, ...],
-        text: TextStream,
-        retrieve_s: float,
-        prompt_s: float,
-        started: float,
-    ) -> None:
-        super().__init__(self._relay(text, retrieve_s, prompt_s, started), on_close=text.close)
-        self.query = query
-        self.sources = sources
+    def __init__(self, prepared: Prepared, text: TextStream, started: float) -> None:
+        super().__init__(self._relay(prepared, text, started), on_close=text.close)
+        self.query = prepared.query
+        self.sources: tuple[Chunk, ...] = prepared.prompt.sources
         self._answer: Answer | None = None
 
     @property
@@ -171,26 +216,10 @@ class AnswerStream(TextStream):
         return self._answer
 
     def _relay(
-        self, text: TextStream, retrieve_s: float, prompt_s: float, started: float
+        self, prepared: Prepared, text: TextStream, started: float
     ) -> Generator[str, None, Generation]:
         yield from text  # closing this generator closes ``text`` too
         generation = text.generation
         assert generation is not None  # ``text`` ends only by returning it, or raises
-        timings = StageTimings(
-            retrieve_s=retrieve_s, prompt_s=prompt_s, generate_s=time.perf_counter() - started
-        )
-        self._answer = _answer(self.query, self.sources, generation, timings)
+        self._answer = prepared.answer(generation, time.perf_counter() - started)
         return generation
-
-
-def _answer(
-    query: str, sources: tuple[Chunk, ...], generation: Generation, timings: StageTimings
-) -> Answer:
-    return Answer(
-        query=query,
-        text=generation.text,
-        sources=sources,
-        usage=generation.usage,
-        finish_reason=generation.finish_reason,
-        timings=timings,
-    )

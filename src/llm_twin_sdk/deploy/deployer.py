@@ -76,7 +76,8 @@ class Endpoint(EndpointRef):
     ) -> InferenceClient:
         """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
         ``aws`` defaults to clients for its region, ``params`` and ``prompt_format`` are the
-        client's defaults, ``options`` go to ``SageMakerBackend``.
+        client's defaults, ``options`` go to ``SageMakerBackend``. The client owns the backend
+        it builds: closing the client closes it.
 
         Example: ``Deployer().deploy(spec).client().generate("What is an LLM twin?").text``.
         """
@@ -89,7 +90,9 @@ class Endpoint(EndpointRef):
             aws=aws or AWSClients(region=self.region),
             **options,
         )
-        return InferenceClient(backend, params=params, prompt_format=prompt_format)
+        client = InferenceClient(backend, params=params, prompt_format=prompt_format)
+        client._own(backend)  # built here: closed with the client
+        return client
 
 
 def _check_name(name: object) -> str:

@@ -183,16 +183,14 @@ class AsyncInferenceClient(ClientOptions):
         return cast(list[ManyResult], results)  # every worker ended normally: all slots filled
 
     async def aclose(self) -> None:
-        """Stop open streams, wait for calls running in threads, then release the backend.
-
-        Waiting first matters: a model must not be freed while a thread still uses it.
+        """Stop open streams and wait for calls running in threads; then release the backend
+        if this client created it (``from_settings``): a backend handed to the constructor is
+        borrowed and stays open. Waiting first matters: a model must not be freed while a
+        thread still uses it.
         Safe to call more than once; calls after it raise :class:`InferenceError`.
         """
         await self._pool.aclose()
-        closer = getattr(self._backend, "aclose", None)
-        if callable(closer):
-            await closer()
-        await asyncio.to_thread(self._backend.close)
+        await self._aclose_owned()
 
     async def __aenter__(self) -> AsyncInferenceClient:
         return self

@@ -8,7 +8,7 @@ on the first piece. The garbage collector cannot release its connection: always 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any
+from typing import Any, Self
 
 from ..types import Generation
 from .stream import StreamRecord
@@ -52,11 +52,11 @@ class AsyncTextStream(StreamRecord, AsyncIterator[str]):
                 await self.aclose()
                 raise
 
-    def __await__(self) -> Generator[Any, None, AsyncTextStream]:
+    def __await__(self) -> Generator[Any, None, Self]:
         """``await stream`` opens it (errors are raised here) and returns the stream itself."""
         return self.__aenter__().__await__()
 
-    def __aiter__(self) -> AsyncTextStream:
+    def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> str:
@@ -75,7 +75,7 @@ class AsyncTextStream(StreamRecord, AsyncIterator[str]):
         self._pieces.append(item)
         return item
 
-    async def __aenter__(self) -> AsyncTextStream:
+    async def __aenter__(self) -> Self:
         await self._open()
         return self
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Self
 
+from ..ownership import Owner
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
 from ..types import Generation, GenerationParams, Prompt, Timeouts
 from .backend import Backend, NormalizedPrompt
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientOptions", "InferenceClient", "backend_from_settings"]
 
 
-class ClientOptions:
+class ClientOptions(Owner):
     """What both clients share: the backend, default parameters, retry policy, timeouts and
     prompt format, the read-only properties over them, building from settings, copies with
     other defaults and token counts. Not used on its own."""
@@ -56,12 +57,15 @@ class ClientOptions:
         from ..config import TwinSettings
 
         s = settings or TwinSettings()
-        return cls(
-            backend_from_settings(s),
+        backend = backend_from_settings(s)
+        client = cls(
+            backend,
             params=s.generation,
             timeout=Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s),
             prompt_format=s.prompt_format,
         )
+        client._own(backend)  # built here: closed with the client
+        return client
 
     def with_options(self, **params: Any) -> Self:
         """A copy with some default generation parameters changed; the backend (and an async
@@ -184,8 +188,9 @@ class InferenceClient(ClientOptions):
         return stream.unread(first)
 
     def close(self) -> None:
-        """Release the backend (the model's memory, connections)."""
-        self._backend.close()
+        """Release the backend if this client created it (``from_settings``); a backend handed
+        to the constructor is borrowed and stays open for its creator."""
+        self._close_owned()
 
     def __enter__(self) -> InferenceClient:
         return self
