@@ -1,5 +1,9 @@
 """Deploy the LLM Twin to SageMaker, autoscale it, ask it, and tear everything down.
 
+One :class:`~llm_twin_sdk.TwinDeployment` does it all: ``plan`` (endpoint and autoscaling
+changes), ``up`` (deploy, wait, scale, return a twin answering from the endpoint) and
+``down``. The twin retrieves as ``LLM_TWIN_*`` settings say (default: the embedded store).
+
 This bills real money on real AWS (an ml.g5.2xlarge is about 1.5 USD per hour); read
 docs/deployment.md first. ``--dry-run`` makes read-only calls only and prints the plan::
 
@@ -17,13 +21,12 @@ import argparse
 import os
 import sys
 
-from llm_twin_sdk import LLMTwinError
+from llm_twin_sdk import LLMTwinError, TwinDeployment
 from llm_twin_sdk.aws import AWSClients, call_aws
-from llm_twin_sdk.deploy.deployer import Deployer
 from llm_twin_sdk.deploy.iam import ensure_execution_role, execution_role_arn
 from llm_twin_sdk.deploy.spec import EndpointSpec, InferenceComponentSpec
 from llm_twin_sdk.deploy.waiting import WaitProgress
-from llm_twin_sdk.scaling import AutoScaler, ScaleToZero, TargetTracking
+from llm_twin_sdk.scaling import ScaleToZero, TargetTracking
 
 ROLE_NAME = "llm-twin-sagemaker"
 
@@ -73,33 +76,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.scale_to_zero
         else None,
     )
-    deployer = Deployer(aws=aws, on_progress=show_progress)
-    print(deployer.plan(spec))
+    tracking = TargetTracking(
+        metric="invocations",
+        target=10,
+        min_capacity=0 if args.scale_to_zero else 1,
+        max_capacity=2,
+    )
+    policy = ScaleToZero(target_tracking=tracking) if args.scale_to_zero else tracking
+    deployment = TwinDeployment(spec, policy, aws=aws)  # retrieval: TwinSettings() (LLM_TWIN_*)
+    print(deployment.plan())  # endpoint and autoscaling changes, describe calls only
     if args.dry_run:
         return 0
 
     try:
-        endpoint = deployer.deploy(spec, wait=True, timeout_s=args.timeout)
-        print(f"deployed: {endpoint.name}")
-        tracking = TargetTracking(
-            metric="invocations",
-            target=10,
-            min_capacity=0 if args.scale_to_zero else 1,
-            max_capacity=2,
-        )
-        policy = ScaleToZero(target_tracking=tracking) if args.scale_to_zero else tracking
-        print(AutoScaler(aws=aws).apply(endpoint, policy))
-        try:
-            answer = endpoint.client(aws=aws).generate(
-                [{"role": "user", "content": "What is an LLM twin?"}]
-            )
-            print(f"answer: {answer.text}")
-        except LLMTwinError as exc:  # report, then tear down all the same
-            print(f"ask failed: {exc}")
+        with deployment.up(progress=show_progress, timeout_s=args.timeout) as twin:
+            print(f"deployed: {spec.name}")
+            print("the same twin from settings, in any process:")
+            for name, value in deployment.environment().items():
+                print(f"  export {name}={value}")
+            try:
+                answer = twin.ask("What is an LLM twin?")
+                print(f"answer: {answer.text} ({len(answer.sources)} sources)")
+            except LLMTwinError as exc:  # report, then tear down all the same
+                print(f"ask failed: {exc}")
     finally:
         if not args.keep:
             print(f"tearing down {spec.name} ...")
-            deployer.delete(spec.name)
+            deployment.down()
             print("done: no endpoint, config, model, component or scaling rule is left")
     return 0
 

@@ -44,6 +44,7 @@ SLOW_MODULES = frozenset(
 
 SLOW_TESTS = frozenset(
     {
+        "test_deployment.py::test_plan_up_ask_down_end_to_end",
         "test_embedder.py::test_folder_that_is_not_a_model",
         "test_embedder.py::test_hub_id_is_not_taken_for_a_missing_folder",
         "test_local_backend.py::test_closed_backend_says_so",

@@ -370,6 +370,35 @@ def test_scale_to_zero_reapply_is_a_no_op(scaler: AutoScaler, stubs: Stubs) -> N
     assert len(stubs.calls) == 4
 
 
+def test_plan_reads_only_and_lists_what_apply_and_remove_would_write(
+    scaler: AutoScaler, stubs: Stubs
+) -> None:
+    _reads(stubs, **SCALED_TO_ZERO)
+    assert scaler.plan(IC, TO_ZERO).is_noop
+    _reads(stubs, **SCALED_TO_ZERO)
+    slower = TO_ZERO.model_copy(update={"scale_out_cooldown_s": 120})
+    changed = scaler.plan(IC, slower)
+    _reads(stubs, **SCALED_TO_ZERO)
+    removal = scaler.plan(IC, None)
+
+    stubs.assert_done()
+    assert all(call.startswith("Describe") for call in stubs.calls)
+    # the step policy changes; its alarm is listed too (it names the policy's ARN)
+    assert [(c.action, c.item, c.name) for c in changed.changes] == [
+        ("update", "scaling-policy", STEP_NAME),
+        ("update", "alarm", ALARM),
+    ]
+    assert [(c.action, c.item) for c in removal.changes] == [
+        ("delete", "alarm"),
+        ("delete", "scaling-policy"),
+        ("delete", "scaling-policy"),
+        ("delete", "scalable-target"),
+    ]
+    assert removal.policy == "none"
+    assert changed.policy == "ScaleToZero(concurrency -> 4, 0..2)"
+    assert "4 change(s) to apply" in str(removal)
+
+
 def test_alarm_settings_reach_cloudwatch(scaler: AutoScaler, stubs: Stubs) -> None:
     slower = TO_ZERO.model_copy(
         update={"alarm_period_s": 60, "evaluation_periods": 3, "datapoints_to_alarm": 2}

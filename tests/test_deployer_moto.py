@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from fakes import AWSCalls as Calls
 from llm_twin_sdk import scaling
 from llm_twin_sdk.aws import AWSClients
 from llm_twin_sdk.deploy import deployer as deployer_module
@@ -27,7 +28,6 @@ from llm_twin_sdk.retry import RetryPolicy
 ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tgi:latest"
 TOKEN = "hf_supersecrettoken123"
-WRITE_PREFIXES = ("Create", "Update", "Delete", "Add", "Put", "Register", "Deregister")
 
 
 def make_spec(name: str = "twin", **overrides: Any) -> EndpointSpec:
@@ -41,20 +41,6 @@ def make_spec(name: str = "twin", **overrides: Any) -> EndpointSpec:
     }
     values.update(overrides)
     return EndpointSpec(**values)
-
-
-@dataclass
-class Calls:
-    """Operation names of every SageMaker request that reached the wire, in order."""
-
-    names: list[str] = field(default_factory=list)
-
-    def record(self, event_name: str, **_: Any) -> None:
-        self.names.append(event_name.rsplit(".", 1)[-1])
-
-    @property
-    def writes(self) -> list[str]:
-        return [n for n in self.names if n.startswith(WRITE_PREFIXES)]
 
 
 @dataclass
@@ -74,9 +60,7 @@ def sm(moto_aws: AWSClients) -> Any:
 
 @pytest.fixture
 def calls(sm: Any) -> Calls:
-    recorder = Calls()
-    sm.meta.events.register("before-send.sagemaker.*", recorder.record)
-    return recorder
+    return Calls.on(sm)
 
 
 @pytest.fixture

@@ -50,11 +50,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(moto_server: str, moto_aws: 
     assert "create" in out
     assert "llm-twin" in out
     assert "huggingface-pytorch-tgi-inference" in out
+    assert "Autoscaling plan for endpoint/llm-twin/variant/AllTraffic" in out
     assert "hf_dry_run_secret" not in out + result.stderr
     sm = moto_aws.client("sagemaker")
     assert sm.list_endpoints()["Endpoints"] == []
     assert sm.list_models()["Models"] == []
     assert moto_aws.client("iam").list_roles()["Roles"] == []
+    scaling = moto_aws.client("application-autoscaling")
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
 
 
 def test_full_run_deploys_scales_and_tears_down(
@@ -88,6 +91,7 @@ def test_full_run_deploys_scales_and_tears_down(
     out = capsys.readouterr().out
     assert "deployed: llm-twin" in out
     assert "answer: A model that writes like you." in out
+    assert "export LLM_TWIN_SAGEMAKER_ENDPOINT=llm-twin" in out
     assert "tearing down" in out
     sm = moto_aws.client("sagemaker")
     assert sm.list_endpoints()["Endpoints"] == []

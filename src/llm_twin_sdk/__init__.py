@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from .deploy.spec import InferenceComponentSpec as InferenceComponentSpec
     from .deploy.spec import RolloutSpec as RolloutSpec
     from .deploy.waiting import WaitProgress as WaitProgress
+    from .deployment import TwinDeployment as TwinDeployment
+    from .deployment import TwinDeploymentPlan as TwinDeploymentPlan
     from .inference.async_client import AsyncInferenceClient as AsyncInferenceClient
     from .inference.async_stream import AsyncTextStream as AsyncTextStream
     from .inference.backend import Backend as Backend
@@ -88,6 +90,7 @@ _LAZY: dict[str, str] = {
         ".deploy.plan": ("DeploymentPlan",),
         ".deploy.spec": ("EndpointRef", "EndpointSpec", "InferenceComponentSpec", "RolloutSpec"),
         ".deploy.waiting": ("WaitProgress",),
+        ".deployment": ("TwinDeployment", "TwinDeploymentPlan"),
         ".inference.async_client": ("AsyncInferenceClient",),
         ".inference.async_stream": ("AsyncTextStream",),
         ".inference.backend": ("Backend",),

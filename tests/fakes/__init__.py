@@ -6,6 +6,7 @@
   event-stream framing), backed by scripts or the real local model.
 - :class:`QdrantServer` (:mod:`fakes.qdrant`): Qdrant's REST routes the store uses.
 - :class:`ScriptedBackend` (:mod:`fakes.backend`): one scripted backend for client tests.
+- :class:`AWSCalls` (:mod:`fakes.calls`): the AWS operations a test's clients sent.
 - :mod:`fakes.shapes`: the bodies and events those servers send, written once.
 
 Every server: ``fail(*faults, route=None)``, ``reply(*replies)``, ``requests``, ``to(route)``,
@@ -15,6 +16,7 @@ benchmarks add ``tests/`` to ``sys.path`` first.
 """
 
 from .backend import PIECES, NativeScriptedBackend, ScriptedBackend, scripted_generation
+from .calls import AWSCalls
 from .qdrant import DENSE_CONFIG, QdrantServer, StoredPoint
 from .sagemaker import Json, Llama, PartsRuntime, Stream, WireServer
 from .server import Fault, Request
@@ -22,6 +24,7 @@ from .shapes import DEFAULT_TOKENS, chat_events, lmi_lines, split_at, sse_cuts, 
 from .tgi import TGIServer
 
 __all__ = [
+    "AWSCalls",
     "DEFAULT_TOKENS",
     "DENSE_CONFIG",
     "PIECES",

@@ -36,6 +36,8 @@ from .waiting import Outcome, ResourceKind, WaitProgress
 
 if TYPE_CHECKING:
     from ..inference.client import InferenceClient
+    from ..inference.prompt_format import PromptFormat
+    from ..types import GenerationParams
 
 __all__ = ["Deployer", "Endpoint", "EndpointStatus", "InferenceComponentStatus", "ScalingRemover"]
 
@@ -64,10 +66,18 @@ class Endpoint(EndpointRef):
     config_hash: str = Field(description="Content hash of the spec's endpoint config.")
     arn: str | None = None
 
-    def client(self, *, aws: AWSClients | None = None, **options: Any) -> InferenceClient:
+    def client(
+        self,
+        *,
+        aws: AWSClients | None = None,
+        params: GenerationParams | None = None,
+        prompt_format: PromptFormat | None = None,
+        **options: Any,
+    ) -> InferenceClient:
         """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
-        ``aws`` defaults to clients for its region, ``options`` go to ``SageMakerBackend``.
-        The client owns the backend it builds: closing the client closes it.
+        ``aws`` defaults to clients for its region, ``params`` and ``prompt_format`` are the
+        client's defaults, ``options`` go to ``SageMakerBackend``. The client owns the backend
+        it builds: closing the client closes it.
 
         Example: ``Deployer().deploy(spec).client().generate("What is an LLM twin?").text``.
         """
@@ -80,7 +90,7 @@ class Endpoint(EndpointRef):
             aws=aws or AWSClients(region=self.region),
             **options,
         )
-        client = InferenceClient(backend)
+        client = InferenceClient(backend, params=params, prompt_format=prompt_format)
         client._own(backend)  # built here: closed with the client
         return client
 

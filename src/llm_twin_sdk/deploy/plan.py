@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
+from ..scaling.plan import table
 from ..types import _Model
 from .requests import component_specification
 from .resources import Response
@@ -95,10 +96,7 @@ class DeploymentPlan(_Model):
             )
         rows = [("ACTION", "RESOURCE", "NAME", "DETAIL")]
         rows += [(r.action, r.resource, r.name, r.detail) for r in self.resources]
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        lines.append("")
-        for row in rows:
-            lines.append("  ".join(["", *map(str.ljust, row[:3], widths), row[3]]).rstrip())
+        lines += ["", *table(rows)]
         lines += ["", "  container environment:"]
         lines += [f"    {key}={value}" for key, value in sorted(self.environment.items())]
         noop = "nothing to do: the endpoint already runs this spec"

@@ -7,18 +7,19 @@ so a repeated or interrupted apply converges. IAM actions it needs: docs/deploym
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..aws import AWSClients, call_aws, check_client_options, delete_if_exists, pages
 from ..endpoint import MANAGED_BY_TAG, EndpointRef
 from ..errors import InvalidParameterError, ScalingError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from .plan import ScalingChange, ScalingItem, ScalingPlan
 from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
 from .requests import SERVICE_NAMESPACE, Desired, ScalingTarget, bounds_ok, desired, same
 from .state import Current, Items, ScalingState
 
-__all__ = ["AutoScaler"]
+__all__ = ["AutoScaler", "check_policy", "describe_policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,43 @@ def _check_fits(
             )
 
 
+def check_policy(
+    endpoint: EndpointRef, policy: ScalingPolicy | Sequence[ScalingPolicy]
+) -> tuple[TargetTracking | ScaleToZero | None, Scheduled | None]:
+    """Check that ``policy`` is usable and fits ``endpoint`` (no AWS call); its capacity
+    policy and its schedule. Raises InvalidParameterError, as :meth:`AutoScaler.apply` does."""
+    if not isinstance(endpoint, EndpointRef):
+        ScalingTarget.of(endpoint)  # raises the typed error
+    capacity, scheduled = _split(policy)
+    _check_fits(endpoint, capacity, scheduled)
+    return capacity, scheduled
+
+
+def describe_policy(policy: ScalingPolicy | Sequence[ScalingPolicy] | None) -> str:
+    """One line naming a policy argument, e.g. ``"TargetTracking(invocations -> 50, 1..4)"``."""
+    if policy is None:
+        return "none"
+    items = [policy] if isinstance(policy, TargetTracking | ScaleToZero | Scheduled) else policy
+    words = []
+    for item in items:
+        tracking = item.target_tracking if isinstance(item, ScaleToZero) else item
+        if isinstance(tracking, TargetTracking):
+            what = f"{tracking.metric} -> {tracking.target:g}, "
+            what += f"{tracking.min_capacity}..{tracking.max_capacity}"
+        else:
+            what = ", ".join(a.name for a in item.actions) if isinstance(item, Scheduled) else ""
+        words.append(f"{type(item).__name__}({what})")
+    return " + ".join(words)
+
+
+def _wanted(
+    endpoint: EndpointRef, policy: ScalingPolicy | Sequence[ScalingPolicy]
+) -> tuple[ScalingTarget, Desired]:
+    capacity, scheduled = check_policy(endpoint, policy)
+    target = ScalingTarget.of(endpoint)
+    return target, desired(target, capacity, scheduled)
+
+
 class AutoScaler:
     """Applies, describes and removes autoscaling on SageMaker endpoints.
 
@@ -170,16 +208,37 @@ class AutoScaler:
                 or ``ScaleToZero`` on a model-based endpoint...); raised before any AWS call.
             AWSError: an AWS call failed (after retries for throttling).
         """
-        capacity, scheduled = _split(policy)
-        _check_fits(endpoint, capacity, scheduled)
-        target = ScalingTarget.of(endpoint)
+        target, want = _wanted(endpoint, policy)
         current = self._read(target)
-        writes = self._converge(target, desired(target, capacity, scheduled), current)
+        writes = len(self._converge(target, want, current))
         if writes == 0:
             logger.info("autoscaling of %s is already as asked: nothing to do", target.resource_id)
             return current.state(target)
         logger.info("autoscaling of %s applied (%d changes)", target.resource_id, writes)
         return self.describe(endpoint)
+
+    def plan(
+        self, endpoint: EndpointRef, policy: ScalingPolicy | Sequence[ScalingPolicy] | None
+    ) -> ScalingPlan:
+        """What ``apply(endpoint, policy)`` would write (``policy=None``: what ``remove`` would
+        delete) — describe calls only. When the scale-from-zero policy is to be written, its
+        alarm is listed too (the alarm names the policy's ARN, known only once written).
+
+        Example: ``print(plan := scaler.plan(endpoint, policy)); plan.is_noop``.
+
+        Raises:
+            InvalidParameterError: as :meth:`apply`, before any AWS call.
+        """
+        target, want = _wanted(endpoint, policy) if policy is not None else (None, None)
+        target = target or ScalingTarget.of(endpoint)
+        current = self._read(target)
+        return ScalingPlan(
+            endpoint_name=endpoint.name,
+            resource_id=target.resource_id,
+            policy=describe_policy(policy),
+            changes=tuple(self._converge(target, want, current, dry=True)),
+            current=current.state(target),
+        )
 
     def describe(self, endpoint: EndpointRef) -> ScalingState:
         """The endpoint's autoscaling as AWS reports it (``target is None`` when there is none).
@@ -196,16 +255,11 @@ class AutoScaler:
         Example: ``scaler.remove(endpoint); assert not scaler.describe(endpoint).enabled``.
         """
         target = ScalingTarget.of(endpoint)
-        writes = self._converge(target, None, self._read(target))
+        writes = len(self._converge(target, None, self._read(target)))
         logger.info("autoscaling of %s removed (%d deletions)", target.resource_id, writes)
 
     def _call(self, service: str, operation: str, **params: Any) -> Any:
         return call_aws(self._client(service), operation, policy=self.retry, **params)
-
-    def _delete(self, service: str, operation: str, **params: Any) -> int:
-        """A delete call (something already gone counts as done); one write."""
-        delete_if_exists(self._client(service), operation, policy=self.retry, **params)
-        return 1
 
     def _read(self, target: ScalingTarget) -> Current:
         def mine(operation: str, key: str, name_key: str, **params: Any) -> Items:
@@ -234,80 +288,116 @@ class AutoScaler:
         target_item = next(iter(targets.values()), None)
         return Current(target_item, policies, scheduled, alarms)
 
-    def _converge(self, target: ScalingTarget, want: Desired | None, current: Current) -> int:
-        """Write what differs between ``current`` and ``want`` (None: remove everything).
+    def _converge(
+        self, target: ScalingTarget, want: Desired | None, current: Current, *, dry: bool = False
+    ) -> list[ScalingChange]:
+        """Write what differs between ``current`` and ``want`` (None: remove everything);
+        ``dry``: write nothing, only list the writes.
 
         The order keeps every intermediate state valid: the target exists before its
         policies, an alarm goes before the policy it triggers, the target goes last.
-        Returns the number of write calls made.
+        Returns the writes, in order.
         """
-        writes = 0
+        run = _Writes(self, dry)
         if want is not None and not bounds_ok(want, current.target):
             bounds = {"MinCapacity": want.min_capacity, "MaxCapacity": want.max_capacity}
-            logger.info("registering %s: %s", target.resource_id, bounds)
             tags = {} if current.target is not None else {"Tags": dict([MANAGED_BY_TAG])}
-            self._call(_AAS, "register_scalable_target", **target.key, **bounds, **tags)
-            writes += 1
+            detail = f"bounds {want.min_capacity}..{want.max_capacity}"
+            change = _change(current.target, "scalable-target", target.resource_id, detail)
+            run.put(change, _AAS, "register_scalable_target", **target.key, **bounds, **tags)
         alarm = want.alarm if want is not None else None
         for name in current.alarms:
             if alarm is None or alarm["AlarmName"] != name:
-                logger.info("deleting alarm %s", name)
-                writes += self._delete("cloudwatch", "delete_alarms", AlarmNames=[name])
-        policies, changed = self._converge_items(
-            target,
-            "scaling_policy",
-            want.policies if want is not None else {},
-            current.policies,
+                run.delete("alarm", name, "cloudwatch", "delete_alarms", AlarmNames=[name])
+        policies = self._converge_items(
+            run, target, "scaling_policy", want.policies if want is not None else {}, current
         )
-        writes += changed
         if want is not None and alarm is not None and want.alarm_policy:
             # The scale-from-zero alarm triggers this policy: put it unless it already does.
             arn = policies[want.alarm_policy].get("PolicyARN")
-            if not arn:
+            if not arn and not dry:
                 raise ScalingError(
                     f"put_scaling_policy returned no PolicyARN for {want.alarm_policy!r} on "
                     f"{target.resource_id}; run apply again, or remove() to clean up"
                 )
-            params = {**alarm, "AlarmActions": [arn]}
+            params = {**alarm, "AlarmActions": [arn or "<the new policy's ARN>"]}
             old = current.alarms.get(alarm["AlarmName"])
-            if old is None or not same(params, old):
-                logger.info("putting alarm %s -> %s", alarm["AlarmName"], arn)
-                self._call("cloudwatch", "put_metric_alarm", **params, Tags=_TAGS)
-                writes += 1
-        writes += self._converge_items(
-            target,
-            "scheduled_action",
-            want.scheduled if want is not None else {},
-            current.scheduled,
-        )[1]
+            if old is None or not arn or not same(params, old):
+                detail = f"{alarm['MetricName']} -> policy {want.alarm_policy}"
+                change = _change(old, "alarm", alarm["AlarmName"], detail)
+                run.put(change, "cloudwatch", "put_metric_alarm", **params, Tags=_TAGS)
+        self._converge_items(
+            run, target, "scheduled_action", want.scheduled if want is not None else {}, current
+        )
         if want is None and current.target is not None:
-            logger.info("deregistering %s", target.resource_id)
-            writes += self._delete(_AAS, "deregister_scalable_target", **target.key)
-        return writes
+            run.delete(
+                "scalable-target",
+                target.resource_id,
+                _AAS,
+                "deregister_scalable_target",
+                **target.key,
+            )
+        return run.changes
 
     def _converge_items(
-        self,
-        target: ScalingTarget,
-        item: str,
-        wanted: Items,
-        current: Items,
-    ) -> tuple[Items, int]:
+        self, run: _Writes, target: ScalingTarget, item: str, wanted: Items, now: Current
+    ) -> Items:
         """``delete_<item>`` what is not wanted (or a policy of another type: no put changes a
         type), ``put_<item>`` what differs; return every wanted item's answer (the put's, else
-        AWS's) and the writes."""
-        name_key, writes = _ITEMS[item][2], 0
+        AWS's; ``{}`` in a dry run)."""
+        name_key = _ITEMS[item][2]
+        kind: ScalingItem = "scaling-policy" if item == "scaling_policy" else "scheduled-action"
+        current = now.policies if item == "scaling_policy" else now.scheduled
         for name, old in current.items():
             new = wanted.get(name)
             if new is None or new.get("PolicyType") != old.get("PolicyType"):
-                logger.info("deleting %s %s", item.replace("_", " "), name)
-                writes += self._delete(_AAS, f"delete_{item}", **{name_key: name}, **target.key)
+                params = {name_key: name, **target.key}
+                run.delete(kind, name, _AAS, f"delete_{item}", **params)
         answers: Items = {}
         for name, new in wanted.items():
             have = current.get(name)
             if have is not None and same(new, have):
                 answers[name] = have
                 continue
-            logger.info("putting %s %s", item.replace("_", " "), name)
-            answers[name] = self._call(_AAS, f"put_{item}", **{name_key: name}, **target.key, **new)
-            writes += 1
-        return answers, writes
+            if have is not None and new.get("PolicyType") != have.get("PolicyType"):
+                have = None  # deleted above: created anew
+            detail = str(new.get("PolicyType") or new.get("Schedule") or "")
+            change = _change(have, kind, name, detail)
+            params = {name_key: name, **target.key, **new}
+            answers[name] = run.put(change, _AAS, f"put_{item}", **params) or {}
+        return answers
+
+
+def _change(
+    old: Mapping[str, Any] | None, item: ScalingItem, name: str, detail: str
+) -> ScalingChange:
+    """A create (nothing there yet) or an update of ``item``."""
+    return ScalingChange(
+        action="create" if old is None else "update", item=item, name=name, detail=detail
+    )
+
+
+class _Writes:
+    """The writes of one converge: made (and listed), or only listed in a dry run."""
+
+    def __init__(self, scaler: AutoScaler, dry: bool) -> None:
+        self.scaler, self.dry = scaler, dry
+        self.changes: list[ScalingChange] = []
+
+    def put(self, change: ScalingChange, service: str, operation: str, **params: Any) -> Any:
+        """A create or update call; its answer (``None`` in a dry run)."""
+        self.changes.append(change)
+        if self.dry:
+            return None
+        logger.info("%s %s %s: %s", change.action, change.item, change.name, change.detail)
+        return self.scaler._call(service, operation, **params)
+
+    def delete(
+        self, item: ScalingItem, name: str, service: str, operation: str, **params: Any
+    ) -> None:
+        """A delete call (something already gone counts as done)."""
+        self.changes.append(ScalingChange(action="delete", item=item, name=name))
+        if not self.dry:
+            logger.info("deleting %s %s", item, name)
+            client = self.scaler._client(service)
+            delete_if_exists(client, operation, policy=self.scaler.retry, **params)
