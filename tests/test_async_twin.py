@@ -253,8 +253,8 @@ def test_a_cancelled_request_frees_the_model(twin: LLMTwin) -> None:
 
 
 async def _ask_and_stream(atwin: AsyncLLMTwin) -> tuple[Answer, Answer, float]:
-    (asked, lag) = await _heartbeat_lag(atwin.ask(QUESTION, params=SHORT))
-    streamed = await _streamed(atwin, QUESTION, SHORT)
+    (asked, lag) = await _heartbeat_lag(atwin.ask(QUESTION, params=LONG))
+    streamed = await _streamed(atwin, QUESTION, LONG)
     return asked, streamed, lag
 
 
@@ -262,7 +262,9 @@ def _check_remote(asked: Answer, streamed: Answer, lag: float) -> None:
     assert asked.text == streamed.text
     assert asked.sources[0].document_id == "lukas-post-sse-streaming"
     assert asked.usage.completion_tokens > 0
-    assert lag < max(asked.timings.total_s / 3, 0.05)
+    # The model runs in this process (behind the fake server), so the loop shares the GIL with
+    # it: a blocked loop would be late by the whole call, a free one by a few switch intervals.
+    assert lag < asked.timings.total_s / 2, (lag, asked.timings)
 
 
 def test_http_footing(rag: RAGPipeline, local_backend: LocalBackend) -> None:
