@@ -470,6 +470,7 @@ def ingest_workload(embedder: Embedder, target_chunks: int) -> IngestWorkload:
         chunk_texts = [c.text for c in probe.chunk(docs)]
     finally:
         probe.close()
+        probe.store.close()  # the pipeline borrows its store
     return IngestWorkload(len(corpus), copies, docs, chunk_texts)
 
 

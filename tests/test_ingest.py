@@ -182,7 +182,8 @@ def test_a_killed_run_resumes_without_duplicates(
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, seen.decode("utf-8", "replace")[-2000:]
 
-    rag = RAGPipeline(embedder, QdrantStore.local(folder), ingest_batch=4)
+    store = QdrantStore.local(folder)
+    rag = RAGPipeline(embedder, store, ingest_batch=4)
     try:
         interrupted = rag.store.count()
         expected = len(rag.chunk(corpus))
@@ -195,3 +196,4 @@ def test_a_killed_run_resumes_without_duplicates(
         assert (again.documents, again.unchanged) == (0, len(corpus))
     finally:
         rag.close()
+        store.close()

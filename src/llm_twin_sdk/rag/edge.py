@@ -86,6 +86,7 @@ class EdgeClient:
     # -- collections -------------------------------------------------------------------------
 
     def collection_exists(self, name: str) -> bool:
+        self._check_open()
         return (self.folder / name / LAYOUT_FILE).is_file()
 
     def create_collection(
@@ -124,6 +125,7 @@ class EdgeClient:
         """The collection's vector layout, read as ``CollectionInfo.config.params``."""
         from qdrant_client.http import models
 
+        self._check_open()
         text = (self.folder / name / LAYOUT_FILE).read_text(encoding="utf-8")
         params = models.CollectionParams.model_validate_json(text)
         if isinstance(params.vectors, dict) and set(params.vectors) == {""}:
@@ -139,12 +141,15 @@ class EdgeClient:
             shutil.rmtree(self.folder / name, ignore_errors=True)
         return existed
 
+    def _check_open(self) -> None:
+        if self.closed or self._open.closed:
+            raise VectorStoreError(f"this store's Qdrant folder {str(self.folder)!r} is closed")
+
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Hold the folder's lock while this client is open (one call at a time per folder)."""
         with self._open.guard:
-            if self.closed or self._open.closed:
-                raise VectorStoreError(f"the Qdrant folder {str(self.folder)!r} is closed")
+            self._check_open()
             yield
 
     @contextmanager
