@@ -248,6 +248,7 @@ def test_count_list_and_delete_documents(rag: RAGPipeline, corpus: list[Document
     posts = [d.id for d in corpus if d.metadata.kind == "post"]
     assert sorted(doc.id for doc in rag.documents({"kind": "post"})) == sorted(posts)
     author = first.metadata.author
+    assert author is not None
     by_author = {doc.id for doc in rag.documents(filters={"author": author})}
     assert by_author == {d.id for d in corpus if d.metadata.author == author}
 
