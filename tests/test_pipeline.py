@@ -301,6 +301,7 @@ def test_from_settings_builds_local_store(tmp_path: Path) -> None:
     try:
         assert rag.store.where.startswith("local folder")
         assert str(tmp_path / ".llm-twin" / "qdrant") in rag.store.where  # the project's
+        assert (tmp_path / ".llm-twin" / ".gitignore").read_text(encoding="utf-8").endswith("*\n")
         assert (rag.chunk_tokens, rag.chunk_overlap, rag.top_k) == (100, 10, 4)
         assert rag.search == "dense"
         assert TwinSettings().search == "hybrid"

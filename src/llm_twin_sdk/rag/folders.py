@@ -32,7 +32,7 @@ from ..errors import VectorStoreLockedError
 if TYPE_CHECKING:
     import qdrant_edge
 
-__all__ = ["LOCK_FILE", "OpenFolder", "acquire", "holder_of", "release"]
+__all__ = ["LOCK_FILE", "OpenFolder", "acquire", "holder_of", "ignored_by_git", "release"]
 
 LOCK_FILE = ".llm-twin.lock"
 """In every embedded folder: locked by the process that holds it, which writes who it is."""
@@ -148,6 +148,17 @@ def _this_process() -> dict[str, Any]:
     carry secrets)."""
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
     return {"pid": os.getpid(), "host": socket.gethostname(), "program": program}
+
+
+def ignored_by_git(data_folder: Path) -> None:
+    """Give ``data_folder`` (a project's ``.llm-twin``) a ``.gitignore`` that ignores it all,
+    as ``venv`` does, so vectors are never committed by mistake. Best effort."""
+    ignore = data_folder / ".gitignore"
+    try:
+        if data_folder.is_dir() and not ignore.exists():
+            ignore.write_text("# made by llm-twin-sdk: its data stays out of git\n*\n", "utf-8")
+    except OSError:
+        pass  # a read-only project: nothing lost but the convenience
 
 
 def holder_of(path: Path) -> dict[str, Any]:

@@ -160,7 +160,8 @@ class RAGPipeline(Owner):
         """Build the embedder, the store and the query steps ``settings`` describe; ``llm`` is
         the client of self-query and expansion when the settings turn them on (borrowed).
         The pipeline owns the store it builds: :meth:`close` closes it."""
-        from ..config import TwinSettings
+        from ..config import DATA_FOLDER, TwinSettings
+        from .folders import ignored_by_git
 
         s = settings or TwinSettings()
         if (s.self_query or s.query_expansion > 1) and llm is None:
@@ -174,6 +175,8 @@ class RAGPipeline(Owner):
             store = QdrantStore.server(s.qdrant_url, api_key=key, collections=s.collections)
         else:
             store = QdrantStore.local(s.qdrant_path, collections=s.collections)
+            if s.qdrant_path.parent.name == DATA_FOLDER:  # the project's .llm-twin
+                ignored_by_git(s.qdrant_path.parent)
         try:
             rag = cls(
                 embedder,
