@@ -165,7 +165,7 @@ def test_another_process_is_named_and_pointed_to_a_server(tmp_path: Path) -> Non
         assert (info.value.pid, info.value.path) == (holder.pid, folder.resolve())
     finally:
         holder.communicate("\n", timeout=30)
-    with closing(QdrantStore.local(folder)) as store:  # free once that process is gone
+    with QdrantStore.local(folder) as store:  # free once that process is gone
         assert store.count() == 0
         assert f'"pid": {os.getpid()}' in (folder / LOCK_FILE).read_text(encoding="utf-8")
 

@@ -549,6 +549,12 @@ class QdrantStore:
         twice."""
         self._call("close", None, self._client.close)
 
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _existing(self, names: Iterable[str] | None = None) -> Iterator[str]:
         """Those of ``names`` (default: every collection) that exist."""
         exists = self._client.collection_exists
