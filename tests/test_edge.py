@@ -241,3 +241,30 @@ def test_an_unclosed_memory_store_is_removed_when_collected() -> None:
     del store
     gc.collect()
     assert not folder.exists()
+
+
+def test_a_forked_child_cannot_use_or_unlock_its_parents_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "q"
+    store = QdrantStore.local(folder)
+    store.write_documents(_chunks("a", 2), _vectors(2))
+    pid = os.fork()
+    if pid == 0:  # the child: refused, then exits without touching the parent's lock
+        code = 0
+        try:
+            store.count()
+            code = 3
+        except VectorStoreLockedError as exc:
+            code = 0 if f"process {os.getppid()}, which this process was forked" in str(exc) else 4
+        try:
+            QdrantStore.local(folder)  # a new open: the parent's lock refuses it
+            code = code or 5
+        except VectorStoreLockedError as exc:
+            code = code or (0 if exc.pid == os.getppid() else 6)
+        store.close()  # forgets it; the parent keeps its lock and shards
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not _lock_is_free(folder)  # still the parent's
+    assert store.count() == 2
+    store.close()
+    assert _lock_is_free(folder)

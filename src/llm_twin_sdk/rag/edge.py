@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import VectorStoreError
+from ..errors import VectorStoreError, VectorStoreLockedError
 from . import folders
 from .folders import LOCK_FILE
 
@@ -144,6 +144,15 @@ class EdgeClient:
     def _check_open(self) -> None:
         if self.closed or self._open.closed:
             raise VectorStoreError(f"this store's Qdrant folder {str(self.folder)!r} is closed")
+        if self._open.inherited():
+            raise VectorStoreLockedError(
+                f"Qdrant folder {str(self.folder)!r} was opened by process {self._open.pid}, "
+                "which this process was forked from: an embedded folder serves one process. "
+                "Open the store in each worker after it starts, or, for several workers, use "
+                "a Qdrant server (LLM_TWIN_QDRANT_URL).",
+                path=self.folder,
+                pid=self._open.pid,
+            )
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

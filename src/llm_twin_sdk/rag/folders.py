@@ -50,13 +50,23 @@ class OpenFolder:
     guard: threading.RLock = field(default_factory=threading.RLock)
     handles: int = 0
     closed: bool = False
+    pid: int = field(default_factory=os.getpid)
+    """The process that opened it: a child forked from it must not use it (nor unlock it)."""
+
+    def inherited(self) -> bool:
+        """Whether this process was forked from the one that opened the folder."""
+        return self.pid != os.getpid()
 
     def close(self) -> None:
-        """Flush and close every shard, release the lock (a temporary folder is removed)."""
+        """Flush and close every shard, release the lock (a temporary folder is removed).
+        In a forked child, only forget it: the shards and the lock are the parent's."""
         with self.guard:
             if self.closed:
                 return
             self.closed = True
+            if self.inherited():
+                self.shards = {}
+                return
             shards, self.shards = list(self.shards.values()), {}
             try:
                 for shard in shards:
@@ -90,7 +100,7 @@ def acquire(path: Path | None) -> OpenFolder:
     key = path.resolve()
     with _registry:
         folder = _open.get(key)
-        if folder is None or folder.closed:
+        if folder is None or folder.closed or folder.inherited():
             folder = _open[key] = _take(key, temporary=False)
         folder.handles += 1
     _drain()
