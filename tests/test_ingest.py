@@ -32,6 +32,7 @@ from llm_twin_sdk import (
 from llm_twin_sdk.rag.chunking import chunk_id
 
 ROOT = Path(__file__).resolve().parent.parent
+CORPUS = "examples/data/corpus.jsonl"
 
 
 def _written(store: QdrantStore) -> list[list[str]]:
@@ -158,19 +159,24 @@ INGEST_SCRIPT = textwrap.dedent(
 )
 
 
+def _start(tmp_path: Path, script: str, *, text: bool) -> subprocess.Popen[Any]:
+    """``script`` in a new process, given a folder (``tmp_path / "qdrant"``) and the corpus."""
+    path = tmp_path / "ingest.py"
+    path.write_text(script, encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, str(path), str(tmp_path / "qdrant"), str(ROOT / CORPUS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=text,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
+    )
+
+
 def test_a_killed_run_resumes_without_duplicates(
     tmp_path: Path, embedder: Embedder, corpus: list[Document]
 ) -> None:
     folder = tmp_path / "qdrant"
-    script = tmp_path / "ingest.py"
-    script.write_text(INGEST_SCRIPT, encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(folder), str(ROOT / "examples/data/corpus.jsonl")],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
+    process = _start(tmp_path, INGEST_SCRIPT, text=False)
     assert process.stderr is not None
     # tqdm redraws "ingest:  NN%|...| done/total" on stderr; kill once some batches are in
     seen = b""
@@ -258,16 +264,7 @@ def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(
     tmp_path: Path, embedder: Embedder, corpus: list[Document]
 ) -> None:
     folder = tmp_path / "qdrant"
-    script = tmp_path / "ingest.py"
-    script.write_text(INTERRUPTED_SCRIPT, encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(folder), str(ROOT / "examples/data/corpus.jsonl")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    process = _start(tmp_path, INTERRUPTED_SCRIPT, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + 180
     for line in process.stdout:  # a few batches in, press Ctrl-C
