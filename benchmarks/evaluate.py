@@ -93,6 +93,7 @@ def pipeline(
         reranker=reranker,
         rerank_candidates=CHUNKS_PER_QUERY,
     )
+    rag._own(store)  # made here: closed with the pipeline (the pipeline borrows what it is given)
     report = rag.ingest(corpus)
     log(f"{search}, {chunk_tokens}-token chunks: {report.chunks} chunks in {report.seconds:.1f}s")
     return rag

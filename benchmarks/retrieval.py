@@ -281,6 +281,7 @@ def load_base(embedder: Embedder) -> Base:
         chunks = probe.chunk(load_corpus())
     finally:
         probe.close()
+        probe.store.close()  # the pipeline borrows its store
     started = time.perf_counter()
     vectors = embedder.encode([c.text for c in chunks])
     embed_s = time.perf_counter() - started

@@ -470,6 +470,7 @@ def ingest_workload(embedder: Embedder, target_chunks: int) -> IngestWorkload:
         chunk_texts = [c.text for c in probe.chunk(docs)]
     finally:
         probe.close()
+        probe.store.close()  # the pipeline borrows its store
     return IngestWorkload(len(corpus), copies, docs, chunk_texts)
 
 
@@ -485,8 +486,48 @@ def warm_local_ingest(embedder: Embedder, docs: list[Document]) -> None:
             store.close()
 
 
-def bench_ingest(models: Models, repeats: int, target_chunks: int) -> Section:
+INGEST_STAGES = ("_chunked", "encode", "write_documents")
+
+
+def timed_ingest(
+    embedder: Embedder, docs: list[Document], batch_seconds: float
+) -> tuple[float, dict[str, float], int]:
+    """One SDK ingest into a fresh local folder: seconds, stage totals, batches."""
     from llm_twin_sdk import QdrantStore, RAGPipeline
+
+    stages = INGEST_STAGES
+    with tempfile.TemporaryDirectory(prefix="bench-qdrant-") as folder:
+        store = QdrantStore.local(folder)
+        rag = RAGPipeline(
+            embedder,
+            store,
+            chunk_tokens=CHUNK_TOKENS,
+            chunk_overlap=CHUNK_OVERLAP,
+            ingest_batch_seconds=batch_seconds,
+        )
+        totals: dict[str, float] = {}
+        reports: list[object] = []
+        try:
+            with (
+                stage_clock(rag, stages[:1], totals),
+                stage_clock(embedder, stages[1:2], totals),
+                stage_clock(store, stages[2:], totals),
+            ):
+                started = time.perf_counter()
+                report = rag.ingest(docs, progress=reports.append)
+                elapsed = time.perf_counter() - started
+        finally:
+            store.close()
+    if report.documents != len(docs):
+        raise RuntimeError(f"ingest wrote {report.documents} documents, expected {len(docs)}")
+    totals["total"] = elapsed
+    return elapsed, totals, len(reports) - 1  # one report before the first batch, one after each
+
+
+def bench_ingest(
+    models: Models, repeats: int, target_chunks: int, batch_seconds: float | None = None
+) -> Section:
+    from llm_twin_sdk.rag.pipeline import INGEST_BATCH_SECONDS
 
     section = Section("3. Ingestion vs raw SentenceTransformer.encode")
     embedder = models.embedder
@@ -505,31 +546,15 @@ def bench_ingest(models: Models, repeats: int, target_chunks: int) -> Section:
             show_progress_bar=False,
         )
 
-    stages = ("_chunked", "encode", "write_documents")
+    stages = INGEST_STAGES
     breakdown: list[dict[str, float]] = []
+    batches: list[int] = []
+    batch_seconds = batch_seconds or INGEST_BATCH_SECONDS
 
     def run_sdk() -> float:
-        with tempfile.TemporaryDirectory(prefix="bench-qdrant-") as folder:
-            store = QdrantStore.local(folder)
-            rag = RAGPipeline(
-                embedder, store, chunk_tokens=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP
-            )
-            totals: dict[str, float] = {}
-            try:
-                with (
-                    stage_clock(rag, stages[:1], totals),
-                    stage_clock(embedder, stages[1:2], totals),
-                    stage_clock(store, stages[2:], totals),
-                ):
-                    started = time.perf_counter()
-                    report = rag.ingest(docs)
-                    elapsed = time.perf_counter() - started
-            finally:
-                store.close()
-        if report.chunks != n:
-            raise RuntimeError(f"ingest wrote {report.chunks} chunks, expected {n}")
-        totals["total"] = elapsed
+        elapsed, totals, count = timed_ingest(embedder, docs, batch_seconds)
         breakdown.append(totals)
+        batches.append(count)
         return elapsed
 
     def run_raw() -> float:
@@ -568,7 +593,9 @@ def bench_ingest(models: Models, repeats: int, target_chunks: int) -> Section:
         "ids suffixed "
         f"`-copy{{n}}`) -> {n} chunks of <= {CHUNK_TOKENS} tokens, overlap {CHUNK_OVERLAP}.",
         "- SDK: `RAGPipeline.ingest(docs)` into a fresh `QdrantStore.local(tmpdir)` (embedded "
-        "Qdrant Edge) each repeat (chunking, then per batch of 2048 chunks: a lookup of stored "
+        "Qdrant Edge) each repeat (chunking, then per batch of whole documents, "
+        f"`ingest_batch_seconds={batch_seconds:g}` (at most 2048 "
+        f"chunks; {fmt_samples([float(b) for b in batches], 0)} batches): a lookup of stored "
         "versions by id, embedding, upsert); raw: "
         f"`SentenceTransformer.encode(chunk_texts, batch_size={EMBED_BATCH}, "
         "normalize_embeddings=True)` on the same chunk texts.",
@@ -713,6 +740,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(default {FULL.ingest_target_chunks}, {QUICK.ingest_target_chunks} with --quick)",
     )
     parser.add_argument(
+        "--ingest-batch-seconds",
+        type=float,
+        metavar="S",
+        help="ingest_batch_seconds of the SDK's ingest (default: the pipeline's)",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         metavar="N",
@@ -741,7 +774,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif name == "llm":
                 sections.append(bench_llm(models, repeats.llm))
             elif name == "ingest":
-                sections.append(bench_ingest(models, repeats.ingest, repeats.ingest_target_chunks))
+                sections.append(
+                    bench_ingest(
+                        models,
+                        repeats.ingest,
+                        repeats.ingest_target_chunks,
+                        args.ingest_batch_seconds,
+                    )
+                )
             else:
                 sections.append(bench_ask(models, repeats.ask))
     finally:

@@ -1,8 +1,9 @@
 """Offline quickstart: ingest a sample corpus, then ask an LLM Twin about it.
 
 Runs entirely on this machine: SmolLM2-135M-Instruct through llama.cpp, all-MiniLM-L6-v2
-embeddings, embedded Qdrant (Qdrant Edge) on a folder (``$XDG_DATA_HOME/llm-twin-sdk/qdrant`` by
-default; set ``LLM_TWIN_QDRANT_PATH`` to choose another). Run it with ``make demo`` or::
+embeddings, embedded Qdrant (Qdrant Edge) on a folder (``.llm-twin/qdrant`` in the working
+directory by default; set ``LLM_TWIN_QDRANT_PATH`` to choose another). Run it with ``make demo``
+or::
 
     python examples/quickstart.py
 """

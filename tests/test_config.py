@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from llm_twin_sdk import ConfigurationError, TwinSettings
-from llm_twin_sdk.config import default_data_dir
+from llm_twin_sdk.config import default_qdrant_path
 
 
 def test_defaults_are_the_embedded_footing(tmp_path: Path) -> None:
@@ -14,7 +14,7 @@ def test_defaults_are_the_embedded_footing(tmp_path: Path) -> None:
     assert s.backend == "local"
     assert s.model_path is None
     assert s.qdrant_url is None
-    assert s.qdrant_path == tmp_path / "xdg-data" / "llm-twin-sdk" / "qdrant"
+    assert s.qdrant_path == tmp_path / ".llm-twin" / "qdrant"  # the working directory's
     assert s.generation.max_new_tokens == 150
 
 
@@ -78,11 +78,24 @@ def test_settings_are_immutable() -> None:
     assert s.model_copy(update={"top_k": 9}).top_k == 9
 
 
-def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "d"))
-    assert default_data_dir() == tmp_path / "d" / "llm-twin-sdk"
-    monkeypatch.delenv("XDG_DATA_HOME")
-    assert default_data_dir() == Path("~/.local/share/llm-twin-sdk").expanduser()
+def test_the_default_folder_is_the_projects_and_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "project-a").mkdir()
+    (tmp_path / "project-b").mkdir()
+    monkeypatch.chdir(tmp_path / "project-a")
+    a = TwinSettings()
+    monkeypatch.chdir(tmp_path / "project-b")
+    b = TwinSettings()
+    assert a.qdrant_path == tmp_path / "project-a" / ".llm-twin" / "qdrant"
+    assert b.qdrant_path == default_qdrant_path() == tmp_path / "project-b" / ".llm-twin" / "qdrant"
+    assert a.qdrant_path != b.qdrant_path  # two projects never share their documents
+    # a relative folder is fixed when the settings are built: a later chdir does not move it
+    monkeypatch.setenv("LLM_TWIN_QDRANT_PATH", "data/q")
+    relative = TwinSettings()
+    monkeypatch.chdir(tmp_path)
+    assert relative.qdrant_path == tmp_path / "project-b" / "data" / "q"
+    assert TwinSettings(qdrant_path=Path("~/q")).qdrant_path == Path("~/q").expanduser()
 
 
 @pytest.mark.parametrize("source", ["argument", "environment"])

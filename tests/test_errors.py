@@ -21,8 +21,9 @@ def test_every_error_has_the_one_root_and_is_exported() -> None:
     classes = _error_classes()
     # __all__ is derived from the classes at run time (type checkers do not see it).
     assert sorted(vars(errors)["__all__"]) == sorted(cls.__name__ for cls in classes)
-    for cls in classes:
-        assert issubclass(cls, errors.LLMTwinError), cls
+    for cls in classes:  # an error, or a warning under the one warning root
+        assert issubclass(cls, errors.LLMTwinError) != issubclass(cls, errors.LLMTwinWarning), cls
+    assert issubclass(errors.EmptyStoreWarning, UserWarning)
 
 
 def test_docs_draw_every_class_in_the_tree_and_the_table() -> None:

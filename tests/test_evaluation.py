@@ -243,10 +243,12 @@ def test_evaluate_rejects_bad_arguments() -> None:
 
 @pytest.fixture(scope="module")
 def dense_rag(embedder: Embedder, corpus: list[Document]) -> Iterator[RAGPipeline]:
-    rag = RAGPipeline(embedder, QdrantStore.memory("evaluation"), search="dense")
+    store = QdrantStore.memory("evaluation")
+    rag = RAGPipeline(embedder, store, search="dense")
     rag.ingest(corpus)
     yield rag
     rag.close()
+    store.close()
 
 
 @pytest.fixture(scope="module")

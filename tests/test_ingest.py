@@ -1,14 +1,18 @@
-"""Ingestion at scale: batches of whole documents, a progress bar, fingerprints that skip
-unchanged documents, and resuming a run that was killed or failed part-way."""
+"""Ingestion at scale: batches of whole documents, a progress bar or callback, fingerprints
+that skip unchanged documents, and resuming a run that was killed, interrupted (Ctrl-C) or
+failed part-way."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +20,19 @@ import pytest
 
 from llm_twin_sdk import (
     CollectionMismatchError,
+    ConfigurationError,
     Document,
     Embedder,
+    IngestProgress,
     InvalidDocumentError,
+    InvalidParameterError,
     QdrantStore,
     RAGPipeline,
 )
 from llm_twin_sdk.rag.chunking import chunk_id
 
 ROOT = Path(__file__).resolve().parent.parent
+CORPUS = "examples/data/corpus.jsonl"
 
 
 def _written(store: QdrantStore) -> list[list[str]]:
@@ -151,19 +159,24 @@ INGEST_SCRIPT = textwrap.dedent(
 )
 
 
+def _start(tmp_path: Path, script: str, *, text: bool) -> subprocess.Popen[Any]:
+    """``script`` in a new process, given a folder (``tmp_path / "qdrant"``) and the corpus."""
+    path = tmp_path / "ingest.py"
+    path.write_text(script, encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, str(path), str(tmp_path / "qdrant"), str(ROOT / CORPUS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=text,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
+    )
+
+
 def test_a_killed_run_resumes_without_duplicates(
     tmp_path: Path, embedder: Embedder, corpus: list[Document]
 ) -> None:
     folder = tmp_path / "qdrant"
-    script = tmp_path / "ingest.py"
-    script.write_text(INGEST_SCRIPT, encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(folder), str(ROOT / "examples/data/corpus.jsonl")],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
+    process = _start(tmp_path, INGEST_SCRIPT, text=False)
     assert process.stderr is not None
     # tqdm redraws "ingest:  NN%|...| done/total" on stderr; kill once some batches are in
     seen = b""
@@ -182,7 +195,8 @@ def test_a_killed_run_resumes_without_duplicates(
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, seen.decode("utf-8", "replace")[-2000:]
 
-    rag = RAGPipeline(embedder, QdrantStore.local(folder), ingest_batch=4)
+    store = QdrantStore.local(folder)
+    rag = RAGPipeline(embedder, store, ingest_batch=4)
     try:
         interrupted = rag.store.count()
         expected = len(rag.chunk(corpus))
@@ -195,3 +209,87 @@ def test_a_killed_run_resumes_without_duplicates(
         assert (again.documents, again.unchanged) == (0, len(corpus))
     finally:
         rag.close()
+        store.close()
+
+
+def test_progress_callback_sees_every_batch(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    seen: list[IngestProgress] = []
+    rag = RAGPipeline(embedder, memory_store, ingest_batch=16)
+    rag.ingest(corpus, progress=seen.append)
+    chunks = len(rag.chunk(corpus))
+    assert seen[0] == IngestProgress(0, len(corpus), 0, chunks, 0.0)  # before the first batch
+    assert (seen[-1].documents_done, seen[-1].chunks_done) == (len(corpus), chunks)
+    assert len(seen) > 3
+    assert all(
+        a.documents_done < b.documents_done and a.chunks_done < b.chunks_done
+        for a, b in itertools.pairwise(seen)
+    )
+    again: list[IngestProgress] = []
+    rag.ingest(corpus, progress=again.append)  # unchanged documents count as done
+    assert (again[-1].documents_done, again[-1].chunks_done) == (len(corpus), chunks)
+
+
+def test_bad_progress_is_refused_before_any_write(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    with pytest.raises(InvalidParameterError, match="progress must be"):
+        RAGPipeline(embedder, memory_store).ingest(corpus, progress="bar")  # type: ignore[arg-type]  # the wrong type on purpose
+    assert memory_store.count() == 0
+
+
+def test_bad_batch_seconds_are_refused(embedder: Embedder, memory_store: QdrantStore) -> None:
+    for bad in (0, -1.0, float("nan"), "5"):
+        with pytest.raises(ConfigurationError, match="ingest_batch_seconds"):
+            RAGPipeline(embedder, memory_store, ingest_batch_seconds=bad)  # type: ignore[arg-type]  # wrong on purpose
+
+
+INTERRUPTED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from llm_twin_sdk import Document, Embedder, QdrantStore, RAGPipeline
+
+    folder, corpus = sys.argv[1], sys.argv[2]
+    lines = [json.loads(line) for line in open(corpus, encoding="utf-8") if line.strip()]
+    docs = [Document(**{**d, "id": f"{d['id']}-{n}"}) for n in range(10) for d in lines]
+    rag = RAGPipeline(Embedder(), QdrantStore.local(folder), ingest_batch=16)
+    rag.ingest(docs, progress=lambda p: print("DONE", p.documents_done, flush=True))
+    print("FINISHED", flush=True)
+    """
+)
+
+
+def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(
+    tmp_path: Path, embedder: Embedder, corpus: list[Document]
+) -> None:
+    folder = tmp_path / "qdrant"
+    process = _start(tmp_path, INTERRUPTED_SCRIPT, text=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + 180
+    for line in process.stdout:  # a few batches in, press Ctrl-C
+        if (line.startswith("DONE") and int(line.split()[1]) >= 30) or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert "FINISHED" not in out, "the ingest ended before the interrupt: make it longer"
+    assert process.returncode in (-signal.SIGINT, 1, 130), err[-2000:]  # an uncaught interrupt
+    last = err.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r"KeyboardInterrupt: ingest interrupted: (\d+) of 240 documents are stored "
+        r"\((\d+) written now, 0 already stored\)\. Run the same ingest again to resume: "
+        r"stored documents are skipped\.",
+        last,
+    )
+    assert match, err[-2000:]
+    assert "torch" not in err  # the user's frames and the SDK's raise, nothing underneath
+    assert err.count('  File "') <= 3, err
+
+    stored = int(match.group(1))
+    docs = [d.model_copy(update={"id": f"{d.id}-{n}"}) for n in range(10) for d in corpus]
+    with closing(QdrantStore.local(folder)) as store, RAGPipeline(embedder, store) as rag:
+        kept = rag.count()
+        assert 30 <= stored <= kept <= stored + 16  # (+ a batch written as the signal came)
+        report = rag.ingest(docs)  # the same ingest again resumes
+        assert (report.unchanged, report.documents) == (kept, len(docs) - kept)
+        assert rag.count() == len(docs)

@@ -2,22 +2,28 @@ from __future__ import annotations
 
 import asyncio
 import re
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llm_twin_sdk import (
     ConfigurationError,
+    DeleteReport,
     Document,
     Embedder,
     EmptyQueryError,
+    EmptyStoreWarning,
     IngestReport,
     InvalidDocumentError,
     InvalidParameterError,
+    LLMTwinWarning,
     QdrantStore,
     RAGPipeline,
     TwinSettings,
+    VectorStoreError,
 )
 from llm_twin_sdk.validation import MAX_K
 
@@ -38,10 +44,12 @@ def rag(embedder: Embedder, memory_store: QdrantStore) -> RAGPipeline:
 @pytest.fixture(scope="module")
 def ingested(embedder: Embedder, corpus: list[Document]) -> Iterator[Ingested]:
     """The sample corpus, ingested once for the tests that only read it, and the report."""
-    rag = _pipeline(embedder, QdrantStore.memory())
+    store = QdrantStore.memory()
+    rag = _pipeline(embedder, store)
     report = rag.ingest(corpus)
     yield rag, report
     rag.close()
+    store.close()  # the pipeline borrows the store: its creator closes it
 
 
 def test_chunks_fit_the_embedder(rag: RAGPipeline, corpus: list[Document]) -> None:
@@ -199,8 +207,84 @@ def test_top_k_and_rerank_candidates_are_bounded(
         RAGPipeline(embedder, memory_store, rerank_candidates=MAX_K + 1)
 
 
-def test_retrieve_on_empty_store(rag: RAGPipeline) -> None:
-    assert rag.retrieve("anything") == []
+def test_retrieve_on_empty_store_warns(rag: RAGPipeline) -> None:
+    with pytest.warns(EmptyStoreWarning, match=r"\(memory\) holds no documents") as seen:
+        assert rag.retrieve("anything") == []
+    assert issubclass(seen[0].category, LLMTwinWarning)
+    assert seen[0].filename == __file__  # points at the caller, not into the SDK
+
+
+@pytest.mark.asyncio
+async def test_aretrieve_on_empty_store_warns_too(rag: RAGPipeline) -> None:
+    with pytest.warns(EmptyStoreWarning):
+        assert await rag.aretrieve("anything") == []
+
+
+def test_no_warning_when_documents_are_stored_but_none_match(
+    rag: RAGPipeline, corpus: list[Document]
+) -> None:
+    rag.ingest(corpus[:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        assert rag.retrieve("anything", filters={"author": "Nobody At All"}) == []
+        assert rag.retrieve("anything")
+    rag.delete([d.id for d in corpus[:3]])
+    with pytest.warns(EmptyStoreWarning):  # empty again
+        rag.retrieve("anything")
+
+
+def test_count_list_and_delete_documents(rag: RAGPipeline, corpus: list[Document]) -> None:
+    assert (rag.count(), rag.count(chunks=True), list(rag.documents())) == (0, 0, [])
+    rag.ingest(corpus)
+    chunks = rag.chunk(corpus)
+    assert rag.count() == len(corpus)
+    assert rag.count(chunks=True) == len(chunks)
+    listed = {doc.id: doc for doc in rag.documents()}
+    assert set(listed) == {d.id for d in corpus}
+    first = corpus[0]
+    assert listed[first.id].metadata == first.metadata
+    assert listed[first.id].chunks == sum(1 for c in chunks if c.document_id == first.id)
+    assert listed[first.id].collection == rag.store.collection_for(first.metadata.kind)
+    posts = [d.id for d in corpus if d.metadata.kind == "post"]
+    assert sorted(doc.id for doc in rag.documents({"kind": "post"})) == sorted(posts)
+    author = first.metadata.author
+    assert author is not None
+    by_author = {doc.id for doc in rag.documents(filters={"author": author})}
+    assert by_author == {d.id for d in corpus if d.metadata.author == author}
+
+    report = rag.delete([first.id, "never-ingested", first.id])
+    assert report == DeleteReport(
+        documents=1, chunks=listed[first.id].chunks, missing=("never-ingested",)
+    )
+    assert rag.count() == len(corpus) - 1
+    assert first.id not in {doc.id for doc in rag.documents()}
+    assert all(c.document_id != first.id for c in rag.retrieve(first.text[:200], k=20))
+    assert rag.delete(first.id) == DeleteReport(0, 0, (first.id,))  # twice: reported, no error
+    assert rag.ingest(corpus).documents == 1  # and ingesting again brings it back alone
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (None, "must be a string or a list of strings"),
+        (42, "must be a string or a list of strings"),
+        ([" "], "non-blank string"),
+        (["ok", 7], "non-blank string"),
+        (["x" * 513], "at most 512"),
+    ],
+)
+def test_bad_ids_delete_nothing(
+    rag: RAGPipeline, corpus: list[Document], ids: Any, message: str
+) -> None:
+    rag.ingest(corpus[:2])
+    with pytest.raises(InvalidParameterError, match=message):
+        rag.delete(ids)
+    assert rag.count() == 2
+
+
+def test_bad_listing_filters_fail_at_once(rag: RAGPipeline) -> None:
+    with pytest.raises(InvalidParameterError, match="cannot filter on 'color'"):
+        rag.documents({"color": "red"})  # not on first iteration: now
 
 
 def test_chunk_size_must_fit_the_embedder(embedder: Embedder, memory_store: QdrantStore) -> None:
@@ -210,17 +294,30 @@ def test_chunk_size_must_fit_the_embedder(embedder: Embedder, memory_store: Qdra
         RAGPipeline(embedder, memory_store, chunk_tokens=32, chunk_overlap=40)
 
 
-def test_from_settings_builds_local_store(tmp_path: object) -> None:
+def test_from_settings_builds_local_store(tmp_path: Path) -> None:
     rag = RAGPipeline.from_settings(
         TwinSettings(chunk_tokens=100, chunk_overlap=10, top_k=4, search="dense")
     )
     try:
         assert rag.store.where.startswith("local folder")
+        assert str(tmp_path / ".llm-twin" / "qdrant") in rag.store.where  # the project's
+        assert (tmp_path / ".llm-twin" / ".gitignore").read_text(encoding="utf-8").endswith("*\n")
         assert (rag.chunk_tokens, rag.chunk_overlap, rag.top_k) == (100, 10, 4)
         assert rag.search == "dense"
         assert TwinSettings().search == "hybrid"
     finally:
         rag.close()
+    with pytest.raises(VectorStoreError, match="closed"):  # it owned the store it built
+        rag.store.count()
+
+
+def test_a_pipeline_borrows_the_store_it_is_given(
+    embedder: Embedder, memory_store: QdrantStore
+) -> None:
+    with RAGPipeline(embedder, memory_store) as rag:
+        rag.ingest([{"id": "a", "text": "Borrowed stores stay open."}])
+    rag.close()  # twice is fine
+    assert memory_store.count() == 1  # still open: its creator closes it
 
 
 @pytest.mark.asyncio

@@ -15,7 +15,7 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
     # the quickstart must notice, say so, and re-create it.
     from llm_twin_sdk import QdrantStore
 
-    old = QdrantStore.local(tmp_path / "llm-twin-sdk" / "qdrant")
+    old = QdrantStore.local(tmp_path / ".llm-twin" / "qdrant")
     old.ensure_collection(8, "articles")
     old.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_TWIN_")}
@@ -41,4 +41,5 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
     assert "Streaming tokens with server-sent events" in out
     assert "retrieve" in out
     assert "generate" in out
-    assert (tmp_path / "llm-twin-sdk" / "qdrant").is_dir()
+    assert (tmp_path / ".llm-twin" / "qdrant").is_dir()  # the working directory's folder
+    assert not (tmp_path / "llm-twin-sdk").exists()  # nothing in the per-user data folder

@@ -118,9 +118,11 @@ def test_local_folder_persists_and_close_releases_lock(tmp_path: Path) -> None:
 
 
 def test_folder_locked_by_another_process(locked_folder: Path) -> None:
-    with pytest.raises(VectorStoreLockedError, match="already opened") as info:
+    with pytest.raises(VectorStoreLockedError, match=r"is held by process \d+") as info:
         QdrantStore.local(locked_folder)
     assert "LLM_TWIN_QDRANT_URL" in str(info.value)
+    assert "uvicorn --workers 2" in str(info.value)
+    assert info.value.path == locked_folder.resolve()
 
 
 def test_unreachable_server_raises_store_error() -> None:

@@ -42,6 +42,7 @@ def test_the_interface_names_the_methods_the_store_calls() -> None:
         "get_collection",
         "query_batch_points",
         "retrieve",
+        "scroll",
         "upsert",
     ]
 

@@ -613,3 +613,45 @@ def test_a_proxys_502_page_is_retried(
     assert store.count() == 2
     assert len(qdrant.to("count")) == 2
     assert len(sleeps) == 1
+
+
+# -- the documents stored ------------------------------------------------------------------
+
+
+def test_documents_are_counted_listed_and_deleted_on_a_server(
+    qdrant: QdrantServer, open_store: StoreFactory
+) -> None:
+    seeded = [
+        *(
+            point(f"doc-{i}", p, unit(p).tolist(), author="Maya Okafor")
+            for i in range(5)
+            for p in range(3)
+        ),
+        point("other", 0, unit(0).tolist(), author="Someone Else"),
+    ]
+    for stored in seeded:
+        stored.payload["document_chunks"] = 1 if stored.payload["document_id"] == "other" else 3
+    qdrant.add_collection("c", seeded)
+    store = open_store(qdrant.url)
+    assert (store.count(), store.count(documents=True)) == (16, 6)
+    listed = list(store.documents(page_size=2))  # three pages of first chunks
+    assert sorted(doc.id for doc in listed) == [
+        "doc-0",
+        "doc-1",
+        "doc-2",
+        "doc-3",
+        "doc-4",
+        "other",
+    ]
+    assert {doc.chunks for doc in listed} == {1, 3}
+    assert len(qdrant.to("scroll")) == 3
+    scrolled = qdrant.to("scroll")[0].body
+    assert "text" not in scrolled["with_payload"]  # payload fields only, never the text
+    assert scrolled["with_vector"] is False
+    mayas = [doc.id for doc in store.documents({"author": "Maya Okafor"})]
+    assert len(mayas) == 5
+
+    report = store.delete_documents(["doc-1", "doc-3", "missing"])
+    assert (report.documents, report.chunks, report.missing) == (2, 6, ("missing",))
+    assert store.count(documents=True) == 4
+    assert store.count() == 10

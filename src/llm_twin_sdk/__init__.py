@@ -48,7 +48,10 @@ if TYPE_CHECKING:
     from .inference.prompt_format import format_prompt as format_prompt
     from .inference.prompt_format import suggested_stop as suggested_stop
     from .inference.stream import TextStream as TextStream
+    from .rag.documents import DeleteReport as DeleteReport
+    from .rag.documents import StoredDocument as StoredDocument
     from .rag.embedder import Embedder as Embedder
+    from .rag.ingestion import IngestProgress as IngestProgress
     from .rag.pipeline import RAGPipeline as RAGPipeline
     from .rag.prompt import AssembledPrompt as AssembledPrompt
     from .rag.prompt import PromptTemplate as PromptTemplate
@@ -100,7 +103,9 @@ _LAZY: dict[str, str] = {
         ".inference.client": ("InferenceClient",),
         ".inference.prompt_format": ("PromptFormat", "format_prompt", "suggested_stop"),
         ".inference.stream": ("TextStream",),
+        ".rag.documents": ("DeleteReport", "StoredDocument"),
         ".rag.embedder": ("Embedder",),
+        ".rag.ingestion": ("IngestProgress",),
         ".rag.pipeline": ("RAGPipeline",),
         ".rag.prompt": ("AssembledPrompt", "PromptTemplate", "assemble_prompt"),
         ".rag.query": ("QueryExpander", "SelfQuery"),

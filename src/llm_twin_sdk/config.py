@@ -7,24 +7,27 @@ nested values use ``__`` (``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``). Secrets a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .collection_routing import resolve_collections
 from .errors import ConfigurationError
 from .types import DocumentKind, GenerationParams, describe_validation_error
 
-__all__ = ["TwinSettings", "default_data_dir"]
+__all__ = ["DATA_FOLDER", "TwinSettings", "default_qdrant_path"]
+
+DATA_FOLDER = ".llm-twin"
+"""The embedded footing's data folder, in the project (the working directory), like ``.venv``."""
 
 
-def default_data_dir() -> Path:
-    """Where the embedded footing keeps its data: ``$XDG_DATA_HOME/llm-twin-sdk``."""
-    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
-    return Path(base).expanduser() / "llm-twin-sdk"
+def default_qdrant_path() -> Path:
+    """Where embedded Qdrant keeps a project's vectors: ``.llm-twin/qdrant`` under the current
+    working directory, as an absolute path (so a later ``chdir`` does not move it). One folder
+    per project: unrelated projects never answer from each other's documents."""
+    return Path.cwd() / DATA_FOLDER / "qdrant"
 
 
 class TwinSettings(BaseSettings):
@@ -93,8 +96,9 @@ class TwinSettings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded Qdrant.")
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
     qdrant_path: Path = Field(
-        default_factory=lambda: default_data_dir() / "qdrant",
-        description="Folder of embedded Qdrant, used when qdrant_url is unset.",
+        default_factory=default_qdrant_path,
+        description="Folder of embedded Qdrant, used when qdrant_url is unset; default: "
+        ".llm-twin/qdrant in the working directory. Made absolute when the settings are built.",
     )
     collections: str | dict[DocumentKind, str] | None = Field(
         None,
@@ -128,6 +132,11 @@ class TwinSettings(BaseSettings):
         except ValidationError as exc:
             # Secret fields' values are hidden: their names are secret-like (redaction.py).
             raise ConfigurationError(describe_validation_error("TwinSettings", exc)) from None
+
+    @field_validator("qdrant_path")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().absolute()
 
     @model_validator(mode="after")
     def _settings_agree(self) -> TwinSettings:

@@ -8,11 +8,16 @@ tree, when each error is raised and what to do: docs/errors.md. Its core::
     ├── InferenceError      every failure of a generate or stream call
     ├── ModelLoadError, EmbeddingError, RerankError, VectorStoreError
     └── AWSError, ThrottledError, DeploymentError, ScalingError
+
+Warnings derive from :class:`LLMTwinWarning` (a ``UserWarning``): ``EmptyStoreWarning``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class LLMTwinError(Exception):
@@ -136,7 +141,14 @@ class VectorStoreError(LLMTwinError):
 
 
 class VectorStoreLockedError(VectorStoreError):
-    """A local Qdrant folder is already opened by another process (or client)."""
+    """An embedded Qdrant folder (``path``) is held by another process (``pid``, when its
+    lock file names it). Within one process every store on a folder shares it; several
+    processes share a Qdrant server (``LLM_TWIN_QDRANT_URL``) instead."""
+
+    def __init__(self, message: str, *, path: Path | None = None, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
 
 
 class VectorStoreUnavailableError(VectorStoreError):
@@ -220,9 +232,19 @@ class ScalingError(LLMTwinError):
     """An autoscaling policy could not be validated, applied or removed."""
 
 
+class LLMTwinWarning(UserWarning):
+    """Root of every warning the SDK emits (filter them all with
+    ``warnings.filterwarnings("ignore", category=LLMTwinWarning)``)."""
+
+
+class EmptyStoreWarning(LLMTwinWarning):
+    """A retrieval ran over a vector store that holds no documents at all: the answer has
+    no sources. Ingest documents first, or check the store's folder or URL."""
+
+
 if not TYPE_CHECKING:  # type checkers export the classes above without a list
     __all__ = [
         name
         for name, value in globals().items()
-        if isinstance(value, type) and issubclass(value, LLMTwinError)
+        if isinstance(value, type) and issubclass(value, (LLMTwinError, LLMTwinWarning))
     ]

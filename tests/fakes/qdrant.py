@@ -8,15 +8,16 @@ It implements the REST routes ``QdrantStore`` uses, with the paths and JSON shap
 - ``PUT /collections/{name}`` (create), ``DELETE /collections/{name}`` -> ``true``/``false``
 - ``PUT /collections/{name}/index`` -> an ``UpdateResult``
 - ``PUT /collections/{name}/points`` (upsert), ``POST /collections/{name}/points/delete``
-- ``POST /collections/{name}/points`` (retrieve by ids), ``.../points/count``, ``.../facet``
+- ``POST /collections/{name}/points`` (retrieve by ids), ``.../points/count``,
+  ``.../points/scroll`` (pages in id order), ``.../facet``
 - ``POST /collections/{name}/points/query/batch``: dense (cosine) and sparse (dot product)
   queries, ``limit``, ``with_payload`` and ``must`` filters of ``match.value`` / ``match.any``.
 
 A missing collection answers 404 like Qdrant. Collections can be seeded directly with
 :meth:`QdrantServer.add_collection`. Every request is recorded (``server.requests``, with its
 route name: ``exists``, ``get_collection``, ``create_collection``, ``delete_collection``,
-``create_index``, ``upsert``, ``retrieve``, ``delete``, ``count``, ``facet``, ``query_batch``,
-and its ``collection``).
+``create_index``, ``upsert``, ``retrieve``, ``delete``, ``count``, ``scroll``, ``facet``,
+``query_batch``, and its ``collection``).
 
 Faults are queued with :meth:`QdrantServer.fail` and consumed one per request, in order,
 optionally by one route only:
@@ -129,6 +130,7 @@ class QdrantServer(FakeServer[QdrantRequest]):
         ("POST", _C + "/points", "retrieve"),
         ("POST", _C + "/points/delete", "delete"),
         ("POST", _C + "/points/count", "count"),
+        ("POST", _C + "/points/scroll", "scroll"),
         ("POST", _C + "/facet", "facet"),
         ("POST", _C + "/points/query/batch", "query_batch"),
     )
@@ -225,6 +227,23 @@ class QdrantServer(FakeServer[QdrantRequest]):
         condition = (body or {}).get("filter")
         points = collection.points.values()
         return {"count": sum(1 for p in points if _matches(p.payload, condition))}
+
+    def _scroll(self, collection: _Collection, body: Any) -> Any:
+        """Points matching ``filter`` in id order (as strings), ``limit`` from ``offset``."""
+        matching = sorted(
+            (p for p in collection.points.values() if _matches(p.payload, body.get("filter"))),
+            key=lambda p: str(p.id),
+        )
+        offset = body.get("offset")
+        start = next((i for i, p in enumerate(matching) if str(p.id) == str(offset)), 0)
+        limit = int(body.get("limit") or 10)
+        page, rest = matching[start : start + limit], matching[start + limit :]
+        return {
+            "points": [
+                {"id": p.id, "payload": _payload(p, body.get("with_payload", True))} for p in page
+            ],
+            "next_page_offset": rest[0].id if rest else None,
+        }
 
     def _facet(self, collection: _Collection, body: Any) -> Any:
         counts: dict[Any, int] = {}

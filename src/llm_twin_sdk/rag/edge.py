@@ -1,32 +1,32 @@
 """The embedded engine of ``QdrantStore.local`` / ``memory``: Qdrant Edge (Qdrant's Rust engine,
 in-process) behind qdrant-client's method names (:class:`~llm_twin_sdk.rag.engine.QdrantEngine`).
 A folder holds per collection ``<collection>/shard`` and ``<collection>/collection.json`` (its
-vector layout), and the lock file of the process that opened it.
+vector layout), and the lock file of the process that opened it (:mod:`.folders`: one opened
+folder per process, shared by every client on it).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-import tempfile
-import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VectorStoreError, VectorStoreLockedError
+from . import folders
+from .folders import LOCK_FILE
 
 if TYPE_CHECKING:
     import qdrant_edge
     from qdrant_client.http import models
 
-__all__ = ["CollectionLayout", "EdgeClient", "Found", "Hit"]
+__all__ = ["LOCK_FILE", "CollectionLayout", "EdgeClient", "Found", "Hit"]
 
 LAYOUT_FILE = "collection.json"
-LOCK_FILE = ".llm-twin.lock"
 _LAYOUT = {"vectors", "sparse_vectors"}  # what LAYOUT_FILE keeps of a collection's params
 
 
@@ -62,36 +62,31 @@ class EdgeClient:
     """Collections of Qdrant Edge shards in one folder (``path``, created if missing; ``None``:
     a temporary one removed by :meth:`close`), with qdrant-client's method names.
 
+    Every client on one folder in this process shares one opened folder (:mod:`.folders`):
+    what one writes, the others read. :meth:`close` (or garbage collection) gives back this
+    client's handle; the last one closes the folder and releases its lock.
+
     Raises:
-        VectorStoreLockedError: another process (or client) holds the folder.
+        VectorStoreLockedError: another process holds the folder.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
         import qdrant_edge
 
         self._edge = qdrant_edge
-        self._temporary = path is None
-        self.folder = Path(tempfile.mkdtemp(prefix="llm-twin-")) if path is None else Path(path)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock_file = (self.folder / LOCK_FILE).open("a+")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise VectorStoreLockedError(
-                f"Qdrant folder {str(self.folder)!r} is already opened by another process or "
-                "client. Close that one first, point LLM_TWIN_QDRANT_PATH at another "
-                "folder, or use a Qdrant server (LLM_TWIN_QDRANT_URL) for shared access."
-            ) from None
-        if self._temporary:  # removed even when close() is never called
-            weakref.finalize(self, shutil.rmtree, self.folder, True)
-        self._shards: dict[str, qdrant_edge.EdgeShard] = {}
-        self._guard = threading.Lock()
-        self._closed = False
+        self._open = folders.acquire(None if path is None else Path(path))
+        self.folder = self._open.path
+        self._release = weakref.finalize(self, folders.release, self._open)
+
+    @property
+    def closed(self) -> bool:
+        """Whether this client was closed (its folder may stay open for other clients)."""
+        return not self._release.alive
 
     # -- collections -------------------------------------------------------------------------
 
     def collection_exists(self, name: str) -> bool:
+        self._check_open()
         return (self.folder / name / LAYOUT_FILE).is_file()
 
     def create_collection(
@@ -114,13 +109,13 @@ class EdgeClient:
             for key, p in sparse_config.items()
         }
         layout = models.CollectionParams(vectors=vectors, sparse_vectors=sparse_config or None)
-        with self._guard:
+        with self._guard():
             folder = self.folder / name
             if (folder / LAYOUT_FILE).is_file():
                 raise VectorStoreError(f"collection {name!r} already exists")
             shutil.rmtree(folder, ignore_errors=True)  # a half-created collection
             config = edge.EdgeConfig(vectors=dense, sparse_vectors=sparse or None)
-            self._shards[name] = edge.EdgeShard.create(str(folder / "shard"), config)
+            self._open.shards[name] = edge.EdgeShard.create(str(folder / "shard"), config)
             tmp = folder / f"{LAYOUT_FILE}.tmp"  # written whole, then renamed: never half-read
             tmp.write_text(layout.model_dump_json(include=_LAYOUT, exclude_none=True), "utf-8")
             os.replace(tmp, folder / LAYOUT_FILE)
@@ -130,6 +125,7 @@ class EdgeClient:
         """The collection's vector layout, read as ``CollectionInfo.config.params``."""
         from qdrant_client.http import models
 
+        self._check_open()
         text = (self.folder / name / LAYOUT_FILE).read_text(encoding="utf-8")
         params = models.CollectionParams.model_validate_json(text)
         if isinstance(params.vectors, dict) and set(params.vectors) == {""}:
@@ -137,39 +133,60 @@ class EdgeClient:
         return CollectionLayout(params)
 
     def delete_collection(self, name: str) -> bool:
-        with self._guard:
-            shard = self._shards.pop(name, None)
+        with self._guard():
+            shard = self._open.shards.pop(name, None)
             if shard is not None:
                 shard.close()
             existed = (self.folder / name).exists()
             shutil.rmtree(self.folder / name, ignore_errors=True)
         return existed
 
-    def _shard(self, name: str) -> qdrant_edge.EdgeShard:
-        shard = self._shards.get(name)
-        if shard is not None:
-            return shard
-        with self._guard:
-            if self._closed:
-                raise VectorStoreError("the Qdrant folder is closed")
-            if name not in self._shards:
+    def _check_open(self) -> None:
+        if self.closed or self._open.closed:
+            raise VectorStoreError(f"this store's Qdrant folder {str(self.folder)!r} is closed")
+        if self._open.inherited():
+            raise VectorStoreLockedError(
+                f"Qdrant folder {str(self.folder)!r} was opened by process {self._open.pid}, "
+                "which this process was forked from: an embedded folder serves one process. "
+                "Open the store in each worker after it starts, or, for several workers, use "
+                "a Qdrant server (LLM_TWIN_QDRANT_URL).",
+                path=self.folder,
+                pid=self._open.pid,
+            )
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Hold the folder's lock while this client is open (one call at a time per folder)."""
+        with self._open.guard:
+            self._check_open()
+            yield
+
+    @contextmanager
+    def _shard(self, name: str) -> Iterator[qdrant_edge.EdgeShard]:
+        """The shard of collection ``name`` (loaded on first use), under the folder's lock."""
+        with self._guard():
+            shard = self._open.shards.get(name)
+            if shard is None:
                 if not self.collection_exists(name):
                     raise VectorStoreError(f"collection {name!r} does not exist")
-                self._shards[name] = self._edge.EdgeShard.load(str(self.folder / name / "shard"))
-            return self._shards[name]
+                shard = self._edge.EdgeShard.load(str(self.folder / name / "shard"))
+                self._open.shards[name] = shard
+            yield shard
 
     # -- points ------------------------------------------------------------------------------
 
     def create_payload_index(self, name: str, field_name: str, field_schema: Any = None) -> None:
         keyword = self._edge.PayloadSchemaType.Keyword
-        self._shard(name).update(self._edge.UpdateOperation.create_field_index(field_name, keyword))
+        with self._shard(name) as shard:
+            shard.update(self._edge.UpdateOperation.create_field_index(field_name, keyword))
 
     def upsert(self, name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
         edge = self._edge
         converted = [
             edge.Point(_point_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
         ]
-        self._shard(name).update(edge.UpdateOperation.upsert_points(converted))
+        with self._shard(name) as shard:
+            shard.update(edge.UpdateOperation.upsert_points(converted))
 
     def retrieve(
         self,
@@ -179,24 +196,57 @@ class EdgeClient:
         with_vectors: bool = False,
     ) -> list[Hit]:
         payload = list(with_payload) if not isinstance(with_payload, bool) else with_payload
-        records = self._shard(name).retrieve([_point_id(i) for i in ids], payload, with_vectors)
+        with self._shard(name) as shard:
+            records = shard.retrieve([_point_id(i) for i in ids], payload, with_vectors)
         return [Hit(_point_id(r.id), r.payload) for r in records]
+
+    def scroll(
+        self,
+        name: str,
+        *,
+        scroll_filter: models.Filter | None = None,
+        limit: int = 10,
+        offset: Any = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool = False,
+    ) -> tuple[list[Hit], int | str | None]:
+        """A page of ``limit`` points from ``offset`` (a point id; ``None``: the first), in
+        id order, and the id that starts the next page (``None`` after the last)."""
+        edge = self._edge
+        payload = list(with_payload) if not isinstance(with_payload, bool) else with_payload
+        request = edge.ScrollRequest(
+            offset=None if offset is None else _point_id(offset),
+            limit=limit,
+            filter=_edge_filter(edge, scroll_filter),
+            with_payload=payload,
+            with_vector=with_vectors,
+        )
+        with self._shard(name) as shard:
+            records, following = shard.scroll(request)
+        hits = [Hit(_point_id(r.id), r.payload) for r in records]
+        return hits, None if following is None else _point_id(following)
 
     def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
         delete = self._edge.UpdateOperation.delete_points
-        self._shard(name).update(delete([_point_id(i) for i in points_selector.points]))
+        with self._shard(name) as shard:
+            shard.update(delete([_point_id(i) for i in points_selector.points]))
 
-    def count(self, name: str, exact: bool = True) -> models.CountResult:
+    def count(
+        self, name: str, count_filter: models.Filter | None = None, exact: bool = True
+    ) -> models.CountResult:
         from qdrant_client.http import models
 
-        return models.CountResult(count=self._shard(name).count(self._edge.CountRequest(exact)))
+        request = self._edge.CountRequest(exact, _edge_filter(self._edge, count_filter))
+        with self._shard(name) as shard:
+            return models.CountResult(count=shard.count(request))
 
     def facet(
         self, name: str, key: str, limit: int = 10, exact: bool = False
     ) -> models.FacetResponse:
         from qdrant_client.http import models
 
-        response = self._shard(name).facet(self._edge.FacetRequest(key, limit, exact))
+        with self._shard(name) as shard:
+            response = shard.facet(self._edge.FacetRequest(key, limit, exact))
         return models.FacetResponse(
             hits=[models.FacetValueHit(value=hit.value, count=hit.count) for hit in response.hits]
         )
@@ -206,27 +256,18 @@ class EdgeClient:
         response's ``points`` are :class:`Hit` objects (plain attributes, no validation)."""
         edge = self._edge
         batch = edge.QueryBatchRequest([_edge_request(edge, r) for r in requests])
+        with self._shard(name) as shard:
+            found = shard.query_batch(batch)
         return [
-            Found([Hit(_point_id(p.id), p.payload, p.score) for p in points])
-            for points in self._shard(name).query_batch(batch)
+            Found([Hit(_point_id(p.id), p.payload, p.score) for p in points]) for points in found
         ]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush and close every shard and release the folder (a temporary one is removed)."""
-        with self._guard:
-            if self._closed:
-                return
-            self._closed = True
-            shards, self._shards = list(self._shards.values()), {}
-        for shard in shards:
-            shard.flush()
-            shard.close()
-        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock_file.close()
-        if self._temporary:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """Give back this client's handle on the folder; the last one flushes and closes the
+        shards and releases the folder (a temporary one is removed). Safe to call twice."""
+        self._release()
 
 
 def _edge_vector(edge: Any, params: models.VectorParams) -> Any:

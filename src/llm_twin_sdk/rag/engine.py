@@ -87,7 +87,25 @@ class QdrantEngine(Protocol):
     def query_batch_points(
         self, collection_name: str, /, *, requests: Sequence[models.QueryRequest]
     ) -> Sequence[QueryResponse]: ...
-    def count(self, collection_name: str, /, *, exact: bool = ...) -> models.CountResult: ...
+    def scroll(
+        self,
+        collection_name: str,
+        /,
+        *,
+        scroll_filter: models.Filter | None = ...,
+        limit: int = ...,
+        offset: PointId | None = ...,
+        with_payload: bool | list[str] = ...,
+        with_vectors: bool = ...,
+    ) -> tuple[Sequence[Point], PointId | None]: ...
+    def count(
+        self,
+        collection_name: str,
+        /,
+        *,
+        count_filter: models.Filter | None = ...,
+        exact: bool = ...,
+    ) -> models.CountResult: ...
     def facet(
         self, collection_name: str, /, *, key: str, limit: int = ..., exact: bool = ...
     ) -> models.FacetResponse: ...

@@ -9,20 +9,39 @@ import asyncio
 import hashlib
 import json
 import logging
-import sys
+import math
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ConfigurationError, InvalidDocumentError, InvalidParameterError, LLMTwinError
+from ..errors import (
+    ConfigurationError,
+    EmptyStoreWarning,
+    InvalidDocumentError,
+    InvalidParameterError,
+    LLMTwinError,
+)
+from ..ownership import Owner
 from ..types import Chunk, Document, IngestReport
 from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_document
+from .documents import DeleteReport, StoredDocument
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
 from .fusion import QueryVectors, SearchMode, check_search_mode
+from .ingestion import (
+    BatchSizer,
+    IngestProgress,
+    Progress,
+    Tally,
+    check_progress,
+    interrupted,
+    progress_reporter,
+)
 from .query import QueryExpander, SelfQuery
 from .rerank import Reranker
 from .sparse import LexicalEncoder
@@ -32,23 +51,31 @@ if TYPE_CHECKING:
     from ..config import TwinSettings
     from ..inference.client import InferenceClient
 
-__all__ = ["RAGPipeline"]
+__all__ = ["DeleteReport", "IngestProgress", "RAGPipeline", "StoredDocument"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FINGERPRINT_VERSION = 1
 """Part of every document fingerprint: bump it when what is stored for a text changes."""
+INGEST_BATCH_SECONDS = 10.0
+"""Default ``ingest_batch_seconds``: about the most embedding work an interrupt can lose."""
 
 
-class RAGPipeline:
+class RAGPipeline(Owner):
     """Chunking, embedding, storage and retrieval over one embedder and one store.
 
     Example::
 
-        rag = RAGPipeline(Embedder(), QdrantStore.memory(), self_query=SelfQuery(client),
+        store = QdrantStore.memory()
+        rag = RAGPipeline(Embedder(), store, self_query=SelfQuery(client),
                           expander=QueryExpander(client, n=3))   # the query steps: optional
         rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
         chunks = rag.retrieve("How do I cut GPU cost?", k=3)
+        rag.close(); store.close()      # the pipeline borrows the store: its creator closes it
+
+    The store (and the query steps' client) are *borrowed*: :meth:`close` leaves them open.
+    :meth:`from_settings` builds its own store, which the pipeline then owns and closes.
 
     Args:
         embedder: encodes chunks and queries (the same model for both).
@@ -60,10 +87,12 @@ class RAGPipeline:
         self_query, expander: the LLM query steps (filters from the question; phrasings).
         reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``)
             and keeps the best ``k``.
-        ingest_batch: chunks embedded and written per batch by :meth:`ingest` (whole
-            documents). Bigger batches pad less (sentence-transformers sorts a call's texts by
-            length: 256-chunk batches cost ~15% more encode time than one call, 2048 a few %);
-            smaller ones lose less work to an interruption.
+        ingest_batch: at most this many chunks embedded and written per batch by
+            :meth:`ingest` (whole documents).
+        ingest_batch_seconds: about how long a batch may take: after a small first batch,
+            each is sized by the measured rate to take about this long (at most
+            ``ingest_batch`` chunks), so an interrupted ingest loses at most that much work.
+            Longer batches embed a little faster (docs/benchmarks.md, section 3).
     """
 
     def __init__(
@@ -81,6 +110,7 @@ class RAGPipeline:
         reranker: Reranker | None = None,
         rerank_candidates: int = 20,
         ingest_batch: int = 2048,
+        ingest_batch_seconds: float = INGEST_BATCH_SECONDS,
     ) -> None:
         if not 0 < chunk_tokens <= embedder.max_tokens:
             raise ConfigurationError(
@@ -94,6 +124,14 @@ class RAGPipeline:
             )
         if not isinstance(ingest_batch, int) or ingest_batch < 1:
             raise ConfigurationError(f"ingest_batch must be an integer >= 1, got {ingest_batch!r}")
+        if (
+            not isinstance(ingest_batch_seconds, (int, float))
+            or not math.isfinite(ingest_batch_seconds)
+            or ingest_batch_seconds <= 0
+        ):
+            raise ConfigurationError(
+                f"ingest_batch_seconds must be a number > 0, got {ingest_batch_seconds!r}"
+            )
         try:
             self.top_k = check_k(top_k, "top_k")
             self.rerank_candidates = check_k(rerank_candidates, "rerank_candidates")
@@ -109,6 +147,7 @@ class RAGPipeline:
         self.expander = expander
         self.reranker = reranker
         self.ingest_batch = ingest_batch
+        self.ingest_batch_seconds = float(ingest_batch_seconds)
         self._store_lock = threading.Lock()  # one store call at a time per pipeline
         self._known: dict[str, list[str]] | None = None  # authors / platforms, for self-query
         self._executor: ThreadPoolExecutor | None = None
@@ -119,8 +158,10 @@ class RAGPipeline:
         cls, settings: TwinSettings | None = None, *, llm: InferenceClient | None = None
     ) -> RAGPipeline:
         """Build the embedder, the store and the query steps ``settings`` describe; ``llm`` is
-        the client of self-query and expansion when the settings turn them on."""
-        from ..config import TwinSettings
+        the client of self-query and expansion when the settings turn them on (borrowed).
+        The pipeline owns the store it builds: :meth:`close` closes it."""
+        from ..config import DATA_FOLDER, TwinSettings
+        from .folders import ignored_by_git
 
         s = settings or TwinSettings()
         if (s.self_query or s.query_expansion > 1) and llm is None:
@@ -134,20 +175,28 @@ class RAGPipeline:
             store = QdrantStore.server(s.qdrant_url, api_key=key, collections=s.collections)
         else:
             store = QdrantStore.local(s.qdrant_path, collections=s.collections)
-        return cls(
-            embedder,
-            store,
-            chunk_tokens=s.chunk_tokens,
-            chunk_overlap=s.chunk_overlap,
-            top_k=s.top_k,
-            search=s.search,
-            self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
-            expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,
-            reranker=Reranker(s.reranker_model, device=s.embedding_device)
-            if s.reranker_model
-            else None,
-            rerank_candidates=s.rerank_candidates,
-        )
+            if s.qdrant_path.parent.name == DATA_FOLDER:  # the project's .llm-twin
+                ignored_by_git(s.qdrant_path.parent)
+        try:
+            rag = cls(
+                embedder,
+                store,
+                chunk_tokens=s.chunk_tokens,
+                chunk_overlap=s.chunk_overlap,
+                top_k=s.top_k,
+                search=s.search,
+                self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
+                expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,
+                reranker=Reranker(s.reranker_model, device=s.embedding_device)
+                if s.reranker_model
+                else None,
+                rerank_candidates=s.rerank_candidates,
+            )
+        except BaseException:
+            store.close()
+            raise
+        rag._own(store)  # built here: closed with the pipeline
+        return rag
 
     def __repr__(self) -> str:
         steps = {"self_query": self.self_query, "expansion": self.expander, "rerank": self.reranker}
@@ -191,67 +240,131 @@ class RAGPipeline:
         return hashlib.sha256(encoded).hexdigest()[:32]
 
     def ingest(
-        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: bool | None = None
+        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: Progress = None
     ) -> IngestReport:
         """Chunk, embed and store documents, in batches. Re-ingesting a document replaces it.
 
         ``documents``: :class:`Document` objects or mappings with ``id``, ``text`` and optional
         ``metadata`` (:mod:`~llm_twin_sdk.rag.sources` reads files). All are validated and
-        chunked before the first write, so a bad document leaves the store untouched; chunks
-        are then embedded and written :attr:`ingest_batch` at a time, whole documents per
-        batch. Documents stored exactly as given are skipped, so an interrupted run resumes
-        where it stopped. ``progress``: a tqdm bar on stderr (``None``: if it is a terminal).
+        chunked before the first write, so a bad document leaves the store untouched. Chunks
+        are then embedded and written in batches of whole documents, each taking about
+        :attr:`ingest_batch_seconds` (at most :attr:`ingest_batch` chunks). Documents stored
+        exactly as given are skipped, so an interrupted run resumes where it stopped: a
+        Ctrl-C keeps every finished batch and raises ``KeyboardInterrupt`` saying how many
+        documents are stored.
+
+        ``progress``: ``True`` shows a bar (tqdm, on stderr; a widget in a notebook with
+        ipywidgets), ``False`` nothing, ``None`` a bar in a terminal or a notebook; a function
+        is called with an :class:`IngestProgress` before the first batch and after each::
+
+            rag.ingest(docs, progress=lambda p: print(p.documents_done, "/", p.documents_total))
         """
         started = time.perf_counter()
+        progress = check_progress(progress)
         chunked = self._chunked(validate_documents(documents))
         total = sum(len(chunks) for _, chunks in chunked)
-        show = sys.stderr.isatty() if progress is None else progress
-        written_docs = written_chunks = unchanged = 0
-        from tqdm.auto import tqdm
-
-        with tqdm(
-            total=total, unit="chunk", desc="ingest", disable=not show, file=sys.stderr
-        ) as bar:
-            for batch in _batches(chunked, self.ingest_batch):
-                fingerprints = {doc.id: self.fingerprint(doc) for doc, _ in batch}
-                chunks = [chunk for _, doc_chunks in batch for chunk in doc_chunks]
-                try:
-                    with self._store_lock:
-                        previous = self.store.stored_versions(chunks)
-                    same = previous.unchanged(chunks, fingerprints, self.store.collection_for)
-                    todo = [c for c in chunks if c.document_id not in same]
-                    if todo:
-                        texts = [c.text for c in todo]
-                        vectors = self.embedder.encode(texts)
-                        sparse = self.lexical_encoder.encode_documents(texts)
-                        with self._store_lock:
-                            self.store.write_documents(
-                                todo, vectors, sparse, fingerprints=fingerprints, previous=previous
-                            )
-                except LLMTwinError as exc:
-                    exc.add_note(
-                        f"{written_docs + unchanged} of {len(chunked)} documents were stored "
-                        "before this failure; ingest the same documents again to resume."
-                    )
-                    raise
-                unchanged += len(same)
-                written_docs += len(batch) - len(same)
-                written_chunks += len(todo)
-                bar.update(len(chunks))
-        self._known = None
-        report = IngestReport(
-            documents=written_docs,
-            chunks=written_chunks,
-            unchanged=unchanged,
+        tally = Tally(IngestProgress(0, len(chunked), 0, total), started=started)
+        sizer = BatchSizer(self.ingest_batch, self.ingest_batch_seconds)
+        try:
+            with progress_reporter(progress, total) as report:
+                report(tally.progress)
+                for batch in sizer.batches(chunked):
+                    batch_started = time.perf_counter()
+                    try:
+                        same, written = self._ingest_batch(batch)
+                    except LLMTwinError as exc:
+                        p = tally.progress
+                        exc.add_note(
+                            f"{p.documents_done} of {p.documents_total} documents were stored "
+                            "before this failure; ingest the same documents again to resume."
+                        )
+                        raise
+                    chunks = sum(len(doc_chunks) for _, doc_chunks in batch)
+                    tally.add(len(batch), chunks, same, written)
+                    sizer.measured(written, time.perf_counter() - batch_started)
+                    report(tally.progress)
+        except KeyboardInterrupt:
+            # A fresh interrupt, raised here: the user sees what was kept, not torch's frames.
+            raise KeyboardInterrupt(interrupted(tally)) from None
+        finally:
+            self._known = None
+        report_ = IngestReport(
+            documents=tally.written_documents,
+            chunks=tally.written_chunks,
+            unchanged=tally.unchanged,
             seconds=time.perf_counter() - started,
         )
         logger.info(
             "ingested %d documents as %d chunks (%d unchanged) in %.2fs",
-            report.documents,
-            report.chunks,
-            report.unchanged,
-            report.seconds,
+            report_.documents,
+            report_.chunks,
+            report_.unchanged,
+            report_.seconds,
         )
+        return report_
+
+    def _ingest_batch(self, batch: Sequence[tuple[Document, list[Chunk]]]) -> tuple[int, int]:
+        """Embed and write the documents of ``batch`` not stored as they are: (documents
+        found unchanged, chunks written)."""
+        fingerprints = {doc.id: self.fingerprint(doc) for doc, _ in batch}
+        chunks = [chunk for _, doc_chunks in batch for chunk in doc_chunks]
+        with self._store_lock:
+            previous = self.store.stored_versions(chunks)
+        same = previous.unchanged(chunks, fingerprints, self.store.collection_for)
+        todo = [c for c in chunks if c.document_id not in same]
+        if todo:
+            texts = [c.text for c in todo]
+            vectors = self.embedder.encode(texts)
+            sparse = self.lexical_encoder.encode_documents(texts)
+            with self._store_lock:
+                self.store.write_documents(
+                    todo, vectors, sparse, fingerprints=fingerprints, previous=previous
+                )
+        return len(same), len(todo)
+
+    # -- the documents stored ----------------------------------------------------------------
+
+    def count(self, *, chunks: bool = False) -> int:
+        """How many documents the store holds, in every collection (``chunks=True``: how
+        many chunks). Example: ``if rag.count() == 0: rag.ingest(documents)``."""
+        with self._store_lock:
+            return self.store.count(documents=not chunks)
+
+    def documents(self, filters: MetadataFilters | None = None) -> Iterator[StoredDocument]:
+        """The documents stored (id, metadata, number of chunks, collection), read a page at
+        a time from their first chunks (no text, no vectors); ``filters`` as in
+        :meth:`retrieve`. Bad filters raise :class:`InvalidParameterError` at once::
+
+            for doc in rag.documents({"author": "Maya Okafor"}):
+                print(doc.id, doc.metadata.title, doc.chunks)
+            ids = [doc.id for doc in rag.documents()]
+        """
+        with self._store_lock:
+            listing = self.store.documents(filters)
+        return self._locked(listing)
+
+    def _locked(self, items: Iterator[T]) -> Iterator[T]:
+        """``items``, each read under the store lock (not held between them)."""
+        while True:
+            with self._store_lock:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+
+    def delete(self, ids: str | Iterable[str]) -> DeleteReport:
+        """Remove the documents ``ids`` (one id or several) with all their chunks, from
+        every collection. Ids the store does not hold are listed in the report's ``missing``
+        (not an error: deleting twice is fine). Bad ids raise :class:`InvalidParameterError`
+        before anything is deleted::
+
+            report = rag.delete(["post-1", "post-9"])
+            report.documents, report.chunks, report.missing    # 1, 3, ("post-9",)
+        """
+        with self._store_lock:
+            report = self.store.delete_documents(ids)
+        self._known = None
         return report
 
     # -- retrieval -------------------------------------------------------------------------
@@ -269,6 +382,7 @@ class RAGPipeline:
         (scores: cosines, BM25, reciprocal-rank-fusion or the reranker's). ``filters``
         restricts the results by metadata, e.g. ``{"author": "Maya Okafor", "kind": ["post"]}``
         (fields it names win over self-query's); ``collections``: search only those.
+        Over a store that holds no documents at all, it warns (:class:`EmptyStoreWarning`).
         """
         query = check_query(query)  # every argument checked before any work
         limit = self.top_k if k is None else check_k(k)
@@ -282,6 +396,15 @@ class RAGPipeline:
             chunks = self._search(queries, depth, checked, names)
         if self.reranker is not None and chunks:
             chunks = self.reranker.rerank(query, chunks, keep_top_k=limit)
+        if not chunks and self.count(chunks=True) == 0:  # counted only when nothing was found
+            warnings.warn(
+                EmptyStoreWarning(
+                    f"the vector store ({self.store.where}) holds no documents: nothing to "
+                    "retrieve, so answers have no sources. Ingest documents first "
+                    "(rag.ingest / twin.ingest), or check the store's folder or URL."
+                ),
+                stacklevel=2,
+            )
         return chunks[:limit]
 
     async def aretrieve(
@@ -351,24 +474,20 @@ class RAGPipeline:
             return self._executor
 
     def close(self) -> None:
-        """Release the store (and its folder lock) and the query-step threads."""
+        """Stop the query-step threads and close what :meth:`from_settings` built (its
+        store); a store passed to the constructor stays open. Safe to call twice."""
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
-        self.store.close()
+        self._close_owned()
 
+    def __enter__(self) -> RAGPipeline:
+        return self
 
-def _batches(
-    chunked: Sequence[tuple[Document, list[Chunk]]], size: int
-) -> Iterator[list[tuple[Document, list[Chunk]]]]:
-    """Whole documents grouped so that each batch holds about ``size`` chunks."""
-    batch: list[tuple[Document, list[Chunk]]] = []
-    count = 0
-    for item in chunked:
-        batch.append(item)
-        count += len(item[1])
-        if count >= size:
-            yield batch
-            batch, count = [], 0
-    if batch:
-        yield batch
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

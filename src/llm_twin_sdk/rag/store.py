@@ -28,6 +28,14 @@ from ..errors import (
 from ..retry import NO_RETRY, RetryPolicy
 from ..types import Chunk, DocumentKind
 from ..validation import check_k
+from .documents import (
+    LISTED_FIELDS,
+    DeleteReport,
+    StoredDocument,
+    check_document_ids,
+    first_chunks,
+    listed,
+)
 from .engine import Point, PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
 from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, searches_of
@@ -38,12 +46,21 @@ from .versions import StoredVersions, document_lengths
 if TYPE_CHECKING:
     from qdrant_client import models
 
-__all__ = ["DEFAULT_COLLECTIONS", "QdrantStore", "QueryVectors", "SearchMode", "StoredVersions"]
+__all__ = [
+    "DEFAULT_COLLECTIONS",
+    "DeleteReport",
+    "QdrantStore",
+    "QueryVectors",
+    "SearchMode",
+    "StoredDocument",
+    "StoredVersions",
+]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
 UPSERT_BATCH = 256
+DELETE_PAGE = 1024
 SERVER_RETRY_POLICY = RetryPolicy(
     max_attempts=4, initial_wait_s=0.25, max_wait_s=4.0, deadline_s=30.0
 )
@@ -96,8 +113,10 @@ class QdrantStore:
 
     @classmethod
     def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
-        """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing; one process
-        at a time: a folder another process holds raises :class:`VectorStoreLockedError`."""
+        """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing. Every
+        store on one folder in this process shares one engine (the folder closes with the last
+        of them); a folder another process holds raises :class:`VectorStoreLockedError`
+        naming that process (several processes share a Qdrant server: :meth:`server`)."""
         return cls._embedded(Path(path).expanduser(), collections)
 
     @classmethod
@@ -204,18 +223,25 @@ class QdrantStore:
     def _create(self, name: str, dimension: int) -> None:
         from qdrant_client import models
 
-        if self._client.collection_exists(name):
-            self._check_schema(name, dimension)
-            return
-        self._client.create_collection(
-            name,
-            vectors_config={
-                DENSE_VECTOR: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
-            },
-            sparse_vectors_config={
-                LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
-            },
-        )
+        if not self._client.collection_exists(name):
+            try:
+                self._client.create_collection(
+                    name,
+                    vectors_config={
+                        DENSE_VECTOR: models.VectorParams(
+                            size=dimension, distance=models.Distance.COSINE
+                        )
+                    },
+                    sparse_vectors_config={
+                        LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    },
+                )
+                return
+            except Exception as exc:
+                if _is_transient(exc) or not self._client.collection_exists(name):
+                    raise
+                # another store on the same engine (or server) made it meanwhile: check it
+        self._check_schema(name, dimension)
 
     def _create_indexes(self, name: str) -> None:
         """Keyword indexes on the filter fields, each call retried on its own (idempotent in
@@ -373,10 +399,7 @@ class QdrantStore:
         k = check_k(k)
         mode = check_search_mode(mode)
         checked = check_filters(filters)
-        names = self.check_collections(collections)
-        if "kind" in checked:
-            kinds = {name for kind, name in self.routes.items() if kind in checked["kind"]}
-            names = tuple(name for name in names if name in kinds)
+        names = self._of_kinds(checked, self.check_collections(collections))
         searches = searches_of(queries, mode)
         depth = fusion_depth(len(searches), k)
         # In-process, payloads are read for the k winners only; a server sends them with the
@@ -427,10 +450,93 @@ class QdrantStore:
                     counts[hit.value] = counts.get(hit.value, 0) + hit.count
         return sorted(counts, key=lambda value: (-counts[value], value))[:limit]
 
-    def count(self) -> int:
-        """Number of chunks stored in every collection (0 before the first write)."""
+    def _of_kinds(
+        self, checked: Mapping[str, Sequence[str]], names: Sequence[str]
+    ) -> tuple[str, ...]:
+        """Those of ``names`` that may hold documents of the kinds a ``kind`` filter names."""
+        if "kind" not in checked:
+            return tuple(names)
+        kinds = {name for kind, name in self.routes.items() if kind in checked["kind"]}
+        return tuple(name for name in names if name in kinds)
+
+    def count(self, *, documents: bool = False) -> int:
+        """Number of chunks stored in every collection (0 before the first write); with
+        ``documents=True``, the number of documents (one first chunk each)."""
         count = self._client.count
-        return sum(self._call("count", n, count, n, exact=True).count for n in self._existing())
+        condition = first_chunks() if documents else None
+        return sum(
+            self._call("count", n, count, n, count_filter=condition, exact=True).count
+            for n in self._existing()
+        )
+
+    def documents(
+        self, filters: MetadataFilters | None = None, *, page_size: int = 256
+    ) -> Iterator[StoredDocument]:
+        """Every stored document matching ``filters`` (:mod:`.filters`), collection by
+        collection, read ``page_size`` at a time from their first chunks' payloads (no text,
+        no vectors). ``filters`` are checked now; pages are read as the iterator advances."""
+        checked = check_filters(filters)
+        size = check_k(page_size, "page_size")
+        condition = first_chunks(to_qdrant_filter(checked))
+        return self._listing(self._of_kinds(checked, self.collections), condition, size)
+
+    def _listing(
+        self, names: Sequence[str], condition: models.Filter, size: int
+    ) -> Iterator[StoredDocument]:
+        for name in list(self._existing(names)):
+            for page in self._pages(name, condition, LISTED_FIELDS, size):
+                yield from (listed(point.payload, name) for point in page)
+
+    def _pages(
+        self, name: str, condition: models.Filter, fields: list[str], size: int
+    ) -> Iterator[Sequence[Point]]:
+        """The points of collection ``name`` matching ``condition``, a page at a time."""
+        scroll = self._client.scroll
+        offset: PointId | None = None
+        while True:
+            points, offset = self._call(
+                "scroll",
+                name,
+                scroll,
+                name,
+                scroll_filter=condition,
+                limit=size,
+                offset=offset,
+                with_payload=fields,
+                with_vectors=False,
+            )
+            yield points
+            if offset is None or not points:
+                return
+
+    def delete_documents(self, ids: str | Iterable[str]) -> DeleteReport:
+        """Remove every chunk of the documents ``ids`` (one id or several), in every
+        collection. Ids the store does not hold are reported (``missing``), not an error.
+
+        Raises:
+            InvalidParameterError: ``ids`` is not a string or strings (before any change).
+        """
+        from qdrant_client import models
+
+        wanted = check_document_ids(ids)
+        found: dict[str, list[PointId]] = {}
+        documents: set[str] = set()
+        condition = to_qdrant_filter({"document_id": wanted})
+        if condition is None:  # no id given
+            return DeleteReport(documents=0, chunks=0)
+        for name in list(self._existing()):
+            for page in self._pages(name, condition, ["document_id"], DELETE_PAGE):
+                found.setdefault(name, []).extend(point.id for point in page)
+                documents.update(str((point.payload or {}).get("document_id")) for point in page)
+        for name, point_ids in found.items():
+            for start in range(0, len(point_ids), DELETE_PAGE):
+                selector = models.PointIdsList(points=point_ids[start : start + DELETE_PAGE])
+                self._call("delete", name, self._client.delete, name, points_selector=selector)
+        return DeleteReport(
+            documents=len(documents),
+            chunks=sum(len(point_ids) for point_ids in found.values()),
+            missing=tuple(i for i in wanted if i not in documents),
+        )
 
     def delete_collections(self) -> None:
         """Remove every collection of this store and everything in them. Twice is fine."""
@@ -439,8 +545,15 @@ class QdrantStore:
             self._ready.pop(name, None)
 
     def close(self) -> None:
-        """Release the client (and a local folder's lock). Safe to call twice."""
+        """Release the client (an embedded folder closes with its last store). Safe to call
+        twice."""
         self._call("close", None, self._client.close)
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _existing(self, names: Iterable[str] | None = None) -> Iterator[str]:
         """Those of ``names`` (default: every collection) that exist."""
