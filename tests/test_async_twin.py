@@ -23,6 +23,7 @@ from llm_twin_sdk import (
     Document,
     Embedder,
     EmptyQueryError,
+    EmptyStoreWarning,
     GenerationParams,
     HttpBackend,
     InferenceClient,
@@ -378,3 +379,38 @@ def test_repr(twin: LLMTwin) -> None:
     text = asyncio.run(main())
     assert text.startswith("AsyncLLMTwin(")
     assert "SmolLM2" in text
+
+
+# -- the store's documents, and an empty store, through both twins ---------------------------
+
+
+def test_both_twins_count_list_delete_and_warn_on_an_empty_store(
+    embedder: Embedder, client: InferenceClient, corpus: list[Document]
+) -> None:
+    with QdrantStore.memory() as store, RAGPipeline(embedder, store) as rag:
+        twin = LLMTwin(rag, client)
+        with pytest.warns(EmptyStoreWarning):
+            empty = twin.ask(QUESTION, params=SHORT)
+        assert empty.sources == ()
+        assert twin.count() == 0
+        twin.ingest(corpus[:3], progress=False)
+        assert twin.count() == 3
+        assert twin.count(chunks=True) >= 3
+        ids = sorted(d.id for d in twin.documents())
+        assert ids == sorted(d.id for d in corpus[:3])
+
+        async def main() -> None:
+            async with AsyncLLMTwin.from_twin(twin) as atwin:
+                assert await atwin.count() == 3
+                listed = await atwin.documents({"author": corpus[0].metadata.author})
+                assert corpus[0].id in {d.id for d in listed}
+                report = await atwin.delete([corpus[0].id, "no-such-document"])
+                assert (report.documents, report.missing) == (1, ("no-such-document",))
+                assert await atwin.count() == 2
+                await atwin.delete([d.id for d in corpus[1:3]])
+                with pytest.warns(EmptyStoreWarning):
+                    answer = await atwin.ask(QUESTION, params=SHORT)
+                assert answer.sources == ()
+
+        asyncio.run(main())
+        assert twin.count() == 0

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from .inference.async_client import AsyncInferenceClient
 from .inference.async_stream import AsyncTextStream
 from .inference.client import InferenceClient
+from .rag.documents import DeleteReport, StoredDocument
 from .rag.filters import MetadataFilters
+from .rag.ingestion import Progress
 from .rag.pipeline import RAGPipeline
 from .rag.prompt import PromptTemplate
 from .twin import Prepared, TwinCore
@@ -108,12 +110,27 @@ class AsyncLLMTwin(TwinCore):
         return f"AsyncLLMTwin(rag={self.rag!r}, client={self.client!r})"
 
     async def ingest(
-        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: bool | None = None
+        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: Progress = None
     ) -> IngestReport:
-        """:meth:`RAGPipeline.ingest` in a worker thread. Cancelling the awaiting task does
-        not stop the thread: the batch being written finishes (an ingest is resumable)."""
+        """:meth:`RAGPipeline.ingest` in a worker thread (a ``progress`` function is called
+        there). Cancelling the awaiting task does not stop the thread: the ingest runs to its
+        end (run it again after an interrupt: it resumes)."""
         call = functools.partial(self.rag.ingest, documents, progress=progress)
         return await asyncio.to_thread(call)
+
+    async def count(self, *, chunks: bool = False) -> int:
+        """Documents stored (``chunks=True``: chunks); see :meth:`RAGPipeline.count`."""
+        return await asyncio.to_thread(functools.partial(self.rag.count, chunks=chunks))
+
+    async def documents(self, filters: MetadataFilters | None = None) -> list[StoredDocument]:
+        """The documents stored, without text, read in a worker thread; see
+        :meth:`RAGPipeline.documents`. Example: ``ids = [d.id for d in await twin.documents()]``.
+        """
+        return await asyncio.to_thread(lambda: list(self.rag.documents(filters)))
+
+    async def delete(self, ids: str | Iterable[str]) -> DeleteReport:
+        """Remove documents and their chunks; see :meth:`RAGPipeline.delete`."""
+        return await asyncio.to_thread(self.rag.delete, ids)
 
     async def ask(
         self,

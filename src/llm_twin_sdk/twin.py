@@ -14,14 +14,16 @@ is its asyncio twin over the same core. Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .inference.client import InferenceClient
 from .inference.stream import TextStream
 from .ownership import Owner
+from .rag.documents import DeleteReport, StoredDocument
 from .rag.filters import MetadataFilters
+from .rag.ingestion import Progress
 from .rag.pipeline import RAGPipeline
 from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt, prompt_budget
 from .types import Answer, Chunk, Document, GenerationParams, IngestReport, StageTimings
@@ -132,10 +134,23 @@ class LLMTwin(TwinCore):
         return f"LLMTwin(rag={self.rag!r}, client={self.client!r})"
 
     def ingest(
-        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: bool | None = None
+        self, documents: Iterable[Document | Mapping[str, Any]], *, progress: Progress = None
     ) -> IngestReport:
         """Chunk, embed and store documents (see :meth:`RAGPipeline.ingest`)."""
         return self.rag.ingest(documents, progress=progress)
+
+    def count(self, *, chunks: bool = False) -> int:
+        """Documents stored (``chunks=True``: chunks); see :meth:`RAGPipeline.count`."""
+        return self.rag.count(chunks=chunks)
+
+    def documents(self, filters: MetadataFilters | None = None) -> Iterator[StoredDocument]:
+        """The documents stored, without text; see :meth:`RAGPipeline.documents`.
+        Example: ``[d.id for d in twin.documents({"kind": "post"})]``."""
+        return self.rag.documents(filters)
+
+    def delete(self, ids: str | Iterable[str]) -> DeleteReport:
+        """Remove documents and their chunks; see :meth:`RAGPipeline.delete`."""
+        return self.rag.delete(ids)
 
     def ask(
         self,
