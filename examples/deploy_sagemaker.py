@@ -20,15 +20,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from llm_twin_sdk import LLMTwinError, TwinDeployment
 from llm_twin_sdk.aws import AWSClients, call_aws
 from llm_twin_sdk.deploy.iam import ensure_execution_role, execution_role_arn
 from llm_twin_sdk.deploy.spec import EndpointSpec, InferenceComponentSpec
 from llm_twin_sdk.deploy.waiting import WaitProgress
+from llm_twin_sdk.rag.sources import load_documents
 from llm_twin_sdk.scaling import ScaleToZero, TargetTracking
 
 ROLE_NAME = "llm-twin-sagemaker"
+CORPUS = Path(__file__).parent / "data" / "corpus.jsonl"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, value in deployment.environment().items():
                 print(f"  export {name}={value}")
             try:
-                answer = twin.ask("What is an LLM twin?")
+                twin.ingest(load_documents(CORPUS))  # the sample corpus; skipped when stored
+                answer = twin.ask("How should I size MAX_TOTAL_TOKENS?")
                 print(f"answer: {answer.text} ({len(answer.sources)} sources)")
             except LLMTwinError as exc:  # report, then tear down all the same
                 print(f"ask failed: {exc}")

@@ -90,7 +90,7 @@ def test_full_run_deploys_scales_and_tears_down(
     assert example.main(["--region", "us-east-1", "--instance-type", "ml.g4dn.xlarge"]) == 0
     out = capsys.readouterr().out
     assert "deployed: llm-twin" in out
-    assert "answer: A model that writes like you." in out
+    assert "answer: A model that writes like you. (3 sources)" in out  # the sample corpus
     assert "export LLM_TWIN_SAGEMAKER_ENDPOINT=llm-twin" in out
     assert "tearing down" in out
     sm = moto_aws.client("sagemaker")
