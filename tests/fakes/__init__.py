@@ -6,6 +6,7 @@
   event-stream framing), backed by scripts or the real local model.
 - :class:`QdrantServer` (:mod:`fakes.qdrant`): Qdrant's REST routes the store uses.
 - :class:`ScriptedBackend` (:mod:`fakes.backend`): one scripted backend for client tests.
+- :class:`HashingEmbedder` (:mod:`fakes.embedder`): word hashing, no model, for the fast lane.
 - :mod:`fakes.shapes`: the bodies and events those servers send, written once.
 
 Every server: ``fail(*faults, route=None)``, ``reply(*replies)``, ``requests``, ``to(route)``,
@@ -15,6 +16,7 @@ benchmarks add ``tests/`` to ``sys.path`` first.
 """
 
 from .backend import PIECES, NativeScriptedBackend, ScriptedBackend, scripted_generation
+from .embedder import HashingEmbedder
 from .qdrant import DENSE_CONFIG, QdrantServer, StoredPoint
 from .sagemaker import Json, Llama, PartsRuntime, Stream, WireServer
 from .server import Fault, Request
@@ -26,6 +28,7 @@ __all__ = [
     "DENSE_CONFIG",
     "PIECES",
     "Fault",
+    "HashingEmbedder",
     "Json",
     "Llama",
     "NativeScriptedBackend",
