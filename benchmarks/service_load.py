@@ -58,6 +58,12 @@ class Load:
     errors: list[str] = field(default_factory=list)
     probes: list[float] = field(default_factory=list)
 
+    def add(self, other: Load) -> None:
+        self.wall_s += other.wall_s
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.probes += other.probes
+
     @property
     def throughput(self) -> float:
         return len(self.latencies) / self.wall_s if self.wall_s else 0.0
@@ -182,6 +188,26 @@ def direct_load(settings: dict[str, Any], asks: list[str], args: argparse.Namesp
     return asyncio.run(main())
 
 
+def compare(
+    settings: dict[str, Any], asks: list[str], args: argparse.Namespace, log_path: Path
+) -> tuple[Load, Load]:
+    """Service and direct loads, interleaved over ``args.rounds`` rounds (each side first in
+    half of them) so that load from other tenants of the machine slows both alike."""
+    service, direct = Load(), Load()
+    per_round = args.requests // args.rounds
+    for i in range(args.rounds):
+        part = asks[i * per_round : (i + 1) * per_round]
+        sub = argparse.Namespace(**{**vars(args), "requests": per_round})
+        sides = [("service", service), ("direct", direct)]
+        for name, total in sides if i % 2 == 0 else reversed(sides):
+            log(f"  round {i + 1}/{args.rounds}: {name}, {per_round} x {args.concurrency}")
+            if name == "service":
+                total.add(service_load(env_of(settings), part, sub, log_path))
+            else:
+                total.add(direct_load(settings, part, sub))
+    return service, direct
+
+
 def env_of(settings: dict[str, Any]) -> dict[str, str]:
     return {f"LLM_TWIN_{name.upper()}": str(value) for name, value in settings.items()}
 
@@ -273,6 +299,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("local", "server"))
     parser.add_argument("--llama-server", help="native llama.cpp `llama-server` binary")
     parser.add_argument("--slots", type=int, default=8, help="its --parallel slots")
+    parser.add_argument("--rounds", type=int, default=2, help="service/direct alternations")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     asks = questions(args.requests)
@@ -285,10 +312,8 @@ def main() -> None:
         chunks = ingest(folder)
         base = {"qdrant_path": folder, "n_ctx": N_CTX}
         if args.only in (None, "local"):
-            log(f"(a) local backend: service, {args.requests} x {args.concurrency}")
-            service = service_load(env_of(base), asks, args, workdir / "service-local.log")
-            log("(a) local backend: direct")
-            direct = direct_load(base, asks, args)
+            log("(a) llama.cpp in process")
+            service, direct = compare(base, asks, args, workdir / "service-local.log")
             rows += report_rows("llama.cpp in process", service, direct)
             notes += (
                 [f"(a) errors: {service.errors[:3] + direct.errors[:3]}"]
@@ -303,10 +328,8 @@ def main() -> None:
                     "http_api": "openai",
                     "context_window": N_CTX,
                 }
-                log(f"(b) {what}: service")
-                service = service_load(env_of(remote), asks, args, workdir / "service-http.log")
-                log(f"(b) {what}: direct")
-                direct = direct_load(remote, asks, args)
+                log(f"(b) {what}")
+                service, direct = compare(remote, asks, args, workdir / "service-http.log")
             rows += report_rows("llama.cpp server", service, direct)
             notes.append(f"(b) server: {what}")
             if service.errors or direct.errors:
@@ -315,8 +338,9 @@ def main() -> None:
     print(*machine_lines(), sep="\n")
     print(
         f"\n{args.requests} POST /rag at concurrency {args.concurrency}, max_new_tokens "
-        f"{args.max_new_tokens}, greedy; {chunks} chunks in Qdrant Edge; uvicorn, one worker; "
-        "/healthz probed every 20 ms from another thread during the load.\n"
+        f"{args.max_new_tokens}, greedy, in {args.rounds} interleaved rounds per side (a "
+        f"warm-up of {args.concurrency} requests each); {chunks} chunks in Qdrant Edge; "
+        "uvicorn, one worker; /healthz probed every 20 ms from another thread during the load.\n"
     )
     print(
         "| backend | path | req/s | p50 ms | p95 ms | errors | /healthz p50 / p99 ms "
