@@ -57,6 +57,7 @@ class Load:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     probes: list[float] = field(default_factory=list)
+    rounds: list[float] = field(default_factory=list)  # throughput of each round
 
     def add(self, other: Load) -> None:
         self.wall_s += other.wall_s
@@ -194,6 +195,7 @@ def compare(
     """Service and direct loads, interleaved over ``args.rounds`` rounds (each side first in
     half of them) so that load from other tenants of the machine slows both alike."""
     service, direct = Load(), Load()
+    rounds: dict[str, list[float]] = {"service": [], "direct": []}
     per_round = args.requests // args.rounds
     for i in range(args.rounds):
         part = asks[i * per_round : (i + 1) * per_round]
@@ -202,9 +204,13 @@ def compare(
         for name, total in sides if i % 2 == 0 else reversed(sides):
             log(f"  round {i + 1}/{args.rounds}: {name}, {per_round} x {args.concurrency}")
             if name == "service":
-                total.add(service_load(env_of(settings), part, sub, log_path))
+                load = service_load(env_of(settings), part, sub, log_path)
             else:
-                total.add(direct_load(settings, part, sub))
+                load = direct_load(settings, part, sub)
+            total.add(load)
+            rounds[name].append(load.throughput)
+            log(f"    {load.throughput:.3f} req/s, {len(load.errors)} errors")
+    service.rounds, direct.rounds = rounds["service"], rounds["direct"]
     return service, direct
 
 
@@ -291,6 +297,11 @@ def report_rows(name: str, service: Load, direct: Load) -> list[str]:
     ]
 
 
+def round_note(service: Load, direct: Load) -> str:
+    pairs = zip(service.rounds, direct.rounds, strict=True)
+    return ", ".join(f"service {s:.3f} / direct {d:.3f} ({s / d:.0%})" for s, d in pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
@@ -305,6 +316,7 @@ def main() -> None:
     asks = questions(args.requests)
     rows: list[str] = []
     notes: list[str] = []
+    machine = machine_lines()  # the load average before the run
     with tempfile.TemporaryDirectory(prefix="service-load-") as tmp:
         workdir = Path(tmp)
         folder = workdir / "qdrant"
@@ -315,6 +327,7 @@ def main() -> None:
             log("(a) llama.cpp in process")
             service, direct = compare(base, asks, args, workdir / "service-local.log")
             rows += report_rows("llama.cpp in process", service, direct)
+            notes.append(f"(a) req/s per round: {round_note(service, direct)}")
             notes += (
                 [f"(a) errors: {service.errors[:3] + direct.errors[:3]}"]
                 if service.errors or direct.errors
@@ -331,11 +344,12 @@ def main() -> None:
                 log(f"(b) {what}")
                 service, direct = compare(remote, asks, args, workdir / "service-http.log")
             rows += report_rows("llama.cpp server", service, direct)
+            notes.append(f"(b) req/s per round: {round_note(service, direct)}")
             notes.append(f"(b) server: {what}")
             if service.errors or direct.errors:
                 notes.append(f"(b) errors: {service.errors[:3] + direct.errors[:3]}")
     print("## Service under load (benchmarks/service_load.py)\n")
-    print(*machine_lines(), sep="\n")
+    print(*machine, sep="\n")
     print(
         f"\n{args.requests} POST /rag at concurrency {args.concurrency}, max_new_tokens "
         f"{args.max_new_tokens}, greedy, in {args.rounds} interleaved rounds per side (a "
