@@ -38,6 +38,7 @@ SLOW_MODULES = frozenset(
         "test_example_deploy.py",
         "test_http_backend_llamacpp.py",
         "test_async_twin.py",
+        "test_service_embedded.py",
     }
 )
 """Modules whose every test runs an example, a model server in a subprocess, or real models."""

@@ -7,6 +7,7 @@
 - :class:`QdrantServer` (:mod:`fakes.qdrant`): Qdrant's REST routes the store uses.
 - :class:`ScriptedBackend` (:mod:`fakes.backend`): one scripted backend for client tests.
 - :class:`AWSCalls` (:mod:`fakes.calls`): the AWS operations a test's clients sent.
+- :class:`HashingEmbedder` (:mod:`fakes.embedder`): word hashing, no model, for the fast lane.
 - :mod:`fakes.shapes`: the bodies and events those servers send, written once.
 
 Every server: ``fail(*faults, route=None)``, ``reply(*replies)``, ``requests``, ``to(route)``,
@@ -17,6 +18,7 @@ benchmarks add ``tests/`` to ``sys.path`` first.
 
 from .backend import PIECES, NativeScriptedBackend, ScriptedBackend, scripted_generation
 from .calls import AWSCalls
+from .embedder import HashingEmbedder
 from .qdrant import DENSE_CONFIG, QdrantServer, StoredPoint
 from .sagemaker import Json, Llama, PartsRuntime, Stream, WireServer
 from .server import Fault, Request
@@ -29,6 +31,7 @@ __all__ = [
     "DENSE_CONFIG",
     "PIECES",
     "Fault",
+    "HashingEmbedder",
     "Json",
     "Llama",
     "NativeScriptedBackend",
