@@ -402,7 +402,9 @@ def test_both_twins_count_list_delete_and_warn_on_an_empty_store(
         async def main() -> None:
             async with AsyncLLMTwin.from_twin(twin) as atwin:
                 assert await atwin.count() == 3
-                listed = await atwin.documents({"author": corpus[0].metadata.author})
+                author = corpus[0].metadata.author
+                assert author is not None
+                listed = await atwin.documents({"author": author})
                 assert corpus[0].id in {d.id for d in listed}
                 report = await atwin.delete([corpus[0].id, "no-such-document"])
                 assert (report.documents, report.missing) == (1, ("no-such-document",))

@@ -75,7 +75,7 @@ async def test_answers_and_streams_the_same_text_with_sources(api: httpx.AsyncCl
 
     ready = await api.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["chunks"] > 0
+    assert ready.json()["documents"] > 0
     assert ready.json()["context_window"] == 2048
 
 

@@ -133,11 +133,11 @@ async def healthz() -> dict[str, str]:
 
 
 async def readyz(request: Request, twin: Twin, settings: Settings) -> dict[str, Any]:
-    """Readiness: the store answers a count and the model's tokenizer a tiny prompt, within
+    """Readiness: the store counts its documents and the model's tokenizer a tiny prompt, within
     ``ready_timeout_s``; 503 otherwise."""
     try:
         async with asyncio.timeout(settings.ready_timeout_s):
-            chunks = await asyncio.to_thread(twin.rag.store.count)
+            documents = await twin.count()
             await asyncio.to_thread(twin.client.count_tokens, "ready?")
     except (LLMTwinError, TimeoutError) as exc:
         what = "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
@@ -149,7 +149,11 @@ async def readyz(request: Request, twin: Twin, settings: Settings) -> dict[str, 
                 {"Retry-After": str(settings.retry_after_s)},
             )
         ) from exc
-    return {"status": "ready", "chunks": chunks, "context_window": twin.client.context_window}
+    return {
+        "status": "ready",
+        "documents": documents,
+        "context_window": twin.client.context_window,
+    }
 
 
 async def rag(request: Request, twin: Twin, settings: Settings) -> RagResponse:

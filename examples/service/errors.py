@@ -57,16 +57,17 @@ class ServiceError(Exception):
 
 # (SDK error class, status, type, fixed message or None to keep the SDK's), first match wins.
 # ModelBusyError (the local model's bounded queue wait) is a TimeoutError, but the request
-# never ran: 503 with Retry-After, not 504. It is looked up by name so this table works on
-# SDK versions without it.
-_BUSY: tuple[type[Exception], ...] = tuple(
-    cls for cls in (getattr(errors, "ModelBusyError", None),) if isinstance(cls, type)
-)
+# never ran: 503 with Retry-After, not 504.
 SDK_ERRORS: tuple[tuple[tuple[type[Exception], ...], int, str, str | None], ...] = (
     ((errors.PromptTooLongError, errors.PayloadTooLargeError), 413, "too_large", None),
     ((errors.InvalidInputError,), 400, "invalid_request", None),
     ((errors.ThrottledError,), 429, "throttled", "the model is throttled; retry later"),
-    (_BUSY, 503, "model_busy", "the model is busy with other requests; retry later"),
+    (
+        (errors.ModelBusyError,),
+        503,
+        "model_busy",
+        "the model is busy with other requests; retry later",
+    ),
     (
         (errors.ModelUnavailableError, errors.EndpointNotFoundError, errors.ModelLoadError),
         503,
