@@ -113,7 +113,7 @@ async def run_load(n: int, concurrency: int, call: Callable[[str], Any], asks: l
 class Prober(threading.Thread):
     """Times ``GET /healthz`` every ``every_s`` from its own thread and connection."""
 
-    def __init__(self, url: str, every_s: float = 0.02) -> None:
+    def __init__(self, url: str, every_s: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.url, self.every_s = url, every_s
         self.samples: list[float] = []
@@ -155,7 +155,7 @@ def service_load(
                     if response.status_code != 200:
                         raise RuntimeError(f"HTTP {response.status_code}: {response.text[:60]}")
 
-                await run_load(args.concurrency, args.concurrency, ask, asks)  # warm-up
+                await run_load(len(set(asks)), args.concurrency, ask, asks)  # warm-up
                 prober = Prober(service.url)
                 prober.start()
                 try:
@@ -183,7 +183,7 @@ def direct_load(settings: dict[str, Any], asks: list[str], args: argparse.Namesp
             async def ask(question: str) -> None:
                 await twin.ask(question, params=params_)
 
-            await run_load(args.concurrency, args.concurrency, ask, asks)  # warm-up
+            await run_load(len(set(asks)), args.concurrency, ask, asks)  # warm-up
             return await run_load(args.requests, args.concurrency, ask, asks)
 
     return asyncio.run(main())
@@ -352,9 +352,9 @@ def main() -> None:
     print(*machine, sep="\n")
     print(
         f"\n{args.requests} POST /rag at concurrency {args.concurrency}, max_new_tokens "
-        f"{args.max_new_tokens}, greedy, in {args.rounds} interleaved rounds per side (a "
-        f"warm-up of {args.concurrency} requests each); {chunks} chunks in Qdrant Edge; "
-        "uvicorn, one worker; /healthz probed every 20 ms from another thread during the load.\n"
+        f"{args.max_new_tokens}, greedy, in {args.rounds} interleaved rounds per side (after "
+        f"a warm-up asking every distinct question once); {chunks} chunks in Qdrant Edge; "
+        "uvicorn, one worker; /healthz probed every 100 ms from another thread during the load.\n"
     )
     print(
         "| backend | path | req/s | p50 ms | p95 ms | errors | /healthz p50 / p99 ms "
