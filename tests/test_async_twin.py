@@ -27,6 +27,7 @@ from llm_twin_sdk import (
     GenerationParams,
     HttpBackend,
     InferenceClient,
+    InferenceError,
     LLMTwin,
     LocalBackend,
     PromptTooLongError,
@@ -141,7 +142,7 @@ def test_sources_are_known_only_once_the_stream_is_entered(twin: LLMTwin) -> Non
     async def main() -> None:
         async with AsyncLLMTwin.from_twin(twin) as atwin:
             stream = atwin.stream(QUESTION, params=SHORT)
-            with pytest.raises(RuntimeError, match="enter the stream"):
+            with pytest.raises(InferenceError, match="known once it is entered"):
                 _ = stream.sources
             await stream  # ``await`` enters it too
             assert stream.sources

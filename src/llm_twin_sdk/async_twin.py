@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .errors import InferenceError
 from .inference.async_client import AsyncInferenceClient
 from .inference.async_stream import AsyncTextStream
 from .inference.client import InferenceClient
@@ -217,9 +218,13 @@ class AsyncAnswerStream(AsyncTextStream):
 
     @property
     def sources(self) -> tuple[Chunk, ...]:
-        """The chunks placed in the prompt, best first; known once the stream is entered."""
+        """The chunks placed in the prompt, best first; known once the stream is entered
+        (before that: :class:`~llm_twin_sdk.errors.InferenceError`)."""
         if self._prepared is None:
-            raise RuntimeError("enter the stream first: `async with twin.stream(...) as s:`")
+            raise InferenceError(
+                "this stream's sources are known once it is entered: "
+                "`async with twin.stream(...) as s:` (or `await stream`)"
+            )
         return self._prepared.prompt.sources
 
     @property
