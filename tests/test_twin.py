@@ -13,6 +13,7 @@ from llm_twin_sdk import (
     EmptyQueryError,
     GenerationParams,
     InferenceClient,
+    InferenceError,
     InvalidParameterError,
     LLMTwin,
     LocalBackend,
@@ -195,3 +196,16 @@ def test_works_inside_a_running_event_loop(twin: LLMTwin) -> None:
         return twin.ask(QUESTION, params=SHORT).text
 
     assert asyncio.run(cell())
+
+
+@pytest.mark.slow
+def test_a_twin_that_cannot_be_built_closes_the_client_it_was_to_own(locked_folder: Path) -> None:
+    """The one way every factory (from_settings, AsyncLLMTwin, TwinDeployment.up) builds a
+    twin: the client made for it is closed when the pipeline cannot be built."""
+    client = InferenceClient.from_settings(
+        TwinSettings(backend="http", http_url="http://127.0.0.1:9")
+    )
+    with pytest.raises(VectorStoreLockedError):
+        LLMTwin._compose(TwinSettings(qdrant_path=locked_folder), client, llm=client)
+    with pytest.raises(InferenceError, match="closed"):
+        client.backend.generate("hi", SHORT)

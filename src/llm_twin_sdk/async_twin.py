@@ -28,8 +28,6 @@ from .inference.client import InferenceClient
 from .rag.documents import DeleteReport, StoredDocument
 from .rag.filters import MetadataFilters
 from .rag.ingestion import Progress
-from .rag.pipeline import RAGPipeline
-from .rag.prompt import PromptTemplate
 from .twin import Prepared, TwinCore
 from .types import Answer, Chunk, Document, Generation, GenerationParams, IngestReport
 
@@ -40,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncAnswerStream", "AsyncLLMTwin"]
 
 
-class AsyncLLMTwin(TwinCore):
+class AsyncLLMTwin(TwinCore[AsyncInferenceClient]):
     """A RAG pipeline and an async inference client composed into one question-answering
     object, for asyncio code (a FastAPI route, an async notebook cell).
 
@@ -48,16 +46,6 @@ class AsyncLLMTwin(TwinCore):
     :meth:`from_settings` builds (and closes) its own; :meth:`from_twin` shares a sync twin's
     models and store, which that twin keeps owning.
     """
-
-    def __init__(
-        self,
-        rag: RAGPipeline,
-        client: AsyncInferenceClient,
-        *,
-        template: PromptTemplate | None = None,
-    ) -> None:
-        super().__init__(rag, template)
-        self.client = client
 
     @classmethod
     def from_settings(cls, settings: TwinSettings | None = None) -> AsyncLLMTwin:
@@ -71,22 +59,15 @@ class AsyncLLMTwin(TwinCore):
 
         s = settings or TwinSettings()
         client = AsyncInferenceClient.from_settings(s)
-        try:
-            # Self-query and expansion run in the retrieval thread: a sync client on the same
-            # backend (borrowed: the async client owns the backend).
-            llm = InferenceClient(
-                client.backend,
-                params=client.params,
-                timeout=client.timeout,
-                prompt_format=client.prompt_format,
-            )
-            rag = RAGPipeline.from_settings(s, llm=llm)
-        except BaseException:
-            client.backend.close()
-            raise
-        twin = cls(rag, client)
-        twin._own(client, rag)
-        return twin
+        # Self-query and expansion run in the retrieval thread: a sync client on the same
+        # backend (borrowed: the async client owns the backend).
+        llm = InferenceClient(
+            client.backend,
+            params=client.params,
+            timeout=client.timeout,
+            prompt_format=client.prompt_format,
+        )
+        return cls._compose(s, client, llm=llm)
 
     @classmethod
     def from_twin(cls, twin: LLMTwin) -> AsyncLLMTwin:
@@ -106,9 +87,6 @@ class AsyncLLMTwin(TwinCore):
         atwin = cls(twin.rag, client, template=twin.template)
         atwin._own(client)
         return atwin
-
-    def __repr__(self) -> str:
-        return f"AsyncLLMTwin(rag={self.rag!r}, client={self.client!r})"
 
     async def ingest(
         self, documents: Iterable[Document | Mapping[str, Any]], *, progress: Progress = None
@@ -174,16 +152,8 @@ class AsyncLLMTwin(TwinCore):
         params: GenerationParams,
         filters: MetadataFilters | None,
     ) -> Prepared:
-        call = functools.partial(
-            self._prepare,
-            query,
-            k,
-            params,
-            filters,
-            context_window=self.client.context_window,
-            count_tokens=self.client.count_tokens,
-        )
-        return await asyncio.to_thread(call)
+        """:meth:`TwinCore._prepare` in a worker thread (embedding, Qdrant, token counts)."""
+        return await asyncio.to_thread(self._prepare, query, k, params, filters)
 
     async def aclose(self) -> None:
         """Release what this twin created; what it was handed stays open. Safe to call twice."""

@@ -231,7 +231,6 @@ class TwinDeployment:
             raise
 
     def _twin(self, endpoint: Endpoint) -> LLMTwin:
-        from .rag.pipeline import RAGPipeline
         from .twin import LLMTwin
 
         s = self.settings_for_endpoint()
@@ -243,14 +242,7 @@ class TwinDeployment:
             context_window=s.context_window,
             timeout=Timeouts(connect_s=s.connect_timeout_s, read_s=s.read_timeout_s),
         )
-        try:
-            rag = RAGPipeline.from_settings(s, llm=client)  # self-query / expansion use it
-        except BaseException:
-            client.close()
-            raise
-        twin = LLMTwin(rag, client)
-        twin._own(client, rag)  # built here: the twin closes them (ownership.py)
-        return twin
+        return LLMTwin._compose(s, client, llm=client)  # owns both (ownership.py)
 
     def settings_for_endpoint(self) -> TwinSettings:
         """The settings with the LLM side pointing at this endpoint: ``backend="sagemaker"``,

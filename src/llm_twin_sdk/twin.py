@@ -14,10 +14,11 @@ is its asyncio twin over the same core. Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
+from .inference.async_client import AsyncInferenceClient
 from .inference.client import InferenceClient
 from .inference.stream import TextStream
 from .ownership import Owner
@@ -31,9 +32,12 @@ from .validation import check_query
 
 if TYPE_CHECKING:
     from .config import TwinSettings
-    from .types import Generation, Prompt
+    from .types import Generation
 
 __all__ = ["AnswerStream", "LLMTwin", "TwinCore"]
+
+C = TypeVar("C", InferenceClient, AsyncInferenceClient)
+"""The client of a twin: sync or async."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +64,38 @@ class Prepared:
         )
 
 
-class TwinCore(Owner):
+class TwinCore(Owner, Generic[C]):
     """What :class:`LLMTwin` and :class:`~llm_twin_sdk.AsyncLLMTwin` share: the pipeline, the
-    prompt template, preparing a question (retrieve, then assemble within the model's budget)
-    and the store's documents. Not used on its own.
+    client (sync or async), the prompt template, preparing a question (retrieve, then assemble
+    within the model's budget) and building a twin that owns its parts. Not used on its own.
 
     Ownership (docs/architecture.md): the pipeline and client handed to a constructor are
     borrowed, closed by whoever created them; ``from_settings`` builds its own and closes them.
     """
 
-    def __init__(self, rag: RAGPipeline, template: PromptTemplate | None) -> None:
+    def __init__(
+        self, rag: RAGPipeline, client: C, *, template: PromptTemplate | None = None
+    ) -> None:
         self.rag = rag
+        self.client: C = client
         self.template = template or PromptTemplate()
+
+    @classmethod
+    def _compose(cls, settings: TwinSettings, client: C, *, llm: InferenceClient) -> Self:
+        """A twin owning ``client`` (built by the caller, closed here if the rest fails) and
+        the pipeline ``settings`` describe, whose query steps (self-query, expansion) use
+        ``llm``, a sync client on the same model."""
+        try:
+            rag = RAGPipeline.from_settings(settings, llm=llm)
+        except BaseException:
+            client._close_owned()  # sync: what a client owns is its backend
+            raise
+        twin = cls(rag, client)
+        twin._own(client, rag)
+        return twin
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(rag={self.rag!r}, client={self.client!r})"
 
     def _prepare(
         self,
@@ -79,23 +103,24 @@ class TwinCore(Owner):
         k: int | None,
         params: GenerationParams,
         filters: MetadataFilters | None,
-        *,
-        context_window: int,
-        count_tokens: Callable[[Prompt], int],
     ) -> Prepared:
         """Retrieve and assemble (blocking: the async twin runs it in a thread)."""
         query = check_query(query)
-        budget = prompt_budget(context_window, params.max_new_tokens)
+        budget = prompt_budget(self.client.context_window, params.max_new_tokens)
         started = time.perf_counter()
         chunks = self.rag.retrieve(query, k, filters=filters)
         retrieved = time.perf_counter()
         prompt = assemble_prompt(
-            query, chunks, count_tokens=count_tokens, budget=budget, template=self.template
+            query,
+            chunks,
+            count_tokens=self.client.count_tokens,
+            budget=budget,
+            template=self.template,
         )
         return Prepared(query, prompt, retrieved - started, time.perf_counter() - retrieved)
 
 
-class LLMTwin(TwinCore):
+class LLMTwin(TwinCore[InferenceClient]):
     """A RAG pipeline and an inference client (any backend) composed into one
     question-answering object; ``template`` turns the question and its sources into the prompt.
 
@@ -103,12 +128,6 @@ class LLMTwin(TwinCore):
     (:meth:`from_settings` builds and closes its own). Thread-safe: many threads may share
     one twin; a local model serves them one at a time, in arrival order.
     """
-
-    def __init__(
-        self, rag: RAGPipeline, client: InferenceClient, *, template: PromptTemplate | None = None
-    ) -> None:
-        super().__init__(rag, template)
-        self.client = client
 
     @classmethod
     def from_settings(cls, settings: TwinSettings | None = None) -> LLMTwin:
@@ -121,17 +140,7 @@ class LLMTwin(TwinCore):
 
         s = settings or TwinSettings()
         client = InferenceClient.from_settings(s)
-        try:
-            rag = RAGPipeline.from_settings(s, llm=client)  # self-query / expansion use it
-        except BaseException:
-            client.close()
-            raise
-        twin = cls(rag, client)
-        twin._own(client, rag)
-        return twin
-
-    def __repr__(self) -> str:
-        return f"LLMTwin(rag={self.rag!r}, client={self.client!r})"
+        return cls._compose(s, client, llm=client)  # self-query / expansion use it too
 
     def ingest(
         self, documents: Iterable[Document | Mapping[str, Any]], *, progress: Progress = None
@@ -165,7 +174,7 @@ class LLMTwin(TwinCore):
         ``filters`` restricts the sources by metadata, e.g. ``{"author": "Maya Okafor"}``.
         """
         params = params or self.client.params
-        prepared = self._ready(query, k, params, filters)
+        prepared = self._prepare(query, k, params, filters)
         generation = self.client.generate(prepared.prompt.messages, params)
         return prepared.answer(generation, generation.latency_s)
 
@@ -179,26 +188,10 @@ class LLMTwin(TwinCore):
     ) -> AnswerStream:
         """Like :meth:`ask`, but the sources come first, then the text piece by piece."""
         params = params or self.client.params
-        prepared = self._ready(query, k, params, filters)
+        prepared = self._prepare(query, k, params, filters)
         started = time.perf_counter()
         text = self.client.stream(prepared.prompt.messages, params)
         return AnswerStream(prepared, text, started)
-
-    def _ready(
-        self,
-        query: str,
-        k: int | None,
-        params: GenerationParams,
-        filters: MetadataFilters | None,
-    ) -> Prepared:
-        return self._prepare(
-            query,
-            k,
-            params,
-            filters,
-            context_window=self.client.context_window,
-            count_tokens=self.client.count_tokens,
-        )
 
     def close(self) -> None:
         """Release what this twin created (:meth:`from_settings`: the model and the store
