@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias, get_args
 
 from pydantic import Field, field_validator
 
@@ -36,10 +36,11 @@ __all__ = [
     "reciprocal_rank",
 ]
 
-QueryKind: TypeAlias = Literal["paraphrase", "lexical", "author"]
-QUERY_KINDS: tuple[QueryKind, ...] = ("paraphrase", "lexical", "author")
+QueryKind: TypeAlias = Literal["paraphrase", "lexical", "author", "filtered", "multi"]
+QUERY_KINDS: tuple[QueryKind, ...] = get_args(QueryKind)
 """paraphrase: natural wording; lexical: names an exact identifier; author: names a person
-or platform."""
+or platform; filtered: searched with metadata ``filters``; multi: answered by several
+documents together."""
 
 Retrieve: TypeAlias = Callable[[str, int], list[Chunk]]
 """A retriever: ``(query, number of chunks) -> chunks, best first`` (e.g. ``rag.retrieve``)."""
@@ -53,6 +54,9 @@ class LabelledQuery(_Model):
     query: Annotated[str, Field(min_length=1), not_blank("query must not be blank")]
     relevant: tuple[str, ...] = Field(min_length=1, description="Ids of answering documents.")
     kind: QueryKind
+    filters: dict[str, tuple[str, ...]] | None = Field(
+        None, description="Metadata filters the query is searched with (as in retrieve)."
+    )
 
     @field_validator("relevant")
     @classmethod
