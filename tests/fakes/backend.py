@@ -1,9 +1,10 @@
 """One scripted fake backend for the clients' tests (retries, timeouts, threads, streams).
 
 :class:`ScriptedBackend` answers with a real backend given as ``inner`` (the session's
-``LocalBackend``), or with its script: ``generate`` returns ``"scripted:<prompt>"`` and a
-stream yields :data:`PIECES`. Before each call it pops the next outcome of ``failures``
-(``None``: the call goes on; an exception: raised), and ``fail_at_piece = (index, error)``
+``LocalBackend``), or with its script: ``generate`` returns ``respond(prompt)`` when given
+(a scripted model), else ``"scripted:<prompt>"``, and a stream yields :data:`PIECES`.
+Before each call it pops the next outcome of ``failures`` (``None``: the call goes on; an
+exception: raised), and ``fail_at_piece = (index, error)``
 breaks the next stream before that piece. It records what it saw: ``calls``, ``timeouts``,
 calls ``in_flight`` and their maximum, ``pieces_made``, the ``streams`` it opened, and
 ``events`` ("generated", "closed", "aclosed"). ``close()`` never closes ``inner``.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from typing import Any
 
 from llm_twin_sdk import Generation, GenerationParams, TextStream, Timeouts, Usage
@@ -48,9 +49,14 @@ class ScriptedBackend:
     """A backend behind probes and a failure script (see the module docstring)."""
 
     def __init__(
-        self, inner: Backend | None = None, failures: list[BaseException | None] | None = None
+        self,
+        inner: Backend | None = None,
+        failures: list[BaseException | None] | None = None,
+        *,
+        respond: Callable[[NormalizedPrompt], str] | None = None,
     ) -> None:
         self.inner = inner
+        self.respond = respond
         self.failures = list(failures or [])
         self.fail_at_piece: tuple[int, BaseException] | None = None  # the next stream only
         self.calls = self.in_flight = self.max_in_flight = self.pieces_made = 0
@@ -78,6 +84,8 @@ class ScriptedBackend:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             self._start(timeout)
+            if self.respond is not None:
+                return scripted_generation(self.respond(prompt))
             if self.inner is None:
                 return scripted_generation(f"scripted:{_text(prompt)}")
             return self.inner.generate(prompt, params)

@@ -42,7 +42,7 @@ from .ingestion import (
     interrupted,
     progress_reporter,
 )
-from .query import QueryExpander, SelfQuery
+from .query import Phrasing, QueryExpander, SelfQuery
 from .rerank import Reranker
 from .sparse import LexicalEncoder
 from .store import QdrantStore
@@ -425,16 +425,20 @@ class RAGPipeline(Owner):
 
     def _rewrite(
         self, query: str, explicit: Mapping[str, tuple[str, ...]]
-    ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
-        """The phrasings to search and the self-query filters, the two LLM steps at once."""
-        self_query, expander = self.self_query, self.expander
+    ) -> tuple[list[Phrasing], dict[str, tuple[str, ...]]]:
+        """The phrasings to search (the question first, weighing most) and the self-query
+        filters: the two LLM steps at once."""
+        self_query = self.self_query
         if self_query is None or {"author", "platform", "kind"} <= set(explicit):
-            return (expander.expand(query) if expander is not None else [query]), {}
+            return self._phrasings(query), {}
         extracted = self._pool().submit(
             lambda: self_query.extract(query, known=self.known_values())
         )
-        queries = expander.expand(query) if expander is not None else [query]
-        return queries, {f: v for f, v in extracted.result().items() if f not in explicit}
+        phrasings = self._phrasings(query)
+        return phrasings, {f: v for f, v in extracted.result().items() if f not in explicit}
+
+    def _phrasings(self, query: str) -> list[Phrasing]:
+        return self.expander.phrasings(query) if self.expander is not None else [Phrasing(query)]
 
     def known_values(self) -> dict[str, list[str]]:
         """Authors and platforms stored, which self-query matches names against (cached
@@ -449,18 +453,27 @@ class RAGPipeline(Owner):
 
     def _search(
         self,
-        queries: Sequence[str],
+        phrasings: Sequence[Phrasing],
         k: int,
         filters: Mapping[str, tuple[str, ...]],
         collections: Sequence[str],
     ) -> list[Chunk]:
-        dense = self.embedder.encode(list(queries)) if self.search != "lexical" else None
+        # Written phrasings are embedded (in one batch with the question) even for a lexical
+        # search: those that drifted from the question are not searched.
+        drifting = self.expander is not None and len(phrasings) > 1
+        texts = [p.text for p in phrasings]
+        dense = self.embedder.encode(texts) if self.search != "lexical" or drifting else None
+        if drifting and self.expander is not None and dense is not None:
+            kept = self.expander.close_to_question(phrasings, dense)
+            phrasings, dense = [phrasings[i] for i in kept], dense[kept]
         vectors = [
             QueryVectors(
-                dense=None if dense is None else dense[i],
-                sparse=None if self.search == "dense" else self.lexical_encoder.encode_query(q),
+                dense=None if dense is None or self.search == "lexical" else dense[i],
+                sparse=None
+                if self.search == "dense"
+                else self.lexical_encoder.encode_query(phrasing.text),
             )
-            for i, q in enumerate(queries)
+            for i, phrasing in enumerate(phrasings)
         ]
         with self._store_lock:
             return self.store.search_many(

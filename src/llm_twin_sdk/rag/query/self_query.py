@@ -54,6 +54,14 @@ output constrained to :data:`_SELF_QUERY_SCHEMA`."""
 
 
 _POSSESSIVE = re.compile(r"['\u2019]s\b")
+_PLACEHOLDER = re.compile(r"[<>{}\[\]]")
+"""Characters of a placeholder (``<name>``) that a small model copies from a prompt."""
+_FILLER = frozenset(
+    {"a", "an", "and", "at", "by", "for", "in", "of", "on", "or", "the", "to"}
+    | {"name", "none", "null", "author", "platform", "kind", "website", "person"}
+)
+"""Words that do not show a name is in a question (``"the"``; the prompt's own words)."""
+_NOT_NAMED = "not named in the question"
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -85,6 +93,33 @@ def _match_known(value: str, known: Collection[str]) -> tuple[str | None, str]:
     return None, "matches no known value"
 
 
+def _distinctive(words: tuple[str, ...]) -> set[str]:
+    """The words of a name that can show it is named: not filler, more than one character."""
+    return {word for word in words if len(word) > 1 and word not in _FILLER}
+
+
+def _grounded(
+    name: str, value: str, question: set[str], known: Collection[str] | None
+) -> tuple[str | None, str]:
+    """The value to filter ``name`` on, or ``None`` and why not. A placeholder is never
+    kept; a kind must be named by one of its words, an author or platform by a distinctive
+    word; with ``known``, the value must match a stored one, which for an author or platform
+    the question names too."""
+    if _PLACEHOLDER.search(value):
+        return None, "a placeholder, not a value"
+    kind = name == "kind"
+    if not (_KIND_WORDS[value] if kind else _distinctive(_words(value))) & question:
+        return None, _NOT_NAMED
+    if known is None:
+        return value, ""
+    match, why = _match_known(value, known)
+    if match is None:
+        return None, why
+    if not kind and not _distinctive(_words(match)) & question:
+        return None, f"matches {match!r}, which the question does not name"
+    return match, ""
+
+
 def _check_known(known: Mapping[str, Collection[str]] | None) -> dict[str, tuple[str, ...]]:
     if known is None:
         return {}
@@ -109,14 +144,18 @@ def _check_known(known: Mapping[str, Collection[str]] | None) -> dict[str, tuple
 class SelfQuery:
     """Extract author / platform / kind named in a question, as retrieval filters (read-only).
 
-    The model is asked for one JSON object ``{"author", "platform", "kind"}``, parsed
-    leniently (:func:`parse_metadata`), then checked:
+    The model is asked for one JSON object ``{"author", "platform", "kind"}`` by a prompt
+    that holds no example name to copy (small models copy examples into every answer),
+    parsed leniently (:func:`parse_metadata`), then kept only where grounded in the question:
 
-    - ``author`` and ``platform`` are kept only when one of their words occurs in the
-      question (a filter on an invented author finds nothing; no filter finds something);
-    - with ``known`` values for a field (what exists in the store), a value is kept only when
-      it matches one -- case, spacing and punctuation aside, or unambiguously by whole words
-      (``"Okafor"`` -> ``"Maya Okafor"``) -- and the known spelling is returned;
+    - a placeholder (``"<name>"``) is never kept;
+    - ``author`` and ``platform`` are kept only when one of their distinctive words (not
+      ``"the"``, ``"of"``...) occurs in the question: a filter on an invented author finds
+      nothing, no filter finds something;
+    - with ``known`` values for a field (what exists in the store; :class:`RAGPipeline`
+      always passes them), a value is kept only when it matches one -- case, spacing and
+      punctuation aside, or unambiguously by whole words (``"Okafor"`` -> ``"Maya Okafor"``)
+      -- that the question names too, and the known spelling is returned;
     - ``kind`` is kept only when the question names that kind of content (``"posted"``,
       ``"blog"``, ``"repo"``...): small models otherwise fill it in on every question.
 
@@ -131,15 +170,17 @@ class SelfQuery:
 
     SYSTEM: ClassVar[str] = (
         "You extract search filters from a user's question. Reply with ONE JSON object and "
-        "nothing else, with exactly these keys:\n"
-        '"author": the full name of the person whose writing the question asks about\n'
-        '"platform": the website the question names, in lower case (e.g. linkedin, medium, '
-        "substack, github)\n"
-        '"kind": "post", "article" or "repository", when the question names the kind of '
-        "content\n"
-        "Use null for anything the question does not name. Never guess.\n"
-        "Example question: What did Jane Doe post on LinkedIn about RAG?\n"
-        'Example answer: {"author": "Jane Doe", "platform": "linkedin", "kind": "post"}'
+        "nothing else, with exactly the keys author, platform and kind:\n"
+        '"author": the name of a person, copied from the question, when the question asks '
+        "about that person's writing; else null\n"
+        '"platform": the name of a website, copied from the question, when the question names '
+        "one; else null\n"
+        '"kind": "post", "article" or "repository" when the question names that kind of '
+        "content; else null\n"
+        "Copy names exactly as the question writes them. Most questions name none of these: "
+        "then every value is null. Never guess a name the question does not contain.\n"
+        'Answer shape: {"author": <name or null>, "platform": <name or null>, '
+        '"kind": <kind or null>}'
     )
     """The system instruction of :meth:`prompt`."""
 
@@ -189,11 +230,7 @@ class SelfQuery:
         question_words = set(_words(question))
         kept: dict[str, str] = {}
         for name, (value,) in metadata.as_filters().items():
-            named = _KIND_WORDS[value] if name == "kind" else set(_words(value))
-            if not named & question_words:
-                logger.info("self-query: %s %r dropped: not named in the question", name, value)
-                continue
-            match, why = _match_known(value, allowed[name]) if name in allowed else (value, "")
+            match, why = _grounded(name, value, question_words, allowed.get(name))
             if match is None:
                 logger.info("self-query: %s %r dropped: %s", name, value, why)
                 continue
