@@ -59,8 +59,10 @@ _PLACEHOLDER = re.compile(r"[<>{}\[\]]")
 _FILLER = frozenset(
     {"a", "an", "and", "at", "by", "for", "in", "of", "on", "or", "the", "to"}
     | {"name", "none", "null", "author", "platform", "kind", "website", "person"}
+    | {"com", "www", "org", "net", "io"}
 )
-"""Words that do not show a name is in a question (``"the"``; the prompt's own words)."""
+"""Words that do not show a name is in a question (``"the"``, the prompt's own words, the
+parts of a web address)."""
 _NOT_NAMED = "not named in the question"
 
 
@@ -102,13 +104,14 @@ def _grounded(
     name: str, value: str, question: set[str], known: Collection[str] | None
 ) -> tuple[str | None, str]:
     """The value to filter ``name`` on, or ``None`` and why not. A placeholder is never
-    kept; a kind must be named by one of its words, an author or platform by a distinctive
-    word; with ``known``, the value must match a stored one, which for an author or platform
-    the question names too."""
+    kept; a kind must be named by one of its words; every distinctive word of an author or
+    platform must occur in the question; with ``known``, the value must match a stored one,
+    which for an author or platform the question names too."""
     if _PLACEHOLDER.search(value):
         return None, "a placeholder, not a value"
     kind = name == "kind"
-    if not (_KIND_WORDS[value] if kind else _distinctive(_words(value))) & question:
+    words = _distinctive(_words(value))
+    if not (_KIND_WORDS[value] & question if kind else words and words <= question):
         return None, _NOT_NAMED
     if known is None:
         return value, ""
@@ -149,8 +152,8 @@ class SelfQuery:
     parsed leniently (:func:`parse_metadata`), then kept only where grounded in the question:
 
     - a placeholder (``"<name>"``) is never kept;
-    - ``author`` and ``platform`` are kept only when one of their distinctive words (not
-      ``"the"``, ``"of"``...) occurs in the question: a filter on an invented author finds
+    - ``author`` and ``platform`` are kept only when the question holds every distinctive
+      word of them (not ``"the"``, ``"of"``...): a filter on an invented author finds
       nothing, no filter finds something;
     - with ``known`` values for a field (what exists in the store; :class:`RAGPipeline`
       always passes them), a value is kept only when it matches one -- case, spacing and
