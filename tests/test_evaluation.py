@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from llm_twin_sdk.rag.evaluation import (
     document_ranking,
     evaluate,
     load_queries,
+    ndcg_at_k,
     recall_at_k,
     reciprocal_rank,
 )
@@ -191,7 +193,7 @@ def test_evaluate_with_a_scripted_retriever() -> None:
 
     report = evaluate(retrieve, queries, k_values=(10, 5, 5))
     assert report.k_values == (5, 10)
-    assert asked == [("one", 30), ("two", 30)]
+    assert asked == [("one", 10), ("two", 10)]  # what a caller asking for 10 sources gets
     assert report.results[0].ranked == ("a", "b")
     assert report.by_kind["lexical"].recall == {5: 1.0, 10: 1.0}
     assert report.by_kind["paraphrase"].recall == {5: 0.0, 10: 0.5}
@@ -202,16 +204,61 @@ def test_evaluate_with_a_scripted_retriever() -> None:
     assert report.overall.mrr == pytest.approx((1 + 1 / 6) / 2)
     assert [r.query.query for r in report.misses(5)] == ["two"]
 
+    # nDCG@10: "a" at 1 -> 1; "c" at 6 of {c, z} -> (1 / log2 7) / (1 + 1 / log2 3) = 0.218.
+    assert report.by_kind["lexical"].ndcg == 1.0
+    assert report.by_kind["paraphrase"].ndcg == pytest.approx(0.21841, abs=1e-5)
+
     table = report.to_markdown()
-    assert "| Queries | n | recall@5 | recall@10 | MRR |" in table
-    assert "| **overall** | 2 | 0.500 | 0.750 | 0.583 |" in table
-    assert "| paraphrase | 1 | 0.000 | 0.500 | 0.167 |" in table
+    assert "| Queries | n | recall@5 | recall@10 | MRR@10 | nDCG@10 |" in table
+    assert "| **overall** | 2 | 0.500 | 0.750 | 0.583 | 0.609 |" in table
+    assert "| paraphrase | 1 | 0.000 | 0.500 | 0.167 | 0.218 |" in table
 
     comparison = comparison_markdown({"scripted": report})
-    assert "| scripted | 0.500 | 0.750 | 0.583 | 0.000 | 1.000 |" in comparison
+    assert "| scripted | 0.500 | 0.750 | 0.583 | 0.609 | 0.000 | 1.000 |" in comparison
 
     evaluate(retrieve, queries, chunks_per_query=7)
     assert asked[-1] == ("two", 7)
+
+
+def test_mrr_and_ndcg_are_cut_at_the_largest_k() -> None:
+    far = [chunk(d) for d in "bcdefghijkl"] + [chunk("a")]  # "a" 12th
+    report = evaluate(
+        lambda query, n: far, [LabelledQuery(query="q", relevant=("a",), kind="paraphrase")]
+    )
+    assert report.overall.mrr == 0.0
+    assert report.overall.ndcg == 0.0
+    assert reciprocal_rank([c.document_id for c in far], {"a"}) == pytest.approx(1 / 12)
+
+
+def test_ndcg_hand_computed() -> None:
+    assert ndcg_at_k(["a", "b"], {"a", "b"}, 10) == 1.0
+    assert ndcg_at_k(["b", "a"], {"a"}, 10) == pytest.approx(1 / math.log2(3))
+    # Two relevant, one found at rank 1: 1 / (1 + 1 / log2 3).
+    assert ndcg_at_k(["a", "x"], {"a", "z"}, 10) == pytest.approx(1 / (1 + 1 / math.log2(3)))
+    # k smaller than the relevant set: the ideal has k hits.
+    assert ndcg_at_k(["a", "x"], {"a", "y", "z"}, 1) == 1.0
+    assert ndcg_at_k(["a", "a", "b"], {"b"}, 2) == pytest.approx(1 / math.log2(3))  # repeats once
+    assert ndcg_at_k([], {"a"}, 5) == 0.0
+
+
+def test_filtered_queries_are_searched_with_their_filters() -> None:
+    seen: list[object] = []
+
+    def retrieve(
+        query: str, k: int, /, *, filters: Mapping[str, Sequence[str]] | None = None
+    ) -> list[Chunk]:
+        seen.append(filters)
+        return [chunk("a")]
+
+    queries = [
+        LabelledQuery(query="q", relevant=("a",), kind="paraphrase"),
+        LabelledQuery(
+            query="r", relevant=("a",), kind="filtered", filters={"platform": ["numpy.fft"]}
+        ),
+    ]
+    report = evaluate(retrieve, queries)
+    assert seen == [None, {"platform": ("numpy.fft",)}]
+    assert list(report.by_kind) == ["paraphrase", "filtered"]
 
 
 def test_evaluate_rejects_bad_arguments() -> None:

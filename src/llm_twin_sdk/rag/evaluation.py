@@ -1,17 +1,19 @@
-"""Retrieval quality: recall@k and MRR of a retriever over a labelled query set.
+"""Retrieval quality: recall@k, MRR and nDCG@k of a retriever over a labelled query set.
 
 Retrieved chunks count as their documents, in rank order (a document once, at its best
-chunk); MRR is computed over every document retrieved, not cut at ``k``. Example::
+chunk); MRR and nDCG are cut at the largest ``k`` (MRR@10, nDCG@10 by default), relevance
+is binary. Example::
 
     report = evaluate(rag.retrieve, load_queries("examples/data/queries.jsonl"))
-    print(report.to_markdown())                         # recall@5, recall@10, MRR
+    print(report.to_markdown())                   # recall@5, recall@10, MRR@10, nDCG@10
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal, TypeAlias, get_args
+from typing import Annotated, Literal, Protocol, TypeAlias, cast, get_args
 
 from pydantic import Field, field_validator
 
@@ -23,6 +25,7 @@ from .sources import read_jsonl
 __all__ = [
     "QUERY_KINDS",
     "EvaluationReport",
+    "FilteredRetrieve",
     "LabelledQuery",
     "QueryKind",
     "QueryResult",
@@ -32,6 +35,7 @@ __all__ = [
     "document_ranking",
     "evaluate",
     "load_queries",
+    "ndcg_at_k",
     "recall_at_k",
     "reciprocal_rank",
 ]
@@ -42,8 +46,19 @@ QUERY_KINDS: tuple[QueryKind, ...] = get_args(QueryKind)
 or platform; filtered: searched with metadata ``filters``; multi: answered by several
 documents together."""
 
-Retrieve: TypeAlias = Callable[[str, int], list[Chunk]]
-"""A retriever: ``(query, number of chunks) -> chunks, best first`` (e.g. ``rag.retrieve``)."""
+
+class FilteredRetrieve(Protocol):
+    """A retriever that also takes metadata filters, such as ``rag.retrieve``."""
+
+    def __call__(
+        self, query: str, k: int, /, *, filters: Mapping[str, Sequence[str]] | None = ...
+    ) -> list[Chunk]: ...
+
+
+Retrieve: TypeAlias = Callable[[str, int], list[Chunk]] | FilteredRetrieve
+"""A retriever: ``(query, n) -> chunks, best first``; one that takes ``filters=`` too
+(:class:`FilteredRetrieve`, e.g. ``rag.retrieve``) is needed for queries with filters."""
+
 
 OVERALL = "overall"
 
@@ -93,13 +108,28 @@ def recall_at_k(ranked_doc_ids: Sequence[str], relevant: Iterable[str], k: int) 
     return sum(1 for doc_id in top if doc_id in wanted) / len(wanted)
 
 
-def reciprocal_rank(ranked_doc_ids: Sequence[str], relevant: Iterable[str]) -> float:
-    """1 / rank of the first relevant id among the distinct ranked ids; 0.0 if none."""
+def reciprocal_rank(
+    ranked_doc_ids: Sequence[str], relevant: Iterable[str], k: int | None = None
+) -> float:
+    """1 / rank of the first relevant id among the distinct ranked ids (the first ``k`` of
+    them, if given); 0.0 if none."""
     wanted = _relevant_set(relevant)
-    for rank, doc_id in enumerate(dict.fromkeys(ranked_doc_ids), start=1):
+    top = list(dict.fromkeys(ranked_doc_ids))
+    for rank, doc_id in enumerate(top if k is None else top[: check_k(k)], start=1):
         if doc_id in wanted:
             return 1.0 / rank
     return 0.0
+
+
+def ndcg_at_k(ranked_doc_ids: Sequence[str], relevant: Iterable[str], k: int) -> float:
+    """Normalised discounted cumulative gain of the first ``k`` distinct ranked ids, with
+    binary relevance: ``sum(1 / log2(rank + 1))`` over the relevant ones, divided by the same
+    sum for an ideal ranking (every relevant id first)."""
+    wanted = _relevant_set(relevant)
+    top = list(dict.fromkeys(ranked_doc_ids))[: check_k(k)]
+    gain = sum(1 / math.log2(rank + 1) for rank, d in enumerate(top, start=1) if d in wanted)
+    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(wanted), k) + 1))
+    return gain / ideal
 
 
 def load_queries(path: str | Path) -> list[LabelledQuery]:
@@ -123,7 +153,8 @@ class QueryResult(_Model):
     query: LabelledQuery
     ranked: tuple[str, ...] = Field(description="Distinct document ids retrieved, best first.")
     recall: dict[int, float] = Field(description="recall@k for each k.")
-    reciprocal_rank: float = Field(ge=0, le=1)
+    reciprocal_rank: float = Field(ge=0, le=1, description="Cut at the largest k.")
+    ndcg: float = Field(ge=0, le=1, description="nDCG at the largest k.")
 
 
 class Scores(_Model):
@@ -132,7 +163,8 @@ class Scores(_Model):
     group: str = Field(description="A query kind, or 'overall'.")
     queries: int = Field(gt=0)
     recall: dict[int, float] = Field(description="Mean recall@k for each k.")
-    mrr: float = Field(ge=0, le=1)
+    mrr: float = Field(ge=0, le=1, description="Mean reciprocal rank, cut at the largest k.")
+    ndcg: float = Field(ge=0, le=1, description="Mean nDCG at the largest k.")
 
 
 class EvaluationReport(_Model):
@@ -155,8 +187,8 @@ class EvaluationReport(_Model):
 
     def to_markdown(self) -> str:
         """A markdown table: one row per query kind and one overall row."""
-        header = ["Queries", "n", *(f"recall@{k}" for k in self.k_values), "MRR"]
-        lines = [_row(header), _row(["---", "---:", *("---:" for _ in self.k_values), "---:"])]
+        header = ["Queries", "n", *_metric_names(self.k_values)]
+        lines = [_row(header), _row(["---", *("---:" for _ in header[1:])])]
         for scores in self.groups:
             name = f"**{scores.group}**" if scores.group == OVERALL else scores.group
             lines.append(_row([name, str(scores.queries), *_figures(scores, self.k_values)]))
@@ -167,8 +199,17 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _metric_names(k_values: Sequence[int]) -> list[str]:
+    top = max(k_values)
+    return [*(f"recall@{k}" for k in k_values), f"MRR@{top}", f"nDCG@{top}"]
+
+
 def _figures(scores: Scores, k_values: Sequence[int]) -> list[str]:
-    return [*(f"{scores.recall[k]:.3f}" for k in k_values), f"{scores.mrr:.3f}"]
+    return [
+        *(f"{scores.recall[k]:.3f}" for k in k_values),
+        f"{scores.mrr:.3f}",
+        f"{scores.ndcg:.3f}",
+    ]
 
 
 def comparison_markdown(reports: dict[str, EvaluationReport]) -> str:
@@ -181,8 +222,7 @@ def comparison_markdown(reports: dict[str, EvaluationReport]) -> str:
     kinds = [kind for kind in QUERY_KINDS if kind in first.by_kind]
     header = [
         "Configuration",
-        *(f"recall@{k}" for k in k_values),
-        "MRR",
+        *_metric_names(k_values),
         *(f"{kind} r@{small_k}" for kind in kinds),
     ]
     lines = [_row(header), _row(["---", *("---:" for _ in header[1:])])]
@@ -206,6 +246,7 @@ def _mean_scores(group: str, results: Sequence[QueryResult], k_values: Sequence[
         queries=n,
         recall={k: sum(r.recall[k] for r in results) / n for k in k_values},
         mrr=sum(r.reciprocal_rank for r in results) / n,
+        ndcg=sum(r.ndcg for r in results) / n,
     )
 
 
@@ -217,11 +258,13 @@ def evaluate(
     chunks_per_query: int | None = None,
 ) -> EvaluationReport:
     """Run every query through ``retrieve`` (``(query, n) -> chunks``, best first, such as
-    ``RAGPipeline.retrieve``) and score the document ranking at each of ``k_values``.
+    ``RAGPipeline.retrieve``; a query with ``filters`` is searched with them) and score the
+    document ranking at each of ``k_values``.
 
-    ``chunks_per_query`` (default ``3 * max(k_values)``) are asked of ``retrieve``, so that
-    several chunks of one document still leave ``max(k)`` distinct documents. Errors raised
-    by ``retrieve`` propagate unchanged.
+    ``chunks_per_query`` results are asked of ``retrieve`` (default ``max(k_values)``: what
+    a caller asking for that many sources gets; a chunk-level retriever whose chunks share
+    documents then yields fewer distinct documents). Errors raised by ``retrieve`` propagate
+    unchanged.
     """
     items = list(queries)
     if not items:
@@ -231,17 +274,23 @@ def evaluate(
     if isinstance(k_values, (int, str)) or not k_values:
         raise InvalidParameterError(f"k_values must be a non-empty sequence, got {k_values!r}")
     ks = tuple(sorted({check_k(k) for k in k_values}))
-    n_chunks = 3 * ks[-1] if chunks_per_query is None else check_k(chunks_per_query)
+    n_chunks = ks[-1] if chunks_per_query is None else check_k(chunks_per_query)
 
     results: list[QueryResult] = []
     for item in items:
-        ranked = document_ranking(retrieve(item.query, n_chunks))
+        found = (
+            retrieve(item.query, n_chunks)
+            if item.filters is None
+            else cast(FilteredRetrieve, retrieve)(item.query, n_chunks, filters=item.filters)
+        )
+        ranked = document_ranking(found)
         results.append(
             QueryResult(
                 query=item,
                 ranked=tuple(ranked),
                 recall={k: recall_at_k(ranked, item.relevant, k) for k in ks},
-                reciprocal_rank=reciprocal_rank(ranked, item.relevant),
+                reciprocal_rank=reciprocal_rank(ranked, item.relevant, ks[-1]),
+                ndcg=ndcg_at_k(ranked, item.relevant, ks[-1]),
             )
         )
 

@@ -32,7 +32,7 @@ from .chunking import chunk_document
 from .documents import DeleteReport, StoredDocument
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
-from .fusion import QueryVectors, SearchMode, check_search_mode
+from .fusion import Fusion, QueryVectors, SearchMode, check_search_mode
 from .ingestion import (
     BatchSizer,
     IngestProgress,
@@ -82,8 +82,11 @@ class RAGPipeline(Owner):
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
         top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
-        search: ``"hybrid"`` (default: dense and BM25 rankings fused by reciprocal rank
-            fusion), ``"dense"`` (embedding similarity) or ``"lexical"`` (BM25).
+        search: ``"hybrid"`` (default: dense and BM25 rankings fused as ``fusion`` says),
+            ``"dense"`` (embedding similarity) or ``"lexical"`` (BM25).
+        fusion: how hybrid search (and expansion's phrasings) fuse their ranked lists
+            (:class:`~llm_twin_sdk.rag.fusion.Fusion`; the default was chosen by measurement,
+            docs/benchmarks.md section 5).
         self_query, expander: the LLM query steps (filters from the question; phrasings).
         reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``)
             and keeps the best ``k``.
@@ -104,6 +107,7 @@ class RAGPipeline(Owner):
         chunk_overlap: int = 24,
         top_k: int = 3,
         search: SearchMode = "hybrid",
+        fusion: Fusion | None = None,
         lexical_encoder: LexicalEncoder | None = None,
         self_query: SelfQuery | None = None,
         expander: QueryExpander | None = None,
@@ -142,6 +146,7 @@ class RAGPipeline(Owner):
         self.store = store
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
+        self.fusion = fusion or Fusion()
         self.lexical_encoder = lexical_encoder or LexicalEncoder()
         self.self_query = self_query
         self.expander = expander
@@ -477,7 +482,12 @@ class RAGPipeline(Owner):
         ]
         with self._store_lock:
             return self.store.search_many(
-                vectors, k, mode=self.search, filters=filters, collections=collections
+                vectors,
+                k,
+                mode=self.search,
+                filters=filters,
+                collections=collections,
+                fusion=self.fusion,
             )
 
     def _pool(self) -> ThreadPoolExecutor:

@@ -38,7 +38,15 @@ from .documents import (
 )
 from .engine import Point, PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
-from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, searches_of
+from .fusion import (
+    Fusion,
+    QueryVectors,
+    SearchMode,
+    check_search_mode,
+    fuse,
+    fusion_depth,
+    searches_of,
+)
 from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
@@ -60,6 +68,8 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 UPSERT_BATCH = 256
+MAX_DOCUMENT_DEPTH = 2000
+"""The deepest a search for distinct documents looks (chunks per list)."""
 DELETE_PAGE = 1024
 SERVER_RETRY_POLICY = RetryPolicy(
     max_attempts=4, initial_wait_s=0.25, max_wait_s=4.0, deadline_s=30.0
@@ -389,10 +399,14 @@ class QdrantStore:
         mode: SearchMode = "dense",
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
+        fusion: Fusion | None = None,
+        per_document: bool = False,
     ) -> list[Chunk]:
         """The ``k`` best chunks for several phrasings of one question, fused, best first: one
-        ``query_batch_points`` request per collection, lists fused by :func:`.fusion.fuse`. A
-        ``kind`` filter skips the collections of other kinds.
+        ``query_batch_points`` request per collection, lists fused by :func:`.fusion.fuse`
+        as ``fusion`` says (default :class:`.fusion.Fusion`). ``per_document``: the ``k``
+        best documents instead, fused per document, each as its best chunk. A ``kind``
+        filter skips the collections of other kinds.
         """
         from qdrant_client import models
 
@@ -400,32 +414,60 @@ class QdrantStore:
         mode = check_search_mode(mode)
         checked = check_filters(filters)
         names = self._of_kinds(checked, self.check_collections(collections))
-        searches = searches_of(queries, mode)
-        depth = fusion_depth(len(searches), k)
-        # In-process, payloads are read for the k winners only; a server sends them with the
-        # lists (one round trip instead of one more per collection).
+        searches = searches_of(queries, mode, fusion)
+        depth = fusion_depth(len(searches), k, per_document=per_document)
+        # In-process, payloads are read for the k winners only (and their document ids, to
+        # fuse per document); a server sends them with the lists (one round trip instead of
+        # one more per collection).
         lazy = self.url is None
+        selected: bool | list[str] = (["document_id"] if per_document else False) if lazy else True
         condition = to_qdrant_filter(checked)
-        requests = [
-            models.QueryRequest(
-                query=vector, using=using, filter=condition, limit=depth, with_payload=not lazy
+        while True:
+            requests = [
+                models.QueryRequest(
+                    query=search.vector,
+                    using=search.using,
+                    filter=condition,
+                    limit=depth,
+                    with_payload=selected,
+                )
+                for search in searches
+            ]
+            merged, home = self._lists(names, requests)
+            best = fuse(
+                merged,
+                k,
+                depth,
+                weights=[search.weight for search in searches],
+                fusion=fusion,
+                document_of=_document_of if per_document else None,
             )
-            for using, vector in searches
-        ]
+            # Too few documents in full lists: their chunks crowded the others out.
+            if len(best) >= k or not per_document or depth >= MAX_DOCUMENT_DEPTH:
+                break
+            if not any(len(found) >= depth for found in merged):
+                break
+            depth = min(MAX_DOCUMENT_DEPTH, depth * 4)
+        points = [point for point, _ in best]
+        payloads = self._payloads(points, home) if lazy else {p.id: p.payload for p in points}
+        return [to_chunk(p.id, payloads.get(p.id) or {}, score) for p, score in best]
+
+    def _lists(
+        self, names: Sequence[str], requests: Sequence[models.QueryRequest]
+    ) -> tuple[list[list[ScoredPoint]], dict[PointId, str]]:
+        """Each request's points, merged over the collections ``names``, and every point's
+        collection."""
         merged: list[list[ScoredPoint]] = [[] for _ in requests]
         home: dict[PointId, str] = {}  # point id -> its collection
         for name in self._existing(names) if requests else ():
             if name not in self._ready:  # a collection this store has not written to yet
                 self._ready[name] = self._call("collection lookup", name, self._check_schema, name)
             batch = self._client.query_batch_points
-            responses = self._call("search", name, batch, name, requests=requests)
+            responses = self._call("search", name, batch, name, requests=list(requests))
             for found, response in zip(merged, responses, strict=True):
                 found.extend(response.points)
                 home.update((point.id, name) for point in response.points)
-        best = fuse(merged, k, depth)
-        points = [point for point, _ in best]
-        payloads = self._payloads(points, home) if lazy else {p.id: p.payload for p in points}
-        return [to_chunk(p.id, payloads.get(p.id) or {}, score) for p, score in best]
+        return merged, home
 
     def _payloads(
         self, points: Sequence[ScoredPoint], home: Mapping[PointId, str]
@@ -561,6 +603,10 @@ class QdrantStore:
         for name in self.collections if names is None else names:
             if name in self._ready or self._call("collection lookup", name, exists, name):
                 yield name
+
+
+def _document_of(point: ScoredPoint) -> str:
+    return str((point.payload or {}).get("document_id", point.id))
 
 
 def _is_transient(exc: BaseException) -> bool:
