@@ -28,7 +28,7 @@ from llm_twin_sdk import (
     TwinSettings,
 )
 from llm_twin_sdk.inference.backends.http import HttpBackend
-from llm_twin_sdk.rag.query import EXPANSION_SEPARATOR
+from llm_twin_sdk.rag.query import EXPANSION_SEPARATOR, EXPANSION_WEIGHT
 from llm_twin_sdk.retry import NO_RETRY
 
 QUESTION = "How did Lukas Brenner stop nginx from buffering server-sent events?"
@@ -199,13 +199,14 @@ def test_fusion_is_reciprocal_rank_fusion_of_every_list(
         fused = RAGPipeline(embedder, filled, expander=QueryExpander(client, n=2))
         hits = fused.retrieve(QUESTION, k=6)
     # The four lists, each computed alone (24 = the fusion depth for k=6), fused by hand
-    # with Qdrant's formula: sum over lists of 1 / (rank + 2), rank from 0.
+    # with Qdrant's formula: sum over lists of weight / (rank + 2), rank from 0; the lists
+    # of the written phrasing weigh EXPANSION_WEIGHT, the question's 1.
     expected: dict[str, float] = {}
     for search in ("dense", "lexical"):
         alone = RAGPipeline(embedder, filled, search=search)
-        for question in (QUESTION, other):
+        for question, weight in ((QUESTION, 1.0), (other, EXPANSION_WEIGHT)):
             for rank, chunk in enumerate(alone.retrieve(question, k=24)):
-                expected[chunk.id] = expected.get(chunk.id, 0.0) + 1 / (rank + 2)
+                expected[chunk.id] = expected.get(chunk.id, 0.0) + weight / (rank + 2)
     best = sorted(expected.values(), reverse=True)[:6]
     assert [h.score for h in hits] == pytest.approx(best)
     assert all(h.score == pytest.approx(expected[h.id]) for h in hits)

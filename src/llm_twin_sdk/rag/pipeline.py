@@ -477,6 +477,7 @@ class RAGPipeline(Owner):
                 sparse=None
                 if self.search == "dense"
                 else self.lexical_encoder.encode_query(phrasing.text),
+                weight=phrasing.weight,
             )
             for i, phrasing in enumerate(phrasings)
         ]
