@@ -58,11 +58,14 @@ _PLACEHOLDER = re.compile(r"[<>{}\[\]]")
 """Characters of a placeholder (``<name>``) that a small model copies from a prompt."""
 _FILLER = frozenset(
     {"a", "an", "and", "at", "by", "for", "in", "of", "on", "or", "the", "to"}
-    | {"name", "none", "null", "author", "platform", "kind", "website", "person"}
+    | {"name", "none", "null", "unknown", "author", "platform", "kind", "website", "person"}
+    | {"question", "user", "document", "passage", "text", "writer", "creator", "site"}
     | {"com", "www", "org", "net", "io"}
+    | {word for words in _KIND_WORDS.values() for word in words}
 )
-"""Words that do not show a name is in a question (``"the"``, the prompt's own words, the
-parts of a web address)."""
+"""Words that do not show a name is in a question: ``"the"``, the prompt's own words, what
+a small model writes instead of a name (``"the author of the article"``), the parts of a
+web address."""
 _NOT_NAMED = "not named in the question"
 
 
