@@ -114,10 +114,18 @@ class TwinSettings(BaseSettings):
         "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused by RRF."
     )
     self_query: bool = Field(
-        False, description="Let the LLM extract author / platform / kind filters from questions."
+        False,
+        description="Let the LLM extract author / platform / kind filters from questions; "
+        "only values the question names (and the store holds) are kept. Needs a capable model "
+        "(several billion parameters); the default 135M model cannot carry it.",
     )
     query_expansion: int = Field(
-        1, ge=1, le=10, description="Phrasings searched per question (1: no expansion, no LLM)."
+        1,
+        ge=1,
+        le=10,
+        description="Phrasings searched per question (1: no expansion, no LLM); the written "
+        "ones count half in fusion, those far from the question are dropped. Needs a capable "
+        "model (several billion parameters); the default 135M model cannot carry it.",
     )
     reranker_model: str | None = Field(None, description="Cross-encoder that reranks; unset: none.")
     rerank_candidates: int = Field(20, gt=0, description="Candidates the reranker scores.")
