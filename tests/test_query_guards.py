@@ -72,19 +72,13 @@ def model() -> Iterator[Callable[[Model], InferenceClient]]:
 # -- self-query: nothing to copy, nothing invented kept -------------------------------------
 
 
-def _shape(system: str) -> str:
-    """The answer shape the prompt shows (its only braces)."""
-    found = re.search(r"\{.*\}", system)
-    assert found is not None
-    return found.group(0)
-
+EXAMPLES = re.findall(r"\{.*?\}", SelfQuery.SYSTEM)
+"""The example answers of the self-query prompt."""
 
 COPIERS: dict[str, Model] = {
-    "the shape verbatim": lambda system, _q: _shape(system),
-    "the shape with quoted placeholders": lambda system, _q: re.sub(
-        r"<[^>]*>", lambda m: json.dumps(m.group(0)), _shape(system)
-    ),
-    "the shape with words for names": lambda system, _q: json.dumps(
+    "the first example": lambda _s, _q: EXAMPLES[0],
+    "the last example": lambda _s, _q: EXAMPLES[-1],
+    "words for names": lambda _s, _q: json.dumps(
         {"author": "The author of the article", "platform": "The website", "kind": "post"}
     ),
     "the old prompt's example": lambda _s, _q: json.dumps(
@@ -100,13 +94,13 @@ COPIERS: dict[str, Model] = {
 
 
 def test_the_self_query_prompt_holds_no_value_to_copy() -> None:
+    assert len(EXAMPLES) == 2
+    for example in EXAMPLES:
+        metadata = parse_metadata(example)
+        assert metadata is not None
+        for value in (metadata.author, metadata.platform):
+            assert value is None or (value.startswith("<") and value.endswith(">")), value
     assert "Jane" not in SelfQuery.SYSTEM
-    assert parse_metadata(SelfQuery.SYSTEM) is None  # its shape is not even JSON
-    quoted = COPIERS["the shape with quoted placeholders"](SelfQuery.SYSTEM, "")
-    metadata = parse_metadata(quoted)
-    assert metadata is not None
-    assert metadata.author == "<name or null>"  # what a copier gets: a placeholder...
-    assert SelfQuery(_client(COPIERS["the shape verbatim"])).extract(UNNAMED[0]) == {}
 
 
 @pytest.mark.parametrize("copier", COPIERS, ids=list(COPIERS))
@@ -219,27 +213,14 @@ def test_phrasings_far_longer_than_the_question_are_dropped() -> None:
 
 # -- the pipeline: a weak model never changes plain retrieval for the worse -----------------
 
+MAYA_POST = {"author": "Maya Okafor", "platform": "linkedin", "kind": "post"}
+MAYA = {"author": "Maya Okafor", "platform": "medium", "kind": "article"}
+LIAM = {"author": "Liam Chen", "platform": "medium", "kind": "article"}
 CORPUS = [
-    Document(
-        id="gpu",
-        text="Scale the endpoint to zero replicas at night to cut GPU cost; quantize to int8.",
-        metadata={"author": "Maya Okafor", "platform": "linkedin", "kind": "post"},
-    ),
-    Document(
-        id="sse",
-        text="Set X-Accel-Buffering no so nginx streams server-sent events without buffering.",
-        metadata={"author": "Liam Chen", "platform": "medium", "kind": "article"},
-    ),
-    Document(
-        id="eval",
-        text="Measure retrieval recall before tuning prompts: label questions, then score.",
-        metadata={"author": "Liam Chen", "platform": "medium", "kind": "article"},
-    ),
-    Document(
-        id="fish",
-        text="The betta is a fish from Thailand; it lives in rice paddies and warm ponds.",
-        metadata={"author": "Maya Okafor", "platform": "medium", "kind": "article"},
-    ),
+    Document(id="gpu", metadata=MAYA_POST, text="Scale the endpoint to zero to cut GPU cost."),
+    Document(id="sse", metadata=LIAM, text="X-Accel-Buffering no: nginx streams SSE unbuffered."),
+    Document(id="eval", metadata=LIAM, text="Measure retrieval recall before tuning prompts."),
+    Document(id="fish", metadata=MAYA, text="The betta is a fish from Thailand's warm ponds."),
 ]
 OFF_TOPIC = [
     "The betta is a fish that lives in warm ponds and rice paddies of Thailand.",

@@ -28,19 +28,23 @@ _KIND_WORDS: dict[str, set[str]] = {
 }
 """Words of a question that name a kind of content (lower case, as :func:`_words` gives)."""
 
+_NAME: dict[str, Any] = {"anyOf": [{"type": "string", "maxLength": 40}, {"type": "null"}]}
+"""An author or platform: at most 40 characters, or null (``anyOf``: llama.cpp's grammar
+ignores ``maxLength`` beside a list of types)."""
 _SELF_QUERY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "author": {"type": ["string", "null"]},
-        "platform": {"type": ["string", "null"]},
+        "author": _NAME,
+        "platform": _NAME,
         "kind": {"enum": [*get_args(DocumentKind), None]},
     },
     "required": list(METADATA_FIELDS),
     "additionalProperties": False,
 }
 """The JSON object self-query asks for; sent as ``json_schema`` so that servers able to
-constrain decoding (llama.cpp, TGI, vLLM) always produce it. Parsing stays lenient for
-servers that ignore it."""
+constrain decoding (llama.cpp, TGI, vLLM) always produce it, with names short enough that the
+object ends within the token budget (a small model otherwise runs on inside a string until
+the budget cuts it). Parsing stays lenient for servers that ignore it."""
 
 _SELF_QUERY_PARAMS = GenerationParams(
     max_new_tokens=64,
@@ -151,7 +155,8 @@ class SelfQuery:
     """Extract author / platform / kind named in a question, as retrieval filters (read-only).
 
     The model is asked for one JSON object ``{"author", "platform", "kind"}`` by a prompt
-    that holds no example name to copy (small models copy examples into every answer),
+    whose examples hold placeholders, no name to copy (small models copy examples into
+    every answer),
     parsed leniently (:func:`parse_metadata`), then kept only where grounded in the question:
 
     - a placeholder (``"<name>"``) is never kept;
@@ -185,10 +190,14 @@ class SelfQuery:
         "content; else null\n"
         "Copy names exactly as the question writes them. Most questions name none of these: "
         "then every value is null. Never guess a name the question does not contain.\n"
-        'Answer shape: {"author": <name or null>, "platform": <name or null>, '
-        '"kind": <kind or null>}'
+        "Example question: What did <person> post on <website> about <topic>?\n"
+        'Example answer: {"author": "<person>", "platform": "<website>", "kind": "post"}\n'
+        "Example question: How do I <do something>?\n"
+        'Example answer: {"author": null, "platform": null, "kind": null}'
     )
-    """The system instruction of :meth:`prompt`."""
+    """The system instruction of :meth:`prompt`. Its examples hold placeholders, never a
+    name: a small model copies an example's values into every answer, and a placeholder
+    (``"<person>"``) is never kept as a filter."""
 
     def __init__(self, client: InferenceClient, *, params: GenerationParams | None = None) -> None:
         self._client = client
