@@ -18,6 +18,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,13 @@ TOKEN = re.compile(r"\w+")
 RRF_CONSTANT = 60
 DEPTH = 100  # documents of each ranking fused by the simple RRF
 CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+@cache
+def embedded(embedder: Embedder, query: str) -> npt.NDArray[np.float32]:
+    """The query's embedding, computed once for every row that searches it."""
+    vector: npt.NDArray[np.float32] = embedder.encode([query])[0]
+    return vector
 
 
 def _encoded(embedder: Embedder, texts: list[str]) -> npt.NDArray[np.float32]:
@@ -85,7 +93,7 @@ class Baselines:
     ) -> list[tuple[str, float]]:
         """Documents by their best chunk's cosine with the query, best first."""
         allowed = self._allowed(filters)
-        q: npt.NDArray[np.float32] = self.embedder.encode([query])[0]
+        q = embedded(self.embedder, query)
         best: dict[str, float] = {}
         for doc_id, score in zip(self.chunk_docs, (self.chunk_vectors @ q).tolist(), strict=True):
             if doc_id in allowed and score > best.get(doc_id, -2.0):

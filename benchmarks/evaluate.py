@@ -38,6 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+
 from baselines import Baselines
 from llm_twin_sdk import (
     Chunk,
@@ -90,7 +91,7 @@ def searcher(
     into their documents (the best chunk of each, rank order kept)."""
 
     def retrieve(query: str, n: int, /, *, filters: Filters = None) -> list[Chunk]:
-        dense = rag.embedder.encode([query])[0] if search != "lexical" else None
+        dense = embedded(rag.embedder, query) if search != "lexical" else None
         sparse = rag.lexical_encoder.encode_query(query) if search != "dense" else None
         found = rag.store.search_many(
             [QueryVectors(dense, sparse)],
