@@ -39,7 +39,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-from baselines import Baselines
+from baselines import Baselines, embedded
 from llm_twin_sdk import (
     Chunk,
     Document,
