@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-from baselines import Baselines, embedded
+from baselines import CACHE, Baselines, embedded
 from llm_twin_sdk import (
     Chunk,
     Document,
@@ -51,6 +52,7 @@ from llm_twin_sdk import (
     Reranker,
     SelfQuery,
 )
+from llm_twin_sdk.errors import CollectionMismatchError
 from llm_twin_sdk.rag.evaluation import (
     EvaluationReport,
     LabelledQuery,
@@ -211,18 +213,37 @@ def one_retriever_kept(
     return kept / total if total else None
 
 
+def ingested(name: str, corpus: list[Document], embedder: Embedder) -> RAGPipeline:
+    """A pipeline over ``corpus``, ingested through the public ``ingest`` into an embedded
+    store kept in benchmarks/.cache (git-ignored): a re-run re-embeds only what changed
+    (ingest skips documents stored unchanged; a change of model, encoder or chunking
+    changes every fingerprint), and a store of an older layout is started afresh."""
+    folder = CACHE / f"store-{name}"
+    store = QdrantStore.local(folder)
+    rag = RAGPipeline(embedder, store)
+    rag._own(store)  # made here: closed with the pipeline
+    started = time.perf_counter()
+    try:
+        report = rag.ingest(corpus, progress=False)
+    except CollectionMismatchError as exc:
+        log(f"{name}: the cached store is of another layout ({exc}); starting afresh")
+        rag.close()
+        shutil.rmtree(folder)
+        return ingested(name, corpus, embedder)
+    log(
+        f"{name}: {report.chunks} chunks embedded, {report.unchanged} documents unchanged, "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    return rag
+
+
 def run_set(
     name: str, embedder: Embedder, llm: Callable[[], InferenceClient], args: argparse.Namespace
 ) -> tuple[dict[str, EvaluationReport], list[str]]:
     """Reports of the configurations measured on the set ``name``, and those not measured."""
     corpus, queries = load_set(name)
     log(f"{name}: {len(queries)} questions over {len(corpus)} documents; ingesting")
-    store = QdrantStore.memory()
-    rag = RAGPipeline(embedder, store)
-    rag._own(store)  # made here: closed with the pipeline
-    started = time.perf_counter()
-    report = rag.ingest(corpus, progress=False)
-    log(f"{name}: {report.chunks} chunks in {time.perf_counter() - started:.1f}s")
+    rag = ingested(name, corpus, embedder)
     ctx = Context(
         corpus, queries, rag, Baselines(corpus, rag.chunk(corpus), embedder), llm, args.reranker
     )
