@@ -39,6 +39,7 @@ from .documents import (
 from .engine import Point, PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
 from .fusion import QueryVectors, SearchMode, check_search_mode, fuse, fusion_depth, searches_of
+from .grouping import neighbour_ids
 from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
@@ -426,6 +427,20 @@ class QdrantStore:
         points = [point for point, _ in best]
         payloads = self._payloads(points, home) if lazy else {p.id: p.payload for p in points}
         return [to_chunk(p.id, payloads.get(p.id) or {}, score) for p, score in best]
+
+    def neighbours(self, chunks: Sequence[Chunk], radius: int = 1) -> list[Chunk]:
+        """The stored chunks up to ``radius`` positions before and after each of ``chunks``
+        in its document, not among ``chunks``: found by id (:func:`.grouping.neighbour_ids`),
+        one lookup per collection, in the order of ``chunks`` then position. Example:
+        ``store.neighbours(rag.retrieve(question, k=3))`` (positions p - 1 and p + 1 of each).
+        """
+        wanted = neighbour_ids(chunks, radius, self.collection_for)
+        found: dict[str, Chunk] = {}
+        for name in self._existing(dict.fromkeys(wanted.values())):
+            ids = [point_id for point_id, home in wanted.items() if home == name]
+            for point in self._retrieve(name, ids, True):
+                found[str(point.id)] = to_chunk(point.id, point.payload or {}, None)
+        return [found[point_id] for point_id in wanted if point_id in found]
 
     def _payloads(
         self, points: Sequence[ScoredPoint], home: Mapping[PointId, str]
