@@ -18,6 +18,7 @@ from llm_twin_sdk import (
     AsyncLLMTwin,
     Chunk,
     Document,
+    Embedder,
     InferenceClient,
     InvalidParameterError,
     LLMTwin,
@@ -160,6 +161,23 @@ def test_aretrieve_takes_the_unit(rag: RAGPipeline) -> None:
     assert asyncio.run(rag.aretrieve(QUERY, k=3)) == rag.retrieve(QUERY, k=3)
     chunks = asyncio.run(rag.aretrieve(QUERY, k=3, unit="chunk"))
     assert chunks == rag.retrieve(QUERY, k=3, unit="chunk")
+
+
+def test_ten_distinct_documents_with_the_real_embedder(
+    embedder: Embedder, corpus: list[Document]
+) -> None:
+    with QdrantStore.memory() as store:
+        real = RAGPipeline(embedder, store)
+        real.ingest(corpus, progress=False)
+        question = "How do I stream tokens to the browser without buffering?"
+        chunks = real.retrieve(question, k=10, unit="chunk")
+        documents = real.retrieve(question, k=10)
+        neighbours = real.neighbours(documents[:1])
+    assert len({c.document_id for c in chunks}) < 10  # chunks: several of one document
+    assert len({d.document_id for d in documents}) == len(documents) == 10
+    assert documents[0].document_id == chunks[0].document_id
+    assert neighbours
+    assert {n.document_id for n in neighbours} == {documents[0].document_id}
 
 
 # -- neighbours ---------------------------------------------------------------------------------

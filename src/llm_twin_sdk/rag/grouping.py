@@ -131,10 +131,13 @@ def passage(chunks: Iterable[Chunk]) -> str:
 
 
 def join_overlapping(first: str, second: str) -> str:
-    """``first`` then ``second`` without the longest suffix of ``first`` that starts a word
-    and that ``second`` starts with (the chunks' overlap); a space between them if none."""
+    """``first`` then ``second`` without the longest run of whole words that ends ``first``
+    and starts ``second`` (the chunks' overlap: chunks end on a token, maybe before a comma);
+    a space between them if none."""
     for start in range(len(first)):
         word_start = not first[start].isspace() and (start == 0 or first[start - 1].isspace())
-        if word_start and second.startswith(first[start:]):
+        shared = len(first) - start
+        whole = not second[shared : shared + 1].isalnum()  # "cost" of "cost," too
+        if word_start and whole and second.startswith(first[start:]):
             return first[:start] + second
     return f"{first} {second}"
