@@ -100,7 +100,7 @@ def test_documents_are_the_best_chunk_of_each_in_the_searched_ranking(rag: RAGPi
     try:
         documents = rag.retrieve(QUERY, k=3)
     finally:
-        del store.search_many  # type: ignore[method-assign]  # back to the class's method
+        del store.search_many  # back to the class's method
     depths = [args[1] for args, _, _ in searches]
     assert depths[0] == candidate_depth(3) == 20
     ranking = searches[-1][2]  # the chunks of the last (deepest) search
@@ -113,7 +113,7 @@ def test_a_first_page_of_one_document_is_searched_again_deeper(rag: RAGPipeline)
     try:
         documents = rag.retrieve(QUERY, k=6)
     finally:
-        del store.search_many  # type: ignore[method-assign]
+        del store.search_many
     first = searches[0][2]
     assert len(first) == candidate_depth(6)  # a full page ...
     assert len({c.document_id for c in first}) < 6  # ... with too few documents
@@ -153,7 +153,7 @@ def test_a_bad_unit_is_refused_before_any_work(rag: RAGPipeline, unit: Any) -> N
         with pytest.raises(InvalidParameterError, match="unit must be one of"):
             asyncio.run(rag.aretrieve(QUERY, unit=unit))
     finally:
-        del rag.embedder.encode  # type: ignore[method-assign]
+        del rag.embedder.encode
     assert encodes == []
 
 
