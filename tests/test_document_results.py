@@ -64,8 +64,11 @@ def rag() -> Iterator[RAGPipeline]:
     store.close()
 
 
-def _spy(obj: object, method: str) -> list[tuple[tuple[Any, ...], dict[str, Any], Any]]:
-    """Record the calls of ``obj.method`` (args, kwargs, result); the real method still runs."""
+def _spy(
+    monkeypatch: pytest.MonkeyPatch, obj: object, method: str
+) -> list[tuple[tuple[Any, ...], dict[str, Any], Any]]:
+    """Record the calls of ``obj.method`` (args, kwargs, result) for the test; the real method
+    still runs."""
     calls: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
     real = getattr(obj, method)
 
@@ -74,7 +77,7 @@ def _spy(obj: object, method: str) -> list[tuple[tuple[Any, ...], dict[str, Any]
         calls.append((args, kwargs, result))
         return result
 
-    setattr(obj, method, spy)
+    monkeypatch.setattr(obj, method, spy)
     return calls
 
 
@@ -94,26 +97,22 @@ def test_k_distinct_documents_when_one_document_has_many_matching_chunks(
     assert [d.score for d in documents] == sorted((d.score or 0 for d in documents), reverse=True)
 
 
-def test_documents_are_the_best_chunk_of_each_in_the_searched_ranking(rag: RAGPipeline) -> None:
-    store = rag.store
-    searches = _spy(store, "search_many")
-    try:
-        documents = rag.retrieve(QUERY, k=3)
-    finally:
-        del store.search_many  # back to the class's method
+def test_documents_are_the_best_chunk_of_each_in_the_searched_ranking(
+    rag: RAGPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searches = _spy(monkeypatch, rag.store, "search_many")
+    documents = rag.retrieve(QUERY, k=3)
     depths = [args[1] for args, _, _ in searches]
     assert depths[0] == candidate_depth(3) == 20
     ranking = searches[-1][2]  # the chunks of the last (deepest) search
     assert documents == best_per_document(ranking)[:3]
 
 
-def test_a_first_page_of_one_document_is_searched_again_deeper(rag: RAGPipeline) -> None:
-    store = rag.store
-    searches = _spy(store, "search_many")
-    try:
-        documents = rag.retrieve(QUERY, k=6)
-    finally:
-        del store.search_many
+def test_a_first_page_of_one_document_is_searched_again_deeper(
+    rag: RAGPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searches = _spy(monkeypatch, rag.store, "search_many")
+    documents = rag.retrieve(QUERY, k=6)
     first = searches[0][2]
     assert len(first) == candidate_depth(6)  # a full page ...
     assert len({c.document_id for c in first}) < 6  # ... with too few documents
@@ -145,15 +144,14 @@ def test_filters_apply_before_grouping(rag: RAGPipeline) -> None:
 
 
 @pytest.mark.parametrize("unit", ["documents", "", None, 1])
-def test_a_bad_unit_is_refused_before_any_work(rag: RAGPipeline, unit: Any) -> None:
-    encodes = _spy(rag.embedder, "encode")
-    try:
-        with pytest.raises(InvalidParameterError, match="unit must be one of document, chunk"):
-            rag.retrieve(QUERY, unit=unit)
-        with pytest.raises(InvalidParameterError, match="unit must be one of"):
-            asyncio.run(rag.aretrieve(QUERY, unit=unit))
-    finally:
-        del rag.embedder.encode
+def test_a_bad_unit_is_refused_before_any_work(
+    rag: RAGPipeline, unit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encodes = _spy(monkeypatch, rag.embedder, "encode")
+    with pytest.raises(InvalidParameterError, match="unit must be one of document, chunk"):
+        rag.retrieve(QUERY, unit=unit)
+    with pytest.raises(InvalidParameterError, match="unit must be one of"):
+        asyncio.run(rag.aretrieve(QUERY, unit=unit))
     assert encodes == []
 
 
@@ -206,14 +204,14 @@ def footing(request: pytest.FixtureRequest) -> Iterator[QdrantStore]:
     store.close()
 
 
-def test_neighbours_on_every_footing(footing: QdrantStore) -> None:
+def test_neighbours_on_every_footing(footing: QdrantStore, monkeypatch: pytest.MonkeyPatch) -> None:
     rag = _pipeline(footing)
     rag.ingest(_documents(), progress=False)
     manual = rag.retrieve(QUERY, k=100, unit="chunk", filters={"document_id": "manual"})
     middle = next(c for c in manual if c.position == 10)
     note = rag.retrieve(QUERY, k=1, filters={"document_id": "note-1"})[0]
     assert note.position == 0  # a one-chunk document: no neighbour
-    lookups = _spy(footing._client, "retrieve")
+    lookups = _spy(monkeypatch, footing._client, "retrieve")
     found = footing.neighbours([middle, note])
     assert [(c.document_id, c.position) for c in found] == [
         ("manual", middle.position - 1),
