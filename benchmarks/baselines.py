@@ -12,10 +12,14 @@ filters=None) -> chunks``), returning one placeholder chunk per document.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +29,29 @@ from llm_twin_sdk import Chunk, Document, Embedder
 TOKEN = re.compile(r"\w+")
 RRF_CONSTANT = 60
 DEPTH = 100  # documents of each ranking fused by the simple RRF
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+@cache
+def embedded(embedder: Embedder, query: str) -> npt.NDArray[np.float32]:
+    """The query's embedding, computed once for every row that searches it."""
+    vector: npt.NDArray[np.float32] = embedder.encode([query])[0]
+    return vector
+
+
+def _encoded(embedder: Embedder, texts: list[str]) -> npt.NDArray[np.float32]:
+    """``embedder.encode(texts)``, cached on disk (benchmarks/.cache, git-ignored) by model
+    and texts: a re-run of the evaluation does not embed the corpus a second time."""
+    digest = hashlib.sha256(json.dumps([embedder.model_name, texts]).encode()).hexdigest()
+    path = CACHE / f"dense-{digest[:24]}.npy"
+    if path.exists():
+        cached: npt.NDArray[np.float32] = np.load(path)
+        return cached
+    vectors = embedder.encode(texts)
+    CACHE.mkdir(exist_ok=True)
+    (CACHE / ".gitignore").write_text("*\n")
+    np.save(path, vectors)
+    return vectors
 
 
 def _matches(doc: Document, filters: Mapping[str, Sequence[str]] | None) -> bool:
@@ -48,7 +75,7 @@ class Baselines:
         self.docs = {doc.id: doc for doc in corpus}
         self.embedder = embedder
         self.chunk_docs = [c.document_id for c in chunks]
-        self.chunk_vectors = embedder.encode([c.text for c in chunks])
+        self.chunk_vectors = _encoded(embedder, [c.text for c in chunks])
         self.doc_terms = {doc.id: Counter(TOKEN.findall(doc.text.lower())) for doc in corpus}
         self.lengths = {d: sum(t.values()) for d, t in self.doc_terms.items()}
         self.avg_length = sum(self.lengths.values()) / len(self.lengths)
@@ -66,7 +93,7 @@ class Baselines:
     ) -> list[tuple[str, float]]:
         """Documents by their best chunk's cosine with the query, best first."""
         allowed = self._allowed(filters)
-        q: npt.NDArray[np.float32] = self.embedder.encode([query])[0]
+        q = embedded(self.embedder, query)
         best: dict[str, float] = {}
         for doc_id, score in zip(self.chunk_docs, (self.chunk_vectors @ q).tolist(), strict=True):
             if doc_id in allowed and score > best.get(doc_id, -2.0):

@@ -195,7 +195,9 @@ def test_invalid_k_is_refused_alike_on_an_empty_and_a_full_store(
             asyncio.run(pipeline.aretrieve("question", k=k))
         with pytest.raises(InvalidParameterError, match=message):
             pipeline.store.search(None, k, sparse=terms, mode="lexical")
-    assert len(ingested[0].retrieve("question", k=MAX_K)) == ingested[1].chunks  # the bound
+    full, report = ingested  # the bound: every document, or every chunk
+    assert len(full.retrieve("question", k=MAX_K)) == report.documents
+    assert len(full.retrieve("question", k=MAX_K, unit="chunk")) == report.chunks
 
 
 def test_top_k_and_rerank_candidates_are_bounded(

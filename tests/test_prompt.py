@@ -110,3 +110,76 @@ def test_the_budget_is_what_max_new_tokens_leaves_of_the_context_window() -> Non
             match=rf"max_new_tokens \({max_new_tokens}\) must be below .* \(2048 tokens\)",
         ):
             prompt_budget(2048, max_new_tokens)
+
+
+# -- one source per document, neighbours within the budget -----------------------------------
+
+
+def _document(doc: str, positions: range, size: int = 10) -> list[Chunk]:
+    """Chunks of one document whose consecutive texts share two words (the overlap)."""
+    words_ = [f"{doc}w{i}" for i in range(100)]
+    return [
+        Chunk(
+            id=f"{doc}-{p}",
+            document_id=doc,
+            position=p,
+            text=" ".join(words_[p * (size - 2) : p * (size - 2) + size]),
+            metadata={"title": doc.upper()},
+        )
+        for p in positions
+    ]
+
+
+def test_one_source_block_per_document() -> None:
+    a, b = _document("a", range(3)), _document("b", range(1))
+    p = assemble_prompt("why?", [a[1], a[0], b[0], a[2]], count_tokens=words, budget=10_000)
+    assert [s.id for s in p.sources] == ["a-1", "b-0"]  # the best chunk of each, in rank order
+    user = p.messages[1].content
+    assert user.count("[1] A") == user.count("[2] B") == 1
+    assert "[3]" not in user
+    # Room for all: a's other chunks join its block in document order, the overlap once.
+    assert [c.id for c in p.added] == ["a-0", "a-2"]
+    assert p.passages[0] == " ".join(f"aw{i}" for i in range(26))
+    assert p.passages[0] in user
+
+
+def test_neighbours_join_nearest_first_in_rank_order_within_the_budget() -> None:
+    a, b = _document("a", range(5)), _document("b", range(3))
+    best, around = [a[2], b[1]], [a[1], a[3], b[0], b[2], a[0]]
+    only_best = assemble_prompt("why?", best, count_tokens=words, budget=10_000)
+    every = assemble_prompt("why?", best, count_tokens=words, budget=10_000, neighbours=around)
+    assert {c.id for c in every.added} == {c.id for c in around}
+    assert only_best.added == ()
+    assert only_best.passages == (a[2].text, b[1].text)
+    # Each neighbour adds 8 new words: room for two of them goes to a's nearest ones.
+    two = assemble_prompt(
+        "why?", best, count_tokens=words, budget=only_best.prompt_tokens + 17, neighbours=around
+    )
+    assert [c.id for c in two.added] == ["a-1", "a-3"]
+    assert two.prompt_tokens <= only_best.prompt_tokens + 17
+    assert two.passages[1] == b[1].text
+    # A budget that holds the best chunks only: no neighbour, never over the budget.
+    tight = assemble_prompt(
+        "why?", best, count_tokens=words, budget=only_best.prompt_tokens + 7, neighbours=around
+    )
+    assert tight.added == ()
+    assert tight.prompt_tokens == only_best.prompt_tokens
+    # Not every document's best chunk fits: no neighbour either.
+    dropped = assemble_prompt(
+        "why?", best, count_tokens=words, budget=only_best.prompt_tokens - 1, neighbours=around
+    )
+    assert dropped.dropped == 1
+    assert dropped.added == ()
+    # Neighbours of documents not in the prompt are ignored.
+    other = assemble_prompt(
+        "why?", [a[2]], count_tokens=words, budget=10_000, neighbours=_document("z", range(2))
+    )
+    assert other.added == ()
+
+
+def test_render_takes_one_text_per_source() -> None:
+    chunks = _chunks(2)
+    messages = PromptTemplate().render("why?", chunks, ["first", "second"])
+    assert "[1] T0 (Maya Okafor, post)\nfirst" in messages[1].content
+    with pytest.raises(InvalidParameterError, match="2 sources but 1 texts"):
+        PromptTemplate().render("why?", chunks, ["first"])

@@ -28,6 +28,7 @@ from llm_twin_sdk import (
     TwinSettings,
 )
 from llm_twin_sdk.inference.backends.http import HttpBackend
+from llm_twin_sdk.rag.grouping import best_per_document, candidate_depth, prefix_with_documents
 from llm_twin_sdk.rag.query import EXPANSION_SEPARATOR, EXPANSION_WEIGHT
 from llm_twin_sdk.retry import NO_RETRY
 
@@ -197,7 +198,7 @@ def test_fusion_is_reciprocal_rank_fusion_of_every_list(
     other = "Which header disables proxy buffering for SSE?"
     for client, _ in _llm(_answers(None, [other])):
         fused = RAGPipeline(embedder, filled, expander=QueryExpander(client, n=2))
-        hits = fused.retrieve(QUESTION, k=6)
+        hits = fused.retrieve(QUESTION, k=6, unit="chunk")
     # The four lists, each computed alone (24 = the fusion depth for k=6), fused by hand
     # with Qdrant's formula: sum over lists of weight / (rank + 2), rank from 0; the lists
     # of the written phrasing weigh EXPANSION_WEIGHT, the question's 1.
@@ -205,7 +206,7 @@ def test_fusion_is_reciprocal_rank_fusion_of_every_list(
     for search in ("dense", "lexical"):
         alone = RAGPipeline(embedder, filled, search=search)
         for question, weight in ((QUESTION, 1.0), (other, EXPANSION_WEIGHT)):
-            for rank, chunk in enumerate(alone.retrieve(question, k=24)):
+            for rank, chunk in enumerate(alone.retrieve(question, k=24, unit="chunk")):
                 expected[chunk.id] = expected.get(chunk.id, 0.0) + weight / (rank + 2)
     best = sorted(expected.values(), reverse=True)[:6]
     assert [h.score for h in hits] == pytest.approx(best)
@@ -297,12 +298,28 @@ def test_reranker_reorders_the_candidates(
     filled: QdrantStore, embedder: Embedder, tiny_cross_encoder: Path
 ) -> None:
     reranker = Reranker(tiny_cross_encoder)
-    candidates = RAGPipeline(embedder, filled).retrieve(QUESTION, k=12)
+    candidates = RAGPipeline(embedder, filled).retrieve(QUESTION, k=12, unit="chunk")
     rag = RAGPipeline(embedder, filled, reranker=reranker, rerank_candidates=12)
-    hits = rag.retrieve(QUESTION, k=3)
+    hits = rag.retrieve(QUESTION, k=3, unit="chunk")
     expected = reranker.rerank(QUESTION, candidates, keep_top_k=3)
     assert [(h.id, h.score) for h in hits] == [(c.id, c.score) for c in expected]
     assert len(hits) == 3
+
+
+def test_reranker_reorders_chunks_then_keeps_the_best_of_each_document(
+    filled: QdrantStore, embedder: Embedder, tiny_cross_encoder: Path
+) -> None:
+    reranker = Reranker(tiny_cross_encoder)
+    # The candidates: the 20 chunks searched for 3 documents, cut to the shortest head that
+    # holds 3 documents and at least rerank_candidates chunks.
+    searched = RAGPipeline(embedder, filled).retrieve(QUESTION, k=candidate_depth(3), unit="chunk")
+    candidates = prefix_with_documents(searched, 3, 12)
+    assert len(candidates) >= 12
+    rag = RAGPipeline(embedder, filled, reranker=reranker, rerank_candidates=12)
+    hits = rag.retrieve(QUESTION, k=3)
+    expected = best_per_document(reranker.rerank(QUESTION, candidates))[:3]
+    assert [(h.id, h.score) for h in hits] == [(c.id, c.score) for c in expected]
+    assert len({h.document_id for h in hits}) == 3
 
 
 @pytest.mark.asyncio

@@ -119,7 +119,7 @@ class AsyncLLMTwin(TwinCore[AsyncInferenceClient]):
         params: GenerationParams | None = None,
         filters: MetadataFilters | None = None,
     ) -> Answer:
-        """Answer ``query`` from the ``k`` best chunks that fit the model's input budget
+        """Answer ``query`` from the ``k`` best documents that fit the model's input budget
         (:meth:`LLMTwin.ask`, awaited). Example: ``answer = await twin.ask("Why RRF?", k=5)``.
         """
         params = params or self.client.params
@@ -188,8 +188,8 @@ class AsyncAnswerStream(AsyncTextStream):
 
     @property
     def sources(self) -> tuple[Chunk, ...]:
-        """The chunks placed in the prompt, best first; known once the stream is entered
-        (before that: :class:`~llm_twin_sdk.errors.InferenceError`)."""
+        """The sources placed in the prompt, one chunk per document, best first; known once
+        the stream is entered (before that: :class:`~llm_twin_sdk.errors.InferenceError`)."""
         if self._prepared is None:
             raise InferenceError(
                 "this stream's sources are known once it is entered: "

@@ -13,6 +13,7 @@ is its asyncio twin over the same core. Example::
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -104,20 +105,31 @@ class TwinCore(Owner, Generic[C]):
         params: GenerationParams,
         filters: MetadataFilters | None,
     ) -> Prepared:
-        """Retrieve and assemble (blocking: the async twin runs it in a thread)."""
+        """Retrieve ``k`` distinct documents and assemble the prompt: their best chunks that
+        fit, then, if all do and room is left, their neighbours (fetched only then, timed as
+        retrieval). Blocking: the async twin runs it in a thread."""
         query = check_query(query)
         budget = prompt_budget(self.client.context_window, params.max_new_tokens)
         started = time.perf_counter()
-        chunks = self.rag.retrieve(query, k, filters=filters)
-        retrieved = time.perf_counter()
-        prompt = assemble_prompt(
+        sources = self.rag.retrieve(query, k, filters=filters)
+        retrieve_s = time.perf_counter() - started
+        assemble = functools.partial(
+            assemble_prompt,
             query,
-            chunks,
+            sources,
             count_tokens=self.client.count_tokens,
             budget=budget,
             template=self.template,
         )
-        return Prepared(query, prompt, retrieved - started, time.perf_counter() - retrieved)
+        prompt = assemble()
+        if prompt.dropped == 0 and prompt.prompt_tokens < budget and prompt.sources:
+            fetching = time.perf_counter()
+            neighbours = self.rag.neighbours(prompt.sources)
+            retrieve_s += time.perf_counter() - fetching
+            if neighbours:
+                prompt = assemble(neighbours=neighbours)
+        prompt_s = time.perf_counter() - started - retrieve_s
+        return Prepared(query, prompt, retrieve_s, prompt_s)
 
 
 class LLMTwin(TwinCore[InferenceClient]):
@@ -169,7 +181,8 @@ class LLMTwin(TwinCore[InferenceClient]):
         params: GenerationParams | None = None,
         filters: MetadataFilters | None = None,
     ) -> Answer:
-        """Answer ``query`` from the ``k`` best chunks that fit the model's input budget.
+        """Answer ``query`` from the ``k`` best documents that fit the model's input budget
+        (one source each; its neighbouring chunks too where the budget allows).
 
         ``filters`` restricts the sources by metadata, e.g. ``{"author": "Maya Okafor"}``.
         """

@@ -375,7 +375,9 @@ class Answer(_Model):
 
     query: str
     text: str
-    sources: tuple[Chunk, ...] = Field(description="Chunks placed in the prompt, best first.")
+    sources: tuple[Chunk, ...] = Field(
+        description="One chunk per document placed in the prompt (its best), best first."
+    )
     usage: Usage
     finish_reason: FinishReason
     timings: StageTimings

@@ -6,6 +6,7 @@ The steps of a retrieval and of an ingest: docs/architecture.md ("The request pa
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -27,12 +28,21 @@ from ..errors import (
 )
 from ..ownership import Owner
 from ..types import Chunk, Document, IngestReport
-from ..validation import check_k, check_query, validate_documents
+from ..validation import MAX_K, check_k, check_query, validate_documents
 from .chunking import chunk_document
 from .documents import DeleteReport, StoredDocument
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
 from .fusion import Fusion, QueryVectors, SearchMode, check_search_mode
+from .grouping import (
+    Unit,
+    best_per_document,
+    candidate_depth,
+    check_radius,
+    check_unit,
+    deeper,
+    prefix_with_documents,
+)
 from .ingestion import (
     BatchSizer,
     IngestProgress,
@@ -71,7 +81,7 @@ class RAGPipeline(Owner):
         rag = RAGPipeline(Embedder(), store, self_query=SelfQuery(client),
                           expander=QueryExpander(client, n=3))   # the query steps: optional
         rag.ingest([Document(id="p1", text="Quantize before scaling.", metadata={"kind": "post"})])
-        chunks = rag.retrieve("How do I cut GPU cost?", k=3)
+        sources = rag.retrieve("How do I cut GPU cost?", k=3)   # 3 documents, best chunk each
         rag.close(); store.close()      # the pipeline borrows the store: its creator closes it
 
     The store (and the query steps' client) are *borrowed*: :meth:`close` leaves them open.
@@ -81,15 +91,17 @@ class RAGPipeline(Owner):
         embedder: encodes chunks and queries (the same model for both).
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
-        top_k: chunks returned by :meth:`retrieve` when ``k`` is not given.
+        top_k: documents (or chunks) returned by :meth:`retrieve` when ``k`` is not given.
         search: ``"hybrid"`` (default: dense and BM25 rankings fused as ``fusion`` says),
             ``"dense"`` (embedding similarity) or ``"lexical"`` (BM25).
         fusion: how hybrid search (and expansion's phrasings) fuse their ranked lists
             (:class:`~llm_twin_sdk.rag.fusion.Fusion`; the default was chosen by measurement,
             docs/benchmarks.md section 5).
         self_query, expander: the LLM query steps (filters from the question; phrasings).
-        reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``)
-            and keeps the best ``k``.
+        reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``,
+            and enough to hold ``k`` documents) and keeps the best ``k``.
+        neighbours: chunks on each side of a best chunk that :meth:`neighbours` gives, for
+            the twins to add to the prompt where its budget allows (0: none).
         ingest_batch: at most this many chunks embedded and written per batch by
             :meth:`ingest` (whole documents).
         ingest_batch_seconds: about how long a batch may take: after a small first batch,
@@ -113,6 +125,7 @@ class RAGPipeline(Owner):
         expander: QueryExpander | None = None,
         reranker: Reranker | None = None,
         rerank_candidates: int = 20,
+        neighbours: int = 1,
         ingest_batch: int = 2048,
         ingest_batch_seconds: float = INGEST_BATCH_SECONDS,
     ) -> None:
@@ -139,6 +152,7 @@ class RAGPipeline(Owner):
         try:
             self.top_k = check_k(top_k, "top_k")
             self.rerank_candidates = check_k(rerank_candidates, "rerank_candidates")
+            self.neighbour_radius = check_radius(neighbours, "neighbours")
             self.search: SearchMode = check_search_mode(search)
         except InvalidParameterError as exc:
             raise ConfigurationError(str(exc)) from None
@@ -381,26 +395,36 @@ class RAGPipeline(Owner):
         *,
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
+        unit: Unit = "document",
     ) -> list[Chunk]:
-        """The ``k`` chunks most relevant to ``query`` (default ``top_k``; at most
-        :data:`~llm_twin_sdk.validation.MAX_K`), best first, ranked as :attr:`search` says
-        (scores: cosines, BM25, reciprocal-rank-fusion or the reranker's). ``filters``
-        restricts the results by metadata, e.g. ``{"author": "Maya Okafor", "kind": ["post"]}``
-        (fields it names win over self-query's); ``collections``: search only those.
-        Over a store that holds no documents at all, it warns (:class:`EmptyStoreWarning`).
+        """The ``k`` documents most relevant to ``query`` (default ``top_k``; at most
+        :data:`~llm_twin_sdk.validation.MAX_K`), each as its best chunk, best first, ranked
+        as :attr:`search` says (scores: cosines, BM25, reciprocal-rank-fusion or the
+        reranker's). ``unit="chunk"``: the ``k`` best chunks instead, several of one document
+        possibly. Fewer documents are returned only when fewer match. ``filters`` restricts
+        the results by metadata, e.g. ``{"author": "Maya Okafor", "kind": ["post"]}`` (fields
+        it names win over self-query's); ``collections``: search only those. Over a store
+        that holds no documents at all, it warns (:class:`EmptyStoreWarning`)::
+
+            best = rag.retrieve("How do I cut GPU cost?", k=5)    # 5 distinct documents
+            [c.document_id for c in best]
+            chunks = rag.retrieve("How do I cut GPU cost?", k=5, unit="chunk")
+            context = rag.neighbours(best)           # the chunks around each best chunk
         """
         query = check_query(query)  # every argument checked before any work
         limit = self.top_k if k is None else check_k(k)
         checked, names = check_filters(filters), self.store.check_collections(collections)
+        documents = check_unit(unit) == "document"
         queries, extracted = self._rewrite(query, checked)
-        depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
         merged = {**extracted, **checked}
-        chunks = self._search(queries, depth, merged, names)
+        chunks = self._candidates(queries, limit, documents, merged, names)
         if not chunks and extracted:
             logger.info("no result with the self-query filters %s; searching without", extracted)
-            chunks = self._search(queries, depth, checked, names)
+            chunks = self._candidates(queries, limit, documents, checked, names)
         if self.reranker is not None and chunks:
-            chunks = self.reranker.rerank(query, chunks, keep_top_k=limit)
+            if documents:  # enough chunks for ``limit`` documents, at most what is needed
+                chunks = prefix_with_documents(chunks, limit, self.rerank_candidates)
+            chunks = self.reranker.rerank(query, chunks, keep_top_k=None if documents else limit)
         if not chunks and self.count(chunks=True) == 0:  # counted only when nothing was found
             warnings.warn(
                 EmptyStoreWarning(
@@ -410,7 +434,7 @@ class RAGPipeline(Owner):
                 ),
                 stacklevel=2,
             )
-        return chunks[:limit]
+        return (best_per_document(chunks) if documents else chunks)[:limit]
 
     async def aretrieve(
         self,
@@ -419,14 +443,53 @@ class RAGPipeline(Owner):
         *,
         filters: MetadataFilters | None = None,
         collections: Iterable[str] | None = None,
+        unit: Unit = "document",
     ) -> list[Chunk]:
         """:meth:`retrieve` for async code: runs in a worker thread, never blocking the loop
         (store access is serialised per pipeline, so concurrent requests queue in threads).
-        Example, in an async web handler: ``chunks = await rag.aretrieve(question, k=5)``.
+        Example, in an async web handler: ``sources = await rag.aretrieve(question, k=5)``.
         """
         return await asyncio.to_thread(
-            self.retrieve, query, k, filters=filters, collections=collections
+            functools.partial(
+                self.retrieve, query, k, filters=filters, collections=collections, unit=unit
+            )
         )
+
+    def neighbours(self, chunks: Sequence[Chunk]) -> list[Chunk]:
+        """The stored chunks just before and after each of ``chunks`` in its document
+        (:attr:`neighbour_radius` positions on each side, the constructor's ``neighbours``;
+        none when it is 0), not among ``chunks``:
+        one store lookup (:meth:`QdrantStore.neighbours`). The twins add them to the prompt
+        where its budget allows. Example: ``rag.neighbours(rag.retrieve(question))``."""
+        if not self.neighbour_radius or not chunks:
+            return []
+        with self._store_lock:
+            return self.store.neighbours(chunks, self.neighbour_radius)
+
+    def _candidates(
+        self,
+        queries: Sequence[Phrasing],
+        limit: int,
+        documents: bool,
+        filters: Mapping[str, tuple[str, ...]],
+        collections: Sequence[str],
+    ) -> list[Chunk]:
+        """The chunks to rank: ``limit`` (or ``rerank_candidates``) for chunk results; for
+        document results, :func:`.grouping.candidate_depth` chunks, searched deeper while
+        they hold fewer than ``limit`` documents and the store had more to give."""
+        if not documents:
+            depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
+            return self._search(queries, depth, filters, collections)
+        depth = candidate_depth(limit)
+        if self.reranker is not None:
+            depth = max(depth, self.rerank_candidates)
+        while True:
+            chunks = self._search(queries, depth, filters, collections)
+            full = len(chunks) >= depth  # a short page: every matching chunk is in it
+            if full and depth < MAX_K and len(best_per_document(chunks)) < limit:
+                depth = deeper(depth)
+                continue
+            return chunks
 
     def _rewrite(
         self, query: str, explicit: Mapping[str, tuple[str, ...]]

@@ -1,7 +1,11 @@
-"""Prompt assembly within the serving model's input-token budget (whole sources are dropped,
-lowest-ranked first, until the prompt fits; nothing is cut silently). Example::
+"""Prompt assembly within the serving model's input-token budget: one source per document;
+whole sources are dropped, lowest-ranked first, until the prompt fits (nothing is cut
+silently); then, if every source fits, the chunks around each best chunk join its source
+while the budget allows. Example::
 
-    prompt = assemble_prompt(query, chunks, count_tokens=client.count_tokens, budget=1900)
+    sources = rag.retrieve(query, k=3)
+    prompt = assemble_prompt(query, sources, count_tokens=client.count_tokens, budget=1900,
+                             neighbours=rag.neighbours(sources))
     client.generate(prompt.messages)
 """
 
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigurationError, InvalidParameterError, PromptTooLongError
 from ..types import Chunk, Message
+from .grouping import best_per_document, passage
 
 __all__ = ["AssembledPrompt", "PromptTemplate", "assemble_prompt", "prompt_budget"]
 
@@ -57,8 +62,15 @@ class PromptTemplate:
                 + ", ".join("{" + f + "}" for f in sorted(SOURCE_FIELDS))
             )
 
-    def render(self, query: str, chunks: Sequence[Chunk]) -> list[Message]:
-        """The chat messages for ``query`` with ``chunks`` as numbered sources."""
+    def render(
+        self, query: str, chunks: Sequence[Chunk], texts: Sequence[str] | None = None
+    ) -> list[Message]:
+        """The chat messages for ``query`` with ``chunks`` as numbered sources (one block
+        each); ``texts``: the text shown for each (default: the chunk's own), e.g. a
+        document's passage of several chunks (:func:`assemble_prompt`)."""
+        shown = [chunk.text for chunk in chunks] if texts is None else texts
+        if len(shown) != len(chunks):
+            raise InvalidParameterError(f"{len(chunks)} sources but {len(shown)} texts")
         parts = [
             self.source.format(
                 number=number,
@@ -67,9 +79,9 @@ class PromptTemplate:
                 kind=chunk.metadata.kind or "document",
                 platform=chunk.metadata.platform or "",
                 url=chunk.metadata.url or "",
-                text=chunk.text,
+                text=text,
             )
-            for number, chunk in enumerate(chunks, start=1)
+            for number, (chunk, text) in enumerate(zip(chunks, shown, strict=True), start=1)
         ]
         context = "\n\n".join(parts) if parts else self.no_context
         return [
@@ -80,12 +92,23 @@ class PromptTemplate:
 
 @dataclass(frozen=True)
 class AssembledPrompt:
-    """Messages ready to send, the sources they contain, and their size in tokens."""
+    """Messages ready to send, the sources they contain, and their size in tokens.
+
+    Attributes:
+        sources: one chunk per document in the prompt (its best), best first.
+        dropped: documents left out for want of room.
+        passages: the text shown for each source: its chunk, with the ``added`` chunks of its
+            document merged in document order (overlaps written once).
+        added: chunks placed in the prompt besides the sources (neighbours, other chunks of
+            a source's document), in the order they were added.
+    """
 
     messages: list[Message]
     sources: tuple[Chunk, ...]
     prompt_tokens: int
     dropped: int
+    passages: tuple[str, ...] = ()
+    added: tuple[Chunk, ...] = ()
 
 
 def prompt_budget(context_window: int, max_new_tokens: int) -> int:
@@ -109,8 +132,14 @@ def assemble_prompt(
     count_tokens: Callable[[list[Message]], int],
     budget: int,
     template: PromptTemplate | None = None,
+    neighbours: Sequence[Chunk] = (),
 ) -> AssembledPrompt:
-    """Fit ``query`` and as many of ``chunks`` (best first) as ``budget`` tokens allow.
+    """Fit ``query`` and as many of the documents of ``chunks`` (best first) as ``budget``
+    tokens allow, one source each (its best chunk); lower-ranked documents are dropped whole.
+    When every document fits, its other chunks in ``chunks`` and its ``neighbours``
+    (:meth:`RAGPipeline.neighbours`) join its source while the budget still has room:
+    documents in rank order, the chunks nearest the best first, each kept only if the prompt
+    still fits.
 
     Args:
         count_tokens: the serving model's token count for a list of messages.
@@ -129,9 +158,74 @@ def assemble_prompt(
             prompt_tokens=bare_tokens,
             budget=budget,
         )
-    for kept in range(len(chunks), 0, -1):
-        messages = template.render(query, chunks[:kept])
+    sources = best_per_document(chunks)
+    for kept in range(len(sources), 0, -1):
+        messages = template.render(query, sources[:kept])
         tokens = count_tokens(messages)
         if tokens <= budget:
-            return AssembledPrompt(messages, tuple(chunks[:kept]), tokens, len(chunks) - kept)
-    return AssembledPrompt(bare, (), bare_tokens, len(chunks))
+            fitted = AssembledPrompt(
+                messages,
+                tuple(sources[:kept]),
+                tokens,
+                len(sources) - kept,
+                tuple(c.text for c in sources[:kept]),
+            )
+            if kept < len(sources):
+                return fitted
+            return _with_extras(
+                query,
+                fitted,
+                [*chunks, *neighbours],
+                template=template,
+                count_tokens=count_tokens,
+                budget=budget,
+            )
+    return AssembledPrompt(bare, (), bare_tokens, len(sources))
+
+
+def _with_extras(
+    query: str,
+    fitted: AssembledPrompt,
+    extras: Sequence[Chunk],
+    *,
+    template: PromptTemplate,
+    count_tokens: Callable[[list[Message]], int],
+    budget: int,
+) -> AssembledPrompt:
+    """``fitted`` (every source in) with as many of ``extras`` as fit: all at once if they
+    do, else one by one in order (documents by rank, nearest the best chunk first)."""
+    sources = fitted.sources
+    rank = {source.document_id: i for i, source in enumerate(sources)}
+    taken = {source.id for source in sources}
+    candidates: dict[str, Chunk] = {}
+    for chunk in extras:
+        if chunk.document_id in rank and chunk.id not in taken:
+            candidates.setdefault(chunk.id, chunk)
+    best = {source.document_id: source.position for source in sources}
+    order = sorted(
+        candidates.values(),
+        key=lambda c: (rank[c.document_id], abs(c.position - best[c.document_id]), c.position),
+    )
+
+    def attempt(added: Sequence[Chunk]) -> AssembledPrompt | None:
+        texts = tuple(
+            passage([s, *(c for c in added if c.document_id == s.document_id)]) for s in sources
+        )
+        messages = template.render(query, sources, texts)
+        tokens = count_tokens(messages)
+        return (
+            AssembledPrompt(messages, sources, tokens, 0, texts, tuple(added))
+            if tokens <= budget
+            else None
+        )
+
+    if not order:
+        return fitted
+    whole = attempt(order)
+    if whole is not None:
+        return whole
+    for chunk in order:
+        grown = attempt([*fitted.added, chunk])
+        if grown is not None:
+            fitted = grown
+    return fitted

@@ -47,6 +47,7 @@ from .fusion import (
     fusion_depth,
     searches_of,
 )
+from .grouping import neighbour_ids
 from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
@@ -468,6 +469,20 @@ class QdrantStore:
                 found.extend(response.points)
                 home.update((point.id, name) for point in response.points)
         return merged, home
+
+    def neighbours(self, chunks: Sequence[Chunk], radius: int = 1) -> list[Chunk]:
+        """The stored chunks up to ``radius`` positions before and after each of ``chunks``
+        in its document, not among ``chunks``: found by id (:func:`.grouping.neighbour_ids`),
+        one lookup per collection, in the order of ``chunks`` then position. Example:
+        ``store.neighbours(rag.retrieve(question, k=3))`` (positions p - 1 and p + 1 of each).
+        """
+        wanted = neighbour_ids(chunks, radius, self.collection_for)
+        found: dict[str, Chunk] = {}
+        for name in self._existing(dict.fromkeys(wanted.values())):
+            ids = [point_id for point_id, home in wanted.items() if home == name]
+            for point in self._retrieve(name, ids, True):
+                found[str(point.id)] = to_chunk(point.id, point.payload or {}, None)
+        return [found[point_id] for point_id in wanted if point_id in found]
 
     def _payloads(
         self, points: Sequence[ScoredPoint], home: Mapping[PointId, str]
