@@ -26,7 +26,7 @@ from llm_twin_sdk import (
     RAGPipeline,
 )
 from llm_twin_sdk.inference.backend import NormalizedPrompt
-from llm_twin_sdk.rag.grouping import best_per_document, candidate_depth, passage
+from llm_twin_sdk.rag.grouping import passage
 from llm_twin_sdk.rag.prompt import assemble_prompt
 from llm_twin_sdk.rag.store import QueryVectors
 
@@ -97,27 +97,35 @@ def test_k_distinct_documents_when_one_document_has_many_matching_chunks(
     assert [d.score for d in documents] == sorted((d.score or 0 for d in documents), reverse=True)
 
 
-def test_documents_are_the_best_chunk_of_each_in_the_searched_ranking(
+def test_documents_are_the_stores_per_document_fusion(
     rag: RAGPipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     searches = _spy(monkeypatch, rag.store, "search_many")
     documents = rag.retrieve(QUERY, k=3)
-    depths = [args[1] for args, _, _ in searches]
-    assert depths[0] == candidate_depth(3) == 20
-    ranking = searches[-1][2]  # the chunks of the last (deepest) search
-    assert documents == best_per_document(ranking)[:3]
+    assert len(searches) == 1
+    args, kwargs, found = searches[0]
+    assert args[1] == 3
+    assert kwargs["per_document"] is True
+    assert documents == found
+    assert len({d.document_id for d in documents}) == 3
 
 
 def test_a_first_page_of_one_document_is_searched_again_deeper(
     rag: RAGPipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    searches = _spy(monkeypatch, rag.store, "search_many")
-    documents = rag.retrieve(QUERY, k=6)
-    first = searches[0][2]
-    assert len(first) == candidate_depth(6)  # a full page ...
-    assert len({c.document_id for c in first}) < 6  # ... with too few documents
-    assert [args[1] for args, _, _ in searches] == [24, 96]
-    assert len({d.document_id for d in documents}) == 6
+    vectors = QueryVectors(rag.embedder.encode([QUERY])[0], rag.lexical_encoder.encode_query(QUERY))
+    lists = _spy(monkeypatch, rag.store, "_lists")
+    # Dense: the manual's chunks fill the first 18 (3 x k), so 4 x deeper finds every note.
+    documents = rag.store.search_many([vectors], 6, mode="dense", per_document=True)
+    assert [args[1][0].limit for args, _, _ in lists] == [18, 72]
+    assert len({d.document_id for d in documents}) == len(documents) == 6
+    assert documents[0].document_id == "manual"
+    # Lexical: only the manual has the words; the deeper page is short, so the search stops
+    # with the one document that matches.
+    lists.clear()
+    documents = rag.store.search_many([vectors], 6, mode="lexical", per_document=True)
+    assert [args[1][0].limit for args, _, _ in lists] == [18, 72]
+    assert [d.document_id for d in documents] == ["manual"]
 
 
 def test_fewer_documents_than_k_gives_all_of_them(rag: RAGPipeline) -> None:

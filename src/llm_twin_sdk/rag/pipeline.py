@@ -474,15 +474,17 @@ class RAGPipeline(Owner):
         filters: Mapping[str, tuple[str, ...]],
         collections: Sequence[str],
     ) -> list[Chunk]:
-        """The chunks to rank: ``limit`` (or ``rerank_candidates``) for chunk results; for
-        document results, :func:`.grouping.candidate_depth` chunks, searched deeper while
-        they hold fewer than ``limit`` documents and the store had more to give."""
+        """The chunks to rank. Chunk results: ``limit`` (or ``rerank_candidates``) chunks.
+        Document results: the ``limit`` best documents, fused per document by the store
+        (:meth:`QdrantStore.search_many`, ``per_document``); with a reranker, chunks
+        (:func:`.grouping.candidate_depth`, at least ``rerank_candidates``) searched deeper
+        while they hold fewer than ``limit`` documents and the store had more to give."""
         if not documents:
             depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
             return self._search(queries, depth, filters, collections)
-        depth = candidate_depth(limit)
-        if self.reranker is not None:
-            depth = max(depth, self.rerank_candidates)
+        if self.reranker is None:
+            return self._search(queries, limit, filters, collections, per_document=True)
+        depth = max(candidate_depth(limit), self.rerank_candidates)
         while True:
             chunks = self._search(queries, depth, filters, collections)
             full = len(chunks) >= depth  # a short page: every matching chunk is in it
@@ -525,6 +527,8 @@ class RAGPipeline(Owner):
         k: int,
         filters: Mapping[str, tuple[str, ...]],
         collections: Sequence[str],
+        *,
+        per_document: bool = False,
     ) -> list[Chunk]:
         # Written phrasings are embedded (in one batch with the question) even for a lexical
         # search: those that drifted from the question are not searched.
@@ -552,6 +556,7 @@ class RAGPipeline(Owner):
                 filters=filters,
                 collections=collections,
                 fusion=self.fusion,
+                per_document=per_document,
             )
 
     def _pool(self) -> ThreadPoolExecutor:
