@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["DENSE_VECTOR", "LEXICAL_VECTOR", "to_chunk", "to_point", "to_qdrant_sparse"]
 
 DENSE_VECTOR = "dense"
-LEXICAL_VECTOR = "lexical"
+LEXICAL_VECTOR = "bm25"
 _METADATA_FIELDS = tuple(DocumentMetadata.model_fields)
 
 
