@@ -152,7 +152,7 @@ def test_collection_without_the_lexical_vector_is_refused(memory_store: QdrantSt
     memory_store._client.create_collection(
         memory_store.collection_for(None),
         vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)},
-        sparse_vectors_config={"lexical": models.SparseVectorParams()},  # no IDF modifier
+        sparse_vectors_config={"bm25": models.SparseVectorParams()},  # no IDF modifier
     )
     with pytest.raises(CollectionMismatchError, match="does not have the layout"):
         memory_store.upsert(_chunks(TEXTS), _unit(len(TEXTS)))

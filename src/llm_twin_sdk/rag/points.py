@@ -1,6 +1,6 @@
-"""Chunks as Qdrant points and back: a ``"dense"`` vector (cosine), a ``"lexical"`` sparse one
-(IDF modifier; absent for a text without terms), and a payload of the chunk's fields plus the
-bookkeeping of ingestion (:mod:`.versions`)."""
+"""Chunks as Qdrant points and back: a ``"dense"`` vector (cosine), a ``"bm25"`` sparse one
+(Qdrant's BM25 terms, :mod:`.sparse`; IDF modifier; absent for a text without terms), and a
+payload of the chunk's fields plus the bookkeeping of ingestion (:mod:`.versions`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,20 @@ from .sparse import SparseVector
 if TYPE_CHECKING:
     from qdrant_client import models
 
-__all__ = ["DENSE_VECTOR", "LEXICAL_VECTOR", "to_chunk", "to_point", "to_qdrant_sparse"]
+__all__ = [
+    "DENSE_VECTOR",
+    "FORMER_LEXICAL_VECTOR",
+    "LEXICAL_VECTOR",
+    "to_chunk",
+    "to_point",
+    "to_qdrant_sparse",
+]
 
 DENSE_VECTOR = "dense"
 LEXICAL_VECTOR = "bm25"
+FORMER_LEXICAL_VECTOR = "lexical"
+"""The sparse vector of llm-twin-sdk before Qdrant's BM25 (its own terms and hashes): a
+collection holding it must be ingested again."""
 _METADATA_FIELDS = tuple(DocumentMetadata.model_fields)
 
 

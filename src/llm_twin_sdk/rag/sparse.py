@@ -25,52 +25,18 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigurationError
+from ..lexical_languages import LANGUAGES, check_language
 
 if TYPE_CHECKING:
     import qdrant_edge
 
-__all__ = ["LANGUAGES", "LexicalEncoder", "SparseVector", "compound_terms"]
-
-LANGUAGES: tuple[str, ...] = (
-    "arabic",
-    "azerbaijani",
-    "basque",
-    "bengali",
-    "catalan",
-    "chinese",
-    "danish",
-    "dutch",
-    "english",
-    "finnish",
-    "french",
-    "german",
-    "greek",
-    "hebrew",
-    "hinglish",
-    "hungarian",
-    "indonesian",
-    "italian",
-    "japanese",
-    "kazakh",
-    "nepali",
-    "norwegian",
-    "portuguese",
-    "romanian",
-    "russian",
-    "slovene",
-    "spanish",
-    "swedish",
-    "tajik",
-    "turkish",
-    "none",
-)
-"""Accepted ``language`` values: Qdrant's BM25 languages (stopwords, and the Snowball stemmer
-where Snowball has one), and ``"none"``: no stemming, no stopwords."""
+__all__ = ["LANGUAGES", "LexicalEncoder", "SparseVector", "check_language", "compound_terms"]
 
 Tokenizer = Literal["word", "code"]
 TOKENIZERS: tuple[Tokenizer, ...] = ("word", "code")
@@ -80,17 +46,27 @@ TOKENIZERS: tuple[Tokenizer, ...] = ("word", "code")
 # is not one), with an optional leading ``-``/``--`` (command-line flags).
 _TOKEN = re.compile(r"-{0,2}\w+(?:[.\-=/:+]\w+)*")
 _JOINED = re.compile(r"[._\-=/:+]")
+_SIDES = re.compile(r"[=/:]")  # an assignment, a path, a key: value
+_NAME = re.compile(r"[._\-+]")  # what joins the parts of one name
+_PUNCTUATION = ".,;:!?()[]{}<>\"'`*"
 
 
 def compound_terms(text: str) -> list[str]:
     """The lowercased compound tokens of ``text``, in order, repeats kept: names joined by
-    ``.``, ``_``, ``-``, ``=``, ``/``, ``:`` or ``+`` (``ml.g5.2xlarge``, ``max_new_tokens``,
-    ``ef_construct=200``) and flags (``--max-num-seqs``, ``-v``); plain words are not."""
-    return [
-        token
-        for token in _TOKEN.findall(text.lower())
-        if _JOINED.search(token.strip("_")) or token.startswith("-")
-    ]
+    ``.``, ``_``, ``-``, ``=``, ``/``, ``:`` or ``+`` (``ml.g5.2xlarge``, ``max_new_tokens``)
+    and flags (``--max-num-seqs``, ``-v``); plain words are not. An assignment or path adds
+    its compound sides too: ``max_new_tokens=1200`` -> ``max_new_tokens=1200``,
+    ``max_new_tokens``."""
+    terms: list[str] = []
+    for word in text.split():
+        if word.strip(_PUNCTUATION).isalnum():  # a plain word (most of them): no regex
+            continue
+        for token in _TOKEN.findall(word.lower()):
+            if _JOINED.search(token.strip("_")) or token.startswith("-"):
+                terms.append(token)
+                if _SIDES.search(token):
+                    terms.extend(s for s in _SIDES.split(token) if _NAME.search(s.strip("_")))
+    return terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +120,7 @@ class LexicalEncoder:
         b: float = 0.75,
         avg_length: float = 256.0,
     ) -> None:
-        if language not in LANGUAGES:
-            raise ConfigurationError(
-                f"unknown lexical language {language!r}; accepted: {', '.join(LANGUAGES)}"
-            )
+        check_language(language)
         if tokenizer not in TOKENIZERS:
             raise ConfigurationError(
                 f"unknown lexical tokenizer {tokenizer!r}; accepted: {', '.join(TOKENIZERS)}"
@@ -233,14 +206,15 @@ def _merged(
 ) -> SparseVector:
     """One sparse vector, ascending indices: ``indices``/``values`` and ``extra``'s terms
     (a term in both keeps the larger weight)."""
+    if indices != sorted(indices):  # Qdrant's are ascending; never rely on it
+        pairs = sorted(zip(indices, values, strict=True))
+        indices, values = [i for i, _ in pairs], [v for _, v in pairs]
     if extra is not None:
-        pairs = dict(zip(indices, values, strict=True))
         for index, value in zip(extra.indices, extra.values, strict=True):
-            pairs[index] = max(value, pairs.get(index, 0.0))
-        ordered = sorted(pairs.items())
-        return SparseVector(tuple(i for i, _ in ordered), tuple(v for _, v in ordered))
-    if any(a >= b for a, b in zip(indices, indices[1:], strict=False)):
-        ordered = sorted(zip(indices, values, strict=True))
-        return SparseVector(tuple(i for i, _ in ordered), tuple(v for _, v in ordered))
+            at = bisect_left(indices, index)
+            if at < len(indices) and indices[at] == index:
+                values[at] = max(values[at], value)
+            else:
+                indices.insert(at, index)
+                values.insert(at, value)
     return SparseVector(tuple(indices), tuple(values))
-

@@ -47,7 +47,7 @@ from .fusion import (
     fusion_depth,
     searches_of,
 )
-from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
+from .points import DENSE_VECTOR, FORMER_LEXICAL_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
 
@@ -219,8 +219,9 @@ class QdrantStore:
 
     def ensure_collection(self, dimension: int, collection: str | None = None) -> None:
         """Create ``collection`` (default: every collection) unless it exists with this schema:
-        a named ``dense`` vector of ``dimension`` (cosine) and a ``lexical`` sparse vector with
-        the IDF modifier; another size or layout raises :class:`CollectionMismatchError`."""
+        a named ``dense`` vector of ``dimension`` (cosine) and a ``bm25`` sparse vector with
+        the IDF modifier; another size or layout (such as the ``lexical`` sparse vector of
+        llm-twin-sdk before Qdrant's BM25) raises :class:`CollectionMismatchError`."""
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:
@@ -269,7 +270,23 @@ class QdrantStore:
 
         params = self._client.get_collection(name).config.params
         dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, dict) else None
-        sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
+        sparse_vectors = params.sparse_vectors or {}
+        sparse = sparse_vectors.get(LEXICAL_VECTOR)
+        former = sparse_vectors.get(FORMER_LEXICAL_VECTOR)
+        if (
+            dense is not None
+            and sparse is None
+            and former
+            and former.modifier == models.Modifier.IDF
+        ):
+            raise CollectionMismatchError(
+                f"collection {name!r} ({self.where}) was written by an earlier llm-twin-sdk's "
+                f"lexical encoder (sparse vector {FORMER_LEXICAL_VECTOR!r}); its lexical vectors "
+                "cannot be searched with Qdrant's BM25, which this version uses (other terms, "
+                "other indices). Re-ingest: delete the collection(s) — "
+                "`store.delete_collections()`, or remove the Qdrant folder — and ingest your "
+                "documents again."
+            )
         if dense is None or sparse is None or sparse.modifier != models.Modifier.IDF:
             found = (
                 "was written by an older llm-twin-sdk with a single unnamed vector"
