@@ -48,6 +48,7 @@ _TOKEN = re.compile(r"-{0,2}\w+(?:[.\-=/:+]\w+)*")
 _JOINED = re.compile(r"[._\-=/:+]")
 _SIDES = re.compile(r"[=/:]")  # an assignment, a path, a key: value
 _NAME = re.compile(r"[._\-+]")  # what joins the parts of one name
+_PIECES = re.compile(r"[\W_]+")
 _PUNCTUATION = ".,;:!?()[]{}<>\"'`*"
 
 
@@ -57,16 +58,33 @@ def compound_terms(text: str) -> list[str]:
     and flags (``--max-num-seqs``, ``-v``); plain words are not. An assignment or path adds
     its compound sides too: ``max_new_tokens=1200`` -> ``max_new_tokens=1200``,
     ``max_new_tokens``."""
+    return _split_compounds(text)[1]
+
+
+def _split_compounds(text: str) -> tuple[list[str], list[str]]:
+    """The words of ``text`` that hold no compound token, and its compound terms."""
+    plain: list[str] = []
     terms: list[str] = []
     for word in text.split():
         if word.strip(_PUNCTUATION).isalnum():  # a plain word (most of them): no regex
+            plain.append(word)
             continue
+        found = False
         for token in _TOKEN.findall(word.lower()):
             if _JOINED.search(token.strip("_")) or token.startswith("-"):
+                found = True
                 terms.append(token)
                 if _SIDES.search(token):
                     terms.extend(s for s in _SIDES.split(token) if _NAME.search(s.strip("_")))
-    return terms
+        if not found:
+            plain.append(word)
+    return plain, terms
+
+
+def _part_terms(compounds: Sequence[str]) -> list[str]:
+    """The pieces of compound terms, marked apart from words: ``x-accel-buffering`` ->
+    ``~x``, ``~accel``, ``~buffering`` (unstemmed: they match pieces of names only)."""
+    return [f"~{part}" for term in compounds for part in _PIECES.split(term) if part]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +104,10 @@ class SparseVector:
     def as_dict(self) -> dict[int, float]:
         """``{index: value}``."""
         return dict(zip(self.indices, self.values, strict=True))
+
+
+import os
+EXACT_PARTS = os.environ.get('EXACT_PARTS') == '1'
 
 
 class LexicalEncoder:
@@ -180,6 +202,8 @@ class LexicalEncoder:
         vector = words.embed_document(text)
         extra = None
         if self.compounds and (terms := compound_terms(text)):
+            if EXACT_PARTS:
+                terms += _part_terms(terms)
             extra = whole.embed_document(" ".join(terms))
         return _merged(vector.indices, vector.values, extra)
 
@@ -190,10 +214,15 @@ class LexicalEncoder:
     def encode_query(self, text: str) -> SparseVector:
         """Weight 1 for each distinct term of the query."""
         words, whole = self._bm25()
-        vector = words.embed_query(text)
         extra = None
-        if self.compounds and (terms := compound_terms(text)):
+        if self.compounds and EXACT_PARTS:
+            plain, terms = _split_compounds(text)
+            if terms:
+                text = " ".join(plain)
+                extra = whole.embed_query(" ".join(terms + _part_terms(terms)))
+        elif self.compounds and (terms := compound_terms(text)):
             extra = whole.embed_query(" ".join(terms))
+        vector = words.embed_query(text)
         return _merged(vector.indices, vector.values, extra)
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
