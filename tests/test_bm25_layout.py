@@ -18,7 +18,7 @@ import pytest
 from fakes import DENSE_CONFIG, QdrantServer
 from llm_twin_sdk import CollectionMismatchError, QdrantStore
 from llm_twin_sdk.rag.chunking import chunk_id
-from llm_twin_sdk.rag.edge import _point_id
+from llm_twin_sdk.rag.edge import EdgeClient, _point_id
 from llm_twin_sdk.rag.points import LEXICAL_VECTOR
 from llm_twin_sdk.rag.sparse import LexicalEncoder
 from llm_twin_sdk.types import Chunk
@@ -137,9 +137,12 @@ def server() -> Iterator[QdrantServer]:
 
 
 def _as_pairs(vector: Any) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Indices and values (as float32: what Qdrant stores) of a sparse vector."""
     if isinstance(vector, dict):  # a JSON sparse vector, as a server receives it
-        return tuple(vector["indices"]), tuple(np.float32(v) for v in vector["values"])
-    return tuple(vector.indices), tuple(np.float32(v) for v in vector.values)
+        indices, values = vector["indices"], vector["values"]
+    else:
+        indices, values = vector.indices, vector.values
+    return tuple(indices), tuple(float(np.float32(v)) for v in values)
 
 
 def test_embedded_and_server_collections_hold_identical_vectors(server: QdrantServer) -> None:
@@ -153,21 +156,22 @@ def test_embedded_and_server_collections_hold_identical_vectors(server: QdrantSe
         remote.write_documents(chunks, _vectors())  # lexical vectors computed in-process
         points = server.collections["c"].points
         held["server (REST)"] = [_as_pairs(points[c.id].vector[LEXICAL_VECTOR]) for c in chunks]
-    with QdrantStore(QdrantClient(location=":memory:"), "c", payload_indexes=False) as local:
+    client = QdrantClient(location=":memory:")
+    with QdrantStore(client, "c", payload_indexes=False) as local:
         local.write_documents(chunks, _vectors())
-        records = local._client.retrieve("c", [c.id for c in chunks], with_vectors=True)
-        by_id = {str(r.id): r.vector for r in records}
-        held["qdrant-client local"] = [
-            _as_pairs(by_id[c.id][LEXICAL_VECTOR])  # type: ignore[index]
-            for c in chunks
-        ]
+        records = client.retrieve("c", [c.id for c in chunks], with_vectors=True)
+        by_id: dict[str, Any] = {str(r.id): r.vector for r in records}
+        held["qdrant-client local"] = [_as_pairs(by_id[c.id][LEXICAL_VECTOR]) for c in chunks]
     with QdrantStore.memory("c") as embedded:  # the embedded footing (Qdrant Edge)
         embedded.write_documents(chunks, _vectors())
-        with embedded._client._shard("c") as shard:  # type: ignore[attr-defined]
-            records = shard.retrieve([_point_id(c.id) for c in chunks], False, True)
-        held["embedded (edge)"] = [_as_pairs(r.vector[LEXICAL_VECTOR]) for r in records]
+        edge = embedded._client
+        assert isinstance(edge, EdgeClient)
+        with edge._shard("c") as shard:  # the engine's own record of the points
+            stored = shard.retrieve([_point_id(c.id) for c in chunks], False, True)
+        named: list[Any] = [r.vector for r in stored]  # named vectors: {name: vector}
+        held["embedded (edge)"] = [_as_pairs(vector[LEXICAL_VECTOR]) for vector in named]
 
-    assert held == {footing: expected for footing in held}
+    assert held == dict.fromkeys(held, expected)
     assert all(len(indices) >= 5 for indices, _ in expected)
 
 

@@ -28,6 +28,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigurationError
@@ -107,7 +108,8 @@ class SparseVector:
 
 
 import os
-EXACT_PARTS = os.environ.get('EXACT_PARTS') == '1'
+
+EXACT_PARTS = os.environ.get("EXACT_PARTS") == "1"
 
 
 class LexicalEncoder:
@@ -180,19 +182,14 @@ class LexicalEncoder:
     def _build(self) -> tuple[qdrant_edge.Bm25, qdrant_edge.Bm25]:
         from qdrant_edge import Bm25, Bm25Config, DisabledStemmer, StopwordsSet, TokenizerType
 
-        shape = {"k": self.k1, "b": self.b, "avg_len": self.avg_length, "lowercase": True}
+        config = partial(Bm25Config, k=self.k1, b=self.b, avg_len=self.avg_length, lowercase=True)
         kind = TokenizerType.Code if self.tokenizer == "code" else TokenizerType.Word
         if self.language == "none":
-            words = Bm25Config(
-                tokenizer=kind, stemmer=DisabledStemmer(), stopwords=StopwordsSet(), **shape
-            )
+            words = config(tokenizer=kind, stemmer=DisabledStemmer(), stopwords=StopwordsSet())
         else:
-            words = Bm25Config(tokenizer=kind, language=self.language, **shape)
-        whole = Bm25Config(
-            tokenizer=TokenizerType.Whitespace,
-            stemmer=DisabledStemmer(),
-            stopwords=StopwordsSet(),
-            **shape,
+            words = config(tokenizer=kind, language=self.language)
+        whole = config(
+            tokenizer=TokenizerType.Whitespace, stemmer=DisabledStemmer(), stopwords=StopwordsSet()
         )
         return Bm25(words), Bm25(whole)
 
