@@ -64,8 +64,10 @@ def test_lexical_finds_the_identifier_dense_ranks_lower(
     lexical = store.search(None, 4, sparse=sparse, mode="lexical")
     assert lexical[0].id == chunks[1].id
     assert lexical[0].text == TEXTS[1]
-    assert {c.id for c in lexical} <= {chunks[0].id, chunks[1].id}  # only chunks sharing terms
-    assert lexical[0].score > lexical[-1].score > 0  # type: ignore[operator]
+    # only the chunk naming it: the generic chunk's "Buffering" shares a stem with a piece of
+    # the identifier, and a named identifier is searched by its exact pieces (rag/sparse.py)
+    assert [c.id for c in lexical] == [chunks[1].id]
+    assert lexical[0].score > 0  # type: ignore[operator]
     hybrid = store.search(query_vector, 2, sparse=sparse, mode="hybrid")
     assert {c.id for c in hybrid} == {chunks[0].id, chunks[1].id}
 

@@ -249,3 +249,18 @@ def test_without_whole_names_the_scattered_parts_win(identifier_store: QdrantSto
         if _rank(identifier_store, parts_only, query)[0] != f"d{2 * position}"
     ]
     assert len(lost) >= 3, lost
+
+
+def test_a_named_identifier_does_not_match_a_shared_stem() -> None:
+    """Its pieces match pieces of names, not words: "Buffering" does not meet "buffer"."""
+    query = _terms(ENCODER, "What does X-Accel-Buffering do?")
+    prose = ENCODER.encode_document("One contiguous buffer per request, like paged memory.")
+    named = ENCODER.encode_document("Set X-Accel-Buffering: no on the route.")
+    assert not query & set(prose.indices)
+    assert query <= set(named.indices)
+
+
+def test_plain_words_still_find_an_identifier() -> None:
+    named = set(ENCODER.encode_document("Raise max_new_tokens for longer answers.").indices)
+    assert _terms(ENCODER, "max new tokens") <= named
+    assert _terms(ENCODER, "g5 2xlarge") <= set(ENCODER.encode_document("ml.g5.2xlarge").indices)

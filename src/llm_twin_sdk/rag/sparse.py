@@ -15,10 +15,15 @@ product is the BM25 score::
     LexicalEncoder(language="german")                # another Snowball language
     LexicalEncoder(language="none")                  # no stemming, no stopwords
 
-Technical names stay searchable as a whole: besides its parts (``ml``, ``g5``,
-``2xlarge``), a compound token — joined by ``.``, ``_``, ``-``, ``=``, ``/``, ``:`` or
-``+``, or a command-line flag — adds itself as one more term (``ml.g5.2xlarge``), so a query
-naming it ranks the document that holds it above one that only scatters its parts.
+Technical names stay searchable as a whole. A compound token — joined by ``.``, ``_``,
+``-``, ``=``, ``/``, ``:`` or ``+``, or a command-line flag — adds itself (``ml.g5.2xlarge``)
+and its exact, unstemmed pieces (``~ml``, ``~g5``, ``~2xlarge``) to a document's words, which
+still hold its parts as words (``ml``, ``g5``, ``2xlarg``: a query in plain words finds it).
+A query naming an identifier searches it whole and by its exact pieces, not by stemmed words:
+it ranks the document that holds the name above one that only scatters its parts, and a word
+that merely shares a stem with a piece ("buffer" for ``X-Accel-Buffering``) does not match.
+Both footings tokenize alike, and the same model (``Bm25`` with the whitespace tokenizer, no
+stemming, no stopwords) hashes these extra terms.
 """
 
 from __future__ import annotations
@@ -62,10 +67,13 @@ def compound_terms(text: str) -> list[str]:
     return _split_compounds(text)[1]
 
 
-def _split_compounds(text: str) -> tuple[list[str], list[str]]:
-    """The words of ``text`` that hold no compound token, and its compound terms."""
+def _split_compounds(text: str) -> tuple[list[str], list[str], list[str]]:
+    """The words of ``text`` that hold no compound token, its compound terms, and their
+    pieces marked apart from words (``x-accel-buffering`` -> ``~x``, ``~accel``,
+    ``~buffering``: unstemmed, they match pieces of names only)."""
     plain: list[str] = []
     terms: list[str] = []
+    pieces: list[str] = []
     for word in text.split():
         if word.strip(_PUNCTUATION).isalnum():  # a plain word (most of them): no regex
             plain.append(word)
@@ -75,17 +83,12 @@ def _split_compounds(text: str) -> tuple[list[str], list[str]]:
             if _JOINED.search(token.strip("_")) or token.startswith("-"):
                 found = True
                 terms.append(token)
+                pieces.extend(f"~{piece}" for piece in _PIECES.split(token) if piece)
                 if _SIDES.search(token):
                     terms.extend(s for s in _SIDES.split(token) if _NAME.search(s.strip("_")))
         if not found:
             plain.append(word)
-    return plain, terms
-
-
-def _part_terms(compounds: Sequence[str]) -> list[str]:
-    """The pieces of compound terms, marked apart from words: ``x-accel-buffering`` ->
-    ``~x``, ``~accel``, ``~buffering`` (unstemmed: they match pieces of names only)."""
-    return [f"~{part}" for term in compounds for part in _PIECES.split(term) if part]
+    return plain, terms, pieces
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +110,6 @@ class SparseVector:
         return dict(zip(self.indices, self.values, strict=True))
 
 
-import os
-
-EXACT_PARTS = os.environ.get("EXACT_PARTS") == "1"
-
-
 class LexicalEncoder:
     """Texts to BM25 sparse vectors (document side) and term sets (query side), computed by
     Qdrant's BM25 (built once, on first use, and reused; thread-safe).
@@ -121,7 +119,8 @@ class LexicalEncoder:
             neither.
         tokenizer: ``"word"`` (words, split at punctuation and underscores) or ``"code"``
             (also splits ``camelCase`` and keeps ``snake_case`` names joined).
-        compounds: also index each compound token whole (:func:`compound_terms`).
+        compounds: also index each compound token whole and by its exact pieces, and search
+            a query's compound tokens that way (:func:`compound_terms`; module docstring).
         k1: term-frequency saturation; a term's weight tends to ``k1 + 1`` as it repeats.
         b: length normalisation, 0 (none) to 1 (full).
         avg_length: the average document length in terms that lengths are compared to; a
@@ -198,10 +197,10 @@ class LexicalEncoder:
         words, whole = self._bm25()
         vector = words.embed_document(text)
         extra = None
-        if self.compounds and (terms := compound_terms(text)):
-            if EXACT_PARTS:
-                terms += _part_terms(terms)
-            extra = whole.embed_document(" ".join(terms))
+        if self.compounds:
+            _, terms, pieces = _split_compounds(text)
+            if terms:
+                extra = whole.embed_document(" ".join(terms + pieces))
         return _merged(vector.indices, vector.values, extra)
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
@@ -212,13 +211,11 @@ class LexicalEncoder:
         """Weight 1 for each distinct term of the query."""
         words, whole = self._bm25()
         extra = None
-        if self.compounds and EXACT_PARTS:
-            plain, terms = _split_compounds(text)
-            if terms:
+        if self.compounds:
+            plain, terms, pieces = _split_compounds(text)
+            if terms:  # a named identifier is searched whole and by its exact pieces only
                 text = " ".join(plain)
-                extra = whole.embed_query(" ".join(terms + _part_terms(terms)))
-        elif self.compounds and (terms := compound_terms(text)):
-            extra = whole.embed_query(" ".join(terms))
+                extra = whole.embed_query(" ".join(terms + pieces))
         vector = words.embed_query(text)
         return _merged(vector.indices, vector.values, extra)
 
