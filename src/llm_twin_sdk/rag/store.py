@@ -47,7 +47,14 @@ from .fusion import (
     fusion_depth,
     searches_of,
 )
-from .points import DENSE_VECTOR, FORMER_LEXICAL_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
+from .points import (
+    DENSE_VECTOR,
+    LEXICAL_VECTOR,
+    reingest_message,
+    to_chunk,
+    to_point,
+    written_before_bm25,
+)
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
 
@@ -270,23 +277,9 @@ class QdrantStore:
 
         params = self._client.get_collection(name).config.params
         dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, dict) else None
-        sparse_vectors = params.sparse_vectors or {}
-        sparse = sparse_vectors.get(LEXICAL_VECTOR)
-        former = sparse_vectors.get(FORMER_LEXICAL_VECTOR)
-        if (
-            dense is not None
-            and sparse is None
-            and former
-            and former.modifier == models.Modifier.IDF
-        ):
-            raise CollectionMismatchError(
-                f"collection {name!r} ({self.where}) was written by an earlier llm-twin-sdk's "
-                f"lexical encoder (sparse vector {FORMER_LEXICAL_VECTOR!r}); its lexical vectors "
-                "cannot be searched with Qdrant's BM25, which this version uses (other terms, "
-                "other indices). Re-ingest: delete the collection(s) — "
-                "`store.delete_collections()`, or remove the Qdrant folder — and ingest your "
-                "documents again."
-            )
+        sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
+        if dense is not None and sparse is None and written_before_bm25(params.sparse_vectors):
+            raise CollectionMismatchError(reingest_message(f"{name!r} ({self.where})"))
         if dense is None or sparse is None or sparse.modifier != models.Modifier.IDF:
             found = (
                 "was written by an older llm-twin-sdk with a single unnamed vector"
