@@ -124,6 +124,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "aws",
             "offline_models",
             "collection_routing",
+            "lexical_languages",
             "endpoint",
         }
     ),

@@ -185,7 +185,7 @@ def test_expansion_embeds_once_and_sends_one_batch_per_collection(
     assert sorted(call[0] for call in batch_calls) == ["articles", "posts", "repositories"]
     for call in batch_calls:  # 3 phrasings x (dense + lexical) in each collection's batch
         requests = call[-1]["requests"]
-        assert sorted(r.using for r in requests) == ["dense"] * 3 + ["lexical"] * 3
+        assert sorted(r.using for r in requests) == ["bm25"] * 3 + ["dense"] * 3
     assert len({h.id for h in hits}) == len(hits) == 10  # deduplicated by chunk id
     assert hits[0].document_id == "lukas-post-sse-streaming"
     scores = [h.score or 0.0 for h in hits]

@@ -423,7 +423,7 @@ def test_search_many_sends_one_request_per_query_and_vector(
 
     (batch,) = seeded.to("query_batch")
     searches = batch.body["searches"]
-    assert [s["using"] for s in searches] == ["dense", "lexical", "dense", "lexical"]
+    assert [s["using"] for s in searches] == ["dense", "bm25", "dense", "bm25"]
     assert {s["limit"] for s in searches} == {20}  # fusion depth: max(20, 4 * k)
     assert len(results) == 2
     assert len({c.id for c in results}) == 2
@@ -474,7 +474,7 @@ def test_ensure_collection_creates_the_layout_and_indexes(
     (created,) = [r for r in qdrant.to("create_collection") if r.collection == "c"][1:]
     assert created.body == {
         "vectors": DENSE_CONFIG,
-        "sparse_vectors": {"lexical": {"modifier": "idf"}},
+        "sparse_vectors": {"bm25": {"modifier": "idf"}},
     }
     assert qdrant.routes() == [
         "exists",
@@ -521,7 +521,7 @@ def test_write_documents_then_search_with_retried_upsert(
     stored = qdrant.collections["c"].points[chunk_id("d", 1)]
     assert stored.payload["fingerprint"] == "f1"
     assert stored.payload["document_chunks"] == 3
-    assert set(stored.vector) == {"dense", "lexical"}
+    assert set(stored.vector) == {"dense", "bm25"}
 
     reader = open_store(qdrant.url)  # a fresh store checks the schema first
     assert [c.id for c in reader.search(unit(2), k=1)] == [chunk_id("d", 2)]

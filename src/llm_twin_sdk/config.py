@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .collection_routing import resolve_collections
 from .errors import ConfigurationError
+from .lexical_languages import check_language
 from .types import DocumentKind, GenerationParams, describe_validation_error
 
 __all__ = ["DATA_FOLDER", "TwinSettings", "default_qdrant_path"]
@@ -113,6 +114,11 @@ class TwinSettings(BaseSettings):
     search: Literal["dense", "lexical", "hybrid"] = Field(
         "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused by RRF."
     )
+    language: str = Field(
+        "english",
+        description="Language of the documents for lexical search (Qdrant's BM25): its "
+        "stopwords and Snowball stemmer; 'none': neither. Changing it needs a re-ingest.",
+    )
     self_query: bool = Field(
         False,
         description="Let the LLM extract author / platform / kind filters from questions; "
@@ -145,6 +151,14 @@ class TwinSettings(BaseSettings):
     @classmethod
     def _absolute(cls, path: Path) -> Path:
         return path.expanduser().absolute()
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, language: str) -> str:
+        try:
+            return check_language(language)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _settings_agree(self) -> TwinSettings:

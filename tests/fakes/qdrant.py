@@ -48,7 +48,7 @@ __all__ = [
 
 DENSE_CONFIG: dict[str, Any] = {"dense": {"size": 8, "distance": "Cosine"}}
 """The vectors config of llm-twin-sdk's collections, for a dense size of 8."""
-SPARSE_CONFIG: dict[str, Any] = {"lexical": {"modifier": "idf"}}
+SPARSE_CONFIG: dict[str, Any] = {"bm25": {"modifier": "idf"}}
 _C = r"/collections/(?P<collection>[^/]+)"
 
 

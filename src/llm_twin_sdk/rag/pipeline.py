@@ -97,6 +97,9 @@ class RAGPipeline(Owner):
         fusion: how hybrid search (and expansion's phrasings) fuse their ranked lists
             (:class:`~llm_twin_sdk.rag.fusion.Fusion`; the default was chosen by measurement,
             docs/benchmarks.md section 5).
+        lexical_encoder: computes the BM25 vectors of chunks and queries (default:
+            ``LexicalEncoder()``, English; :meth:`from_settings`: ``LLM_TWIN_LANGUAGE``).
+            Part of every document's fingerprint: another encoder re-ingests.
         self_query, expander: the LLM query steps (filters from the question; phrasings).
         reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``,
             and enough to hold ``k`` documents) and keeps the best ``k``.
@@ -204,6 +207,7 @@ class RAGPipeline(Owner):
                 chunk_overlap=s.chunk_overlap,
                 top_k=s.top_k,
                 search=s.search,
+                lexical_encoder=LexicalEncoder(language=s.language),
                 self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
                 expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,
                 reranker=Reranker(s.reranker_model, device=s.embedding_device)

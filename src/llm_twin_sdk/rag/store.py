@@ -48,7 +48,14 @@ from .fusion import (
     searches_of,
 )
 from .grouping import neighbour_ids
-from .points import DENSE_VECTOR, LEXICAL_VECTOR, to_chunk, to_point
+from .points import (
+    DENSE_VECTOR,
+    LEXICAL_VECTOR,
+    reingest_message,
+    to_chunk,
+    to_point,
+    written_before_bm25,
+)
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
 
@@ -220,8 +227,9 @@ class QdrantStore:
 
     def ensure_collection(self, dimension: int, collection: str | None = None) -> None:
         """Create ``collection`` (default: every collection) unless it exists with this schema:
-        a named ``dense`` vector of ``dimension`` (cosine) and a ``lexical`` sparse vector with
-        the IDF modifier; another size or layout raises :class:`CollectionMismatchError`."""
+        a named ``dense`` vector of ``dimension`` (cosine) and a ``bm25`` sparse vector with
+        the IDF modifier; another size or layout (such as the ``lexical`` sparse vector of
+        llm-twin-sdk before Qdrant's BM25) raises :class:`CollectionMismatchError`."""
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:
@@ -271,6 +279,8 @@ class QdrantStore:
         params = self._client.get_collection(name).config.params
         dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, dict) else None
         sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
+        if dense is not None and sparse is None and written_before_bm25(params.sparse_vectors):
+            raise CollectionMismatchError(reingest_message(f"{name!r} ({self.where})"))
         if dense is None or sparse is None or sparse.modifier != models.Modifier.IDF:
             found = (
                 "was written by an older llm-twin-sdk with a single unnamed vector"
