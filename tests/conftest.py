@@ -55,6 +55,7 @@ SLOW_TESTS = frozenset(
         "test_rerank.py::test_empty_folder",
         "test_rerank.py::test_folder_with_junk_config",
         "test_rerank.py::test_hub_name_not_in_cache_offline_fails_fast",
+        "test_sparse_settings.py::test_from_settings_builds_the_encoder_of_the_language",
         "test_twin.py::test_from_settings_builds_the_embedded_footing",
         "test_twin.py::test_from_settings_gives_the_query_steps_the_twins_own_client",
         "test_twin.py::test_from_settings_on_a_locked_folder",

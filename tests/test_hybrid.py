@@ -20,6 +20,7 @@ from llm_twin_sdk import (
     RAGPipeline,
 )
 from llm_twin_sdk.rag.chunking import chunk_id
+from llm_twin_sdk.rag.fusion import Fusion, FusionMethod, QueryVectors
 from llm_twin_sdk.rag.sparse import LexicalEncoder
 
 ENCODER = LexicalEncoder()
@@ -29,7 +30,7 @@ TEXTS = [
     "HNSW tuning with ef_construct=200 and m=16 for the twin index.",
     "Quantize the model to 4 bits before scaling out.",
 ]
-RRF_K = 2  # Qdrant's reciprocal rank fusion constant: score = sum of 1 / (rank + RRF_K)
+RRF_CONSTANT = 10  # reciprocal rank fusion: score = sum of weight / (RRF_CONSTANT + rank)
 
 
 def _chunks(texts: list[str], doc: str = "d") -> list[Chunk]:
@@ -72,27 +73,55 @@ def test_lexical_finds_the_identifier_dense_ranks_lower(
     assert {c.id for c in hybrid} == {chunks[0].id, chunks[1].id}
 
 
-def test_hybrid_is_the_rrf_of_the_dense_and_lexical_lists(
-    filled: tuple[QdrantStore, list[Chunk], npt.NDArray[np.float32]],
+def _by_hand(method: str, scores: list[float]) -> list[float]:
+    """Each fusion method's contribution of a list's scores (best first), computed here."""
+    if method == "rrf":
+        return [1 / (RRF_CONSTANT + rank) for rank in range(1, len(scores) + 1)]
+    if method == "dbsf":  # Qdrant's: mean +/- 3 standard deviations onto [0, 1]
+        mean = sum(scores) / len(scores)
+        std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+        low, high = mean - 3 * std, mean + 3 * std
+    else:
+        low, high = min(scores), max(scores)
+    return [min(1.0, max(0.0, (s - low) / (high - low))) for s in scores]
+
+
+@pytest.mark.parametrize("method", ["dbsf", "rrf", "minmax"])
+def test_hybrid_fuses_the_dense_and_lexical_lists(
+    filled: tuple[QdrantStore, list[Chunk], npt.NDArray[np.float32]], method: FusionMethod
 ) -> None:
     store, _, vectors = filled
     query_vector, sparse = vectors[3], ENCODER.encode_query("ef_construct=200 buffering header")
-    dense = [c.id for c in store.search(query_vector, 10)]
-    lexical = [c.id for c in store.search(None, 10, sparse=sparse, mode="lexical")]
+    fusion = Fusion(method, rrf_constant=RRF_CONSTANT, lexical_weight=0.5)
+    dense = store.search(query_vector, 10)
+    lexical = store.search(None, 10, sparse=sparse, mode="lexical")
+    assert len(lexical) >= 2  # two lists of several points: fused, not passed through
     expected: dict[str, float] = {}
-    for ranking in (dense, lexical):
-        for rank, cid in enumerate(ranking, start=1):
-            expected[cid] = expected.get(cid, 0.0) + 1 / (rank + RRF_K - 1)
-    hybrid = store.search(query_vector, 10, sparse=sparse, mode="hybrid")
-    assert {c.id for c in hybrid} == set(dense) | set(lexical)
+    for ranking, weight in ((dense, 1.0), (lexical, 0.5)):
+        shares = _by_hand(method, [c.score or 0.0 for c in ranking])
+        for chunk, share in zip(ranking, shares, strict=True):
+            expected[chunk.id] = expected.get(chunk.id, 0.0) + weight * share
+    queries = [QueryVectors(query_vector, sparse)]
+    hybrid = store.search_many(queries, 10, mode="hybrid", fusion=fusion)
+    assert {c.id for c in hybrid} == {c.id for c in dense} | {c.id for c in lexical}
     assert len(hybrid) == len({c.id for c in hybrid})
     for chunk in hybrid:
         assert chunk.score == pytest.approx(expected[chunk.id])
     scores = [c.score for c in hybrid]
     assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
-    assert [c.id for c in store.search(query_vector, 2, sparse=sparse, mode="hybrid")] == [
-        c.id for c in hybrid[:2]
-    ]
+    top2 = store.search_many(queries, 2, mode="hybrid", fusion=fusion)
+    assert [c.id for c in top2] == [c.id for c in hybrid[:2]]
+
+
+def test_the_default_fusion_is_dbsf(
+    filled: tuple[QdrantStore, list[Chunk], npt.NDArray[np.float32]],
+) -> None:
+    store, _, vectors = filled
+    query_vector, sparse = vectors[3], ENCODER.encode_query("ef_construct=200 buffering header")
+    queries = [QueryVectors(query_vector, sparse)]
+    default = store.search(query_vector, 10, sparse=sparse, mode="hybrid")
+    assert default == store.search_many(queries, 10, mode="hybrid", fusion=Fusion("dbsf"))
+    assert default != store.search_many(queries, 10, mode="hybrid", fusion=Fusion("rrf"))
 
 
 def test_query_without_terms(

@@ -3,6 +3,8 @@ before anything is built, and passed by ``RAGPipeline.from_settings`` to its enc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llm_twin_sdk import ConfigurationError, RAGPipeline, TwinSettings
@@ -37,10 +39,10 @@ def test_check_language() -> None:
 
 
 def test_from_settings_builds_the_encoder_of_the_language(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LLM_TWIN_LANGUAGE", "french")
-    rag = RAGPipeline.from_settings()
+    rag = RAGPipeline.from_settings(TwinSettings(qdrant_path=tmp_path / "qdrant"))
     try:
         assert rag.lexical_encoder.language == "french"
         assert "language='french'" in repr(rag.lexical_encoder)

@@ -94,8 +94,8 @@ class Fusion:
             multiplied by its phrasing's :attr:`QueryVectors.weight`).
     """
 
-    method: FusionMethod = "rrf"
-    rrf_constant: float = 1.0
+    method: FusionMethod = "dbsf"
+    rrf_constant: float = 60.0
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
 
