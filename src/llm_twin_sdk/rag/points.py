@@ -4,7 +4,6 @@ payload of the chunk's fields plus the bookkeeping of ingestion (:mod:`.versions
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VectorStoreError
@@ -18,11 +17,9 @@ __all__ = [
     "DENSE_VECTOR",
     "FORMER_LEXICAL_VECTOR",
     "LEXICAL_VECTOR",
-    "reingest_message",
     "to_chunk",
     "to_point",
     "to_qdrant_sparse",
-    "written_before_bm25",
 ]
 
 DENSE_VECTOR = "dense"
@@ -30,25 +27,6 @@ LEXICAL_VECTOR = "bm25"
 FORMER_LEXICAL_VECTOR = "lexical"
 """The sparse vector of llm-twin-sdk before Qdrant's BM25 (its own terms and hashes): a
 collection holding it must be ingested again."""
-
-
-def written_before_bm25(sparse_vectors: Mapping[str, models.SparseVectorParams] | None) -> bool:
-    """Whether a collection's sparse vectors are those of llm-twin-sdk before Qdrant's BM25."""
-    from qdrant_client import models
-
-    former = (sparse_vectors or {}).get(FORMER_LEXICAL_VECTOR)
-    return former is not None and former.modifier == models.Modifier.IDF
-
-
-def reingest_message(collection: str) -> str:
-    """What to do with a collection written before Qdrant's BM25 (:func:`written_before_bm25`)."""
-    return (
-        f"collection {collection} was written by an earlier llm-twin-sdk's lexical encoder "
-        f"(sparse vector {FORMER_LEXICAL_VECTOR!r}); its lexical vectors cannot be searched "
-        "with Qdrant's BM25, which this version uses (other terms, other indices). Re-ingest: "
-        "delete the collection(s) — `store.delete_collections()`, or remove the Qdrant folder — "
-        "and ingest your documents again."
-    )
 
 
 _METADATA_FIELDS = tuple(DocumentMetadata.model_fields)

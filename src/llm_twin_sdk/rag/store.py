@@ -20,7 +20,6 @@ import numpy.typing as npt
 
 from ..collection_routing import DEFAULT_COLLECTIONS, KINDLESS, CollectionsSpec, resolve_collections
 from ..errors import (
-    CollectionMismatchError,
     InvalidParameterError,
     VectorStoreError,
     VectorStoreUnavailableError,
@@ -48,14 +47,8 @@ from .fusion import (
     searches_of,
 )
 from .grouping import neighbour_ids
-from .points import (
-    DENSE_VECTOR,
-    LEXICAL_VECTOR,
-    reingest_message,
-    to_chunk,
-    to_point,
-    written_before_bm25,
-)
+from .layout import checked_dense_size, is_transient, layout_of
+from .points import to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
 
@@ -83,7 +76,6 @@ SERVER_RETRY_POLICY = RetryPolicy(
     max_attempts=4, initial_wait_s=0.25, max_wait_s=4.0, deadline_s=30.0
 )
 """Retries of Qdrant server calls (connection errors, timeouts, 429, 5xx)."""
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class QdrantStore:
@@ -192,12 +184,12 @@ class QdrantStore:
     ) -> T:
         """``fn(*a, **k)``, an engine call: transient server failures retried, errors converted."""
         try:
-            return self.retry.call(partial(fn, *a, **k), _is_transient)
+            return self.retry.call(partial(fn, *a, **k), is_transient)
         except VectorStoreError:
             raise
         except Exception as exc:
             target = f" on collection {collection!r}" if collection else ""
-            if self.url is not None and _is_transient(exc):
+            if self.url is not None and is_transient(exc):
                 raise VectorStoreUnavailableError(
                     f"Qdrant server {self.url} is unreachable or failing ({action}{target}) "
                     f"after {self.retry.max_attempts} attempts: {exc}. Check that it runs and "
@@ -240,24 +232,15 @@ class QdrantStore:
                     self._ready[name] = dimension
 
     def _create(self, name: str, dimension: int) -> None:
-        from qdrant_client import models
-
         if not self._client.collection_exists(name):
             try:
+                dense, sparse = layout_of(dimension)
                 self._client.create_collection(
-                    name,
-                    vectors_config={
-                        DENSE_VECTOR: models.VectorParams(
-                            size=dimension, distance=models.Distance.COSINE
-                        )
-                    },
-                    sparse_vectors_config={
-                        LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                    },
+                    name, vectors_config=dense, sparse_vectors_config=sparse
                 )
                 return
             except Exception as exc:
-                if _is_transient(exc) or not self._client.collection_exists(name):
+                if is_transient(exc) or not self._client.collection_exists(name):
                     raise
                 # another store on the same engine (or server) made it meanwhile: check it
         self._check_schema(name, dimension)
@@ -274,32 +257,8 @@ class QdrantStore:
 
     def _check_schema(self, name: str, dimension: int | None = None) -> int:
         """The dense size of the existing collection ``name``, after checking its layout."""
-        from qdrant_client import models
-
         params = self._client.get_collection(name).config.params
-        dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, dict) else None
-        sparse = (params.sparse_vectors or {}).get(LEXICAL_VECTOR)
-        if dense is not None and sparse is None and written_before_bm25(params.sparse_vectors):
-            raise CollectionMismatchError(reingest_message(f"{name!r} ({self.where})"))
-        if dense is None or sparse is None or sparse.modifier != models.Modifier.IDF:
-            found = (
-                "was written by an older llm-twin-sdk with a single unnamed vector"
-                if isinstance(params.vectors, models.VectorParams)
-                else "does not have the layout of llm-twin-sdk"
-            )
-            raise CollectionMismatchError(
-                f"collection {name!r} ({self.where}) {found}; it needs a named dense vector "
-                f"{DENSE_VECTOR!r} and a sparse vector {LEXICAL_VECTOR!r} with the IDF modifier. "
-                "Ingest your documents again into a new collection (another collection name), "
-                "or delete this one first."
-            )
-        if dimension is not None and dense.size != dimension:
-            raise CollectionMismatchError(
-                f"collection {name!r} ({self.where}) holds vectors of size "
-                f"{dense.size}, but the embedding model makes {dimension}. Use another "
-                "collection name, or delete this collection and ingest again."
-            )
-        return int(dense.size)
+        return checked_dense_size(params, f"{name!r} ({self.where})", dimension)
 
     def upsert(
         self,
@@ -632,19 +591,3 @@ class QdrantStore:
 
 def _document_of(point: ScoredPoint) -> str:
     return str((point.payload or {}).get("document_id", point.id))
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying: a connection error, a timeout, a 429 or a 5xx from a Qdrant server
-    (not an answer of the wrong shape, which qdrant-client also wraps)."""
-    import httpx
-    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
-    if isinstance(exc, ResourceExhaustedResponse):  # a 429 with Retry-After
-        return True
-    if isinstance(exc, UnexpectedResponse):
-        return exc.status_code in _TRANSIENT_STATUS
-    if isinstance(exc, ResponseHandlingException):
-        exc = exc.source
-    return isinstance(exc, (httpx.TransportError, TimeoutError, ConnectionError))
