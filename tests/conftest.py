@@ -54,6 +54,7 @@ SLOW_TESTS = frozenset(
         "test_rerank.py::test_embedding_model_is_not_a_cross_encoder",
         "test_rerank.py::test_empty_folder",
         "test_rerank.py::test_folder_with_junk_config",
+        "test_fusion.py::test_from_settings_builds_the_fusion_of_the_settings",
         "test_rerank.py::test_hub_name_not_in_cache_offline_fails_fast",
         "test_sparse_settings.py::test_from_settings_builds_the_encoder_of_the_language",
         "test_twin.py::test_from_settings_builds_the_embedded_footing",

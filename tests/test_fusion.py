@@ -4,10 +4,12 @@ list weights, per-document fusion, and the settings' checks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from llm_twin_sdk import RAGPipeline, TwinSettings
 from llm_twin_sdk.errors import ConfigurationError, InvalidParameterError
 from llm_twin_sdk.rag.fusion import Fusion, fuse, fusion_depth
 
@@ -113,3 +115,20 @@ def test_bad_settings_are_refused(options: dict[str, Any], message: str) -> None
 def test_weights_must_match_the_lists() -> None:
     with pytest.raises(InvalidParameterError, match="2 lists but 1 weights"):
         fuse([DENSE, LEXICAL], 5, 20, weights=[1.0])
+
+
+def test_the_fusion_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert TwinSettings().fusion == "dbsf"
+    monkeypatch.setenv("LLM_TWIN_FUSION", "rrf")
+    assert TwinSettings().fusion == "rrf"
+    monkeypatch.setenv("LLM_TWIN_FUSION", "borda")
+    with pytest.raises(ConfigurationError, match="fusion"):
+        TwinSettings()
+
+
+def test_from_settings_builds_the_fusion_of_the_settings(tmp_path: Path) -> None:
+    settings = TwinSettings(fusion="minmax", qdrant_path=tmp_path / "qdrant")
+    with RAGPipeline.from_settings(settings) as rag:
+        assert rag.fusion == Fusion("minmax")
+    with RAGPipeline.from_settings(settings.model_copy(update={"fusion": "dbsf"})) as rag:
+        assert rag.fusion == Fusion()

@@ -112,7 +112,10 @@ class TwinSettings(BaseSettings):
     chunk_overlap: int = Field(24, ge=0, description="Tokens shared by consecutive chunks.")
     top_k: int = Field(3, gt=0, description="Chunks retrieved per question.")
     search: Literal["dense", "lexical", "hybrid"] = Field(
-        "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused by RRF."
+        "hybrid", description="Ranking: dense embeddings, lexical BM25, or both fused."
+    )
+    fusion: Literal["dbsf", "rrf", "minmax"] = Field(
+        "dbsf", description="How hybrid search fuses its lists (docs/benchmarks.md section 6)."
     )
     language: str = Field(
         "english",

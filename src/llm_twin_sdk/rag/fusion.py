@@ -2,7 +2,7 @@
 become one ranking: each list merged by score across collections, then the lists fused
 (docs/architecture.md, "Retrieve", step 4).
 
-Three ways to fuse, compared on two evaluation sets (docs/benchmarks.md, section 5):
+Three ways to fuse, compared on two evaluation sets (docs/benchmarks.md, section 6):
 
 - ``"rrf"``, reciprocal rank fusion: a point scores ``sum(weight / (constant + rank))`` over
   the lists that hold it (rank 1 = first). Ranks only: scores of different scales never meet.

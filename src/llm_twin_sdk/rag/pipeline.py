@@ -96,7 +96,7 @@ class RAGPipeline(Owner):
             ``"dense"`` (embedding similarity) or ``"lexical"`` (BM25).
         fusion: how hybrid search (and expansion's phrasings) fuse their ranked lists
             (:class:`~llm_twin_sdk.rag.fusion.Fusion`; the default was chosen by measurement,
-            docs/benchmarks.md section 5).
+            docs/benchmarks.md section 6).
         lexical_encoder: computes the BM25 vectors of chunks and queries (default:
             ``LexicalEncoder()``, English; :meth:`from_settings`: ``LLM_TWIN_LANGUAGE``).
             Part of every document's fingerprint: another encoder re-ingests.
@@ -207,6 +207,7 @@ class RAGPipeline(Owner):
                 chunk_overlap=s.chunk_overlap,
                 top_k=s.top_k,
                 search=s.search,
+                fusion=Fusion(s.fusion),
                 lexical_encoder=LexicalEncoder(language=s.language),
                 self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
                 expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,

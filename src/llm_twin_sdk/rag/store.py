@@ -353,9 +353,10 @@ class QdrantStore:
         lexical vector (``LexicalEncoder.encode_query``; the lexical and hybrid modes need it).
         ``mode``: ``"dense"`` ranks by cosine similarity (score: the cosine); ``"lexical"`` by
         BM25 (score: the BM25 score, IDF applied by Qdrant); ``"hybrid"`` fuses the dense and
-        lexical lists (each ``4 * k`` long, at least 20) by reciprocal rank fusion (score: the
-        RRF score), or keeps the dense list for a query without lexical terms. ``filters``:
-        metadata every result must match (:mod:`.filters`); ``collections``: search only these.
+        lexical lists (each ``4 * k`` long, at least 20) as the default :class:`~.fusion.Fusion`
+        says (score: the fused score), or keeps the dense list for a query without lexical
+        terms. ``filters``: metadata every result must match (:mod:`.filters`);
+        ``collections``: search only these.
         """
         return self.search_many(
             [QueryVectors(vector, sparse)], k, mode=mode, filters=filters, collections=collections
