@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from llm_twin_sdk import RAGPipeline, TwinSettings
+from fakes import ScriptedBackend
+from llm_twin_sdk import InferenceClient, RAGPipeline, TwinSettings
 from llm_twin_sdk.errors import ConfigurationError, InvalidParameterError
 from llm_twin_sdk.rag.fusion import Fusion, fuse, fusion_depth
 
@@ -132,3 +133,21 @@ def test_from_settings_builds_the_fusion_of_the_settings(tmp_path: Path) -> None
         assert rag.fusion == Fusion("minmax")
     with RAGPipeline.from_settings(settings.model_copy(update={"fusion": "dbsf"})) as rag:
         assert rag.fusion == Fusion()
+        assert rag.expander is None
+    expanding = settings.model_copy(update={"query_expansion": 3, "query_expansion_weight": 0.3})
+    with (
+        InferenceClient(ScriptedBackend(respond=lambda _prompt: "?")) as llm,
+        RAGPipeline.from_settings(expanding, llm=llm) as rag,
+    ):
+        assert rag.expander is not None
+        assert (rag.expander.n, rag.expander.weight) == (3, 0.3)
+
+
+def test_the_expansion_weight_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert TwinSettings().query_expansion_weight == 0.05
+    monkeypatch.setenv("LLM_TWIN_QUERY_EXPANSION_WEIGHT", "0.5")
+    assert TwinSettings().query_expansion_weight == 0.5
+    for bad in ("0", "1.5", "many"):
+        monkeypatch.setenv("LLM_TWIN_QUERY_EXPANSION_WEIGHT", bad)
+        with pytest.raises(ConfigurationError, match="query_expansion_weight"):
+            TwinSettings()

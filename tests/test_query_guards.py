@@ -164,14 +164,14 @@ def test_every_distinctive_word_of_a_name_must_be_in_the_question(
 def test_expander_weights_and_its_checks(model: Callable[[Model], InferenceClient]) -> None:
     reply = f"How can I lower GPU spend?{EXPANSION_SEPARATOR}Which GPUs cost less?"
     expander = QueryExpander(model(lambda _s, _q: reply), n=3)
-    assert expander.weight == EXPANSION_WEIGHT == 0.5
+    assert expander.weight == EXPANSION_WEIGHT == 0.05
     assert expander.phrasings("How do I cut GPU cost?") == [
         Phrasing("How do I cut GPU cost?", 1.0),
-        Phrasing("How can I lower GPU spend?", 0.5),
-        Phrasing("Which GPUs cost less?", 0.5),
+        Phrasing("How can I lower GPU spend?", 0.05),
+        Phrasing("Which GPUs cost less?", 0.05),
     ]
     assert QueryExpander(None, n=1, weight=1).phrasings("q?") == [Phrasing("q?")]
-    assert "weight=0.5, min_similarity=0.3" in repr(expander)
+    assert "weight=0.05, min_similarity=0.3" in repr(expander)
     bad_weights: tuple[object, ...] = (0, -0.1, 1.5, float("nan"), True, "0.5")
     for bad in bad_weights:
         with pytest.raises(ConfigurationError, match="weight"):

@@ -28,6 +28,7 @@ from llm_twin_sdk import (
     TwinSettings,
 )
 from llm_twin_sdk.inference.backends.http import HttpBackend
+from llm_twin_sdk.rag.fusion import Fusion
 from llm_twin_sdk.rag.grouping import best_per_document, candidate_depth, prefix_with_documents
 from llm_twin_sdk.rag.query import EXPANSION_SEPARATOR, EXPANSION_WEIGHT
 from llm_twin_sdk.retry import NO_RETRY
@@ -197,10 +198,11 @@ def test_fusion_is_reciprocal_rank_fusion_of_every_list(
 ) -> None:
     other = "Which header disables proxy buffering for SSE?"
     for client, _ in _llm(_answers(None, [other])):
-        fused = RAGPipeline(embedder, filled, expander=QueryExpander(client, n=2))
+        rrf = Fusion("rrf", rrf_constant=1)
+        fused = RAGPipeline(embedder, filled, fusion=rrf, expander=QueryExpander(client, n=2))
         hits = fused.retrieve(QUESTION, k=6, unit="chunk")
     # The four lists, each computed alone (24 = the fusion depth for k=6), fused by hand
-    # with Qdrant's formula: sum over lists of weight / (rank + 2), rank from 0; the lists
+    # with RRF's formula (constant 1): sum over lists of weight / (rank + 2), rank from 0; the lists
     # of the written phrasing weigh EXPANSION_WEIGHT, the question's 1.
     expected: dict[str, float] = {}
     for search in ("dense", "lexical"):

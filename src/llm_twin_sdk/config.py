@@ -133,8 +133,16 @@ class TwinSettings(BaseSettings):
         ge=1,
         le=10,
         description="Phrasings searched per question (1: no expansion, no LLM); the written "
-        "ones count half in fusion, those far from the question are dropped. Needs a capable "
-        "model (several billion parameters); the default 135M model cannot carry it.",
+        "ones count query_expansion_weight in fusion, those far from the question are dropped. "
+        "Needs a capable model (several billion parameters); the default 135M model cannot "
+        "carry it.",
+    )
+    query_expansion_weight: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Fusion weight of each written phrasing (the question's is 1); 0.05 keeps a "
+        "small model's phrasings from lowering any metric, a capable model earns about 0.5.",
     )
     reranker_model: str | None = Field(None, description="Cross-encoder that reranks; unset: none.")
     rerank_candidates: int = Field(20, gt=0, description="Candidates the reranker scores.")

@@ -210,7 +210,9 @@ class RAGPipeline(Owner):
                 fusion=Fusion(s.fusion),
                 lexical_encoder=LexicalEncoder(language=s.language),
                 self_query=SelfQuery(llm) if s.self_query and llm is not None else None,
-                expander=QueryExpander(llm, n=s.query_expansion) if s.query_expansion > 1 else None,
+                expander=QueryExpander(llm, n=s.query_expansion, weight=s.query_expansion_weight)
+                if s.query_expansion > 1
+                else None,
                 reranker=Reranker(s.reranker_model, device=s.embedding_device)
                 if s.reranker_model
                 else None,
