@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_twin_sdk import Document, InvalidParameterError
-from llm_twin_sdk.rag.chunking import chunk_document, chunk_id, split_offsets
+from llm_twin_sdk.rag.chunking import chunk_document, chunk_id, document_key, split_offsets
 
 
 def word_offsets(text: str) -> list[tuple[int, int]]:
@@ -87,6 +88,17 @@ def test_chunking_properties(words: list[int], size: int, overlap_frac: float, p
     assert covered == set(range(len(offsets)))
     starts = [s for s, _ in spans]
     assert starts == sorted(set(starts))
+
+
+def test_a_chunk_id_carries_its_documents_key() -> None:
+    ids = [chunk_id("numpy.linalg.lstsq", position) for position in range(50)]
+    assert len(set(ids)) == 50
+    assert all(uuid.UUID(point_id) for point_id in ids)  # valid UUIDs: Qdrant point ids
+    assert {document_key(point_id) for point_id in ids} == {document_key(ids[0])}
+    assert document_key(uuid.UUID(ids[3])) == document_key(ids[0])  # a UUID object too
+    others = {document_key(chunk_id(f"numpy.doc{i}", 0)) for i in range(1000)}
+    assert len(others) == 1000
+    assert document_key(ids[0]) not in others
 
 
 def test_chunk_ids_are_deterministic_and_distinct() -> None:

@@ -10,17 +10,30 @@ from collections.abc import Sequence
 from ..errors import InvalidParameterError
 from ..types import Chunk, Document
 
-__all__ = ["CHUNK_NAMESPACE", "chunk_document", "chunk_id", "split_offsets"]
+__all__ = ["CHUNK_NAMESPACE", "chunk_document", "chunk_id", "document_key", "split_offsets"]
 
 CHUNK_NAMESPACE = uuid.UUID("6f3b1a52-8f0c-5c4e-9a57-1d2f3e4a5b6c")
 """uuid5 namespace of chunk ids. Changing it would orphan every stored chunk."""
+
+DOCUMENT_KEY_CHARS = 18
+"""The first 8 bytes of a UUID in its text form (``xxxxxxxx-xxxx-xxxx``)."""
 
 Offsets = Sequence[tuple[int, int]]
 
 
 def chunk_id(document_id: str, position: int) -> str:
-    """Deterministic id of a document's chunk: uuid5 of ``"<document id>:<position>"``."""
-    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{document_id}:{position}"))
+    """Deterministic id of a document's chunk, a UUID: its first 8 bytes are those of the
+    uuid5 of the document id (:func:`document_key`: every chunk of a document shares them),
+    the last 8 those of the uuid5 of ``"<document id>:<position>"``."""
+    document = uuid.uuid5(CHUNK_NAMESPACE, document_id).bytes[:8]
+    own = uuid.uuid5(CHUNK_NAMESPACE, f"{document_id}:{position}").bytes[8:]
+    return str(uuid.UUID(bytes=document + own))
+
+
+def document_key(point_id: object) -> str:
+    """The part of a chunk id (:func:`chunk_id`) that its document's chunks share: a search
+    groups its points by document without reading their payloads."""
+    return str(point_id)[:DOCUMENT_KEY_CHARS]
 
 
 def split_offsets(offsets: Offsets, max_tokens: int, overlap: int) -> list[tuple[int, int]]:

@@ -311,17 +311,12 @@ def _edge_filter(edge: Any, condition: models.Filter | None) -> Any:
     return edge.Filter(must=must)
 
 
-def _selected(with_payload: Any) -> bool | list[str]:
-    """A request's payload selection as Qdrant Edge takes it: all, none, or these keys."""
-    return list(with_payload) if isinstance(with_payload, list) else bool(with_payload)
-
-
 def _edge_request(edge: Any, request: models.QueryRequest) -> Any:
     query = edge.Query.Nearest(_edge_vectors(edge, request.query), using=request.using)
     return edge.QueryRequest(
         limit=request.limit or 10,
         query=query,
         filter=_edge_filter(edge, request.filter),
-        with_payload=_selected(request.with_payload),
+        with_payload=bool(request.with_payload),
         with_vector=False,
     )

@@ -27,6 +27,7 @@ from ..errors import (
 from ..retry import NO_RETRY, RetryPolicy
 from ..types import Chunk, DocumentKind
 from ..validation import check_k
+from .chunking import document_key
 from .documents import (
     LISTED_FIELDS,
     DeleteReport,
@@ -387,11 +388,10 @@ class QdrantStore:
         names = self._of_kinds(checked, self.check_collections(collections))
         searches = searches_of(queries, mode, fusion)
         depth = fusion_depth(len(searches), k, per_document=per_document)
-        # In-process, payloads are read for the k winners only (and their document ids, to
-        # fuse per document); a server sends them with the lists (one round trip instead of
-        # one more per collection).
+        # In-process, payloads are read for the k winners only (a chunk's document is known
+        # from its id); a server sends them with the lists (one round trip instead of one
+        # more per collection).
         lazy = self.url is None
-        selected: bool | list[str] = (["document_id"] if per_document else False) if lazy else True
         condition = to_qdrant_filter(checked)
         while True:
             requests = [
@@ -400,7 +400,7 @@ class QdrantStore:
                     using=search.using,
                     filter=condition,
                     limit=depth,
-                    with_payload=selected,
+                    with_payload=not lazy,
                 )
                 for search in searches
             ]
@@ -591,4 +591,4 @@ class QdrantStore:
 
 
 def _document_of(point: ScoredPoint) -> str:
-    return str((point.payload or {}).get("document_id", point.id))
+    return document_key(point.id)
