@@ -32,6 +32,13 @@ DEPTH = 100  # documents of each ranking fused by the simple RRF
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
+def cache_folder() -> Path:
+    """benchmarks/.cache, made (and git-ignored) if need be."""
+    CACHE.mkdir(exist_ok=True)
+    (CACHE / ".gitignore").write_text("*\n")
+    return CACHE
+
+
 @cache
 def embedded(embedder: Embedder, query: str) -> npt.NDArray[np.float32]:
     """The query's embedding, computed once for every row that searches it."""
@@ -48,9 +55,7 @@ def _encoded(embedder: Embedder, texts: list[str]) -> npt.NDArray[np.float32]:
         cached: npt.NDArray[np.float32] = np.load(path)
         return cached
     vectors = embedder.encode(texts)
-    CACHE.mkdir(exist_ok=True)
-    (CACHE / ".gitignore").write_text("*\n")
-    np.save(path, vectors)
+    np.save(cache_folder() / path.name, vectors)
     return vectors
 
 

@@ -40,7 +40,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-from baselines import CACHE, Baselines, embedded
+from baselines import Baselines, cache_folder, embedded
 from llm_twin_sdk import (
     Chunk,
     Document,
@@ -218,7 +218,7 @@ def ingested(name: str, corpus: list[Document], embedder: Embedder) -> RAGPipeli
     store kept in benchmarks/.cache (git-ignored): a re-run re-embeds only what changed
     (ingest skips documents stored unchanged; a change of model, encoder or chunking
     changes every fingerprint), and a store of an older layout is started afresh."""
-    folder = CACHE / f"store-{name}"
+    folder = cache_folder() / f"store-{name}"
     store = QdrantStore.local(folder)
     rag = RAGPipeline(embedder, store)
     rag._own(store)  # made here: closed with the pipeline

@@ -569,7 +569,7 @@ def render(
         "",
         "- Store: `QdrantStore.local(fresh tmp folder)` (Qdrant local mode, no server), default "
         "collections (`posts`, `articles`, `repositories`), default hybrid search "
-        "(dense cosine + BM25-style lexical, fused by RRF), `k=5`; pipeline "
+        "(dense cosine + Qdrant BM25, fused by DBSF per document), `k=5` documents; pipeline "
         "`RAGPipeline(Embedder(), store)`; no LLM anywhere.",
         f"- **Synthetic corpora.** The sample corpus ({len(base.chunks)} real chunks with real "
         f"metadata) is embedded once with all-MiniLM-L6-v2 ({base.embed_s:.1f} s); each size "
