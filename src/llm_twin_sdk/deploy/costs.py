@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import Field, ValidationError, field_validator
 
-from ..errors import ConfigurationError, InvalidParameterError
+from ..errors import ConfigurationError, InvalidInputError, InvalidParameterError
 from ..scaling.policies import ScaleToZero, ScalingPolicy, Scheduled, TargetTracking
 from ..types import _Model
 from .spec import EndpointSpec
@@ -87,8 +87,11 @@ class PriceTable(_Model):
             raise ConfigurationError(f"{origin}: expected a JSON object, got {type(data).__name__}")
         try:
             return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            first = exc.errors()[0]
+        except InvalidInputError as exc:  # _Model's error; its cause names the entry
+            cause = exc.__cause__
+            if not isinstance(cause, ValidationError):
+                raise ConfigurationError(f"{origin}: {exc}") from exc
+            first = cause.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "table"
             reason = first["msg"].removeprefix("Value error, ")
             raise ConfigurationError(f"{origin}: {where}: {reason}") from exc
