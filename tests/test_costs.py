@@ -93,7 +93,8 @@ def test_scale_to_zero_saving_at_an_idle_fraction() -> None:
     kept = estimate_cost(spec(), tracking(2, 2), region="us-east-1", idle_fraction=0.5)
     assert not kept.scales_to_zero
     assert kept.scale_to_zero_saving == pytest.approx(1105.95)  # 365 h x 2 x 1.515
-    assert "would save $1,105.95/month at 50% idle (not in this policy)" in str(kept)
+    text = str(kept)
+    assert "would save $1,105.95/month at 50% idle (ScaleToZero on inference components)" in text
 
 
 def test_unknown_instance_or_region_says_so_instead_of_guessing() -> None:
@@ -202,3 +203,23 @@ def test_the_price_table_ships_in_the_wheel() -> None:
     packages = config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
     assert "src/llm_twin_sdk" in packages
     assert (root / "src/llm_twin_sdk/deploy/prices.json").is_file()
+
+
+def test_the_docs_example_prints_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/deployment.md, "What it costs": the Python block runs and prints its comments."""
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "docs/deployment.md").read_text().split("## What it costs\n")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    exec(compile(code, "docs/deployment.md", "exec"), {})
+    expected = [line[2:] for line in code.splitlines() if line.startswith("# ")]
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_the_docs_error_example_is_the_error_raised(tmp_path: Path) -> None:
+    file = tmp_path / "my-prices.json"
+    prices = {"eu-central-1": {"ml.g5.2xlarge": -1}}
+    file.write_text(json.dumps({"as_of": "2026-01-15", "source": "ours", "prices": prices}))
+    message = f"price file {file}: prices: eu-central-1.ml.g5.2xlarge: price must be > 0, got -1.0"
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_prices(str(file))
+    assert str(caught.value) == message

@@ -199,7 +199,7 @@ class CostEstimate(_Model):
         zero = (
             f"scale-to-zero saves {saving}"
             if self.scales_to_zero
-            else f"scale-to-zero would save {saving} (not in this policy)"
+            else f"scale-to-zero would save {saving} (ScaleToZero on inference components)"
         )
         return "\n".join(
             [
