@@ -293,6 +293,26 @@ def test_from_settings_takes_region_and_retrieval_from_settings(
     assert calls.names == []
 
 
+def test_plan_cost_uses_the_price_file_of_the_settings(
+    aws: AWSClients, calls: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LLM_TWIN_PRICE_FILE extends the shipped table; prices= given to plan() wins over it."""
+    file = tmp_path / "prices.json"
+    prices = {"us-east-1": {"ml.g4dn.xlarge": 0.5}}
+    file.write_text(json.dumps({"as_of": "2026-01-15", "source": "ours", "prices": prices}))
+    monkeypatch.setenv("LLM_TWIN_PRICE_FILE", str(file))
+    settings = TwinSettings(qdrant_path=tmp_path / "q")
+    deployment = TwinDeployment(make_spec(), TRACKING, settings=settings, aws=aws)
+    plan = deployment.plan()
+    assert plan.cost is not None
+    assert (plan.cost.monthly_at_min, plan.cost.monthly_at_max) == (365.0, 730.0)
+    assert plan.cost.source.startswith("ours; ")
+    given = deployment.plan(prices={"us-east-1": {"ml.g4dn.xlarge": 1.0}})
+    assert given.cost is not None
+    assert given.cost.hourly_price == 1.0
+    assert calls.writes == []
+
+
 @pytest.mark.parametrize(
     ("build", "error", "match"),
     [

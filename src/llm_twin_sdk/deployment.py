@@ -185,8 +185,11 @@ class TwinDeployment:
         :class:`~llm_twin_sdk.deploy.costs.PriceTable`, overrides
         ``{"eu-west-1": {"ml.g5.2xlarge": 1.69}}`` or a JSON file extending the shipped table.
         An instance type or region the table lacks gives ``plan.cost.hourly_price is None``
-        and a reason, not an error.
+        and a reason, not an error. Without ``prices``, the settings' ``price_file``
+        (``LLM_TWIN_PRICE_FILE``) extends the shipped table when set.
         """
+        if prices is None and self._settings is not None:
+            prices = self._settings.price_file
         table = resolve_prices(prices)
         cost = estimate_cost(
             self.spec, self.scaling, region=self.region, prices=table, idle_fraction=idle_fraction
