@@ -14,6 +14,7 @@ the table does not know gives an estimate that says so (``hourly_price is None``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from importlib import resources
@@ -66,8 +67,6 @@ class PriceTable(_Model):
     @field_validator("prices")
     @classmethod
     def _check_prices(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        import re
-
         for region, table in value.items():
             if not re.match(_REGION, region):
                 raise ValueError(f"{region!r} is not an AWS region name (e.g. 'us-east-1')")
