@@ -172,6 +172,8 @@ def test_plan_is_read_only_and_shows_create_then_keep_then_update(
 
     bigger = make_spec(instance_count=2, rollout={"traffic": "canary", "step_percent": 25})
     changed = deployer.plan(bigger)
+    assert changed.cost is not None  # the spec's fleet, no policy: 2 x $0.7364 x 730 h
+    assert changed.cost.monthly_at_min == changed.cost.monthly_at_max == 1075.14
     assert changed.action("model") == "keep"  # same container: the model is reused
     assert changed.action("endpoint-config") == "create"
     assert changed.action("endpoint") == "update"
@@ -184,6 +186,16 @@ def test_plan_is_read_only_and_shows_create_then_keep_then_update(
     calls.names.clear()
     deployer.plan(bigger)
     assert calls.writes == []
+
+
+def test_plan_of_an_instance_type_without_a_price_says_unknown(deployer: Deployer) -> None:
+    """An instance type the price table lacks: the plan is whole, its cost says unknown."""
+    plan = deployer.plan(make_spec(instance_type="ml.p3.2xlarge"))
+    assert plan.action("endpoint") == "create"
+    assert plan.cost is not None
+    assert plan.cost.hourly_price is None
+    assert plan.cost.monthly_at_max is None
+    assert "unknown: no price for ml.p3.2xlarge in us-east-1" in str(plan)
 
 
 def test_plan_looks_the_image_up_offline_when_none_is_given(deployer: Deployer) -> None:

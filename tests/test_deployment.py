@@ -137,6 +137,11 @@ def test_plan_up_ask_down_end_to_end(
     assert "Deployment plan for endpoint 'twin'" in text
     assert "Autoscaling plan for endpoint/twin/variant/AllTraffic" in text
     assert "bounds 1..2" in text
+    # the cost at the policy's bounds, from the shipped table: ml.g4dn.xlarge, us-east-1
+    assert plan.cost is not None
+    assert plan.cost.hourly_price == 0.7364
+    assert (plan.cost.monthly_at_min, plan.cost.monthly_at_max) == (537.57, 1075.14)
+    assert "monthly: $537.57 at 1 instance(s), $1,075.14 at 2" in text
     assert TOKEN not in text + repr(plan) + repr(deployment)
     assert left_in_aws(moto_aws) == NOTHING
 
@@ -288,6 +293,26 @@ def test_from_settings_takes_region_and_retrieval_from_settings(
     assert calls.names == []
 
 
+def test_plan_cost_uses_the_price_file_of_the_settings(
+    aws: AWSClients, calls: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LLM_TWIN_PRICE_FILE extends the shipped table; prices= given to plan() wins over it."""
+    file = tmp_path / "prices.json"
+    prices = {"us-east-1": {"ml.g4dn.xlarge": 0.5}}
+    file.write_text(json.dumps({"as_of": "2026-01-15", "source": "ours", "prices": prices}))
+    monkeypatch.setenv("LLM_TWIN_PRICE_FILE", str(file))
+    settings = TwinSettings(qdrant_path=tmp_path / "q")
+    deployment = TwinDeployment(make_spec(), TRACKING, settings=settings, aws=aws)
+    plan = deployment.plan()
+    assert plan.cost is not None
+    assert (plan.cost.monthly_at_min, plan.cost.monthly_at_max) == (365.0, 730.0)
+    assert plan.cost.source.startswith("ours; ")
+    given = deployment.plan(prices={"us-east-1": {"ml.g4dn.xlarge": 1.0}})
+    assert given.cost is not None
+    assert given.cost.hourly_price == 1.0
+    assert calls.writes == []
+
+
 @pytest.mark.parametrize(
     ("build", "error", "match"),
     [
@@ -347,6 +372,18 @@ def test_from_settings_takes_region_and_retrieval_from_settings(
             lambda aws: TwinDeployment(make_spec(), aws=aws).up(progress=wrong("print")),
             InvalidParameterError,
             "progress",
+        ),
+        (
+            lambda aws: TwinDeployment(make_spec(), aws=aws).plan(idle_fraction=2),
+            InvalidParameterError,
+            "idle_fraction",
+        ),
+        (
+            lambda aws: TwinDeployment(make_spec(), aws=aws).plan(
+                prices={"us-east-1": {"ml.g4dn.xlarge": -1}}
+            ),
+            ConfigurationError,
+            r"us-east-1\.ml\.g4dn\.xlarge: price must be > 0",
         ),
         (
             lambda aws: TwinDeployment(make_spec(), aws=aws).up(timeout_s=0),
@@ -418,9 +455,18 @@ def test_plan_of_a_scale_to_zero_component_deployment(
     stubbed.autoscaling.add_response("describe_scaling_policies", {"ScalingPolicies": []}, key)
     stubbed.autoscaling.add_response("describe_scheduled_actions", {"ScheduledActions": []}, key)
 
-    plan = TwinDeployment(spec, policy, aws=stubbed.aws, retry=fast_retry).plan()
+    deployment = TwinDeployment(spec, policy, aws=stubbed.aws, retry=fast_retry)
+    plan = deployment.plan(prices={"us-east-1": {"ml.g4dn.xlarge": 0.8}}, idle_fraction=0.25)
 
     assert plan.endpoint.action("inference-component") == "create"
+    # instances 0..1 (managed instance scaling); idle 25% of 730 h x $0.80 = $146.00 saved
+    assert plan.cost == plan.endpoint.cost
+    assert plan.cost is not None
+    assert (plan.cost.min_instances, plan.cost.max_instances) == (0, 1)
+    assert (plan.cost.monthly_at_min, plan.cost.monthly_at_max) == (0, 584.0)
+    assert plan.cost.scales_to_zero
+    assert plan.cost.scale_to_zero_saving == 146.0
+    assert "scale-to-zero saves $146.00/month at 25% idle" in str(plan)
     assert [(c.action, c.item) for c in plan.scaling.changes] == [
         ("create", "scalable-target"),
         ("create", "scaling-policy"),

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from .async_twin import AsyncLLMTwin as AsyncLLMTwin
     from .aws import AWSClients as AWSClients
     from .config import TwinSettings as TwinSettings
+    from .deploy.costs import CostEstimate as CostEstimate
+    from .deploy.costs import PriceTable as PriceTable
+    from .deploy.costs import estimate_cost as estimate_cost
     from .deploy.deployer import Deployer as Deployer
     from .deploy.deployer import Endpoint as Endpoint
     from .deploy.deployer import EndpointStatus as EndpointStatus
@@ -88,6 +91,7 @@ _LAZY: dict[str, str] = {
         ".errors": vars(errors)["__all__"],  # derived there, hidden from type checkers
         ".aws": ("AWSClients",),
         ".config": ("TwinSettings",),
+        ".deploy.costs": ("CostEstimate", "PriceTable", "estimate_cost"),
         ".deploy.deployer": ("Deployer", "Endpoint", "EndpointStatus"),
         ".deploy.iam": ("ensure_execution_role",),
         ".deploy.plan": ("DeploymentPlan",),

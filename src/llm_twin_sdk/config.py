@@ -75,6 +75,9 @@ class TwinSettings(BaseSettings):
     )
     aws_region: str | None = Field(None, description="AWS region; default: the profile's.")
     aws_profile: str | None = Field(None, description="AWS profile name.")
+    price_file: Path | None = Field(
+        None, description="JSON prices extending the shipped table (deployment plans' cost)."
+    )
 
     # Remote models (http, sagemaker)
     context_window: int = Field(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from .aws import AWSClients
 from .config import TwinSettings
+from .deploy.costs import CostEstimate, Prices, estimate_cost, resolve_prices
 from .deploy.deployer import Deployer, Endpoint
 from .deploy.plan import DeploymentPlan
 from .deploy.spec import EndpointSpec
@@ -62,6 +63,11 @@ class TwinDeploymentPlan(_Model):
     def is_noop(self) -> bool:
         """True when ``up`` would make no write call."""
         return self.endpoint.is_noop and self.scaling.is_noop
+
+    @property
+    def cost(self) -> CostEstimate | None:
+        """What the deployment costs a month under its scaling policy (``endpoint.cost``)."""
+        return self.endpoint.cost
 
     def __str__(self) -> str:
         return f"{self.endpoint}\n\n{self.scaling}"
@@ -169,11 +175,27 @@ class TwinDeployment:
         """The AWS region the endpoint lives in."""
         return self._deployer.region
 
-    def plan(self) -> TwinDeploymentPlan:
+    def plan(self, *, prices: Prices = None, idle_fraction: float = 0.5) -> TwinDeploymentPlan:
         """What :meth:`up` would create, update or delete, on the endpoint and its autoscaling
-        — describe calls only. ``print(deployment.plan())`` shows both tables; secrets masked.
+        — describe calls only — and what it costs a month (``plan.cost``: at the policy's
+        minimum and maximum, and what scale-to-zero saves when idle ``idle_fraction`` of the
+        time). ``print(deployment.plan())`` shows it all; secrets masked.
+
+        ``prices``: ``None`` (the table shipped with the SDK), a
+        :class:`~llm_twin_sdk.deploy.costs.PriceTable`, overrides
+        ``{"eu-west-1": {"ml.g5.2xlarge": 1.69}}`` or a JSON file extending the shipped table.
+        An instance type or region the table lacks gives ``plan.cost.hourly_price is None``
+        and a reason, not an error. Without ``prices``, the settings' ``price_file``
+        (``LLM_TWIN_PRICE_FILE``) extends the shipped table when set.
         """
-        endpoint = self._deployer.plan(self.spec)
+        if prices is None and self._settings is not None:
+            prices = self._settings.price_file
+        table = resolve_prices(prices)
+        cost = estimate_cost(
+            self.spec, self.scaling, region=self.region, prices=table, idle_fraction=idle_fraction
+        )
+        endpoint = self._deployer.plan(self.spec, prices=table, idle_fraction=idle_fraction)
+        endpoint = endpoint.model_copy(update={"cost": cost})
         scaling = self._scaler.plan(self.spec.ref(), self.scaling)
         return TwinDeploymentPlan(endpoint=endpoint, scaling=scaling)
 

@@ -24,6 +24,7 @@ from ..endpoint import EndpointRef
 from ..errors import ConfigurationError, DeploymentError, InvalidParameterError, LLMTwinError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ..scaling.autoscaler import AutoScaler
+from .costs import Prices, estimate_cost
 from .images import resolve_image_uri
 from .plan import DeploymentPlan, build_plan
 from .requests import check_spec, write_request
@@ -242,8 +243,12 @@ class Deployer:
             )
         return str(region)
 
-    def plan(self, spec: EndpointSpec) -> DeploymentPlan:
-        """What ``deploy(spec)`` would create, update or keep — describe calls only.
+    def plan(
+        self, spec: EndpointSpec, *, prices: Prices = None, idle_fraction: float = 0.5
+    ) -> DeploymentPlan:
+        """What ``deploy(spec)`` would create, update or keep — describe calls only — and what
+        its fleet costs (``plan.cost``: the spec's instances at ``prices``, by default the
+        table shipped with the SDK; see :func:`~llm_twin_sdk.deploy.costs.estimate_cost`).
 
         Example::
 
@@ -252,9 +257,11 @@ class Deployer:
 
         Raises:
             InvalidParameterError / ConfigurationError: invalid spec or unknown image,
-                before any AWS call.
+                before any AWS call (also a bad price table or ``idle_fraction``).
         """
-        return self._observe(spec).plan
+        spec = check_spec(spec)
+        cost = estimate_cost(spec, region=self.region, prices=prices, idle_fraction=idle_fraction)
+        return self._observe(spec).plan.model_copy(update={"cost": cost})
 
     def _observe(self, spec: EndpointSpec) -> _Observed:
         spec = check_spec(spec)

@@ -10,6 +10,7 @@ from typing import Literal, TypeAlias
 
 from ..scaling.plan import table
 from ..types import _Model
+from .costs import CostEstimate
 from .requests import component_specification
 from .resources import Response
 from .spec import EndpointSpec, RolloutSpec
@@ -64,6 +65,8 @@ class DeploymentPlan(_Model):
     current_config_name: str | None = None
     current_status: str | None = None
     rollout: RolloutSpec
+    cost: CostEstimate | None = None
+    """What the fleet costs a month (``None``: not estimated); see :mod:`.costs`."""
 
     def get(self, resource: ResourceKind) -> PlannedResource | None:
         """The planned entry of one resource kind (``None`` when the plan has none)."""
@@ -97,6 +100,8 @@ class DeploymentPlan(_Model):
         rows = [("ACTION", "RESOURCE", "NAME", "DETAIL")]
         rows += [(r.action, r.resource, r.name, r.detail) for r in self.resources]
         lines += ["", *table(rows)]
+        if self.cost is not None:
+            lines += ["", "  " + str(self.cost).replace("\n", "\n  ")]
         lines += ["", "  container environment:"]
         lines += [f"    {key}={value}" for key, value in sorted(self.environment.items())]
         noop = "nothing to do: the endpoint already runs this spec"
