@@ -5,6 +5,7 @@ pipeline and store over the HashingEmbedder fake, a scripted backend: no model."
 from __future__ import annotations
 
 import asyncio
+import doctest
 import json
 from collections.abc import Iterator
 
@@ -23,6 +24,7 @@ from llm_twin_sdk import (
     LLMTwin,
     QdrantStore,
     RAGPipeline,
+    display,
 )
 from llm_twin_sdk.display import elide, escape, short, table
 from llm_twin_sdk.rag.evaluation import LabelledQuery, evaluate
@@ -64,6 +66,12 @@ def answer(rag: RAGPipeline) -> Answer:
 
 
 # -- the helpers ---------------------------------------------------------------------------------
+
+
+def test_the_display_module_examples_run() -> None:
+    result = doctest.testmod(display)
+    assert result.attempted >= 2
+    assert result.failed == 0
 
 
 def test_helpers_elide_and_escape() -> None:

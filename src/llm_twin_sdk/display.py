@@ -5,7 +5,7 @@ evaluation reports); standard library only. Every value put in HTML goes through
 :func:`escape`. Example::
 
     >>> elide("Quantize before you scale out: a 4-bit model fits one GPU.", 20)
-    "'Quantize before you…' (58 chars)"
+    'Quantize before you…' (58 chars)
     >>> escape("<b>post-1</b>")
     '&lt;b&gt;post-1&lt;/b&gt;'
 """
