@@ -114,7 +114,7 @@ def test_version_is_written_once() -> None:
 # -- layers: every import runs down (or stays inside its own layer) ---------------------------
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "_version", "redaction", "ownership"}),
+    frozenset({"errors", "_version", "redaction", "ownership", "display"}),
     frozenset(
         {
             "types",

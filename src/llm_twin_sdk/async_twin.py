@@ -28,7 +28,7 @@ from .inference.client import InferenceClient
 from .rag.documents import DeleteReport, StoredDocument
 from .rag.filters import MetadataFilters
 from .rag.ingestion import Progress
-from .twin import Prepared, TwinCore
+from .twin import Prepared, TwinCore, stream_html, stream_repr
 from .types import Answer, Chunk, Document, Generation, GenerationParams, IngestReport
 
 if TYPE_CHECKING:
@@ -201,6 +201,16 @@ class AsyncAnswerStream(AsyncTextStream):
     def answer(self) -> Answer | None:
         """The complete answer; ``None`` until the stream is exhausted."""
         return self._answer
+
+    def __repr__(self) -> str:
+        return stream_repr(self, self.query, self._sources())
+
+    def _repr_html_(self) -> str:
+        """The stream in Jupyter: its state, the text so far and the sources (once entered)."""
+        return stream_html(self, self.query, self._sources())
+
+    def _sources(self) -> tuple[Chunk, ...] | None:
+        return None if self._prepared is None else self._prepared.prompt.sources
 
     async def _start(self) -> None:
         twin, k, params, filters = self._request

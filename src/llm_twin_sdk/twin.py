@@ -19,23 +19,32 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
+from .display import html_block, paragraph, short
 from .inference.async_client import AsyncInferenceClient
 from .inference.client import InferenceClient
-from .inference.stream import TextStream
+from .inference.stream import StreamRecord, TextStream
 from .ownership import Owner
 from .rag.documents import DeleteReport, StoredDocument
 from .rag.filters import MetadataFilters
 from .rag.ingestion import Progress
 from .rag.pipeline import RAGPipeline
 from .rag.prompt import AssembledPrompt, PromptTemplate, assemble_prompt, prompt_budget
-from .types import Answer, Chunk, Document, GenerationParams, IngestReport, StageTimings
+from .types import (
+    Answer,
+    Chunk,
+    Document,
+    GenerationParams,
+    IngestReport,
+    StageTimings,
+    sources_table,
+)
 from .validation import check_query
 
 if TYPE_CHECKING:
     from .config import TwinSettings
     from .types import Generation
 
-__all__ = ["AnswerStream", "LLMTwin", "TwinCore"]
+__all__ = ["AnswerStream", "LLMTwin", "TwinCore", "stream_html", "stream_repr"]
 
 C = TypeVar("C", InferenceClient, AsyncInferenceClient)
 """The client of a twin: sync or async."""
@@ -236,6 +245,13 @@ class AnswerStream(TextStream):
         """The complete answer; ``None`` until the stream is exhausted."""
         return self._answer
 
+    def __repr__(self) -> str:
+        return stream_repr(self, self.query, self.sources)
+
+    def _repr_html_(self) -> str:
+        """The stream in Jupyter: its state, the text so far and the sources."""
+        return stream_html(self, self.query, self.sources)
+
     def _relay(
         self, prepared: Prepared, text: TextStream, started: float
     ) -> Generator[str, None, Generation]:
@@ -244,3 +260,30 @@ class AnswerStream(TextStream):
         assert generation is not None  # ``text`` ends only by returning it, or raises
         self._answer = prepared.answer(generation, time.perf_counter() - started)
         return generation
+
+
+def _state(stream: StreamRecord) -> str:
+    return "closed" if stream.closed else "open"
+
+
+def stream_repr(stream: StreamRecord, query: str, sources: tuple[Chunk, ...] | None) -> str:
+    """One line for an answer stream, sync or async: ``AnswerStream(query='...', open,
+    sources=3, text=12 chars)``; ``sources=None``: not known yet (an async stream not entered).
+    """
+    parts = [f"query={short(query, 40)!r}", _state(stream)]
+    parts.append("not entered" if sources is None else f"sources={len(sources)}")
+    parts.append(f"text={len(stream.text)} chars")
+    if stream.generation is not None:
+        parts.append("answered")
+    return f"{type(stream).__name__}({', '.join(parts)})"
+
+
+def stream_html(stream: StreamRecord, query: str, sources: tuple[Chunk, ...] | None) -> str:
+    """An answer stream in HTML: state, text so far and the sources table (all escaped)."""
+    text = stream.text
+    return html_block(
+        f"{type(stream).__name__}: {short(query, 200)}",
+        paragraph(text),
+        "<p>sources not known yet</p>" if sources is None else sources_table(sources),
+        fields={"state": _state(stream), "text so far": f"{len(text)} chars"},
+    )

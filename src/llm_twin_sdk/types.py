@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core.core_schema import ValidationInfo
 
+from .display import Shown, elide, html_block, paragraph, short, table
 from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 from .redaction import is_secret_name, mask_secrets
 
@@ -251,7 +252,7 @@ class GenerationParams(_Model):
         for name, value in super().__repr_args__():
             if name == "json_schema" and value is not None:
                 text = _canonical_json(value)
-                yield name, _Shown(text if len(text) <= 80 else text[:77] + "...")
+                yield name, Shown(text if len(text) <= 80 else text[:77] + "...")
             else:
                 yield name, value
 
@@ -259,13 +260,6 @@ class GenerationParams(_Model):
 def _canonical_json(value: Any) -> str:
     """``value`` as compact JSON with sorted keys: equal schemas give equal strings."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-class _Shown(str):
-    """A string shown as it is (no quotes) in a repr."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 class Timeouts(_Model):
@@ -324,6 +318,12 @@ class DocumentMetadata(_Text):
     url: str | None = None
     title: str | None = None
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Only what is known, each value cut short.
+        for name, value in super().__repr_args__():
+            if value is not None:
+                yield name, short(value, 16)
+
 
 class Document(_Text):
     """A piece of content to ingest: id, text and metadata.
@@ -340,6 +340,11 @@ class Document(_Text):
     text: Annotated[str, not_blank("document has no text: give it some content or leave it out")]
     metadata: DocumentMetadata = DocumentMetadata()
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "id", short(self.id, 40)
+        yield "text", elide(self.text, 48)
+        yield "metadata", self.metadata
+
 
 class Chunk(_Text):
     """A token-bounded piece of a document, as stored and retrieved.
@@ -355,6 +360,30 @@ class Chunk(_Text):
     text: str
     metadata: DocumentMetadata = DocumentMetadata()
     score: float | None = None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The chunk id (a uuid) and metadata stay out: the document names them.
+        yield "document_id", short(self.document_id, 40)
+        yield "position", self.position
+        if self.score is not None:
+            yield "score", round(self.score, 4)
+        yield "text", elide(self.text)
+
+    def to_record(self) -> dict[str, Any]:
+        """This chunk as one flat row (no nested metadata), for a table or a DataFrame:
+        ``document_id, title, author, platform, kind, url, score, position, text``."""
+        m = self.metadata
+        return {
+            "document_id": self.document_id,
+            "title": m.title,
+            "author": m.author,
+            "platform": m.platform,
+            "kind": m.kind,
+            "url": m.url,
+            "score": self.score,
+            "position": self.position,
+            "text": self.text,
+        }
 
 
 class StageTimings(_Model):
@@ -382,6 +411,54 @@ class Answer(_Model):
     finish_reason: FinishReason
     timings: StageTimings
 
+    def to_records(self) -> list[dict[str, Any]]:
+        """The sources as flat rows, best first (``rank`` from 1, then
+        :meth:`Chunk.to_record`'s columns): ``pandas.DataFrame(answer.to_records())``."""
+        return [{"rank": rank, **s.to_record()} for rank, s in enumerate(self.sources, 1)]
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "query", short(self.query, 40)
+        yield "text", elide(self.text, 48)
+        yield "sources", Shown(_source_ids(self.sources))
+        if self.finish_reason != "stop":  # cut at max_new_tokens: worth seeing
+            yield "finish_reason", self.finish_reason
+        yield "total_s", round(self.timings.total_s, 3)
+
+    def _repr_html_(self) -> str:
+        """The answer in Jupyter: question, text, sources table, tokens and timings."""
+        t, u = self.timings, self.usage
+        return html_block(
+            f"Answer: {short(self.query, 200)}",
+            paragraph(self.text),
+            sources_table(self.sources),
+            fields={
+                "finish": self.finish_reason,
+                "tokens": f"{u.prompt_tokens} in, {u.completion_tokens} out",
+                "retrieve s": t.retrieve_s,
+                "prompt s": t.prompt_s,
+                "generate s": t.generate_s,
+                "total s": t.total_s,
+            },
+        )
+
+
+def _source_ids(sources: Sequence[Chunk], shown: int = 2) -> str:
+    """``[3: 'post-1', 'post-2', …]``: how many sources, and the first documents."""
+    ids = [repr(short(s.document_id, 20)) for s in sources[:shown]]
+    more = ", …" if len(sources) > shown else ""
+    return f"[{len(sources)}: {', '.join(ids)}{more}]" if sources else "[]"
+
+
+def sources_table(sources: Sequence[Chunk]) -> str:
+    """An HTML table of ``sources``: rank, document, title, author and score (escaped)."""
+    if not sources:
+        return "<p>no sources</p>"
+    rows = [
+        [rank, s.document_id, s.metadata.title, s.metadata.author, s.score]
+        for rank, s in enumerate(sources, 1)
+    ]
+    return table(["rank", "document", "title", "author", "score"], rows)
+
 
 class IngestReport(_Model):
     """What one ``ingest`` call wrote."""
@@ -392,3 +469,12 @@ class IngestReport(_Model):
         0, ge=0, description="Documents skipped: already stored exactly as given (resumed runs)."
     )
     seconds: float = Field(ge=0, description="Wall time, including embedding.")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, round(value, 3) if name == "seconds" else value
+
+    def _repr_html_(self) -> str:
+        """The report in Jupyter: one table row."""
+        header = ["documents", "chunks", "unchanged", "seconds"]
+        return html_block("Ingest report", table(header, [[getattr(self, n) for n in header]]))

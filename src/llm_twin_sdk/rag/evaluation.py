@@ -11,12 +11,13 @@ is binary. Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal, Protocol, TypeAlias, cast, get_args
+from typing import Annotated, Any, Literal, Protocol, TypeAlias, cast, get_args
 
 from pydantic import Field, field_validator
 
+from ..display import Shown, html_block, table
 from ..errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 from ..types import Chunk, _Model, not_blank
 from ..validation import check_k
@@ -193,6 +194,38 @@ class EvaluationReport(_Model):
             name = f"**{scores.group}**" if scores.group == OVERALL else scores.group
             lines.append(_row([name, str(scores.queries), *_figures(scores, self.k_values)]))
         return "\n".join(lines)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat row per query, in the order evaluated: ``kind, query, recall@k`` (each
+        ``k``), ``mrr``, ``ndcg``: ``pandas.DataFrame(report.to_records())``."""
+        return [
+            {
+                "kind": r.query.kind,
+                "query": r.query.query,
+                **{f"recall@{k}": r.recall[k] for k in self.k_values},
+                "mrr": r.reciprocal_rank,
+                "ndcg": r.ndcg,
+            }
+            for r in self.results
+        ]
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The overall scores, not every query's result.
+        yield "queries", self.overall.queries
+        yield "kinds", Shown(f"[{', '.join(self.by_kind)}]")
+        names = _metric_names(self.k_values)
+        for name, value in zip(names, _figures(self.overall, self.k_values), strict=True):
+            yield name, Shown(value)
+
+    def _repr_html_(self) -> str:
+        """The report in Jupyter: :meth:`to_markdown`'s table, per kind and overall."""
+        header = ["queries", "n", *_metric_names(self.k_values)]
+        rows = [[s.group, s.queries, *_figures(s, self.k_values)] for s in self.groups]
+        return html_block(
+            "Retrieval evaluation",
+            table(header, rows),
+            fields={"chunks per query": self.chunks_per_query},
+        )
 
 
 def _row(cells: Sequence[str]) -> str:
