@@ -21,9 +21,12 @@ from llm_twin_sdk import (
     Document,
     InferenceClient,
     IngestReport,
+    InvalidParameterError,
     LLMTwin,
     QdrantStore,
     RAGPipeline,
+    StageTimings,
+    Usage,
     display,
 )
 from llm_twin_sdk.display import elide, escape, short, table
@@ -107,6 +110,20 @@ def test_answer_repr_is_one_short_line(answer: Answer) -> None:
     assert dumped["sources"][0]["text"] == answer.sources[0].text
     assert json.loads(answer.model_dump_json())["query"] == QUERY
     assert answer.model_copy() == answer
+    # A dump validates back (its computed totals included), from Python and from JSON.
+    assert Answer.model_validate(dumped) == answer
+    assert Answer.model_validate_json(answer.model_dump_json()) == answer
+
+
+def test_a_dumped_total_that_is_not_the_sum_is_refused() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 4}
+    assert Usage.model_validate({**usage, "total_tokens": 7}) == Usage(**usage)
+    with pytest.raises(InvalidParameterError, match="total_tokens must be the sum"):
+        Usage.model_validate({**usage, "total_tokens": 9})
+    timings = {"retrieve_s": 0.1, "prompt_s": 0.2, "generate_s": 0.3}
+    with pytest.raises(InvalidParameterError, match="total_s must be the sum"):
+        StageTimings.model_validate({**timings, "total_s": 5.0})
+    assert StageTimings.model_validate({**timings, "total_s": "n/a"}) == StageTimings(**timings)
 
 
 def test_chunk_and_document_reprs_are_short(answer: Answer) -> None:

@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     computed_field,
     field_validator,
+    model_validator,
 )
 from pydantic_core.core_schema import ValidationInfo
 
@@ -272,11 +273,33 @@ class Timeouts(_Model):
     read_s: float = Field(60.0, gt=0, description="Seconds to wait for the (next) bytes.")
 
 
+def _without_total(data: Any, total: str, parts: tuple[str, ...]) -> Any:
+    """``data`` without the computed ``total`` a dump holds (so ``model_dump()`` validates
+    back); a total that is not the sum of ``parts`` is refused."""
+    if not isinstance(data, dict) or total not in data:
+        return data
+    rest = {key: value for key, value in data.items() if key != total}
+    given, values = data[total], [rest.get(part) for part in parts]
+    numbers = [
+        v for v in [*values, given] if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    if len(numbers) == len(parts) + 1 and abs(sum(numbers[:-1]) - given) > 1e-9 * max(
+        1.0, abs(given)
+    ):
+        raise ValueError(f"{total} must be the sum of {', '.join(parts)}, got {given}")
+    return rest
+
+
 class Usage(_Model):
     """Token counts of one generation."""
 
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dumped_total(cls, data: Any) -> Any:
+        return _without_total(data, "total_tokens", ("prompt_tokens", "completion_tokens"))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -392,6 +415,11 @@ class StageTimings(_Model):
     retrieve_s: float = Field(ge=0)
     prompt_s: float = Field(ge=0)
     generate_s: float = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dumped_total(cls, data: Any) -> Any:
+        return _without_total(data, "total_s", ("retrieve_s", "prompt_s", "generate_s"))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
