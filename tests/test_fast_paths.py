@@ -164,8 +164,11 @@ def test_the_models_the_builders_mirror_are_pinned() -> None:
     for model in (Message, Usage, Generation):
         decorators = model.__pydantic_decorators__
         assert not decorators.field_validators, model
-        assert not decorators.model_validators, model
         assert not decorators.validators, model
+        # Usage's one model validator drops a dumped ``total_tokens`` (the builders never pass
+        # one, so they need not mirror it); any other must be mirrored.
+        expected = ["_dumped_total"] if model is Usage else []
+        assert list(decorators.model_validators) == expected, model
     constraints = {
         (model.__name__, name): [repr(m) for m in field.metadata]
         for model in (Message, Usage, Generation)
