@@ -10,15 +10,11 @@ from llm_twin_sdk.rag.chunking import chunk_id
 from llm_twin_sdk.rag.grouping import (
     GAP,
     best_per_document,
-    candidate_depth,
     check_unit,
-    deeper,
     join_overlapping,
     neighbour_ids,
     passage,
-    prefix_with_documents,
 )
-from llm_twin_sdk.validation import MAX_K
 
 
 def _chunk(doc: str, position: int, text: str = "x", kind: str | None = None) -> Chunk:
@@ -35,21 +31,6 @@ def test_best_per_document_keeps_the_first_of_each_in_order() -> None:
     ranked = [_chunk("a", 3), _chunk("b", 0), _chunk("a", 1), _chunk("c", 2), _chunk("b", 1)]
     assert best_per_document(ranked) == [ranked[0], ranked[1], ranked[3]]
     assert best_per_document([]) == []
-
-
-def test_depths() -> None:
-    assert candidate_depth(1) == 20
-    assert candidate_depth(10) == 40
-    assert candidate_depth(MAX_K) == MAX_K
-    assert deeper(20) == 80
-    assert deeper(5_000) == MAX_K
-
-
-def test_prefix_with_documents() -> None:
-    ranked = [_chunk("a", 0), _chunk("a", 1), _chunk("b", 0), _chunk("a", 2), _chunk("c", 0)]
-    assert prefix_with_documents(ranked, 2, 1) == ranked[:3]
-    assert prefix_with_documents(ranked, 2, 4) == ranked[:4]
-    assert prefix_with_documents(ranked, 9, 1) == ranked
 
 
 @pytest.mark.parametrize("unit", ["document", "chunk"])

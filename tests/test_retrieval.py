@@ -29,7 +29,6 @@ from llm_twin_sdk import (
 )
 from llm_twin_sdk.inference.backends.http import HttpBackend
 from llm_twin_sdk.rag.fusion import Fusion
-from llm_twin_sdk.rag.grouping import best_per_document, candidate_depth, prefix_with_documents
 from llm_twin_sdk.rag.query import EXPANSION_SEPARATOR, EXPANSION_WEIGHT
 from llm_twin_sdk.retry import NO_RETRY
 
@@ -308,18 +307,16 @@ def test_reranker_reorders_the_candidates(
     assert len(hits) == 3
 
 
-def test_reranker_reorders_chunks_then_keeps_the_best_of_each_document(
+def test_reranker_reorders_the_best_chunk_of_each_candidate_document(
     filled: QdrantStore, embedder: Embedder, tiny_cross_encoder: Path
 ) -> None:
     reranker = Reranker(tiny_cross_encoder)
-    # The candidates: the 20 chunks searched for 3 documents, cut to the shortest head that
-    # holds 3 documents and at least rerank_candidates chunks.
-    searched = RAGPipeline(embedder, filled).retrieve(QUESTION, k=candidate_depth(3), unit="chunk")
-    candidates = prefix_with_documents(searched, 3, 12)
-    assert len(candidates) >= 12
+    # The candidates: the rerank_candidates best documents, each as its best chunk.
+    candidates = RAGPipeline(embedder, filled).retrieve(QUESTION, k=12)
+    assert len({c.document_id for c in candidates}) == len(candidates) == 12
     rag = RAGPipeline(embedder, filled, reranker=reranker, rerank_candidates=12)
     hits = rag.retrieve(QUESTION, k=3)
-    expected = best_per_document(reranker.rerank(QUESTION, candidates))[:3]
+    expected = reranker.rerank(QUESTION, candidates, keep_top_k=3)
     assert [(h.id, h.score) for h in hits] == [(c.id, c.score) for c in expected]
     assert len({h.document_id for h in hits}) == 3
 

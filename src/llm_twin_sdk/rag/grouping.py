@@ -1,5 +1,5 @@
-"""Chunks grouped by document: the best chunk of each document (ranking kept), how deep to
-search to find ``k`` distinct documents, and a document's chunks merged into one passage
+"""Chunks grouped by document: the best chunk of each document (ranking kept), the ids of a
+chunk's neighbours, and a document's chunks merged into one passage
 (their shared overlap written once). docs/architecture.md, "The request path", steps 2.6-3::
 
     best_per_document(chunks)[:k]           # the k best distinct documents, best first
@@ -8,7 +8,7 @@ search to find ``k`` distinct documents, and a document's chunks merged into one
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Literal, get_args
 
 from ..errors import InvalidParameterError
@@ -17,27 +17,18 @@ from ..validation import MAX_K
 from .chunking import chunk_id
 
 __all__ = [
-    "CANDIDATE_FACTOR",
-    "MIN_CANDIDATES",
     "Unit",
     "best_per_document",
-    "candidate_depth",
     "check_radius",
     "check_unit",
-    "deeper",
     "neighbour_ids",
     "passage",
-    "prefix_with_documents",
 ]
 
 Unit = Literal["document", "chunk"]
 """What one result of ``retrieve`` is: a distinct document (its best chunk) or a chunk."""
 UNITS: tuple[Unit, ...] = get_args(Unit)
 
-CANDIDATE_FACTOR = 4
-"""Chunks asked of the store per document wanted (and the growth of each deeper search)."""
-MIN_CANDIDATES = 20
-"""The fewest chunks asked of the store when documents are wanted."""
 GAP = " … "
 """Between two chunks of one passage that are not consecutive."""
 
@@ -58,29 +49,6 @@ def best_per_document(chunks: Iterable[Chunk]) -> list[Chunk]:
             seen.add(chunk.document_id)
             best.append(chunk)
     return best
-
-
-def candidate_depth(k: int) -> int:
-    """Chunks to ask of the store for ``k`` documents: ``4 * k``, at least 20, at most
-    :data:`~llm_twin_sdk.validation.MAX_K`."""
-    return min(MAX_K, max(MIN_CANDIDATES, CANDIDATE_FACTOR * k))
-
-
-def deeper(depth: int) -> int:
-    """The next depth when ``depth`` chunks held too few documents (``depth`` itself at
-    :data:`~llm_twin_sdk.validation.MAX_K`: the search cannot go deeper)."""
-    return min(MAX_K, depth * CANDIDATE_FACTOR)
-
-
-def prefix_with_documents(chunks: Sequence[Chunk], documents: int, at_least: int) -> list[Chunk]:
-    """The shortest head of ``chunks`` holding ``documents`` distinct documents, and at least
-    ``at_least`` chunks (what a reranker scores: enough, and no more than needed)."""
-    seen: set[str] = set()
-    for end, chunk in enumerate(chunks, start=1):
-        seen.add(chunk.document_id)
-        if len(seen) >= documents and end >= at_least:
-            return list(chunks[:end])
-    return list(chunks)
 
 
 def check_radius(radius: object, name: str = "radius") -> int:

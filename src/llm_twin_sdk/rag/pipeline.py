@@ -28,21 +28,13 @@ from ..errors import (
 )
 from ..ownership import Owner
 from ..types import Chunk, Document, IngestReport
-from ..validation import MAX_K, check_k, check_query, validate_documents
+from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_document
 from .documents import DeleteReport, StoredDocument
 from .embedder import Embedder
 from .filters import MetadataFilters, check_filters
 from .fusion import Fusion, QueryVectors, SearchMode, check_search_mode
-from .grouping import (
-    Unit,
-    best_per_document,
-    candidate_depth,
-    check_radius,
-    check_unit,
-    deeper,
-    prefix_with_documents,
-)
+from .grouping import Unit, check_radius, check_unit
 from .ingestion import (
     BatchSizer,
     IngestProgress,
@@ -101,8 +93,9 @@ class RAGPipeline(Owner):
             ``LexicalEncoder()``, English; :meth:`from_settings`: ``LLM_TWIN_LANGUAGE``).
             Part of every document's fingerprint: another encoder re-ingests.
         self_query, expander: the LLM query steps (filters from the question; phrasings).
-        reranker: a cross-encoder that scores ``rerank_candidates`` chunks (at least ``k``,
-            and enough to hold ``k`` documents) and keeps the best ``k``.
+        reranker: a cross-encoder that scores ``rerank_candidates`` candidates (at least
+            ``k``; for document results, the best chunk of each of as many documents) and
+            keeps the best ``k``.
         neighbours: chunks on each side of a best chunk that :meth:`neighbours` gives, for
             the twins to add to the prompt where its budget allows (0: none).
         ingest_batch: at most this many chunks embedded and written per batch by
@@ -429,9 +422,7 @@ class RAGPipeline(Owner):
             logger.info("no result with the self-query filters %s; searching without", extracted)
             chunks = self._candidates(queries, limit, documents, checked, names)
         if self.reranker is not None and chunks:
-            if documents:  # enough chunks for ``limit`` documents, at most what is needed
-                chunks = prefix_with_documents(chunks, limit, self.rerank_candidates)
-            chunks = self.reranker.rerank(query, chunks, keep_top_k=None if documents else limit)
+            chunks = self.reranker.rerank(query, chunks, keep_top_k=limit)
         if not chunks and self.count(chunks=True) == 0:  # counted only when nothing was found
             warnings.warn(
                 EmptyStoreWarning(
@@ -441,7 +432,7 @@ class RAGPipeline(Owner):
                 ),
                 stacklevel=2,
             )
-        return (best_per_document(chunks) if documents else chunks)[:limit]
+        return chunks[:limit]
 
     async def aretrieve(
         self,
@@ -481,24 +472,11 @@ class RAGPipeline(Owner):
         filters: Mapping[str, tuple[str, ...]],
         collections: Sequence[str],
     ) -> list[Chunk]:
-        """The chunks to rank. Chunk results: ``limit`` (or ``rerank_candidates``) chunks.
-        Document results: the ``limit`` best documents, fused per document by the store
-        (:meth:`QdrantStore.search_many`, ``per_document``); with a reranker, chunks
-        (:func:`.grouping.candidate_depth`, at least ``rerank_candidates``) searched deeper
-        while they hold fewer than ``limit`` documents and the store had more to give."""
-        if not documents:
-            depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
-            return self._search(queries, depth, filters, collections)
-        if self.reranker is None:
-            return self._search(queries, limit, filters, collections, per_document=True)
-        depth = max(candidate_depth(limit), self.rerank_candidates)
-        while True:
-            chunks = self._search(queries, depth, filters, collections)
-            full = len(chunks) >= depth  # a short page: every matching chunk is in it
-            if full and depth < MAX_K and len(best_per_document(chunks)) < limit:
-                depth = deeper(depth)
-                continue
-            return chunks
+        """The chunks to rank: ``limit`` chunks, or the best chunk of each of the ``limit``
+        best documents (fused per document by the store, :meth:`QdrantStore.search_many`);
+        with a reranker, ``rerank_candidates`` of them if that is more."""
+        depth = max(limit, self.rerank_candidates) if self.reranker is not None else limit
+        return self._search(queries, depth, filters, collections, per_document=documents)
 
     def _rewrite(
         self, query: str, explicit: Mapping[str, tuple[str, ...]]
