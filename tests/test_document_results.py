@@ -128,6 +128,26 @@ def test_a_first_page_of_one_document_is_searched_again_deeper(
     assert [d.document_id for d in documents] == ["manual"]
 
 
+def test_no_deeper_search_when_no_collection_had_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three collections of one long document each: their lists together exceed the depth,
+    but none filled its page, so every matching chunk was seen: no second search."""
+    text = " ".join(f"Part {i}: quantization cuts gpu cost." for i in range(12))
+    kinds = ("post", "article", "repository")
+    with QdrantStore.memory() as store:
+        rag = _pipeline(store)
+        rag.ingest(
+            [Document(id=kind, text=text, metadata={"kind": kind}) for kind in kinds],
+            progress=False,
+        )
+        sizes = [rag.store.count(documents=False)]
+        assert 18 < sizes[0] < 3 * 18  # more than one page in all, under a page each
+        lists = _spy(monkeypatch, rag.store, "_lists")
+        vectors = QueryVectors(rag.embedder.encode([QUERY])[0], None)
+        documents = rag.store.search_many([vectors], 6, mode="dense", per_document=True)
+        assert [args[1][0].limit for args, _, _ in lists] == [18]
+        assert sorted(d.document_id for d in documents) == sorted(kinds)
+
+
 def test_fewer_documents_than_k_gives_all_of_them(rag: RAGPipeline) -> None:
     documents = rag.retrieve(QUERY, k=50)
     assert sorted(d.document_id for d in documents) == sorted(d.id for d in _documents())

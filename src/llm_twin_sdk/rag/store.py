@@ -404,7 +404,7 @@ class QdrantStore:
                 )
                 for search in searches
             ]
-            merged, home = self._lists(names, requests)
+            merged, home, full = self._lists(names, requests)
             best = fuse(
                 merged,
                 k,
@@ -413,10 +413,8 @@ class QdrantStore:
                 fusion=fusion,
                 document_of=_document_of if per_document else None,
             )
-            # Too few documents in full lists: their chunks crowded the others out.
-            if len(best) >= k or not per_document or depth >= MAX_DOCUMENT_DEPTH:
-                break
-            if not any(len(found) >= depth for found in merged):
+            # Too few documents, and a collection had more to give: chunks crowded them out.
+            if len(best) >= k or not per_document or not full or depth >= MAX_DOCUMENT_DEPTH:
                 break
             depth = min(MAX_DOCUMENT_DEPTH, depth * 4)
         points = [point for point, _ in best]
@@ -425,20 +423,22 @@ class QdrantStore:
 
     def _lists(
         self, names: Sequence[str], requests: Sequence[models.QueryRequest]
-    ) -> tuple[list[list[ScoredPoint]], dict[PointId, str]]:
-        """Each request's points, merged over the collections ``names``, and every point's
-        collection."""
+    ) -> tuple[list[list[ScoredPoint]], dict[PointId, str], bool]:
+        """Each request's points, merged over the collections ``names``, every point's
+        collection, and whether some collection filled a request's page (it has more)."""
         merged: list[list[ScoredPoint]] = [[] for _ in requests]
         home: dict[PointId, str] = {}  # point id -> its collection
+        full = False
         for name in self._existing(names) if requests else ():
             if name not in self._ready:  # a collection this store has not written to yet
                 self._ready[name] = self._call("collection lookup", name, self._check_schema, name)
             batch = self._client.query_batch_points
             responses = self._call("search", name, batch, name, requests=list(requests))
-            for found, response in zip(merged, responses, strict=True):
+            for found, request, response in zip(merged, requests, responses, strict=True):
                 found.extend(response.points)
                 home.update((point.id, name) for point in response.points)
-        return merged, home
+                full = full or len(response.points) >= (request.limit or 0)
+        return merged, home, full
 
     def neighbours(self, chunks: Sequence[Chunk], radius: int = 1) -> list[Chunk]:
         """The stored chunks up to ``radius`` positions before and after each of ``chunks``
