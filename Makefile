@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CODE   := src tests examples benchmarks
 
-.PHONY: install demo test test-fast lint typecheck unit bench clean
+.PHONY: install demo test test-fast lint typecheck unit bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,9 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/retrieval.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/evaluate.py
 
+# the API reference and guides (mkdocs + mkdocstrings, warnings as errors) into site/
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf site $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -83,7 +83,8 @@ class TwinDeployment:
             chunking, generation defaults); the LLM settings are the endpoint's
             (:meth:`settings_for_endpoint`). Default: ``TwinSettings()`` (environment, .env).
         aws: the AWS clients of every call (deploy, scale, invoke); default: the profile's.
-        retry / poll_interval_s: the retry policy of AWS calls; seconds between status polls.
+        retry: the retry policy of AWS calls.
+        poll_interval_s: seconds between status polls.
 
     Every argument is checked here, before any AWS call: a wrong type, an invalid spec, or a
     policy that does not fit the spec (``ScaleToZero`` on a model-based endpoint, a floor of 0

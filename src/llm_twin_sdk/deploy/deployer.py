@@ -194,9 +194,11 @@ class Deployer:
     """Deploys an :class:`~llm_twin_sdk.deploy.spec.EndpointSpec` to SageMaker, idempotently.
 
     Args:
-        sagemaker_client / aws: an injected boto3 SageMaker client (tests: Stubber or moto) or
-            the SDK's clients (they also serve the autoscaler); default: from region / profile.
-        sleep / clock: injected in tests so that no time passes.
+        sagemaker_client: an injected boto3 SageMaker client (tests: Stubber or moto).
+        aws: or the SDK's clients (they also serve the autoscaler); default: from region /
+            profile.
+        sleep: injected in tests so that no time passes (with ``clock``).
+        clock: injected in tests so that no time passes (with ``sleep``).
         autoscaler: removes autoscaling in ``delete``; default: an ``AutoScaler`` on ``aws``
             (with only a ``sagemaker_client``, ``delete`` warns that it cannot).
         on_progress: called with every :class:`~llm_twin_sdk.deploy.waiting.WaitProgress`.

@@ -242,7 +242,8 @@ def ensure_execution_role(
     Args:
         model_bucket: bare name of the S3 bucket with model archives; ``None`` for hub models.
         tags: extra tags for a new role (or added to an existing one).
-        iam_client / aws: a boto3 IAM client, or the SDK's clients (default: ``AWSClients()``).
+        iam_client: a boto3 IAM client.
+        aws: or the SDK's clients (default: ``AWSClients()``).
         account_id: the account the trust policy names; default: the existing role's, else
             the caller's (``sts:GetCallerIdentity`` through ``aws``). Needed with an
             ``iam_client`` alone when the role does not exist yet.

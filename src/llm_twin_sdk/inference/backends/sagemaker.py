@@ -244,8 +244,8 @@ class SageMakerBackend(RemoteBackend):
         goes back to the pool at the end, and is closed when the stream is left early.
 
         Raises:
-            StreamBrokenError: the stream failed after its first piece (``partial_text``).
-            The errors of :meth:`generate`, when it fails before.
+            StreamBrokenError: the stream failed after its first piece (``partial_text``);
+                before it, the errors of :meth:`generate`.
         """
         call = self._prepare(prompt, params, stream=True)
         args = self._call_args(call)
