@@ -8,7 +8,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-CODE   := src tests examples benchmarks
+CODE   := src tests examples benchmarks docs/_ext
 
 .PHONY: install demo test test-fast lint typecheck unit bench docs clean
 

@@ -44,7 +44,7 @@ def test_import_loads_errors_and_version_only() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", llm_twin_sdk.__all__)
+@pytest.mark.parametrize("name", list(llm_twin_sdk._LAZY))
 def test_public_name_resolves(name: str) -> None:
     value = getattr(llm_twin_sdk, name)
     module = importlib.import_module(llm_twin_sdk._LAZY[name], "llm_twin_sdk")
@@ -56,10 +56,11 @@ def test_unknown_name_raises_attribute_error() -> None:
         _ = llm_twin_sdk.Nope
 
 
-def test_all_and_dir_come_from_the_lazy_map() -> None:
-    assert llm_twin_sdk.__all__ == list(llm_twin_sdk._LAZY)
-    assert set(dir(llm_twin_sdk)) == set(llm_twin_sdk.__all__)
-    assert {*vars(llm_twin_sdk.errors)["__all__"], "__version__"} <= set(llm_twin_sdk.__all__)
+def test_dir_comes_from_the_lazy_map() -> None:
+    assert set(dir(llm_twin_sdk)) == set(llm_twin_sdk._LAZY)
+    assert {*vars(llm_twin_sdk.errors)["__all__"], "__version__"} <= set(llm_twin_sdk._LAZY)
+    # no __all__ on purpose: pydoc documents every class it names (tests/test_help.py)
+    assert not hasattr(llm_twin_sdk, "__all__")
 
 
 def _face() -> tuple[list[ast.stmt], dict[str, str]]:

@@ -1,12 +1,41 @@
-"""llm-twin-sdk: deploy, call and compose a fine-tuned LLM Twin from Python (guides: docs/).
+"""Serve a fine-tuned LLM Twin from Python: deploy, call, retrieve, compose and scale it.
+
+An LLM Twin is an LLM tuned to write like one person. This SDK owns its whole serving path,
+with no web server bundled: it answers questions from the author's own documents (RAG over
+Qdrant), generates with llama.cpp in-process, a model server or a SageMaker endpoint
+(blocking, streaming, async, retried), and deploys and autoscales that endpoint on AWS.
 
 Quick start (offline, embedded footing)::
 
-    with llm_twin_sdk.LLMTwin.from_settings() as twin:
+    from llm_twin_sdk import LLMTwin
+
+    with LLMTwin.from_settings() as twin:
         twin.ingest([{"id": "p1", "text": "Quantize before you scale out."}])
         print(twin.ask("How do I cut GPU cost?").text)
 
-Public names load on first use, so ``import llm_twin_sdk`` imports no heavy library.
+Where to start::
+
+    answer from documents  LLMTwin, AsyncLLMTwin     ask / stream / ingest -> Answer
+    generate text          InferenceClient, AsyncInferenceClient   over a Backend:
+                           LocalBackend, HttpBackend, SageMakerBackend
+    ingest and retrieve    RAGPipeline, QdrantStore, Embedder, Reranker, evaluation
+    deploy on SageMaker    TwinDeployment (plan / up / down), EndpointSpec, Deployer
+    what it costs          TwinDeployment.plan().cost, PriceTable, estimate_cost
+    scale                  AutoScaler, TargetTracking, ScaleToZero, Scheduled
+    configure              TwinSettings (arguments, LLM_TWIN_* variables, .env)
+    handle failures        LLMTwinError, the root of every error (llm_twin_sdk.errors)
+
+Three footings, one code, switched by configuration alone (TwinSettings)::
+
+    embedded (default)  llama.cpp in-process, Qdrant Edge on a folder, offline
+    self-hosted         LLM_TWIN_BACKEND=http: TGI / vLLM / llama.cpp / OpenAI-compatible
+                        server; LLM_TWIN_QDRANT_URL: a Qdrant server
+    AWS                 LLM_TWIN_BACKEND=sagemaker: a SageMaker endpoint
+
+Docs: the docs/ folder of the project (docs/index.md, the guides, and an API reference
+built from the docstrings with ``make docs``); each object's own ``help()`` shows its usage.
+``dir(llm_twin_sdk)`` lists every public name; each loads on first use, so
+``import llm_twin_sdk`` imports no heavy library.
 """
 
 from __future__ import annotations
@@ -143,10 +172,12 @@ _LAZY: dict[str, str] = {
     for name in names
 }
 """Every public name -> the module that defines it: the one list of the package's names.
-``__version__`` and the errors are loaded at import; the rest on first use (PEP 562)."""
+``__version__`` and the errors are loaded at import; the rest on first use (PEP 562).
 
-if not TYPE_CHECKING:  # type checkers read the exports from the imports above
-    __all__ = list(_LAZY)
+No ``__all__``, on purpose: ``help(llm_twin_sdk)`` (pydoc) documents in full every class a
+module's ``__all__`` names, which ran to 18,000 lines; without one it shows the guide above.
+``dir()`` lists these names (tab completion), type checkers read the imports above, and
+``from llm_twin_sdk import *`` gives only what is loaded at import (the errors)."""
 
 
 def __getattr__(name: str) -> Any:

@@ -94,7 +94,8 @@ class QdrantStore:
             for servers).
 
     A collection is created on first write with the embedder's vector size; an existing
-    collection with another size or layout raises :class:`~llm_twin_sdk.errors.CollectionMismatchError`.
+    collection with another size or layout raises
+    :class:`~llm_twin_sdk.errors.CollectionMismatchError`.
     """
 
     def __init__(
@@ -127,8 +128,9 @@ class QdrantStore:
     def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
         """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing. Every
         store on one folder in this process shares one engine (the folder closes with the last
-        of them); a folder another process holds raises :class:`~llm_twin_sdk.errors.VectorStoreLockedError`
-        naming that process (several processes share a Qdrant server: :meth:`server`)."""
+        of them); a folder another process holds raises
+        :class:`~llm_twin_sdk.errors.VectorStoreLockedError` naming that process (several
+        processes share a Qdrant server: :meth:`server`)."""
         return cls._embedded(Path(path).expanduser(), collections)
 
     @classmethod
@@ -223,7 +225,8 @@ class QdrantStore:
         """Create ``collection`` (default: every collection) unless it exists with this schema:
         a named ``dense`` vector of ``dimension`` (cosine) and a ``bm25`` sparse vector with
         the IDF modifier; another size or layout (such as the ``lexical`` sparse vector of
-        llm-twin-sdk before Qdrant's BM25) raises :class:`~llm_twin_sdk.errors.CollectionMismatchError`."""
+        llm-twin-sdk before Qdrant's BM25) raises
+        :class:`~llm_twin_sdk.errors.CollectionMismatchError`."""
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:
