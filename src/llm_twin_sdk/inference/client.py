@@ -156,7 +156,7 @@ class InferenceClient(ClientOptions):
     Args:
         backend: where the model runs (``LocalBackend`` for llama.cpp in-process).
         params: defaults of every call; a call's own ``params`` replace them whole.
-        timeout: default timeouts of every call; a call's own ``timeout`` replace them whole.
+        timeout: default timeouts of every call; a call's own ``timeout`` replaces them whole.
         prompt_format: ``"chat"``, ``"raw"`` or ``"alpaca"`` (the fine-tune's template), see
             :mod:`~llm_twin_sdk.inference.prompt_format`; ``None`` (default): as given.
     """
