@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 import io
 import re
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +162,7 @@ def _compile(block: Block, mode_flags: int = 0) -> Any:
     return compile(source, str(block.page), "exec", flags=mode_flags, dont_inherit=True)
 
 
-def run_block(block: Block, namespace: MutableMapping[str, Any]) -> str:
+def run_block(block: Block, namespace: dict[str, Any]) -> str:
     """Run ``block`` in ``namespace``; return what it printed. A block that is not runnable is
     only parsed (top-level ``await`` allowed: it may be a fragment of a coroutine).
 

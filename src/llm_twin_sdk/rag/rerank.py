@@ -104,9 +104,7 @@ class Reranker:
         if local:
             config = Path(where) / "config.json"
             try:
-                architectures = json.loads(config.read_text(encoding="utf-8")).get(
-                    "architectures"
-                )
+                architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures")
             except (OSError, ValueError, AttributeError) as exc:
                 raise ModelLoadError(
                     f"could not load cross-encoder {self.model_name!r}: no readable "
