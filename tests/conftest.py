@@ -46,6 +46,7 @@ SLOW_MODULES = frozenset(
 SLOW_TESTS = frozenset(
     {
         "test_deployment.py::test_plan_up_ask_down_end_to_end",
+        "test_doc_examples.py::test_examples_with_models_run",
         "test_embedder.py::test_folder_that_is_not_a_model",
         "test_embedder.py::test_hub_id_is_not_taken_for_a_missing_folder",
         "test_local_backend.py::test_closed_backend_says_so",
@@ -255,3 +256,60 @@ def wire(aws_credentials: None) -> Iterator[WireServer]:
     with WireServer() as server:
         yield server
     assert server.handler_errors == []
+
+
+# -- a real model server: llama.cpp's OpenAI-compatible server on the SmolLM2 GGUF ------------
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m llama_cpp.server`` serving SmolLM2 on 127.0.0.1, once per module; always
+    terminated. Its model loads in the subprocess: a test using it is slow (SLOW_MODULES)."""
+    from llm_twin_sdk.offline_models import default_gguf_path
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(default_gguf_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_ready(url, process, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"llama_cpp.server did not start within 90 s:\n{log.read_text()}")

@@ -206,12 +206,13 @@ def test_the_price_table_ships_in_the_wheel() -> None:
 
 
 def test_the_docs_example_prints_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:
-    """docs/deployment.md, "What it costs": the Python block runs and prints its comments."""
+    """docs/deployment.md, "What it costs": the Python block runs and prints exactly its
+    ``# ->`` lines (tests/test_doc_examples.py runs it too, checking them in order)."""
     root = Path(__file__).resolve().parents[1]
     section = (root / "docs/deployment.md").read_text().split("## What it costs\n")[1]
     code = section.split("```python\n")[1].split("```")[0]
     exec(compile(code, "docs/deployment.md", "exec"), {})
-    expected = [line[2:] for line in code.splitlines() if line.startswith("# ")]
+    expected = [line[5:] for line in code.splitlines() if line.startswith("# -> ")]
     assert capsys.readouterr().out.splitlines() == expected
 
 

@@ -4,14 +4,8 @@ SmolLM2 GGUF, started once for this module on 127.0.0.1 (few, short generations:
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from llm_twin_sdk import (
@@ -23,65 +17,11 @@ from llm_twin_sdk import (
     ModelError,
 )
 from llm_twin_sdk.inference.backends.http import HttpBackend
-from llm_twin_sdk.offline_models import default_gguf_path
 
 pytestmark = pytest.mark.slow
 
 GREEDY = GenerationParams(max_new_tokens=12, temperature=0.0, seed=7)
 CHAT = [Message(role="user", content="Name one primary colour.")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m llama_cpp.server`` serving SmolLM2; always terminated."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(default_gguf_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_ready(url, process, log)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited ({process.returncode}):\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"llama_cpp.server did not start within 90 s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")

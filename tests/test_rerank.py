@@ -308,3 +308,70 @@ def test_import_does_not_load_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# -- the early check: before any ingest, without loading the model -----------------------------
+
+
+def _folder_with_config(folder: Path, config: object) -> Path:
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def test_check_passes_a_cross_encoder_folder_without_loading_it(tmp_path: Path) -> None:
+    folder = _folder_with_config(
+        tmp_path / "ce", {"architectures": ["BertForSequenceClassification"]}
+    )
+    reranker = Reranker(folder)
+    reranker.check()
+    assert not reranker.loaded
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("llm-twin-sdk-tests/no-such-cross-encoder", "not in the Hugging Face cache"),
+        ("missing-folder", "not in the Hugging Face cache"),  # a bare name is a hub name
+        ("./models/cross-encoder", "does not exist"),
+        ("empty", "no readable config.json"),
+        ("not-json", "no readable config.json"),
+        ("embedding-model", "not a cross-encoder"),
+    ],
+)
+def test_check_refuses_what_load_would_refuse(tmp_path: Path, source: str, message: str) -> None:
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "not-json").mkdir()
+    (tmp_path / "not-json" / "config.json").write_text("{", encoding="utf-8")
+    _folder_with_config(tmp_path / "embedding-model", {"architectures": ["BertModel"]})
+    local = tmp_path / source
+    reranker = Reranker(local if local.exists() else source)
+    with pytest.raises(ModelLoadError, match=message):
+        reranker.check()
+    assert not reranker.loaded
+
+
+def test_a_pipeline_refuses_a_reranker_that_cannot_load_before_any_ingest() -> None:
+    from fakes import HashingEmbedder
+    from llm_twin_sdk import QdrantStore, RAGPipeline
+
+    store = QdrantStore.memory()
+    try:
+        with pytest.raises(ModelLoadError, match="network access"):
+            RAGPipeline(
+                HashingEmbedder(), store, reranker=Reranker("llm-twin-sdk-tests/no-such-model")
+            )
+    finally:
+        store.close()
+
+
+def test_from_settings_names_the_setting_before_building_anything(tmp_path: Path) -> None:
+    from llm_twin_sdk import RAGPipeline, TwinSettings
+
+    settings = TwinSettings(
+        reranker_model="llm-twin-sdk-tests/no-such-model", qdrant_path=tmp_path / "qdrant"
+    )
+    with pytest.raises(ModelLoadError, match=r"reranker_model \(LLM_TWIN_RERANKER_MODEL\)"):
+        RAGPipeline.from_settings(settings)
+    assert not (tmp_path / "qdrant").exists()  # no store was opened

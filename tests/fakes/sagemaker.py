@@ -116,7 +116,8 @@ class Stream:
 
 @dataclass(frozen=True)
 class Llama:
-    """Answer with the server's backend (the real model), shaped as ``container`` answers on
+    """Answer with the server's backend (the real model; without one, the token script of
+    :class:`~fakes.shapes.Model`), shaped as ``container`` answers on
     SageMaker: TGI (``[{"generated_text", "details"}]``, SSE token events, the Messages API for
     ``messages``) or LMI (``{"generated_text"}``, JSON lines, its chat schema). Parameters are
     validated as TGI does; a violation is relayed like SageMaker relays the container's error
@@ -341,7 +342,7 @@ class WireServer(FakeServer[Invocation]):
     Args:
         backend: the model behind :class:`Llama` replies (e.g. ``LocalBackend``).
         default: the reply when none is queued (default: ``Llama()`` with a backend, else an
-            ``InternalFailure``).
+            ``InternalFailure``); ``Llama()`` without a backend answers from the token script.
     """
 
     route_table = (
@@ -400,8 +401,6 @@ class WireServer(FakeServer[Invocation]):
         )
 
     def _llama(self, exchange: Exchange, request: Invocation, reply: Llama) -> None:
-        if self.model.backend is None:
-            raise TypeError("Llama replies need a WireServer(backend=...)")
         lmi = reply.container == "lmi"
         try:
             ask = read_ask(request.body, lmi=lmi)

@@ -25,6 +25,7 @@ from ..errors import (
     InvalidDocumentError,
     InvalidParameterError,
     LLMTwinError,
+    ModelLoadError,
 )
 from ..ownership import Owner
 from ..types import Chunk, Document, IngestReport
@@ -96,7 +97,8 @@ class RAGPipeline(Owner):
         expander: the LLM query step that writes other phrasings of it.
         reranker: a cross-encoder that scores ``rerank_candidates`` candidates (at least
             ``k``; for document results, the best chunk of each of as many documents) and
-            keeps the best ``k``.
+            keeps the best ``k``. Checked here without loading it (:meth:`Reranker.check`): a
+            model that cannot be loaded raises :class:`ModelLoadError` before any ingest.
         neighbours: chunks on each side of a best chunk that :meth:`neighbours` gives, for
             the twins to add to the prompt where its budget allows (0: none).
         ingest_batch: at most this many chunks embedded and written per batch by
@@ -153,6 +155,8 @@ class RAGPipeline(Owner):
             self.search: SearchMode = check_search_mode(search)
         except InvalidParameterError as exc:
             raise ConfigurationError(str(exc)) from None
+        if reranker is not None:
+            reranker.check()  # a model that cannot load fails now, not after an ingest
         self.embedder = embedder
         self.store = store
         self.chunk_tokens = chunk_tokens
@@ -185,6 +189,16 @@ class RAGPipeline(Owner):
                 "self-query and query expansion need an LLM client: pass llm=... "
                 "(LLMTwin.from_settings does)"
             )
+        reranker = None
+        if s.reranker_model:
+            reranker = Reranker(s.reranker_model, device=s.embedding_device)
+            try:
+                reranker.check()
+            except ModelLoadError as exc:
+                raise ModelLoadError(
+                    f"the setting reranker_model (LLM_TWIN_RERANKER_MODEL) names a model that "
+                    f"cannot be used: {exc}"
+                ) from exc
         embedder = Embedder(s.embedding_model, device=s.embedding_device)
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
@@ -207,9 +221,7 @@ class RAGPipeline(Owner):
                 expander=QueryExpander(llm, n=s.query_expansion, weight=s.query_expansion_weight)
                 if s.query_expansion > 1
                 else None,
-                reranker=Reranker(s.reranker_model, device=s.embedding_device)
-                if s.reranker_model
-                else None,
+                reranker=reranker,
                 rerank_candidates=s.rerank_candidates,
             )
         except BaseException:

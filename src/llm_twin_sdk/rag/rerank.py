@@ -3,6 +3,7 @@ slower than the bi-encoder of vector search, sharper on the few chunks it keeps.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -31,7 +32,9 @@ class Reranker:
     Face cache unless ``HF_HUB_OFFLINE=1``); ``batch_size``: pairs per forward pass;
     ``max_length``: tokens per pair (longer pairs are truncated; ``None``: the model's).
     Either below 1 raises :class:`ConfigurationError`. The model is loaded on the first
-    :meth:`score` / :meth:`rerank` call (or by :meth:`load`), once, even across threads.
+    :meth:`score` / :meth:`rerank` call (or by :meth:`load`), once, even across threads;
+    :meth:`check` says beforehand, without loading it, whether it can be (``RAGPipeline``
+    calls it when it is built, so a missing model fails before any ingest).
     """
 
     def __init__(
@@ -85,14 +88,55 @@ class Reranker:
                 self._model = self._load()
             return self._model
 
+    def check(self) -> None:
+        """Check that the model can be loaded, without loading it (a file read, no download):
+        a folder must hold a ``config.json`` whose architecture scores pairs
+        (``...ForSequenceClassification``); a hub name must be in the Hugging Face cache when
+        the hub is offline (``HF_HUB_OFFLINE=1``). Online, a hub name is downloaded on first
+        use. Example::
+
+            Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2").check()  # offline, not cached: raises
+
+        Raises:
+            ModelLoadError: what :meth:`load` would raise for these reasons, with its hint.
+        """
+        where, local = model_location(self._source, "cross-encoder")
+        if local:
+            config = Path(where) / "config.json"
+            try:
+                architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures")
+            except (OSError, ValueError, AttributeError) as exc:
+                raise ModelLoadError(
+                    f"could not load cross-encoder {self.model_name!r}: no readable "
+                    f"config.json in {where} ({type(exc).__name__}). {_hint(where, local)}."
+                ) from exc
+            self._check_architectures(architectures if isinstance(architectures, list) else [])
+            return
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if constants.HF_HUB_OFFLINE and not isinstance(
+            try_to_load_from_cache(where, "config.json"), str
+        ):
+            raise ModelLoadError(
+                f"could not load cross-encoder {self.model_name!r}: it is not in the Hugging "
+                f"Face cache and the hub is offline (HF_HUB_OFFLINE). {_hint(where, local)}."
+            )
+
+    def _check_architectures(self, architectures: Sequence[object]) -> None:
+        # sentence-transformers turns any encoder (an embedding model, a bare BERT) into a
+        # CrossEncoder with a random, untrained scoring head, whose scores would be noise.
+        if architectures and not any(
+            str(name).endswith("ForSequenceClassification") for name in architectures
+        ):
+            raise ModelLoadError(
+                f"{self.model_name!r} is not a cross-encoder (architecture "
+                f"{', '.join(map(str, architectures))}, no trained scoring head): pass a "
+                "cross-encoder such as cross-encoder/ms-marco-MiniLM-L-4-v2"
+            )
+
     def _load(self) -> CrossEncoder:
         where, local = model_location(self._source, "cross-encoder")
-        hint = (
-            "Check that it holds a saved cross-encoder (config.json, weights, tokenizer)"
-            if local
-            else "A hub name needs network access to download it once (or the model in the "
-            f"Hugging Face cache, e.g. `hf download {where}`); or pass a local folder"
-        )
+        hint = _hint(where, local)
         from sentence_transformers import CrossEncoder
 
         try:
@@ -104,18 +148,8 @@ class Reranker:
                 f"could not load cross-encoder {self.model_name!r}: "
                 f"{str(exc).strip().rstrip('.')}. {hint}."
             ) from exc
-        # sentence-transformers turns any encoder (an embedding model, a bare BERT) into a
-        # CrossEncoder with a random, untrained scoring head, whose scores would be noise.
         config = getattr(model, "config", None)
-        architectures = getattr(config, "architectures", None) or []
-        if architectures and not any(
-            str(name).endswith("ForSequenceClassification") for name in architectures
-        ):
-            raise ModelLoadError(
-                f"{self.model_name!r} is not a cross-encoder (architecture "
-                f"{', '.join(map(str, architectures))}, no trained scoring head): pass a "
-                "cross-encoder such as cross-encoder/ms-marco-MiniLM-L-4-v2"
-            )
+        self._check_architectures(getattr(config, "architectures", None) or [])
         num_labels = getattr(model, "num_labels", 1)
         if num_labels != 1:
             raise ModelLoadError(
@@ -194,3 +228,13 @@ class Reranker:
         scores = self.score(query, [chunk.text for chunk in items])
         order = sorted(range(len(items)), key=lambda index: -scores[index])[:keep_top_k]
         return [items[index].model_copy(update={"score": scores[index]}) for index in order]
+
+
+def _hint(where: str, local: bool) -> str:
+    """What to do about a cross-encoder that cannot be loaded from ``where``."""
+    if local:
+        return "Check that it holds a saved cross-encoder (config.json, weights, tokenizer)"
+    return (
+        "A hub name needs network access to download it once (or the model in the "
+        f"Hugging Face cache, e.g. `hf download {where}`); or pass a local folder"
+    )
