@@ -47,8 +47,10 @@ SLOW_TESTS = frozenset(
     {
         "test_deployment.py::test_plan_up_ask_down_end_to_end",
         "test_embedder.py::test_folder_that_is_not_a_model",
+        "test_embedder.py::test_loading_shows_no_progress_bar_and_keeps_the_switches",
         "test_embedder.py::test_hub_id_is_not_taken_for_a_missing_folder",
         "test_local_backend.py::test_closed_backend_says_so",
+        "test_notebook.py::test_the_notebook_runs_clean_top_to_bottom",
         "test_local_backend.py::test_truncated_gguf",
         "test_pipeline.py::test_from_settings_builds_local_store",
         "test_rerank.py::test_embedding_model_is_not_a_cross_encoder",

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     computed_field,
     field_validator,
@@ -142,7 +143,8 @@ def changed_fields(
         elif isinstance(value, int | float | bool):
             yield name, value
         else:
-            yield name, brief(str(value) if isinstance(value, Path) else value)
+            # A path or a secret as text (a secret's text is its mask: '**********').
+            yield name, brief(str(value) if isinstance(value, Path | SecretStr) else value)
 
 
 class _Model(BaseModel):

@@ -242,7 +242,7 @@ class CostEstimate(_Model):
     def _repr_html_(self) -> str:
         """The estimate in Jupyter: price per hour, monthly at the scaling bounds, the
         scale-to-zero saving, and where the prices come from (every value escaped)."""
-        fields = {"instance": self.instance_type, "region": self.region}
+        fields: dict[str, object] = {"instance": self.instance_type, "region": self.region}
         fields |= {"prices as of": self.as_of, "source": self.source}
         if self.hourly_price is None:
             return html_block("Cost estimate", paragraph(f"unknown: {self.reason}"), fields=fields)

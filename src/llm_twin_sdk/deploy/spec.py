@@ -283,7 +283,7 @@ class EndpointSpec(_Model):
         shown = self._changed_args(*always, skip=("role_arn",))
         for name, value in shown:
             env = mask_secrets(self.environment)
-            yield name, (brief(env, 100) if name == "environment" else value)
+            yield name, (brief(env, 80) if name == "environment" else value)
 
     def _digest(self, payload: dict[str, Any]) -> str:
         raw = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -86,7 +86,7 @@ class EndpointStatus(_Model):
         if self.inference_components:
             yield "components", listing([c.name for c in self.inference_components], shown=2)
         if self.failure_reason:
-            yield "failure_reason", brief(self.failure_reason, 48)
+            yield "failure_reason", brief(self.failure_reason, 36)
 
     def _instances(self) -> str:
         count = f"{self.current_instance_count}"

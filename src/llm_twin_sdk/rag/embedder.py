@@ -8,6 +8,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -112,19 +113,20 @@ def quiet_loading() -> Iterator[None]:
 
     Example: ``with quiet_loading(): model = SentenceTransformer(folder)``.
     """
-    from huggingface_hub import utils as hub
+    # The module, not its same-named tqdm class that huggingface_hub.utils exports.
+    hub = importlib.import_module("huggingface_hub.utils.tqdm")
     from transformers.utils import logging as transformers_logging
 
     bars_on = transformers_logging.is_progress_bar_enabled()
     hub_bars_on = not hub.are_progress_bars_disabled()
-    transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated
     try:
         yield
     finally:
         with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS set since: keep it so
             warnings.simplefilter("ignore")
             if bars_on:
-                transformers_logging.enable_progress_bar()
+                transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]  # idem
             if hub_bars_on:
                 hub.enable_progress_bars()
             elif bars_on:
