@@ -99,3 +99,23 @@ def test_hub_id_is_not_taken_for_a_missing_folder() -> None:
     # be reported as a missing local folder because of its "/"
     with pytest.raises(ModelLoadError, match=r"(?s)could not load.*network access"):
         Embedder("llm-twin-sdk-tests/no-such-model")
+
+
+@pytest.mark.parametrize("bars_on", [True, False])
+def test_loading_shows_no_progress_bar_and_keeps_the_switches(
+    bars_on: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """transformers' "Loading weights" bar would be a widget in a notebook cell: the SDK loads
+    without it, and leaves transformers' and huggingface_hub's switches as they were."""
+    from huggingface_hub.utils import are_progress_bars_disabled  # type: ignore[attr-defined]
+    from transformers.utils import logging as transformers_logging
+
+    switch = "enable_progress_bar" if bars_on else "disable_progress_bar"
+    getattr(transformers_logging, switch)()
+    try:
+        Embedder()
+        assert "Loading weights" not in capfd.readouterr().err
+        assert transformers_logging.is_progress_bar_enabled() is bars_on
+        assert are_progress_bars_disabled() is not bars_on
+    finally:
+        transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated

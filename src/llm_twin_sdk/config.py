@@ -7,6 +7,7 @@ nested values use ``__`` (``LLM_TWIN_GENERATION__MAX_NEW_TOKENS=64``). Secrets a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .collection_routing import resolve_collections
 from .errors import ConfigurationError
 from .lexical_languages import check_language
-from .types import DocumentKind, GenerationParams, describe_validation_error
+from .types import DocumentKind, GenerationParams, changed_fields, describe_validation_error
 
 __all__ = ["DATA_FOLDER", "TwinSettings", "default_qdrant_path"]
 
@@ -160,6 +161,10 @@ class TwinSettings(BaseSettings):
         except ValidationError as exc:
             # Secret fields' values are hidden: their names are secret-like (redaction.py).
             raise ConfigurationError(describe_validation_error("TwinSettings", exc)) from None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The backend, then only what differs from the defaults (secrets stay masked).
+        return changed_fields(self, "backend")
 
     @field_validator("qdrant_path")
     @classmethod

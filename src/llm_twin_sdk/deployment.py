@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .aws import AWSClients
 from .config import TwinSettings
@@ -31,6 +31,7 @@ from .deploy.deployer import Deployer, Endpoint
 from .deploy.plan import DeploymentPlan
 from .deploy.spec import EndpointSpec
 from .deploy.waiting import WaitProgress
+from .display import Shown, changes, html_block, short
 from .errors import ConfigurationError, InvalidParameterError, LLMTwinError
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .scaling.autoscaler import AutoScaler, check_policy, describe_policy
@@ -71,6 +72,26 @@ class TwinDeploymentPlan(_Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint}\n\n{self.scaling}"
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The changes of both plans and the cost; print() shows them in full.
+        yield "endpoint_name", self.endpoint.endpoint_name
+        yield "endpoint", changes((r.action, r.resource) for r in self.endpoint.changes)
+        yield "scaling", changes((c.action, c.item) for c in self.scaling.changes)
+        if self.cost is not None:
+            yield "cost", Shown(self.cost.per_month)
+
+    def _repr_html_(self) -> str:
+        """The plan in Jupyter: the endpoint's plan (with its cost), then the autoscaling's."""
+        return html_block(
+            f"What up() would do: {self.endpoint.endpoint_name}",
+            self.endpoint._repr_html_(),
+            self.scaling._repr_html_(),
+            fields={
+                "changes": f"{len(self.endpoint.changes)} to the endpoint, "
+                f"{len(self.scaling.changes)} to its autoscaling"
+            },
+        )
 
 
 class TwinDeployment:
@@ -156,8 +177,10 @@ class TwinDeployment:
         return cls(spec, scaling, settings=s, aws=aws)
 
     def __repr__(self) -> str:
+        spec = self.spec
         return (
-            f"TwinDeployment(spec={self.spec!r}, scaling={describe_policy(self.scaling)}, "
+            f"TwinDeployment(endpoint={spec.name!r}, model_id={short(spec.model_id, 40)!r}, "
+            f"instance_type={spec.instance_type!r}, scaling={describe_policy(self.scaling)}, "
             f"aws={self._aws!r})"
         )
 

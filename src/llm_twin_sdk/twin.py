@@ -105,7 +105,8 @@ class TwinCore(Owner, Generic[C]):
         return twin
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(rag={self.rag!r}, client={self.client!r})"
+        # The model by name (its client's parameters are in ``client``), then the pipeline.
+        return f"{type(self).__name__}(model={self.client.model_name!r}, rag={self.rag!r})"
 
     def _prepare(
         self,

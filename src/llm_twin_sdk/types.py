@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     computed_field,
     field_validator,
@@ -27,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core.core_schema import ValidationInfo
 
-from .display import Shown, elide, html_block, paragraph, short, table
+from .display import TEXT_LIMIT, Shown, brief, elide, html_block, paragraph, short, table
 from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
 from .redaction import is_secret_name, mask_secrets
 
@@ -47,6 +49,7 @@ __all__ = [
     "StageTimings",
     "Timeouts",
     "Usage",
+    "changed_fields",
     "describe_validation_error",
     "not_blank",
     "to_messages",
@@ -122,6 +125,28 @@ def not_blank(message: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def changed_fields(
+    model: BaseModel, *always: str, skip: tuple[str, ...] = ()
+) -> Iterator[tuple[str, Any]]:
+    """Repr arguments of a model with many settings: the ``always`` fields, then every other
+    field whose value is not its default; each value cut short
+    (:func:`~llm_twin_sdk.display.brief`), an SDK model shown by its own changed fields;
+    ``skip``: fields left out."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if name in skip or (
+            name not in always and value == field.get_default(call_default_factory=True)
+        ):
+            continue
+        if isinstance(value, _Model):
+            yield name, value._short_repr()
+        elif isinstance(value, int | float | bool):
+            yield name, value
+        else:
+            # A path or a secret as text (a secret's text is its mask: '**********').
+            yield name, brief(str(value) if isinstance(value, Path | SecretStr) else value)
+
+
 class _Model(BaseModel):
     """Frozen base model whose validation errors are SDK errors."""
 
@@ -166,6 +191,20 @@ class _Model(BaseModel):
         except ValueError as exc:
             raise cls._error(f"invalid {cls.__name__}: not JSON: {exc}") from exc
         return cls.model_validate(data, **kwargs)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A long text never floods a repr: strings past TEXT_LIMIT are elided.
+        for name, value in super().__repr_args__():
+            long = isinstance(value, str) and len(value) > TEXT_LIMIT
+            yield name, elide(value) if long else value
+
+    def _changed_args(self, *always: str, skip: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+        return changed_fields(self, *always, skip=skip)
+
+    def _short_repr(self) -> Shown:
+        """``Name(...)`` with only the fields that differ from their defaults."""
+        args = ", ".join(f"{name}={value!r}" for name, value in self._changed_args())
+        return Shown(f"{type(self).__name__}({args})")
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; fields in ``update`` are validated like the constructor's arguments."""
@@ -253,7 +292,9 @@ class GenerationParams(_Model):
         for name, value in super().__repr_args__():
             if name == "json_schema" and value is not None:
                 text = _canonical_json(value)
-                yield name, Shown(text if len(text) <= 80 else text[:77] + "...")
+                yield name, Shown(text if len(text) <= 60 else text[:57] + "...")
+            elif name == "stop":
+                yield name, brief(value)
             else:
                 yield name, value
 
@@ -343,8 +384,8 @@ class DocumentMetadata(_Text):
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # Only what is known, each value cut short.
-        for name, value in super().__repr_args__():
-            if value is not None:
+        for name in type(self).model_fields:
+            if (value := getattr(self, name)) is not None:
                 yield name, short(value, 16)
 
 
@@ -425,6 +466,10 @@ class StageTimings(_Model):
     @property
     def total_s(self) -> float:
         return self.retrieve_s + self.prompt_s + self.generate_s
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():  # milliseconds are enough to read
+            yield name, round(value, 4)
 
 
 class Answer(_Model):

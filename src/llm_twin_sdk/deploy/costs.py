@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,8 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import Field, ValidationError, field_validator
 
+from ..display import Shown, brief, html_block, money, paragraph
+from ..display import table as html_table
 from ..errors import ConfigurationError, InvalidInputError, InvalidParameterError
 from ..scaling.policies import ScaleToZero, ScalingPolicy, Scheduled, TargetTracking
 from ..types import _Model
@@ -138,6 +140,13 @@ class PriceTable(_Model):
         """USD per instance-hour, or ``None`` when the table does not know it."""
         return self.prices.get(region, {}).get(instance_type)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Date, source and how many prices: the whole table is in ``prices``.
+        count = sum(len(rows) for rows in self.prices.values())
+        yield "as_of", Shown(self.as_of.isoformat())
+        yield "source", brief(self.source, 48)
+        yield "prices", Shown(f"{count} in {len(self.prices)} region(s)")
+
 
 Prices: TypeAlias = PriceTable | PriceMap | str | Path | None
 """A table, overrides of the shipped one, a JSON file extending it, or ``None`` (shipped)."""
@@ -189,25 +198,64 @@ class CostEstimate(_Model):
         """True when the table has a price for this instance type in this region."""
         return self.hourly_price is not None
 
+    @property
+    def per_month(self) -> str:
+        """The monthly range in words: ``"$1,105.95..$4,423.80/month"`` (or ``"unknown"``)."""
+        if self.hourly_price is None:
+            return "unknown"
+        return f"{money(self.monthly_at_min)}..{money(self.monthly_at_max)}/month"
+
+    def _saving(self) -> str:
+        """What scale-to-zero saves (or would save), in words."""
+        saving = f"{money(self.scale_to_zero_saving)}/month at {self.idle_fraction:.0%} idle"
+        if self.scales_to_zero:
+            return f"scale-to-zero saves {saving}"
+        return f"scale-to-zero would save {saving} (ScaleToZero on inference components)"
+
     def __str__(self) -> str:
         head = f"cost ({self.instance_type}, {self.region}, prices as of {self.as_of}):"
         if self.hourly_price is None:
             return f"{head} unknown: {self.reason}"
-        idle = f"{self.idle_fraction:.0%} idle"
-        saving = f"${self.scale_to_zero_saving:,.2f}/month at {idle}"
-        zero = (
-            f"scale-to-zero saves {saving}"
-            if self.scales_to_zero
-            else f"scale-to-zero would save {saving} (ScaleToZero on inference components)"
-        )
         return "\n".join(
             [
-                f"{head} ${self.hourly_price:,.3f} per instance-hour",
-                f"    monthly: ${self.monthly_at_min:,.2f} at {self.min_instances} instance(s), "
-                f"${self.monthly_at_max:,.2f} at {self.max_instances}",
-                f"    {zero}",
+                f"{head} {money(self.hourly_price, 3)} per instance-hour",
+                f"    monthly: {money(self.monthly_at_min)} at {self.min_instances} instance(s), "
+                f"{money(self.monthly_at_max)} at {self.max_instances}",
+                f"    {self._saving()}",
                 f"    source: {self.source}",
             ]
+        )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The figures; the date, source and idle fraction are in str() and the HTML.
+        yield "instance_type", self.instance_type
+        yield "region", self.region
+        yield "hourly_price", self.hourly_price
+        if self.hourly_price is None:
+            yield "reason", brief(self.reason or "")
+            return
+        yield "instances", Shown(f"{self.min_instances}..{self.max_instances}")
+        yield "monthly_at_min", self.monthly_at_min
+        yield "monthly_at_max", self.monthly_at_max
+        yield "scale_to_zero_saving", self.scale_to_zero_saving
+
+    def _repr_html_(self) -> str:
+        """The estimate in Jupyter: price per hour, monthly at the scaling bounds, the
+        scale-to-zero saving, and where the prices come from (every value escaped)."""
+        fields: dict[str, object] = {"instance": self.instance_type, "region": self.region}
+        fields |= {"prices as of": self.as_of, "source": self.source}
+        if self.hourly_price is None:
+            return html_block("Cost estimate", paragraph(f"unknown: {self.reason}"), fields=fields)
+        rows = [
+            ["per instance-hour", 1, money(self.hourly_price, 3)],
+            ["a month at the minimum", self.min_instances, money(self.monthly_at_min)],
+            ["a month at the maximum", self.max_instances, money(self.monthly_at_max)],
+        ]
+        return html_block(
+            "Cost estimate",
+            html_table(["", "instances", "USD"], rows),
+            paragraph(self._saving()),
+            fields=fields,
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,12 @@ class Endpoint(EndpointRef):
     model_name: str
     config_hash: str = Field(description="Content hash of the spec's endpoint config.")
     arn: str | None = None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # What is set (no ARN: the name says it).
+        for name, value in super().__repr_args__():
+            if value is not None and name != "arn":
+                yield name, value
 
     def client(
         self,

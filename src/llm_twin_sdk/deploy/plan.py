@@ -6,8 +6,11 @@ of ``print(deployer.plan(spec))`` reads ``update  endpoint  twin  twin-0badc0de 
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from collections.abc import Iterator
+from typing import Any, Literal, TypeAlias
 
+from ..display import Shown, changes, html_block, paragraph
+from ..display import table as html_table
 from ..scaling.plan import table
 from ..types import _Model
 from .costs import CostEstimate
@@ -86,17 +89,28 @@ class DeploymentPlan(_Model):
         """True when deploying would make no write call at all."""
         return not self.changes
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """The plan in one line: how many changes, or that there is nothing to do."""
+        if self.is_noop:
+            return "nothing to do: the endpoint already runs this spec"
+        return f"{len(self.changes)} change(s) to apply"
+
+    def _facts(self) -> dict[str, str]:
         kind = "model-based" if self.kind == "model" else "inference components"
-        lines = [
-            f"Deployment plan for endpoint {self.endpoint_name!r} ({self.region}, {kind})",
-            f"  image: {self.image_uri}",
-            f"  instances: {self.instance_count} x {self.instance_type}",
-        ]
+        facts = {"region": self.region, "kind": kind, "image": self.image_uri}
+        facts["instances"] = f"{self.instance_count} x {self.instance_type}"
         if self.current_config_name is not None:
-            lines.append(
-                f"  in service now: {self.current_config_name} ({self.current_status or '?'})"
-            )
+            facts["in service now"] = f"{self.current_config_name} ({self.current_status or '?'})"
+        return facts
+
+    def __str__(self) -> str:
+        facts = self._facts()
+        lines = [
+            f"Deployment plan for endpoint {self.endpoint_name!r} "
+            f"({facts.pop('region')}, {facts.pop('kind')})",
+            *(f"  {name}: {value}" for name, value in facts.items()),
+        ]
         rows = [("ACTION", "RESOURCE", "NAME", "DETAIL")]
         rows += [(r.action, r.resource, r.name, r.detail) for r in self.resources]
         lines += ["", *table(rows)]
@@ -104,9 +118,31 @@ class DeploymentPlan(_Model):
             lines += ["", "  " + str(self.cost).replace("\n", "\n  ")]
         lines += ["", "  container environment:"]
         lines += [f"    {key}={value}" for key, value in sorted(self.environment.items())]
-        noop = "nothing to do: the endpoint already runs this spec"
-        lines += ["", f"  {noop}" if self.is_noop else f"  {len(self.changes)} change(s) to apply"]
+        lines += ["", f"  {self.summary}"]
         return "\n".join(lines)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # What would change and what it costs; print() shows every resource and variable.
+        yield "endpoint_name", self.endpoint_name
+        yield "region", self.region
+        yield "kind", self.kind
+        yield "instances", Shown(f"{self.instance_count} x {self.instance_type}")
+        yield "changes", changes((r.action, r.resource) for r in self.changes)
+        if self.cost is not None:
+            yield "cost", Shown(self.cost.per_month)
+
+    def _repr_html_(self) -> str:
+        """The plan in Jupyter: the resources and what deploying does to each, the cost
+        estimate, the container environment (secrets masked); every value escaped."""
+        rows = [(r.action, r.resource, r.name, r.detail) for r in self.resources]
+        parts = [html_table(["action", "resource", "name", "detail"], rows)]
+        if self.cost is not None:
+            parts.append(self.cost._repr_html_())
+        environment = sorted(self.environment.items())
+        parts.append(html_table(["container variable", "value"], environment))
+        parts.append(paragraph(self.summary))
+        title = f"Deployment plan: endpoint {self.endpoint_name}"
+        return html_block(title, *parts, fields=self._facts())
 
 
 Step: TypeAlias = tuple[Action, str]

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from ..display import brief
 from ..endpoint import MANAGED_BY_TAG, EndpointRef, tag_problem
 from ..redaction import mask_secrets
 from ..types import _Model
@@ -276,9 +277,13 @@ class EndpointSpec(_Model):
         return env if reveal_secrets else mask_secrets(env)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        """``repr`` and ``str`` show the environment with secret-like values masked."""
-        for name, value in super().__repr_args__():
-            yield name, (mask_secrets(value) if name == "environment" else value)
+        """``repr`` and ``str``: name, model and fleet, then what differs from the defaults
+        (but the role), long values cut short; the environment with secret-like values masked."""
+        always = ("name", "model_id", "instance_type", "instance_count")
+        shown = self._changed_args(*always, skip=("role_arn",))
+        for name, value in shown:
+            env = mask_secrets(self.environment)
+            yield name, (brief(env, 80) if name == "environment" else value)
 
     def _digest(self, payload: dict[str, Any]) -> str:
         raw = json.dumps(payload, sort_keys=True, separators=(",", ":"))

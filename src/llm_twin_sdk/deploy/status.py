@@ -4,11 +4,13 @@ only) through :class:`~llm_twin_sdk.deploy.resources.Resources`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import Field
 
+from ..display import Shown, brief, html_block, listing, paragraph, table
 from ..endpoint import EndpointRef, has_sdk_tag
 from ..types import _Model
 from .resources import Resources, Response
@@ -71,6 +73,54 @@ class EndpointStatus(_Model):
                 self.inference_components[0].name if self.inference_components else None
             ),
         )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # What is known, briefly: no ARN, dates or per-component details (see the HTML).
+        yield "name", self.name
+        yield "status", self.status
+        for name in ("kind", "endpoint_config_name", "pending_config_name"):
+            if (value := getattr(self, name)) is not None:
+                yield name, value
+        if self.current_instance_count is not None:
+            yield "instances", Shown(self._instances())
+        if self.inference_components:
+            yield "components", listing([c.name for c in self.inference_components], shown=2)
+        if self.failure_reason:
+            yield "failure_reason", brief(self.failure_reason, 36)
+
+    def _instances(self) -> str:
+        count = f"{self.current_instance_count}"
+        if self.desired_instance_count not in (None, self.current_instance_count):
+            count += f" (desired {self.desired_instance_count})"
+        return f"{count} x {self.instance_type or '?'}"
+
+    def _repr_html_(self) -> str:
+        """The status in Jupyter: the endpoint's facts, then one row per inference component
+        (every value escaped)."""
+        facts: dict[str, object] = {"kind": self.kind, "config": self.endpoint_config_name}
+        if self.pending_config_name:
+            facts["updating to"] = self.pending_config_name
+        if self.current_instance_count is not None:
+            facts["instances"] = self._instances()
+        facts |= {"copies": self.copies, "managed by the SDK": "yes" if self.managed else "no"}
+        facts |= {"created": self.created_at, "modified": self.modified_at}
+        parts = [paragraph(f"failure: {self.failure_reason}")] if self.failure_reason else []
+        if self.inference_components:
+            rows = [
+                [
+                    c.name,
+                    c.status,
+                    c.model_name,
+                    c.current_copies,
+                    c.desired_copies,
+                    c.failure_reason,
+                ]
+                for c in self.inference_components
+            ]
+            header = ["component", "status", "model", "copies", "desired", "failure"]
+            parts.append(table(header, rows))
+        shown = {name: value for name, value in facts.items() if value is not None}
+        return html_block(f"Endpoint {self.name}: {self.status}", *parts, fields=shown)
 
     def __str__(self) -> str:
         parts = [f"{self.name}: {self.status}"]

@@ -110,7 +110,9 @@ class ClientOptions(Owner):
         return format_prompt(prompt, self._format), params or self._params, timeout or self._timeout
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model_name!r}, params={self._params!r})"
+        # The parameters that differ from the defaults: GenerationParams(max_new_tokens=64).
+        params = self._params._short_repr()
+        return f"{type(self).__name__}(model={self.model_name!r}, params={params})"
 
     @property
     def backend(self) -> Backend:

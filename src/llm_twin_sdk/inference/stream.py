@@ -43,6 +43,12 @@ class StreamRecord:
         """True once the stream is exhausted, failed or closed."""
         return self._closed
 
+    def __repr__(self) -> str:
+        """``TextStream(open, text=12 chars)``; ``finished`` once the generation is known."""
+        finished = ", finished" if self._generation is not None else ""
+        state = "closed" if self._closed else "open"
+        return f"{type(self).__name__}({state}, text={len(self.text)} chars{finished})"
+
 
 class TextStream(StreamRecord, Iterator[str]):
     """Iterator of text pieces whose return value is the final :class:`Generation`.

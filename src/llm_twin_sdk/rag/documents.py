@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..display import listing
 from ..errors import InvalidParameterError
 from ..types import DocumentMetadata
 
@@ -44,6 +45,10 @@ class DeleteReport:
     documents: int
     chunks: int
     missing: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        missing = f", missing={listing(self.missing)}" if self.missing else ""
+        return f"DeleteReport(documents={self.documents}, chunks={self.chunks}{missing})"
 
 
 def check_document_ids(ids: str | Iterable[str]) -> tuple[str, ...]:

@@ -8,20 +8,24 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from ..display import tail
 from ..errors import ConfigurationError, EmbeddingError, ModelLoadError
 from ..offline_models import default_embedding_model_path, names_a_folder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Embedder"]
+__all__ = ["Embedder", "model_location", "quiet_loading"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -55,7 +59,8 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         try:
-            return SentenceTransformer(where, device=device)
+            with quiet_loading():
+                return SentenceTransformer(where, device=device)
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load embedding model {str(source)!r}: {str(exc).strip().rstrip('.')}. "
@@ -63,7 +68,7 @@ class Embedder:
             ) from exc
 
     def __repr__(self) -> str:
-        return f"Embedder(model={self.model_name!r}, dimension={self.dimension})"
+        return f"Embedder(model={tail(self.model_name)!r}, dimension={self.dimension})"
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Unit-length embeddings of ``texts``, shape ``(len(texts), dimension)``, in batches."""
@@ -97,6 +102,35 @@ class Embedder:
         except Exception as exc:
             raise EmbeddingError(f"tokenizing {len(texts)} text(s) failed: {exc}") from exc
         return [[(int(s), int(e)) for s, e in row] for row in encoded["offset_mapping"]]
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load a model without transformers' own progress bars ("Loading weights"): in a
+    notebook each would be a widget in the user's cell. The switch is global (transformers
+    turns huggingface_hub's bars off with its own), so both are put back on afterwards when
+    they were on.
+
+    Example: ``with quiet_loading(): model = SentenceTransformer(folder)``.
+    """
+    # The module, not its same-named tqdm class that huggingface_hub.utils exports.
+    hub = importlib.import_module("huggingface_hub.utils.tqdm")
+    from transformers.utils import logging as transformers_logging
+
+    bars_on = transformers_logging.is_progress_bar_enabled()
+    hub_bars_on = not hub.are_progress_bars_disabled()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS set since: keep it so
+            warnings.simplefilter("ignore")
+            if bars_on:
+                transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]  # idem
+            if hub_bars_on:
+                hub.enable_progress_bars()
+            elif bars_on:
+                hub.disable_progress_bars()
 
 
 def model_location(source: str | Path, what: str) -> tuple[str, bool]:

@@ -15,6 +15,7 @@ import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..display import elide, listing
 from ..errors import ConfigurationError, InvalidParameterError, PromptTooLongError
 from ..types import Chunk, Message
 from .grouping import best_per_document, passage
@@ -61,6 +62,11 @@ class PromptTemplate:
                 "PromptTemplate.source must use {text} and only "
                 + ", ".join("{" + f + "}" for f in sorted(SOURCE_FIELDS))
             )
+
+    def __repr__(self) -> str:
+        fields = ("system", "user", "source", "no_context")
+        shown = ", ".join(f"{name}={elide(getattr(self, name), 28)!r}" for name in fields)
+        return f"PromptTemplate({shown})"
 
     def render(
         self, query: str, chunks: Sequence[Chunk], texts: Sequence[str] | None = None
@@ -109,6 +115,14 @@ class AssembledPrompt:
     dropped: int
     passages: tuple[str, ...] = ()
     added: tuple[Chunk, ...] = ()
+
+    def __repr__(self) -> str:
+        # Sizes and source documents; the messages are in ``messages``.
+        sources = listing([s.document_id for s in self.sources], shown=2)
+        return (
+            f"AssembledPrompt(messages={len(self.messages)}, prompt_tokens={self.prompt_tokens}, "
+            f"sources={sources}, dropped={self.dropped}, added={len(self.added)})"
+        )
 
 
 def prompt_budget(context_window: int, max_new_tokens: int) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigurationError, InvalidParameterError, ModelLoadError, RerankError
 from ..types import Chunk
 from ..validation import check_k, check_query
-from .embedder import model_location
+from .embedder import model_location, quiet_loading
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -140,9 +140,10 @@ class Reranker:
         from sentence_transformers import CrossEncoder
 
         try:
-            model: CrossEncoder = CrossEncoder(
-                where, device=self.device, max_length=self.max_length
-            )
+            with quiet_loading():
+                model: CrossEncoder = CrossEncoder(
+                    where, device=self.device, max_length=self.max_length
+                )
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load cross-encoder {self.model_name!r}: "

@@ -6,8 +6,11 @@ Example: ``print(AutoScaler().plan(endpoint, policy))`` shows one row per write,
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from collections.abc import Iterator
+from typing import Any, Literal, TypeAlias
 
+from ..display import brief, changes, html_block, paragraph
+from ..display import table as html_table
 from ..types import _Model
 from .state import ScalingState
 
@@ -47,13 +50,35 @@ class ScalingPlan(_Model):
         """True when applying would make no write call."""
         return not self.changes
 
+    @property
+    def summary(self) -> str:
+        """The plan in one line: how many changes, or that there is nothing to do."""
+        if self.is_noop:
+            return "nothing to do: autoscaling is already as asked"
+        return f"{len(self.changes)} change(s) to apply"
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "resource_id", self.resource_id
+        yield "policy", brief(self.policy, 48)
+        yield "changes", changes((c.action, c.item) for c in self.changes)
+
+    def _repr_html_(self) -> str:
+        """The plan in Jupyter: the autoscaling in place, then each write (escaped)."""
+        parts = [paragraph("in place now: " + str(self.current))] if self.current.enabled else []
+        if self.changes:
+            rows = [(c.action, c.item, c.name, c.detail) for c in self.changes]
+            parts.append(html_table(["action", "item", "name", "detail"], rows))
+        parts.append(paragraph(self.summary))
+        fields = {"policy": self.policy}
+        return html_block(f"Autoscaling plan: {self.resource_id}", *parts, fields=fields)
+
     def __str__(self) -> str:
         lines = [f"Autoscaling plan for {self.resource_id}: {self.policy}"]
         if self.current.enabled:
             lines.append("  in place now: " + str(self.current).replace("\n", "\n  "))
         if self.is_noop:
-            return "\n".join([*lines, "  nothing to do: autoscaling is already as asked"])
+            return "\n".join([*lines, f"  {self.summary}"])
         rows = [("ACTION", "ITEM", "NAME", "DETAIL")]
         rows += [(c.action, c.item, c.name, c.detail) for c in self.changes]
-        lines += ["", *table(rows), "", f"  {len(self.changes)} change(s) to apply"]
+        lines += ["", *table(rows), "", f"  {self.summary}"]
         return "\n".join(lines)

@@ -7,11 +7,13 @@ the field); whether it fits an endpoint, by ``AutoScaler.apply``. Both before an
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from ..display import listing
 from ..types import _Model
 
 __all__ = [
@@ -69,6 +71,10 @@ class TargetTracking(_Model):
 
     _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Metric, target and bounds; the cooldowns and scale-in switch when not the defaults.
+        return self._changed_args("metric", "target", "min_capacity", "max_capacity")
+
     def predefined_metric(self, *, inference_component: bool) -> str:
         """The Application Auto Scaling metric type for a variant or an inference component."""
         return (COMPONENT_METRICS if inference_component else VARIANT_METRICS)[self.metric]
@@ -89,6 +95,9 @@ class ScaleToZero(_Model):
     alarm_period_s: int = Field(30, gt=0, description="Alarm period: 10, 30 or n x 60 s.")
     evaluation_periods: int = Field(1, ge=1, description="Periods the alarm looks at.")
     datapoints_to_alarm: int = Field(1, ge=1, description="Failing periods that fire it.")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return self._changed_args("target_tracking")
 
     @field_validator("target_tracking")
     @classmethod
@@ -189,6 +198,9 @@ class Scheduled(_Model):
     """
 
     actions: tuple[ScheduledAction, ...] = Field(min_length=1)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "actions", listing([action.name for action in self.actions])
 
     @field_validator("actions")
     @classmethod

@@ -5,12 +5,13 @@ Example: ``state = AutoScaler(region="eu-central-1").describe(endpoint); print(s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
+from ..display import Shown, listing
 from ..types import _Model
 from .requests import ScalingTarget
 
@@ -85,6 +86,16 @@ class ScalingState(_Model):
     def enabled(self) -> bool:
         """True when a scalable target is registered."""
         return self.target is not None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Bounds and the names of what is in place; str() gives the details.
+        yield "resource_id", self.resource_id
+        target = self.target
+        bounds = None if target is None else Shown(f"{target.min_capacity}..{target.max_capacity}")
+        yield "target", bounds
+        for name in ("policies", "alarms", "scheduled_actions"):
+            if items := getattr(self, name):
+                yield name, listing([item.name for item in items], shown=2)
 
     def __str__(self) -> str:
         if self.target is None:

@@ -191,7 +191,8 @@ class QueryExpander:
 
     def __repr__(self) -> str:
         return (
-            f"QueryExpander(client={self._client!r}, n={self._n}, params={self._params!r}, "
+            f"QueryExpander(client={self._client!r}, n={self._n}, "
+            f"params={None if self._params is None else self._params._short_repr()}, "
             f"weight={self._weight}, min_similarity={self._min_similarity})"
         )
 

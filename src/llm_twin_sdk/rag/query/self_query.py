@@ -204,7 +204,9 @@ class SelfQuery:
         self._params = params or _SELF_QUERY_PARAMS
 
     def __repr__(self) -> str:
-        return f"SelfQuery(client={self._client!r}, params={self._params!r})"
+        custom = self._params != _SELF_QUERY_PARAMS  # the default's JSON schema is long
+        params = f", params={self._params._short_repr()}" if custom else ""
+        return f"SelfQuery(client={self._client!r}{params})"
 
     @property
     def client(self) -> InferenceClient:
