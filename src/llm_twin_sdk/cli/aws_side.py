@@ -270,7 +270,7 @@ def scale(
     run `scale` (or `up`) again. `--dry-run` shows the writes and makes none.
     """
     from ..deploy.deployer import Deployer
-    from ..scaling.autoscaler import AutoScaler
+    from ..scaling.autoscaler import AutoScaler, check_policy
 
     s = settings()
     spec_file = _read_spec(spec, s)
@@ -282,6 +282,9 @@ def scale(
             f"{spec}: no 'scaling:' policies to apply; add one, or pass --off to remove "
             "the endpoint's autoscaling"
         )
+    ref, policy = spec_file.spec.ref(), (policies[0] if len(policies) == 1 else policies) or None
+    if policy is not None:
+        check_policy(ref, policy)  # the new bounds fit the endpoint: before any AWS call
     aws = aws_clients(s)
     name = spec_file.spec.name
     try:
@@ -293,7 +296,6 @@ def scale(
             operation="describe_endpoint",
         ) from None
     scaler = AutoScaler(aws=aws)
-    ref, policy = spec_file.spec.ref(), (policies[0] if len(policies) == 1 else policies) or None
     if dry_run:
         result = scaler.plan(ref, policy)
         if json_:

@@ -79,7 +79,7 @@ def _console(name: str) -> Console:
     stream = sys.stdout if name == "stdout" else sys.stderr
     console = _consoles.get(name)
     if console is None or console.file is not stream:
-        console = Console(file=stream, highlight=False, soft_wrap=name == "stdout")
+        console = Console(file=stream, highlight=False, soft_wrap=True)
         _consoles[name] = console
     return console
 
