@@ -51,7 +51,9 @@ def moto_spec(folder: Path, name: str = "llm-twin", *, schedule: bool = True) ->
     text = EXAMPLE_SPEC.read_text(encoding="utf-8")
     if not schedule:
         text = text.split("  - kind: scheduled")[0]
-    text = text.replace("ml.g5.2xlarge", "ml.g4dn.xlarge").replace("name: llm-twin", f"name: {name}")
+    text = text.replace("ml.g5.2xlarge", "ml.g4dn.xlarge").replace(
+        "name: llm-twin", f"name: {name}"
+    )
     spec = folder / f"{name}{'' if schedule else '-tracking'}.yaml"
     spec.write_text(text, encoding="utf-8")
     return spec

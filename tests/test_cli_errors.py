@@ -29,7 +29,8 @@ def no_traceback(text: str) -> None:
 
 def test_unknown_command_is_a_usage_error() -> None:
     result = run("plna", "twin.yaml")
-    assert result.exit_code == ExitCode.USAGE == 2
+    assert result.exit_code == ExitCode.USAGE
+    assert int(ExitCode.USAGE) == 2
     assert "No such command 'plna'" in result.output
     assert "Did you mean 'plan'" in result.output
     no_traceback(result.output)
@@ -86,8 +87,10 @@ def test_help_loads_no_heavy_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=process_env(), check=True
     )
     loaded = done.stderr.split()
-    heavy = ("torch", "sentence_transformers", "llama_cpp", "boto3", "botocore", "qdrant_client")
-    heavy += ("httpx", "numpy", "transformers", "pydantic_settings")
+    heavy = (
+        *("torch", "sentence_transformers", "llama_cpp", "boto3", "botocore", "qdrant_client"),
+        *("httpx", "numpy", "transformers", "pydantic_settings"),
+    )
     assert [m for m in loaded if m.split(".")[0] in heavy] == []
     assert "Usage: llm-twin" in done.stdout
 
@@ -226,8 +229,7 @@ def test_spec_file_errors_name_line_and_field(
 def test_spec_file_lists_every_problem_and_hides_secrets(tmp_path: Path) -> None:
     spec = tmp_path / "twin.yaml"
     spec.write_text(
-        "endpoint:\n  name: twin\n  role_arn: not-an-arn\n  hf_token: 42\n"
-        "  instance_count: 0\n",
+        "endpoint:\n  name: twin\n  role_arn: not-an-arn\n  hf_token: 42\n  instance_count: 0\n",
         encoding="utf-8",
     )
     result = run("plan", str(spec))
@@ -264,7 +266,8 @@ def test_missing_region_names_the_settings(no_aws: None, monkeypatch: pytest.Mon
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     result = run("plan", str(EXAMPLE_SPEC))
-    assert result.exit_code == ExitCode.CONFIGURATION == 3
+    assert result.exit_code == ExitCode.CONFIGURATION
+    assert int(ExitCode.CONFIGURATION) == 3
     assert "no AWS region" in result.output
     assert "LLM_TWIN_AWS_REGION" in result.output
     assert "AWS_DEFAULT_REGION" in result.output

@@ -22,6 +22,10 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); exits the process with
     the command's exit code (docs/cli.md, "Exit codes")."""
+    import os
+
+    # A command line prints its own progress: no bars from the model libraries' loaders.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from .app import app
 
     app(args=None if argv is None else list(argv), prog_name="llm-twin")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..deploy.waiting import WaitProgress
     from ..endpoint import EndpointRef
     from ..scaling.autoscaler import AutoScaler
+    from ..scaling.plan import ScalingPlan
     from ..scaling.policies import ScalingPolicy
 
 __all__ = ["aws_clients", "register", "settings"]
@@ -40,7 +41,8 @@ SpecArg = Annotated[
     Path, typer.Argument(help="Deployment spec file (YAML), e.g. examples/twin.yaml.")
 ]
 TargetArg = Annotated[
-    str, typer.Argument(help="Endpoint name, or a spec file (.yaml) naming it.", metavar="NAME|SPEC")
+    str,
+    typer.Argument(help="Endpoint name, or a spec file (.yaml) naming it.", metavar="NAME|SPEC"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Read only: show what would change.")]
@@ -221,7 +223,9 @@ def _refs(current: object) -> list[EndpointRef]:
     ]
 
 
-def _bounded(policies: tuple[ScalingPolicy, ...], low: int | None, high: int | None) -> list[ScalingPolicy]:
+def _bounded(
+    policies: tuple[ScalingPolicy, ...], low: int | None, high: int | None
+) -> list[ScalingPolicy]:
     """The policies with the capacity policy's bounds replaced by ``--min`` / ``--max``."""
     from ..scaling.policies import ScaleToZero, TargetTracking
 
@@ -233,15 +237,15 @@ def _bounded(policies: tuple[ScalingPolicy, ...], low: int | None, high: int | N
         if value is not None
     }
     changed: list[ScalingPolicy] = []
-    found = False
     for policy in policies:
         if isinstance(policy, TargetTracking):
-            policy, found = policy.model_copy(update=bounds), True
+            changed.append(policy.model_copy(update=bounds))
         elif isinstance(policy, ScaleToZero):
             tracking = policy.target_tracking.model_copy(update=bounds)
-            policy, found = policy.model_copy(update={"target_tracking": tracking}), True
-        changed.append(policy)
-    if not found:
+            changed.append(policy.model_copy(update={"target_tracking": tracking}))
+        else:
+            changed.append(policy)
+    if not any(isinstance(policy, TargetTracking | ScaleToZero) for policy in policies):
         raise InvalidParameterError(
             "--min/--max bound a target-tracking or scale-to-zero policy, and the spec has "
             "none: add one under 'scaling:'"
@@ -251,6 +255,7 @@ def _bounded(policies: tuple[ScalingPolicy, ...], low: int | None, high: int | N
 
 def scale(
     spec: SpecArg,
+    *,
     min_: Annotated[
         int | None, typer.Option("--min", min=0, help="New minimum instances (or copies).")
     ] = None,
@@ -326,14 +331,15 @@ def _apply(
 
 def down(
     target: TargetArg,
+    *,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    wait: Annotated[
-        bool, typer.Option(help="Wait until the endpoint is gone.")
-    ] = True,
-    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for deletions.")] = 1800.0,
+    wait: Annotated[bool, typer.Option(help="Wait until the endpoint is gone.")] = True,
+    timeout: Annotated[
+        float, typer.Option(min=1.0, help="Seconds to wait for deletions.")
+    ] = 1800.0,
     json_: JsonOpt = False,
 ) -> None:
     """Remove an endpoint and everything the SDK made for it: autoscaling, inference
@@ -383,13 +389,8 @@ def _ref(name: str) -> EndpointRef:
     return EndpointRef(name=name)
 
 
-def _listing(items: list[str], scaling: list[object]) -> list[str]:
-    from ..scaling.plan import ScalingPlan
-
-    listed = [
-        f"{c.item} {c.name}" for p in scaling if isinstance(p, ScalingPlan) for c in p.changes
-    ]
-    return listed + items
+def _listing(items: list[str], scaling: list[ScalingPlan]) -> list[str]:
+    return [f"{c.item} {c.name}" for p in scaling for c in p.changes] + items
 
 
 def _confirm(name: str, region: str | None) -> None:
@@ -399,7 +400,9 @@ def _confirm(name: str, region: str | None) -> None:
             "to ask. Pass --yes (and --dry-run first to see what would be removed).",
             ExitCode.USAGE,
         )
-    if not typer.confirm(f"Remove endpoint {name!r} in {region} and everything the SDK made for it?"):
+    if not typer.confirm(
+        f"Remove endpoint {name!r} in {region} and everything the SDK made for it?"
+    ):
         fail("cancelled: nothing was removed", ExitCode.ERROR)
 
 
@@ -447,12 +450,13 @@ def epilog(lines: list[str]) -> str:
 def register(app: typer.Typer) -> None:
     """Add the AWS commands to ``app``."""
     panel = "AWS side (spec file, SageMaker)"
-    for name, command in {
+    commands: dict[str, Callable[..., None]] = {
         "plan": plan,
         "up": up,
         "status": status,
         "scale": scale,
         "down": down,
         "list": list_,
-    }.items():
+    }
+    for name, command in commands.items():
         app.command(name, epilog=epilog(_EXAMPLES[name]), rich_help_panel=panel)(command)

@@ -44,7 +44,9 @@ def _pipeline(s: TwinSettings) -> RAGPipeline:
     from ..rag.pipeline import RAGPipeline
 
     # Ingest and retrieval without the LLM query steps need no LLM at all: none is loaded.
-    return RAGPipeline.from_settings(s.model_copy(update={"self_query": False, "query_expansion": 1}))
+    return RAGPipeline.from_settings(
+        s.model_copy(update={"self_query": False, "query_expansion": 1})
+    )
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,7 @@ def ingest(
     for file in skipped:
         stderr().print(f"skipped {file.path}: {file.reason}")
     if not documents:
-        raise InvalidParameterError(
-            "no documents to ingest in " + ", ".join(str(p) for p in paths)
-        )
+        raise InvalidParameterError("no documents to ingest in " + ", ".join(str(p) for p in paths))
     stored = 0
     try:
         with _footing(ctx).pipeline(s) as rag:
@@ -185,6 +185,7 @@ def _filters(pairs: list[str] | None) -> dict[str, list[str]] | None:
 def ask(
     ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question.")],
+    *,
     k: Annotated[int | None, typer.Option(min=1, help="Source documents (default: top_k).")] = None,
     max_new_tokens: Annotated[
         int | None, typer.Option(min=1, help="Longest answer, in tokens.")
@@ -219,7 +220,7 @@ def ask(
                     sys.stdout.write(piece)
                     sys.stdout.flush()
                     written += len(piece)
-                answer = stream.answer
+                streamed = stream.answer
     except KeyboardInterrupt:
         interrupted(
             f"answer stopped after {written} characters; nothing was stored"
@@ -227,7 +228,8 @@ def ask(
             else "stopped before the answer began; nothing was stored"
         )
     sys.stdout.write("\n")
-    assert answer is not None  # the stream ran to its end
+    assert streamed is not None  # the stream ran to its end
+    answer = streamed
     show_sources(answer.sources)
     stderr().print(
         f"{answer.usage.completion_tokens} tokens, {answer.timings.total_s:.1f} s "
@@ -289,5 +291,6 @@ _EXAMPLES = {
 def register(app: typer.Typer) -> None:
     """Add the data commands to ``app``."""
     panel = "Data side (ingest and ask)"
-    for name, command in {"ingest": ingest, "ask": ask, "eval": eval_}.items():
+    commands: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask, "eval": eval_}
+    for name, command in commands.items():
         app.command(name, epilog=epilog(_EXAMPLES[name]), rich_help_panel=panel)(command)

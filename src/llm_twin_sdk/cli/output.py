@@ -100,13 +100,14 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def table(*columns: str, title: str | None = None) -> Table:
-    """A rich table with these column headers (numbers right-aligned by the caller)."""
+def table(*columns: str, title: str | None = None, numbers: int = 0) -> Table:
+    """A rich table with these column headers; the last ``numbers`` columns hold numbers
+    (right-aligned)."""
     from rich.table import Table
 
     grid = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        grid.add_column(column)
+    for index, column in enumerate(columns):
+        grid.add_column(column, justify="right" if index >= len(columns) - numbers else "left")
     return grid
 
 
@@ -150,7 +151,7 @@ def show_warnings() -> None:
     """Warnings print as one line (``warning: ...``), without a file name and line number."""
     from rich.markup import escape
 
-    def show(
+    def show(  # noqa: PLR0917 -- warnings.showwarning's own signature
         message: Warning | str,
         category: type[Warning],
         filename: str,

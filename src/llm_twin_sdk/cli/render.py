@@ -71,7 +71,9 @@ def show_cost(cost: CostEstimate) -> None:
     if cost.hourly_price is None:
         console.print(f"[bold]{title}[/]: unknown: {cost.reason}")
         return
-    grid = table("instance", "region", "per hour", "monthly at min", "monthly at max", title=title)
+    grid = table(
+        "instance", "region", "per hour", "monthly at min", "monthly at max", title=title, numbers=3
+    )
     grid.add_row(
         cost.instance_type,
         cost.region,
@@ -158,7 +160,7 @@ def show_scaling_plan(plan: ScalingPlan) -> None:
 def show_removal(items: Sequence[str], scaling: Sequence[ScalingPlan], *, done: bool) -> None:
     """What ``down`` removed (or, ``done=False``, would remove)."""
     console = stdout()
-    rows = [(c.item, c.name) for plan in scaling for c in plan.changes]
+    rows: list[tuple[str, str]] = [(c.item, c.name) for plan in scaling for c in plan.changes]
     rows += [(kind, name) for kind, _, name in (item.partition(" ") for item in items)]
     if not rows:
         console.print("nothing to remove")
@@ -174,7 +176,7 @@ def show_sources(sources: Sequence[Chunk]) -> None:
     if not sources:
         stdout().print("no sources: the store holds no matching document")
         return
-    grid = table("rank", "document", "title", "author", "score", title="Sources")
+    grid = table("rank", "document", "title", "author", "score", title="Sources", numbers=1)
     for rank, chunk in enumerate(sources, 1):
         meta = chunk.metadata
         score = "" if chunk.score is None else f"{chunk.score:.3f}"
@@ -186,7 +188,7 @@ def show_evaluation(report: EvaluationReport) -> None:
     """Retrieval scores per query kind and overall."""
     top = max(report.k_values)
     names = [*(f"recall@{k}" for k in report.k_values), f"MRR@{top}", f"nDCG@{top}"]
-    grid = table("queries", "n", *names, title="Retrieval evaluation")
+    grid = table("queries", "n", *names, title="Retrieval evaluation", numbers=len(names) + 1)
     for scores in report.groups:
         figures = [*(scores.recall[k] for k in report.k_values), scores.mrr, scores.ndcg]
         grid.add_row(scores.group, str(scores.queries), *(f"{f:.3f}" for f in figures))

@@ -146,7 +146,9 @@ def load_spec(path: str | Path, *, hf_token: Any = None) -> SpecFile:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise SpecFileError(f"{file}: cannot read the spec file ({reason})", path=str(file)) from None
+        raise SpecFileError(
+            f"{file}: cannot read the spec file ({reason})", path=str(file)
+        ) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

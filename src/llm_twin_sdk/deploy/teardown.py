@@ -65,11 +65,7 @@ def delete_endpoint(
                 res.wait_for_delete(
                     "inference-component", component_name, deadline=deadline, endpoint_name=name
                 )
-        if (
-            endpoint.get("EndpointStatus") == "Deleting"
-            or dry_run
-            or res.delete("endpoint", name)
-        ):
+        if endpoint.get("EndpointStatus") == "Deleting" or dry_run or res.delete("endpoint", name):
             logger.info("deleting endpoint %s", name)
             removed.append(f"endpoint {name}")
     removed.extend(sweep(res, name, dry_run=dry_run))
