@@ -107,3 +107,38 @@ def test_ctrl_c_during_ingest_exits_130_with_a_note(tmp_path: Path) -> None:
     assert "of 400 documents are stored" in note
     assert "Run the same ingest again to resume" in note
     assert "Traceback" not in err
+
+
+def test_down_asks_on_a_terminal(moto_server: str, moto_aws: AWSClients, tmp_path: Path) -> None:
+    """With a terminal on stdin, `down` asks: "n" keeps everything (exit 1), "y" removes."""
+    import os
+    import pty
+
+    env = {"AWS_ENDPOINT_URL": moto_server}
+    assert run_process("up", str(moto_spec(tmp_path)), env=env).returncode == 0
+
+    def down(answer: str) -> subprocess.CompletedProcess[str]:
+        controller, terminal = pty.openpty()
+        try:
+            os.write(controller, answer.encode())
+            return subprocess.run(
+                [sys.executable, "-m", "llm_twin_sdk", "down", "llm-twin"],
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                env=process_env(env),
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(controller)
+            os.close(terminal)
+
+    kept = down("n\n")
+    assert kept.returncode == 1, kept.stderr
+    assert "Remove endpoint 'llm-twin' in us-east-1" in kept.stdout
+    assert "cancelled: nothing was removed" in kept.stderr
+    assert len(moto_aws.client("sagemaker").list_endpoints()["Endpoints"]) == 1
+    removed = down("y\n")
+    assert removed.returncode == 0, removed.stderr
+    assert moto_aws.client("sagemaker").list_endpoints()["Endpoints"] == []
