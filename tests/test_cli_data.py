@@ -182,3 +182,21 @@ def test_eval_bad_file(footing: Footing, built: list[TwinSettings], tmp_path: Pa
     assert f"{bad}:1" in result.output
     assert "relevant" in result.output
     assert built == []
+
+
+def test_eval_with_llm_query_steps_retrieves_through_the_twin(
+    footing: Footing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Query expansion needs the LLM: eval then retrieves through the twin's pipeline."""
+    assert run("ingest", str(CORPUS), obj=footing).exit_code == 0
+    twins: list[TwinSettings] = []
+
+    def twin(settings: TwinSettings) -> LLMTwin:
+        twins.append(settings)
+        return footing.twin(settings)
+
+    monkeypatch.setenv("LLM_TWIN_QUERY_EXPANSION", "2")
+    result = run("eval", str(QUERIES), "--json", obj=Footing(twin=twin, pipeline=footing.pipeline))
+    assert result.exit_code == 0, result.output
+    assert [s.query_expansion for s in twins] == [2]
+    assert json.loads(result.stdout)["overall"]["queries"] == 36

@@ -27,8 +27,11 @@ from .render import (
 from .specfile import SpecFile, load_spec, looks_like_spec
 
 if TYPE_CHECKING:
+    from rich.status import Status
+
     from ..aws import AWSClients
     from ..config import TwinSettings
+    from ..deploy.status import EndpointStatus
     from ..deploy.waiting import WaitProgress
     from ..endpoint import EndpointRef
     from ..scaling.autoscaler import AutoScaler
@@ -90,13 +93,13 @@ def _read_spec(path: Path | str, s: TwinSettings) -> SpecFile:
     return load_spec(path, hf_token=s.hf_token)
 
 
-def _progress(status: object | None) -> Callable[[WaitProgress], None]:
+def _progress(status: Status | None) -> Callable[[WaitProgress], None]:
     """Where ``up`` reports each observation: the spinner's text on a terminal, one line
     each otherwise (logs, CI)."""
 
     def report(progress: WaitProgress) -> None:
         if status is not None:
-            status.update(f"{progress}")  # type: ignore[attr-defined]  # rich's Status
+            status.update(str(progress))
         else:
             stderr().print(f"  ... {progress}")
 
@@ -205,12 +208,10 @@ def status(target: TargetArg, json_: JsonOpt = False) -> None:
         show_status(current, scaling)
 
 
-def _refs(current: object) -> list[EndpointRef]:
+def _refs(current: EndpointStatus) -> list[EndpointRef]:
     """The scalable parts of an endpoint: each inference component, or its variant."""
-    from ..deploy.status import EndpointStatus
     from ..endpoint import EndpointRef
 
-    assert isinstance(current, EndpointStatus)
     if not current.inference_components:
         return [current.ref()]
     return [

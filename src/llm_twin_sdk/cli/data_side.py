@@ -260,9 +260,12 @@ def eval_(
         _check_llm_footing(s)
     footing = _footing(ctx)
     started = time.perf_counter()
-    with footing.twin(s) if steps else footing.pipeline(s) as owner:
-        rag = owner.rag if hasattr(owner, "rag") else owner
-        report = evaluate(rag.retrieve, queries, k_values=k_values)
+    if steps:
+        with footing.twin(s) as twin:
+            report = evaluate(twin.rag.retrieve, queries, k_values=k_values)
+    else:
+        with footing.pipeline(s) as rag:
+            report = evaluate(rag.retrieve, queries, k_values=k_values)
     if json_:
         print_json(report.model_dump(mode="json"))
         return
