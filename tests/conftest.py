@@ -45,6 +45,9 @@ SLOW_MODULES = frozenset(
 
 SLOW_TESTS = frozenset(
     {
+        "test_cli_process.py::test_ask_an_endpoint_through_the_wire_server",
+        "test_cli_process.py::test_ctrl_c_during_ingest_exits_130_with_a_note",
+        "test_cli_process.py::test_ingest_and_ask_on_the_embedded_footing",
         "test_deployment.py::test_plan_up_ask_down_end_to_end",
         "test_doc_examples.py::test_examples_with_models_run",
         "test_embedder.py::test_folder_that_is_not_a_model",

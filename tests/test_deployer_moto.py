@@ -278,8 +278,12 @@ def test_delete_removes_everything_the_sdk_created_and_nothing_else(
     )
     calls.names.clear()
 
+    planned = deployer.delete("twin", dry_run=True)  # read calls only: what would go
+    assert calls.writes == []
+    assert scaler.removed == []
     removed = deployer.delete("twin")
 
+    assert removed == planned
     assert removed[0] == "endpoint twin"
     assert sorted(removed[1:]) == sorted(
         [

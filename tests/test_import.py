@@ -134,6 +134,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"deploy"}),
     frozenset({"twin", "async_twin"}),
     frozenset({"deployment"}),
+    frozenset({"cli", "__main__"}),
 )
 
 

@@ -5,6 +5,7 @@ tree, when each error is raised and what to do: docs/errors.md. Its core::
 
     LLMTwinError
     ├── ConfigurationError, InvalidInputError (ValueError)   wrong settings / call input
+    │   (SpecFileError: a deployment spec file, line and field named)
     ├── InferenceError      every failure of a generate or stream call
     ├── ModelLoadError, EmbeddingError, RerankError, VectorStoreError
     └── AWSError, ThrottledError, DeploymentError, ScalingError
@@ -26,6 +27,20 @@ class LLMTwinError(Exception):
 
 class ConfigurationError(LLMTwinError, ValueError):
     """Settings or constructor arguments are invalid or inconsistent."""
+
+
+class SpecFileError(ConfigurationError):
+    """A deployment spec file (YAML, read by the ``llm-twin`` command line) cannot be used:
+    ``path`` and, where known, ``line`` (1-based) and ``field`` (``endpoint.instance_type``)
+    locate the problem; the message starts with ``<path>:<line>:``."""
+
+    def __init__(
+        self, message: str, *, path: str, line: int | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.field = field
 
 
 class InvalidInputError(LLMTwinError, ValueError):

@@ -54,6 +54,7 @@ __all__ = [
     "not_blank",
     "to_messages",
     "unicode_problem",
+    "validation_problems",
 ]
 
 Role: TypeAlias = Literal["system", "user", "assistant"]
@@ -84,20 +85,27 @@ def describe_validation_error(what: str, exc: ValidationError) -> str:
     (:func:`~llm_twin_sdk.redaction.is_secret_name`); a mapping is shown with its secret-like
     keys' values masked.
     """
-    return f"invalid {what}: " + "; ".join(_problems(exc, []))
+    problems = [f"{'.'.join(path) or 'value'}: {text}" for path, text in validation_problems(exc)]
+    return f"invalid {what}: " + "; ".join(problems)
 
 
-def _problems(exc: ValidationError, prefix: list[str]) -> list[str]:
-    problems = []
+def validation_problems(
+    exc: ValidationError, prefix: Sequence[str] = ()
+) -> list[tuple[tuple[str, ...], str]]:
+    """Each problem of a ``ValidationError`` as ``(path, text)``: the field's path
+    (``("components", "max_instances")``; empty for a whole-model error) and what is wrong,
+    with the value as :func:`describe_validation_error` shows it. Used where a path must be
+    located, e.g. on a line of a YAML file."""
+    problems: list[tuple[tuple[str, ...], str]] = []
     for err in exc.errors():
-        parts = [*prefix, *(str(part) for part in err["loc"])]
+        parts = (*prefix, *(str(part) for part in err["loc"]))
         nested = err.get("ctx", {}).get("error")
         if isinstance(nested, InvalidInputError) and isinstance(
             nested.__cause__, ValidationError
         ):  # a nested SDK model described itself: take its problems, not its message
-            problems += _problems(nested.__cause__, parts)
+            problems += validation_problems(nested.__cause__, parts)
             continue
-        text = f"{'.'.join(parts) or 'value'}: {err['msg'].removeprefix('Value error, ')}"
+        text = err["msg"].removeprefix("Value error, ")
         hidden = (
             not parts
             or err["type"] in {"missing", "extra_forbidden"}
@@ -107,7 +115,7 @@ def _problems(exc: ValidationError, prefix: list[str]) -> list[str]:
             value = err.get("input")
             shown = repr(mask_secrets(value) if isinstance(value, Mapping) else value)
             text += f" (got {shown[:80] + '...' if len(shown) > 80 else shown})"
-        problems.append(text)
+        problems.append((parts, text))
     return problems
 
 

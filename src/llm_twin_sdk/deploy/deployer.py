@@ -385,16 +385,22 @@ class Deployer:
         """
         return _read_status(self._res, self._res.get("endpoint", _check_name(name)))
 
-    def delete(self, name: str, *, wait: bool = True, timeout_s: float = 1800.0) -> list[str]:
+    def delete(
+        self, name: str, *, wait: bool = True, timeout_s: float = 1800.0, dry_run: bool = False
+    ) -> list[str]:
         """Remove endpoint ``name`` and everything the SDK created for it (its autoscaling,
         components, SDK-tagged ``<name>-<8 hex>`` configs and models); idempotent.
 
         Returns what was removed, as ``"<kind> <name>"`` strings: ``deployer.delete("twin")``
         gives ``['endpoint twin', 'endpoint-config twin-3fd415d4', 'model twin-12fd0641']``.
+        ``dry_run=True`` returns what would be removed and makes read calls only (the
+        autoscaling it would remove: ``AutoScaler.plan(endpoint, None)``).
         """
         name = _check_name(name)
         deadline = self._res.clock() + _check_timeout(timeout_s)
-        return delete_endpoint(self._res, name, scaler=self._scaler, deadline=deadline, wait=wait)
+        return delete_endpoint(
+            self._res, name, scaler=self._scaler, deadline=deadline, wait=wait, dry_run=dry_run
+        )
 
     def _scaler(self) -> ScalingRemover | None:
         if self._autoscaler is None and self._aws is not None:

@@ -43,29 +43,33 @@ def delete_endpoint(
     scaler: Callable[[], ScalingRemover | None],
     deadline: float,
     wait: bool = True,
+    dry_run: bool = False,
 ) -> list[str]:
     """Remove endpoint ``name`` and everything the SDK created for it (see ``Deployer.delete``);
-    ``scaler`` is asked for the autoscaler only when there is an endpoint to unscale."""
+    ``scaler`` is asked for the autoscaler only when there is an endpoint to unscale.
+    ``dry_run``: what would be removed (autoscaling aside), read calls only."""
     removed: list[str] = []
     endpoint = res.describe("endpoint", name)
     if endpoint is not None:
         config, _, components = layout(res, endpoint)
-        _remove_scaling(scaler(), name, components or variants(endpoint) or variants(config))
+        if not dry_run:
+            _remove_scaling(scaler(), name, components or variants(endpoint) or variants(config))
         for component in components:
             component_name = str(component["InferenceComponentName"])
-            if component.get("InferenceComponentStatus") != "Deleting":
+            if component.get("InferenceComponentStatus") != "Deleting" and not dry_run:
                 res.delete("inference-component", component_name)
             logger.info("deleting inference component %s", component_name)
             removed.append(f"inference-component {component_name}")
         for component_name in [str(c["InferenceComponentName"]) for c in components]:
-            res.wait_for_delete(
-                "inference-component", component_name, deadline=deadline, endpoint_name=name
-            )
-        if endpoint.get("EndpointStatus") == "Deleting" or res.delete("endpoint", name):
+            if not dry_run:
+                res.wait_for_delete(
+                    "inference-component", component_name, deadline=deadline, endpoint_name=name
+                )
+        if endpoint.get("EndpointStatus") == "Deleting" or dry_run or res.delete("endpoint", name):
             logger.info("deleting endpoint %s", name)
             removed.append(f"endpoint {name}")
-    removed.extend(sweep(res, name))
-    if wait and endpoint is not None:
+    removed.extend(sweep(res, name, dry_run=dry_run))
+    if wait and endpoint is not None and not dry_run:
         res.wait_for_delete("endpoint", name, deadline=deadline)
     return removed
 
@@ -84,8 +88,9 @@ def _remove_scaling(scaler: ScalingRemover | None, name: str, scaled: list[Respo
             scaler.remove(ref)
 
 
-def sweep(res: Resources, name: str) -> list[str]:
-    """Delete the SDK-tagged endpoint configs and models named ``<name>-<8 hex>``."""
+def sweep(res: Resources, name: str, *, dry_run: bool = False) -> list[str]:
+    """Delete the SDK-tagged endpoint configs and models named ``<name>-<8 hex>``
+    (``dry_run``: only list them)."""
     pattern = re.compile(rf"^{re.escape(name)}-[0-9a-f]{{8}}$")
     removed: list[str] = []
     kinds: tuple[ResourceKind, ...] = ("endpoint-config", "model")
@@ -101,7 +106,7 @@ def sweep(res: Resources, name: str) -> list[str]:
                 continue
             if not has_sdk_tag(tags):
                 logger.info("keeping %s %s: not created by llm-twin-sdk", kind, resource)
-            elif res.delete(kind, resource):
+            elif dry_run or res.delete(kind, resource):
                 logger.info("deleted %s %s", kind, resource)
                 removed.append(f"{kind} {resource}")
     return removed
