@@ -18,7 +18,7 @@ from llm_twin_sdk import LLMTwin, errors
 ROOT = Path(__file__).resolve().parent.parent
 
 # mkdocs' own API with the project's config, as `mkdocs build --strict` runs it, but with the
-# docs and the site in a temp folder (a page outside the nav is added there)
+# site in a temp folder
 BUILD = """
 import logging, sys
 from mkdocs.commands.build import build
@@ -29,21 +29,21 @@ build(load_config(sys.argv[1], docs_dir=sys.argv[2], site_dir=sys.argv[3], stric
 """
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("docs-site")
-    docs = shutil.copytree(ROOT / "docs", tmp / "docs")
-    later = docs / "guides" / "later.md"  # a guide written before the nav names it
-    later.parent.mkdir(exist_ok=True)
-    later.write_text("# Later\n\nSee the [Twin reference](../reference/twin.md).\n")
-    done = subprocess.run(
-        [sys.executable, "-c", BUILD, str(ROOT / "mkdocs.yml"), str(docs), str(tmp / "site")],
+def _build(docs: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", BUILD, str(ROOT / "mkdocs.yml"), str(docs), str(site)],
         capture_output=True,
         text=True,
-        cwd=tmp,  # the config's paths hold from anywhere
+        cwd=site.parent,  # the config's paths hold from anywhere
         timeout=120,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("docs-site")
+    done = _build(ROOT / "docs", tmp / "site")
     assert done.returncode == 0, done.stderr
     assert "WARNING" not in done.stderr, done.stderr
     return tmp / "site"
@@ -61,12 +61,22 @@ def _first_line(doc: str | None) -> str:
     return re.sub(r"\s+|`|:[a-z]+:", "", doc.splitlines()[0])
 
 
-def test_the_site_builds_strict_with_a_page_outside_the_nav(site: Path) -> None:
-    for page in ("index.html", "architecture/index.html", "errors/index.html"):
+def test_the_site_builds_strict_with_every_page_in_the_nav(site: Path) -> None:
+    for page in ("index.html", "architecture/index.html", "errors/index.html", "cli/index.html"):
         assert (site / page).is_file(), page
-    assert (site / "guides" / "later" / "index.html").is_file()
+    for guide in ("embedded", "server", "sagemaker"):
+        assert (site / "guides" / guide / "index.html").is_file(), guide
+    assert (site / "troubleshooting" / "index.html").is_file()
     for area in ("twin", "inference", "rag", "deployment", "scaling", "settings", "types"):
         assert (site / "reference" / area / "index.html").is_file(), area
+
+
+def test_a_page_left_out_of_the_nav_fails_the_build(tmp_path: Path) -> None:
+    docs = shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    (docs / "guides" / "later.md").write_text("# Later\n\nNo nav entry names this page.\n")
+    done = _build(docs, tmp_path / "site")
+    assert done.returncode != 0
+    assert "guides/later.md" in done.stderr, done.stderr
 
 
 def test_the_twin_reference_documents_its_methods(site: Path) -> None:
