@@ -100,8 +100,12 @@ def test_a_notebook_gets_a_text_bar_without_ipywidgets(
 ) -> None:
     import importlib.util
 
-    if importlib.util.find_spec("ipywidgets") is not None:
-        pytest.skip("ipywidgets is installed: the notebook gets the widget")
+    real_find_spec = importlib.util.find_spec
+
+    def without_ipywidgets(name: str, package: str | None = None) -> object:
+        return None if name == "ipywidgets" else real_find_spec(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_ipywidgets)  # as if not installed
     with progress_reporter(None, 10) as report:  # stderr is no terminal here, no notebook
         report(IngestProgress(5, 6, 5, 10))
     assert capsys.readouterr().err == ""
