@@ -302,7 +302,56 @@ def bench_import(repeats: int) -> Section:
         f"- samples import (s): {fmt_samples(samples['sdk'])}",
         f"- samples bare (s): {fmt_samples(samples['bare'])}",
     ]
+    bench_cli_help(section, repeats)
     return section
+
+
+# A typer app with the CLI's nine commands and nothing behind them: what `--help` costs typer
+# and rich alone, the yardstick of `llm-twin --help`.
+BARE_TYPER_APP = """
+import sys, typer
+app = typer.Typer()
+for name in ("plan", "up", "status", "scale", "down", "list", "ingest", "ask", "eval"):
+    app.command(name)(lambda: None)
+sys.argv = ["llm-twin", "--help"]
+app()
+"""
+CLI_GOAL_RATIO = 1.5
+
+
+def bench_cli_help(section: Section, repeats: int) -> None:
+    """`llm-twin --help` (as `python -m llm_twin_sdk --help`) against a bare typer app."""
+    commands = {
+        "cli": [sys.executable, "-m", "llm_twin_sdk", "--help"],
+        "typer": [sys.executable, "-c", BARE_TYPER_APP],
+    }
+
+    def timed(argv: list[str]) -> Callable[[], float]:
+        def run() -> float:
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, cwd=ROOT, capture_output=True)
+            return time.perf_counter() - started
+
+        return run
+
+    samples = interleave({key: timed(argv) for key, argv in commands.items()}, repeats, "cli")
+    cli, typer_app = median(samples["cli"]), median(samples["typer"])
+    section.rows.append(
+        Row(
+            name="`llm-twin --help` wall time (fresh process)",
+            sdk=f"{cli:.3f} s",
+            raw=f"{typer_app:.3f} s (a bare typer app, same 9 commands)",
+            ratio=f"{cli / typer_app:.2f}x",
+            goal=f"<= {CLI_GOAL_RATIO}x",
+            met=cli / typer_app <= CLI_GOAL_RATIO,
+        )
+    )
+    section.details += [
+        f"- `llm-twin --help`: {repeats} fresh processes, interleaved with a bare typer app of "
+        "the same commands: the CLI's own cost is its help texts and the SDK's light import.",
+        f"- samples cli (s): {fmt_samples(samples['cli'])}",
+        f"- samples typer (s): {fmt_samples(samples['typer'])}",
+    ]
 
 
 # -- 2. LLM tokens/s ---------------------------------------------------------------------------
