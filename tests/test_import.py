@@ -125,6 +125,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "aws",
             "offline_models",
             "collection_routing",
+            "qdrant_cluster",
             "lexical_languages",
             "endpoint",
         }

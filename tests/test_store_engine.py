@@ -32,6 +32,7 @@ def engines(tmp_path: Path) -> Iterator[list[QdrantEngine]]:
 def test_the_interface_names_the_methods_the_store_calls() -> None:
     assert METHODS == [
         "close",
+        "cluster_status",  # how many nodes hold the collections (issue 13: Qdrant as a cluster)
         "collection_exists",
         "count",
         "create_collection",

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .collection_routing import resolve_collections
 from .errors import ConfigurationError
 from .lexical_languages import check_language
+from .qdrant_cluster import QdrantClusterSettings
 from .types import DocumentKind, GenerationParams, changed_fields, describe_validation_error
 
 __all__ = ["DATA_FOLDER", "TwinSettings", "default_qdrant_path"]
@@ -109,6 +110,11 @@ class TwinSettings(BaseSettings):
         None,
         description="Collections by document kind; unset: posts, articles, repositories. One "
         "name puts every kind in one collection; JSON maps kinds (docs/configuration.md).",
+    )
+    qdrant_cluster: QdrantClusterSettings = Field(
+        default_factory=QdrantClusterSettings,
+        description="Shards, replicas, consistency, on-disk storage and quantization of the "
+        "collections (LLM_TWIN_QDRANT_CLUSTER__REPLICATION_FACTOR=2; docs/configuration.md).",
     )
 
     # Retrieval

@@ -10,7 +10,8 @@ tree, when each error is raised and what to do: docs/errors.md. Its core::
     ├── ModelLoadError, EmbeddingError, RerankError, VectorStoreError
     └── AWSError, ThrottledError, DeploymentError, ScalingError
 
-Warnings derive from :class:`LLMTwinWarning` (a ``UserWarning``): ``EmptyStoreWarning``.
+Warnings derive from :class:`LLMTwinWarning` (a ``UserWarning``): ``EmptyStoreWarning``,
+``CollectionSettingsWarning``.
 """
 
 from __future__ import annotations
@@ -178,6 +179,27 @@ class CollectionMismatchError(VectorStoreError):
     """A collection exists but its vectors do not match the embedding model."""
 
 
+class CollectionSettingsMismatchError(CollectionMismatchError):
+    """A collection exists with other cluster or storage settings (shards, replicas, on-disk
+    storage, quantization) than the configured ``qdrant_cluster``; ``differences`` maps each
+    setting to ``(found, configured)``. Settings apply when a collection is created."""
+
+    def __init__(self, message: str, *, differences: dict[str, tuple[object, object]]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
+class ClusterSettingsError(ConfigurationError, VectorStoreError):
+    """Cluster settings (``setting``) that the Qdrant deployment cannot honour: more replicas
+    than its ``nodes`` (from the server's cluster info), or shards and replicas on embedded
+    Qdrant. Raised before anything is written."""
+
+    def __init__(self, message: str, *, setting: str, nodes: int | None) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.nodes = nodes
+
+
 class ThrottledError(LLMTwinError):
     """A service kept throttling (HTTP 429, ``ThrottlingException``) past the retry policy."""
 
@@ -255,6 +277,12 @@ class LLMTwinWarning(UserWarning):
 class EmptyStoreWarning(LLMTwinWarning):
     """A retrieval ran over a vector store that holds no documents at all: the answer has
     no sources. Ingest documents first, or check the store's folder or URL."""
+
+
+class CollectionSettingsWarning(LLMTwinWarning):
+    """An existing collection differs from the configured ``qdrant_cluster`` settings and
+    ``on_mismatch`` is ``"warn"``: it is used as it is; or the server's cluster info could
+    not be read to check the settings."""
 
 
 if not TYPE_CHECKING:  # type checkers export the classes above without a list

@@ -30,7 +30,12 @@ from pydantic import (
 from pydantic_core.core_schema import ValidationInfo
 
 from .display import TEXT_LIMIT, Shown, brief, elide, html_block, paragraph, short, table
-from .errors import InvalidDocumentError, InvalidInputError, InvalidParameterError
+from .errors import (
+    ConfigurationError,
+    InvalidDocumentError,
+    InvalidInputError,
+    InvalidParameterError,
+)
 from .redaction import is_secret_name, mask_secrets
 
 __all__ = [
@@ -100,7 +105,7 @@ def validation_problems(
     for err in exc.errors():
         parts = (*prefix, *(str(part) for part in err["loc"]))
         nested = err.get("ctx", {}).get("error")
-        if isinstance(nested, InvalidInputError) and isinstance(
+        if isinstance(nested, InvalidInputError | ConfigurationError) and isinstance(
             nested.__cause__, ValidationError
         ):  # a nested SDK model described itself: take its problems, not its message
             problems += validation_problems(nested.__cause__, parts)

@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     import qdrant_edge
     from qdrant_client.http import models
 
+    from .engine import ReadConsistency
+
 __all__ = ["LOCK_FILE", "CollectionLayout", "EdgeClient", "Found", "Hit"]
 
 LAYOUT_FILE = "collection.json"
-_LAYOUT = {"vectors", "sparse_vectors"}  # what LAYOUT_FILE keeps of a collection's params
+_LAYOUT = {"vectors", "sparse_vectors", "on_disk_payload"}  # what LAYOUT_FILE keeps of params
 
 
 @dataclass(slots=True)
@@ -94,9 +96,19 @@ class EdgeClient:
         name: str,
         vectors_config: models.VectorParams | Mapping[str, models.VectorParams],
         sparse_vectors_config: Mapping[str, models.SparseVectorParams] | None = None,
+        *,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
+        on_disk_payload: bool | None = None,
     ) -> bool:
+        """A collection of one shard (on-disk storage and quantization as the vectors' params
+        say); more shards or replicas raise :class:`VectorStoreError` (one process)."""
         from qdrant_client.http import models
 
+        distributed = (shard_number, replication_factor, write_consistency_factor)
+        if any((value or 1) > 1 for value in distributed):
+            raise VectorStoreError("embedded Qdrant holds one shard, without replicas")
         edge = self._edge
         if isinstance(vectors_config, Mapping):
             vectors: Any = dict(vectors_config)
@@ -108,13 +120,17 @@ class EdgeClient:
             key: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf if p.modifier else None)
             for key, p in sparse_config.items()
         }
-        layout = models.CollectionParams(vectors=vectors, sparse_vectors=sparse_config or None)
+        layout = models.CollectionParams(
+            vectors=vectors, sparse_vectors=sparse_config or None, on_disk_payload=on_disk_payload
+        )
         with self._guard():
             folder = self.folder / name
             if (folder / LAYOUT_FILE).is_file():
                 raise VectorStoreError(f"collection {name!r} already exists")
             shutil.rmtree(folder, ignore_errors=True)  # a half-created collection
-            config = edge.EdgeConfig(vectors=dense, sparse_vectors=sparse or None)
+            config = edge.EdgeConfig(
+                vectors=dense, sparse_vectors=sparse or None, on_disk_payload=on_disk_payload
+            )
             self._open.shards[name] = edge.EdgeShard.create(str(folder / "shard"), config)
             tmp = folder / f"{LAYOUT_FILE}.tmp"  # written whole, then renamed: never half-read
             tmp.write_text(layout.model_dump_json(include=_LAYOUT, exclude_none=True), "utf-8")
@@ -180,7 +196,13 @@ class EdgeClient:
         with self._shard(name) as shard:
             shard.update(self._edge.UpdateOperation.create_field_index(field_name, keyword))
 
-    def upsert(self, name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
+    def upsert(
+        self,
+        name: str,
+        points: Sequence[models.PointStruct],
+        wait: bool = True,
+        ordering: models.WriteOrdering | None = None,
+    ) -> None:
         edge = self._edge
         converted = [
             edge.Point(_point_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
@@ -194,6 +216,7 @@ class EdgeClient:
         ids: Sequence[Any],
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool = False,
+        consistency: ReadConsistency = None,
     ) -> list[Hit]:
         payload = list(with_payload) if not isinstance(with_payload, bool) else with_payload
         with self._shard(name) as shard:
@@ -209,6 +232,7 @@ class EdgeClient:
         offset: Any = None,
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool = False,
+        consistency: ReadConsistency = None,
     ) -> tuple[list[Hit], int | str | None]:
         """A page of ``limit`` points from ``offset`` (a point id; ``None``: the first), in
         id order, and the id that starts the next page (``None`` after the last)."""
@@ -226,7 +250,13 @@ class EdgeClient:
         hits = [Hit(_point_id(r.id), r.payload) for r in records]
         return hits, None if following is None else _point_id(following)
 
-    def delete(self, name: str, points_selector: models.PointIdsList, wait: bool = True) -> None:
+    def delete(
+        self,
+        name: str,
+        points_selector: models.PointIdsList,
+        wait: bool = True,
+        ordering: models.WriteOrdering | None = None,
+    ) -> None:
         delete = self._edge.UpdateOperation.delete_points
         with self._shard(name) as shard:
             shard.update(delete([_point_id(i) for i in points_selector.points]))
@@ -241,7 +271,12 @@ class EdgeClient:
             return models.CountResult(count=shard.count(request))
 
     def facet(
-        self, name: str, key: str, limit: int = 10, exact: bool = False
+        self,
+        name: str,
+        key: str,
+        limit: int = 10,
+        exact: bool = False,
+        consistency: ReadConsistency = None,
     ) -> models.FacetResponse:
         from qdrant_client.http import models
 
@@ -251,7 +286,12 @@ class EdgeClient:
             hits=[models.FacetValueHit(value=hit.value, count=hit.count) for hit in response.hits]
         )
 
-    def query_batch_points(self, name: str, requests: Sequence[models.QueryRequest]) -> list[Found]:
+    def query_batch_points(
+        self,
+        name: str,
+        requests: Sequence[models.QueryRequest],
+        consistency: ReadConsistency = None,
+    ) -> list[Found]:
         """Every request in one planned batch (Qdrant Edge scores them together); each
         response's ``points`` are :class:`Hit` objects (plain attributes, no validation)."""
         edge = self._edge
@@ -261,6 +301,12 @@ class EdgeClient:
         return [
             Found([Hit(_point_id(p.id), p.payload, p.score) for p in points]) for points in found
         ]
+
+    def cluster_status(self) -> models.ClusterStatusOneOf:
+        """One node in this process: Qdrant's answer of a server without cluster mode."""
+        from qdrant_client.http import models
+
+        return models.ClusterStatusOneOf(status="disabled")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -274,7 +320,31 @@ def _edge_vector(edge: Any, params: models.VectorParams) -> Any:
     distance = {"Cosine": edge.Distance.Cosine, "Dot": edge.Distance.Dot}.get(
         params.distance.value, edge.Distance.Euclid
     )
-    return edge.EdgeVectorParams(size=params.size, distance=distance)
+    return edge.EdgeVectorParams(
+        size=params.size,
+        distance=distance,
+        on_disk=params.on_disk,
+        quantization_config=_edge_quantization(edge, params.quantization_config),
+    )
+
+
+def _edge_quantization(edge: Any, config: object) -> Any:
+    """qdrant-client's scalar, binary or product quantization as Qdrant Edge takes it."""
+    if config is None:
+        return None
+    scalar = getattr(config, "scalar", None)
+    if scalar is not None:
+        return edge.ScalarQuantizationConfig(
+            edge.ScalarType.Int8, quantile=scalar.quantile, always_ram=scalar.always_ram
+        )
+    binary = getattr(config, "binary", None)
+    if binary is not None:
+        return edge.BinaryQuantizationConfig(always_ram=binary.always_ram)
+    product = getattr(config, "product", None)
+    if product is not None:
+        ratio = getattr(edge.CompressionRatio, product.compression.value.upper())
+        return edge.ProductQuantizationConfig(ratio, always_ram=product.always_ram)
+    raise VectorStoreError(f"quantization not supported in embedded mode: {config!r}")
 
 
 def _point_id(point_id: Any) -> int | str:

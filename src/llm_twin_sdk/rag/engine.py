@@ -12,9 +12,19 @@ from uuid import UUID
 if TYPE_CHECKING:
     from qdrant_client.http import models
 
-__all__ = ["CollectionInfo", "Point", "PointId", "QdrantEngine", "QueryResponse", "ScoredPoint"]
+__all__ = [
+    "CollectionInfo",
+    "Point",
+    "PointId",
+    "QdrantEngine",
+    "QueryResponse",
+    "ReadConsistency",
+    "ScoredPoint",
+]
 
 PointId: TypeAlias = int | str | UUID
+ReadConsistency: TypeAlias = "int | models.ReadConsistencyType | None"
+"""How many replicas a read asks (``None``: the server's default)."""
 
 
 class Point(Protocol):
@@ -53,7 +63,8 @@ class CollectionInfo(Protocol):
 
 
 class QdrantEngine(Protocol):
-    """The Qdrant operations :class:`~llm_twin_sdk.rag.store.QdrantStore` uses."""
+    """The Qdrant operations :class:`~llm_twin_sdk.rag.store.QdrantStore` uses (``consistency``
+    and ``ordering``: :mod:`.cluster`; an in-process engine has one replica and ignores them)."""
 
     def collection_exists(self, collection_name: str, /) -> bool: ...
     def get_collection(self, collection_name: str, /) -> CollectionInfo: ...
@@ -64,13 +75,23 @@ class QdrantEngine(Protocol):
         *,
         vectors_config: models.VectorParams | Mapping[str, models.VectorParams],
         sparse_vectors_config: Mapping[str, models.SparseVectorParams] | None = ...,
+        shard_number: int | None = ...,
+        replication_factor: int | None = ...,
+        write_consistency_factor: int | None = ...,
+        on_disk_payload: bool | None = ...,
     ) -> object: ...
     def create_payload_index(
         self, collection_name: str, field_name: str, /, *, field_schema: models.PayloadSchemaType
     ) -> object: ...
     def delete_collection(self, collection_name: str, /) -> object: ...
     def upsert(
-        self, collection_name: str, /, *, points: Sequence[models.PointStruct], wait: bool = ...
+        self,
+        collection_name: str,
+        /,
+        *,
+        points: Sequence[models.PointStruct],
+        wait: bool = ...,
+        ordering: models.WriteOrdering | None = ...,
     ) -> object: ...
     def retrieve(
         self,
@@ -80,12 +101,24 @@ class QdrantEngine(Protocol):
         ids: Sequence[PointId],
         with_payload: bool | list[str],
         with_vectors: bool,
+        consistency: ReadConsistency = ...,
     ) -> Sequence[Point]: ...
     def delete(
-        self, collection_name: str, /, *, points_selector: models.PointIdsList, wait: bool = ...
+        self,
+        collection_name: str,
+        /,
+        *,
+        points_selector: models.PointIdsList,
+        wait: bool = ...,
+        ordering: models.WriteOrdering | None = ...,
     ) -> object: ...
     def query_batch_points(
-        self, collection_name: str, /, *, requests: Sequence[models.QueryRequest]
+        self,
+        collection_name: str,
+        /,
+        *,
+        requests: Sequence[models.QueryRequest],
+        consistency: ReadConsistency = ...,
     ) -> Sequence[QueryResponse]: ...
     def scroll(
         self,
@@ -97,6 +130,7 @@ class QdrantEngine(Protocol):
         offset: PointId | None = ...,
         with_payload: bool | list[str] = ...,
         with_vectors: bool = ...,
+        consistency: ReadConsistency = ...,
     ) -> tuple[Sequence[Point], PointId | None]: ...
     def count(
         self,
@@ -107,6 +141,14 @@ class QdrantEngine(Protocol):
         exact: bool = ...,
     ) -> models.CountResult: ...
     def facet(
-        self, collection_name: str, /, *, key: str, limit: int = ..., exact: bool = ...
+        self,
+        collection_name: str,
+        /,
+        *,
+        key: str,
+        limit: int = ...,
+        exact: bool = ...,
+        consistency: ReadConsistency = ...,
     ) -> models.FacetResponse: ...
+    def cluster_status(self) -> models.ClusterStatusOneOf | models.ClusterStatusOneOf1: ...
     def close(self) -> None: ...

@@ -8,23 +8,76 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CollectionMismatchError
+from .cluster import QdrantClusterSettings, check_collection
 from .points import DENSE_VECTOR, FORMER_LEXICAL_VECTOR, LEXICAL_VECTOR
 
 if TYPE_CHECKING:
     from qdrant_client import models
 
-__all__ = ["checked_dense_size", "is_transient", "layout_of", "reingest_message"]
+    from .engine import QdrantEngine
+
+__all__ = [
+    "checked_dense_size",
+    "create_collection",
+    "existing_dense_size",
+    "is_transient",
+    "layout_of",
+    "reingest_message",
+]
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def layout_of(dimension: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The vectors and sparse vectors config of a new collection of ``dimension``."""
+def layout_of(
+    dimension: int, cluster: QdrantClusterSettings | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The vectors and sparse vectors config of a new collection of ``dimension`` (the dense
+    vector on disk and quantized as ``cluster`` says)."""
     from qdrant_client import models
 
-    dense = {DENSE_VECTOR: models.VectorParams(size=dimension, distance=models.Distance.COSINE)}
+    params = models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+    dense = {DENSE_VECTOR: cluster.dense_params(params) if cluster else params}
     sparse = {LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
     return dense, sparse
+
+
+def create_collection(
+    engine: QdrantEngine, name: str, dimension: int, cluster: QdrantClusterSettings, where: str
+) -> None:
+    """Create collection ``name`` with the layout of ``dimension`` and the ``cluster``
+    settings unless it exists; an existing one (or one another store made meanwhile) is
+    checked (:func:`existing_dense_size`). ``where`` names the store in errors."""
+    if not engine.collection_exists(name):
+        try:
+            dense, sparse = layout_of(dimension, cluster)
+            engine.create_collection(
+                name,
+                vectors_config=dense,
+                sparse_vectors_config=sparse,
+                **cluster.create_options(),
+            )
+            return
+        except Exception as exc:
+            if is_transient(exc) or not engine.collection_exists(name):
+                raise
+            # another store on the same engine (or server) made it meanwhile: check it
+    existing_dense_size(engine, name, cluster, where, dimension)
+
+
+def existing_dense_size(
+    engine: QdrantEngine,
+    name: str,
+    cluster: QdrantClusterSettings,
+    where: str,
+    dimension: int | None = None,
+) -> int:
+    """The dense size of the existing collection ``name``, after checking its layout (and
+    ``dimension``, if given) and its ``cluster`` settings (:func:`.cluster.check_collection`)."""
+    info = engine.get_collection(name)
+    label = f"{name!r} ({where})"
+    size = checked_dense_size(info.config.params, label, dimension)
+    check_collection(cluster, info, label)
+    return size
 
 
 def checked_dense_size(

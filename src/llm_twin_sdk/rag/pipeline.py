@@ -202,9 +202,12 @@ class RAGPipeline(Owner):
         embedder = Embedder(s.embedding_model, device=s.embedding_device)
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-            store = QdrantStore.server(s.qdrant_url, api_key=key, collections=s.collections)
+            store = QdrantStore.server(
+                s.qdrant_url, api_key=key, collections=s.collections, cluster=s.qdrant_cluster
+            )
         else:
-            store = QdrantStore.local(s.qdrant_path, collections=s.collections)
+            cluster = s.qdrant_cluster if "qdrant_cluster" in s.model_fields_set else None
+            store = QdrantStore.local(s.qdrant_path, collections=s.collections, cluster=cluster)
             if s.qdrant_path.parent.name == DATA_FOLDER:  # the project's .llm-twin
                 ignored_by_git(s.qdrant_path.parent)
         try:

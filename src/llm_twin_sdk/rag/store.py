@@ -5,6 +5,7 @@ collection fused by :mod:`.fusion` (docs/architecture.md, "Ingestion", "Retrieve
 
     store = QdrantStore.local("./qdrant")           # embedded, on a folder (the default footing)
     store = QdrantStore.server("http://localhost:6333", api_key="...")
+    store = QdrantStore.server(url, cluster=QdrantClusterSettings(replication_factor=2))
 """
 
 from __future__ import annotations
@@ -27,15 +28,10 @@ from ..errors import (
 from ..retry import NO_RETRY, RetryPolicy
 from ..types import Chunk, DocumentKind
 from ..validation import check_k
+from . import document_pages
 from .chunking import document_key
-from .documents import (
-    LISTED_FIELDS,
-    DeleteReport,
-    StoredDocument,
-    check_document_ids,
-    first_chunks,
-    listed,
-)
+from .cluster import QdrantClusterSettings, check_capacity, node_count
+from .documents import DeleteReport, StoredDocument, check_document_ids, first_chunks
 from .engine import Point, PointId, QdrantEngine, ScoredPoint
 from .filters import FILTER_FIELDS, MetadataFilters, check_filters, to_qdrant_filter
 from .fusion import (
@@ -48,7 +44,7 @@ from .fusion import (
     searches_of,
 )
 from .grouping import neighbour_ids
-from .layout import checked_dense_size, is_transient, layout_of
+from .layout import create_collection, existing_dense_size, is_transient
 from .points import to_chunk, to_point
 from .sparse import LexicalEncoder, SparseVector
 from .versions import StoredVersions, document_lengths
@@ -72,7 +68,6 @@ P = ParamSpec("P")
 UPSERT_BATCH = 256
 MAX_DOCUMENT_DEPTH = 2000
 """The deepest a search for distinct documents looks (chunks per list)."""
-DELETE_PAGE = 1024
 SERVER_RETRY_POLICY = RetryPolicy(
     max_attempts=4, initial_wait_s=0.25, max_wait_s=4.0, deadline_s=30.0
 )
@@ -91,7 +86,10 @@ class QdrantStore:
         url: a server's URL.
         payload_indexes: keyword indexes on the filter fields (for filters and self-query).
         retry: retries of transient failures (default: none in-process, a short backoff
-            for servers).
+            for servers); a read a failing replica broke is retried like them.
+        cluster: shards, replicas, read / write consistency, on-disk storage and
+            quantization (:class:`~.cluster.QdrantClusterSettings`): applied when a
+            collection is created, checked against an existing one and the server's nodes.
 
     A collection is created on first write with the embedder's vector size; an existing
     collection with another size or layout raises
@@ -107,8 +105,13 @@ class QdrantStore:
         payload_indexes: bool = True,
         retry: RetryPolicy | None = None,
         url: str | None = None,
+        cluster: QdrantClusterSettings | None = None,
     ) -> None:
         self._client = client
+        self.cluster = cluster or QdrantClusterSettings()
+        self._consistency = self.cluster.consistency()
+        self._ordering = self.cluster.ordering()
+        self._nodes_checked = False
         self.routes: dict[DocumentKind, str] = resolve_collections(collections)
         """Collection of each document kind."""
         self.collections: tuple[str, ...] = tuple(dict.fromkeys(self.routes.values()))
@@ -125,25 +128,40 @@ class QdrantStore:
     # -- constructors -------------------------------------------------------------------
 
     @classmethod
-    def local(cls, path: str | Path, collections: CollectionsSpec = None) -> QdrantStore:
+    def local(
+        cls,
+        path: str | Path,
+        collections: CollectionsSpec = None,
+        *,
+        cluster: QdrantClusterSettings | None = None,
+    ) -> QdrantStore:
         """Embedded Qdrant (Qdrant Edge, in-process) on a folder, created if missing. Every
         store on one folder in this process shares one engine (the folder closes with the last
         of them); a folder another process holds raises
         :class:`~llm_twin_sdk.errors.VectorStoreLockedError` naming that process (several
         processes share a Qdrant server: :meth:`server`)."""
-        return cls._embedded(Path(path).expanduser(), collections)
+        return cls._embedded(Path(path).expanduser(), collections, cluster)
 
     @classmethod
-    def memory(cls, collections: CollectionsSpec = None) -> QdrantStore:
+    def memory(
+        cls, collections: CollectionsSpec = None, *, cluster: QdrantClusterSettings | None = None
+    ) -> QdrantStore:
         """Embedded Qdrant on a temporary folder removed by :meth:`close`: nothing persists.
         For tests and throwaway runs."""
-        return cls._embedded(None, collections)
+        return cls._embedded(None, collections, cluster)
 
     @classmethod
-    def _embedded(cls, folder: Path | None, collections: CollectionsSpec) -> QdrantStore:
+    def _embedded(
+        cls,
+        folder: Path | None,
+        collections: CollectionsSpec,
+        cluster: QdrantClusterSettings | None,
+    ) -> QdrantStore:
         from .edge import EdgeClient
 
         where = "memory" if folder is None else f"local folder {str(folder)!r}"
+        if cluster is not None:  # one shard, one node: checked before the folder is opened
+            check_capacity(cluster, 1, where, embedded=True)
         try:
             client = EdgeClient(folder)
         except VectorStoreError:
@@ -152,7 +170,7 @@ class QdrantStore:
             raise VectorStoreError(
                 f"cannot create or open the Qdrant folder ({where}): {exc}"
             ) from exc
-        return cls(client, collections, where=where)
+        return cls(client, collections, where=where, cluster=cluster)
 
     @classmethod
     def server(
@@ -163,11 +181,12 @@ class QdrantStore:
         collections: CollectionsSpec = None,
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
+        cluster: QdrantClusterSettings | None = None,
     ) -> QdrantStore:
-        """A Qdrant server or Qdrant Cloud at ``url`` (``api_key`` for Cloud). Calls are retried
-        on connection errors, timeouts, 429 and 5xx (``retry``, default
+        """A Qdrant server, cluster or Qdrant Cloud at ``url`` (``api_key`` for Cloud). Calls
+        are retried on connection errors, timeouts, 429 and 5xx (``retry``, default
         :data:`SERVER_RETRY_POLICY`); a server still unreachable then raises
-        :class:`VectorStoreUnavailableError` naming ``url``."""
+        :class:`VectorStoreUnavailableError` naming ``url``. ``cluster``: see the class."""
         from qdrant_client import QdrantClient
 
         try:
@@ -176,7 +195,8 @@ class QdrantStore:
             )
         except Exception as exc:
             raise VectorStoreError(f"invalid Qdrant server URL {url!r}: {exc}") from None
-        return cls(client, collections, where=f"server {url!r}", retry=retry, url=url)
+        where = f"server {url!r}"
+        return cls(client, collections, where=where, retry=retry, url=url, cluster=cluster)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -226,29 +246,19 @@ class QdrantStore:
         a named ``dense`` vector of ``dimension`` (cosine) and a ``bm25`` sparse vector with
         the IDF modifier; another size or layout (such as the ``lexical`` sparse vector of
         llm-twin-sdk before Qdrant's BM25) raises
-        :class:`~llm_twin_sdk.errors.CollectionMismatchError`."""
+        :class:`~llm_twin_sdk.errors.CollectionMismatchError`. :attr:`cluster` settings
+        the nodes cannot honour raise :class:`~llm_twin_sdk.errors.ClusterSettingsError`
+        first (the server's cluster info, read once)."""
         for name in self.collections if collection is None else (collection,):
             if self._ready.get(name) != dimension:
                 with self._lock:
-                    # one retried unit: a retry after a lost answer finds the collection made
-                    self._call("create collection", name, self._create, name, dimension)
+                    self._check_nodes()
+                    create = create_collection  # a retry after a lost answer finds it made
+                    args = (self._client, name, dimension, self.cluster, self.where)
+                    self._call("create collection", name, create, *args)
                     if self._payload_indexes:
                         self._create_indexes(name)
                     self._ready[name] = dimension
-
-    def _create(self, name: str, dimension: int) -> None:
-        if not self._client.collection_exists(name):
-            try:
-                dense, sparse = layout_of(dimension)
-                self._client.create_collection(
-                    name, vectors_config=dense, sparse_vectors_config=sparse
-                )
-                return
-            except Exception as exc:
-                if is_transient(exc) or not self._client.collection_exists(name):
-                    raise
-                # another store on the same engine (or server) made it meanwhile: check it
-        self._check_schema(name, dimension)
 
     def _create_indexes(self, name: str) -> None:
         """Keyword indexes on the filter fields, each call retried on its own (idempotent in
@@ -260,10 +270,16 @@ class QdrantStore:
             keyword = models.PayloadSchemaType.KEYWORD
             self._call("create payload index", name, index, name, key, field_schema=keyword)
 
+    def _check_nodes(self) -> None:
+        """Once, before the first collection is made: can the deployment honour
+        :attr:`cluster` (replicas on distinct nodes)?"""
+        if not self._nodes_checked and self.cluster.needs_nodes > 1:
+            nodes = self._call("cluster info", None, node_count, self._client, self.where)
+            check_capacity(self.cluster, nodes, self.where)
+        self._nodes_checked = True
+
     def _check_schema(self, name: str, dimension: int | None = None) -> int:
-        """The dense size of the existing collection ``name``, after checking its layout."""
-        params = self._client.get_collection(name).config.params
-        return checked_dense_size(params, f"{name!r} ({self.where})", dimension)
+        return existing_dense_size(self._client, name, self.cluster, self.where, dimension)
 
     def upsert(
         self,
@@ -299,7 +315,8 @@ class QdrantStore:
         for name, points in grouped.items():
             for start in range(0, len(points), UPSERT_BATCH):
                 batch = points[start : start + UPSERT_BATCH]
-                self._call("upsert", name, self._client.upsert, name, points=batch, wait=True)
+                write, order = self._client.upsert, self._ordering
+                self._call("upsert", name, write, name, points=batch, wait=True, ordering=order)
 
     def stored_versions(self, chunks: Sequence[Chunk]) -> StoredVersions:
         """What the store holds of the documents of ``chunks``: their chunks at the positions
@@ -317,8 +334,9 @@ class QdrantStore:
     ) -> Sequence[Point]:
         retrieve = self._client.retrieve
         return self._call(
-            "retrieve", name, retrieve, name, ids=ids, with_payload=payload, with_vectors=False
-        )
+            "retrieve", name, retrieve, name, ids=ids, with_payload=payload, with_vectors=False,
+            consistency=self._consistency,
+        )  # fmt: skip
 
     def write_documents(
         self,
@@ -340,7 +358,7 @@ class QdrantStore:
 
         for name, point_ids in previous.stale(chunks, self.collection_for).items():
             selector = models.PointIdsList(points=sorted(point_ids))
-            self._call("delete", name, self._client.delete, name, points_selector=selector)
+            self._delete(name, selector)
 
     def search(
         self,
@@ -437,7 +455,10 @@ class QdrantStore:
             if name not in self._ready:  # a collection this store has not written to yet
                 self._ready[name] = self._call("collection lookup", name, self._check_schema, name)
             batch = self._client.query_batch_points
-            responses = self._call("search", name, batch, name, requests=list(requests))
+            read = self._consistency
+            responses = self._call(
+                "search", name, batch, name, requests=list(requests), consistency=read
+            )
             for found, request, response in zip(merged, requests, responses, strict=True):
                 found.extend(response.points)
                 home.update((point.id, name) for point in response.points)
@@ -473,9 +494,11 @@ class QdrantStore:
         """The values of ``key`` stored in any collection (most frequent first), e.g. the
         authors self-query may name."""
         counts: dict[str, int] = {}
-        faceting = self._client.facet
+        faceting, read = self._client.facet, self._consistency
         for name in self._existing():
-            facet = self._call("facet", name, faceting, name, key=key, limit=limit, exact=True)
+            facet = self._call(
+                "facet", name, faceting, name, key=key, limit=limit, exact=True, consistency=read
+            )
             for hit in facet.hits:
                 if isinstance(hit.value, str):
                     counts[hit.value] = counts.get(hit.value, 0) + hit.count
@@ -509,36 +532,8 @@ class QdrantStore:
         checked = check_filters(filters)
         size = check_k(page_size, "page_size")
         condition = first_chunks(to_qdrant_filter(checked))
-        return self._listing(self._of_kinds(checked, self.collections), condition, size)
-
-    def _listing(
-        self, names: Sequence[str], condition: models.Filter, size: int
-    ) -> Iterator[StoredDocument]:
-        for name in list(self._existing(names)):
-            for page in self._pages(name, condition, LISTED_FIELDS, size):
-                yield from (listed(point.payload, name) for point in page)
-
-    def _pages(
-        self, name: str, condition: models.Filter, fields: list[str], size: int
-    ) -> Iterator[Sequence[Point]]:
-        """The points of collection ``name`` matching ``condition``, a page at a time."""
-        scroll = self._client.scroll
-        offset: PointId | None = None
-        while True:
-            points, offset = self._call(
-                "scroll",
-                name,
-                scroll,
-                name,
-                scroll_filter=condition,
-                limit=size,
-                offset=offset,
-                with_payload=fields,
-                with_vectors=False,
-            )
-            yield points
-            if offset is None or not points:
-                return
+        names = self._of_kinds(checked, self.collections)
+        return document_pages.listing(self, names, condition, size)
 
     def delete_documents(self, ids: str | Iterable[str]) -> DeleteReport:
         """Remove every chunk of the documents ``ids`` (one id or several), in every
@@ -547,26 +542,28 @@ class QdrantStore:
         Raises:
             InvalidParameterError: ``ids`` is not a string or strings (before any change).
         """
-        from qdrant_client import models
+        return document_pages.delete_documents(self, check_document_ids(ids))
 
-        wanted = check_document_ids(ids)
-        found: dict[str, list[PointId]] = {}
-        documents: set[str] = set()
-        condition = to_qdrant_filter({"document_id": wanted})
-        if condition is None:  # no id given
-            return DeleteReport(documents=0, chunks=0)
-        for name in list(self._existing()):
-            for page in self._pages(name, condition, ["document_id"], DELETE_PAGE):
-                found.setdefault(name, []).extend(point.id for point in page)
-                documents.update(str((point.payload or {}).get("document_id")) for point in page)
-        for name, point_ids in found.items():
-            for start in range(0, len(point_ids), DELETE_PAGE):
-                selector = models.PointIdsList(points=point_ids[start : start + DELETE_PAGE])
-                self._call("delete", name, self._client.delete, name, points_selector=selector)
-        return DeleteReport(
-            documents=len(documents),
-            chunks=sum(len(point_ids) for point_ids in found.values()),
-            missing=tuple(i for i in wanted if i not in documents),
+    def _pages(
+        self, name: str, condition: models.Filter, fields: list[str], size: int
+    ) -> Iterator[Sequence[Point]]:
+        """The points of collection ``name`` matching ``condition``, a page at a time."""
+        scroll, read = self._client.scroll, self._consistency
+        offset: PointId | None = None
+        while True:
+            points, offset = self._call(
+                "scroll", name, scroll, name, scroll_filter=condition, limit=size,
+                offset=offset, with_payload=fields, with_vectors=False, consistency=read,
+            )  # fmt: skip
+            yield points
+            if offset is None or not points:
+                return
+
+    def _delete(self, name: str, selector: models.PointIdsList) -> None:
+        """Delete points, waiting for the configured write ordering (like :meth:`upsert`)."""
+        delete, order = self._client.delete, self._ordering
+        self._call(
+            "delete", name, delete, name, points_selector=selector, wait=True, ordering=order
         )
 
     def delete_collections(self) -> None:
