@@ -13,11 +13,17 @@ It implements the REST routes ``QdrantStore`` uses, with the paths and JSON shap
 - ``POST /collections/{name}/points/query/batch``: dense (cosine) and sparse (dot product)
   queries, ``limit``, ``with_payload`` and ``must`` filters of ``match.value`` / ``match.any``.
 
-A missing collection answers 404 like Qdrant. Collections can be seeded directly with
-:meth:`QdrantServer.add_collection`. Every request is recorded (``server.requests``, with its
-route name: ``exists``, ``get_collection``, ``create_collection``, ``delete_collection``,
-``create_index``, ``upsert``, ``retrieve``, ``delete``, ``count``, ``scroll``, ``facet``,
-``query_batch``, and its ``collection``).
+- ``GET /cluster``: the cluster info: ``{"status": "disabled"}`` (a standalone server, the
+  default) or, with ``server.peers = n``, a cluster of ``n`` peers.
+
+A missing collection answers 404 like Qdrant. A collection keeps the parameters it was created
+with (shards, replicas, write consistency, on-disk payload, the vectors' on-disk and
+quantization) and ``GET /collections/{name}`` answers them. Collections can be seeded directly
+with :meth:`QdrantServer.add_collection`. Every request is recorded (``server.requests``, with
+its route name: ``cluster``, ``exists``, ``get_collection``, ``create_collection``,
+``delete_collection``, ``create_index``, ``upsert``, ``retrieve``, ``delete``, ``count``,
+``scroll``, ``facet``, ``query_batch``, its ``collection`` and its ``query``: ``wait``,
+``ordering``, ``consistency``).
 
 Faults are queued with :meth:`QdrantServer.fail` and consumed one per request, in order,
 optionally by one route only:
@@ -67,16 +73,34 @@ class StoredPoint:
     vector: dict[str, Any] = field(default_factory=dict)
 
 
+CREATE_PARAMS = ("shard_number", "replication_factor", "write_consistency_factor")
+
+
 @dataclass
 class _Collection:
     vectors: Any
     sparse_vectors: Any
     points: dict[str, StoredPoint] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # shards, replicas, on_disk_payload
+    quantization: Any = None  # the collection-level quantization_config
 
 
-def collection_info(vectors: Any, sparse_vectors: Any, points: int) -> dict[str, Any]:
-    """A ``CollectionInfo`` as a Qdrant 1.x server returns it."""
+def collection_info(
+    vectors: Any,
+    sparse_vectors: Any,
+    points: int,
+    params: dict[str, Any] | None = None,
+    quantization: Any = None,
+) -> dict[str, Any]:
+    """A ``CollectionInfo`` as a Qdrant 1.x server returns it (``params``: shards, replicas,
+    write consistency, on-disk payload, when not Qdrant's defaults)."""
+    defaults = {
+        "shard_number": 1,
+        "replication_factor": 1,
+        "write_consistency_factor": 1,
+        "on_disk_payload": True,
+    }
     return {
         "status": "green",
         "optimizer_status": "ok",
@@ -86,10 +110,8 @@ def collection_info(vectors: Any, sparse_vectors: Any, points: int) -> dict[str,
         "config": {
             "params": {
                 "vectors": vectors,
-                "shard_number": 1,
-                "replication_factor": 1,
-                "write_consistency_factor": 1,
-                "on_disk_payload": True,
+                **defaults,
+                **(params or {}),
                 "sparse_vectors": sparse_vectors,
             },
             "hnsw_config": {
@@ -110,7 +132,7 @@ def collection_info(vectors: Any, sparse_vectors: Any, points: int) -> dict[str,
                 "max_optimization_threads": None,
             },
             "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
-            "quantization_config": None,
+            "quantization_config": quantization,
             "strict_mode_config": {"enabled": False},
         },
         "payload_schema": {},
@@ -121,6 +143,7 @@ class QdrantServer(FakeServer[QdrantRequest]):
     """A Qdrant-like REST server on 127.0.0.1 in a background thread. Use as a context manager."""
 
     route_table = (
+        ("GET", "/cluster", "cluster"),
         ("GET", _C + "/exists", "exists"),
         ("GET", _C, "get_collection"),
         ("PUT", _C, "create_collection"),
@@ -139,6 +162,8 @@ class QdrantServer(FakeServer[QdrantRequest]):
     def __init__(self) -> None:
         super().__init__()
         self.collections: dict[str, _Collection] = {}
+        self.peers: int | None = None
+        """``None``: a standalone server (cluster mode disabled); ``n``: a cluster of n peers."""
 
     def add_collection(
         self,
@@ -147,11 +172,16 @@ class QdrantServer(FakeServer[QdrantRequest]):
         *,
         vectors: Any = None,
         sparse_vectors: Any = None,
+        params: dict[str, Any] | None = None,
+        quantization: Any = None,
     ) -> None:
-        """Seed a collection (default: llm-twin-sdk's layout, dense size 8) with ``points``."""
+        """Seed a collection (default: llm-twin-sdk's layout, dense size 8, Qdrant's default
+        parameters) with ``points``."""
         collection = _Collection(
             vectors=DENSE_CONFIG if vectors is None else vectors,
             sparse_vectors=SPARSE_CONFIG if sparse_vectors is None else sparse_vectors,
+            params=dict(params or {}),
+            quantization=quantization,
         )
         for point in points:
             collection.points[str(point.id)] = point
@@ -165,6 +195,9 @@ class QdrantServer(FakeServer[QdrantRequest]):
         started = time.monotonic()
         request = exchange.request
         assert isinstance(request, QdrantRequest)
+        if request.route == "cluster":
+            exchange.json(200, {"result": self.cluster_info(), "status": "ok", "time": 0.0})
+            return
         if request.route is None or request.collection is None:
             exchange.json(404, self.error_body(404, f"no route {request.method} {request.path}"))
             return
@@ -182,8 +215,12 @@ class QdrantServer(FakeServer[QdrantRequest]):
             if route == "create_collection":
                 if name in self.collections:
                     raise _HTTPError(400, f"Wrong input: Collection `{name}` already exists!")
+                kept = (*CREATE_PARAMS, "on_disk_payload")
                 self.collections[name] = _Collection(
-                    vectors=body.get("vectors"), sparse_vectors=body.get("sparse_vectors")
+                    vectors=body.get("vectors"),
+                    sparse_vectors=body.get("sparse_vectors"),
+                    params={key: body[key] for key in kept if key in body},
+                    quantization=body.get("quantization_config"),
                 )
                 return True
             if route == "delete_collection":
@@ -194,9 +231,37 @@ class QdrantServer(FakeServer[QdrantRequest]):
             handler: Callable[[_Collection, Any], Any] = getattr(self, f"_{route}")
             return handler(collection, body)
 
+    def cluster_info(self) -> dict[str, Any]:
+        """``GET /cluster`` as Qdrant answers it: disabled, or the peers of a cluster."""
+        if self.peers is None:
+            return {"status": "disabled"}
+        peers = {str(1000 + i): {"uri": f"http://node-{i}:6335/"} for i in range(self.peers)}
+        return {
+            "status": "enabled",
+            "peer_id": 1000,
+            "peers": peers,
+            "raft_info": {
+                "term": 1,
+                "commit": 10,
+                "pending_operations": 0,
+                "leader": 1000,
+                "role": "Leader",
+                "is_voter": True,
+            },
+            "consensus_thread_status": {
+                "consensus_thread_status": "working",
+                "last_update": "2026-01-01T00:00:00Z",
+            },
+            "message_send_failures": {},
+        }
+
     def _get_collection(self, collection: _Collection, body: Any) -> Any:
         return collection_info(
-            collection.vectors, collection.sparse_vectors, len(collection.points)
+            collection.vectors,
+            collection.sparse_vectors,
+            len(collection.points),
+            collection.params,
+            collection.quantization,
         )
 
     def _create_index(self, collection: _Collection, body: Any) -> Any:
