@@ -57,6 +57,7 @@ SLOW_TESTS = frozenset(
         "test_notebook.py::test_the_notebook_runs_clean_top_to_bottom",
         "test_local_backend.py::test_truncated_gguf",
         "test_pipeline.py::test_from_settings_builds_local_store",
+        "test_qdrant_cluster.py::test_from_settings_gives_the_store_the_cluster_settings",
         "test_rerank.py::test_embedding_model_is_not_a_cross_encoder",
         "test_rerank.py::test_empty_folder",
         "test_rerank.py::test_folder_with_junk_config",

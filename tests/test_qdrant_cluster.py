@@ -513,3 +513,21 @@ def test_embedded_qdrant_takes_consistency_and_ordering_of_one_node(tmp_path: Pa
         store.write_documents(chunks(3), vectors(3))
         assert [c.position for c in store.search(unit(2), k=1)] == [2]
         assert store.delete_documents("d").chunks == 3
+
+
+# -- from the settings (loads the embedding model: slow lane) --------------------------------
+
+
+def test_from_settings_gives_the_store_the_cluster_settings(qdrant: QdrantServer) -> None:
+    from llm_twin_sdk import RAGPipeline
+
+    qdrant.peers = 2
+    cluster = {"replication_factor": 2, "read_consistency": "majority"}
+    with RAGPipeline.from_settings(
+        TwinSettings(qdrant_url=qdrant.url, collections="c", qdrant_cluster=cluster)
+    ) as rag:
+        assert rag.store.cluster == QdrantClusterSettings(**cluster)
+        rag.ingest([{"id": "a", "text": "Replicas keep the answers when a node goes down."}])
+        assert rag.retrieve("replicas", k=1)
+    assert qdrant.collections["c"].params["replication_factor"] == 2
+    assert qdrant.to("query_batch")[0].query["consistency"] == "majority"

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from .inference.prompt_format import format_prompt as format_prompt
     from .inference.prompt_format import suggested_stop as suggested_stop
     from .inference.stream import TextStream as TextStream
+    from .qdrant_cluster import QdrantClusterSettings as QdrantClusterSettings
     from .rag.documents import DeleteReport as DeleteReport
     from .rag.documents import StoredDocument as StoredDocument
     from .rag.embedder import Embedder as Embedder
@@ -136,6 +137,7 @@ _LAZY: dict[str, str] = {
         ".inference.client": ("InferenceClient",),
         ".inference.prompt_format": ("PromptFormat", "format_prompt", "suggested_stop"),
         ".inference.stream": ("TextStream",),
+        ".qdrant_cluster": ("QdrantClusterSettings",),
         ".rag.documents": ("DeleteReport", "StoredDocument"),
         ".rag.embedder": ("Embedder",),
         ".rag.ingestion": ("IngestProgress",),

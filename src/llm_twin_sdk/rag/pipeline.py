@@ -206,8 +206,8 @@ class RAGPipeline(Owner):
                 s.qdrant_url, api_key=key, collections=s.collections, cluster=s.qdrant_cluster
             )
         else:
-            cluster = s.qdrant_cluster if "qdrant_cluster" in s.model_fields_set else None
-            store = QdrantStore.local(s.qdrant_path, collections=s.collections, cluster=cluster)
+            path, cluster = s.qdrant_path, s.qdrant_cluster
+            store = QdrantStore.local(path, collections=s.collections, cluster=cluster)
             if s.qdrant_path.parent.name == DATA_FOLDER:  # the project's .llm-twin
                 ignored_by_git(s.qdrant_path.parent)
         try:
