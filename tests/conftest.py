@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import TGIServer, WireServer
+from fakes import QdrantServer, TGIServer, WireServer
 from llm_twin_sdk import Document, Embedder, InferenceClient, LocalBackend, QdrantStore
 from llm_twin_sdk.aws import AWSClients
 from llm_twin_sdk.retry import RetryPolicy
@@ -246,6 +246,15 @@ def fast_retry(sleeps: list[float]) -> RetryPolicy:
 
 
 # -- in-test model servers on 127.0.0.1 (tests/fakes) ---------------------------------------
+
+
+@pytest.fixture
+def qdrant() -> Iterator[QdrantServer]:
+    """A Qdrant-like REST server (standalone; ``peers = n`` makes it a cluster); the test fails
+    if its handler raised."""
+    with QdrantServer() as server:
+        yield server
+    assert server.handler_errors == []
 
 
 @pytest.fixture

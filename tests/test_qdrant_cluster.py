@@ -40,13 +40,6 @@ StoreFactory = Callable[..., QdrantStore]
 
 
 @pytest.fixture
-def qdrant() -> Iterator[QdrantServer]:
-    with QdrantServer() as server:
-        yield server
-        assert server.handler_errors == []
-
-
-@pytest.fixture
 def open_store(sleeps: list[float]) -> Iterator[StoreFactory]:
     """``open_store(url, **cluster settings)``: a server store of one collection ``c``."""
     stores: list[QdrantStore] = []

@@ -47,13 +47,6 @@ def policy(sleeps: list[float]) -> RetryPolicy:
 
 
 @pytest.fixture
-def qdrant() -> Iterator[QdrantServer]:
-    with QdrantServer() as server:
-        yield server
-        assert server.handler_errors == []
-
-
-@pytest.fixture
 def open_store(policy: RetryPolicy) -> Iterator[StoreFactory]:
     """``open_store(url, **options)``: a server store (one collection ``c`` unless told),
     closed after the test."""
