@@ -160,6 +160,9 @@ def instances() -> Iterator[dict[str, Any]]:
         "SelfQuery": sdk.SelfQuery(client),
         "Reranker": sdk.Reranker("cross-encoder/ms-marco-MiniLM-L-4-v2"),
         "QdrantStore": store,
+        "QdrantClusterSettings": sdk.QdrantClusterSettings(
+            replication_factor=3, read_consistency="majority", quantization="scalar"
+        ),
         "RetryPolicy": sdk.RetryPolicy(),
         "AutoScaler": sdk.AutoScaler(aws=aws),
         "ScaleToZero": sdk.ScaleToZero(
@@ -239,6 +242,10 @@ def test_reprs_say_what_matters(instances: dict[str, Any]) -> None:
         "CostEstimate(instance_type='ml.g5.2xlarge', region='us-east-1', hourly_price=1.515, "
         "instances=1..4, monthly_at_min=1105.95, monthly_at_max=4423.8, "
         "scale_to_zero_saving=552.97)"
+    )
+    assert shown["QdrantClusterSettings"] == (
+        "QdrantClusterSettings(replication_factor=3, read_consistency='majority', "
+        "quantization='scalar')"  # what is set: the rest is the server's default
     )
     assert shown["PriceTable"].startswith("PriceTable(as_of=2024-11-01, source='https://aws.")
     assert shown["EndpointStatus"].startswith(
