@@ -190,8 +190,8 @@ def test_plan_shows_network_and_encryption_in_text_repr_and_html() -> None:
         secured, region="us-east-1", image_uri="img", model=None, config=None, endpoint=None
     )
     text = str(plan)
-    assert f"network: VPC subnets {SUBNETS[0]}, {SUBNETS[1]}; security groups {GROUPS[0]}" in text
-    assert "network isolation" in text
+    assert f"  vpc: subnets {SUBNETS[0]}, {SUBNETS[1]}; security groups {GROUPS[0]}" in text
+    assert "  isolation: no network calls in or out of the container" in text
     assert f"encryption: volume: KMS key {KEY}" in text
     assert "security=vpc, isolated, kms" in repr(plan)
     html = plan._repr_html_()
@@ -201,7 +201,7 @@ def test_plan_shows_network_and_encryption_in_text_repr_and_html() -> None:
     plain = build_plan(
         spec(), region="us-east-1", image_uri="img", model=None, config=None, endpoint=None
     )
-    assert "network" not in str(plain)
+    assert "vpc" not in str(plain)
     assert "security" not in repr(plain)
 
 

@@ -170,7 +170,7 @@ def test_moto_stores_the_vpc_and_key_and_a_change_is_an_update(
     changed = spec.model_copy(update={"security": narrower})
     plan = deployer.plan(changed)
     assert (plan.action("model"), plan.action("endpoint")) == ("create", "update")
-    assert f"VPC subnets {SUBNETS[0]};" in str(plan)
+    assert f"vpc: subnets {SUBNETS[0]};" in str(plan)
 
 
 def test_the_role_gets_the_scoped_statements_through_iam(moto_aws: AWSClients) -> None:

@@ -145,19 +145,17 @@ class SecuritySpec(_Model):
         return [word for word, on in flags.items() if on]
 
     def describe(self) -> dict[str, str]:
-        """What is set, one line each, for plans: ``{"network": "VPC subnet-..., ...",
-        "encryption": "volume: KMS key ..."}`` (empty: SageMaker's defaults)."""
+        """What is set, one line each, for plans: ``{"vpc": "subnets ...; security groups
+        ...", "isolation": ..., "encryption": "volume: KMS key ..."}`` (empty: SageMaker's
+        defaults)."""
         facts: dict[str, str] = {}
-        network = []
         if self.in_vpc:
-            network.append(
-                f"VPC subnets {', '.join(self.subnets)}; security groups "
+            facts["vpc"] = (
+                f"subnets {', '.join(self.subnets)}; security groups "
                 + ", ".join(self.security_group_ids)
             )
         if self.network_isolation:
-            network.append("network isolation (no calls in or out of the container)")
-        if network:
-            facts["network"] = "; ".join(network)
+            facts["isolation"] = "no network calls in or out of the container"
         keys = {"volume": self.volume_kms_key_id, "async results": self.output_kms_key_id}
         if encryption := [f"{what}: KMS key {key}" for what, key in keys.items() if key]:
             facts["encryption"] = "; ".join(encryption)
