@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
+from cli_support import run
 from fakes import AWSCalls as Calls
 from llm_twin_sdk import SecuritySpec, ensure_execution_role
 from llm_twin_sdk.aws import AWSClients
@@ -201,3 +203,31 @@ def test_a_bad_security_argument_fails_before_any_iam_call(moto_aws: AWSClients)
     with pytest.raises(InvalidParameterError, match="security: expected a SecuritySpec"):
         ensure_execution_role("twin", aws=moto_aws, security={"subnets": SUBNETS})  # type: ignore[arg-type]  # the wrong type is the test
     assert calls.names == []
+
+
+def test_the_command_line_plans_a_spec_file_with_security(
+    moto_aws: AWSClients, moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    path = tmp_path / "twin.yaml"
+    path.write_text(
+        f"""\
+endpoint:
+  name: twin
+  role_arn: {ROLE}
+  image_uri: {IMAGE}
+  instance_type: ml.m5.xlarge
+  model_data: {ARCHIVE}
+  security:
+    subnets: [{", ".join(SUBNETS)}]
+    security_group_ids: [{GROUPS[0]}]
+    network_isolation: true
+    volume_kms_key_id: {KEY}
+"""
+    )
+    result = run("plan", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"vpc: subnets {SUBNETS[0]}, {SUBNETS[1]}; security groups {GROUPS[0]}" in result.stdout
+    assert f"encryption: volume: KMS key {KEY}" in result.stdout
+    as_json = json.loads(run("plan", str(path), "--json").stdout)
+    assert as_json["endpoint"]["security"]["subnets"] == list(SUBNETS)

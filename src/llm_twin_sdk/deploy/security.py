@@ -150,9 +150,8 @@ class SecuritySpec(_Model):
         defaults)."""
         facts: dict[str, str] = {}
         if self.in_vpc:
-            facts["vpc"] = (
-                f"subnets {', '.join(self.subnets)}; security groups "
-                + ", ".join(self.security_group_ids)
+            facts["vpc"] = f"subnets {', '.join(self.subnets)}; security groups " + ", ".join(
+                self.security_group_ids
             )
         if self.network_isolation:
             facts["isolation"] = "no network calls in or out of the container"
