@@ -177,6 +177,7 @@ def test_the_output_key_goes_into_an_async_output_config() -> None:
     secured = security.secure_config(request)
     assert secured["KmsKeyId"] == KEY
     assert secured["AsyncInferenceConfig"]["OutputConfig"]["KmsKeyId"] == OTHER_KEY
+    assert request == {"AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://b/out"}}}
 
 
 # -- plan -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..errors import InvalidParameterError
@@ -71,7 +71,7 @@ class SecuritySpec(_Model):
 
     @field_validator("subnets", "security_group_ids")
     @classmethod
-    def _ids(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
+    def _ids(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         field = str(info.field_name)
         pattern, prefix = (_SUBNET, "subnet") if field == "subnets" else (_GROUP, "sg")
         if bad := [item for item in value if not pattern.match(item)]:
@@ -127,13 +127,16 @@ class SecuritySpec(_Model):
         return {key: value for key, value in keys.items() if value is not None}
 
     def secure_config(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``create_endpoint_config`` parameters with the volume key and, for an asynchronous
-        endpoint (its ``AsyncInferenceConfig``), the results' key."""
+        """A copy of ``create_endpoint_config`` parameters with the volume key and, for an
+        asynchronous endpoint (its ``AsyncInferenceConfig``), the results' key."""
+        secured = dict(request)
         if self.volume_kms_key_id is not None:
-            request["KmsKeyId"] = self.volume_kms_key_id
-        if self.output_kms_key_id is not None and "AsyncInferenceConfig" in request:
-            request["AsyncInferenceConfig"]["OutputConfig"]["KmsKeyId"] = self.output_kms_key_id
-        return request
+            secured["KmsKeyId"] = self.volume_kms_key_id
+        if self.output_kms_key_id is not None and "AsyncInferenceConfig" in secured:
+            config = secured["AsyncInferenceConfig"]
+            output = {**config["OutputConfig"], "KmsKeyId": self.output_kms_key_id}
+            secured["AsyncInferenceConfig"] = {**config, "OutputConfig": output}
+        return secured
 
     def keywords(self) -> list[str]:
         """What is set, in a word each, for reprs: ``["vpc", "isolated", "kms"]``."""
