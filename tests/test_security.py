@@ -309,3 +309,14 @@ def test_the_policy_adds_only_scoped_statements_to_the_base_ones() -> None:
     assert "arn:aws-cn:ec2:*:*:network-interface/*" in json.dumps(added)
     with pytest.raises(InvalidParameterError, match="security: expected a SecuritySpec"):
         execution_policy(security=VPC)  # type: ignore[arg-type]  # the wrong type is the test
+
+
+def test_repr_shows_what_is_set_on_one_line() -> None:
+    many = SecuritySpec(
+        subnets=tuple(f"subnet-{i:017x}" for i in range(16)), security_group_ids=GROUPS
+    )
+    text = repr(many)
+    assert text.startswith("SecuritySpec(subnets=[16: subnet-00000000000000000, ")
+    assert f"security_group_ids=[1: {GROUPS[0]}]" in text
+    assert "network_isolation" not in text  # a default is not shown
+    assert repr(SecuritySpec()) == "SecuritySpec()"

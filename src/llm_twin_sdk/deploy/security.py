@@ -16,11 +16,13 @@ Set ``EndpointSpec(security=SecuritySpec(...))``; the same object given to
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from ..display import listing
 from ..errors import InvalidParameterError
 from ..types import _Model
 
@@ -98,6 +100,13 @@ class SecuritySpec(_Model):
         if self.subnets and not self.security_group_ids:
             _fail(("security_group_ids",), "a VPC needs at least 1 security group", ())
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # What is set; id lists as [count: first, …] and ARNs cut short, so 16 subnets and
+        # two keys still fit one line.
+        for name, value in self._changed_args():
+            ids = name in _LIMITS
+            yield name, listing(getattr(self, name), shown=2) if ids else value
 
     @property
     def in_vpc(self) -> bool:
