@@ -130,6 +130,15 @@ def instances() -> Iterator[dict[str, Any]]:
         "EndpointSpec": spec,
         "InferenceComponentSpec": sdk.InferenceComponentSpec(),
         "RolloutSpec": sdk.RolloutSpec(traffic="canary", rollback_alarms=("a" * 100,)),
+        "SecuritySpec": sdk.SecuritySpec(
+            subnets=tuple(f"subnet-{i:017x}" for i in range(16)),
+            security_group_ids=tuple(f"sg-{i:017x}" for i in range(5)),
+            volume_kms_key_id="arn:aws:kms:us-east-1:123456789012:key/"
+            + "1" * 8
+            + "-1111" * 3
+            + "-"
+            + "1" * 12,
+        ),
         "WaitProgress": sdk.WaitProgress(
             resource="endpoint",
             name="twin",

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .deploy.deployer import EndpointStatus as EndpointStatus
     from .deploy.iam import ensure_execution_role as ensure_execution_role
     from .deploy.plan import DeploymentPlan as DeploymentPlan
+    from .deploy.security import SecuritySpec as SecuritySpec
     from .deploy.spec import EndpointRef as EndpointRef
     from .deploy.spec import EndpointSpec as EndpointSpec
     from .deploy.spec import InferenceComponentSpec as InferenceComponentSpec
@@ -125,6 +126,7 @@ _LAZY: dict[str, str] = {
         ".deploy.deployer": ("Deployer", "Endpoint", "EndpointStatus"),
         ".deploy.iam": ("ensure_execution_role",),
         ".deploy.plan": ("DeploymentPlan",),
+        ".deploy.security": ("SecuritySpec",),
         ".deploy.spec": ("EndpointRef", "EndpointSpec", "InferenceComponentSpec", "RolloutSpec"),
         ".deploy.waiting": ("WaitProgress",),
         ".deployment": ("TwinDeployment", "TwinDeploymentPlan"),

@@ -43,6 +43,8 @@ def show_plan(plan: TwinDeploymentPlan) -> None:
         f"  image: {endpoint.image_uri}\n"
         f"  instances: {endpoint.instance_count} x {endpoint.instance_type}"
     )
+    for name, value in endpoint.security.describe().items():  # VPC, isolation, KMS keys
+        console.print(f"  {name}: {value}", markup=False)
     if endpoint.current_config_name is not None:
         console.print(
             f"  in service now: {endpoint.current_config_name} ({endpoint.current_status})"

@@ -29,6 +29,7 @@ from .images import resolve_image_uri
 from .plan import DeploymentPlan, build_plan
 from .requests import check_spec, write_request
 from .resources import KINDS, Resources, Response
+from .security import check_key_regions
 from .spec import RESOURCE_NAME, EndpointSpec
 from .status import EndpointStatus, InferenceComponentStatus, list_managed, pending_config
 from .status import read_status as _read_status
@@ -274,6 +275,7 @@ class Deployer:
     def _observe(self, spec: EndpointSpec) -> _Observed:
         spec = check_spec(spec)
         region = self.region
+        check_key_regions(spec.security, region)
         image_uri = resolve_image_uri(spec, region)  # offline; fails before any AWS call
         model = self._res.describe("model", spec.model_name)
         config = self._res.describe("endpoint-config", spec.endpoint_config_name)

@@ -18,6 +18,7 @@ from ..aws import AWSClients, call_aws, describe_or_none, error_kind
 from ..endpoint import MANAGED_BY_TAG, tag_problem
 from ..errors import AWSError, ConfigurationError, InvalidParameterError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from .security import SecuritySpec, security_statements
 
 __all__ = [
     "INLINE_POLICY_NAME",
@@ -115,12 +116,20 @@ def _allow(sid: str, action: str | list[str], resource: str, **extra: Any) -> di
     return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource, **extra}
 
 
-def execution_policy(model_bucket: str | None = None, *, partition: str = "aws") -> dict[str, Any]:
+def execution_policy(
+    model_bucket: str | None = None,
+    *,
+    partition: str = "aws",
+    security: SecuritySpec | None = None,
+) -> dict[str, Any]:
     """The role's inline permissions policy; the model bucket's statements only if one is given.
 
     Args:
         model_bucket: bare name of the S3 bucket holding model archives (read-only access).
         partition: ``aws``, ``aws-cn`` or ``aws-us-gov`` — the ARN prefix of the resources.
+        security: the endpoint's :class:`~llm_twin_sdk.deploy.security.SecuritySpec`; its VPC
+            and KMS keys add what they need, scoped to those subnets and keys
+            (:func:`~llm_twin_sdk.deploy.security.security_statements`).
     """
     arn = f"arn:{_check('partition', partition)}"
     pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
@@ -144,7 +153,16 @@ def execution_policy(model_bucket: str | None = None, *, partition: str = "aws")
         bucket = f"{arn}:s3:::{validate_bucket_name(model_bucket)}"
         statements.append(_allow("ModelBucketRead", "s3:GetObject", f"{bucket}/*"))
         statements.append(_allow("ModelBucketList", "s3:ListBucket", bucket))
+    if security is not None:
+        statements += security_statements(_security(security), partition=partition)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _security(value: object) -> SecuritySpec:
+    if not isinstance(value, SecuritySpec):
+        kind = type(value).__name__
+        raise InvalidParameterError(f"security: expected a SecuritySpec, got {kind}")
+    return value
 
 
 def execution_role_arn(account_id: str, name: str, *, partition: str = "aws") -> str:
@@ -231,6 +249,7 @@ def ensure_execution_role(
     tags: dict[str, str] | None = None,
     account_id: str | None = None,
     region: str = "*",
+    security: SecuritySpec | None = None,
 ) -> str:
     """Create or find the SageMaker execution role ``name``; return its ARN.
 
@@ -248,9 +267,13 @@ def ensure_execution_role(
             the caller's (``sts:GetCallerIdentity`` through ``aws``). Needed with an
             ``iam_client`` alone when the role does not exist yet.
         region: pin the trust policy to this region; ``"*"``: every region of the account.
+        security: the ``SecuritySpec`` the role's endpoints use (the same object as
+            ``EndpointSpec(security=...)``): the role may then create network interfaces in
+            its subnets and use its KMS keys, and nothing more.
 
     Raises:
-        InvalidParameterError: invalid name, bucket, tags, account or region (before any call).
+        InvalidParameterError: invalid name, bucket, tags, account, region or security
+            (before any call).
         ConfigurationError: the role exists but SageMaker may not assume it, or the account
             cannot be known.
         AccessDeniedError / AWSError: an IAM call failed.
@@ -266,6 +289,8 @@ def ensure_execution_role(
     if account_id is not None:
         _check("account_id", account_id)
     _check("region", region)
+    if security is not None:
+        _security(security)
 
     if iam_client is None:
         aws = aws or AWSClients()
@@ -273,7 +298,7 @@ def ensure_execution_role(
     call: _Call = functools.partial(call_aws, iam_client, policy=retry)
     find: _Call = functools.partial(describe_or_none, iam_client, policy=retry)
     partition = _partition_of(iam_client)
-    document = execution_policy(model_bucket, partition=partition)
+    document = execution_policy(model_bucket, partition=partition, security=security)
     role = (find("get_role", RoleName=name) or {}).get("Role")
     if role is None:
         account = account_id or _caller_account(aws, retry)

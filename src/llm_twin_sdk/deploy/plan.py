@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal, TypeAlias
 
+from pydantic import Field
+
 from ..display import Shown, changes, html_block, paragraph
 from ..display import table as html_table
 from ..scaling.plan import table
@@ -16,6 +18,7 @@ from ..types import _Model
 from .costs import CostEstimate
 from .requests import component_specification
 from .resources import Response
+from .security import SecuritySpec
 from .spec import EndpointSpec, RolloutSpec
 from .status import pending_config
 from .waiting import ResourceKind
@@ -55,7 +58,8 @@ def describe_rollout(rollout: RolloutSpec) -> str:
 class DeploymentPlan(_Model):
     """What ``Deployer.deploy(spec)`` would do, resource by resource (in deploy order), with
     the image, the fleet, the container environment (secrets masked), the endpoint config in
-    service now (``None``: no endpoint yet) and the blue/green rollout of an update."""
+    service now (``None``: no endpoint yet), the blue/green rollout of an update, and the
+    networking and encryption (``security``: VPC, isolation, KMS keys) the endpoint gets."""
 
     endpoint_name: str
     region: str
@@ -68,6 +72,7 @@ class DeploymentPlan(_Model):
     current_config_name: str | None = None
     current_status: str | None = None
     rollout: RolloutSpec
+    security: SecuritySpec = Field(default_factory=SecuritySpec)
     cost: CostEstimate | None = None
     """What the fleet costs a month (``None``: not estimated); see :mod:`.costs`."""
 
@@ -100,6 +105,7 @@ class DeploymentPlan(_Model):
         kind = "model-based" if self.kind == "model" else "inference components"
         facts = {"region": self.region, "kind": kind, "image": self.image_uri}
         facts["instances"] = f"{self.instance_count} x {self.instance_type}"
+        facts |= self.security.describe()
         if self.current_config_name is not None:
             facts["in service now"] = f"{self.current_config_name} ({self.current_status or '?'})"
         return facts
@@ -128,6 +134,8 @@ class DeploymentPlan(_Model):
         yield "kind", self.kind
         yield "instances", Shown(f"{self.instance_count} x {self.instance_type}")
         yield "changes", changes((r.action, r.resource) for r in self.changes)
+        if words := self.security.keywords():
+            yield "security", Shown(", ".join(words))
         if self.cost is not None:
             yield "cost", Shown(self.cost.per_month)
 
@@ -193,6 +201,7 @@ def build_plan(
         current_config_name=(endpoint or {}).get("EndpointConfigName"),
         current_status=(endpoint or {}).get("EndpointStatus"),
         rollout=spec.rollout,
+        security=spec.security,
     )
 
 

@@ -31,6 +31,12 @@ def check_spec(spec: object) -> EndpointSpec:
         raise InvalidParameterError(
             f"rollout.step_percent: a {traffic} step must be {low}-{high}% of the fleet, got {step}"
         )
+    key = spec.security.output_kms_key_id
+    if key is not None and "AsyncInferenceConfig" not in endpoint_config_request(spec):
+        raise InvalidParameterError(
+            "security.output_kms_key_id: encrypts asynchronous-inference results, and "
+            f"endpoint {spec.name!r} is real-time; drop the key or deploy it asynchronous"
+        )
     parts = spec.components
     if parts is not None and parts.accelerators:
         if gpus_of(spec.instance_type) == 0:
@@ -48,17 +54,20 @@ def check_spec(spec: object) -> EndpointSpec:
 
 
 def model_request(spec: EndpointSpec, image_uri: str) -> dict[str, Any]:
-    """``create_model``: the container (image, environment with secrets, weights) and role."""
+    """``create_model``: the container (image, environment with secrets, weights), role, and
+    for a model-based endpoint its VPC and network isolation."""
     container: dict[str, Any] = {
         "Image": image_uri,
         "Environment": spec.container_environment(reveal_secrets=True),
     }
     if spec.model_data:
         container["ModelDataUrl"] = spec.model_data
+    network = spec.security.network_fields() if spec.components is None else {}
     return {
         "ModelName": spec.model_name,
         "PrimaryContainer": container,
         "ExecutionRoleArn": spec.role_arn,
+        **network,
         "Tags": spec.aws_tags(),
     }
 
@@ -68,7 +77,8 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
 
     Model-based: one variant holding the model. Inference components: the config carries the
     execution role, and the variant has no model but managed instance scaling and
-    least-outstanding-requests routing.
+    least-outstanding-requests routing, and the VPC and network isolation. Both carry the
+    volume's KMS key when ``spec.security`` sets one.
     """
     variant: dict[str, Any] = {"VariantName": spec.variant_name, "InstanceType": spec.instance_type}
     extra: dict[str, Any] = {}
@@ -91,13 +101,14 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
             },
             "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
         }
-        extra = {"ExecutionRoleArn": spec.role_arn}
-    return {
+        extra = {"ExecutionRoleArn": spec.role_arn, **spec.security.network_fields()}
+    request = {
         "EndpointConfigName": spec.endpoint_config_name,
         **extra,
         "ProductionVariants": [variant],
         "Tags": spec.aws_tags(),
     }
+    return spec.security.secure_config(request)
 
 
 def deployment_config(rollout: RolloutSpec) -> dict[str, Any]:

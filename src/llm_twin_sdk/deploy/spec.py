@@ -17,6 +17,7 @@ from ..display import brief
 from ..endpoint import MANAGED_BY_TAG, EndpointRef, tag_problem
 from ..redaction import mask_secrets
 from ..types import _Model
+from .security import SecuritySpec, check_fits
 
 __all__ = [
     "DEFAULT_MODEL_ID",
@@ -31,6 +32,7 @@ __all__ = [
     "InferenceComponentSpec",
     "Quantize",
     "RolloutSpec",
+    "SecuritySpec",
     "gpus_of",
 ]
 
@@ -197,6 +199,10 @@ class EndpointSpec(_Model):
         None, description="Set to deploy as an inference component; None: model-based."
     )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    security: SecuritySpec = Field(
+        default_factory=SecuritySpec,
+        description="VPC, network isolation, KMS keys (docs/deployment.md); default: none.",
+    )
 
     @field_validator(*_SHAPES)
     @classmethod
@@ -246,6 +252,16 @@ class EndpointSpec(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _security_fits(self) -> EndpointSpec:
+        check_fits(
+            self.security,
+            instance_type=self.instance_type,
+            model_data=self.model_data,
+            model_id=self.model_id,
+        )
+        return self
+
     @property
     def kind(self) -> Literal["model", "inference-component"]:
         """``"model"`` (the variant holds the model) or ``"inference-component"``."""
@@ -291,31 +307,34 @@ class EndpointSpec(_Model):
 
     @property
     def model_hash(self) -> str:
-        """Hash of what defines the model resource (image, weights, environment, role).
+        """Hash of what defines the model resource (image, weights, environment, role, and
+        for a model-based endpoint its VPC and network isolation).
 
         Secrets are part of it (rotating a token makes a new model) but only as input to
         SHA-256: the 8 characters kept reveal nothing.
         """
-        return self._digest(
-            {
-                "model_id": self.model_id,
-                "model_data": self.model_data,
-                "engine": self.engine,
-                "image_version": self.image_version,
-                "image_uri": self.image_uri,
-                "env": self.container_environment(reveal_secrets=True),
-                "role": self.role_arn,
-            }
-        )
+        shape = {
+            "model_id": self.model_id,
+            "model_data": self.model_data,
+            "engine": self.engine,
+            "image_version": self.image_version,
+            "image_uri": self.image_uri,
+            "env": self.container_environment(reveal_secrets=True),
+            "role": self.role_arn,
+        }
+        if self.components is None and (network := self.security.network_fields()):
+            shape["network"] = network  # absent when unset: earlier names hold
+        return self._digest(shape)
 
     @property
     def config_hash(self) -> str:
         """Hash of what defines the endpoint config.
 
         Model-based: the model and its instances. Inference-component based: the fleet only
-        (role, instance type, managed scaling bounds); the model, copies and startup settings
-        live in the component, which is updated in place. Equal hashes mean an equivalent
-        config, so a model change never rebuilds an inference-component fleet.
+        (role, instance type, managed scaling bounds, VPC, network isolation); the model,
+        copies and startup settings live in the component, which is updated in place. Equal
+        hashes mean an equivalent config, so a model change never rebuilds an
+        inference-component fleet. Both add the KMS keys (``security``) when set.
         """
         if self.components is None:
             shape: dict[str, Any] = {
@@ -329,6 +348,10 @@ class EndpointSpec(_Model):
                 "min": self.components.min_instances,
                 "max": self.components.max_instances,
             }
+            if network := self.security.network_fields():
+                shape["network"] = network
+        if encryption := self.security.hashed():
+            shape["encryption"] = encryption
         return self._digest(
             {**shape, "instance_type": self.instance_type, "variant": self.variant_name}
         )
