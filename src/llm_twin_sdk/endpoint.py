@@ -6,7 +6,7 @@ resource the SDK creates. Example: ``AutoScaler().describe(EndpointRef(name="twi
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from .types import _Model
@@ -46,12 +46,20 @@ def has_sdk_tag(tags: Iterable[Mapping[str, Any]]) -> bool:
 class EndpointRef(_Model):
     """Identity of a deployed endpoint: enough to call or scale it.
 
-    ``inference_component_name`` is set for inference-component endpoints.
+    ``inference_component_name`` is set for inference-component endpoints; ``asynchronous``
+    for asynchronous-inference endpoints (scaled on their queue backlog).
     """
 
     name: str
     variant_name: str = "AllTraffic"
     inference_component_name: str | None = None
+    asynchronous: bool = False
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # ``asynchronous`` only when set: a real-time endpoint's repr reads as before.
+        for name, value in super().__repr_args__():
+            if not (name == "asynchronous" and value is False):
+                yield name, value
 
     @property
     def kind(self) -> Literal["model", "inference-component"]:

@@ -68,7 +68,7 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
 
     Model-based: one variant holding the model. Inference components: the config carries the
     execution role, and the variant has no model but managed instance scaling and
-    least-outstanding-requests routing.
+    least-outstanding-requests routing. Asynchronous endpoints add ``AsyncInferenceConfig``.
     """
     variant: dict[str, Any] = {"VariantName": spec.variant_name, "InstanceType": spec.instance_type}
     extra: dict[str, Any] = {}
@@ -92,6 +92,8 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
             "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
         }
         extra = {"ExecutionRoleArn": spec.role_arn}
+    if spec.async_inference is not None:
+        extra["AsyncInferenceConfig"] = spec.async_inference.request()
     return {
         "EndpointConfigName": spec.endpoint_config_name,
         **extra,

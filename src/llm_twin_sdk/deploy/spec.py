@@ -17,6 +17,7 @@ from ..display import brief
 from ..endpoint import MANAGED_BY_TAG, EndpointRef, tag_problem
 from ..redaction import mask_secrets
 from ..types import _Model
+from .async_inference import AsyncInferenceSpec
 
 __all__ = [
     "DEFAULT_MODEL_ID",
@@ -197,6 +198,9 @@ class EndpointSpec(_Model):
         None, description="Set to deploy as an inference component; None: model-based."
     )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    async_inference: AsyncInferenceSpec | None = Field(
+        None, description="Set for an asynchronous-inference endpoint (InvokeEndpointAsync)."
+    )
 
     @field_validator(*_SHAPES)
     @classmethod
@@ -243,6 +247,15 @@ class EndpointSpec(_Model):
                 "token limits must satisfy max_input_tokens < max_total_tokens <= "
                 f"max_batch_total_tokens; got {self.max_input_tokens} / {self.max_total_tokens}"
                 f" / {self.max_batch_total_tokens}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _async_model_based(self) -> EndpointSpec:
+        if self.async_inference is not None and self.components is not None:
+            raise ValueError(
+                "async_inference: asynchronous endpoints are model-based; SageMaker runs no "
+                "inference components on them (drop components=, scale with BacklogScaling)"
             )
         return self
 
@@ -329,6 +342,8 @@ class EndpointSpec(_Model):
                 "min": self.components.min_instances,
                 "max": self.components.max_instances,
             }
+        if self.async_inference is not None:  # absent: the hashes of real-time specs hold
+            shape["async"] = self.async_inference.request()
         return self._digest(
             {**shape, "instance_type": self.instance_type, "variant": self.variant_name}
         )
@@ -356,4 +371,5 @@ class EndpointSpec(_Model):
             name=self.name,
             variant_name=self.variant_name,
             inference_component_name=self.inference_component_name,
+            asynchronous=self.async_inference is not None,
         )
