@@ -57,9 +57,7 @@ def _split(
             f"policy: expected {_NAMES} or a list of them, got {type(policy).__name__}"
         )
     if wrong := [type(item).__name__ for item in items if not isinstance(item, kinds)]:
-        raise InvalidParameterError(
-            f"policy: expected {_NAMES} items, got " + ", ".join(wrong)
-        )
+        raise InvalidParameterError(f"policy: expected {_NAMES} items, got " + ", ".join(wrong))
     if not items:
         raise InvalidParameterError("policy: the list is empty; give at least one policy")
     capacity = [p for p in items if isinstance(p, TargetTracking | ScaleToZero | BacklogScaling)]
@@ -86,13 +84,13 @@ def _check_fits(
             "needs an endpoint deployed with EndpointSpec.async_inference (pass spec.ref(), "
             "or EndpointRef(..., asynchronous=True)). Use TargetTracking for real-time endpoints."
         )
-    if endpoint.asynchronous:  # a variant that may rest at zero instances
-        if isinstance(capacity, TargetTracking) and capacity.min_capacity == 0:
-            logger.warning(
-                "TargetTracking with min_capacity=0 on asynchronous endpoint %s: it can scale "
-                "in to zero but never back out; use BacklogScaling to restart on a backlog",
-                endpoint.name,
-            )
+    tracking = capacity if isinstance(capacity, TargetTracking) else None
+    if endpoint.asynchronous and tracking is not None and tracking.min_capacity == 0:
+        logger.warning(  # a variant that may rest at zero instances, but not come back
+            "TargetTracking with min_capacity=0 on asynchronous endpoint %s: it can scale "
+            "in to zero but never back out; use BacklogScaling to restart on a backlog",
+            endpoint.name,
+        )
     if endpoint.kind == "inference-component":
         if isinstance(capacity, TargetTracking) and capacity.min_capacity == 0:
             logger.warning(

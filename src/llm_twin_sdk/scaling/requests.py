@@ -115,11 +115,11 @@ def desired(
         alarm = _alarm(
             target,
             capacity,
-            NO_CAPACITY_METRIC,
-            {"Name": "InferenceComponentName", "Value": target.component},
-            "Maximum",
-            f"Scale inference component {target.component} out from zero copies on the "
-            "first request (managed by llm-twin-sdk)",
+            metric=NO_CAPACITY_METRIC,
+            dimension={"Name": "InferenceComponentName", "Value": target.component},
+            statistic="Maximum",
+            description=f"Scale inference component {target.component} out from zero copies "
+            "on the first request (managed by llm-twin-sdk)",
         )
     elif isinstance(capacity, BacklogScaling) and capacity.min_capacity == 0:
         alarm_policy = target.name("scale-from-zero")
@@ -127,11 +127,11 @@ def desired(
         alarm = _alarm(
             target,
             capacity,
-            BACKLOG_WITHOUT_CAPACITY_METRIC,
-            {"Name": "EndpointName", "Value": target.endpoint},
-            "Average",
-            f"Scale asynchronous endpoint {target.endpoint} out from zero instances when "
-            "requests wait (managed by llm-twin-sdk)",
+            metric=BACKLOG_WITHOUT_CAPACITY_METRIC,
+            dimension={"Name": "EndpointName", "Value": target.endpoint},
+            statistic="Average",
+            description=f"Scale asynchronous endpoint {target.endpoint} out from zero "
+            "instances when requests wait (managed by llm-twin-sdk)",
         )
     actions = {
         target.name(action.name): {
@@ -191,6 +191,7 @@ def _step_out(cooldown_s: int, aggregation: str) -> Params:
 def _alarm(
     target: ScalingTarget,
     policy: ScaleToZero | BacklogScaling,
+    *,
     metric: str,
     dimension: Params,
     statistic: str,
