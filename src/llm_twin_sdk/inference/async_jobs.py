@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,6 +41,7 @@ from ..errors import (
     AsyncOutputMalformedError,
     AsyncOutputMissingError,
     AWSError,
+    InferenceError,
     InvalidParameterError,
     JobManifestError,
 )
@@ -177,7 +179,11 @@ class AsyncJob:
             message = f"{where} failed on endpoint {self.manifest.endpoint_name!r}: {item.error}"
             return JobResult(index, error=AsyncInferenceFailedError(message, index=index))
         if item.state == "pending":
-            message = f"{where} was never sent; resume the job to send it"
+            message = f"{where} was never sent; " + (
+                "resume the job to send it"
+                if item.uploaded
+                else "its body never reached S3: submit it again"
+            )
             return JobResult(index, error=AsyncJobError(message, index=index))
         body = self._bodies.get(index)
         if body is None:
@@ -318,6 +324,7 @@ class AsyncJobs:
     def resume(self, manifest: str | Path) -> AsyncJob:
         """The job a manifest records: its items never sent are sent now (nothing sent
         before is sent again), then :meth:`~AsyncJob.collect` reads what is still missing.
+        Example: ``jobs.resume("job.json").collect()``.
 
         Raises:
             JobManifestError: no manifest there, not a manifest, or another endpoint's.
@@ -361,47 +368,69 @@ class AsyncJobs:
 
     def _send(self, job: AsyncJob, bodies: list[bytes] | None) -> None:
         """Upload (when ``bodies`` are given) and invoke every pending item; save the
-        manifest at least every ``checkpoint_s`` and at the end; raise the first failure."""
+        manifest at least every ``checkpoint_s`` and at the end. After a failure no new item
+        is invoked (the same cause would fail them all) but the bodies are still uploaded,
+        so :meth:`resume` can send them; the first failure is raised."""
         pending = [item for item in job._items.values() if item.state == "pending"]
         if not pending:
             return
+        stop = threading.Event()
         first: BaseException | None = None
         saved = time.monotonic()
         try:
             with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
                 futures = {
-                    pool.submit(self._invoke, job.manifest, item, bodies): item for item in pending
+                    pool.submit(self._send_one, job.manifest, item, bodies, stop): item
+                    for item in pending
                 }
                 for future in as_completed(futures):
-                    item = futures[future]
-                    try:
-                        job._set(item, **future.result())
-                    except (AWSError, AsyncJobError) as exc:
-                        first = first or exc
+                    changes, error = future.result()
+                    first = first or error
+                    if changes:
+                        job._set(futures[future], **changes)
                     if time.monotonic() - saved >= self.checkpoint_s:
                         job._save()
                         saved = time.monotonic()
         finally:
             job._save()
-        logger.info("job %s: %d items sent to %s", job.job_id, len(pending), self.endpoint_name)
+        sent = sum(1 for item in job._items.values() if item.state != "pending")
+        logger.info("job %s: %d of %d items sent", job.job_id, sent, len(job._items))
         if first is not None:
             raise first
 
-    def _invoke(
-        self, manifest: JobManifest, item: JobItem, bodies: list[bytes] | None
-    ) -> dict[str, Any]:
-        """Upload one item's body (if given) and send it; the item's new fields."""
-        if bodies is not None:
-            bucket, key = split_s3_uri(item.input_location)
-            call_aws(
-                self.s3_client,
-                "put_object",
-                policy=self.retry,
-                Bucket=bucket,
-                Key=key,
-                Body=bodies[item.index],
-                ContentType=manifest.content_type,
-            )
+    def _send_one(
+        self,
+        manifest: JobManifest,
+        item: JobItem,
+        bodies: list[bytes] | None,
+        stop: threading.Event,
+    ) -> tuple[dict[str, Any], AWSError | AsyncJobError | None]:
+        """Upload one item's body (if given and not yet there), then invoke it unless
+        ``stop`` is set; the item's new fields and the failure, if any (``stop`` set)."""
+        changes: dict[str, Any] = {}
+        try:
+            if bodies is not None and not item.uploaded:
+                bucket, key = split_s3_uri(item.input_location)
+                call_aws(
+                    self.s3_client,
+                    "put_object",
+                    policy=self.retry,
+                    Bucket=bucket,
+                    Key=key,
+                    Body=bodies[item.index],
+                    ContentType=manifest.content_type,
+                )
+                changes["uploaded"] = True
+            if stop.is_set() or not (item.uploaded or changes):
+                return changes, None  # left pending: resume sends it
+            changes |= self._invoke(manifest, item)
+        except (AWSError, AsyncJobError) as exc:
+            stop.set()
+            return changes, exc
+        return changes, None
+
+    def _invoke(self, manifest: JobManifest, item: JobItem) -> dict[str, Any]:
+        """Send one uploaded item; its new fields."""
         inference_id = f"{manifest.job_id}-{item.index}"[-64:]
         answer = call_aws(
             self.runtime_client,
@@ -464,7 +493,10 @@ class AsyncJobs:
         """``(value, text)`` of an output; ValueError when it is not what the job expects."""
         if manifest.answers == "generate":
             value = _json(body)
-            answer = TGIGenerate().answer(value)
+            try:
+                answer = TGIGenerate().answer(value)
+            except InferenceError as exc:  # not a generate answer
+                raise ValueError(str(exc)) from exc
             if not isinstance(answer, Answer):
                 raise ValueError(f"the container answered an error: {answer.message}")
             return value, answer.text

@@ -39,6 +39,7 @@ class JobItem(_Model):
     index: int = Field(ge=0)
     input_location: str
     state: ItemState = "pending"
+    uploaded: bool = Field(False, description="The body is at input_location.")
     inference_id: str | None = None
     output_location: str | None = None
     failure_location: str | None = None
