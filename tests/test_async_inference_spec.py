@@ -10,6 +10,7 @@ import pytest
 from llm_twin_sdk.aws import AWSClients
 from llm_twin_sdk.deploy.async_inference import AsyncInferenceSpec, split_s3_uri
 from llm_twin_sdk.deploy.deployer import Deployer
+from llm_twin_sdk.deploy.iam import INLINE_POLICY_NAME, ensure_execution_role, execution_policy
 from llm_twin_sdk.deploy.requests import endpoint_config_request
 from llm_twin_sdk.deploy.spec import EndpointSpec, InferenceComponentSpec
 from llm_twin_sdk.errors import InvalidParameterError
@@ -126,3 +127,25 @@ def test_deploy_on_moto_creates_the_async_config_and_plan_shows_it(
     assert config["AsyncInferenceConfig"] == endpoint_config_request(spec)["AsyncInferenceConfig"]
     assert deployer.plan(spec).is_noop
     assert deployer.plan(make_spec()).action("endpoint-config") == "create"
+
+
+def test_the_role_may_write_results_read_inputs_and_publish(moto_aws: AWSClients) -> None:
+    settings = AsyncInferenceSpec(**(ASYNC.model_dump() | {"input_path": "s3://twin-in/jobs"}))
+    assert settings.request() == ASYNC.request()  # the input path is not SageMaker's config
+
+    ensure_execution_role("twin-async-role", aws=moto_aws, async_inference=settings)
+
+    answer = moto_aws.client("iam").get_role_policy(
+        RoleName="twin-async-role", PolicyName=INLINE_POLICY_NAME
+    )
+    document = answer["PolicyDocument"]
+    statements = {s["Sid"]: s for s in document["Statement"]}
+    assert statements["AsyncOutputWrite"]["Resource"] == [
+        "arn:aws:s3:::twin-jobs/out/*",
+        "arn:aws:s3:::twin-jobs/failed/*",
+    ]
+    assert statements["AsyncOutputWrite"]["Action"] == "s3:PutObject"
+    assert statements["AsyncInputRead"]["Resource"] == "arn:aws:s3:::twin-in/jobs/*"
+    assert statements["AsyncNotify"]["Resource"] == sorted([TOPIC, ASYNC.error_topic or ""])
+    plain = {s["Sid"] for s in execution_policy()["Statement"]}
+    assert set(statements) - plain == {"AsyncOutputWrite", "AsyncInputRead", "AsyncNotify"}

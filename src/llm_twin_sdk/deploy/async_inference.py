@@ -60,8 +60,13 @@ class AsyncInferenceSpec(_Model):
     max_concurrent_invocations_per_instance: int | None = Field(
         None, ge=1, le=1000, description="Requests one instance works on at once; None: AWS's."
     )
+    input_path: str | None = Field(
+        None,
+        description="s3://bucket/prefix where jobs upload request bodies (the role may read "
+        "it); not part of the endpoint config.",
+    )
 
-    @field_validator("output_path", "failure_path")
+    @field_validator("output_path", "failure_path", "input_path")
     @classmethod
     def _s3(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -97,6 +102,32 @@ class AsyncInferenceSpec(_Model):
         if (limit := self.max_concurrent_invocations_per_instance) is not None:
             config["ClientConfig"] = {"MaxConcurrentInvocationsPerInstance": limit}
         return config
+
+    def role_statements(self, *, partition: str = "aws") -> list[dict[str, Any]]:
+        """The IAM statements SageMaker's execution role needs for this endpoint: write the
+        output and failure paths, read the input path, publish to the topics (used by
+        :func:`~llm_twin_sdk.deploy.iam.ensure_execution_role`)."""
+
+        def objects(uri: str) -> str:
+            bucket, prefix = split_s3_uri(uri)
+            return f"arn:{partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"
+
+        write = [objects(p) for p in (self.output_path, self.failure_path) if p is not None]
+        statements: list[dict[str, Any]] = [
+            {"Sid": "AsyncOutputWrite", "Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": write},
+        ]  # fmt: skip
+        if self.input_path is not None:
+            statements.append(
+                {"Sid": "AsyncInputRead", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": objects(self.input_path)}
+            )  # fmt: skip
+        if topics := sorted({t for t in (self.success_topic, self.error_topic) if t}):
+            statements.append(
+                {"Sid": "AsyncNotify", "Effect": "Allow", "Action": "sns:Publish",
+                 "Resource": topics}
+            )  # fmt: skip
+        return statements
 
     def describe(self) -> str:
         """One line for plans, e.g. ``"results to s3://b/out, 4 per instance"``."""

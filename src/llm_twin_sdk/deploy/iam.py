@@ -11,13 +11,16 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..aws import AWSClients, call_aws, describe_or_none, error_kind
 from ..endpoint import MANAGED_BY_TAG, tag_problem
 from ..errors import AWSError, ConfigurationError, InvalidParameterError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
+
+if TYPE_CHECKING:
+    from .async_inference import AsyncInferenceSpec
 
 __all__ = [
     "INLINE_POLICY_NAME",
@@ -115,12 +118,19 @@ def _allow(sid: str, action: str | list[str], resource: str, **extra: Any) -> di
     return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource, **extra}
 
 
-def execution_policy(model_bucket: str | None = None, *, partition: str = "aws") -> dict[str, Any]:
+def execution_policy(
+    model_bucket: str | None = None,
+    *,
+    partition: str = "aws",
+    async_inference: AsyncInferenceSpec | None = None,
+) -> dict[str, Any]:
     """The role's inline permissions policy; the model bucket's statements only if one is given.
 
     Args:
         model_bucket: bare name of the S3 bucket holding model archives (read-only access).
         partition: ``aws``, ``aws-cn`` or ``aws-us-gov`` — the ARN prefix of the resources.
+        async_inference: an asynchronous endpoint's paths and topics (write results, read
+            inputs, publish notifications: :meth:`AsyncInferenceSpec.role_statements`).
     """
     arn = f"arn:{_check('partition', partition)}"
     pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
@@ -144,6 +154,8 @@ def execution_policy(model_bucket: str | None = None, *, partition: str = "aws")
         bucket = f"{arn}:s3:::{validate_bucket_name(model_bucket)}"
         statements.append(_allow("ModelBucketRead", "s3:GetObject", f"{bucket}/*"))
         statements.append(_allow("ModelBucketList", "s3:ListBucket", bucket))
+    if async_inference is not None:
+        statements += async_inference.role_statements(partition=partition)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -231,6 +243,7 @@ def ensure_execution_role(
     tags: dict[str, str] | None = None,
     account_id: str | None = None,
     region: str = "*",
+    async_inference: AsyncInferenceSpec | None = None,
 ) -> str:
     """Create or find the SageMaker execution role ``name``; return its ARN.
 
@@ -248,6 +261,8 @@ def ensure_execution_role(
             the caller's (``sts:GetCallerIdentity`` through ``aws``). Needed with an
             ``iam_client`` alone when the role does not exist yet.
         region: pin the trust policy to this region; ``"*"``: every region of the account.
+        async_inference: the role also serves this asynchronous endpoint (its S3 paths, its
+            SNS topics).
 
     Raises:
         InvalidParameterError: invalid name, bucket, tags, account or region (before any call).
@@ -273,7 +288,7 @@ def ensure_execution_role(
     call: _Call = functools.partial(call_aws, iam_client, policy=retry)
     find: _Call = functools.partial(describe_or_none, iam_client, policy=retry)
     partition = _partition_of(iam_client)
-    document = execution_policy(model_bucket, partition=partition)
+    document = execution_policy(model_bucket, partition=partition, async_inference=async_inference)
     role = (find("get_role", RoleName=name) or {}).get("Role")
     if role is None:
         account = account_id or _caller_account(aws, retry)
