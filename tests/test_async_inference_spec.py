@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from llm_twin_sdk.aws import AWSClients
-from llm_twin_sdk.deploy.async_inference import AsyncInferenceSpec, split_s3_uri
+from llm_twin_sdk.aws import AWSClients, split_s3_uri
+from llm_twin_sdk.deploy.async_inference import AsyncInferenceSpec
 from llm_twin_sdk.deploy.deployer import Deployer
 from llm_twin_sdk.deploy.iam import INLINE_POLICY_NAME, ensure_execution_role, execution_policy
 from llm_twin_sdk.deploy.requests import endpoint_config_request

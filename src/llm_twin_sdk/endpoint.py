@@ -11,7 +11,10 @@ from typing import Any, Literal
 
 from .types import _Model
 
-__all__ = ["MANAGED_BY_TAG", "EndpointRef", "has_sdk_tag", "tag_problem"]
+__all__ = ["MANAGED_BY_TAG", "RESOURCE_NAME", "EndpointRef", "has_sdk_tag", "tag_problem"]
+
+RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+"""SageMaker's rule for endpoint, config, model and variant names (letters, digits, hyphens)."""
 
 MANAGED_BY_TAG = ("managed-by", "llm-twin-sdk")
 """Tag key and value on every resource the SDK creates; ``Deployer.list`` finds endpoints by it."""

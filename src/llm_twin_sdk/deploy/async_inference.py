@@ -15,28 +15,13 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from ..aws import S3_URI, split_s3_uri
 from ..types import _Model
 
-__all__ = ["AsyncInferenceSpec", "S3_URI", "split_s3_uri"]
-
-S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(\S*))?$")
-"""``s3://<bucket>[/<prefix>]`` with a valid bucket name (3-63 lowercase letters, digits,
-dots, hyphens)."""
+__all__ = ["AsyncInferenceSpec"]
 
 _SNS_TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 _PATH_MAX = 512  # SageMaker's limit on S3OutputPath and S3FailurePath
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``("bucket", "key/or/prefix")`` of an ``s3://`` URI; ValueError when it is not one.
-
-    >>> split_s3_uri("s3://twin-jobs/out/run-1")
-    ('twin-jobs', 'out/run-1')
-    """
-    match = S3_URI.match(uri)
-    if match is None:
-        raise ValueError(f"not an S3 URI s3://<bucket>/<prefix>: {uri!r}")
-    return match.group(1), (match.group(2) or "")
 
 
 class AsyncInferenceSpec(_Model):

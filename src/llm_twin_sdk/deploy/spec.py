@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeAlias
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from ..display import brief
-from ..endpoint import MANAGED_BY_TAG, EndpointRef, tag_problem
+from ..endpoint import MANAGED_BY_TAG, RESOURCE_NAME, EndpointRef, tag_problem
 from ..redaction import mask_secrets
 from ..types import _Model
 from .async_inference import AsyncInferenceSpec
@@ -44,8 +44,6 @@ Quantize: TypeAlias = Literal[
 ]
 
 ENDPOINT_NAME_MAX = 50  # SageMaker allows 63; "-" + 8 hash characters are appended to it
-RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-"""SageMaker's rule for endpoint, config, model and variant names (letters, digits, hyphens)."""
 
 
 def _names(limit: int, rule: str) -> tuple[re.Pattern[str], str]:

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..aws import AWSClients, call_aws, check_client_options
-from ..deploy.async_inference import S3_URI, split_s3_uri
-from ..deploy.spec import RESOURCE_NAME
+from ..aws import S3_URI, AWSClients, call_aws, check_client_options, split_s3_uri
+from ..endpoint import RESOURCE_NAME
 from ..errors import (
     AsyncInferenceFailedError,
     AsyncJobError,

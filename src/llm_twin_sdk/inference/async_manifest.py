@@ -17,8 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import Field
 
-from ..aws import call_aws
-from ..deploy.async_inference import split_s3_uri
+from ..aws import call_aws, split_s3_uri
 from ..errors import AWSError, JobManifestError
 from ..retry import RetryPolicy
 from ..types import _Model
