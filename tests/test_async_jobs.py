@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from fakes.sagemaker import Llama, WireServer
 from llm_twin_sdk.aws import AWSClients
+from llm_twin_sdk.deploy.async_inference import AsyncInferenceSpec
+from llm_twin_sdk.deploy.deployer import Deployer
+from llm_twin_sdk.deploy.spec import EndpointSpec
 from llm_twin_sdk.errors import (
     AsyncInferenceFailedError,
     AsyncJobError,
@@ -408,3 +413,64 @@ def test_bodies_that_never_reached_s3_are_errors_and_nothing_is_invoked(
     assert invocations == []
     results = AsyncJob(jobs, record, tmp_path / "job.json").collect(timeout_s=0)
     assert all("never reached S3" in str(r.error) for r in results)
+
+
+# -- a deployed async endpoint: moto's SageMaker and S3, the wire server's InvokeEndpointAsync --
+
+
+@pytest.fixture
+def deployed(moto_aws: AWSClients, s3: Any, fast_retry: RetryPolicy) -> Iterator[AsyncJobs]:
+    """An async endpoint deployed on moto; its runtime the wire server, answering with the
+    token model (``echo <prompt>``), writing outputs to moto's S3."""
+    spec = EndpointSpec(
+        name=ENDPOINT,
+        role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
+        instance_type="ml.g4dn.xlarge",
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/tgi:latest",
+        async_inference=AsyncInferenceSpec(
+            output_path=f"s3://{BUCKET}/out", failure_path=f"s3://{BUCKET}/failed"
+        ),
+    )
+    Deployer(aws=moto_aws, retry=fast_retry, poll_interval_s=0.01).deploy(spec)
+    with WireServer(default=Llama(), aws=moto_aws) as wire:
+        wire.model.respond = lambda prompt: f"echo {prompt}"
+        runtime = AWSClients(region="us-east-1", endpoint_url=wire.url).client("sagemaker-runtime")
+        yield AsyncJobs(
+            ENDPOINT, input_path=f"s3://{BUCKET}/in", runtime_client=runtime, s3_client=s3,
+            retry=fast_retry, max_in_flight=4,
+        )  # fmt: skip
+    assert wire.handler_errors == []
+
+
+def test_each_prompt_gets_its_own_answer_in_input_order_with_many_in_flight(
+    deployed: AsyncJobs, s3: Any, tmp_path: Path
+) -> None:
+    prompts = [f"prompt number {n}" for n in range(12)]
+
+    job = deployed.submit_prompts(prompts, manifest=tmp_path / "job.json")
+    results = job.collect(timeout_s=5)
+
+    assert [r.text for r in results] == [f"echo {p}" for p in prompts]
+    for item in job.manifest.items:
+        assert (item.output_location or "").startswith(f"s3://{BUCKET}/out/")
+        assert (item.failure_location or "").startswith(f"s3://{BUCKET}/failed/")
+
+
+def test_a_request_the_container_rejects_fails_alone(
+    deployed: AsyncJobs, s3: Any, tmp_path: Path
+) -> None:
+    bodies = [
+        {"inputs": "first", "parameters": {"max_new_tokens": 8}},
+        {"inputs": "second", "parameters": {"max_new_tokens": 0}},  # TGI: must be > 0
+        {"inputs": "third", "parameters": {"max_new_tokens": 8}},
+    ]
+
+    results = deployed.submit(bodies, manifest=tmp_path / "job.json").collect(timeout_s=5)
+
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[0].value[0]["generated_text"] == "echo first"
+    assert results[2].value[0]["generated_text"] == "echo third"
+    error = results[1].error
+    assert isinstance(error, AsyncInferenceFailedError)
+    assert "Input validation error" in str(error)
+    assert error.index == 1
