@@ -127,6 +127,15 @@ def test_deploy_on_moto_creates_the_async_config_and_plan_shows_it(
     assert config["AsyncInferenceConfig"] == endpoint_config_request(spec)["AsyncInferenceConfig"]
     assert deployer.plan(spec).is_noop
     assert deployer.plan(make_spec()).action("endpoint-config") == "create"
+    jobs = endpoint.jobs(input_path="s3://twin-jobs/in", aws=moto_aws, max_in_flight=2)
+    assert (jobs.endpoint_name, jobs.input_path, jobs.max_in_flight) == (
+        "twin-async",
+        "s3://twin-jobs/in",
+        2,
+    )
+    real_time = deployer.deploy(make_spec(name="twin-rt"))
+    with pytest.raises(InvalidParameterError, match="real-time"):
+        real_time.jobs(input_path="s3://twin-jobs/in")
 
 
 def test_the_role_may_write_results_read_inputs_and_publish(moto_aws: AWSClients) -> None:
