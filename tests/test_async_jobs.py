@@ -474,3 +474,35 @@ def test_a_request_the_container_rejects_fails_alone(
     assert isinstance(error, AsyncInferenceFailedError)
     assert "Input validation error" in str(error)
     assert error.index == 1
+
+
+def test_an_output_s3_will_not_give_is_that_items_error_with_the_cause(
+    aws_credentials: None, fast_retry: RetryPolicy, tmp_path: Path
+) -> None:
+    import io
+
+    from botocore.response import StreamingBody
+
+    clients = AWSClients(region="us-east-1")
+    runtime, s3 = clients.client("sagemaker-runtime"), clients.client("s3")
+    jobs = AsyncJobs(
+        ENDPOINT, input_path=f"s3://{BUCKET}/in", runtime_client=runtime, s3_client=s3,
+        retry=fast_retry, max_in_flight=1,
+    )  # fmt: skip
+    with Stubber(runtime) as calls, Stubber(s3) as store:
+        for n in range(2):
+            store.add_response("put_object", {})
+            calls.add_response(
+                "invoke_endpoint_async", {"OutputLocation": f"s3://{BUCKET}/out/{n}.out"}
+            )
+        job = jobs.submit(["a", "b"], manifest=tmp_path / "job.json")
+        store.add_response("get_object", {"Body": StreamingBody(io.BytesIO(b"[0]"), 3)})
+        store.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
+        results = job.collect(timeout_s=0)
+        store.assert_no_pending_responses()
+
+    assert results[0].value == [0]
+    error = results[1].error
+    assert isinstance(error, AsyncOutputMissingError)
+    assert "could not be read" in str(error)
+    assert "AccessDenied" in str(error)

@@ -119,7 +119,9 @@ class AsyncJob:
 
     def poll(self) -> int:
         """Look once at every unfinished item's output and failure objects; record what
-        arrived (manifest saved); return how many items are still waiting."""
+        arrived (manifest saved); return how many items are still waiting. An object S3
+        would not give (after retries) counts as not there yet; its error is kept for the
+        item's result."""
         waiting = [i for i in self._items.values() if i.state == "submitted"]
         wanted = [
             i for i in self._items.values() if i.state == "done" and i.index not in self._bodies
@@ -127,9 +129,12 @@ class AsyncJob:
         runner = self._runner
         with ThreadPoolExecutor(max_workers=runner.max_in_flight) as pool:
             looked = pool.map(runner._look, [*waiting, *wanted])
-            for item, (output, failure) in zip([*waiting, *wanted], looked, strict=True):
-                if output is not None:
+            for item, (output, failure, problem) in zip([*waiting, *wanted], looked, strict=True):
+                if problem is not None:
+                    self._missing[item.index] = problem
+                elif output is not None:
                     self._bodies[item.index] = output
+                    self._missing.pop(item.index, None)
                     if item.state != "done":
                         self._set(item, state="done")
                 elif item.state == "done":  # read before, gone now
@@ -276,18 +281,18 @@ class AsyncJobs:
     @property
     def runtime_client(self) -> Any:
         """The ``sagemaker-runtime`` client (built on first use)."""
-        if self._runtime is None:
-            assert self._aws is not None
-            self._runtime = self._aws.client("sagemaker-runtime")
+        self._runtime = self._runtime or self._built("sagemaker-runtime")
         return self._runtime
 
     @property
     def s3_client(self) -> Any:
         """The ``s3`` client (built on first use)."""
-        if self._s3 is None:
-            assert self._aws is not None
-            self._s3 = self._aws.client("s3")
+        self._s3 = self._s3 or self._built("s3")
         return self._s3
+
+    def _built(self, service: str) -> Any:
+        assert self._aws is not None  # given, or built when a client was not injected
+        return self._aws.client(service)
 
     def submit(
         self, bodies: Iterable[Body], *, manifest: str | Path, job_id: str | None = None
@@ -456,12 +461,16 @@ class AsyncJobs:
             "failure_location": answer.get("FailureLocation"),
         }
 
-    def _look(self, item: JobItem) -> tuple[bytes | None, bytes | None]:
-        """``(output, failure)`` objects of an item as S3 holds them now (None: not there)."""
-        output = self._get(item.output_location)
-        if output is not None or item.state == "done" or not item.failure_location:
-            return output, None
-        return None, self._get(item.failure_location)
+    def _look(self, item: JobItem) -> tuple[bytes | None, bytes | None, str | None]:
+        """``(output, failure, problem)`` of an item as S3 holds them now (None: not there;
+        ``problem``: why S3 would not give them, after retries)."""
+        try:
+            output = self._get(item.output_location)
+            if output is not None or item.state == "done" or not item.failure_location:
+                return output, None, None
+            return None, self._get(item.failure_location), None
+        except AWSError as exc:
+            return None, None, f"its output could not be read: {exc}"
 
     def _get(self, uri: str | None) -> bytes | None:
         if not uri:

@@ -57,6 +57,20 @@ def _check_max_ge_min(value: int, info: ValidationInfo) -> int:
     return value
 
 
+def _check_alarm_window(value: int, info: ValidationInfo) -> int:
+    period = info.data.get("alarm_period_s")
+    if period is not None and period * value > _DAY_S:
+        raise ValueError(f"alarm_period_s * evaluation_periods must be <= {_DAY_S} s (one day)")
+    return value
+
+
+def _check_datapoints(value: int, info: ValidationInfo) -> int:
+    periods = info.data.get("evaluation_periods")
+    if periods is not None and value > periods:
+        raise ValueError(f"must be <= evaluation_periods ({periods})")
+    return value
+
+
 class TargetTracking(_Model):
     """Keep ``metric`` near ``target`` by adding or removing instances (or copies).
 
@@ -118,21 +132,9 @@ class ScaleToZero(_Model):
             raise ValueError("must be 10, 30 or a multiple of 60 (CloudWatch alarm periods)")
         return value
 
-    @field_validator("evaluation_periods")
-    @classmethod
-    def _window(cls, value: int, info: ValidationInfo) -> int:
-        period = info.data.get("alarm_period_s")
-        if period is not None and period * value > _DAY_S:
-            raise ValueError(f"alarm_period_s * evaluation_periods must be <= {_DAY_S} s (one day)")
-        return value
+    _window = field_validator("evaluation_periods")(_check_alarm_window)
 
-    @field_validator("datapoints_to_alarm")
-    @classmethod
-    def _datapoints(cls, value: int, info: ValidationInfo) -> int:
-        periods = info.data.get("evaluation_periods")
-        if periods is not None and value > periods:
-            raise ValueError(f"must be <= evaluation_periods ({periods})")
-        return value
+    _datapoints = field_validator("datapoints_to_alarm")(_check_datapoints)
 
 
 class BacklogScaling(_Model):
@@ -167,21 +169,9 @@ class BacklogScaling(_Model):
             raise ValueError("must be a multiple of 60 (the metric is published each minute)")
         return value
 
-    @field_validator("datapoints_to_alarm")
-    @classmethod
-    def _datapoints(cls, value: int, info: ValidationInfo) -> int:
-        periods = info.data.get("evaluation_periods")
-        if periods is not None and value > periods:
-            raise ValueError(f"must be <= evaluation_periods ({periods})")
-        return value
+    _datapoints = field_validator("datapoints_to_alarm")(_check_datapoints)
 
-    @field_validator("evaluation_periods")
-    @classmethod
-    def _window(cls, value: int, info: ValidationInfo) -> int:
-        period = info.data.get("alarm_period_s")
-        if period is not None and period * value > _DAY_S:
-            raise ValueError(f"alarm_period_s * evaluation_periods must be <= {_DAY_S} s (one day)")
-        return value
+    _window = field_validator("evaluation_periods")(_check_alarm_window)
 
 
 class ScheduledAction(_Model):
