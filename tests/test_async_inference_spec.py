@@ -126,6 +126,7 @@ def test_deploy_on_moto_creates_the_async_config_and_plan_shows_it(
     config = sm.describe_endpoint_config(EndpointConfigName=spec.endpoint_config_name)
     assert config["AsyncInferenceConfig"] == endpoint_config_request(spec)["AsyncInferenceConfig"]
     assert deployer.plan(spec).is_noop
+    assert deployer.status("twin-async").ref() == spec.ref()  # asynchronous, read back
     assert deployer.plan(make_spec()).action("endpoint-config") == "create"
     jobs = endpoint.jobs(input_path="s3://twin-jobs/in", aws=moto_aws, max_in_flight=2)
     assert (jobs.endpoint_name, jobs.input_path, jobs.max_in_flight) == (
@@ -134,6 +135,7 @@ def test_deploy_on_moto_creates_the_async_config_and_plan_shows_it(
         2,
     )
     real_time = deployer.deploy(make_spec(name="twin-rt"))
+    assert not deployer.status("twin-rt").ref().asynchronous
     with pytest.raises(InvalidParameterError, match="real-time"):
         real_time.jobs(input_path="s3://twin-jobs/in")
 

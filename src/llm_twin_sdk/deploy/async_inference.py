@@ -11,6 +11,7 @@ endpoint can scale down to zero instances on its backlog
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -74,6 +75,10 @@ class AsyncInferenceSpec(_Model):
         if self.failure_path is not None and self.failure_path == self.output_path:
             raise ValueError("failure_path must differ from output_path")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The output path, then what is set.
+        return self._changed_args("output_path")
 
     def request(self) -> dict[str, Any]:
         """SageMaker's ``AsyncInferenceConfig`` for ``create_endpoint_config``."""

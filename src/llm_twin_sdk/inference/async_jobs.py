@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aws import S3_URI, AWSClients, call_aws, check_client_options, split_s3_uri
+from ..display import brief
 from ..endpoint import RESOURCE_NAME
 from ..errors import (
     AsyncInferenceFailedError,
@@ -89,6 +90,18 @@ class JobResult:
     def ok(self) -> bool:
         """True when the request has an output (``error`` is None)."""
         return self.error is None
+
+    def __repr__(self) -> str:
+        # One short line: the text (or the value, or the size), else the error.
+        if self.error is not None:
+            shown = f"error={type(self.error).__name__}({brief(str(self.error), 120)!r})"
+        elif self.text is not None:
+            shown = f"text={brief(self.text, 120)!r}"
+        elif self.value is not None:
+            shown = f"value={brief(self.value, 120)}"
+        else:
+            shown = f"body={len(self.body or b'')} bytes"
+        return f"JobResult(index={self.index}, {shown})"
 
 
 class AsyncJob:
