@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from llm_twin_sdk.aws import AWSClients
-from llm_twin_sdk.deploy.spec import EndpointRef
+from llm_twin_sdk.deploy.async_inference import AsyncInferenceSpec
+from llm_twin_sdk.deploy.costs import estimate_cost
+from llm_twin_sdk.deploy.spec import EndpointRef, EndpointSpec
 from llm_twin_sdk.errors import InvalidParameterError
 from llm_twin_sdk.scaling import (
     AutoScaler,
@@ -162,3 +164,15 @@ def test_apply_on_moto_writes_target_policies_and_alarm_then_converges(
     scaler.remove(ASYNC)
     assert not scaler.describe(ASYNC).enabled
     assert "DeregisterScalableTarget" in writes
+
+
+def test_the_cost_estimate_counts_the_backlog_bounds_down_to_zero() -> None:
+    spec = EndpointSpec(
+        name="twin-async",
+        role_arn="arn:aws:iam::123456789012:role/twin-sagemaker",
+        async_inference=AsyncInferenceSpec(output_path="s3://twin-jobs/out"),
+    )
+    cost = estimate_cost(spec, TO_ZERO, region="us-east-1")
+    assert (cost.min_instances, cost.max_instances) == (0, 4)
+    assert cost.monthly_at_min == 0.0
+    assert cost.scales_to_zero
