@@ -225,11 +225,16 @@ class AsyncJobs:
         endpoint_name: the endpoint (deployed with ``EndpointSpec.async_inference``).
         input_path: ``s3://bucket/prefix`` where request bodies are uploaded
             (``<prefix>/<job id>/<index>.in``).
-        runtime_client / s3_client: boto3 clients to use as they are; otherwise built from
-            ``aws`` (or ``region`` / ``profile``), never retrying by themselves.
+        runtime_client: a ``sagemaker-runtime`` boto3 client to use as it is; otherwise
+            built from ``aws`` (or ``region`` / ``profile``), never retrying by itself.
+        s3_client: an ``s3`` boto3 client, the same way.
+        aws: the SDK's clients to build the missing ones from.
+        region: AWS region of the clients built here.
+        profile: named profile of the clients built here.
         retry: the retry policy of every AWS call.
         max_in_flight: uploads, invocations and polls running at once (1-256).
-        content_type / accept: of the request bodies and of the outputs (JSON: parsed).
+        content_type: of the request bodies.
+        accept: of the outputs (JSON ones are parsed).
         invocation_timeout_s: how long the container may work on one request (1-3600 s).
         request_ttl_s: how long a request may wait in the endpoint's queue (60-21600 s).
         checkpoint_s: the manifest is saved at least this often while submitting.
