@@ -63,7 +63,7 @@ def aws(moto_server: str, moto_aws: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
     """Every AWS service on a fresh moto server, SageMaker runtime on the wire server (answers
     shaped as TGI's, from a token script); fake credentials, region us-east-1, a fake HF_TOKEN."""
     _accept_every_sagemaker_instance_type(monkeypatch)
-    with WireServer(default=Llama()) as wire:
+    with WireServer(default=Llama(), aws=moto_aws) as wire:
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
         monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", wire.url)
         monkeypatch.setenv("HF_TOKEN", FAKE_HF_TOKEN)

@@ -15,6 +15,8 @@ import llm_twin_sdk as sdk
 from fakes import HashingEmbedder, ScriptedBackend
 from llm_twin_sdk.deploy.plan import build_plan
 from llm_twin_sdk.deploy.status import InferenceComponentStatus
+from llm_twin_sdk.inference.async_jobs import AsyncJob
+from llm_twin_sdk.inference.async_manifest import JobItem, JobManifest
 from llm_twin_sdk.rag.evaluation import LabelledQuery, evaluate
 from llm_twin_sdk.rag.prompt import assemble_prompt
 from llm_twin_sdk.scaling.plan import ScalingChange, ScalingPlan
@@ -94,6 +96,7 @@ def instances() -> Iterator[dict[str, Any]]:
     ).model_copy(update={"cost": cost})
     component = InferenceComponentStatus(name="twin-ic", status="InService", model_name="m")
     aws = sdk.AWSClients(region="us-east-1")
+    jobs = sdk.AsyncJobs("twin-async", input_path="s3://twin-jobs/in", aws=aws)
     async_client = sdk.AsyncInferenceClient(ScriptedBackend())
     queries = [LabelledQuery(query="gpu cost " * 40, relevant=("long",), kind="lexical")]
     objects: dict[str, Any] = {
@@ -213,11 +216,30 @@ def instances() -> Iterator[dict[str, Any]]:
         "Usage": answer.usage,
         "EvaluationReport": evaluate(rag.retrieve, queries),
         "ScalingPlan": _scaling_plan(),
+        "AsyncInferenceSpec": sdk.AsyncInferenceSpec(
+            output_path="s3://twin-jobs/out", max_concurrent_invocations_per_instance=4
+        ),
+        "BacklogScaling": sdk.BacklogScaling(target=5, max_capacity=4),
+        "AsyncJobs": jobs,
+        "AsyncJob": AsyncJob(jobs, _job_manifest(), "s3://twin-jobs/jobs/run-1.json"),
+        "JobResult": sdk.JobResult(3, b"x" * 5000, text=LONG),
     }
     yield objects
     for name in ("TextStream", "AnswerStream"):
         objects[name].close()
     store.close()
+
+
+def _job_manifest() -> JobManifest:
+    """A job of 500 items, most done: its repr counts them, never lists them."""
+    items = tuple(
+        JobItem(index=i, input_location=f"s3://twin-jobs/in/run-1/{i:06d}.in", state="done")
+        for i in range(500)
+    )
+    return JobManifest(
+        job_id="run-1", endpoint_name="twin-async", content_type="application/json",
+        accept="application/json", invocation_timeout_s=3600, request_ttl_s=21600, items=items,
+    )  # fmt: skip
 
 
 def test_every_public_name_has_an_instance_here(instances: dict[str, Any]) -> None:

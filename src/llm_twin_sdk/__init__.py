@@ -21,7 +21,8 @@ Where to start::
     ingest and retrieve    RAGPipeline, QdrantStore, Embedder, Reranker, evaluation
     deploy on SageMaker    TwinDeployment (plan / up / down), EndpointSpec, Deployer
     what it costs          TwinDeployment.plan().cost, PriceTable, estimate_cost
-    scale                  AutoScaler, TargetTracking, ScaleToZero, Scheduled
+    scale                  AutoScaler, TargetTracking, ScaleToZero, Scheduled, BacklogScaling
+    bulk and long jobs     AsyncJobs (asynchronous inference: submit / collect / resume)
     configure              TwinSettings (arguments, LLM_TWIN_* variables, .env)
     handle failures        LLMTwinError, the root of every error (llm_twin_sdk.errors)
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from .async_twin import AsyncLLMTwin as AsyncLLMTwin
     from .aws import AWSClients as AWSClients
     from .config import TwinSettings as TwinSettings
+    from .deploy.async_inference import AsyncInferenceSpec as AsyncInferenceSpec
     from .deploy.costs import CostEstimate as CostEstimate
     from .deploy.costs import PriceTable as PriceTable
     from .deploy.costs import estimate_cost as estimate_cost
@@ -71,6 +73,9 @@ if TYPE_CHECKING:
     from .deployment import TwinDeployment as TwinDeployment
     from .deployment import TwinDeploymentPlan as TwinDeploymentPlan
     from .inference.async_client import AsyncInferenceClient as AsyncInferenceClient
+    from .inference.async_jobs import AsyncJob as AsyncJob
+    from .inference.async_jobs import AsyncJobs as AsyncJobs
+    from .inference.async_jobs import JobResult as JobResult
     from .inference.async_stream import AsyncTextStream as AsyncTextStream
     from .inference.backend import Backend as Backend
     from .inference.backends.http import HttpBackend as HttpBackend
@@ -96,6 +101,7 @@ if TYPE_CHECKING:
     from .rag.store import QdrantStore as QdrantStore
     from .retry import RetryPolicy as RetryPolicy
     from .scaling import AutoScaler as AutoScaler
+    from .scaling import BacklogScaling as BacklogScaling
     from .scaling import ScaleToZero as ScaleToZero
     from .scaling import ScalingState as ScalingState
     from .scaling import Scheduled as Scheduled
@@ -122,6 +128,7 @@ _LAZY: dict[str, str] = {
         ".errors": vars(errors)["__all__"],  # derived there, hidden from type checkers
         ".aws": ("AWSClients",),
         ".config": ("TwinSettings",),
+        ".deploy.async_inference": ("AsyncInferenceSpec",),
         ".deploy.costs": ("CostEstimate", "PriceTable", "estimate_cost"),
         ".deploy.deployer": ("Deployer", "Endpoint", "EndpointStatus"),
         ".deploy.iam": ("ensure_execution_role",),
@@ -131,6 +138,7 @@ _LAZY: dict[str, str] = {
         ".deploy.waiting": ("WaitProgress",),
         ".deployment": ("TwinDeployment", "TwinDeploymentPlan"),
         ".inference.async_client": ("AsyncInferenceClient",),
+        ".inference.async_jobs": ("AsyncJob", "AsyncJobs", "JobResult"),
         ".inference.async_stream": ("AsyncTextStream",),
         ".inference.backend": ("Backend",),
         ".inference.backends.http": ("HttpBackend",),
@@ -151,6 +159,7 @@ _LAZY: dict[str, str] = {
         ".retry": ("RetryPolicy",),
         ".scaling": (
             "AutoScaler",
+            "BacklogScaling",
             "ScaleToZero",
             "ScalingState",
             "Scheduled",

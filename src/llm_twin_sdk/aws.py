@@ -9,6 +9,7 @@ call), so :class:`~llm_twin_sdk.retry.RetryPolicy` is the only retry loop. Examp
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AWS_ERROR_CODES",
     "RETRYABLE_CODES",
+    "S3_URI",
     "AWSClients",
     "AWSErrorKind",
     "aws_error",
@@ -43,6 +45,7 @@ __all__ = [
     "error_kind",
     "is_retryable_aws_error",
     "pages",
+    "split_s3_uri",
 ]
 
 AWSErrorKind: TypeAlias = Literal[
@@ -331,3 +334,20 @@ def delete_if_exists(
     Example: ``delete_if_exists(sm, "delete_model", ModelName="twin-12fd0641")``.
     """
     return describe_or_none(client, operation, policy=policy, **params) is not None
+
+
+S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(\S*))?$")
+"""``s3://<bucket>[/<prefix>]`` with a valid bucket name (3-63 lowercase letters, digits,
+dots, hyphens)."""
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``("bucket", "key/or/prefix")`` of an ``s3://`` URI; ValueError when it is not one.
+
+    >>> split_s3_uri("s3://twin-jobs/out/run-1")
+    ('twin-jobs', 'out/run-1')
+    """
+    match = S3_URI.match(uri)
+    if match is None:
+        raise ValueError(f"not an S3 URI s3://<bucket>/<prefix>: {uri!r}")
+    return match.group(1), (match.group(2) or "")

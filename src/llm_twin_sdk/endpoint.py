@@ -6,12 +6,15 @@ resource the SDK creates. Example: ``AutoScaler().describe(EndpointRef(name="twi
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from .types import _Model
 
-__all__ = ["MANAGED_BY_TAG", "EndpointRef", "has_sdk_tag", "tag_problem"]
+__all__ = ["MANAGED_BY_TAG", "RESOURCE_NAME", "EndpointRef", "has_sdk_tag", "tag_problem"]
+
+RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+"""SageMaker's rule for endpoint, config, model and variant names (letters, digits, hyphens)."""
 
 MANAGED_BY_TAG = ("managed-by", "llm-twin-sdk")
 """Tag key and value on every resource the SDK creates; ``Deployer.list`` finds endpoints by it."""
@@ -46,12 +49,20 @@ def has_sdk_tag(tags: Iterable[Mapping[str, Any]]) -> bool:
 class EndpointRef(_Model):
     """Identity of a deployed endpoint: enough to call or scale it.
 
-    ``inference_component_name`` is set for inference-component endpoints.
+    ``inference_component_name`` is set for inference-component endpoints; ``asynchronous``
+    for asynchronous-inference endpoints (scaled on their queue backlog).
     """
 
     name: str
     variant_name: str = "AllTraffic"
     inference_component_name: str | None = None
+    asynchronous: bool = False
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # ``asynchronous`` only when set: a real-time endpoint's repr reads as before.
+        for name, value in super().__repr_args__():
+            if not (name == "asynchronous" and value is False):
+                yield name, value
 
     @property
     def kind(self) -> Literal["model", "inference-component"]:

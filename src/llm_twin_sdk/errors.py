@@ -6,7 +6,7 @@ tree, when each error is raised and what to do: docs/errors.md. Its core::
     LLMTwinError
     ├── ConfigurationError, InvalidInputError (ValueError)   wrong settings / call input
     │   (SpecFileError: a deployment spec file, line and field named)
-    ├── InferenceError      every failure of a generate or stream call
+    ├── InferenceError      every failure of a generate or stream call (async jobs too)
     ├── ModelLoadError, EmbeddingError, RerankError, VectorStoreError
     └── AWSError, ThrottledError, DeploymentError, ScalingError
 
@@ -142,6 +142,35 @@ class ModelBusyError(InferenceError, TimeoutError):
     def __init__(self, message: str, *, waited_s: float) -> None:
         super().__init__(message)
         self.waited_s = waited_s
+
+
+class AsyncJobError(InferenceError):
+    """One request of an asynchronous-inference job failed; ``index`` is its place in the
+    job's input (``None``: the job as a whole). The job's other results are kept."""
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class AsyncInferenceFailedError(AsyncJobError):
+    """SageMaker wrote the request's error to the endpoint's failure path (the container
+    failed, or the request outlived its TTL or invocation timeout)."""
+
+
+class AsyncOutputMissingError(AsyncJobError, TimeoutError):
+    """No output and no failure appeared for a request before ``collect``'s timeout (or its
+    output object is gone). ``resume`` the job later to look again; nothing is resent."""
+
+
+class AsyncOutputMalformedError(AsyncJobError):
+    """A request's output is there but cannot be read as asked (not JSON, not the protocol's
+    answer)."""
+
+
+class JobManifestError(InvalidInputError):
+    """A job manifest cannot be read or written, is not a manifest, or does not belong to
+    the endpoint asked to resume it."""
 
 
 class EmbeddingError(LLMTwinError):

@@ -4,6 +4,12 @@ botocore's own parsers run against it.
 - ``POST /endpoints/{name}/invocations``: JSON in, JSON out. Errors look like the service's:
   a status, an ``x-amzn-ErrorType: <Code>:<namespace>`` header and a JSON body; ``ModelError``
   is HTTP 424 with ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``.
+- ``POST /endpoints/{name}/async-invocations`` (``InvokeEndpointAsync``, given ``aws=``
+  clients of a moto server): reads the endpoint's ``AsyncInferenceConfig`` from moto's
+  SageMaker and the request body from moto's S3 (``InputLocation``), answers it as
+  ``/invocations`` would (the queued reply or the default), writes the answer to the output
+  path (``<uuid>.out``) or, for an error, to the failure path (``<uuid>-error.out``), and
+  answers 202 with both locations, as the service does. The work is done before the answer.
 - ``POST /endpoints/{name}/invocations-response-stream``: HTTP 200 and an AWS event stream
   (``application/vnd.amazon.eventstream``, chunked), framed as the service frames it: prelude
   (total length, headers length, CRC32), string headers, payload, message CRC32.
@@ -38,6 +44,7 @@ from typing import Any, TypeAlias
 from urllib.parse import unquote
 
 from llm_twin_sdk import LocalBackend
+from llm_twin_sdk.aws import AWSClients
 from llm_twin_sdk.errors import LLMTwinError
 
 from .server import Exchange, FakeServer, Fault, Request
@@ -348,15 +355,21 @@ class WireServer(FakeServer[Invocation]):
     route_table = (
         ("POST", r"/endpoints/(?P<endpoint>[^/]+)/invocations", "invoke"),
         ("POST", r"/endpoints/(?P<endpoint>[^/]+)/invocations-response-stream", "invoke_stream"),
+        ("POST", r"/endpoints/(?P<endpoint>[^/]+)/async-invocations", "invoke_async"),
     )
     request_type = Invocation
 
     def __init__(
-        self, backend: LocalBackend | None = None, *, default: Reply | None = None
+        self,
+        backend: LocalBackend | None = None,
+        *,
+        default: Reply | None = None,
+        aws: AWSClients | None = None,
     ) -> None:
         super().__init__()
         self.model = Model(backend)
         self.default: Reply | None = default or (Llama() if backend is not None else None)
+        self.aws = aws  # moto's clients: where InvokeEndpointAsync reads and writes
 
     def error_body(self, status: int, message: str) -> Any:
         return {"__type": "", "message": message}
@@ -372,7 +385,9 @@ class WireServer(FakeServer[Invocation]):
             )
             return
         reply = self.next_reply() or self.default
-        if reply is None:
+        if request.route == "invoke_async":
+            self._async(exchange, request, reply)
+        elif reply is None:
             fault = internal_failure()
             exchange.json(fault.status, fault.body, fault.headers)
         elif isinstance(reply, Json) and not request.streaming:
@@ -419,3 +434,57 @@ class WireServer(FakeServer[Invocation]):
         events = stream_events(self.model, ask, container=reply.container)
         kind = "application/jsonlines" if lmi else "text/event-stream"
         self._stream(exchange, recut(events, reply.part_size), kind)
+
+    def _async(self, exchange: Exchange, request: Invocation, reply: Reply | None) -> None:
+        """InvokeEndpointAsync: read the input from S3, answer it, write the output or the
+        failure to the endpoint's S3 paths; 202 with their locations."""
+        assert self.aws is not None, "WireServer(aws=...) serves InvokeEndpointAsync"
+        sm, s3 = self.aws.client("sagemaker"), self.aws.client("s3")
+        try:
+            live = sm.describe_endpoint(EndpointName=request.endpoint)
+            config = sm.describe_endpoint_config(EndpointConfigName=live["EndpointConfigName"])
+        except sm.exceptions.ClientError:
+            fault = validation_error(f"Endpoint {request.endpoint} not found.")
+            exchange.json(fault.status, fault.body, fault.headers)
+            return
+        output = (config.get("AsyncInferenceConfig") or {}).get("OutputConfig")
+        if output is None:
+            fault = validation_error(f"Endpoint {request.endpoint} is not asynchronous.")
+            exchange.json(fault.status, fault.body, fault.headers)
+            return
+        source = request.headers.get("x-amzn-sagemaker-inputlocation", "")
+        bucket, key = source.removeprefix("s3://").split("/", 1)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        answer, failed = self._async_answer(body, reply)
+        request_id = str(uuid.uuid4())
+        where = {
+            "output": f"{output['S3OutputPath'].rstrip('/')}/{request_id}.out",
+            "failure": f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}"
+            f"/{request_id}-error.out",
+        }
+        bucket, key = where["failure" if failed else "output"].removeprefix("s3://").split("/", 1)
+        s3.put_object(Bucket=bucket, Key=key, Body=answer)
+        inference_id = request.headers.get("x-amzn-sagemaker-inference-id") or request_id
+        exchange.send(
+            202,
+            json.dumps({"InferenceId": inference_id}).encode(),
+            headers=[
+                ("x-amzn-RequestId", request_id),
+                ("X-Amzn-SageMaker-OutputLocation", where["output"]),
+                ("X-Amzn-SageMaker-FailureLocation", where["failure"]),
+            ],
+        )
+
+    def _async_answer(self, body: bytes, reply: Reply | None) -> tuple[bytes, bool]:
+        """The container's answer to an async request body, and whether it failed."""
+        if isinstance(reply, Json):
+            raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+            return raw, reply.status >= 400
+        if not isinstance(reply, Llama):
+            return b"InternalFailure: no reply for this request", True
+        try:
+            ask = read_ask(json.loads(body), lmi=reply.container == "lmi")
+        except (ValueError, TypeError, KeyError, LLMTwinError) as exc:
+            return f"Input validation error: {exc}".encode(), True
+        answer = whole_answer(self.model, ask, listed=reply.container != "lmi")
+        return json.dumps(answer).encode(), False

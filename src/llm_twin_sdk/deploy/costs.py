@@ -26,7 +26,13 @@ from pydantic import Field, ValidationError, field_validator
 from ..display import Shown, brief, html_block, money, paragraph
 from ..display import table as html_table
 from ..errors import ConfigurationError, InvalidInputError, InvalidParameterError
-from ..scaling.policies import ScaleToZero, ScalingPolicy, Scheduled, TargetTracking
+from ..scaling.policies import (
+    BacklogScaling,
+    ScaleToZero,
+    ScalingPolicy,
+    Scheduled,
+    TargetTracking,
+)
 from ..types import _Model
 from .spec import EndpointSpec
 
@@ -265,14 +271,17 @@ def _bounds(
     policies: Sequence[ScalingPolicy] = (
         () if scaling is None else [scaling] if not isinstance(scaling, Sequence) else scaling
     )
-    to_zero = any(isinstance(p, ScaleToZero) for p in policies)
+    to_zero = any(
+        isinstance(p, ScaleToZero) or (isinstance(p, BacklogScaling) and p.min_capacity == 0)
+        for p in policies
+    )
     parts = spec.components
     if parts is not None:  # instances follow managed instance scaling, copies the policy
         return parts.min_instances, parts.max_instances, to_zero and parts.min_instances == 0
     bounds: list[tuple[int, int]] = []
     for policy in policies:
         tracking = policy.target_tracking if isinstance(policy, ScaleToZero) else policy
-        if isinstance(tracking, TargetTracking | Scheduled):
+        if isinstance(tracking, TargetTracking | Scheduled | BacklogScaling):
             bounds.append((tracking.min_capacity, tracking.max_capacity))
     if not bounds:
         return spec.instance_count, spec.instance_count, False

@@ -37,6 +37,7 @@ from .teardown import Created, ScalingRemover, cleanup_note, delete_endpoint, fa
 from .waiting import Outcome, ResourceKind, WaitProgress
 
 if TYPE_CHECKING:
+    from ..inference.async_jobs import AsyncJobs
     from ..inference.client import InferenceClient
     from ..inference.prompt_format import PromptFormat
     from ..types import GenerationParams
@@ -101,6 +102,27 @@ class Endpoint(EndpointRef):
         client = InferenceClient(backend, params=params, prompt_format=prompt_format)
         client._own(backend)  # built here: closed with the client
         return client
+
+    def jobs(self, *, input_path: str, aws: AWSClients | None = None, **options: Any) -> AsyncJobs:
+        """:class:`~llm_twin_sdk.AsyncJobs` for this asynchronous endpoint: request bodies
+        uploaded under ``input_path``; ``options`` go to ``AsyncJobs``.
+
+        Example: ``endpoint.jobs(input_path="s3://twin-jobs/in").submit_prompts(prompts,
+        manifest="s3://twin-jobs/jobs/run-1.json").collect()``.
+
+        Raises:
+            InvalidParameterError: the endpoint was not deployed with ``async_inference``.
+        """
+        from ..inference.async_jobs import AsyncJobs
+
+        if not self.asynchronous:
+            raise InvalidParameterError(
+                f"endpoint {self.name!r} is real-time: jobs need an endpoint deployed with "
+                "EndpointSpec(async_inference=AsyncInferenceSpec(...)); use client() here"
+            )
+        return AsyncJobs(
+            self.name, input_path=input_path, aws=aws or AWSClients(region=self.region), **options
+        )
 
 
 def _check_name(name: object) -> str:

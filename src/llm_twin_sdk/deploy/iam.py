@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..aws import AWSClients, call_aws, describe_or_none, error_kind
@@ -19,6 +19,9 @@ from ..endpoint import MANAGED_BY_TAG, tag_problem
 from ..errors import AWSError, ConfigurationError, InvalidParameterError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .security import SecuritySpec, security_statements
+
+if TYPE_CHECKING:
+    from .async_inference import AsyncInferenceSpec
 
 __all__ = [
     "INLINE_POLICY_NAME",
@@ -121,6 +124,7 @@ def execution_policy(
     *,
     partition: str = "aws",
     security: SecuritySpec | None = None,
+    async_inference: AsyncInferenceSpec | None = None,
 ) -> dict[str, Any]:
     """The role's inline permissions policy; the model bucket's statements only if one is given.
 
@@ -130,6 +134,8 @@ def execution_policy(
         security: the endpoint's :class:`~llm_twin_sdk.deploy.security.SecuritySpec`; its VPC
             and KMS keys add what they need, scoped to those subnets and keys
             (:func:`~llm_twin_sdk.deploy.security.security_statements`).
+        async_inference: an asynchronous endpoint's paths and topics (write results, read
+            inputs, publish notifications: :meth:`AsyncInferenceSpec.role_statements`).
     """
     arn = f"arn:{_check('partition', partition)}"
     pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
@@ -155,6 +161,8 @@ def execution_policy(
         statements.append(_allow("ModelBucketList", "s3:ListBucket", bucket))
     if security is not None:
         statements += security_statements(_security(security), partition=partition)
+    if async_inference is not None:
+        statements += async_inference.role_statements(partition=partition)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -249,7 +257,9 @@ def ensure_execution_role(
     tags: dict[str, str] | None = None,
     account_id: str | None = None,
     region: str = "*",
-    security: SecuritySpec | None = None,
+    document = execution_policy(
+        model_bucket, partition=partition, security=security, async_inference=async_inference
+    )
 ) -> str:
     """Create or find the SageMaker execution role ``name``; return its ARN.
 
@@ -270,6 +280,8 @@ def ensure_execution_role(
         security: the ``SecuritySpec`` the role's endpoints use (the same object as
             ``EndpointSpec(security=...)``): the role may then create network interfaces in
             its subnets and use its KMS keys, and nothing more.
+        async_inference: the role also serves this asynchronous endpoint (its S3 paths, its
+            SNS topics).
 
     Raises:
         InvalidParameterError: invalid name, bucket, tags, account, region or security
@@ -299,6 +311,7 @@ def ensure_execution_role(
     find: _Call = functools.partial(describe_or_none, iam_client, policy=retry)
     partition = _partition_of(iam_client)
     document = execution_policy(model_bucket, partition=partition, security=security)
+    document = execution_policy(model_bucket, partition=partition, async_inference=async_inference)
     role = (find("get_role", RoleName=name) or {}).get("Role")
     if role is None:
         account = account_id or _caller_account(aws, retry)

@@ -75,6 +75,8 @@ class DeploymentPlan(_Model):
     security: SecuritySpec = Field(default_factory=SecuritySpec)
     cost: CostEstimate | None = None
     """What the fleet costs a month (``None``: not estimated); see :mod:`.costs`."""
+    async_inference: str | None = None
+    """Where an asynchronous endpoint writes results, and its concurrency (``None``: real-time)."""
 
     def get(self, resource: ResourceKind) -> PlannedResource | None:
         """The planned entry of one resource kind (``None`` when the plan has none)."""
@@ -106,6 +108,8 @@ class DeploymentPlan(_Model):
         facts = {"region": self.region, "kind": kind, "image": self.image_uri}
         facts["instances"] = f"{self.instance_count} x {self.instance_type}"
         facts |= self.security.describe()
+        if self.async_inference is not None:
+            facts["async inference"] = self.async_inference
         if self.current_config_name is not None:
             facts["in service now"] = f"{self.current_config_name} ({self.current_status or '?'})"
         return facts
@@ -173,6 +177,8 @@ def build_plan(
     fleet = f"{spec.instance_count} x {spec.instance_type}"
     if parts is not None:
         fleet = f"{spec.instance_type}, managed scaling {parts.min_instances}-{parts.max_instances}"
+    if spec.async_inference is not None:
+        fleet += ", asynchronous"
     exists: Step = ("keep", "exists")
     steps: list[tuple[ResourceKind, str, Step]] = [
         ("model", spec.model_name, exists if model is not None else ("create", weights)),
@@ -202,6 +208,7 @@ def build_plan(
         current_status=(endpoint or {}).get("EndpointStatus"),
         rollout=spec.rollout,
         security=spec.security,
+        async_inference=spec.async_inference.describe() if spec.async_inference else None,
     )
 
 

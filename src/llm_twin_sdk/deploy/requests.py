@@ -78,7 +78,8 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
     Model-based: one variant holding the model. Inference components: the config carries the
     execution role, and the variant has no model but managed instance scaling and
     least-outstanding-requests routing, and the VPC and network isolation. Both carry the
-    volume's KMS key when ``spec.security`` sets one.
+    volume's KMS key when ``spec.security`` sets one; asynchronous endpoints add
+    ``AsyncInferenceConfig`` (its output KMS key from ``spec.security``).
     """
     variant: dict[str, Any] = {"VariantName": spec.variant_name, "InstanceType": spec.instance_type}
     extra: dict[str, Any] = {}
@@ -102,6 +103,8 @@ def endpoint_config_request(spec: EndpointSpec) -> dict[str, Any]:
             "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
         }
         extra = {"ExecutionRoleArn": spec.role_arn, **spec.security.network_fields()}
+    if spec.async_inference is not None:
+        extra["AsyncInferenceConfig"] = spec.async_inference.request()
     request = {
         "EndpointConfigName": spec.endpoint_config_name,
         **extra,

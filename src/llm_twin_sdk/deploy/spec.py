@@ -14,10 +14,11 @@ from typing import Any, Literal, TypeAlias
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from ..display import brief
-from ..endpoint import MANAGED_BY_TAG, EndpointRef, tag_problem
+from ..endpoint import MANAGED_BY_TAG, RESOURCE_NAME, EndpointRef, tag_problem
 from ..redaction import mask_secrets
 from ..types import _Model
 from .security import SecuritySpec, check_fits
+from .async_inference import AsyncInferenceSpec
 
 __all__ = [
     "DEFAULT_MODEL_ID",
@@ -45,8 +46,6 @@ Quantize: TypeAlias = Literal[
 ]
 
 ENDPOINT_NAME_MAX = 50  # SageMaker allows 63; "-" + 8 hash characters are appended to it
-RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-"""SageMaker's rule for endpoint, config, model and variant names (letters, digits, hyphens)."""
 
 
 def _names(limit: int, rule: str) -> tuple[re.Pattern[str], str]:
@@ -203,6 +202,9 @@ class EndpointSpec(_Model):
         default_factory=SecuritySpec,
         description="VPC, network isolation, KMS keys (docs/deployment.md); default: none.",
     )
+    async_inference: AsyncInferenceSpec | None = Field(
+        None, description="Set for an asynchronous-inference endpoint (InvokeEndpointAsync)."
+    )
 
     @field_validator(*_SHAPES)
     @classmethod
@@ -260,6 +262,15 @@ class EndpointSpec(_Model):
             model_data=self.model_data,
             model_id=self.model_id,
         )
+        return self
+
+    @model_validator(mode="after")
+    def _async_model_based(self) -> EndpointSpec:
+        if self.async_inference is not None and self.components is not None:
+            raise ValueError(
+                "async_inference: asynchronous endpoints are model-based; SageMaker runs no "
+                "inference components on them (drop components=, scale with BacklogScaling)"
+            )
         return self
 
     @property
@@ -352,6 +363,8 @@ class EndpointSpec(_Model):
                 shape["network"] = network
         if encryption := self.security.hashed():
             shape["encryption"] = encryption
+        if self.async_inference is not None:  # absent: the hashes of real-time specs hold
+            shape["async"] = self.async_inference.request()
         return self._digest(
             {**shape, "instance_type": self.instance_type, "variant": self.variant_name}
         )
@@ -379,4 +392,5 @@ class EndpointSpec(_Model):
             name=self.name,
             variant_name=self.variant_name,
             inference_component_name=self.inference_component_name,
+            asynchronous=self.async_inference is not None,
         )

@@ -50,6 +50,7 @@ class EndpointStatus(_Model):
     current_instance_count: int | None = None
     desired_instance_count: int | None = None
     inference_components: tuple[InferenceComponentStatus, ...] = ()
+    asynchronous: bool = Field(False, description="Its config has an AsyncInferenceConfig.")
     failure_reason: str | None = None
     created_at: datetime | None = None
     modified_at: datetime | None = None
@@ -72,6 +73,7 @@ class EndpointStatus(_Model):
             inference_component_name=(
                 self.inference_components[0].name if self.inference_components else None
             ),
+            asynchronous=self.asynchronous,
         )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -189,6 +191,7 @@ def read_status(
         current_instance_count=sum(current) if current else None,
         desired_instance_count=sum(desired) if desired else None,
         inference_components=tuple(_component_status(c) for c in components),
+        asynchronous="AsyncInferenceConfig" in (config or {}),
         failure_reason=endpoint.get("FailureReason"),
         created_at=endpoint.get("CreationTime"),
         modified_at=endpoint.get("LastModifiedTime"),

@@ -7,12 +7,20 @@ target=50, min_capacity=1, max_capacity=4))`` (docs/deployment.md).
 from __future__ import annotations
 
 from .autoscaler import AutoScaler
-from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
+from .policies import (
+    BacklogScaling,
+    ScaleToZero,
+    ScalingPolicy,
+    Scheduled,
+    ScheduledAction,
+    TargetTracking,
+)
 from .state import AlarmState, PolicyState, ScalableTargetState, ScalingState, ScheduledActionState
 
 __all__ = [
     "AlarmState",
     "AutoScaler",
+    "BacklogScaling",
     "PolicyState",
     "ScalableTargetState",
     "ScaleToZero",

@@ -15,7 +15,15 @@ from ..endpoint import MANAGED_BY_TAG, EndpointRef
 from ..errors import InvalidParameterError, ScalingError
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .plan import ScalingChange, ScalingItem, ScalingPlan
-from .policies import ScaleToZero, ScalingPolicy, Scheduled, ScheduledAction, TargetTracking
+from .policies import (
+    BacklogScaling,
+    CapacityPolicy,
+    ScaleToZero,
+    ScalingPolicy,
+    Scheduled,
+    ScheduledAction,
+    TargetTracking,
+)
 from .requests import SERVICE_NAMESPACE, Desired, ScalingTarget, bounds_ok, desired, same
 from .state import Current, Items, ScalingState
 
@@ -31,32 +39,32 @@ _ITEMS = {  # item -> its describe operation, the answer's list key, the name ke
 _TAGS = [{"Key": MANAGED_BY_TAG[0], "Value": MANAGED_BY_TAG[1]}]
 
 
+_KINDS = (TargetTracking, ScaleToZero, BacklogScaling, Scheduled)
+_NAMES = "TargetTracking, ScaleToZero, BacklogScaling or Scheduled"
+
+
 def _split(
     policy: ScalingPolicy | Sequence[ScalingPolicy],
-) -> tuple[TargetTracking | ScaleToZero | None, Scheduled | None]:
+) -> tuple[CapacityPolicy | None, Scheduled | None]:
     """The one capacity policy and the one schedule in ``policy`` (either may be None)."""
-    kinds = (TargetTracking, ScaleToZero, Scheduled)
+    kinds = _KINDS
     if isinstance(policy, kinds):
         items: list[object] = [policy]
     elif isinstance(policy, Sequence) and not isinstance(policy, str | bytes):
         items = list(policy)
     else:
         raise InvalidParameterError(
-            "policy: expected TargetTracking, ScaleToZero, Scheduled or a list of them, "
-            f"got {type(policy).__name__}"
+            f"policy: expected {_NAMES} or a list of them, got {type(policy).__name__}"
         )
     if wrong := [type(item).__name__ for item in items if not isinstance(item, kinds)]:
-        raise InvalidParameterError(
-            "policy: expected TargetTracking, ScaleToZero or Scheduled items, got "
-            + ", ".join(wrong)
-        )
+        raise InvalidParameterError(f"policy: expected {_NAMES} items, got " + ", ".join(wrong))
     if not items:
         raise InvalidParameterError("policy: the list is empty; give at least one policy")
-    capacity = [p for p in items if isinstance(p, TargetTracking | ScaleToZero)]
+    capacity = [p for p in items if isinstance(p, TargetTracking | ScaleToZero | BacklogScaling)]
     scheduled = [p for p in items if isinstance(p, Scheduled)]
     if len(capacity) > 1:
         raise InvalidParameterError(
-            "policy: at most one TargetTracking or ScaleToZero per endpoint "
+            "policy: at most one TargetTracking, ScaleToZero or BacklogScaling per endpoint "
             "(ScaleToZero already holds its own target tracking)"
         )
     if len(scheduled) > 1:
@@ -67,11 +75,22 @@ def _split(
 
 
 def _check_fits(
-    endpoint: EndpointRef,
-    capacity: TargetTracking | ScaleToZero | None,
-    scheduled: Scheduled | None,
+    endpoint: EndpointRef, capacity: CapacityPolicy | None, scheduled: Scheduled | None
 ) -> None:
     """Raise InvalidParameterError when a policy cannot apply to this kind of endpoint."""
+    if isinstance(capacity, BacklogScaling) and not endpoint.asynchronous:
+        raise InvalidParameterError(
+            f"BacklogScaling: endpoint {endpoint.name!r} is not asynchronous; backlog scaling "
+            "needs an endpoint deployed with EndpointSpec.async_inference (pass spec.ref(), "
+            "or EndpointRef(..., asynchronous=True)). Use TargetTracking for real-time endpoints."
+        )
+    tracking = capacity if isinstance(capacity, TargetTracking) else None
+    if endpoint.asynchronous and tracking is not None and tracking.min_capacity == 0:
+        logger.warning(  # a variant that may rest at zero instances, but not come back
+            "TargetTracking with min_capacity=0 on asynchronous endpoint %s: it can scale "
+            "in to zero but never back out; use BacklogScaling to restart on a backlog",
+            endpoint.name,
+        )
     if endpoint.kind == "inference-component":
         if isinstance(capacity, TargetTracking) and capacity.min_capacity == 0:
             logger.warning(
@@ -85,8 +104,11 @@ def _check_fits(
         raise InvalidParameterError(
             f"ScaleToZero: scale-to-zero needs an inference-component endpoint, but {where}. "
             "Use TargetTracking with min_capacity >= 1, or deploy with inference components "
-            "(EndpointSpec.components) and pass an EndpointRef with inference_component_name."
+            "(EndpointSpec.components) and pass an EndpointRef with inference_component_name "
+            "(asynchronous endpoints: BacklogScaling)."
         )
+    if endpoint.asynchronous:
+        return
     floors: list[tuple[str, TargetTracking | ScheduledAction]] = []
     if isinstance(capacity, TargetTracking):
         floors.append(("TargetTracking.min_capacity", capacity))
@@ -95,14 +117,14 @@ def _check_fits(
     for field, item in floors:
         if item.min_capacity < 1:
             raise InvalidParameterError(
-                f"{field}: 0 is allowed only for inference components, but {where}; "
-                "use min_capacity >= 1"
+                f"{field}: 0 is allowed only for inference components and asynchronous "
+                f"endpoints, but {where}; use min_capacity >= 1"
             )
 
 
 def check_policy(
     endpoint: EndpointRef, policy: ScalingPolicy | Sequence[ScalingPolicy]
-) -> tuple[TargetTracking | ScaleToZero | None, Scheduled | None]:
+) -> tuple[CapacityPolicy | None, Scheduled | None]:
     """Check that ``policy`` is usable and fits ``endpoint`` (no AWS call); its capacity
     policy and its schedule. Raises InvalidParameterError, as :meth:`AutoScaler.apply` does."""
     if not isinstance(endpoint, EndpointRef):
@@ -116,12 +138,13 @@ def describe_policy(policy: ScalingPolicy | Sequence[ScalingPolicy] | None) -> s
     """One line naming a policy argument, e.g. ``"TargetTracking(invocations -> 50, 1..4)"``."""
     if policy is None:
         return "none"
-    items = [policy] if isinstance(policy, TargetTracking | ScaleToZero | Scheduled) else policy
+    items = [policy] if isinstance(policy, _KINDS) else policy
     words = []
     for item in items:
         tracking = item.target_tracking if isinstance(item, ScaleToZero) else item
-        if isinstance(tracking, TargetTracking):
-            what = f"{tracking.metric} -> {tracking.target:g}, "
+        if isinstance(tracking, TargetTracking | BacklogScaling):
+            metric = tracking.metric if isinstance(tracking, TargetTracking) else "backlog"
+            what = f"{metric} -> {tracking.target:g}, "
             what += f"{tracking.min_capacity}..{tracking.max_capacity}"
         else:
             what = ", ".join(a.name for a in item.actions) if isinstance(item, Scheduled) else ""

@@ -17,6 +17,8 @@ from ..display import listing
 from ..types import _Model
 
 __all__ = [
+    "BacklogScaling",
+    "CapacityPolicy",
     "Metric",
     "ScaleToZero",
     "Scheduled",
@@ -52,6 +54,20 @@ def _check_max_ge_min(value: int, info: ValidationInfo) -> int:
     low = info.data.get("min_capacity")
     if low is not None and value < low:
         raise ValueError(f"must be >= min_capacity ({low})")
+    return value
+
+
+def _check_alarm_window(value: int, info: ValidationInfo) -> int:
+    period = info.data.get("alarm_period_s")
+    if period is not None and period * value > _DAY_S:
+        raise ValueError(f"alarm_period_s * evaluation_periods must be <= {_DAY_S} s (one day)")
+    return value
+
+
+def _check_datapoints(value: int, info: ValidationInfo) -> int:
+    periods = info.data.get("evaluation_periods")
+    if periods is not None and value > periods:
+        raise ValueError(f"must be <= evaluation_periods ({periods})")
     return value
 
 
@@ -116,21 +132,46 @@ class ScaleToZero(_Model):
             raise ValueError("must be 10, 30 or a multiple of 60 (CloudWatch alarm periods)")
         return value
 
-    @field_validator("evaluation_periods")
+    _window = field_validator("evaluation_periods")(_check_alarm_window)
+
+    _datapoints = field_validator("datapoints_to_alarm")(_check_datapoints)
+
+
+class BacklogScaling(_Model):
+    """Scale an asynchronous-inference endpoint on its queue: hold
+    ``ApproximateBacklogSizePerInstance`` near ``target`` (a customized-metric target-tracking
+    policy) and, when ``min_capacity`` is 0, start the first instance again on
+    ``HasBacklogWithoutCapacity`` (a step policy, +1 instance, fired by an alarm), as AWS
+    documents for asynchronous endpoints. Only for endpoints deployed with
+    ``EndpointSpec.async_inference`` (docs/deployment.md, "Asynchronous inference"). Example::
+
+        BacklogScaling(target=5, min_capacity=0, max_capacity=4)
+    """
+
+    target: float = Field(gt=0, description="Queued requests per instance to hold.")
+    min_capacity: int = Field(0, ge=0, description="Fewest instances (0: scale to zero).")
+    max_capacity: int = Field(ge=1, description="Most instances; >= min_capacity.")
+    scale_in_cooldown_s: int = Field(600, ge=0, description="Seconds between two scale-ins.")
+    scale_out_cooldown_s: int = Field(300, ge=0, description="Seconds between two scale-outs.")
+    alarm_period_s: int = Field(60, gt=0, description="Scale-from-zero alarm period: n x 60 s.")
+    evaluation_periods: int = Field(2, ge=1, description="Periods the alarm looks at.")
+    datapoints_to_alarm: int = Field(2, ge=1, description="Periods with backlog that fire it.")
+
+    _max_ge_min = field_validator("max_capacity")(_check_max_ge_min)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return self._changed_args("target", "min_capacity", "max_capacity")
+
+    @field_validator("alarm_period_s")
     @classmethod
-    def _window(cls, value: int, info: ValidationInfo) -> int:
-        period = info.data.get("alarm_period_s")
-        if period is not None and period * value > _DAY_S:
-            raise ValueError(f"alarm_period_s * evaluation_periods must be <= {_DAY_S} s (one day)")
+    def _period(cls, value: int) -> int:
+        if value % 60:  # HasBacklogWithoutCapacity is a standard one-minute metric
+            raise ValueError("must be a multiple of 60 (the metric is published each minute)")
         return value
 
-    @field_validator("datapoints_to_alarm")
-    @classmethod
-    def _datapoints(cls, value: int, info: ValidationInfo) -> int:
-        periods = info.data.get("evaluation_periods")
-        if periods is not None and value > periods:
-            raise ValueError(f"must be <= evaluation_periods ({periods})")
-        return value
+    _datapoints = field_validator("datapoints_to_alarm")(_check_datapoints)
+
+    _window = field_validator("evaluation_periods")(_check_alarm_window)
 
 
 class ScheduledAction(_Model):
@@ -221,5 +262,8 @@ class Scheduled(_Model):
         return max(action.max_capacity for action in self.actions)
 
 
-ScalingPolicy: TypeAlias = TargetTracking | ScaleToZero | Scheduled
+CapacityPolicy: TypeAlias = TargetTracking | ScaleToZero | BacklogScaling
+"""A policy that sets the capacity (at most one per endpoint, beside a :class:`Scheduled`)."""
+
+ScalingPolicy: TypeAlias = TargetTracking | ScaleToZero | BacklogScaling | Scheduled
 """Any policy :meth:`AutoScaler.apply <llm_twin_sdk.scaling.AutoScaler.apply>` accepts."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..endpoint import EndpointRef
 from ..errors import InvalidParameterError
-from .policies import ScaleToZero, Scheduled, TargetTracking
+from .policies import BacklogScaling, CapacityPolicy, ScaleToZero, Scheduled, TargetTracking
 
 __all__ = [
     "COMPONENT_DIMENSION",
@@ -33,6 +33,8 @@ VARIANT_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 COMPONENT_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
 NAME_PREFIX = "llm-twin"
 NO_CAPACITY_METRIC = "NoCapacityInvocationFailures"
+BACKLOG_METRIC = "ApproximateBacklogSizePerInstance"
+BACKLOG_WITHOUT_CAPACITY_METRIC = "HasBacklogWithoutCapacity"
 
 Params = dict[str, Any]
 
@@ -45,6 +47,7 @@ class ScalingTarget:
     resource_id: str
     dimension: str
     component: str | None
+    asynchronous: bool = False
 
     @classmethod
     def of(cls, endpoint: EndpointRef) -> ScalingTarget:
@@ -57,7 +60,7 @@ class ScalingTarget:
             resource = f"inference-component/{component}"
             return cls(endpoint.name, resource, COMPONENT_DIMENSION, component)
         resource = f"endpoint/{endpoint.name}/variant/{endpoint.variant_name}"
-        return cls(endpoint.name, resource, VARIANT_DIMENSION, None)
+        return cls(endpoint.name, resource, VARIANT_DIMENSION, None, endpoint.asynchronous)
 
     @property
     def key(self) -> dict[str, str]:
@@ -70,8 +73,11 @@ class ScalingTarget:
 
     @property
     def alarm_name(self) -> str | None:
-        """Alarm names are region-wide, so the component's name is part of it."""
-        return None if self.component is None else self.name(f"{self.component}-scale-from-zero")
+        """The scale-from-zero alarm of a component or an asynchronous endpoint (``None``:
+        neither); alarm names are region-wide, so the component's name is part of it."""
+        if self.component is not None:
+            return self.name(f"{self.component}-scale-from-zero")
+        return self.name("scale-from-zero") if self.asynchronous else None
 
     def name(self, suffix: str) -> str:
         """``llm-twin-<endpoint>-<suffix>``: a policy's or scheduled action's name."""
@@ -91,9 +97,7 @@ class Desired:
 
 
 def desired(
-    target: ScalingTarget,
-    capacity: TargetTracking | ScaleToZero | None,
-    scheduled: Scheduled | None,
+    target: ScalingTarget, capacity: CapacityPolicy | None, scheduled: Scheduled | None
 ) -> Desired:
     """The state that ``capacity`` and ``scheduled`` (one at least) ask of ``target``."""
     tracking = capacity.target_tracking if isinstance(capacity, ScaleToZero) else capacity
@@ -101,48 +105,34 @@ def desired(
     assert bounds is not None  # the caller gives one policy at least
     policies: dict[str, Params] = {}
     if tracking is not None:
-        metric = tracking.predefined_metric(inference_component=target.component is not None)
-        policies[target.name("target-tracking")] = {
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": float(tracking.target),
-                "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
-                "ScaleInCooldown": tracking.scale_in_cooldown_s,
-                "ScaleOutCooldown": tracking.scale_out_cooldown_s,
-                "DisableScaleIn": tracking.disable_scale_in,
-            },
-        }
+        policies[target.name("target-tracking")] = _tracking(target, tracking)
     alarm: Params | None = None
     alarm_policy: str | None = None
     if isinstance(capacity, ScaleToZero):
         assert target.component is not None
         alarm_policy = target.name("scale-from-zero")
-        policies[alarm_policy] = {
-            "PolicyType": "StepScaling",
-            "StepScalingPolicyConfiguration": {
-                "AdjustmentType": "ChangeInCapacity",
-                "MetricAggregationType": "Maximum",
-                "Cooldown": capacity.scale_out_cooldown_s,
-                "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
-            },
-        }
-        alarm = {
-            "AlarmName": target.alarm_name,
-            "AlarmDescription": (
-                f"Scale inference component {target.component} out from zero copies on the "
-                "first request (managed by llm-twin-sdk)"
-            ),
-            "Namespace": "AWS/SageMaker",
-            "MetricName": NO_CAPACITY_METRIC,
-            "Dimensions": [{"Name": "InferenceComponentName", "Value": target.component}],
-            "Statistic": "Maximum",
-            "Period": capacity.alarm_period_s,
-            "EvaluationPeriods": capacity.evaluation_periods,
-            "DatapointsToAlarm": capacity.datapoints_to_alarm,
-            "Threshold": 1.0,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            "TreatMissingData": "missing",
-        }
+        policies[alarm_policy] = _step_out(capacity.scale_out_cooldown_s, "Maximum")
+        alarm = _alarm(
+            target,
+            capacity,
+            metric=NO_CAPACITY_METRIC,
+            dimension={"Name": "InferenceComponentName", "Value": target.component},
+            statistic="Maximum",
+            description=f"Scale inference component {target.component} out from zero copies "
+            "on the first request (managed by llm-twin-sdk)",
+        )
+    elif isinstance(capacity, BacklogScaling) and capacity.min_capacity == 0:
+        alarm_policy = target.name("scale-from-zero")
+        policies[alarm_policy] = _step_out(capacity.scale_out_cooldown_s, "Average")
+        alarm = _alarm(
+            target,
+            capacity,
+            metric=BACKLOG_WITHOUT_CAPACITY_METRIC,
+            dimension={"Name": "EndpointName", "Value": target.endpoint},
+            statistic="Average",
+            description=f"Scale asynchronous endpoint {target.endpoint} out from zero "
+            "instances when requests wait (managed by llm-twin-sdk)",
+        )
     actions = {
         target.name(action.name): {
             "Schedule": action.schedule,
@@ -155,6 +145,73 @@ def desired(
         for action in (scheduled.actions if scheduled is not None else ())
     }
     return Desired(bounds.min_capacity, bounds.max_capacity, policies, alarm, alarm_policy, actions)
+
+
+def _tracking(target: ScalingTarget, tracking: TargetTracking | BacklogScaling) -> Params:
+    """The target-tracking policy: a predefined metric, or an async endpoint's backlog."""
+    if isinstance(tracking, BacklogScaling):
+        metric: Params = {
+            "CustomizedMetricSpecification": {
+                "MetricName": BACKLOG_METRIC,
+                "Namespace": "AWS/SageMaker",
+                "Dimensions": [{"Name": "EndpointName", "Value": target.endpoint}],
+                "Statistic": "Average",
+            }
+        }
+        scale_in = False
+    else:
+        name = tracking.predefined_metric(inference_component=target.component is not None)
+        metric = {"PredefinedMetricSpecification": {"PredefinedMetricType": name}}
+        scale_in = tracking.disable_scale_in
+    return {
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": float(tracking.target),
+            **metric,
+            "ScaleInCooldown": tracking.scale_in_cooldown_s,
+            "ScaleOutCooldown": tracking.scale_out_cooldown_s,
+            "DisableScaleIn": scale_in,
+        },
+    }
+
+
+def _step_out(cooldown_s: int, aggregation: str) -> Params:
+    """The scale-from-zero step policy: one more instance (or copy) while its alarm fires."""
+    return {
+        "PolicyType": "StepScaling",
+        "StepScalingPolicyConfiguration": {
+            "AdjustmentType": "ChangeInCapacity",
+            "MetricAggregationType": aggregation,
+            "Cooldown": cooldown_s,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+        },
+    }
+
+
+def _alarm(
+    target: ScalingTarget,
+    policy: ScaleToZero | BacklogScaling,
+    *,
+    metric: str,
+    dimension: Params,
+    statistic: str,
+    description: str,
+) -> Params:
+    """The scale-from-zero alarm (``PutMetricAlarm`` but its actions and tags)."""
+    return {
+        "AlarmName": target.alarm_name,
+        "AlarmDescription": description,
+        "Namespace": "AWS/SageMaker",
+        "MetricName": metric,
+        "Dimensions": [dimension],
+        "Statistic": statistic,
+        "Period": policy.alarm_period_s,
+        "EvaluationPeriods": policy.evaluation_periods,
+        "DatapointsToAlarm": policy.datapoints_to_alarm,
+        "Threshold": 1.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "missing",
+    }
 
 
 def bounds_ok(desired: Desired, target: Mapping[str, Any] | None) -> bool:
