@@ -320,3 +320,23 @@ def test_repr_shows_what_is_set_on_one_line() -> None:
     assert f"security_group_ids=[1: {GROUPS[0]}]" in text
     assert "network_isolation" not in text  # a default is not shown
     assert repr(SecuritySpec()) == "SecuritySpec()"
+
+
+def test_an_async_endpoint_gets_its_output_key_and_the_role_both_statements() -> None:
+    from llm_twin_sdk import AsyncInferenceSpec
+
+    jobs = AsyncInferenceSpec(output_path="s3://twin-jobs/out")
+    secured = spec(async_inference=jobs, security={"output_kms_key_id": OTHER_KEY})
+    check_spec(secured)  # an async endpoint may carry an output key
+    request = endpoint_config_request(secured)
+    output = request["AsyncInferenceConfig"]["OutputConfig"]
+    assert output["S3OutputPath"] == "s3://twin-jobs/out"
+    assert output["KmsKeyId"] == OTHER_KEY
+    assert endpoint_config_request(spec(async_inference=jobs))["AsyncInferenceConfig"] == (
+        jobs.request()
+    )
+    assert secured.config_hash != spec(async_inference=jobs).config_hash
+    policy = execution_policy(security=secured.security, async_inference=jobs, partition="aws")
+    resources = json.dumps(policy["Statement"])
+    assert OTHER_KEY in resources
+    assert "twin-jobs" in resources

@@ -257,9 +257,8 @@ def ensure_execution_role(
     tags: dict[str, str] | None = None,
     account_id: str | None = None,
     region: str = "*",
-    document = execution_policy(
-        model_bucket, partition=partition, security=security, async_inference=async_inference
-    )
+    security: SecuritySpec | None = None,
+    async_inference: AsyncInferenceSpec | None = None,
 ) -> str:
     """Create or find the SageMaker execution role ``name``; return its ARN.
 
@@ -310,8 +309,9 @@ def ensure_execution_role(
     call: _Call = functools.partial(call_aws, iam_client, policy=retry)
     find: _Call = functools.partial(describe_or_none, iam_client, policy=retry)
     partition = _partition_of(iam_client)
-    document = execution_policy(model_bucket, partition=partition, security=security)
-    document = execution_policy(model_bucket, partition=partition, async_inference=async_inference)
+    document = execution_policy(
+        model_bucket, partition=partition, security=security, async_inference=async_inference
+    )
     role = (find("get_role", RoleName=name) or {}).get("Role")
     if role is None:
         account = account_id or _caller_account(aws, retry)

@@ -17,8 +17,8 @@ from ..display import brief
 from ..endpoint import MANAGED_BY_TAG, RESOURCE_NAME, EndpointRef, tag_problem
 from ..redaction import mask_secrets
 from ..types import _Model
-from .security import SecuritySpec, check_fits
 from .async_inference import AsyncInferenceSpec
+from .security import SecuritySpec, check_fits
 
 __all__ = [
     "DEFAULT_MODEL_ID",
