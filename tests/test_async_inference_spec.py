@@ -138,6 +138,16 @@ def test_deploy_on_moto_creates_the_async_config_and_plan_shows_it(
     assert not deployer.status("twin-rt").ref().asynchronous
     with pytest.raises(InvalidParameterError, match="real-time"):
         real_time.jobs(input_path="s3://twin-jobs/in")
+    with pytest.raises(InvalidParameterError, match=r"asynchronous.*endpoint\.jobs"):
+        endpoint.client()  # InvokeEndpoint would be refused: said before any call
+
+
+def test_a_twin_deployment_refuses_an_asynchronous_spec() -> None:
+    from llm_twin_sdk import TwinDeployment
+    from llm_twin_sdk.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"asynchronous.*endpoint\.jobs"):
+        TwinDeployment(make_spec(async_inference=ASYNC), aws=AWSClients(region="us-east-1"))
 
 
 def test_the_role_may_write_results_read_inputs_and_publish(moto_aws: AWSClients) -> None:

@@ -109,7 +109,8 @@ class TwinDeployment:
 
     Every argument is checked here, before any AWS call: a wrong type, an invalid spec, or a
     policy that does not fit the spec (``ScaleToZero`` on a model-based endpoint, a floor of 0
-    instances) raise :class:`~llm_twin_sdk.errors.InvalidParameterError` or
+    instances), an asynchronous spec (a twin cannot call it: use ``Deployer`` and
+    ``endpoint.jobs``) raise :class:`~llm_twin_sdk.errors.InvalidParameterError` or
     :class:`~llm_twin_sdk.errors.ConfigurationError`.
     """
 
@@ -126,6 +127,12 @@ class TwinDeployment:
         if not isinstance(spec, EndpointSpec):
             raise InvalidParameterError(
                 f"spec: expected an EndpointSpec, got {type(spec).__name__}"
+            )
+        if spec.async_inference is not None:
+            raise ConfigurationError(
+                f"spec {spec.name!r} is asynchronous (async_inference): a twin answers through "
+                "real-time InvokeEndpoint, which an asynchronous endpoint refuses. Deploy it with "
+                "Deployer(...).deploy(spec) and submit prompts with endpoint.jobs(...) (AsyncJobs)"
             )
         capacity = check_policy(spec.ref(), scaling)[0] if scaling is not None else None
         parts = spec.components

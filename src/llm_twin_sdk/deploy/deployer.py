@@ -89,9 +89,19 @@ class Endpoint(EndpointRef):
         it builds: closing the client closes it.
 
         Example: ``Deployer().deploy(spec).client().generate("What is an LLM twin?").text``.
+
+        Raises:
+            InvalidParameterError: the endpoint is asynchronous (it refuses ``InvokeEndpoint``):
+                use :meth:`jobs`.
         """
         from ..inference.backends.sagemaker import SageMakerBackend
         from ..inference.client import InferenceClient
+
+        if self.asynchronous:
+            raise InvalidParameterError(
+                f"endpoint {self.name!r} is asynchronous: it answers InvokeEndpointAsync only, "
+                "so no real-time client can call it; submit jobs with endpoint.jobs(...)"
+            )
 
         backend = SageMakerBackend(
             self.name,
