@@ -21,10 +21,10 @@ import pytest
 
 from llm_twin_sdk import (
     CollectionMismatchError,
-    EmbeddingError,
     ConfigurationError,
     Document,
     Embedder,
+    EmbeddingError,
     IngestProgress,
     InvalidDocumentError,
     InvalidParameterError,

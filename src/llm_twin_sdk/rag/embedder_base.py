@@ -12,7 +12,7 @@ or on SageMaker). Either goes where the other goes::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -26,11 +26,12 @@ TokenOffsets: TypeAlias = list[list[tuple[int, int]]]
 """Character spans of each text's tokens (no special tokens): what chunking cuts on."""
 
 
-@runtime_checkable
 class TextEmbedder(Protocol):
     """What :class:`~llm_twin_sdk.rag.pipeline.RAGPipeline` needs of an embedder: the same
     model for chunks and queries, its name (part of every document's fingerprint), its vector
-    size and token limit, sync and async encoding, and token offsets for chunking."""
+    size and token limit, sync and async encoding, and token offsets for chunking. A static
+    interface (not ``runtime_checkable``: checking it would read ``dimension``, which a
+    remote embedder may ask its server for)."""
 
     @property
     def model_name(self) -> str:
