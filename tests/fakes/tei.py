@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from .server import Exchange, FakeServer, Request
 
@@ -50,7 +51,10 @@ def embed_answer(body: Any, dimension: int) -> list[list[float]]:
 class TEIServer(FakeServer[Request]):
     """TEI's ``/info`` and ``/embed`` (module docstring)."""
 
-    route_table = (("GET", r"/info", "info"), ("POST", r"/embed", "embed"))
+    route_table: ClassVar[Sequence[tuple[str, str, str]]] = (
+        ("GET", r"/info", "info"),
+        ("POST", r"/embed", "embed"),
+    )
     faulted_routes = frozenset({"embed"})
 
     def __init__(
