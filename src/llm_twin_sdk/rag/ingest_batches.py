@@ -1,13 +1,13 @@
 """How :meth:`RAGPipeline.ingest <llm_twin_sdk.rag.pipeline.RAGPipeline.ingest>` embeds and
-writes its batches: :class:`BatchWriter` embeds batch n+1 (in a worker thread: the dense
-vectors, from a local model or a server with several requests in flight, and the lexical
-ones) while batch n is written, and writes in input order. A failure stops it with every
+writes its batches: :class:`BatchWriter` embeds batch n+1 (in worker threads: the dense
+vectors, from a local model or a server with several requests in flight, and beside them the
+lexical ones) while batch n is written, and writes in input order. A failure stops it with every
 earlier batch written and none half-written; before the first write, the collections are
 checked against the embedder's vector size. Example (what ``ingest`` does)::
 
-    with ThreadPoolExecutor(1) as embedding:
-        writer = BatchWriter(rag, lock=lock, embedding=embedding, tally=tally, sizer=sizer,
-                             report=report)
+    with ThreadPoolExecutor(1) as embedding, ThreadPoolExecutor(1) as lexical:
+        writer = BatchWriter(rag, lock=lock, embedding=embedding, lexical=lexical,
+                             tally=tally, sizer=sizer, report=report)
         writer.check_dimension(chunked)          # CollectionMismatchError before any write
         writer.run(sizer.batches(chunked))
 """
@@ -44,7 +44,8 @@ class _Embedding:
     previous: StoredVersions
     same: int
     todo: list[Chunk]
-    vectors: Future[tuple[Vectors, list[SparseVector]]] | None
+    vectors: Future[Vectors] | None
+    sparse: Future[list[SparseVector]] | None
     started: float
 
 
@@ -57,13 +58,15 @@ class BatchWriter:
         *,
         lock: threading.Lock,
         embedding: ThreadPoolExecutor,
+        lexical: ThreadPoolExecutor,
         tally: Tally,
         sizer: BatchSizer,
         report: Callable[[IngestProgress], None],
     ) -> None:
         self.rag = rag
         self.lock = lock  # the pipeline's store lock
-        self.embedding = embedding
+        self.embedding = embedding  # one thread: dense vectors, batch after batch
+        self.lexical = lexical  # one thread: BM25 vectors
         self.tally = tally
         self.sizer = sizer
         self.report = report
@@ -92,8 +95,9 @@ class BatchWriter:
                 self._write(pending.pop(0))
         except BaseException:
             for embedding in pending:  # not started yet: never will be
-                if embedding.vectors is not None:
-                    embedding.vectors.cancel()
+                for future in (embedding.vectors, embedding.sparse):
+                    if future is not None:
+                        future.cancel()
             raise
 
     def _start(self, batch: Batch) -> _Embedding:
@@ -107,17 +111,17 @@ class BatchWriter:
         same = previous.unchanged(chunks, fingerprints, rag.store.collection_for)
         todo = [c for c in chunks if c.document_id not in same]
         texts = [c.text for c in todo]
-        vectors = self.embedding.submit(self._vectors, texts) if todo else None
-        return _Embedding(batch, fingerprints, previous, len(same), todo, vectors, started)
-
-    def _vectors(self, texts: list[str]) -> tuple[Vectors, list[SparseVector]]:
-        return self.rag.embedder.encode(texts), self.rag.lexical_encoder.encode_documents(texts)
+        dense = sparse = None
+        if todo:  # each in a thread of its own: BM25 runs while dense requests are out
+            dense = self.embedding.submit(self.rag.embedder.encode, texts)
+            sparse = self.lexical.submit(self.rag.lexical_encoder.encode_documents, texts)
+        return _Embedding(batch, fingerprints, previous, len(same), todo, dense, sparse, started)
 
     def _write(self, embedded: _Embedding) -> None:
         """Wait for the vectors of ``embedded``, write its documents, count them."""
         todo = embedded.todo
-        if embedded.vectors is not None:
-            vectors, sparse = embedded.vectors.result()
+        if embedded.vectors is not None and embedded.sparse is not None:
+            vectors, sparse = embedded.vectors.result(), embedded.sparse.result()
             with self.lock:
                 self.rag.store.write_documents(
                     todo,

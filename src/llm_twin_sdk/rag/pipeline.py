@@ -309,12 +309,14 @@ class RAGPipeline(Owner):
             with (
                 progress_reporter(progress, total) as report,
                 ThreadPoolExecutor(1, thread_name_prefix="llm-twin-embed") as embedding,
+                ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25") as lexical,
             ):
                 report(tally.progress)
                 writer = BatchWriter(
                     self,
                     lock=self._store_lock,
                     embedding=embedding,
+                    lexical=lexical,
                     tally=tally,
                     sizer=sizer,
                     report=report,
