@@ -5,9 +5,7 @@ lexical ones) while batch n is written, and writes in input order. A failure sto
 earlier batch written and none half-written; before the first write, the collections are
 checked against the embedder's vector size. Example (what ``ingest`` does)::
 
-    with ThreadPoolExecutor(1) as embedding, ThreadPoolExecutor(1) as lexical:
-        writer = BatchWriter(rag, lock=lock, embedding=embedding, lexical=lexical,
-                             tally=tally, sizer=sizer, report=report)
+    with BatchWriter(rag, lock=lock, tally=tally, sizer=sizer, report=report) as writer:
         writer.check_dimension(chunked)          # CollectionMismatchError before any write
         writer.run(sizer.batches(chunked))
 """
@@ -57,19 +55,28 @@ class BatchWriter:
         rag: RAGPipeline,
         *,
         lock: threading.Lock,
-        embedding: ThreadPoolExecutor,
-        lexical: ThreadPoolExecutor,
         tally: Tally,
         sizer: BatchSizer,
         report: Callable[[IngestProgress], None],
     ) -> None:
         self.rag = rag
         self.lock = lock  # the pipeline's store lock
-        self.embedding = embedding  # one thread: dense vectors, batch after batch
-        self.lexical = lexical  # one thread: BM25 vectors
+        # One thread for the dense vectors, batch after batch; one for the BM25 vectors.
+        self.embedding = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-embed")
+        self.lexical = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25")
         self.tally = tally
         self.sizer = sizer
         self.report = report
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        """Stop the threads: after what they run (no request outlives an ingest), except
+        on Ctrl-C, which returns at once (nothing they do is written anyway)."""
+        interrupted = kind is not None and issubclass(kind, KeyboardInterrupt)
+        for pool in (self.embedding, self.lexical):
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     def check_dimension(self, chunked: Batch) -> None:
         """The collections this ingest writes to exist with the embedder's vector size

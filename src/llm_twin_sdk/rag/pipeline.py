@@ -288,7 +288,9 @@ class RAGPipeline(Owner):
         ``metadata`` (:mod:`~llm_twin_sdk.rag.sources` reads files). All are validated and
         chunked before the first write, so a bad document leaves the store untouched. Chunks
         are then embedded and written in batches of whole documents, each taking about
-        :attr:`ingest_batch_seconds` (at most :attr:`ingest_batch` chunks). Documents stored
+        :attr:`ingest_batch_seconds` (at most :attr:`ingest_batch` chunks); batch n+1 is
+        embedded while batch n is written (:mod:`~llm_twin_sdk.rag.ingest_batches`), after
+        the collections were checked against the embedder's size. Documents stored
         exactly as given are skipped, so an interrupted run resumes where it stopped: a
         Ctrl-C keeps every finished batch and raises ``KeyboardInterrupt`` saying how many
         documents are stored.
@@ -308,19 +310,11 @@ class RAGPipeline(Owner):
         try:
             with (
                 progress_reporter(progress, total) as report,
-                ThreadPoolExecutor(1, thread_name_prefix="llm-twin-embed") as embedding,
-                ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25") as lexical,
+                BatchWriter(
+                    self, lock=self._store_lock, tally=tally, sizer=sizer, report=report
+                ) as writer,
             ):
                 report(tally.progress)
-                writer = BatchWriter(
-                    self,
-                    lock=self._store_lock,
-                    embedding=embedding,
-                    lexical=lexical,
-                    tally=tally,
-                    sizer=sizer,
-                    report=report,
-                )
                 try:
                     if total:
                         writer.check_dimension(chunked)
