@@ -1,8 +1,9 @@
 """How :meth:`RAGPipeline.ingest <llm_twin_sdk.rag.pipeline.RAGPipeline.ingest>` embeds and
-writes its batches: :class:`BatchWriter` embeds batch n+1 (in worker threads: the dense
-vectors, from a local model or a server with several requests in flight, and beside them the
-lexical ones) while batch n is written, and writes in input order. A failure stops it with every
-earlier batch written and none half-written; before the first write, the collections are
+writes its batches: :class:`BatchWriter` embeds batch n+1 (in the caller's thread, so Ctrl-C
+stops it at once: the dense vectors from a local model or from a server with several requests
+in flight; the BM25 vectors beside them in a thread) while a worker thread writes batch n,
+batches in input order, one write at a time. A failure stops it with every earlier batch
+written (and counted) and none half-written; before the first write, the collections are
 checked against the embedder's vector size. Example (what ``ingest`` does)::
 
     with BatchWriter(rag, lock=lock, tally=tally, sizer=sizer, report=report) as writer:
@@ -12,6 +13,7 @@ checked against the embedder's vector size. Example (what ``ingest`` does)::
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -34,21 +36,20 @@ Batch = Sequence[tuple["Document", list["Chunk"]]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Embedding:
-    """One batch on its way: what is stored of it, and its vectors to come."""
+class _Prepared:
+    """One batch read against the store: its documents not stored as they are (``todo``)."""
 
     batch: Batch
     fingerprints: dict[str, str]
     previous: StoredVersions
     same: int
     todo: list[Chunk]
-    vectors: Future[Vectors] | None
-    sparse: Future[list[SparseVector]] | None
     started: float
 
 
 class BatchWriter:
-    """Embeds and writes the batches of one ingest, two at a time (module docstring)."""
+    """Embeds and writes the batches of one ingest, two at a time (module docstring); a
+    context manager that owns its threads."""
 
     def __init__(
         self,
@@ -61,22 +62,19 @@ class BatchWriter:
     ) -> None:
         self.rag = rag
         self.lock = lock  # the pipeline's store lock
-        # One thread for the dense vectors, batch after batch; one for the BM25 vectors.
-        self.embedding = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-embed")
-        self.lexical = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25")
         self.tally = tally
         self.sizer = sizer
         self.report = report
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-write")
+        self.lexical = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25")
+        self._counted: set[Future[None]] = set()
 
     def __enter__(self) -> BatchWriter:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        """Stop the threads: after what they run (no request outlives an ingest), except
-        on Ctrl-C, which returns at once (nothing they do is written anyway)."""
-        interrupted = kind is not None and issubclass(kind, KeyboardInterrupt)
-        for pool in (self.embedding, self.lexical):
-            pool.shutdown(wait=not interrupted, cancel_futures=True)
+    def __exit__(self, *exc_info: object) -> None:
+        for pool in (self.writer, self.lexical):  # a write under way was awaited by run()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def check_dimension(self, chunked: Batch) -> None:
         """The collections this ingest writes to exist with the embedder's vector size
@@ -91,24 +89,32 @@ class BatchWriter:
 
     def run(self, batches: Iterable[Batch]) -> None:
         """Embed and write every batch in order; batch n+1 embeds while batch n is written.
-        On a failure, a batch still embedding is waited for (nothing runs on) and dropped."""
-        pending: list[_Embedding] = []
+        On any failure (Ctrl-C too) a write under way is finished and counted first."""
+        writing: tuple[_Prepared, Future[None]] | None = None
+        iterator = iter(batches)
         try:
-            for batch in batches:
-                pending.append(self._start(batch))
-                if len(pending) > 1:
-                    self._write(pending.pop(0))
-            while pending:
-                self._write(pending.pop(0))
+            batch = next(iterator, None)
+            prepared = self._prepare(batch) if batch is not None else None
+            while prepared is not None:
+                vectors = self._vectors(prepared)
+                if writing is not None:
+                    self._count(*writing)
+                    writing = None
+                following = next(iterator, None)  # read while no write runs
+                upcoming = self._prepare(following) if following is not None else None
+                writing = (prepared, self.writer.submit(self._write, prepared, vectors))
+                prepared = upcoming
+            if writing is not None:
+                self._count(*writing)
+                writing = None
         except BaseException:
-            for embedding in pending:  # not started yet: never will be
-                for future in (embedding.vectors, embedding.sparse):
-                    if future is not None:
-                        future.cancel()
+            if writing is not None:
+                with contextlib.suppress(Exception):  # the first failure is the one raised
+                    self._count(*writing)
             raise
 
-    def _start(self, batch: Batch) -> _Embedding:
-        """Find the documents of ``batch`` not stored as they are; start embedding them."""
+    def _prepare(self, batch: Batch) -> _Prepared:
+        """Find the documents of ``batch`` not stored as they are."""
         started = time.perf_counter()
         rag = self.rag
         fingerprints = {doc.id: rag.fingerprint(doc) for doc, _ in batch}
@@ -117,27 +123,43 @@ class BatchWriter:
             previous = rag.store.stored_versions(chunks)
         same = previous.unchanged(chunks, fingerprints, rag.store.collection_for)
         todo = [c for c in chunks if c.document_id not in same]
-        texts = [c.text for c in todo]
-        dense = sparse = None
-        if todo:  # each in a thread of its own: BM25 runs while dense requests are out
-            dense = self.embedding.submit(self.rag.embedder.encode, texts)
-            sparse = self.lexical.submit(self.rag.lexical_encoder.encode_documents, texts)
-        return _Embedding(batch, fingerprints, previous, len(same), todo, dense, sparse, started)
+        return _Prepared(batch, fingerprints, previous, len(same), todo, started)
 
-    def _write(self, embedded: _Embedding) -> None:
-        """Wait for the vectors of ``embedded``, write its documents, count them."""
-        todo = embedded.todo
-        if embedded.vectors is not None and embedded.sparse is not None:
-            vectors, sparse = embedded.vectors.result(), embedded.sparse.result()
-            with self.lock:
-                self.rag.store.write_documents(
-                    todo,
-                    vectors,
-                    sparse,
-                    fingerprints=embedded.fingerprints,
-                    previous=embedded.previous,
-                )
-        chunks = sum(len(doc_chunks) for _, doc_chunks in embedded.batch)
-        self.tally.add(len(embedded.batch), chunks, embedded.same, len(todo))
-        self.sizer.measured(len(todo), time.perf_counter() - embedded.started)
+    def _vectors(self, prepared: _Prepared) -> tuple[Vectors, list[SparseVector]] | None:
+        """The dense vectors (here) and the BM25 ones (beside, in a thread) of its ``todo``."""
+        if not prepared.todo:
+            return None
+        texts = [c.text for c in prepared.todo]
+        sparse = self.lexical.submit(self.rag.lexical_encoder.encode_documents, texts)
+        try:
+            dense = self.rag.embedder.encode(texts)
+        except BaseException:
+            sparse.cancel()
+            raise
+        return dense, sparse.result()
+
+    def _write(
+        self, prepared: _Prepared, vectors: tuple[Vectors, list[SparseVector]] | None
+    ) -> None:
+        if vectors is None:
+            return
+        with self.lock:
+            self.rag.store.write_documents(
+                prepared.todo,
+                vectors[0],
+                vectors[1],
+                fingerprints=prepared.fingerprints,
+                previous=prepared.previous,
+            )
+
+    def _count(self, prepared: _Prepared, written: Future[None]) -> None:
+        """Wait for the write of ``prepared`` (raising its failure), then count it, once
+        (an interrupt may strike while it reports: the failure path counts again)."""
+        written.result()
+        if written in self._counted:
+            return
+        self._counted.add(written)
+        chunks = sum(len(doc_chunks) for _, doc_chunks in prepared.batch)
+        self.tally.add(len(prepared.batch), chunks, prepared.same, len(prepared.todo))
+        self.sizer.measured(len(prepared.todo), time.perf_counter() - prepared.started)
         self.report(self.tally.progress)
