@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from llm_twin_sdk import (
     ConfigurationError,
     Document,
     Embedder,
+    EmbeddingError,
     IngestProgress,
     InvalidDocumentError,
     InvalidParameterError,
@@ -111,29 +113,59 @@ def test_a_chunk_deleted_by_hand_is_written_again(
     assert memory_store.count() == total
 
 
+class _FailsOnce:
+    """``embedder``, but its ``fail_at``-th encode call raises (once)."""
+
+    def __init__(self, embedder: Embedder, fail_at: int) -> None:
+        self.inner, self.fail_at, self.calls = embedder, fail_at, 0
+        self.model_name, self.dimension = embedder.model_name, embedder.dimension
+        self.max_tokens = embedder.max_tokens
+        self.token_offsets = embedder.token_offsets
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise EmbeddingError("the embedding server went away")
+        return self.inner.encode(texts)
+
+    async def aencode(self, texts: Sequence[str]) -> Any:
+        return self.encode(texts)
+
+
 def test_a_failure_part_way_keeps_whole_batches_and_resumes(
     embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
 ) -> None:
-    # The repositories collection exists with another vector size: the first batch holding
-    # a repository fails. Documents are ordered so that posts and articles come first.
-    memory_store.ensure_collection(8, "repositories")
-    ordered = sorted(corpus, key=lambda d: d.metadata.kind == "repository")
-    first_repository = next(i for i, d in enumerate(ordered) if d.metadata.kind == "repository")
-    rag = RAGPipeline(embedder, memory_store, ingest_batch=8)
-    with pytest.raises(CollectionMismatchError) as info:
-        rag.ingest(ordered)
+    # The third batch fails to embed (batch n+1 embeds while batch n is written): the two
+    # batches before it are stored, whole documents only, and a second run resumes.
+    failing = _FailsOnce(embedder, fail_at=3)
+    rag = RAGPipeline(failing, memory_store, ingest_batch=8)
+    with pytest.raises(EmbeddingError) as info:
+        rag.ingest(corpus)
     notes = " ".join(getattr(info.value, "__notes__", []))
     assert "ingest the same documents again to resume" in notes
     stored = int(notes.split(" of ")[0])
-    assert 0 < stored <= first_repository
-    assert memory_store.count() == len(rag.chunk(ordered[:stored]))  # whole documents only
+    assert 0 < stored < len(corpus)
+    assert memory_store.count() == len(rag.chunk(corpus[:stored]))  # whole documents only
 
-    memory_store._client.delete_collection("repositories")
-    memory_store._ready.pop("repositories")
-    report = rag.ingest(ordered)
+    report = rag.ingest(corpus)
     assert report.unchanged == stored
-    assert report.documents == len(ordered) - stored
-    assert memory_store.count() == len(rag.chunk(ordered))
+    assert report.documents == len(corpus) - stored
+    assert memory_store.count() == len(rag.chunk(corpus))
+
+
+def test_a_collection_of_another_size_fails_before_any_write(
+    embedder: Embedder, memory_store: QdrantStore, corpus: list[Document]
+) -> None:
+    # Changed on purpose by issue 13: the collections an ingest writes to are checked against
+    # the embedder's size before the first write (it used to fail at the first batch holding
+    # a repository, after the batches before it were written).
+    memory_store.ensure_collection(8, "repositories")
+    ordered = sorted(corpus, key=lambda d: d.metadata.kind == "repository")
+    rag = RAGPipeline(embedder, memory_store, ingest_batch=8)
+    with pytest.raises(CollectionMismatchError, match="size 8") as info:
+        rag.ingest(ordered)
+    assert "0 of" in " ".join(getattr(info.value, "__notes__", []))
+    assert memory_store.count() == 0
 
 
 def test_a_bad_document_anywhere_writes_nothing(

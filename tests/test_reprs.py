@@ -33,6 +33,7 @@ IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-in
 
 NOT_INSTANCES = {
     "Backend",
+    "TextEmbedder",  # a Protocol
     "PromptFormat",
     "__version__",
     "assemble_prompt",
@@ -100,6 +101,11 @@ def instances() -> Iterator[dict[str, Any]]:
     async_client = sdk.AsyncInferenceClient(ScriptedBackend())
     queries = [LabelledQuery(query="gpu cost " * 40, relevant=("long",), kind="lexical")]
     objects: dict[str, Any] = {
+        "RemoteEmbedder": sdk.RemoteEmbedder(
+            lambda body: b"[]",
+            model_name="sentence-transformers/all-MiniLM-L6-v2",
+            where="the TEI server at http://127.0.0.1:8080",
+        ),
         "AWSClients": aws,
         "TwinSettings": sdk.TwinSettings(
             hf_token=SECRETS[0], http_api_key=SECRETS[1], qdrant_url="http://127.0.0.1:6333"

@@ -18,7 +18,7 @@ Where to start::
     answer from documents  LLMTwin, AsyncLLMTwin     ask / stream / ingest -> Answer
     generate text          InferenceClient, AsyncInferenceClient   over a Backend:
                            LocalBackend, HttpBackend, SageMakerBackend
-    ingest and retrieve    RAGPipeline, QdrantStore, Embedder, Reranker, evaluation
+    ingest and retrieve    RAGPipeline, QdrantStore, Embedder, RemoteEmbedder, Reranker, evaluation
     deploy on SageMaker    TwinDeployment (plan / up / down), EndpointSpec, Deployer
     what it costs          TwinDeployment.plan().cost, PriceTable, estimate_cost
     scale                  AutoScaler, TargetTracking, ScaleToZero, Scheduled, BacklogScaling
@@ -90,6 +90,8 @@ if TYPE_CHECKING:
     from .rag.documents import DeleteReport as DeleteReport
     from .rag.documents import StoredDocument as StoredDocument
     from .rag.embedder import Embedder as Embedder
+    from .rag.embedder_base import TextEmbedder as TextEmbedder
+    from .rag.embedder_tei import RemoteEmbedder as RemoteEmbedder
     from .rag.ingestion import IngestProgress as IngestProgress
     from .rag.pipeline import RAGPipeline as RAGPipeline
     from .rag.prompt import AssembledPrompt as AssembledPrompt
@@ -150,6 +152,8 @@ _LAZY: dict[str, str] = {
         ".qdrant_cluster": ("QdrantClusterSettings",),
         ".rag.documents": ("DeleteReport", "StoredDocument"),
         ".rag.embedder": ("Embedder",),
+        ".rag.embedder_base": ("TextEmbedder",),
+        ".rag.embedder_tei": ("RemoteEmbedder",),
         ".rag.ingestion": ("IngestProgress",),
         ".rag.pipeline": ("RAGPipeline",),
         ".rag.prompt": ("AssembledPrompt", "PromptTemplate", "assemble_prompt"),

@@ -97,6 +97,19 @@ class TwinSettings(BaseSettings):
         None, description="sentence-transformers id or folder; default: the all-MiniLM-L6-v2 wheel."
     )
     embedding_device: str = Field("cpu", description="torch device for the embedder.")
+    embedding_url: str | None = Field(
+        None, description="Text Embeddings Inference server (POST /embed); unset: local model."
+    )
+    embedding_api_key: SecretStr | None = Field(None, description="Bearer token of that server.")
+    embedding_sagemaker_endpoint: str | None = Field(
+        None, description="SageMaker endpoint serving TEI (engine 'tei'); unset: local model."
+    )
+    embedding_concurrency: int = Field(
+        4, ge=1, le=256, description="Embedding requests in flight at once (remote embedders)."
+    )
+    embedding_batch_size: int | None = Field(
+        None, ge=1, description="Texts per embedding request; unset: the server's limit (32)."
+    )
 
     # Vector store (Qdrant)
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded Qdrant.")
@@ -192,6 +205,11 @@ class TwinSettings(BaseSettings):
         if self.backend == "sagemaker" and not self.sagemaker_endpoint:
             raise ValueError(
                 "backend 'sagemaker' needs sagemaker_endpoint (LLM_TWIN_SAGEMAKER_ENDPOINT)"
+            )
+        if self.embedding_url and self.embedding_sagemaker_endpoint:
+            raise ValueError(
+                "set embedding_url (LLM_TWIN_EMBEDDING_URL) or embedding_sagemaker_endpoint "
+                "(LLM_TWIN_EMBEDDING_SAGEMAKER_ENDPOINT), not both"
             )
         try:
             resolve_collections(self.collections)

@@ -177,6 +177,22 @@ class EmbeddingError(LLMTwinError):
     """The embedding model failed to encode text."""
 
 
+class EmbeddingResponseError(EmbeddingError):
+    """An embedding server answered with the wrong shape: not JSON, fewer (or more) vectors
+    than texts, vectors of unequal size or of another size than its first answers. Raised
+    before any of the batch is written; ``expected`` / ``received`` count the vectors (or
+    their sizes, ``what`` says which)."""
+
+    def __init__(
+        self, message: str, *, what: str = "vectors", expected: int | None = None,
+        received: int | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.what = what
+        self.expected = expected
+        self.received = received
+
+
 class RerankError(LLMTwinError):
     """The cross-encoder failed to score query-passage pairs."""
 

@@ -4,6 +4,8 @@
   the Messages API, LMI's ``/invocations``).
 - :class:`WireServer` (:mod:`fakes.sagemaker`): SageMaker runtime on the wire (AWS errors,
   event-stream framing), backed by scripts or the real local model.
+- :class:`TEIServer` (:mod:`fakes.tei`): a Text Embeddings Inference server (``/info``,
+  ``/embed``) with a batch limit, a delay per batch, and wrong-count / wrong-size answers.
 - :class:`QdrantServer` (:mod:`fakes.qdrant`): Qdrant's REST routes the store uses.
 - :class:`ScriptedBackend` (:mod:`fakes.backend`): one scripted backend for client tests.
 - :class:`AWSCalls` (:mod:`fakes.calls`): the AWS operations a test's clients sent.
@@ -20,13 +22,15 @@ from .backend import PIECES, NativeScriptedBackend, ScriptedBackend, scripted_ge
 from .calls import AWSCalls
 from .embedder import HashingEmbedder
 from .qdrant import DENSE_CONFIG, QdrantServer, StoredPoint
-from .sagemaker import Json, Llama, PartsRuntime, Stream, WireServer
+from .sagemaker import Computed, Json, Llama, PartsRuntime, Stream, WireServer
 from .server import Fault, Request
 from .shapes import DEFAULT_TOKENS, chat_events, lmi_lines, split_at, sse_cuts, tgi_events
+from .tei import TEIServer
 from .tgi import TGIServer
 
 __all__ = [
     "AWSCalls",
+    "Computed",
     "DEFAULT_TOKENS",
     "DENSE_CONFIG",
     "PIECES",
@@ -41,6 +45,7 @@ __all__ = [
     "ScriptedBackend",
     "Stream",
     "StoredPoint",
+    "TEIServer",
     "TGIServer",
     "WireServer",
     "chat_events",

@@ -37,7 +37,7 @@ import binascii
 import json
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, TypeAlias
@@ -51,6 +51,7 @@ from .server import Exchange, FakeServer, Fault, Request
 from .shapes import Container, Model, read_ask, stream_events, whole_answer
 
 __all__ = [
+    "Computed",
     "Invocation",
     "PartsRuntime",
     "Json",
@@ -135,7 +136,16 @@ class Llama:
     container: Container = "tgi"
 
 
-Reply: TypeAlias = Json | Stream | Llama
+@dataclass(frozen=True)
+class Computed:
+    """An ``/invocations`` answer computed from the request's JSON body by ``answer`` (a
+    container that is not text generation: ``Computed(lambda body: embed_answer(body, 16))``
+    answers as a TEI endpoint does)."""
+
+    answer: Callable[[Any], Any]
+
+
+Reply: TypeAlias = Json | Stream | Llama | Computed
 
 
 # -- AWS errors (faults) ----------------------------------------------------------------------
@@ -393,6 +403,9 @@ class WireServer(FakeServer[Invocation]):
         elif isinstance(reply, Json) and not request.streaming:
             raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
             exchange.send(reply.status, raw, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
+        elif isinstance(reply, Computed) and not request.streaming:
+            raw = json.dumps(reply.answer(request.body)).encode()
+            exchange.send(200, raw, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
         elif isinstance(reply, Stream) and request.streaming:
             self._stream(exchange, reply.parts)
         elif isinstance(reply, Llama):

@@ -9,16 +9,19 @@ import functools
 from typing import Any
 
 from ..errors import ConfigurationError
-from .spec import NEURON_FAMILIES, EndpointSpec, Engine
+from .spec import NEURON_FAMILIES, EndpointSpec, Engine, gpus_of
 
-__all__ = ["ENGINE_FRAMEWORKS", "available_versions", "resolve_image_uri"]
+__all__ = ["ENGINE_FRAMEWORKS", "TEI_CPU_FRAMEWORK", "available_versions", "resolve_image_uri"]
 
 ENGINE_FRAMEWORKS: dict[str, str] = {
     "tgi": "huggingface-llm",
     "vllm": "huggingface-vllm",
     "lmi": "djl-lmi",
+    "tei": "huggingface-tei",
 }
-"""Serving engine -> framework name in the SageMaker image table."""
+"""Serving engine -> framework name in the SageMaker image table (TEI on a CPU instance:
+:data:`TEI_CPU_FRAMEWORK`)."""
+TEI_CPU_FRAMEWORK = "huggingface-tei-cpu"
 
 
 def _image_uris() -> Any:
@@ -55,6 +58,8 @@ def resolve_image_uri(spec: EndpointSpec, region: str) -> str:
             "(e.g. the djl-neuronx or optimum-neuron containers); set EndpointSpec.image_uri"
         )
     framework = ENGINE_FRAMEWORKS.get(spec.engine)
+    if spec.engine == "tei" and gpus_of(spec.instance_type) == 0:
+        framework = TEI_CPU_FRAMEWORK
     if framework is None:
         raise ConfigurationError(
             f"unknown engine {spec.engine!r}; available: {', '.join(ENGINE_FRAMEWORKS)}"

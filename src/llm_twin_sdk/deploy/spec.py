@@ -40,7 +40,9 @@ __all__ = [
 DEFAULT_MODEL_ID = "mlabonne/TwinLlama-3.1-8B-DPO"
 SPEC_HASH_TAG = "llm-twin-sdk:spec-hash"
 
-Engine: TypeAlias = Literal["tgi", "vllm", "lmi"]
+Engine: TypeAlias = Literal["tgi", "vllm", "lmi", "tei"]
+"""The serving container: an LLM engine (TGI, vLLM, DJL-LMI), or Text Embeddings Inference
+(``"tei"``: an embedding model for :class:`~llm_twin_sdk.rag.embedder_tei.RemoteEmbedder`)."""
 Quantize: TypeAlias = Literal[
     "awq", "gptq", "eetq", "fp8", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4"
 ]
@@ -286,6 +288,8 @@ class EndpointSpec(_Model):
     def container_environment(self, *, reveal_secrets: bool = False) -> dict[str, str]:
         """The container's environment; secrets (the HF token, secret-like names in
         ``environment``) are masked unless ``reveal_secrets``; token limits always show."""
+        if self.engine == "tei":  # an embedding model: none of the LLM limits apply
+            return self._tei_environment(reveal_secrets=reveal_secrets)
         env = {
             "HF_MODEL_ID": "/opt/ml/model" if self.model_data else self.model_id,
             "SM_NUM_GPUS": str(self.gpus),
@@ -300,6 +304,14 @@ class EndpointSpec(_Model):
             env["HF_MODEL_QUANTIZE"] = self.quantize
         if self.hf_token is not None:
             env["HUGGING_FACE_HUB_TOKEN"] = self.hf_token.get_secret_value()
+        env.update(self.environment)
+        return env if reveal_secrets else mask_secrets(env)
+
+    def _tei_environment(self, *, reveal_secrets: bool) -> dict[str, str]:
+        """Text Embeddings Inference's environment: the model (and the hub token)."""
+        env = {"HF_MODEL_ID": "/opt/ml/model" if self.model_data else self.model_id}
+        if self.hf_token is not None:
+            env["HF_TOKEN"] = self.hf_token.get_secret_value()
         env.update(self.environment)
         return env if reveal_secrets else mask_secrets(env)
 

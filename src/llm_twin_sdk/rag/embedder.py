@@ -8,6 +8,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import warnings
 from collections.abc import Iterator, Sequence
@@ -16,24 +17,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 from ..display import tail
 from ..errors import ConfigurationError, EmbeddingError, ModelLoadError
 from ..offline_models import default_embedding_model_path, names_a_folder
+from .embedder_base import Vectors
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Embedder", "model_location", "quiet_loading"]
-
-Vectors = npt.NDArray[np.float32]
+__all__ = ["Embedder", "Vectors", "model_location", "quiet_loading"]
 
 
 class Embedder:
     """A sentence-transformers model used for chunks and queries alike: ``model`` is a model
     id or a local folder (``None``: all-MiniLM-L6-v2 from its offline wheel), ``batch_size``
-    the texts per forward pass of :meth:`encode`."""
+    the texts per forward pass of :meth:`encode`. The local
+    :class:`~llm_twin_sdk.rag.embedder_base.TextEmbedder`; a served model:
+    :class:`~llm_twin_sdk.rag.embedder_tei.RemoteEmbedder`."""
 
     def __init__(
         self, model: str | Path | None = None, *, device: str = "cpu", batch_size: int = 32
@@ -85,6 +86,10 @@ class Embedder:
         except Exception as exc:
             raise EmbeddingError(f"embedding {len(texts)} text(s) failed: {exc}") from exc
         return np.asarray(vectors, dtype=np.float32)
+
+    async def aencode(self, texts: Sequence[str]) -> Vectors:
+        """:meth:`encode` in a worker thread: ``await embedder.aencode(["a question"])``."""
+        return await asyncio.to_thread(self.encode, texts)
 
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of each text's tokens (no special tokens), in one batch call."""

@@ -32,10 +32,13 @@ from ..types import Chunk, Document, IngestReport
 from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_document
 from .documents import DeleteReport, StoredDocument
-from .embedder import Embedder
+from .embedder_base import TextEmbedder
+from .embedder_settings import close_embedder, embedder_from_settings
+from .embedder_tei import RemoteEmbedder
 from .filters import MetadataFilters, check_filters
 from .fusion import Fusion, QueryVectors, SearchMode, check_search_mode
 from .grouping import Unit, check_radius, check_unit
+from .ingest_batches import BatchWriter
 from .ingestion import (
     BatchSizer,
     IngestProgress,
@@ -81,7 +84,9 @@ class RAGPipeline(Owner):
     :meth:`from_settings` builds its own store, which the pipeline then owns and closes.
 
     Args:
-        embedder: encodes chunks and queries (the same model for both).
+        embedder: encodes chunks and queries (the same model for both): the local
+            :class:`Embedder` or a served one
+            (:class:`~llm_twin_sdk.rag.embedder_tei.RemoteEmbedder`).
         chunk_tokens: maximum embedder tokens per chunk (at most the embedder's limit).
         chunk_overlap: tokens shared by consecutive chunks of a document.
         top_k: documents (or chunks) returned by :meth:`retrieve` when ``k`` is not given.
@@ -111,7 +116,7 @@ class RAGPipeline(Owner):
 
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: TextEmbedder,
         store: QdrantStore,
         *,
         chunk_tokens: int = 128,
@@ -199,7 +204,7 @@ class RAGPipeline(Owner):
                     f"the setting reranker_model (LLM_TWIN_RERANKER_MODEL) names a model that "
                     f"cannot be used: {exc}"
                 ) from exc
-        embedder = Embedder(s.embedding_model, device=s.embedding_device)
+        embedder = embedder_from_settings(s)
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
             store = QdrantStore.server(
@@ -229,8 +234,11 @@ class RAGPipeline(Owner):
             )
         except BaseException:
             store.close()
+            close_embedder(embedder)
             raise
         rag._own(store)  # built here: closed with the pipeline
+        if isinstance(embedder, RemoteEmbedder):
+            rag._own(embedder)
         return rag
 
     def __repr__(self) -> str:
@@ -283,7 +291,9 @@ class RAGPipeline(Owner):
         ``metadata`` (:mod:`~llm_twin_sdk.rag.sources` reads files). All are validated and
         chunked before the first write, so a bad document leaves the store untouched. Chunks
         are then embedded and written in batches of whole documents, each taking about
-        :attr:`ingest_batch_seconds` (at most :attr:`ingest_batch` chunks). Documents stored
+        :attr:`ingest_batch_seconds` (at most :attr:`ingest_batch` chunks); batch n+1 is
+        embedded while batch n is written (:mod:`~llm_twin_sdk.rag.ingest_batches`), after
+        the collections were checked against the embedder's size. Documents stored
         exactly as given are skipped, so an interrupted run resumes where it stopped: a
         Ctrl-C keeps every finished batch and raises ``KeyboardInterrupt`` saying how many
         documents are stored.
@@ -301,23 +311,24 @@ class RAGPipeline(Owner):
         tally = Tally(IngestProgress(0, len(chunked), 0, total), started=started)
         sizer = BatchSizer(self.ingest_batch, self.ingest_batch_seconds)
         try:
-            with progress_reporter(progress, total) as report:
+            with (
+                progress_reporter(progress, total) as report,
+                BatchWriter(
+                    self, lock=self._store_lock, tally=tally, sizer=sizer, report=report
+                ) as writer,
+            ):
                 report(tally.progress)
-                for batch in sizer.batches(chunked):
-                    batch_started = time.perf_counter()
-                    try:
-                        same, written = self._ingest_batch(batch)
-                    except LLMTwinError as exc:
-                        p = tally.progress
-                        exc.add_note(
-                            f"{p.documents_done} of {p.documents_total} documents were stored "
-                            "before this failure; ingest the same documents again to resume."
-                        )
-                        raise
-                    chunks = sum(len(doc_chunks) for _, doc_chunks in batch)
-                    tally.add(len(batch), chunks, same, written)
-                    sizer.measured(written, time.perf_counter() - batch_started)
-                    report(tally.progress)
+                try:
+                    if total:
+                        writer.check_dimension(chunked)
+                    writer.run(sizer.batches(chunked))
+                except LLMTwinError as exc:
+                    p = tally.progress
+                    exc.add_note(
+                        f"{p.documents_done} of {p.documents_total} documents were stored "
+                        "before this failure; ingest the same documents again to resume."
+                    )
+                    raise
         except KeyboardInterrupt:
             # A fresh interrupt, raised here: the user sees what was kept, not torch's frames.
             raise KeyboardInterrupt(interrupted(tally)) from None
@@ -337,25 +348,6 @@ class RAGPipeline(Owner):
             report_.seconds,
         )
         return report_
-
-    def _ingest_batch(self, batch: Sequence[tuple[Document, list[Chunk]]]) -> tuple[int, int]:
-        """Embed and write the documents of ``batch`` not stored as they are: (documents
-        found unchanged, chunks written)."""
-        fingerprints = {doc.id: self.fingerprint(doc) for doc, _ in batch}
-        chunks = [chunk for _, doc_chunks in batch for chunk in doc_chunks]
-        with self._store_lock:
-            previous = self.store.stored_versions(chunks)
-        same = previous.unchanged(chunks, fingerprints, self.store.collection_for)
-        todo = [c for c in chunks if c.document_id not in same]
-        if todo:
-            texts = [c.text for c in todo]
-            vectors = self.embedder.encode(texts)
-            sparse = self.lexical_encoder.encode_documents(texts)
-            with self._store_lock:
-                self.store.write_documents(
-                    todo, vectors, sparse, fingerprints=fingerprints, previous=previous
-                )
-        return len(same), len(todo)
 
     # -- the documents stored ----------------------------------------------------------------
 

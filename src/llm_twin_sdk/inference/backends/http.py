@@ -257,6 +257,31 @@ class HttpBackend(RemoteBackend):
             raise
         return TextStream(self._http_pieces(call, response, limits), on_close=stack.close)
 
+    def invoke(
+        self,
+        route: str,
+        body: bytes | None = None,
+        *,
+        content_type: str = "application/json",
+        timeout: Timeouts | None = None,
+    ) -> bytes:
+        """One request to ``route`` of the server with ``body`` as it is (``None``: a GET);
+        the answer's bytes. For routes that are not text generation (a TEI server's
+        ``invoke("/embed", b'{"inputs": ["a text"]}')``, ``invoke("/info")``); no retry
+        here, errors as :meth:`generate`'s."""
+        limits = timeout or self._timeout
+        where = self._base + route
+        request: dict[str, Any] = {"url": where, "timeout": httpx_timeout(limits)}
+        if body is not None:
+            request.update(content=body, headers={"Content-Type": content_type})
+        try:
+            response = self._sync_client().request("GET" if body is None else "POST", **request)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, where, limits) from exc
+        if not response.is_success:
+            raise self._http_error(where, response, self._text)
+        return response.content
+
     def close(self) -> None:
         """Close the sync client's connections (:meth:`aclose` also closes the async one)."""
         client, self._client = self._client, None

@@ -216,18 +216,7 @@ class SageMakerBackend(RemoteBackend):
             InferenceError: every failure of the call.
         """
         call = self._prepare(prompt, params, stream=False)
-        args = self._call_args(call)
-        client, limits = self._client(timeout)
-        body: Any = None
-        try:
-            body = client.invoke_endpoint(**args)["Body"]
-            raw = body.read()  # a full read puts the connection back in the pool
-        except BaseException as exc:
-            if body is not None:
-                body.close()  # a failed read: the connection is not reused
-            if isinstance(exc, _foreign()):
-                raise self._convert(exc, "invoke_endpoint", limits) from exc
-            raise
+        raw = self._invoke(self._call_args(call), timeout)
         try:
             data = parse_json(raw)
         except ValueError as exc:
@@ -236,6 +225,46 @@ class SageMakerBackend(RemoteBackend):
                 f"{self._where()} answered a body that is not JSON: {text!r}"
             ) from exc
         return self._generation(call, data)
+
+    def invoke(
+        self,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: Timeouts | None = None,
+    ) -> bytes:
+        """One ``InvokeEndpoint`` call with ``body`` as it is; the answer's bytes. For
+        containers that are not text generation (a TEI embedding endpoint:
+        ``invoke(b'{"inputs": ["a text"]}')``); no retry here, errors as :meth:`generate`'s.
+
+        Raises:
+            PayloadTooLargeError: ``body`` is over 6 MB (nothing was sent).
+            InferenceError: every failure of the call.
+        """
+        if len(body) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLargeError(
+                f"the request body for endpoint {self.endpoint_name!r} is {len(body):,} bytes; "
+                f"SageMaker real-time endpoints accept at most {MAX_PAYLOAD_BYTES:,}. Nothing "
+                "was sent."
+            )
+        args = self._base_args(body, content_type, accept)
+        return self._invoke(args, timeout)
+
+    def _invoke(self, args: dict[str, Any], timeout: Timeouts | None) -> bytes:
+        """``InvokeEndpoint`` with ``args``: the whole body read, failures converted."""
+        client, limits = self._client(timeout)
+        body: Any = None
+        try:
+            body = client.invoke_endpoint(**args)["Body"]
+            raw: bytes = body.read()  # a full read puts the connection back in the pool
+        except BaseException as exc:
+            if body is not None:
+                body.close()  # a failed read: the connection is not reused
+            if isinstance(exc, _foreign()):
+                raise self._convert(exc, "invoke_endpoint", limits) from exc
+            raise
+        return raw
 
     def stream(
         self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
@@ -285,11 +314,14 @@ class SageMakerBackend(RemoteBackend):
                 f"SageMaker real-time endpoints accept at most {MAX_PAYLOAD_BYTES:,}. Shorten "
                 "the prompt (fewer retrieved chunks). Nothing was sent."
             )
+        return self._base_args(body, "application/json", call.request.accept)
+
+    def _base_args(self, body: bytes, content_type: str, accept: str) -> dict[str, Any]:
         args: dict[str, Any] = {
             "EndpointName": self.endpoint_name,
             "Body": body,
-            "ContentType": "application/json",
-            "Accept": call.request.accept,
+            "ContentType": content_type,
+            "Accept": accept,
         }
         if self.inference_component_name is not None:
             args["InferenceComponentName"] = self.inference_component_name
