@@ -43,6 +43,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/dataplane.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/retrieval.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/evaluate.py
+	$(PY) benchmarks/async_jobs.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/embeddings.py
 
 # the API reference and guides (mkdocs + mkdocstrings, warnings as errors) into site/
 docs: $(STAMP)
