@@ -260,20 +260,25 @@ def stage_clock(obj: object, names: Sequence[str], totals: dict[str, float]) -> 
 # -- 1. import time ----------------------------------------------------------------------------
 
 
+def timed_process(argv: list[str]) -> Callable[[], float]:
+    """A runner: the wall time of one fresh process running ``argv`` (its output discarded)."""
+
+    def run() -> float:
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, cwd=ROOT, capture_output=True)
+        return time.perf_counter() - started
+
+    return run
+
+
 def bench_import(repeats: int) -> Section:
     section = Section("1. `import llm_twin_sdk`")
     commands = {"sdk": "import llm_twin_sdk", "bare": "pass"}
 
-    def timed_interpreter(code: str) -> Callable[[], float]:
-        def run() -> float:
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-            return time.perf_counter() - started
-
-        return run
-
     samples = interleave(
-        {key: timed_interpreter(code) for key, code in commands.items()}, repeats, "import"
+        {key: timed_process([sys.executable, "-c", code]) for key, code in commands.items()},
+        repeats,
+        "import",
     )
     probe = (
         "import sys, llm_twin_sdk; heavy = ('torch', 'llama_cpp', 'sentence_transformers', "
@@ -326,15 +331,9 @@ def bench_cli_help(section: Section, repeats: int) -> None:
         "typer": [sys.executable, "-c", BARE_TYPER_APP],
     }
 
-    def timed(argv: list[str]) -> Callable[[], float]:
-        def run() -> float:
-            started = time.perf_counter()
-            subprocess.run(argv, check=True, cwd=ROOT, capture_output=True)
-            return time.perf_counter() - started
-
-        return run
-
-    samples = interleave({key: timed(argv) for key, argv in commands.items()}, repeats, "cli")
+    samples = interleave(
+        {key: timed_process(argv) for key, argv in commands.items()}, repeats, "cli"
+    )
     cli, typer_app = median(samples["cli"]), median(samples["typer"])
     section.rows.append(
         Row(
