@@ -108,30 +108,17 @@ def desired(
         policies[target.name("target-tracking")] = _tracking(target, tracking)
     alarm: Params | None = None
     alarm_policy: str | None = None
-    if isinstance(capacity, ScaleToZero):
-        assert target.component is not None
+    if from_zero := _from_zero(target, capacity):
+        policy, metric, dimension, statistic, description = from_zero
         alarm_policy = target.name("scale-from-zero")
-        policies[alarm_policy] = _step_out(capacity.scale_out_cooldown_s, "Maximum")
+        policies[alarm_policy] = _step_out(policy.scale_out_cooldown_s, statistic)
         alarm = _alarm(
             target,
-            capacity,
-            metric=NO_CAPACITY_METRIC,
-            dimension={"Name": "InferenceComponentName", "Value": target.component},
-            statistic="Maximum",
-            description=f"Scale inference component {target.component} out from zero copies "
-            "on the first request (managed by llm-twin-sdk)",
-        )
-    elif isinstance(capacity, BacklogScaling) and capacity.min_capacity == 0:
-        alarm_policy = target.name("scale-from-zero")
-        policies[alarm_policy] = _step_out(capacity.scale_out_cooldown_s, "Average")
-        alarm = _alarm(
-            target,
-            capacity,
-            metric=BACKLOG_WITHOUT_CAPACITY_METRIC,
-            dimension={"Name": "EndpointName", "Value": target.endpoint},
-            statistic="Average",
-            description=f"Scale asynchronous endpoint {target.endpoint} out from zero "
-            "instances when requests wait (managed by llm-twin-sdk)",
+            policy,
+            metric=metric,
+            dimension=dimension,
+            statistic=statistic,
+            description=description,
         )
     actions = {
         target.name(action.name): {
@@ -145,6 +132,34 @@ def desired(
         for action in (scheduled.actions if scheduled is not None else ())
     }
     return Desired(bounds.min_capacity, bounds.max_capacity, policies, alarm, alarm_policy, actions)
+
+
+def _from_zero(
+    target: ScalingTarget, capacity: CapacityPolicy | None
+) -> tuple[ScaleToZero | BacklogScaling, str, Params, str, str] | None:
+    """What starts ``target`` again from zero: the policy, its alarm's metric, dimension,
+    statistic (also the step policy's aggregation) and description; ``None`` when it never
+    rests at zero."""
+    if isinstance(capacity, ScaleToZero):
+        assert target.component is not None
+        return (
+            capacity,
+            NO_CAPACITY_METRIC,
+            {"Name": "InferenceComponentName", "Value": target.component},
+            "Maximum",
+            f"Scale inference component {target.component} out from zero copies on the first "
+            "request (managed by llm-twin-sdk)",
+        )
+    if isinstance(capacity, BacklogScaling) and capacity.min_capacity == 0:
+        return (
+            capacity,
+            BACKLOG_WITHOUT_CAPACITY_METRIC,
+            {"Name": "EndpointName", "Value": target.endpoint},
+            "Average",
+            f"Scale asynchronous endpoint {target.endpoint} out from zero instances when "
+            "requests wait (managed by llm-twin-sdk)",
+        )
+    return None
 
 
 def _tracking(target: ScalingTarget, tracking: TargetTracking | BacklogScaling) -> Params:
