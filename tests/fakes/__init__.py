@@ -29,11 +29,12 @@ from .server import Fault, Request
 from .shapes import DEFAULT_TOKENS, chat_events, lmi_lines, split_at, sse_cuts, tgi_events
 from .tei import TEIServer
 from .tgi import TGIServer
-from .toolkit import HandlerFailedError, Toolkit
+from .toolkit import ContainerServer, HandlerFailedError, Toolkit
 
 __all__ = [
     "AWSCalls",
     "Computed",
+    "ContainerServer",
     "DEFAULT_TOKENS",
     "DENSE_CONFIG",
     "PIECES",

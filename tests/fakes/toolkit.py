@@ -23,7 +23,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["HandlerFailedError", "Toolkit"]
+from .server import Exchange, FakeServer, Request
+
+__all__ = ["ContainerServer", "HandlerFailedError", "Toolkit", "deployed_toolkit"]
 
 
 class HandlerFailedError(Exception):
@@ -92,3 +94,33 @@ def deployed_toolkit(aws: Any, endpoint: str, cache: dict[str, Toolkit]) -> Tool
         archive = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         cache[url] = Toolkit(archive, program=program)
     return cache[url]
+
+
+class ContainerServer(FakeServer[Request]):
+    """A framework container's own HTTP contract on 127.0.0.1 (``GET /ping``,
+    ``POST /invocations``), as ``docker run <image> serve`` exposes it: what ``HttpBackend``'s
+    plain invoke talks to. A handler's failure is a 500 with its message."""
+
+    route_table = (("GET", r"/ping", "ping"), ("POST", r"/invocations", "invoke"))
+
+    def __init__(self, toolkit: Toolkit) -> None:
+        super().__init__()
+        self.toolkit = toolkit
+
+    def answer(self, exchange: Exchange) -> None:
+        request = exchange.request
+        if request.route == "ping":
+            exchange.send(200, b"")
+            return
+        if request.route != "invoke":
+            exchange.json(404, {"message": f"no route {request.path}"})
+            return
+        headers = request.headers
+        try:
+            raw, kind = self.toolkit(
+                request.raw, headers.get("content-type"), headers.get("accept")
+            )
+        except HandlerFailedError as exc:
+            exchange.json(500, {"message": str(exc)})
+            return
+        exchange.send(200, raw, kind)

@@ -118,13 +118,13 @@ def encode_body(body: object, content_type: str | None) -> tuple[bytes, str]:
     kind = type(body).__name__
     if content_type is not None and not _JSON_TYPES.match(content_type):
         raise InvalidParameterError(
-            f"a {kind} body is sent as JSON, not as {content_type!r}; encode it yourself "
+            f"a {kind!r} body is sent as JSON, not as {content_type!r}; encode it yourself "
             "(bytes or str) for that content type"
         )
     try:
         raw = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(
-            f"the body must be bytes, str or a JSON-able value; a {kind} is not ({exc})"
+            f"the body must be bytes, str or a JSON-able value; {kind!r} is not ({exc})"
         ) from exc
     return raw.encode("utf-8"), content_type or "application/json"
