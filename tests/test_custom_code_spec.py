@@ -226,3 +226,10 @@ def test_the_same_content_gives_the_same_bytes(project: Path, tmp_path: Path) ->
     (project / "serving" / "inference.py").write_text("# changed\n", encoding="utf-8")
     third = build_model_archive(code_spec(project), folders[2])
     assert third.sha256 != first.sha256
+
+
+def test_a_twin_deployment_refuses_custom_code_naming_invoke(project: Path) -> None:
+    from llm_twin_sdk import TwinDeployment
+
+    with pytest.raises(ConfigurationError, match=r"endpoint.client\(\).invoke"):
+        TwinDeployment(endpoint_spec(project))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from llm_twin_sdk.rag.evaluation import LabelledQuery, evaluate
 from llm_twin_sdk.rag.prompt import assemble_prompt
 from llm_twin_sdk.scaling.plan import ScalingChange, ScalingPlan
 from llm_twin_sdk.scaling.state import PolicyState, ScalableTargetState
+
+CUSTOM_CODE = Path(__file__).parent / "data" / "custom_code"
 
 LIMIT = 250
 """The longest repr allowed, whatever the instance holds."""
@@ -229,6 +232,13 @@ def instances() -> Iterator[dict[str, Any]]:
         "AsyncJobs": jobs,
         "AsyncJob": AsyncJob(jobs, _job_manifest(), "s3://twin-jobs/jobs/run-1.json"),
         "JobResult": sdk.JobResult(3, b"x" * 5000, text=LONG),
+        "CustomCodeSpec": sdk.CustomCodeSpec(
+            source_dir=CUSTOM_CODE / "serving",
+            entry_point="inference.py",
+            framework_version="2.6",
+            artifact_path="s3://twin-models/custom",
+        ),
+        "Invocation": sdk.Invocation(b"x" * 5000, "application/json"),
     }
     yield objects
     for name in ("TextStream", "AnswerStream"):
@@ -274,6 +284,11 @@ def test_reprs_say_what_matters(instances: dict[str, Any]) -> None:
         "DeploymentPlan(endpoint_name='twin', region='us-east-1', kind='model', "
         "instances=1 x ml.g5.2xlarge, changes=[create model, create endpoint-config, "
         "create endpoint], cost=$1,105.95..$4,423.80/month)"
+    )
+    assert shown["Invocation"] == "Invocation(content_type='application/json', 5,000 bytes)"
+    assert shown["CustomCodeSpec"].endswith(
+        "/serving', entry_point='inference.py', framework_version='2.6', "
+        "artifact_path='s3://twin-models/custom')"
     )
     assert shown["CostEstimate"] == (
         "CostEstimate(instance_type='ml.g5.2xlarge', region='us-east-1', hourly_price=1.515, "
