@@ -28,7 +28,7 @@ from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
 from llm_twin_sdk.retry import RetryPolicy
 from llm_twin_sdk.scaling import AutoScaler, TargetTracking
 
-DATA = Path(__file__).parent / "data" / "custom_code"
+DATA = Path(__file__).parents[1] / "examples" / "custom_inference"
 ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
 BUCKET = "twin-models"
 

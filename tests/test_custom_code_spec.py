@@ -21,14 +21,14 @@ from llm_twin_sdk.deploy.model_archive import build_model_archive
 from llm_twin_sdk.deploy.spec import EndpointSpec, SecuritySpec
 from llm_twin_sdk.errors import ConfigurationError, InvalidParameterError
 
-DATA = Path(__file__).parent / "data" / "custom_code"
+DATA = Path(__file__).parents[1] / "examples" / "custom_inference"
 ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
 ARTIFACTS = "s3://twin-models/custom"
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of tests/data/custom_code (serving/inference.py, model/weights.json)."""
+    """A copy of examples/custom_inference (serving/inference.py, model/weights.json)."""
     shutil.copytree(DATA, tmp_path / "project")
     return tmp_path / "project"
 

@@ -32,7 +32,7 @@ from llm_twin_sdk.inference.backends.sagemaker import MAX_PAYLOAD_BYTES, SageMak
 from llm_twin_sdk.inference.invocation import Invocation, encode_body
 from llm_twin_sdk.retry import RetryPolicy
 
-DATA = Path(__file__).parent / "data" / "custom_code"
+DATA = Path(__file__).parents[1] / "examples" / "custom_inference"
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from llm_twin_sdk.rag.prompt import assemble_prompt
 from llm_twin_sdk.scaling.plan import ScalingChange, ScalingPlan
 from llm_twin_sdk.scaling.state import PolicyState, ScalableTargetState
 
-CUSTOM_CODE = Path(__file__).parent / "data" / "custom_code"
+CUSTOM_CODE = Path(__file__).parents[1] / "examples" / "custom_inference"
 
 LIMIT = 250
 """The longest repr allowed, whatever the instance holds."""
@@ -287,7 +287,7 @@ def test_reprs_say_what_matters(instances: dict[str, Any]) -> None:
     )
     assert shown["Invocation"] == "Invocation(content_type='application/json', 5,000 bytes)"
     assert shown["CustomCodeSpec"].endswith(
-        "/serving', entry_point='inference.py', framework_version='2.6', "
+        "custom_inference/serving', entry_point='inference.py', framework_version='2.6', "
         "artifact_path='s3://twin-models/custom')"
     )
     assert shown["CostEstimate"] == (
