@@ -5,18 +5,17 @@ reaches the real tiny ``inference.py`` from the uploaded archive."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from custom_code_support import BUCKET, code_spec, copy_example, endpoint_spec
 from fakes import Json, Toolkit, WireServer
 from fakes.sagemaker import throttling
 from llm_twin_sdk import InferenceClient
 from llm_twin_sdk.aws import AWSClients, describe_or_none
-from llm_twin_sdk.deploy.custom_code import CustomCodeSpec
 from llm_twin_sdk.deploy.deployer import Deployer
 from llm_twin_sdk.deploy.spec import EndpointSpec
 from llm_twin_sdk.errors import (
@@ -28,34 +27,14 @@ from llm_twin_sdk.inference.backends.sagemaker import SageMakerBackend
 from llm_twin_sdk.retry import RetryPolicy
 from llm_twin_sdk.scaling import AutoScaler, TargetTracking
 
-DATA = Path(__file__).parents[1] / "examples" / "custom_inference"
-ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
-BUCKET = "twin-models"
-
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    shutil.copytree(DATA, tmp_path / "project")
-    return tmp_path / "project"
+    return copy_example(tmp_path)
 
 
 def make_spec(project: Path, **code: Any) -> EndpointSpec:
-    return EndpointSpec(
-        name="twin-classifier",
-        role_arn=ROLE,
-        engine="pytorch",
-        instance_type="ml.m5.xlarge",
-        custom_code=CustomCodeSpec(
-            **{
-                "source_dir": project / "serving",
-                "entry_point": "inference.py",
-                "model_dir": project / "model",
-                "framework_version": "2.6",
-                "artifact_path": f"s3://{BUCKET}/custom",
-                **code,
-            }
-        ),
-    )
+    return endpoint_spec(project, custom_code=code_spec(project, **code))
 
 
 @pytest.fixture

@@ -7,52 +7,25 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from llm_twin_sdk.deploy.custom_code import CustomCodeSpec
+from custom_code_support import code_spec, copy_example, endpoint_spec
 from llm_twin_sdk.deploy.iam import execution_policy
 from llm_twin_sdk.deploy.images import check_framework_image, resolve_image_uri
 from llm_twin_sdk.deploy.model_archive import build_model_archive
-from llm_twin_sdk.deploy.spec import EndpointSpec, SecuritySpec
+from llm_twin_sdk.deploy.spec import SecuritySpec
 from llm_twin_sdk.errors import ConfigurationError, InvalidParameterError
 
-DATA = Path(__file__).parents[1] / "examples" / "custom_inference"
-ROLE = "arn:aws:iam::123456789012:role/twin-sagemaker"
 ARTIFACTS = "s3://twin-models/custom"
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of examples/custom_inference (serving/inference.py, model/weights.json)."""
-    shutil.copytree(DATA, tmp_path / "project")
-    return tmp_path / "project"
-
-
-def code_spec(project: Path, **overrides: Any) -> CustomCodeSpec:
-    values: dict[str, Any] = {
-        "source_dir": project / "serving",
-        "entry_point": "inference.py",
-        "model_dir": project / "model",
-        "framework_version": "2.6",
-        "artifact_path": ARTIFACTS,
-    }
-    return CustomCodeSpec(**{**values, **overrides})
-
-
-def endpoint_spec(project: Path, **overrides: Any) -> EndpointSpec:
-    values: dict[str, Any] = {
-        "name": "twin-classifier",
-        "role_arn": ROLE,
-        "engine": "pytorch",
-        "instance_type": "ml.m5.xlarge",
-        "custom_code": code_spec(project),
-    }
-    return EndpointSpec(**{**values, **overrides})
+    return copy_example(tmp_path)
 
 
 # -- the spec's checks -------------------------------------------------------------------------

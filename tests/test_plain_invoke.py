@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from custom_code_support import code_spec, copy_example
 from fakes import ContainerServer, Fault, Handler, Json, ScriptedBackend, Toolkit, WireServer
 from fakes.sagemaker import model_error, throttling
 from llm_twin_sdk import AsyncInferenceClient, InferenceClient
 from llm_twin_sdk.aws import AWSClients
-from llm_twin_sdk.deploy.custom_code import CustomCodeSpec
 from llm_twin_sdk.deploy.model_archive import build_model_archive
 from llm_twin_sdk.errors import (
     InvalidParameterError,
@@ -32,21 +31,11 @@ from llm_twin_sdk.inference.backends.sagemaker import MAX_PAYLOAD_BYTES, SageMak
 from llm_twin_sdk.inference.invocation import Invocation, encode_body
 from llm_twin_sdk.retry import RetryPolicy
 
-DATA = Path(__file__).parents[1] / "examples" / "custom_inference"
-
 
 @pytest.fixture
 def toolkit(tmp_path: Path) -> Iterator[Toolkit]:
     """The real tiny inference.py, packed by the SDK and loaded as the toolkit loads it."""
-    shutil.copytree(DATA, tmp_path / "project")
-    code = CustomCodeSpec(
-        source_dir=tmp_path / "project" / "serving",
-        entry_point="inference.py",
-        model_dir=tmp_path / "project" / "model",
-        framework_version="2.6",
-        artifact_path="s3://twin-models/custom",
-    )
-    archive = build_model_archive(code, tmp_path)
+    archive = build_model_archive(code_spec(copy_example(tmp_path)), tmp_path)
     container = Toolkit(archive.path.read_bytes(), program="inference.py")
     yield container
     container.close()

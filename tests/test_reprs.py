@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import llm_twin_sdk as sdk
+from custom_code_support import EXAMPLE as CUSTOM_CODE
 from fakes import HashingEmbedder, ScriptedBackend
 from llm_twin_sdk.deploy.plan import build_plan
 from llm_twin_sdk.deploy.status import InferenceComponentStatus
@@ -22,8 +22,6 @@ from llm_twin_sdk.rag.evaluation import LabelledQuery, evaluate
 from llm_twin_sdk.rag.prompt import assemble_prompt
 from llm_twin_sdk.scaling.plan import ScalingChange, ScalingPlan
 from llm_twin_sdk.scaling.state import PolicyState, ScalableTargetState
-
-CUSTOM_CODE = Path(__file__).parents[1] / "examples" / "custom_inference"
 
 LIMIT = 250
 """The longest repr allowed, whatever the instance holds."""
