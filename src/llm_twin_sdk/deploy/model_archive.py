@@ -114,7 +114,9 @@ def build_model_archive(code: CustomCodeSpec, folder: Path) -> ModelArchive:
     try:
         with (
             target.open("wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=_MTIME) as zipped,
+            gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=_MTIME
+            ) as zipped,
             tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
             for name, path in members:
