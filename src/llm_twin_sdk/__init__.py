@@ -57,9 +57,9 @@ if TYPE_CHECKING:
     from .config import TwinSettings as TwinSettings
     from .deploy.async_inference import AsyncInferenceSpec as AsyncInferenceSpec
     from .deploy.costs import CostEstimate as CostEstimate
-    from .deploy.custom_code import CustomCodeSpec as CustomCodeSpec
     from .deploy.costs import PriceTable as PriceTable
     from .deploy.costs import estimate_cost as estimate_cost
+    from .deploy.custom_code import CustomCodeSpec as CustomCodeSpec
     from .deploy.deployer import Deployer as Deployer
     from .deploy.deployer import Endpoint as Endpoint
     from .deploy.deployer import EndpointStatus as EndpointStatus
