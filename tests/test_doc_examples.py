@@ -1,7 +1,8 @@
 """Every ```python block of README.md and docs/**/*.md runs here, or says why it cannot.
 
 One test per page (see tests/doc_examples.py for the markers): its blocks run in page order in
-one namespace, in a fresh working directory, against the environments the page names —
+one namespace, in a fresh working directory (with the repository's ``examples/`` linked in,
+as a reader in its root sees it), against the environments the page names —
 ``plain`` (nothing), ``embedded`` (the real offline models), ``aws`` (moto server + the
 SageMaker-runtime wire server on 127.0.0.1), ``server`` (a llama.cpp server + a Qdrant-like
 server). Pages with ``embedded`` or ``server`` are slow (conftest.SLOW_TESTS).
@@ -97,6 +98,7 @@ def _close_what_the_page_left_open(namespace: dict[str, Any]) -> None:
 def _run_page(page: Page, request: pytest.FixtureRequest) -> None:
     for name in page.environments:
         request.getfixturevalue(name)
+    Path("examples").symlink_to(ROOT / "examples")  # as a reader in the repository's root
     namespace: dict[str, Any] = {"__name__": "__doc_example__"}
     try:
         for block in page.blocks:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import llm_twin_sdk as sdk
+from custom_code_support import EXAMPLE as CUSTOM_CODE
 from fakes import HashingEmbedder, ScriptedBackend
 from llm_twin_sdk.deploy.plan import build_plan
 from llm_twin_sdk.deploy.status import InferenceComponentStatus
@@ -229,6 +230,13 @@ def instances() -> Iterator[dict[str, Any]]:
         "AsyncJobs": jobs,
         "AsyncJob": AsyncJob(jobs, _job_manifest(), "s3://twin-jobs/jobs/run-1.json"),
         "JobResult": sdk.JobResult(3, b"x" * 5000, text=LONG),
+        "CustomCodeSpec": sdk.CustomCodeSpec(
+            source_dir=CUSTOM_CODE / "serving",
+            entry_point="inference.py",
+            framework_version="2.6",
+            artifact_path="s3://twin-models/custom",
+        ),
+        "Invocation": sdk.Invocation(b"x" * 5000, "application/json"),
     }
     yield objects
     for name in ("TextStream", "AnswerStream"):
@@ -274,6 +282,11 @@ def test_reprs_say_what_matters(instances: dict[str, Any]) -> None:
         "DeploymentPlan(endpoint_name='twin', region='us-east-1', kind='model', "
         "instances=1 x ml.g5.2xlarge, changes=[create model, create endpoint-config, "
         "create endpoint], cost=$1,105.95..$4,423.80/month)"
+    )
+    assert shown["Invocation"] == "Invocation(content_type='application/json', 5,000 bytes)"
+    assert shown["CustomCodeSpec"].endswith(
+        "custom_inference/serving', entry_point='inference.py', framework_version='2.6', "
+        "artifact_path='s3://twin-models/custom')"
     )
     assert shown["CostEstimate"] == (
         "CostEstimate(instance_type='ml.g5.2xlarge', region='us-east-1', hourly_price=1.515, "

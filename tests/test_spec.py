@@ -106,7 +106,7 @@ def test_spec_is_immutable() -> None:
         ({"tags": {f"k{i}": "v" for i in range(41)}}, "tags", "at most 40 tags"),
         ({"tags": {"team": "ml#1"}}, "tags", "0-256 characters among letters"),
         # enumerations list their values
-        ({"engine": "triton"}, "engine", "'tgi', 'vllm', 'lmi' or 'tei'"),
+        ({"engine": "triton"}, "engine", "'tgi', 'vllm', 'lmi', 'tei' or 'pytorch'"),
         ({"quantize": "int3"}, "quantize", "'awq', 'gptq'"),
         ({"health_check_timeout_s": 30}, "health_check_timeout_s", "greater than or equal to 60"),
         ({"model_id": "not a hub id"}, "model_id", "'org/model'"),

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .deploy.costs import CostEstimate as CostEstimate
     from .deploy.costs import PriceTable as PriceTable
     from .deploy.costs import estimate_cost as estimate_cost
+    from .deploy.custom_code import CustomCodeSpec as CustomCodeSpec
     from .deploy.deployer import Deployer as Deployer
     from .deploy.deployer import Endpoint as Endpoint
     from .deploy.deployer import EndpointStatus as EndpointStatus
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from .inference.backends.local import LocalBackend as LocalBackend
     from .inference.backends.sagemaker import SageMakerBackend as SageMakerBackend
     from .inference.client import InferenceClient as InferenceClient
+    from .inference.invocation import Invocation as Invocation
     from .inference.prompt_format import PromptFormat as PromptFormat
     from .inference.prompt_format import format_prompt as format_prompt
     from .inference.prompt_format import suggested_stop as suggested_stop
@@ -132,6 +134,7 @@ _LAZY: dict[str, str] = {
         ".config": ("TwinSettings",),
         ".deploy.async_inference": ("AsyncInferenceSpec",),
         ".deploy.costs": ("CostEstimate", "PriceTable", "estimate_cost"),
+        ".deploy.custom_code": ("CustomCodeSpec",),
         ".deploy.deployer": ("Deployer", "Endpoint", "EndpointStatus"),
         ".deploy.iam": ("ensure_execution_role",),
         ".deploy.plan": ("DeploymentPlan",),
@@ -147,6 +150,7 @@ _LAZY: dict[str, str] = {
         ".inference.backends.local": ("LocalBackend",),
         ".inference.backends.sagemaker": ("SageMakerBackend",),
         ".inference.client": ("InferenceClient",),
+        ".inference.invocation": ("Invocation",),
         ".inference.prompt_format": ("PromptFormat", "format_prompt", "suggested_stop"),
         ".inference.stream": ("TextStream",),
         ".qdrant_cluster": ("QdrantClusterSettings",),

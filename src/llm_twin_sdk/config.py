@@ -72,8 +72,10 @@ class TwinSettings(BaseSettings):
     # SageMaker endpoint (backend="sagemaker")
     sagemaker_endpoint: str | None = Field(None, description="Endpoint name.")
     sagemaker_inference_component: str | None = Field(None, description="Component to invoke.")
-    sagemaker_api: Literal["messages", "generate", "lmi"] = Field(
-        "messages", description="Wire protocol: TGI Messages API, TGI generate, or LMI."
+    sagemaker_api: Literal["messages", "generate", "lmi", "invoke"] = Field(
+        "messages",
+        description="Wire protocol: TGI Messages API, TGI generate, LMI, or 'invoke' (your "
+        "own inference code: client.invoke only).",
     )
     aws_region: str | None = Field(None, description="AWS region; default: the profile's.")
     aws_profile: str | None = Field(None, description="AWS profile name.")

@@ -110,7 +110,8 @@ class TwinDeployment:
     Every argument is checked here, before any AWS call: a wrong type, an invalid spec, or a
     policy that does not fit the spec (``ScaleToZero`` on a model-based endpoint, a floor of 0
     instances), an asynchronous spec (a twin cannot call it: use ``Deployer`` and
-    ``endpoint.jobs``) raise :class:`~llm_twin_sdk.errors.InvalidParameterError` or
+    ``endpoint.jobs``), a spec with your own inference code (``custom_code``: use
+    ``Deployer`` and ``client.invoke``) raise :class:`~llm_twin_sdk.errors.InvalidParameterError` or
     :class:`~llm_twin_sdk.errors.ConfigurationError`.
     """
 
@@ -133,6 +134,13 @@ class TwinDeployment:
                 f"spec {spec.name!r} is asynchronous (async_inference): a twin answers through "
                 "real-time InvokeEndpoint, which an asynchronous endpoint refuses. Deploy it with "
                 "Deployer(...).deploy(spec) and submit prompts with endpoint.jobs(...) (AsyncJobs)"
+            )
+        if spec.custom_code is not None:
+            raise ConfigurationError(
+                f"spec {spec.name!r} runs your own inference code (engine {spec.engine!r}): a "
+                "twin generates text, which that container does not. Deploy it with "
+                "Deployer(...).deploy(spec) and call endpoint.client().invoke(body, "
+                "content_type=...)"
             )
         capacity = check_policy(spec.ref(), scaling)[0] if scaling is not None else None
         parts = spec.components

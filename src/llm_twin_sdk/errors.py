@@ -74,12 +74,29 @@ class PayloadTooLargeError(InvalidInputError):
     """The request body exceeds what the endpoint accepts (SageMaker: 6 MB). Nothing was sent."""
 
 
+class ModelArchiveError(ConfigurationError):
+    """Your own inference code and weights (``CustomCodeSpec``) cannot be packed into a
+    ``model.tar.gz``: a file is unreadable, or the archive is over S3's 5 GiB for one upload.
+    Raised before any AWS call."""
+
+
+class InvokeOnlyEndpointError(InvalidParameterError):
+    """``generate`` / ``stream`` on an endpoint that runs your own inference code (engine
+    ``"pytorch"``): it takes no text-generation payload, so nothing was sent; call
+    ``client.invoke(body, content_type=...)``."""
+
+
 class ModelLoadError(LLMTwinError):
     """A model (GGUF file, embedding model) is missing, unreadable or corrupt."""
 
 
 class InferenceError(LLMTwinError):
     """Text generation failed."""
+
+
+class InvokeResponseError(InferenceError):
+    """An :meth:`~llm_twin_sdk.InferenceClient.invoke` answer cannot be read as asked
+    (``.json()`` of a body that is not JSON, ``.text`` of one that is not text)."""
 
 
 class ModelError(InferenceError):

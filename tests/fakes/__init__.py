@@ -4,6 +4,8 @@
   the Messages API, LMI's ``/invocations``).
 - :class:`WireServer` (:mod:`fakes.sagemaker`): SageMaker runtime on the wire (AWS errors,
   event-stream framing), backed by scripts or the real local model.
+- :class:`Toolkit` (:mod:`fakes.toolkit`): the SageMaker inference toolkit running a
+  ``model.tar.gz``'s ``inference.py`` (``Handler(toolkit)`` on the wire server).
 - :class:`TEIServer` (:mod:`fakes.tei`): a Text Embeddings Inference server (``/info``,
   ``/embed``) with a batch limit, a delay per batch, and wrong-count / wrong-size answers.
 - :class:`QdrantServer` (:mod:`fakes.qdrant`): Qdrant's REST routes the store uses.
@@ -22,19 +24,22 @@ from .backend import PIECES, NativeScriptedBackend, ScriptedBackend, scripted_ge
 from .calls import AWSCalls
 from .embedder import HashingEmbedder
 from .qdrant import DENSE_CONFIG, QdrantServer, StoredPoint
-from .sagemaker import Computed, Json, Llama, PartsRuntime, Stream, WireServer
+from .sagemaker import Computed, Handler, Json, Llama, PartsRuntime, Stream, WireServer
 from .server import Fault, Request
 from .shapes import DEFAULT_TOKENS, chat_events, lmi_lines, split_at, sse_cuts, tgi_events
 from .tei import TEIServer
 from .tgi import TGIServer
+from .toolkit import ContainerServer, HandlerFailedError, Toolkit
 
 __all__ = [
     "AWSCalls",
     "Computed",
+    "ContainerServer",
     "DEFAULT_TOKENS",
     "DENSE_CONFIG",
     "PIECES",
     "Fault",
+    "Handler",
     "HashingEmbedder",
     "Json",
     "Llama",
@@ -47,6 +52,8 @@ __all__ = [
     "StoredPoint",
     "TEIServer",
     "TGIServer",
+    "Toolkit",
+    "HandlerFailedError",
     "WireServer",
     "chat_events",
     "lmi_lines",

@@ -10,6 +10,10 @@ botocore's own parsers run against it.
   ``/invocations`` would (the queued reply or the default), writes the answer to the output
   path (``<uuid>.out``) or, for an error, to the failure path (``<uuid>-error.out``), and
   answers 202 with both locations, as the service does. The work is done before the answer.
+- With ``aws=``, an endpoint deployed on moto with your own code (a model whose container
+  sets ``SAGEMAKER_PROGRAM``) is answered by its ``inference.py``, run from the
+  ``model.tar.gz`` in moto's S3 as the inference toolkit runs it (:mod:`fakes.toolkit`): any
+  content type in and out.
 - ``POST /endpoints/{name}/invocations-response-stream``: HTTP 200 and an AWS event stream
   (``application/vnd.amazon.eventstream``, chunked), framed as the service frames it: prelude
   (total length, headers length, CRC32), string headers, payload, message CRC32.
@@ -49,9 +53,11 @@ from llm_twin_sdk.errors import LLMTwinError
 
 from .server import Exchange, FakeServer, Fault, Request
 from .shapes import Container, Model, read_ask, stream_events, whole_answer
+from .toolkit import Toolkit, deployed_toolkit
 
 __all__ = [
     "Computed",
+    "Handler",
     "Invocation",
     "PartsRuntime",
     "Json",
@@ -145,7 +151,17 @@ class Computed:
     answer: Callable[[Any], Any]
 
 
-Reply: TypeAlias = Json | Stream | Llama | Computed
+@dataclass(frozen=True)
+class Handler:
+    """An ``/invocations`` answer of any content type, computed from the raw request:
+    ``answer(body, content_type, accept) -> (body, content_type)`` (a framework container
+    running the user's code: :class:`~fakes.toolkit.Toolkit`). An exception is the
+    container's 500, relayed as SageMaker does: a 424 ``ModelError``."""
+
+    answer: Callable[[bytes, str | None, str | None], tuple[bytes, str]]
+
+
+Reply: TypeAlias = Json | Stream | Llama | Computed | Handler
 
 
 # -- AWS errors (faults) ----------------------------------------------------------------------
@@ -380,9 +396,15 @@ class WireServer(FakeServer[Invocation]):
         self.model = Model(backend)
         self.default: Reply | None = default or (Llama() if backend is not None else None)
         self.aws = aws  # moto's clients: where InvokeEndpointAsync reads and writes
+        self.containers: dict[str, Toolkit] = {}  # framework containers by archive URL
 
     def error_body(self, status: int, message: str) -> Any:
         return {"__type": "", "message": message}
+
+    def stop(self) -> None:
+        super().stop()
+        for container in self.containers.values():
+            container.close()
 
     def answer(self, exchange: Exchange) -> None:
         request = exchange.request
@@ -394,7 +416,11 @@ class WireServer(FakeServer[Invocation]):
                 [("x-amzn-ErrorType", "UnknownOperationException")],
             )
             return
-        reply = self.next_reply() or self.default
+        reply = self.next_reply()
+        if reply is None and self.aws is not None and request.route == "invoke":
+            toolkit = deployed_toolkit(self.aws, request.endpoint, self.containers)
+            reply = Handler(toolkit) if toolkit is not None else None
+        reply = reply or self.default
         if request.route == "invoke_async":
             self._async(exchange, request, reply)
         elif reply is None:
@@ -406,6 +432,8 @@ class WireServer(FakeServer[Invocation]):
         elif isinstance(reply, Computed) and not request.streaming:
             raw = json.dumps(reply.answer(request.body)).encode()
             exchange.send(200, raw, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
+        elif isinstance(reply, Handler) and not request.streaming:
+            self._handler(exchange, request, reply)
         elif isinstance(reply, Stream) and request.streaming:
             self._stream(exchange, reply.parts)
         elif isinstance(reply, Llama):
@@ -427,6 +455,18 @@ class WireServer(FakeServer[Invocation]):
             write=lambda part: exchange.chunk(payload_part(part)),
             error_event=lambda fault: exchange.chunk((fault.body or _STREAM_BROKEN)["frame"]),
         )
+
+    def _handler(self, exchange: Exchange, request: Invocation, reply: Handler) -> None:
+        headers = request.headers
+        try:
+            raw, kind = reply.answer(
+                request.raw, headers.get("content-type"), headers.get("accept")
+            )
+        except Exception as exc:  # the container's 500, as SageMaker relays it
+            fault = model_error(500, json.dumps({"message": str(exc)}))
+            exchange.json(fault.status, fault.body, fault.headers)
+            return
+        exchange.send(200, raw, kind, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
 
     def _llama(self, exchange: Exchange, request: Invocation, reply: Llama) -> None:
         lmi = reply.container == "lmi"

@@ -26,11 +26,12 @@ from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ..scaling.autoscaler import AutoScaler
 from .costs import Prices, estimate_cost
 from .images import resolve_image_uri
+from .model_archive import package_spec
 from .plan import DeploymentPlan, build_plan
 from .requests import check_spec, write_request
 from .resources import KINDS, Resources, Response
 from .security import check_key_regions
-from .spec import RESOURCE_NAME, EndpointSpec
+from .spec import FRAMEWORK_ENGINES, RESOURCE_NAME, EndpointSpec, Engine
 from .status import EndpointStatus, InferenceComponentStatus, list_managed, pending_config
 from .status import read_status as _read_status
 from .teardown import Created, ScalingRemover, cleanup_note, delete_endpoint, fail, roll_back
@@ -68,10 +69,15 @@ class Endpoint(EndpointRef):
     model_name: str
     config_hash: str = Field(description="Content hash of the spec's endpoint config.")
     arn: str | None = None
+    engine: Engine | None = Field(
+        None, description="The serving container; 'pytorch': your own code, called by invoke."
+    )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        # What is set (no ARN: the name says it).
+        # What is set (no ARN: the name says it; the engine only when it is your own code).
         for name, value in super().__repr_args__():
+            if name == "engine" and value not in FRAMEWORK_ENGINES:
+                continue
             if value is not None and name != "arn":
                 yield name, value
 
@@ -86,7 +92,9 @@ class Endpoint(EndpointRef):
         """An :class:`~llm_twin_sdk.InferenceClient` bound to this endpoint (and component);
         ``aws`` defaults to clients for its region, ``params`` and ``prompt_format`` are the
         client's defaults, ``options`` go to ``SageMakerBackend``. The client owns the backend
-        it builds: closing the client closes it.
+        it builds: closing the client closes it. An endpoint running your own code (engine
+        ``"pytorch"``) is called with ``client.invoke(body, content_type=...)``; its
+        ``generate`` and ``stream`` raise :class:`~llm_twin_sdk.errors.InvokeOnlyEndpointError`.
 
         Example: ``Deployer().deploy(spec).client().generate("What is an LLM twin?").text``.
 
@@ -103,6 +111,8 @@ class Endpoint(EndpointRef):
                 "so no real-time client can call it; submit jobs with endpoint.jobs(...)"
             )
 
+        if self.engine in FRAMEWORK_ENGINES:
+            options.setdefault("api", "invoke")
         backend = SageMakerBackend(
             self.name,
             inference_component_name=self.inference_component_name,
@@ -300,9 +310,26 @@ class Deployer:
             InvalidParameterError / ConfigurationError: invalid spec or unknown image,
                 before any AWS call (also a bad price table or ``idle_fraction``).
         """
-        spec = check_spec(spec)
+        spec, archive = self._package(check_spec(spec), upload=False)
         cost = estimate_cost(spec, region=self.region, prices=prices, idle_fraction=idle_fraction)
-        return self._observe(spec).plan.model_copy(update={"cost": cost})
+        return self._observe(spec).plan.model_copy(update={"cost": cost, "model_archive": archive})
+
+    def _package(self, spec: EndpointSpec, *, upload: bool) -> tuple[EndpointSpec, str | None]:
+        """``spec`` with its own code packed and (``upload``) put in S3 once per content hash
+        (:func:`~llm_twin_sdk.deploy.model_archive.package_spec`); the image and the spec are
+        checked first, so a bad one uploads nothing."""
+        if spec.custom_code is None:
+            return spec, None
+        region = self.region
+        check_key_regions(spec.security, region)
+        resolve_image_uri(spec, region)  # offline: an unknown version fails before the upload
+        if self._aws is None:
+            raise ConfigurationError(
+                f"endpoint {spec.name!r} packs your own code into an S3 archive: build the "
+                "Deployer with aws= (or region=), not a sagemaker_client alone"
+            )
+        s3 = self._aws.client("s3")
+        return package_spec(spec, region=region, s3=s3, retry=self._res.retry, upload=upload)
 
     def _observe(self, spec: EndpointSpec) -> _Observed:
         spec = check_spec(spec)
@@ -340,6 +367,9 @@ class Deployer:
 
         Example: ``deployer.deploy(spec.model_copy(update={"instance_count": 2}))`` (blue/green).
 
+        A spec with ``custom_code`` first packs its code and weights into ``model.tar.gz``
+        and uploads it, unless an archive of the same content is already there.
+
         Raises (what each leaves in AWS: docs/deployment.md, "Waiting and failures"):
             DeploymentError: SageMaker reported ``Failed`` (``failure_reason``); what this call
                 created is removed, and an update's previous endpoint config stays in service.
@@ -347,7 +377,8 @@ class Deployer:
             AWSError: an AWS call failed (after retries); what this call created is removed.
         """
         deadline = self._res.clock() + _check_timeout(timeout_s)
-        run = _Run(self._res, check_spec(spec), deadline)
+        spec = self._package(check_spec(spec), upload=True)[0]
+        run = _Run(self._res, spec, deadline)
         observed = self._ready(run, self._observe(spec))
         plan, live = observed.plan, observed.endpoint or {}
         endpoint_action = plan.action("endpoint")
@@ -372,6 +403,7 @@ class Deployer:
             model_name=spec.model_name,
             config_hash=spec.config_hash,
             arn=arn or live.get("EndpointArn"),
+            engine=spec.engine,
         )
 
     def _ready(self, run: _Run, observed: _Observed) -> _Observed:

@@ -22,6 +22,7 @@ from .security import SecuritySpec, security_statements
 
 if TYPE_CHECKING:
     from .async_inference import AsyncInferenceSpec
+    from .custom_code import CustomCodeSpec
 
 __all__ = [
     "INLINE_POLICY_NAME",
@@ -125,6 +126,7 @@ def execution_policy(
     partition: str = "aws",
     security: SecuritySpec | None = None,
     async_inference: AsyncInferenceSpec | None = None,
+    custom_code: CustomCodeSpec | None = None,
 ) -> dict[str, Any]:
     """The role's inline permissions policy; the model bucket's statements only if one is given.
 
@@ -136,6 +138,8 @@ def execution_policy(
             (:func:`~llm_twin_sdk.deploy.security.security_statements`).
         async_inference: an asynchronous endpoint's paths and topics (write results, read
             inputs, publish notifications: :meth:`AsyncInferenceSpec.role_statements`).
+        custom_code: your own code's archives (read them under its ``artifact_path``:
+            :meth:`CustomCodeSpec.role_statements`).
     """
     arn = f"arn:{_check('partition', partition)}"
     pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
@@ -163,6 +167,8 @@ def execution_policy(
         statements += security_statements(_security(security), partition=partition)
     if async_inference is not None:
         statements += async_inference.role_statements(partition=partition)
+    if custom_code is not None:
+        statements += custom_code.role_statements(partition=partition)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -259,6 +265,7 @@ def ensure_execution_role(
     region: str = "*",
     security: SecuritySpec | None = None,
     async_inference: AsyncInferenceSpec | None = None,
+    custom_code: CustomCodeSpec | None = None,
 ) -> str:
     """Create or find the SageMaker execution role ``name``; return its ARN.
 
@@ -281,6 +288,8 @@ def ensure_execution_role(
             its subnets and use its KMS keys, and nothing more.
         async_inference: the role also serves this asynchronous endpoint (its S3 paths, its
             SNS topics).
+        custom_code: the role's endpoint runs your own code: read its archives in S3 (the
+            same object as ``EndpointSpec(custom_code=...)``).
 
     Raises:
         InvalidParameterError: invalid name, bucket, tags, account, region or security
@@ -310,7 +319,11 @@ def ensure_execution_role(
     find: _Call = functools.partial(describe_or_none, iam_client, policy=retry)
     partition = _partition_of(iam_client)
     document = execution_policy(
-        model_bucket, partition=partition, security=security, async_inference=async_inference
+        model_bucket,
+        partition=partition,
+        security=security,
+        async_inference=async_inference,
+        custom_code=custom_code,
     )
     role = (find("get_role", RoleName=name) or {}).get("Role")
     if role is None:

@@ -77,6 +77,9 @@ class DeploymentPlan(_Model):
     """What the fleet costs a month (``None``: not estimated); see :mod:`.costs`."""
     async_inference: str | None = None
     """Where an asynchronous endpoint writes results, and its concurrency (``None``: real-time)."""
+    model_archive: str | None = None
+    """Your own code's ``model.tar.gz``: ``"upload: s3://..."`` or ``"unchanged: s3://..."``
+    (``None``: no custom code)."""
 
     def get(self, resource: ResourceKind) -> PlannedResource | None:
         """The planned entry of one resource kind (``None`` when the plan has none)."""
@@ -110,6 +113,8 @@ class DeploymentPlan(_Model):
         facts |= self.security.describe()
         if self.async_inference is not None:
             facts["async inference"] = self.async_inference
+        if self.model_archive is not None:
+            facts["model archive"] = self.model_archive
         if self.current_config_name is not None:
             facts["in service now"] = f"{self.current_config_name} ({self.current_status or '?'})"
         return facts

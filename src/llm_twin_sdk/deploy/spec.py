@@ -18,6 +18,8 @@ from ..endpoint import MANAGED_BY_TAG, RESOURCE_NAME, EndpointRef, tag_problem
 from ..redaction import mask_secrets
 from ..types import _Model
 from .async_inference import AsyncInferenceSpec
+from .custom_code import RESERVED_ENVIRONMENT as _CODE_ENV
+from .custom_code import CustomCodeSpec
 from .security import SecuritySpec, check_fits
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "MANAGED_BY_TAG",
     "RESOURCE_NAME",
     "Engine",
+    "CustomCodeSpec",
     "EndpointRef",
     "EndpointSpec",
     "InferenceComponentSpec",
@@ -40,9 +43,13 @@ __all__ = [
 DEFAULT_MODEL_ID = "mlabonne/TwinLlama-3.1-8B-DPO"
 SPEC_HASH_TAG = "llm-twin-sdk:spec-hash"
 
-Engine: TypeAlias = Literal["tgi", "vllm", "lmi", "tei"]
-"""The serving container: an LLM engine (TGI, vLLM, DJL-LMI), or Text Embeddings Inference
-(``"tei"``: an embedding model for :class:`~llm_twin_sdk.rag.embedder_tei.RemoteEmbedder`)."""
+Engine: TypeAlias = Literal["tgi", "vllm", "lmi", "tei", "pytorch"]
+"""The serving container: an LLM engine (TGI, vLLM, DJL-LMI), Text Embeddings Inference
+(``"tei"``: an embedding model for :class:`~llm_twin_sdk.rag.embedder_tei.RemoteEmbedder`),
+or a framework container running your own inference code (``"pytorch"``, with
+``custom_code=``; called with :meth:`~llm_twin_sdk.InferenceClient.invoke`)."""
+FRAMEWORK_ENGINES = frozenset({"pytorch"})
+"""Engines that run the user's code (:class:`CustomCodeSpec`), not a text-generation server."""
 Quantize: TypeAlias = Literal[
     "awq", "gptq", "eetq", "fp8", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4"
 ]
@@ -207,6 +214,11 @@ class EndpointSpec(_Model):
     async_inference: AsyncInferenceSpec | None = Field(
         None, description="Set for an asynchronous-inference endpoint (InvokeEndpointAsync)."
     )
+    custom_code: CustomCodeSpec | None = Field(
+        None,
+        description="Your own inference code and weights, for engine 'pytorch' (packed, "
+        "uploaded once per content hash, set as the model's ModelDataUrl).",
+    )
 
     @field_validator(*_SHAPES)
     @classmethod
@@ -258,10 +270,11 @@ class EndpointSpec(_Model):
 
     @model_validator(mode="after")
     def _security_fits(self) -> EndpointSpec:
+        code = self.custom_code  # its archive goes to S3: an isolated container can read it
         check_fits(
             self.security,
             instance_type=self.instance_type,
-            model_data=self.model_data,
+            model_data=self.model_data or (code.artifact_path if code else None),
             model_id=self.model_id,
         )
         return self
@@ -272,6 +285,33 @@ class EndpointSpec(_Model):
             raise ValueError(
                 "async_inference: asynchronous endpoints are model-based; SageMaker runs no "
                 "inference components on them (drop components=, scale with BacklogScaling)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _custom_code_fits(self) -> EndpointSpec:
+        code = self.custom_code
+        if (code is None) != (self.engine not in FRAMEWORK_ENGINES):
+            raise ValueError(
+                f"custom_code: engine {self.engine!r} needs custom_code=CustomCodeSpec(...)"
+                if code is None
+                else f"custom_code: runs on a framework container; set engine={code.framework!r}"
+            )
+        if code is None:
+            return self
+        if code.framework != self.engine:
+            raise ValueError(f"custom_code.framework {code.framework!r} differs from the engine")
+        if self.model_data is not None and not code.is_archive_uri(self.model_data):
+            raise ValueError(
+                "model_data: with custom_code the Deployer packs model_dir and source_dir into "
+                "one archive and sets model_data itself; leave it unset"
+            )
+        if self.image_version is not None:
+            raise ValueError("image_version: set custom_code.framework_version instead")
+        if reserved := sorted(set(self.environment) & _CODE_ENV):
+            raise ValueError(
+                f"environment: {', '.join(reserved)} are set from custom_code (entry_point, "
+                "log_level); set those instead"
             )
         return self
 
@@ -290,6 +330,9 @@ class EndpointSpec(_Model):
         ``environment``) are masked unless ``reveal_secrets``; token limits always show."""
         if self.engine == "tei":  # an embedding model: none of the LLM limits apply
             return self._tei_environment(reveal_secrets=reveal_secrets)
+        if self.custom_code is not None:  # the user's code: the inference toolkit's variables
+            env = {**self.custom_code.environment(), **self.environment}
+            return env if reveal_secrets else mask_secrets(env)
         env = {
             "HF_MODEL_ID": "/opt/ml/model" if self.model_data else self.model_id,
             "SM_NUM_GPUS": str(self.gpus),
@@ -347,6 +390,10 @@ class EndpointSpec(_Model):
         }
         if self.components is None and (network := self.security.network_fields()):
             shape["network"] = network  # absent when unset: earlier names hold
+        if self.custom_code is not None:  # the archive's content hash is in model_data
+            shape["code"] = self.custom_code.model_dump(
+                include={"framework", "framework_version", "py_version"}
+            )  # the image; not the folders' paths, so the same content names the same model
         return self._digest(shape)
 
     @property

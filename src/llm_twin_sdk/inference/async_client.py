@@ -25,6 +25,7 @@ from ..types import Generation, GenerationParams, Prompt, Timeouts
 from .async_stream import AsyncTextStream
 from .backend import Backend, NormalizedPrompt
 from .client import ClientOptions
+from .invocation import Invocation
 from .prompt_format import PromptFormat
 from .stream import TextStream
 
@@ -141,6 +142,28 @@ class AsyncInferenceClient(ClientOptions):
             return pool.stream(lambda: backend.stream(normalized, chosen, timeout=limits))
 
         return _retried_stream(open_inner, self._retry)
+
+    async def invoke(
+        self,
+        body: object,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        timeout: Timeouts | None = None,
+    ) -> Invocation:
+        """Send ``body`` as it is and return the answer, any content type: the async twin of
+        :meth:`InferenceClient.invoke <llm_twin_sdk.InferenceClient.invoke>` (same encoding,
+        retries and errors); the call runs in the client's threads.
+
+        Example: ``(await client.invoke("1,2\n", content_type="text/csv")).json()``.
+        """
+        self._check_open()
+        attempt = self._plain_call(body, content_type, accept, timeout)
+
+        async def run() -> Invocation:
+            return await self._pool.run(attempt)
+
+        return await self._retry.acall(run, is_transient_inference_error)
 
     async def generate_many(
         self,

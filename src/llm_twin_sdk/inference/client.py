@@ -17,12 +17,16 @@ Example::
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
+from ..errors import InvalidParameterError
 from ..ownership import Owner
 from ..retry import DEFAULT_RETRY_POLICY, RetryPolicy, is_transient_inference_error
 from ..types import Generation, GenerationParams, Prompt, Timeouts
 from .backend import Backend, NormalizedPrompt
+from .invocation import Invocation, encode_body, plain_invoker
 from .prompt_format import PromptFormat, format_prompt, parse_prompt_format
 from .stream import TextStream
 
@@ -108,6 +112,20 @@ class ClientOptions(Owner):
         """A call's prompt in the client's format (an invalid one fails here), its parameters
         and timeouts."""
         return format_prompt(prompt, self._format), params or self._params, timeout or self._timeout
+
+    def _plain_call(
+        self, body: object, content_type: str | None, accept: str | None, timeout: Timeouts | None
+    ) -> Callable[[], Invocation]:
+        """One attempt of a plain invoke (body encoded and backend checked here, before any
+        call): :func:`~llm_twin_sdk.inference.invocation.encode_body`."""
+        if accept is not None and (not isinstance(accept, str) or not accept.strip()):
+            raise InvalidParameterError(f"accept must be a media type or None, got {accept!r}")
+        raw, kind = encode_body(body, content_type)
+        invoker = plain_invoker(self._backend)
+        limits = timeout or self._timeout
+        return functools.partial(
+            invoker.invoke_raw, raw, content_type=kind, accept=accept, timeout=limits
+        )
 
     def __repr__(self) -> str:
         # The parameters that differ from the defaults: GenerationParams(max_new_tokens=64).
@@ -203,6 +221,36 @@ class InferenceClient(ClientOptions):
 
         stream, first = self._retry.call(open_first, is_transient_inference_error)
         return stream.unread(first)
+
+    def invoke(
+        self,
+        body: object,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        timeout: Timeouts | None = None,
+    ) -> Invocation:
+        """Send ``body`` as it is to a model that is not text generation (your own
+        ``inference.py`` on a PyTorch endpoint) and return its answer, any content type.
+
+        ``bytes`` go as they are, ``str`` as UTF-8, any other JSON-able value as JSON;
+        ``content_type`` defaults to ``application/octet-stream``, ``text/plain`` and
+        ``application/json`` respectively; ``accept`` (``None``: not sent) asks for the
+        answer's type. Retried like :meth:`generate`, with the same errors.
+
+        Example::
+
+            answer = client.invoke("5.1,3.5\n6.2,2.9\n", content_type="text/csv")
+            answer.json()                # what output_fn wrote, e.g. [0, 2]
+            client.invoke(b"\x93NUMPY...", content_type="application/x-npy").body
+
+        Raises:
+            InvalidParameterError: a body that cannot be sent as asked, or a backend without
+                plain invoke (``LocalBackend``); nothing was sent.
+            InferenceError: the call failed (``PayloadTooLargeError`` over 6 MB on SageMaker).
+        """
+        attempt = self._plain_call(body, content_type, accept, timeout)
+        return self._retry.call(attempt, is_transient_inference_error)
 
     def close(self) -> None:
         """Close what this client created (the backend of :meth:`from_settings`); a backend

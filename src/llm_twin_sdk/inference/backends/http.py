@@ -37,6 +37,7 @@ from ...errors import (
 from ...types import Generation, GenerationParams, Timeouts
 from ..async_stream import AsyncTextStream
 from ..backend import NormalizedPrompt
+from ..invocation import Invocation
 from ..protocols.base import ErrorBody, WireProtocol, error_of
 from ..protocols.lmi import LMI
 from ..protocols.openai import JSON_SCHEMA_FORMATS, JsonSchemaFormat, OpenAICompatible
@@ -269,18 +270,45 @@ class HttpBackend(RemoteBackend):
         the answer's bytes. For routes that are not text generation (a TEI server's
         ``invoke("/embed", b'{"inputs": ["a text"]}')``, ``invoke("/info")``); no retry
         here, errors as :meth:`generate`'s."""
+        return self._request(route, body, content_type, None, timeout).body
+
+    def invoke_raw(
+        self,
+        body: bytes,
+        *,
+        content_type: str,
+        accept: str | None = None,
+        timeout: Timeouts | None = None,
+    ) -> Invocation:
+        """``POST /invocations`` with ``body`` as it is (the SageMaker container contract: a
+        framework container run locally, ``docker run -p 8080:8080 ... serve``); the answer's
+        bytes and content type. What :meth:`~llm_twin_sdk.InferenceClient.invoke` calls."""
+        return self._request("/invocations", body, content_type, accept, timeout)
+
+    def _request(
+        self,
+        route: str,
+        body: bytes | None,
+        content_type: str,
+        accept: str | None,
+        timeout: Timeouts | None,
+    ) -> Invocation:
         limits = timeout or self._timeout
         where = self._base + route
         request: dict[str, Any] = {"url": where, "timeout": httpx_timeout(limits)}
+        headers = {"Accept": accept} if accept is not None else {}
         if body is not None:
-            request.update(content=body, headers={"Content-Type": content_type})
+            request["content"] = body
+            headers["Content-Type"] = content_type
+        if headers:
+            request["headers"] = headers
         try:
             response = self._sync_client().request("GET" if body is None else "POST", **request)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, where, limits) from exc
         if not response.is_success:
             raise self._http_error(where, response, self._text)
-        return response.content
+        return Invocation(response.content, response.headers.get("content-type"))
 
     def close(self) -> None:
         """Close the sync client's connections (:meth:`aclose` also closes the async one)."""

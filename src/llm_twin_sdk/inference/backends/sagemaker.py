@@ -28,6 +28,7 @@ from ...errors import (
     InferenceError,
     InferenceTimeoutError,
     InvalidParameterError,
+    InvokeOnlyEndpointError,
     LLMTwinError,
     ModelError,
     ModelUnavailableError,
@@ -35,6 +36,7 @@ from ...errors import (
 )
 from ...types import Generation, GenerationParams, Timeouts
 from ..backend import NormalizedPrompt
+from ..invocation import Invocation
 from ..protocols.base import ErrorBody, WireProtocol, parse_json
 from ..protocols.lmi import LMI
 from ..protocols.openai import OpenAICompatible
@@ -44,7 +46,7 @@ from .remote import Call, MessageRenderer, RemoteBackend, TextFormat
 
 __all__ = ["MAX_PAYLOAD_BYTES", "SageMakerApi", "SageMakerBackend"]
 
-SageMakerApi: TypeAlias = Literal["messages", "generate", "lmi"]
+SageMakerApi: TypeAlias = Literal["messages", "generate", "lmi", "invoke"]
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """SageMaker real-time endpoints reject request bodies over 6 MB (6,291,456 bytes)."""
@@ -122,7 +124,9 @@ class SageMakerBackend(RemoteBackend):
             SDK). Exclusive with ``aws``, ``region``, ``profile`` and ``timeout``.
         aws: the :class:`~llm_twin_sdk.aws.AWSClients` to build clients from (or region=, profile=).
         api: ``"messages"`` (default: chat to TGI's Messages API, text to TGI generate),
-            ``"generate"`` (everything to TGI generate) or ``"lmi"`` (LMI containers).
+            ``"generate"`` (everything to TGI generate), ``"lmi"`` (LMI containers) or
+            ``"invoke"`` (your own inference code: plain :meth:`invoke_raw` only; generate and
+            stream raise :class:`~llm_twin_sdk.errors.InvokeOnlyEndpointError`).
         context_window: tokens the served model accepts (TGI's ``MAX_TOTAL_TOKENS``).
         tokenizer: counts a text's tokens exactly; default: an estimate that errs high.
         prompt_format: renders chat as one text prompt; required for chat with ``api="generate"``.
@@ -152,8 +156,10 @@ class SageMakerBackend(RemoteBackend):
         timeout: Timeouts | None = None,
     ) -> None:
         _check_names(endpoint_name, inference_component_name, custom_attributes)
-        if api not in ("messages", "generate", "lmi"):
-            raise ConfigurationError(f"api must be 'messages', 'generate' or 'lmi', got {api!r}")
+        if api not in ("messages", "generate", "lmi", "invoke"):
+            raise ConfigurationError(
+                f"api must be 'messages', 'generate', 'lmi' or 'invoke', got {api!r}"
+            )
         text: WireProtocol = LMI() if api == "lmi" else TGIGenerate()
         super().__init__(
             text=text,
@@ -215,8 +221,9 @@ class SageMakerBackend(RemoteBackend):
             PayloadTooLargeError: the body is over 6 MB (nothing was sent).
             InferenceError: every failure of the call.
         """
+        self._check_generates("generate")
         call = self._prepare(prompt, params, stream=False)
-        raw = self._invoke(self._call_args(call), timeout)
+        raw = self._invoke(self._call_args(call), timeout)[0]
         try:
             data = parse_json(raw)
         except ValueError as exc:
@@ -242,6 +249,24 @@ class SageMakerBackend(RemoteBackend):
             PayloadTooLargeError: ``body`` is over 6 MB (nothing was sent).
             InferenceError: every failure of the call.
         """
+        return self.invoke_raw(body, content_type=content_type, accept=accept, timeout=timeout).body
+
+    def invoke_raw(
+        self,
+        body: bytes,
+        *,
+        content_type: str,
+        accept: str | None = None,
+        timeout: Timeouts | None = None,
+    ) -> Invocation:
+        """One ``InvokeEndpoint`` call with ``body`` as it is, any ``content_type`` (``accept``
+        ``None``: not sent, the container's default); the answer's bytes and content type.
+        What :meth:`~llm_twin_sdk.InferenceClient.invoke` calls; no retry here.
+
+        Raises:
+            PayloadTooLargeError: ``body`` is over 6 MB (nothing was sent).
+            InferenceError: every failure of the call.
+        """
         if len(body) > MAX_PAYLOAD_BYTES:
             raise PayloadTooLargeError(
                 f"the request body for endpoint {self.endpoint_name!r} is {len(body):,} bytes; "
@@ -249,14 +274,24 @@ class SageMakerBackend(RemoteBackend):
                 "was sent."
             )
         args = self._base_args(body, content_type, accept)
-        return self._invoke(args, timeout)
+        return Invocation(*self._invoke(args, timeout))
 
-    def _invoke(self, args: dict[str, Any], timeout: Timeouts | None) -> bytes:
-        """``InvokeEndpoint`` with ``args``: the whole body read, failures converted."""
+    def _check_generates(self, method: str) -> None:
+        if self.api == "invoke":
+            raise InvokeOnlyEndpointError(
+                f"{self._where()} runs your own inference code (api='invoke'): it takes no "
+                f"text-generation payload, so {method} sent nothing; call "
+                "client.invoke(body, content_type=...) instead"
+            )
+
+    def _invoke(self, args: dict[str, Any], timeout: Timeouts | None) -> tuple[bytes, str | None]:
+        """``InvokeEndpoint`` with ``args``: the whole body read and its content type,
+        failures converted."""
         client, limits = self._client(timeout)
         body: Any = None
         try:
-            body = client.invoke_endpoint(**args)["Body"]
+            answer = client.invoke_endpoint(**args)
+            body = answer["Body"]
             raw: bytes = body.read()  # a full read puts the connection back in the pool
         except BaseException as exc:
             if body is not None:
@@ -264,7 +299,7 @@ class SageMakerBackend(RemoteBackend):
             if isinstance(exc, _foreign()):
                 raise self._convert(exc, "invoke_endpoint", limits) from exc
             raise
-        return raw
+        return raw, answer.get("ContentType")
 
     def stream(
         self, prompt: NormalizedPrompt, params: GenerationParams, *, timeout: Timeouts | None = None
@@ -276,6 +311,7 @@ class SageMakerBackend(RemoteBackend):
             StreamBrokenError: the stream failed after its first piece (``partial_text``);
                 before it, the errors of :meth:`generate`.
         """
+        self._check_generates("stream")
         call = self._prepare(prompt, params, stream=True)
         args = self._call_args(call)
         client, limits = self._client(timeout)
@@ -316,13 +352,14 @@ class SageMakerBackend(RemoteBackend):
             )
         return self._base_args(body, "application/json", call.request.accept)
 
-    def _base_args(self, body: bytes, content_type: str, accept: str) -> dict[str, Any]:
+    def _base_args(self, body: bytes, content_type: str, accept: str | None) -> dict[str, Any]:
         args: dict[str, Any] = {
             "EndpointName": self.endpoint_name,
             "Body": body,
             "ContentType": content_type,
-            "Accept": accept,
         }
+        if accept is not None:
+            args["Accept"] = accept
         if self.inference_component_name is not None:
             args["InferenceComponentName"] = self.inference_component_name
         if self.custom_attributes is not None:
