@@ -5,6 +5,7 @@ and the deterministic ``model.tar.gz`` (weights at the root, code under ``code/`
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import tarfile
@@ -16,7 +17,7 @@ import pytest
 from custom_code_support import code_spec, copy_example, endpoint_spec
 from llm_twin_sdk.deploy.iam import execution_policy
 from llm_twin_sdk.deploy.images import check_framework_image, resolve_image_uri
-from llm_twin_sdk.deploy.model_archive import build_model_archive
+from llm_twin_sdk.deploy.model_archive import build_model_archive, content_hash
 from llm_twin_sdk.deploy.spec import SecuritySpec
 from llm_twin_sdk.errors import ConfigurationError, InvalidParameterError
 
@@ -194,7 +195,11 @@ def test_the_same_content_gives_the_same_bytes(project: Path, tmp_path: Path) ->
     assert first.sha256 == second.sha256
     assert len(first.sha256) == 64
     assert first.path.read_bytes()[4:8] == b"\x00\x00\x00\x00"  # the gzip header's MTIME: 0
-    assert gzip.decompress(first.path.read_bytes())
+    # the content hash is the tar's, before gzip (another zlib, the same hash), and plan
+    # gets it without compressing anything
+    inner = gzip.decompress(first.path.read_bytes())
+    assert hashlib.sha256(inner).hexdigest() == first.sha256
+    assert content_hash(code_spec(project)) == (first.sha256, first.members)
 
     (project / "serving" / "inference.py").write_text("# changed\n", encoding="utf-8")
     third = build_model_archive(code_spec(project), folders[2])

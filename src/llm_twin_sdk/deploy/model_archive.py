@@ -4,8 +4,9 @@ deterministically, uploaded to S3 once per content hash.
 The layout the SageMaker PyTorch inference toolkit expects: the weights (``model_dir``) at the
 archive's root, the code (``source_dir``) under ``code/``. Entries are sorted, with fixed
 times, owners and modes, and the gzip header carries no time or name, so the same files give
-the same bytes, and the same SHA-256: the archive goes to
-``<artifact_path>/<sha256>/model.tar.gz``, and a redeploy of unchanged files uploads nothing.
+the same tar. Its SHA-256 (of the tar, before gzip, so a different zlib changes nothing) names
+the upload: ``<artifact_path>/<sha256>/model.tar.gz``, and a redeploy of unchanged files
+uploads nothing. ``plan`` only hashes the tar (:func:`content_hash`), compressing nothing.
 Example::
 
     with tempfile.TemporaryDirectory() as folder:
@@ -23,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..aws import aws_error, call_aws, is_retryable_aws_error, split_s3_uri
 from ..errors import AWSError, ModelArchiveError
@@ -37,6 +38,7 @@ __all__ = [
     "archive_exists",
     "archive_members",
     "build_model_archive",
+    "content_hash",
     "package_spec",
     "upload_model_archive",
 ]
@@ -102,8 +104,55 @@ def _entry(name: str, path: Path) -> tarfile.TarInfo:
     return info
 
 
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+class _HashingSink:
+    """What ``tarfile`` writes to: hashed (the archive's content hash is the SHA-256 of the
+    uncompressed tar, so it does not depend on the zlib version), then passed on to ``sink``
+    (the gzip stream) when there is one."""
+
+    def __init__(self, sink: _Writable | None) -> None:
+        self.digest = hashlib.sha256()
+        self._sink = sink
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        if self._sink is not None:
+            self._sink.write(data)
+        return len(data)
+
+
+def _write_tar(members: list[tuple[str, Path]], sink: _Writable | None) -> str:
+    """Write the tar of ``members`` into ``sink`` (``None``: hash only); its SHA-256 (hex)."""
+    hashing = _HashingSink(sink)
+    try:
+        # "w|": a stream, written front to back (no seek or tell on the sink); typeshed wants
+        # a file object where anything with write() will do
+        with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            for name, path in members:
+                with path.open("rb") as data:
+                    tar.addfile(_entry(name, path), data)
+    except OSError as exc:
+        raise ModelArchiveError(f"cannot pack the model archive: {exc}") from exc
+    return hashing.digest.hexdigest()
+
+
+def content_hash(code: CustomCodeSpec) -> tuple[str, tuple[str, ...]]:
+    """The archive's content hash and entries, without compressing or writing anything: what
+    ``plan`` needs to look the archive up in S3.
+
+    Raises:
+        ModelArchiveError: a file cannot be read.
+    """
+    members = archive_members(code)
+    return _write_tar(members, None), tuple(name for name, _ in members)
+
+
 def build_model_archive(code: CustomCodeSpec, folder: Path) -> ModelArchive:
-    """Write ``folder/model.tar.gz`` for ``code`` and return it with its SHA-256.
+    """Write ``folder/model.tar.gz`` for ``code`` and return it with its content hash (the
+    SHA-256 of the tar inside, the same as :func:`content_hash`).
 
     Raises:
         ModelArchiveError: a file cannot be read, or the archive is over 5 GiB (S3's limit
@@ -117,24 +166,17 @@ def build_model_archive(code: CustomCodeSpec, folder: Path) -> ModelArchive:
             gzip.GzipFile(
                 filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=_MTIME
             ) as zipped,
-            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
-            for name, path in members:
-                with path.open("rb") as data:
-                    tar.addfile(_entry(name, path), data)
+            sha256 = _write_tar(members, zipped)
     except OSError as exc:
         raise ModelArchiveError(f"cannot pack the model archive: {exc}") from exc
-    digest = hashlib.sha256()
-    with target.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
     size = target.stat().st_size
     if size > MAX_PUT_BYTES:
         raise ModelArchiveError(
             f"the model archive is {_size(size)}; one upload takes at most 5 GiB. Upload it "
             "yourself (aws s3 cp) and deploy it with model_data and your own image"
         )
-    return ModelArchive(target, digest.hexdigest(), size, tuple(name for name, _ in members))
+    return ModelArchive(target, sha256, size, tuple(name for name, _ in members))
 
 
 def archive_exists(s3: Any, uri: str, *, retry: RetryPolicy = DEFAULT_RETRY_POLICY) -> bool:
@@ -200,14 +242,16 @@ def package_spec(
     code = spec.custom_code
     if code is None:
         return spec, None
-    with tempfile.TemporaryDirectory(prefix="llm-twin-archive-") as folder:
-        archive = build_model_archive(code, Path(folder))
-        uri = code.archive_uri(archive.sha256)
-        if upload:
-            uploaded = upload_model_archive(s3, archive, code, retry=retry)[1]
-            note = "uploaded" if uploaded else "unchanged"
-        else:
-            note = "unchanged" if archive_exists(s3, uri, retry=retry) else "upload"
+    if upload:
+        with tempfile.TemporaryDirectory(prefix="llm-twin-archive-") as folder:
+            archive = build_model_archive(code, Path(folder))
+            uri, uploaded = upload_model_archive(s3, archive, code, retry=retry)
+        line = f"{'uploaded' if uploaded else 'unchanged'}: {uri} ({archive.describe()})"
+    else:
+        sha256, members = content_hash(code)
+        uri = code.archive_uri(sha256)
+        note = "unchanged" if archive_exists(s3, uri, retry=retry) else "upload"
+        line = f"{note}: {uri} ({len(members)} file(s))"
     environment = {"SAGEMAKER_REGION": region, **spec.environment}
     resolved = spec.model_copy(update={"model_data": uri, "environment": environment})
-    return resolved, f"{note}: {uri} ({archive.describe()})"
+    return resolved, line
