@@ -60,6 +60,8 @@ def split_offsets(offsets: Offsets, max_tokens: int, overlap: int) -> list[tuple
     n = len(offsets)
     if n == 0:
         return []
+    if n <= max_tokens:  # one chunk: the word starts below are not needed
+        return [(offsets[0][0], offsets[n - 1][1])]
     # Token indices that begin a whitespace-separated word; n marks the end.
     starts = [i for i in range(n) if i == 0 or offsets[i][0] > offsets[i - 1][1]]
     starts.append(n)
