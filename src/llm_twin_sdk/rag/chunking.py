@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 from bisect import bisect_right
-from hashlib import sha1
 from collections.abc import Sequence
+from hashlib import sha1
 
 from ..errors import InvalidParameterError
 from ..types import Chunk, Document

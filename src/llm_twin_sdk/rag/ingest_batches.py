@@ -75,7 +75,8 @@ class BatchWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for pool in (self.writer, self.lexical, self.reader):  # a write under way was awaited by run()
+        # A write under way was awaited by run().
+        for pool in (self.writer, self.lexical, self.reader):
             pool.shutdown(wait=True, cancel_futures=True)
 
     def check_dimension(self, chunked: Batch) -> None:
