@@ -20,6 +20,7 @@ from llm_twin_sdk.rag.chunking import CHUNK_NAMESPACE, chunk_id, split_offsets
 from llm_twin_sdk.rag.edge import EdgeClient
 from llm_twin_sdk.rag.embedder_base import TokenOffsets, Vectors
 from llm_twin_sdk.rag.embedder_tei import estimate_offsets
+from llm_twin_sdk.rag.ingestion import BatchSizer
 from llm_twin_sdk.rag.points import DENSE_VECTOR, LEXICAL_VECTOR, PointRows, point_rows
 from llm_twin_sdk.rag.sparse import LexicalEncoder, SparseVector, _split_compounds, compound_terms
 from llm_twin_sdk.rag.versions import StoredVersions
@@ -253,3 +254,18 @@ def test_a_failed_embedding_keeps_every_earlier_batch_and_writes_nothing_read_ah
         assert store.count() == 2  # batch 1 written; batch 2 failed; batch 3 only read
         again = rag.ingest(_documents(6), progress=False)
         assert (again.unchanged, again.documents) == (2, 4)
+
+
+def test_the_first_batches_fill_every_request_of_a_remote_embedder() -> None:
+    sizer = BatchSizer(limit=2048, seconds=10.0)
+    sizer.fill(16 * 8)  # 16 requests in flight, 8 texts each
+    assert sizer.target == 128
+    sizer.fill(8)  # never smaller than the first batch
+    assert sizer.target == 128
+    assert BatchSizer(limit=100, seconds=10.0).target == 64
+    capped = BatchSizer(limit=100, seconds=10.0)
+    capped.fill(128)
+    assert capped.target == 100
+    sizer.measured(100, 1.0)  # 100 chunks/s: 1,000 in 10 s, and the rate decides from now on
+    sizer.fill(4096)
+    assert sizer.target == 1000

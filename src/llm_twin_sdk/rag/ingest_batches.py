@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .embedder_base import Vectors
+from .embedder_tei import RemoteEmbedder
 from .ingestion import BatchSizer, IngestProgress, Tally
 from .sparse import SparseVector
 from .versions import StoredVersions
@@ -69,6 +70,8 @@ class BatchWriter:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-write")
         self.lexical = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25")
         self.reader = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-read")
+        if isinstance(rag.embedder, RemoteEmbedder):
+            sizer.fill(rag.embedder.concurrency * rag.embedder.batch_size)
         self._counted: set[Future[None]] = set()
 
     def __enter__(self) -> BatchWriter:
