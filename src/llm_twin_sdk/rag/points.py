@@ -58,8 +58,7 @@ def _payload(chunk: Chunk, metadata: dict[str, Any]) -> dict[str, Any]:
 class PointRows:
     """The points of one collection, column by column: ids, dense vectors (lists of floats),
     BM25 vectors and payloads, built without pydantic (:func:`point_rows`). Qdrant Edge
-    takes them as they are (:meth:`EdgeClient.upsert_rows
-    <llm_twin_sdk.rag.edge.EdgeClient.upsert_rows>`); a server as qdrant-client's
+    takes them as they are (``EdgeClient.upsert_rows``); a server as qdrant-client's
     ``PointStruct`` (:meth:`structs`)::
 
         for name, rows in point_rows(chunks, vectors, sparse, {}, store.collection_for).items():
