@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
 from llm_twin_sdk import Chunk, Document, QdrantStore, RAGPipeline
@@ -24,6 +22,7 @@ from llm_twin_sdk.rag.ingestion import BatchSizer
 from llm_twin_sdk.rag.points import DENSE_VECTOR, LEXICAL_VECTOR, PointRows, point_rows
 from llm_twin_sdk.rag.sparse import LexicalEncoder, SparseVector, _split_compounds, compound_terms
 from llm_twin_sdk.rag.versions import StoredVersions
+from test_edge import _chunks, _vectors  # the same chunks and unit vectors
 
 TRICKY_TEXTS = [
     "Compilation of max_new_tokens limits",
@@ -36,25 +35,6 @@ TRICKY_TEXTS = [
     "",
     "   ",
 ]
-
-
-def _chunks(doc: str, n: int, kind: str = "post") -> list[Chunk]:
-    return [
-        Chunk(
-            id=chunk_id(doc, i),
-            document_id=doc,
-            position=i,
-            text=f"{doc} part {i} about qdrant's max_new_tokens",
-            metadata={"kind": kind, "author": "Maya Okafor"},
-        )
-        for i in range(n)
-    ]
-
-
-def _vectors(n: int, dim: int = 8) -> npt.NDArray[np.float32]:
-    v = np.random.default_rng(1).normal(size=(n, dim)).astype(np.float32)
-    unit: npt.NDArray[np.float32] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    return unit
 
 
 def _uuid5_chunk_id(document_id: str, position: int) -> str:
