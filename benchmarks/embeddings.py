@@ -14,6 +14,12 @@ temporary folder): chunking, fingerprints, BM25 vectors, writes -- everything an
 Documents are one chunk each; each run ingests about ``--seconds`` of the server's capacity.
 A ratio is chunks per second over the server's capacity (goal at 16: >= 0.80); "encode
 alone" is ``RemoteEmbedder.encode`` of the same texts without a store (the remote side only).
+
+"Local write path alone" (``--local`` runs only it) is the rest: ``RAGPipeline.ingest`` of
+``--local-chunks`` such documents with an embedder that returns precomputed vectors (no server,
+no HTTP), against raw Qdrant Edge upserting the same points (``EdgeShard.update`` of
+``qdrant_edge.Point`` built from ready lists, 256 per call): what the SDK's chunking,
+fingerprints, BM25 and point building add per chunk, in median microseconds of CPU and wall.
 """
 
 from __future__ import annotations
@@ -24,18 +30,26 @@ import multiprocessing
 import os
 import statistics
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakes.server import Exchange
 from fakes.tei import TEIServer
 from llm_twin_sdk import Document, QdrantStore, RAGPipeline, RemoteEmbedder
+from llm_twin_sdk.rag.embedder_base import TokenOffsets, Vectors
+from llm_twin_sdk.rag.embedder_tei import estimate_offsets
 
 DIMENSION = 384
+ROW = [round((i % 7 - 3) / 20, 6) for i in range(DIMENSION)]
 
 
 class FixedTEI(TEIServer):
@@ -43,8 +57,7 @@ class FixedTEI(TEIServer):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        row = [round((i % 7 - 3) / 20, 6) for i in range(self.dimension)]
-        self._row = json.dumps(row)
+        self._row = json.dumps(ROW[: self.dimension])
         self._bodies: dict[int, bytes] = {}
 
     def answer(self, exchange: Exchange) -> None:
@@ -105,6 +118,98 @@ def run(url: str, concurrency: int, chunks: int, folder: Path) -> tuple[float, i
     return report.chunks / seconds, report.chunks
 
 
+class PrecomputedEmbedder:
+    """A ``TextEmbedder`` whose vectors cost nothing: the local write path alone."""
+
+    model_name = "precomputed"
+    dimension = DIMENSION
+    max_tokens = 512
+
+    def __init__(self) -> None:
+        self._row = np.asarray(ROW, dtype=np.float32)
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        return np.tile(self._row, (len(texts), 1))
+
+    async def aencode(self, texts: Sequence[str]) -> Vectors:
+        return self.encode(texts)
+
+    def token_offsets(self, texts: Sequence[str]) -> TokenOffsets:
+        return estimate_offsets(texts)
+
+
+def local_ingest(chunks: int, folder: Path) -> tuple[float, float]:
+    """Wall and CPU seconds per chunk of ``RAGPipeline.ingest`` without a server."""
+    docs = documents(chunks, offset=0)
+    with QdrantStore.local(folder) as store, RAGPipeline(PrecomputedEmbedder(), store) as rag:
+        rag.ingest(documents(64, offset=10**9), progress=False)  # collections, imports
+        wall, cpu = time.perf_counter(), time.process_time()
+        report = rag.ingest(docs, progress=False)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert report.chunks == chunks, (report.chunks, chunks)
+    return wall / chunks, cpu / chunks
+
+
+def raw_edge(chunks: int, folder: Path) -> tuple[float, float]:
+    """Wall and CPU seconds per chunk of Qdrant Edge upserting the same points, built from
+    ready lists (a dense vector, the BM25 one, the payload the SDK writes), 256 per call."""
+    import qdrant_edge as edge
+
+    from llm_twin_sdk.rag.sparse import LexicalEncoder
+
+    docs = documents(chunks, offset=0)
+    sparse = LexicalEncoder().encode_documents([doc.text for doc in docs])
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, doc.id)) for doc in docs]
+    payloads = [
+        {"document_id": d.id, "position": 0, "text": d.text, "kind": "post", "document_chunks": 1}
+        for d in docs
+    ]
+    config = edge.EdgeConfig(
+        vectors={"dense": edge.EdgeVectorParams(size=DIMENSION, distance=edge.Distance.Cosine)},
+        sparse_vectors={"bm25": edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
+    )
+    shard = edge.EdgeShard.create(str(folder / "shard"), config)
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for start in range(0, chunks, 256):
+            points = [
+                edge.Point(
+                    ids[i],
+                    {
+                        "dense": list(ROW),
+                        "bm25": edge.SparseVector(list(sparse[i].indices), list(sparse[i].values)),
+                    },
+                    payloads[i],
+                )
+                for i in range(start, min(start + 256, chunks))
+            ]
+            shard.update(edge.UpdateOperation.upsert_points(points))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        shard.close()
+    return wall / chunks, cpu / chunks
+
+
+def local_write_path(chunks: int, rounds: int) -> None:
+    """Print the "local write path alone" row: medians of ``rounds`` runs each."""
+    sdk: list[tuple[float, float]] = []
+    raw: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for round_ in range(rounds):  # interleaved: a burst of load hits both alike
+            sdk.append(local_ingest(chunks, Path(folder) / f"sdk{round_}"))
+            raw.append(raw_edge(chunks, Path(folder) / f"raw{round_}"))
+    sdk_wall, sdk_cpu = (statistics.median(x) * 1e6 for x in zip(*sdk, strict=True))
+    raw_wall, raw_cpu = (statistics.median(x) * 1e6 for x in zip(*raw, strict=True))
+    what = f"{chunks:,} one-chunk documents, no server"
+    print(f"\nlocal write path alone ({what}), medians of {rounds}:")
+    print()
+    print("| | chunks/s | wall (us/chunk) | CPU (us/chunk) |")
+    print("|---|---|---|---|")
+    print(f"| SDK ingest | {1e6 / sdk_wall:,.0f} | {sdk_wall:.0f} | {sdk_cpu:.0f} |")
+    print(f"| raw Qdrant Edge upsert | {1e6 / raw_wall:,.0f} | {raw_wall:.0f} | {raw_cpu:.0f} |")
+    print(f"| ratio (raw / SDK time) | {raw_wall / sdk_wall:.2f} | | {raw_cpu / sdk_cpu:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run")
@@ -113,11 +218,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="server time per run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per concurrency")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 16])
+    parser.add_argument("--local", action="store_true", help="the local write path alone")
+    parser.add_argument("--local-chunks", type=int, default=10_000, help="its documents")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds, args.concurrency = 1.0, 1, [1, 16]
-
-    import tempfile
+        args.local_chunks = 2_000
+    if args.local:
+        load = os.getloadavg()
+        print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        local_write_path(args.local_chunks, args.rounds)
+        return
 
     context = multiprocessing.get_context("spawn")
     conn, child = context.Pipe()
@@ -157,6 +268,7 @@ def main() -> None:
         conn.send("stop")
         conn.recv()
         process.join(timeout=10)
+    local_write_path(args.local_chunks, args.rounds)
     load = os.getloadavg()
     print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from bisect import bisect_right
 from collections.abc import Sequence
+from hashlib import sha1
 
 from ..errors import InvalidParameterError
 from ..types import Chunk, Document
@@ -14,6 +15,7 @@ __all__ = ["CHUNK_NAMESPACE", "chunk_document", "chunk_id", "document_key", "spl
 
 CHUNK_NAMESPACE = uuid.UUID("6f3b1a52-8f0c-5c4e-9a57-1d2f3e4a5b6c")
 """uuid5 namespace of chunk ids. Changing it would orphan every stored chunk."""
+_NAMESPACE = CHUNK_NAMESPACE.bytes
 
 DOCUMENT_KEY_CHARS = 18
 """The first 8 bytes of a UUID in its text form (``xxxxxxxx-xxxx-xxxx``)."""
@@ -25,9 +27,15 @@ def chunk_id(document_id: str, position: int) -> str:
     """Deterministic id of a document's chunk, a UUID: its first 8 bytes are those of the
     uuid5 of the document id (:func:`document_key`: every chunk of a document shares them),
     the last 8 those of the uuid5 of ``"<document id>:<position>"``."""
-    document = uuid.uuid5(CHUNK_NAMESPACE, document_id).bytes[:8]
-    own = uuid.uuid5(CHUNK_NAMESPACE, f"{document_id}:{position}").bytes[8:]
-    return str(uuid.UUID(bytes=document + own))
+    # uuid5 without its UUID objects (ingestion computes this twice per chunk): SHA-1 of
+    # namespace + name, the version nibble (5) in byte 6, the RFC 4122 variant in byte 8.
+    document = sha1(_NAMESPACE + document_id.encode()).digest()
+    own = sha1(_NAMESPACE + f"{document_id}:{position}".encode()).digest()
+    raw = bytearray(document[:8] + own[8:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def document_key(point_id: object) -> str:
@@ -52,6 +60,8 @@ def split_offsets(offsets: Offsets, max_tokens: int, overlap: int) -> list[tuple
     n = len(offsets)
     if n == 0:
         return []
+    if n <= max_tokens:  # one chunk: the word starts below are not needed
+        return [(offsets[0][0], offsets[n - 1][1])]
     # Token indices that begin a whitespace-separated word; n marks the end.
     starts = [i for i in range(n) if i == 0 or offsets[i][0] > offsets[i - 1][1]]
     starts.append(n)
@@ -77,9 +87,10 @@ def split_offsets(offsets: Offsets, max_tokens: int, overlap: int) -> list[tuple
 def chunk_document(
     document: Document, offsets: Offsets, max_tokens: int, overlap: int
 ) -> list[Chunk]:
-    """Split a document into chunks with deterministic ids and its metadata."""
+    """Split a document into chunks with deterministic ids and its metadata (exact slices
+    of the validated document: built without validating them again)."""
     return [
-        Chunk(
+        Chunk.model_construct(
             id=chunk_id(document.id, position),
             document_id=document.id,
             position=position,

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import VectorStoreError, VectorStoreLockedError
 from . import folders
 from .folders import LOCK_FILE
+from .points import DENSE_VECTOR, LEXICAL_VECTOR
 
 if TYPE_CHECKING:
     import qdrant_edge
     from qdrant_client.http import models
 
     from .engine import ReadConsistency
+    from .points import PointRows
 
 __all__ = ["LOCK_FILE", "CollectionLayout", "EdgeClient", "Found", "Hit"]
 
@@ -207,6 +209,22 @@ class EdgeClient:
         converted = [
             edge.Point(_point_id(p.id), _edge_vectors(edge, p.vector), p.payload) for p in points
         ]
+        with self._shard(name) as shard:
+            shard.update(edge.UpdateOperation.upsert_points(converted))
+
+    def upsert_rows(self, name: str, rows: PointRows) -> None:
+        """:meth:`upsert` of :class:`~llm_twin_sdk.rag.points.PointRows`, built straight
+        into Qdrant Edge's points (no qdrant-client model per point): what ingestion writes."""
+        edge = self._edge
+        point, sparse = edge.Point, edge.SparseVector
+        converted = []
+        for point_id, dense, lexical, payload in zip(
+            rows.ids, rows.dense, rows.sparse, rows.payloads, strict=True
+        ):
+            named: dict[str, Any] = {DENSE_VECTOR: dense}
+            if lexical.indices:  # a text without terms has no lexical vector
+                named[LEXICAL_VECTOR] = sparse(list(lexical.indices), list(lexical.values))
+            converted.append(point(point_id, named, payload))
         with self._shard(name) as shard:
             shard.update(edge.UpdateOperation.upsert_points(converted))
 

@@ -2,7 +2,8 @@
 writes its batches: :class:`BatchWriter` embeds batch n+1 (in the caller's thread, so Ctrl-C
 stops it at once: the dense vectors from a local model or from a server with several requests
 in flight; the BM25 vectors beside them in a thread) while a worker thread writes batch n,
-batches in input order, one write at a time. A failure stops it with every earlier batch
+batches in input order, one write at a time; a third thread reads batch n+2 against the store
+meanwhile, so that no request waits for it. A failure stops it with every earlier batch
 written (and counted) and none half-written; before the first write, the collections are
 checked against the embedder's vector size. Example (what ``ingest`` does)::
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .embedder_base import Vectors
+from .embedder_tei import RemoteEmbedder
 from .ingestion import BatchSizer, IngestProgress, Tally
 from .sparse import SparseVector
 from .versions import StoredVersions
@@ -67,13 +69,17 @@ class BatchWriter:
         self.report = report
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-write")
         self.lexical = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25")
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-read")
+        if isinstance(rag.embedder, RemoteEmbedder):
+            sizer.fill(rag.embedder.concurrency * rag.embedder.batch_size)
         self._counted: set[Future[None]] = set()
 
     def __enter__(self) -> BatchWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for pool in (self.writer, self.lexical):  # a write under way was awaited by run()
+        # A write under way was awaited by run().
+        for pool in (self.writer, self.lexical, self.reader):
             pool.shutdown(wait=True, cancel_futures=True)
 
     def check_dimension(self, chunked: Batch) -> None:
@@ -88,30 +94,42 @@ class BatchWriter:
                 store.ensure_collection(dimension, name)
 
     def run(self, batches: Iterable[Batch]) -> None:
-        """Embed and write every batch in order; batch n+1 embeds while batch n is written.
-        On any failure (Ctrl-C too) a write under way is finished and counted first."""
+        """Embed and write every batch in order; batch n+1 embeds while batch n is written,
+        and is read against the store (a thread) while batch n embeds, so that the next
+        requests leave as soon as batch n's are answered. On any failure (Ctrl-C too) a
+        write under way is finished and counted first."""
         writing: tuple[_Prepared, Future[None]] | None = None
+        reading: Future[_Prepared | None] | None = None
         iterator = iter(batches)
         try:
-            batch = next(iterator, None)
-            prepared = self._prepare(batch) if batch is not None else None
+            prepared = self._next(iterator)
             while prepared is not None:
+                reading = self.reader.submit(self._next, iterator)
                 vectors = self._vectors(prepared)
                 if writing is not None:
                     self._count(*writing)
                     writing = None
-                following = next(iterator, None)  # read while no write runs
-                upcoming = self._prepare(following) if following is not None else None
+                upcoming, reading = reading.result(), None
                 writing = (prepared, self.writer.submit(self._write, prepared, vectors))
                 prepared = upcoming
             if writing is not None:
                 self._count(*writing)
                 writing = None
         except BaseException:
+            if reading is not None:
+                with contextlib.suppress(BaseException):  # a read only: nothing to keep
+                    reading.result()
             if writing is not None:
                 with contextlib.suppress(Exception):  # the first failure is the one raised
                     self._count(*writing)
             raise
+
+    def _next(self, iterator: Iterator[Batch]) -> _Prepared | None:
+        """The next batch read against the store, or ``None`` after the last. Taken while
+        the batch before it embeds, it is sized by the rate measured up to two batches
+        back."""
+        batch = next(iterator, None)
+        return None if batch is None else self._prepare(batch)
 
     def _prepare(self, batch: Batch) -> _Prepared:
         """Find the documents of ``batch`` not stored as they are."""

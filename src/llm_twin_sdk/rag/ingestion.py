@@ -59,7 +59,8 @@ Progress: TypeAlias = bool | Callable[[IngestProgress], None] | None
 
 
 class BatchSizer:
-    """Sizes of ingestion batches, in chunks: the first is :data:`FIRST_BATCH`; each next
+    """Sizes of ingestion batches, in chunks: the first is :data:`FIRST_BATCH` (or what
+    fills a remote embedder's requests, :meth:`fill`); each next
     one is what the measured rate (chunks per second, smoothed) embeds and writes in about
     ``seconds``, at most ``limit``. An interrupt so loses at most about ``seconds`` of work.
 
@@ -77,6 +78,13 @@ class BatchSizer:
         self.seconds = seconds
         self.target = min(limit, FIRST_BATCH)
         self.rate: float | None = None
+
+    def fill(self, slots: int) -> None:
+        """Make the batches before the first measurement at least ``slots`` chunks (at most
+        :attr:`limit`): a remote embedder's requests in flight times its batch size, so
+        that even the first batch keeps every request busy."""
+        if self.rate is None:
+            self.target = max(self.target, min(self.limit, slots))
 
     def measured(self, chunks: int, seconds: float) -> None:
         """Record that a batch of ``chunks`` took ``seconds``; sets the next :attr:`target`."""

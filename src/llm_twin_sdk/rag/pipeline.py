@@ -66,6 +66,9 @@ FINGERPRINT_VERSION = 1
 """Part of every document fingerprint: bump it when what is stored for a text changes."""
 INGEST_BATCH_SECONDS = 10.0
 """Default ``ingest_batch_seconds``: about the most embedding work an interrupt can lose."""
+_OFFSETS_SLICE = 8
+"""Documents whose token offsets are computed at once: their spans (a tuple per token) are
+dropped before the next slice's, so they never pile up for the garbage collector."""
 
 
 class RAGPipeline(Owner):
@@ -256,8 +259,15 @@ class RAGPipeline(Owner):
         return [chunk for _, chunks in self._chunked(docs) for chunk in chunks]
 
     def _chunked(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
-        offsets = self.embedder.token_offsets([d.text for d in docs])
         chunked: list[tuple[Document, list[Chunk]]] = []
+        for start in range(0, len(docs), _OFFSETS_SLICE):
+            self._chunk_into(chunked, docs[start : start + _OFFSETS_SLICE])
+        return chunked
+
+    def _chunk_into(
+        self, chunked: list[tuple[Document, list[Chunk]]], docs: Sequence[Document]
+    ) -> None:
+        offsets = self.embedder.token_offsets([d.text for d in docs])
         for doc, doc_offsets in zip(docs, offsets, strict=True):
             if not doc_offsets:
                 raise InvalidDocumentError(
@@ -265,7 +275,6 @@ class RAGPipeline(Owner):
                 )
             chunks = chunk_document(doc, doc_offsets, self.chunk_tokens, self.chunk_overlap)
             chunked.append((doc, chunks))
-        return chunked
 
     def fingerprint(self, document: Document) -> str:
         """Hash of everything that decides what is stored for ``document``: its text and

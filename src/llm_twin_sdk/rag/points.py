@@ -4,22 +4,32 @@ payload of the chunk's fields plus the bookkeeping of ingestion (:mod:`.versions
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from ..errors import VectorStoreError
-from ..types import Chunk, DocumentMetadata
+from ..types import Chunk, DocumentKind, DocumentMetadata
 from .sparse import SparseVector
+from .versions import document_lengths
 
 if TYPE_CHECKING:
     from qdrant_client import models
+
+    from .engine import QdrantEngine
 
 __all__ = [
     "DENSE_VECTOR",
     "FORMER_LEXICAL_VECTOR",
     "LEXICAL_VECTOR",
+    "PointRows",
+    "point_rows",
     "to_chunk",
-    "to_point",
     "to_qdrant_sparse",
+    "upsert_rows",
 ]
 
 DENSE_VECTOR = "dense"
@@ -38,18 +48,85 @@ def to_qdrant_sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
 
 
-def to_point(
-    chunk: Chunk, dense: list[float], lexical: SparseVector, **bookkeeping: Any
-) -> models.PointStruct:
-    """The point of ``chunk``; ``bookkeeping`` (fingerprint, chunk count) joins its payload."""
-    from qdrant_client import models
-
-    named: dict[str, Any] = {DENSE_VECTOR: dense}
-    if lexical.indices:  # a text without terms has no lexical vector (Qdrant: no point)
-        named[LEXICAL_VECTOR] = to_qdrant_sparse(lexical)
+def _payload(chunk: Chunk, metadata: dict[str, Any]) -> dict[str, Any]:
     payload = {"document_id": chunk.document_id, "position": chunk.position, "text": chunk.text}
-    payload.update(chunk.metadata.model_dump(exclude_none=True), **bookkeeping)
-    return models.PointStruct(id=chunk.id, vector=named, payload=payload)
+    payload.update(metadata)
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class PointRows:
+    """The points of one collection, column by column: ids, dense vectors (lists of floats),
+    BM25 vectors and payloads, built without pydantic (:func:`point_rows`). Qdrant Edge
+    takes them as they are (``EdgeClient.upsert_rows``); a server as qdrant-client's
+    ``PointStruct`` (:meth:`structs`)::
+
+        for name, rows in point_rows(chunks, vectors, sparse, {}, store.collection_for).items():
+            print(name, len(rows), rows.ids[0])
+    """
+
+    ids: list[str]
+    dense: list[list[float]]
+    sparse: list[SparseVector]
+    payloads: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, part: slice) -> PointRows:
+        """The rows of ``part`` (a slice), e.g. one upsert's worth."""
+        return PointRows(self.ids[part], self.dense[part], self.sparse[part], self.payloads[part])
+
+    def structs(self) -> list[models.PointStruct]:
+        """These points as qdrant-client's ``PointStruct`` (a text without terms has no
+        ``bm25`` vector)."""
+        from qdrant_client import models
+
+        points = []
+        for point_id, dense, lexical, payload in zip(
+            self.ids, self.dense, self.sparse, self.payloads, strict=True
+        ):
+            named: dict[str, Any] = {DENSE_VECTOR: dense}
+            if lexical.indices:
+                named[LEXICAL_VECTOR] = to_qdrant_sparse(lexical)
+            points.append(models.PointStruct(id=point_id, vector=named, payload=payload))
+        return points
+
+
+def point_rows(
+    chunks: Sequence[Chunk],
+    vectors: npt.NDArray[np.float32],
+    sparse: Sequence[SparseVector],
+    fingerprints: Mapping[str, str],
+    collection_for: Callable[[DocumentKind | None], str],
+) -> dict[str, PointRows]:
+    """The points of ``chunks`` (same order as ``vectors`` and ``sparse``) grouped by their
+    kind's collection: each payload holds the chunk's fields, its metadata, its document's
+    chunk count and, when ``fingerprints`` has it, its document's fingerprint
+    (:mod:`.versions`). A document's metadata is dumped once, not once per chunk."""
+    lengths = document_lengths(chunks)
+    dumped: dict[int, tuple[str, dict[str, Any]]] = {}  # id(metadata) -> collection, payload
+    grouped: dict[str, PointRows] = {}
+    for chunk, dense, lexical in zip(chunks, vectors.tolist(), sparse, strict=True):
+        metadata = chunk.metadata
+        known = dumped.get(id(metadata))
+        if known is None:
+            known = collection_for(metadata.kind), metadata.model_dump(exclude_none=True)
+            dumped[id(metadata)] = known
+        name, fields = known
+        payload = _payload(chunk, fields)
+        payload["document_chunks"] = lengths[chunk.document_id]
+        fingerprint = fingerprints.get(chunk.document_id)
+        if fingerprint is not None:
+            payload["fingerprint"] = fingerprint
+        rows = grouped.get(name)
+        if rows is None:
+            rows = grouped[name] = PointRows([], [], [], [])
+        rows.ids.append(chunk.id)
+        rows.dense.append(dense)
+        rows.sparse.append(lexical)
+        rows.payloads.append(payload)
+    return grouped
 
 
 def to_chunk(point_id: object, payload: dict[str, Any], score: float | None) -> Chunk:
@@ -68,3 +145,17 @@ def to_chunk(point_id: object, payload: dict[str, Any], score: float | None) -> 
             f"point {point_id} was not written by llm-twin-sdk (payload lacks {exc}); "
             "use a collection of its own"
         ) from exc
+
+
+def upsert_rows(
+    engine: QdrantEngine, name: str, rows: PointRows, ordering: models.WriteOrdering | None
+) -> None:
+    """Write ``rows`` into collection ``name`` and wait for it: Qdrant Edge builds its own
+    points from them (no pydantic model per point), a server gets ``PointStruct`` with the
+    write ``ordering``."""
+    from .edge import EdgeClient
+
+    if isinstance(engine, EdgeClient):
+        engine.upsert_rows(name, rows)
+    else:
+        engine.upsert(name, points=rows.structs(), wait=True, ordering=ordering)

@@ -56,6 +56,10 @@ _SIDES = re.compile(r"[=/:]")  # an assignment, a path, a key: value
 _NAME = re.compile(r"[._\-+]")  # what joins the parts of one name
 _PIECES = re.compile(r"[\W_]+")
 _PUNCTUATION = ".,;:!?()[]{}<>\"'`*"
+# What every compound token holds once lowercased: a connector or underscore before a word
+# character (``a.b``, ``a_b``, ``-v``). A text without it has no compound terms: ingestion
+# skips the word-by-word split for it.
+_MAYBE_COMPOUND = re.compile(r"[._\-=/:+]\w")
 
 
 def compound_terms(text: str) -> list[str]:
@@ -197,7 +201,7 @@ class LexicalEncoder:
         words, whole = self._bm25()
         vector = words.embed_document(text)
         extra = None
-        if self.compounds:
+        if self.compounds and _MAYBE_COMPOUND.search(text.lower()):
             _, terms, pieces = _split_compounds(text)
             if terms:
                 extra = whole.embed_document(" ".join(terms + pieces))

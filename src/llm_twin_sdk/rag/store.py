@@ -45,9 +45,9 @@ from .fusion import (
 )
 from .grouping import neighbour_ids
 from .layout import create_collection, existing_dense_size, is_transient
-from .points import to_chunk, to_point
+from .points import point_rows, to_chunk, upsert_rows
 from .sparse import LexicalEncoder, SparseVector
-from .versions import StoredVersions, document_lengths
+from .versions import StoredVersions
 
 if TYPE_CHECKING:
     from qdrant_client import models
@@ -301,22 +301,15 @@ class QdrantStore:
             raise VectorStoreError(f"{len(chunks)} chunks but {len(sparse)} sparse vectors")
         if not chunks:
             return
-        lengths = document_lengths(chunks)
-        grouped: dict[str, list[models.PointStruct]] = {}
-        for chunk, dense, lexical in zip(chunks, vectors.tolist(), sparse, strict=True):
-            extra: dict[str, Any] = {"document_chunks": lengths[chunk.document_id]}
-            if fingerprints and chunk.document_id in fingerprints:
-                extra["fingerprint"] = fingerprints[chunk.document_id]
-            point = to_point(chunk, dense, lexical, **extra)
-            grouped.setdefault(self.collection_for(chunk.metadata.kind), []).append(point)
+        grouped = point_rows(chunks, vectors, sparse, fingerprints or {}, self.collection_for)
         dimension = int(vectors.shape[1])
         for name in grouped:  # every schema checked before the first point is written
             self.ensure_collection(dimension, name)
-        for name, points in grouped.items():
-            for start in range(0, len(points), UPSERT_BATCH):
-                batch = points[start : start + UPSERT_BATCH]
-                write, order = self._client.upsert, self._ordering
-                self._call("upsert", name, write, name, points=batch, wait=True, ordering=order)
+        for name, rows in grouped.items():
+            for start in range(0, len(rows), UPSERT_BATCH):
+                batch = rows[start : start + UPSERT_BATCH]
+                args = (self._client, name, batch, self._ordering)
+                self._call("upsert", name, upsert_rows, *args)
 
     def stored_versions(self, chunks: Sequence[Chunk]) -> StoredVersions:
         """What the store holds of the documents of ``chunks``: their chunks at the positions
