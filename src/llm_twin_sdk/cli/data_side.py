@@ -257,10 +257,10 @@ def eval_(
     from ..rag.evaluation import evaluate, load_queries
 
     s = settings()
-    queries = load_queries(file)
-    k_values = tuple(k or (5, 10))
     steps = s.self_query or s.query_expansion > 1  # these need the LLM: the twin's pipeline
     (require_for_settings if steps else require_for_rag)(s)
+    queries = load_queries(file)
+    k_values = tuple(k or (5, 10))
     if steps:
         _check_llm_footing(s)
     footing = _footing(ctx)
