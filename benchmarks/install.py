@@ -42,6 +42,7 @@ class Install:
     size_bytes: int
     packages: int
     heavy: tuple[str, ...]  # which of HEAVY the venv can import
+    largest: tuple[tuple[str, int], ...]  # the biggest folders of site-packages, bytes
 
     @property
     def size(self) -> str:
@@ -63,9 +64,14 @@ def measure(name: str, requirements: list[str], folder: Path, *, no_cache: bool)
     started = time.perf_counter()
     subprocess.run([*pip, *requirements], check=True)
     seconds = time.perf_counter() - started
-    du = subprocess.run(
-        ["du", "-sb", str(_site_packages(venv))], check=True, capture_output=True, text=True
+    site = _site_packages(venv)
+    du = subprocess.run(["du", "-sb", str(site)], check=True, capture_output=True, text=True)
+    folders = subprocess.run(
+        ["du", "-sb", *map(str, site.iterdir())], check=True, capture_output=True, text=True
     )
+    sizes = [
+        (Path(p).name, int(n)) for n, p in (ln.split("\t", 1) for ln in folders.stdout.splitlines())
+    ]
     listing = subprocess.run(
         [python, "-m", "pip", "list", "--format=freeze"], check=True, capture_output=True, text=True
     )
@@ -84,6 +90,7 @@ def measure(name: str, requirements: list[str], folder: Path, *, no_cache: bool)
         size_bytes=int(du.stdout.split()[0]),
         packages=len(listing.stdout.splitlines()),
         heavy=tuple(heavy.stdout.split()),
+        largest=tuple(sorted(sizes, key=lambda item: -item[1])[:6]),
     )
     print(f"[{name}] {result.seconds:.0f} s, {result.size}", file=sys.stderr, flush=True)
     return result
@@ -100,6 +107,10 @@ def report(installs: list[Install]) -> str:
         lines.append(
             f"| {i.name} | `{i.command}` | {i.seconds:.0f} s | {i.size} | {i.packages} | {heavy} |"
         )
+    lines.append("")
+    for i in installs:
+        biggest = ", ".join(f"{name} {size / 2**20:,.0f}" for name, size in i.largest)
+        lines.append(f"- {i.name}, largest folders (MiB): {biggest}")
     by_name = {i.name: i for i in installs}
     thin, full = by_name.get("thin"), by_name.get("full")
     if thin and full:
