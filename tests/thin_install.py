@@ -179,18 +179,23 @@ def deployer_plan(_: Path) -> None:
     assert plan.action("endpoint") == "create"
 
 
-REMOTE: dict[str, Callable[[Path], None]] = {
-    f.__name__: f
-    for f in (
-        http_client,
-        sagemaker_client,
-        remote_embedder,
-        twin_from_parts,
-        twin_from_settings,
-        qdrant_server,
-        deployer_plan,
-    )
-}
+Scenario = Callable[[Path], None]
+"""One check, run in its own empty folder."""
+
+
+def _named(*scenarios: Scenario) -> dict[str, Scenario]:
+    return {scenario.__name__: scenario for scenario in scenarios}
+
+
+REMOTE = _named(
+    http_client,
+    sagemaker_client,
+    remote_embedder,
+    twin_from_parts,
+    twin_from_settings,
+    qdrant_server,
+    deployer_plan,
+)
 
 # -- the local footing: MissingExtraError naming `local`, before any side effect -------------
 
@@ -271,20 +276,17 @@ def local_embedding_behind_a_server(folder: Path) -> None:
     _untouched(folder)
 
 
-LOCAL: dict[str, Callable[[Path], None]] = {
-    f.__name__: f
-    for f in (
-        local_backend,
-        embedder,
-        reranker,
-        offline_models,
-        default_twin,
-        local_embedding_behind_a_server,
-    )
-}
+LOCAL = _named(
+    local_backend,
+    embedder,
+    reranker,
+    offline_models,
+    default_twin,
+    local_embedding_behind_a_server,
+)
 
 
-def run(scenarios: dict[str, Callable[[Path], None]], root: Path) -> dict[str, str | None]:
+def run(scenarios: dict[str, Scenario], root: Path) -> dict[str, str | None]:
     """Each scenario in its own empty folder: ``None`` when it passed, else its traceback."""
     errors: dict[str, str | None] = {}
     for name, scenario in scenarios.items():
