@@ -124,6 +124,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "retry",
             "aws",
             "offline_models",
+            "extras",
             "collection_routing",
             "qdrant_cluster",
             "lexical_languages",

@@ -56,8 +56,10 @@ class AsyncLLMTwin(TwinCore[AsyncInferenceClient]):
         ``await asyncio.to_thread(AsyncLLMTwin.from_settings)``.
         """
         from .config import TwinSettings
+        from .extras import require_for_settings
 
         s = settings or TwinSettings()
+        require_for_settings(s)  # MissingExtraError before any part is built
         client = AsyncInferenceClient.from_settings(s)
         # Self-query and expansion run in the retrieval thread: a sync client on the same
         # backend (borrowed: the async client owns the backend).

@@ -5,7 +5,8 @@ tree, when each error is raised and what to do: docs/errors.md. Its core::
 
     LLMTwinError
     ├── ConfigurationError, InvalidInputError (ValueError)   wrong settings / call input
-    │   (SpecFileError: a deployment spec file, line and field named)
+    │   (SpecFileError: a deployment spec file, line and field named;
+    │    MissingExtraError: a thin install reaching for the [local] extra)
     ├── InferenceError      every failure of a generate or stream call (async jobs too)
     ├── ModelLoadError, EmbeddingError, RerankError, VectorStoreError
     └── AWSError, ThrottledError, DeploymentError, ScalingError
@@ -42,6 +43,32 @@ class SpecFileError(ConfigurationError):
         self.path = path
         self.line = line
         self.field = field
+
+
+class MissingExtraError(ConfigurationError):
+    """A part of the SDK is used whose pip extra is not installed (a thin
+    ``pip install llm-twin-sdk`` reaching for the local footing: llama.cpp,
+    sentence-transformers, the offline models). Raised before any side effect; ``extra`` names
+    the extra, ``missing`` the distributions not found, ``install`` the command that adds them.
+    """
+
+    def __init__(
+        self,
+        *,
+        feature: str,
+        extra: str,
+        missing: tuple[str, ...],
+        instead: str | None = None,
+    ) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
+        self.install = f'pip install "llm-twin-sdk[{extra}]"'
+        alternative = f", {instead}" if instead else ""
+        super().__init__(
+            f"{feature} needs the [{extra}] extra ({', '.join(missing)} not installed): "
+            f"{self.install}{alternative}"
+        )
 
 
 class InvalidInputError(LLMTwinError, ValueError):

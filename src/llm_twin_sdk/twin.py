@@ -156,11 +156,15 @@ class LLMTwin(TwinCore[InferenceClient]):
         """Build a twin from settings; with no argument, the embedded offline footing.
 
         Settings come from ``LLM_TWIN_*`` environment variables and ``.env`` when not given.
+        The embedded footing needs the ``local`` extra: on a thin install a
+        :class:`~llm_twin_sdk.errors.MissingExtraError` names it before anything is built.
         The twin owns what it builds: :meth:`close` releases the model and the store.
         """
         from .config import TwinSettings
+        from .extras import require_for_settings
 
         s = settings or TwinSettings()
+        require_for_settings(s)  # MissingExtraError before any part is built
         client = InferenceClient.from_settings(s)
         return cls._compose(s, client, llm=client)  # self-query / expansion use it too
 

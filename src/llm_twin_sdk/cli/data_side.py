@@ -1,10 +1,11 @@
 """The data side of ``llm-twin``: ``ingest``, ``ask``, ``eval``, on the footing the
 ``LLM_TWIN_*`` settings describe (by default embedded and offline).
 
-Inputs are read and checked before any model loads; with ``LLM_TWIN_BACKEND=sagemaker`` the
-AWS region and credentials are checked first too. The twin and the pipeline come from a
-:class:`Footing` (``LLMTwin.from_settings``, ``RAGPipeline.from_settings``); a test hands in
-its own as the command's ``obj``.
+The extras the footing needs are checked first (a thin install using the local footing:
+``MissingExtraError``, exit 3). Inputs are read and checked before any model loads; with
+``LLM_TWIN_BACKEND=sagemaker`` the AWS region and credentials are checked first too.
+The twin and the pipeline come from a :class:`Footing` (``LLMTwin.from_settings``,
+``RAGPipeline.from_settings``); a test hands in its own as the command's ``obj``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import InvalidParameterError
+from ..extras import require_for_rag, require_for_settings
 from .aws_side import aws_clients, epilog, settings
 from .output import interrupted, print_json, stderr, stdout
 from .render import show_evaluation, show_sources
@@ -138,6 +140,7 @@ def ingest(
     is read and checked before the model loads.
     """
     s = settings()
+    require_for_rag(s)  # a thin install without a remote embedder: exit 3, nothing read
     documents, skipped = _load(paths)
     for file in skipped:
         stderr().print(f"skipped {file.path}: {file.reason}")
@@ -201,6 +204,7 @@ def ask(
     """Answer a question from the stored documents: the text streams to stdout as it is
     written, the sources table follows."""
     s = settings()
+    require_for_settings(s)
     filters = _filters(filter_)
     if not question.strip():
         raise InvalidParameterError("the question is empty")
@@ -253,9 +257,10 @@ def eval_(
     from ..rag.evaluation import evaluate, load_queries
 
     s = settings()
+    steps = s.self_query or s.query_expansion > 1  # these need the LLM: the twin's pipeline
+    (require_for_settings if steps else require_for_rag)(s)
     queries = load_queries(file)
     k_values = tuple(k or (5, 10))
-    steps = s.self_query or s.query_expansion > 1  # these need the LLM: the twin's pipeline
     if steps:
         _check_llm_footing(s)
     footing = _footing(ctx)

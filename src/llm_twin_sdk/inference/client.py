@@ -265,8 +265,13 @@ class InferenceClient(ClientOptions):
 
 
 def backend_from_settings(settings: TwinSettings) -> Backend:
-    """Build the backend that ``settings.backend`` names, with its connection settings."""
+    """Build the backend that ``settings.backend`` names, with its connection settings
+    (the local one needs the ``local`` extra: :func:`~llm_twin_sdk.extras.require_for_backend`).
+    """
+    from ..extras import require_for_backend
+
     s = settings
+    require_for_backend(s)
     if s.backend == "http":
         from .backends.http import HttpBackend
 

