@@ -534,7 +534,7 @@ def warm_local_ingest(embedder: Embedder, docs: list[Document]) -> None:
             store.close()
 
 
-INGEST_STAGES = ("_chunked", "encode", "write_documents")
+INGEST_STAGES = ("_chunk_slice", "encode", "write_documents")
 
 
 def timed_ingest(
@@ -649,7 +649,7 @@ def bench_ingest(
         "normalize_embeddings=True)` on the same chunk texts.",
         f"- {repeats} interleaved repeats each, after an untimed warm-up.",
         f"- per-pair ratios SDK/raw: {fmt_samples(pair_ratios)}.",
-        "- SDK stage breakdown (median s per ingest; `_chunked` = tokenizing and chunking, "
+        "- SDK stage breakdown (median s per ingest; `_chunk_slice` = tokenizing and chunking, "
         "`write_documents` = upsert + deleting stale chunks): "
         + ", ".join(f"{k} {stage_medians[k]:.3f}" for k in stages)
         + f", other {other:.3f}, total {stage_medians['total']:.3f}; "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -21,6 +21,8 @@ from llm_twin_sdk import (
     Document,
     Embedder,
     EndpointNotFoundError,
+    IngestProgress,
+    InvalidDocumentError,
     ModelUnavailableError,
     PayloadTooLargeError,
     QdrantStore,
@@ -280,6 +282,76 @@ def test_a_remote_embedder_of_another_size_fails_before_anything_is_written(
             rag.ingest(_docs(6), progress=False)
         assert store.count() == 0
         assert len(tei.to("embed")) == 1  # the size probe only: no batch was embedded
+
+
+def test_the_first_requests_leave_while_the_rest_is_still_chunked(
+    tei: TEIServer, fast: RetryPolicy
+) -> None:
+    docs = _docs(64)
+    chunked_at: list[float] = []
+
+    def slow_offsets(texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        time.sleep(0.02)  # 8 slices of 8 documents: 0.16 s of chunking
+        chunked_at.append(time.monotonic())  # the clock of the server's Request.at
+        return estimate_offsets(texts)
+
+    progress: list[IngestProgress] = []
+    with RemoteEmbedder.http(
+        tei.url, concurrency=2, retry=fast, token_offsets=slow_offsets
+    ) as embedder:
+        store = QdrantStore.memory()
+        written: list[float] = []
+        real = store.write_documents
+
+        def spy(chunks, *args, **kwargs):  # type: ignore[no-untyped-def]  # a spy
+            written.append(time.monotonic())
+            real(chunks, *args, **kwargs)
+
+        store.write_documents = spy  # type: ignore[method-assign]  # the real method still runs
+        with store, RAGPipeline(embedder, store, chunk_tokens=32, ingest_batch=8) as rag:
+            report = rag.ingest(docs, progress=progress.append)
+            assert store.count(documents=True) == report.documents == 64
+    embeds = sorted(r.at for r in tei.to("embed"))
+    assert len(chunked_at) == 8
+    # batches embedded before the last slice was chunked (1 request: the size probe)
+    assert sum(at < chunked_at[-1] for at in embeds) >= 5
+    assert min(written) > chunked_at[-1]  # ...but nothing written before all were
+    first = progress[0]  # reported before the first write, with the whole totals
+    assert (first.documents_done, first.documents_total) == (0, 64)
+    assert first.chunks_total == report.chunks
+
+
+def test_a_document_that_cannot_be_chunked_late_writes_nothing_even_when_batches_embedded(
+    tei: TEIServer, fast: RetryPolicy
+) -> None:
+    docs = _docs(40)
+
+    def offsets(texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        time.sleep(0.01)
+        spans = estimate_offsets(texts)
+        return [[] if text == docs[-1].text else s for text, s in zip(texts, spans, strict=True)]
+
+    with RemoteEmbedder.http(tei.url, concurrency=2, retry=fast, token_offsets=offsets) as emb:
+        store = QdrantStore.memory()
+        with store, RAGPipeline(emb, store, chunk_tokens=32, ingest_batch=8) as rag:
+            with pytest.raises(InvalidDocumentError, match="doc-39") as info:
+                rag.ingest(docs, progress=False)
+            assert not getattr(info.value, "__notes__", [])  # no "ingest again to resume"
+            assert store.count() == 0
+            assert list(rag.documents()) == []
+
+
+def test_a_remote_embedder_of_another_size_embeds_nothing_even_with_many_documents(
+    tei: TEIServer, fast: RetryPolicy
+) -> None:
+    store = QdrantStore.memory()
+    store.ensure_collection(384, "posts")
+    with RemoteEmbedder.http(tei.url, retry=fast) as embedder, store:
+        rag = RAGPipeline(embedder, store, chunk_tokens=32)
+        with pytest.raises(CollectionMismatchError, match=r"size 384.*makes 16"):
+            rag.ingest(_docs(200), progress=False)  # chunked ahead, in a thread
+        assert store.count() == 0
+        assert len(tei.to("embed")) == 1  # the size probe only
 
 
 # -- settings ---------------------------------------------------------------------------------

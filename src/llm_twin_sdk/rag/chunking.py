@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import uuid
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from hashlib import sha1
 
-from ..errors import InvalidParameterError
+from ..errors import InvalidDocumentError, InvalidParameterError
 from ..types import Chunk, Document
 
-__all__ = ["CHUNK_NAMESPACE", "chunk_document", "chunk_id", "document_key", "split_offsets"]
+__all__ = [
+    "CHUNK_NAMESPACE",
+    "chunk_document",
+    "chunk_documents",
+    "chunk_id",
+    "document_key",
+    "split_offsets",
+]
 
 CHUNK_NAMESPACE = uuid.UUID("6f3b1a52-8f0c-5c4e-9a57-1d2f3e4a5b6c")
 """uuid5 namespace of chunk ids. Changing it would orphan every stored chunk."""
@@ -99,3 +106,23 @@ def chunk_document(
         )
         for position, (start, end) in enumerate(split_offsets(offsets, max_tokens, overlap))
     ]
+
+
+def chunk_documents(
+    documents: Sequence[Document],
+    token_offsets: Callable[[Sequence[str]], Sequence[Offsets]],
+    max_tokens: int,
+    overlap: int,
+) -> list[tuple[Document, list[Chunk]]]:
+    """Each document with its chunks, the token offsets of all of them computed in one
+    ``token_offsets`` call (an embedder's). A document without a token raises
+    :class:`~llm_twin_sdk.errors.InvalidDocumentError`."""
+    chunked: list[tuple[Document, list[Chunk]]] = []
+    offsets = token_offsets([d.text for d in documents])
+    for doc, doc_offsets in zip(documents, offsets, strict=True):
+        if not doc_offsets:
+            raise InvalidDocumentError(
+                f"document {doc.id!r} has no words the embedding model can read"
+            )
+        chunked.append((doc, chunk_document(doc, doc_offsets, max_tokens, overlap)))
+    return chunked

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Never, TypeAlias, cast
@@ -95,7 +95,7 @@ class BatchSizer:
         self.target = max(1, min(self.limit, round(self.rate * self.seconds)))
 
     def batches(
-        self, chunked: Sequence[tuple[Document, list[Chunk]]]
+        self, chunked: Iterable[tuple[Document, list[Chunk]]]
     ) -> Iterator[list[tuple[Document, list[Chunk]]]]:
         """Whole documents grouped so that each batch holds at least :attr:`target` chunks
         (read as each batch starts), or what is left."""

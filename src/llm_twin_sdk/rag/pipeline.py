@@ -6,6 +6,7 @@ The steps of a retrieval and of an ingest: docs/architecture.md ("The request pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -14,15 +15,15 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
     ConfigurationError,
     EmptyStoreWarning,
-    InvalidDocumentError,
     InvalidParameterError,
     LLMTwinError,
     ModelLoadError,
@@ -30,7 +31,7 @@ from ..errors import (
 from ..ownership import Owner
 from ..types import Chunk, Document, IngestReport
 from ..validation import check_k, check_query, validate_documents
-from .chunking import chunk_document
+from .chunking import chunk_documents
 from .documents import DeleteReport, StoredDocument
 from .embedder_base import TextEmbedder
 from .embedder_settings import close_embedder, embedder_from_settings
@@ -38,7 +39,8 @@ from .embedder_tei import RemoteEmbedder
 from .filters import MetadataFilters, check_filters
 from .fusion import Fusion, QueryVectors, SearchMode, check_search_mode
 from .grouping import Unit, check_radius, check_unit
-from .ingest_batches import BatchWriter
+from .ingest_batches import SLICE as CHUNK_SLICE
+from .ingest_batches import BatchWriter, ChunkFeed
 from .ingestion import (
     BatchSizer,
     IngestProgress,
@@ -66,9 +68,6 @@ FINGERPRINT_VERSION = 1
 """Part of every document fingerprint: bump it when what is stored for a text changes."""
 INGEST_BATCH_SECONDS = 10.0
 """Default ``ingest_batch_seconds``: about the most embedding work an interrupt can lose."""
-_OFFSETS_SLICE = 8
-"""Documents whose token offsets are computed at once: their spans (a tuple per token) are
-dropped before the next slice's, so they never pile up for the garbage collector."""
 
 
 class RAGPipeline(Owner):
@@ -261,22 +260,13 @@ class RAGPipeline(Owner):
         return [chunk for _, chunks in self._chunked(docs) for chunk in chunks]
 
     def _chunked(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
-        chunked: list[tuple[Document, list[Chunk]]] = []
-        for start in range(0, len(docs), _OFFSETS_SLICE):
-            self._chunk_into(chunked, docs[start : start + _OFFSETS_SLICE])
-        return chunked
+        return ChunkFeed(self._chunk_slice, docs, ahead=False).result()
 
-    def _chunk_into(
-        self, chunked: list[tuple[Document, list[Chunk]]], docs: Sequence[Document]
-    ) -> None:
-        offsets = self.embedder.token_offsets([d.text for d in docs])
-        for doc, doc_offsets in zip(docs, offsets, strict=True):
-            if not doc_offsets:
-                raise InvalidDocumentError(
-                    f"document {doc.id!r} has no words the embedding model can read"
-                )
-            chunks = chunk_document(doc, doc_offsets, self.chunk_tokens, self.chunk_overlap)
-            chunked.append((doc, chunks))
+    def _chunk_slice(self, docs: Sequence[Document]) -> list[tuple[Document, list[Chunk]]]:
+        """A few documents with their chunks (their token offsets in one call)."""
+        return chunk_documents(
+            docs, self.embedder.token_offsets, self.chunk_tokens, self.chunk_overlap
+        )
 
     def fingerprint(self, document: Document) -> str:
         """Hash of everything that decides what is stored for ``document``: its text and
@@ -300,7 +290,8 @@ class RAGPipeline(Owner):
 
         ``documents``: :class:`Document` objects or mappings with ``id``, ``text`` and optional
         ``metadata`` (:mod:`~llm_twin_sdk.rag.sources` reads files). All are validated and
-        chunked before the first write, so a bad document leaves the store untouched. Chunks
+        chunked before the first write, so a bad document leaves the store untouched (with a
+        remote embedder the first batches embed while the rest is still chunked). Chunks
         are then embedded and written in batches of whole documents, each taking about
         :attr:`ingest_batch_seconds` (at most :attr:`ingest_batch` chunks); batch n+1 is
         embedded while batch n is written (:mod:`~llm_twin_sdk.rag.ingest_batches`), after
@@ -317,28 +308,43 @@ class RAGPipeline(Owner):
         """
         started = time.perf_counter()
         progress = check_progress(progress)
-        chunked = self._chunked(validate_documents(documents))
-        total = sum(len(chunks) for _, chunks in chunked)
-        tally = Tally(IngestProgress(0, len(chunked), 0, total), started=started)
+        docs = validate_documents(documents)
+        # A remote embedder's first requests leave while the rest is still chunked (by a
+        # thread: a local model's tokenizer is not shared with one); no write before all is.
+        ahead = isinstance(self.embedder, RemoteEmbedder) and len(docs) > CHUNK_SLICE
+        feed = ChunkFeed(self._chunk_slice, docs, ahead=ahead)
+        tally = Tally(IngestProgress(0, len(docs), 0, 0), started=started)
         sizer = BatchSizer(self.ingest_batch, self.ingest_batch_seconds)
         try:
-            with (
-                progress_reporter(progress, total) as report,
-                BatchWriter(
-                    self, lock=self._store_lock, tally=tally, sizer=sizer, report=report
-                ) as writer,
-            ):
-                report(tally.progress)
-                try:
+            with contextlib.ExitStack() as stack:
+                stack.callback(feed.close)
+                writer = stack.enter_context(
+                    BatchWriter(self, lock=self._store_lock, tally=tally, sizer=sizer)
+                )
+
+                def begin() -> Callable[[IngestProgress], None]:
+                    """Every document chunked: the totals, the first report, the collections
+                    checked against the embedder's size (before the first write)."""
+                    chunked = feed.result()
+                    total = sum(len(chunks) for _, chunks in chunked)
+                    tally.progress = replace(tally.progress, chunks_total=total)
+                    report = stack.enter_context(progress_reporter(progress, total))
+                    report(tally.progress)
                     if total:
-                        writer.check_dimension(chunked)
-                    writer.run(sizer.batches(chunked))
+                        writer.ensure_collections(chunked)
+                    return report
+
+                try:
+                    if docs:
+                        writer.check_sizes(docs)  # before anything is embedded
+                    writer.run(sizer.batches(feed), begin=begin, ready=feed.done)
                 except LLMTwinError as exc:
-                    p = tally.progress
-                    exc.add_note(
-                        f"{p.documents_done} of {p.documents_total} documents were stored "
-                        "before this failure; ingest the same documents again to resume."
-                    )
+                    if exc is not feed.error:  # a document that cannot be chunked: no resume
+                        p = tally.progress
+                        exc.add_note(
+                            f"{p.documents_done} of {p.documents_total} documents were stored "
+                            "before this failure; ingest the same documents again to resume."
+                        )
                     raise
         except KeyboardInterrupt:
             # A fresh interrupt, raised here: the user sees what was kept, not torch's frames.

@@ -260,6 +260,13 @@ class QdrantStore:
                         self._create_indexes(name)
                     self._ready[name] = dimension
 
+    def check_dimension(self, dimension: int, names: Iterable[str]) -> None:
+        """Those of ``names`` that exist hold vectors of ``dimension`` in this SDK's layout,
+        or :class:`~llm_twin_sdk.errors.CollectionMismatchError`; nothing is created."""
+        for name in self._existing(names):
+            if self._ready.get(name) != dimension:
+                self._check_schema(name, dimension)
+
     def _create_indexes(self, name: str) -> None:
         """Keyword indexes on the filter fields, each call retried on its own (idempotent in
         Qdrant, so an existing collection gets the ones it lacks)."""
