@@ -25,6 +25,7 @@ fingerprints, BM25 and point building add per chunk, in median microseconds of C
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakes.server import Exchange
 from fakes.tei import TEIServer
-from llm_twin_sdk import Document, QdrantStore, RAGPipeline, RemoteEmbedder
+from llm_twin_sdk import Document, ProcessEmbedder, QdrantStore, RAGPipeline, RemoteEmbedder
 from llm_twin_sdk.rag.embedder_base import TokenOffsets, Vectors
 from llm_twin_sdk.rag.embedder_tei import estimate_offsets
 
@@ -103,12 +104,16 @@ def encode_only(url: str, concurrency: int, chunks: int) -> float:
         return chunks / (time.perf_counter() - started)
 
 
-def run(url: str, concurrency: int, chunks: int, folder: Path) -> tuple[float, int]:
-    """Chunks per second of one ingest of ``chunks`` one-chunk documents, and chunks written."""
-    docs = documents(chunks, offset=concurrency * 1_000_000)
+def run(
+    url: str, concurrency: int, chunks: int, folder: Path, *, child: bool = False
+) -> tuple[float, int]:
+    """Chunks per second of one ingest of ``chunks`` one-chunk documents, and chunks written;
+    ``child``: the embedder in a child process (``ProcessEmbedder``)."""
+    docs = documents(chunks, offset=concurrency * 1_000_000 + child * 500_000)
+    factory = functools.partial(RemoteEmbedder.http, url, concurrency=concurrency)
     with (
-        RemoteEmbedder.http(url, concurrency=concurrency) as embedder,
-        QdrantStore.local(folder / f"c{concurrency}") as store,
+        ProcessEmbedder(factory) if child else factory() as embedder,
+        QdrantStore.local(folder / f"c{concurrency}-{child}") as store,
         RAGPipeline(embedder, store) as rag,
     ):
         embedder.encode(["warm up"])  # connections and the size, outside the timing
@@ -210,6 +215,30 @@ def local_write_path(chunks: int, rounds: int) -> None:
     print(f"| ratio (raw / SDK time) | {raw_wall / sdk_wall:.2f} | | {raw_cpu / sdk_cpu:.2f} |")
 
 
+def remote_rows(url: str, conn: Connection, args: argparse.Namespace, folder: Path) -> None:
+    """One table row per concurrency (and per concurrency with the embedder in a child)."""
+    rows = [(c, False) for c in args.concurrency] + [(c, True) for c in args.child]
+    for concurrency, child in rows:
+        capacity = concurrency * args.batch / args.delay
+        chunks = max(args.batch, round(capacity * args.seconds))
+        rates = []
+        for round_ in range(args.rounds):
+            where = folder / str(round_)
+            rate, written = run(url, concurrency, chunks, where, child=child)
+            assert written == chunks, (written, chunks)
+            rates.append(rate)
+        alone = encode_only(url, concurrency, chunks)
+        conn.send("stats")
+        in_flight = conn.recv()
+        rate = statistics.median(rates)
+        print(
+            f"| {concurrency}{', child process' if child else ''} (seen: {in_flight}) "
+            f"| {capacity:,.0f} | {rate:,.0f} "
+            f"({', '.join(f'{r:,.0f}' for r in rates)}) | {rate / capacity:.2f} "
+            f"| {alone:,.0f} | {alone / capacity:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run")
@@ -218,11 +247,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="server time per run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per concurrency")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 16])
+    parser.add_argument(
+        "--child",
+        type=int,
+        nargs="*",
+        default=[16],
+        help="concurrencies also run with the embedder in a child process (ProcessEmbedder)",
+    )
     parser.add_argument("--local", action="store_true", help="the local write path alone")
     parser.add_argument("--local-chunks", type=int, default=10_000, help="its documents")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.rounds, args.concurrency = 1.0, 1, [1, 16]
+        args.seconds, args.rounds, args.concurrency, args.child = 1.0, 1, [1, 16], [16]
         args.local_chunks = 2_000
     if args.local:
         load = os.getloadavg()
@@ -247,23 +283,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             run(url, 1, args.batch, Path(folder) / "warm-up")  # imports, first connections
-            for concurrency in args.concurrency:
-                capacity = concurrency * args.batch / args.delay
-                chunks = max(args.batch, round(capacity * args.seconds))
-                rates = []
-                for round_ in range(args.rounds):
-                    rate, written = run(url, concurrency, chunks, Path(folder) / str(round_))
-                    assert written == chunks, (written, chunks)
-                    rates.append(rate)
-                alone = encode_only(url, concurrency, chunks)
-                conn.send("stats")
-                in_flight = conn.recv()
-                rate = statistics.median(rates)
-                print(
-                    f"| {concurrency} (seen: {in_flight}) | {capacity:,.0f} | {rate:,.0f} "
-                    f"({', '.join(f'{r:,.0f}' for r in rates)}) | {rate / capacity:.2f} "
-                    f"| {alone:,.0f} | {alone / capacity:.2f} |"
-                )
+            remote_rows(url, conn, args, Path(folder))
     finally:
         conn.send("stop")
         conn.recv()

@@ -46,8 +46,9 @@ NOT_INSTANCES = {
 """Public names whose instances are not objects of their own (a protocol, a type alias,
 functions); each other name needs an instance below."""
 
-BUILT_ELSEWHERE = {"LocalBackend", "Embedder"}
-"""Load a model (tests/test_local_backend.py, tests/test_embedder.py check their reprs)."""
+BUILT_ELSEWHERE = {"LocalBackend", "Embedder", "ProcessEmbedder"}
+"""Load a model (tests/test_local_backend.py, tests/test_embedder.py check their reprs) or
+start a process (tests/test_embedder_process.py)."""
 
 
 def _spec(**overrides: Any) -> sdk.EndpointSpec:

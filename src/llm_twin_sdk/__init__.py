@@ -18,7 +18,8 @@ Where to start::
     answer from documents  LLMTwin, AsyncLLMTwin     ask / stream / ingest -> Answer
     generate text          InferenceClient, AsyncInferenceClient   over a Backend:
                            LocalBackend, HttpBackend, SageMakerBackend
-    ingest and retrieve    RAGPipeline, QdrantStore, Embedder, RemoteEmbedder, Reranker, evaluation
+    ingest and retrieve    RAGPipeline, QdrantStore, Embedder, RemoteEmbedder, ProcessEmbedder,
+                           Reranker, evaluation
     deploy on SageMaker    TwinDeployment (plan / up / down), EndpointSpec, Deployer
     what it costs          TwinDeployment.plan().cost, PriceTable, estimate_cost
     scale                  AutoScaler, TargetTracking, ScaleToZero, Scheduled, BacklogScaling
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
     from .rag.documents import StoredDocument as StoredDocument
     from .rag.embedder import Embedder as Embedder
     from .rag.embedder_base import TextEmbedder as TextEmbedder
+    from .rag.embedder_process import ProcessEmbedder as ProcessEmbedder
     from .rag.embedder_tei import RemoteEmbedder as RemoteEmbedder
     from .rag.ingestion import IngestProgress as IngestProgress
     from .rag.pipeline import RAGPipeline as RAGPipeline
@@ -157,6 +159,7 @@ _LAZY: dict[str, str] = {
         ".rag.documents": ("DeleteReport", "StoredDocument"),
         ".rag.embedder": ("Embedder",),
         ".rag.embedder_base": ("TextEmbedder",),
+        ".rag.embedder_process": ("ProcessEmbedder",),
         ".rag.embedder_tei": ("RemoteEmbedder",),
         ".rag.ingestion": ("IngestProgress",),
         ".rag.pipeline": ("RAGPipeline",),

@@ -112,6 +112,11 @@ class TwinSettings(BaseSettings):
     embedding_batch_size: int | None = Field(
         None, ge=1, description="Texts per embedding request; unset: the server's limit (32)."
     )
+    embedding_process: bool = Field(
+        False,
+        description="Run the remote embedder in a child process (ProcessEmbedder): its "
+        "requests no longer share the ingesting process's interpreter.",
+    )
 
     # Vector store (Qdrant)
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded Qdrant.")
@@ -212,6 +217,11 @@ class TwinSettings(BaseSettings):
             raise ValueError(
                 "set embedding_url (LLM_TWIN_EMBEDDING_URL) or embedding_sagemaker_endpoint "
                 "(LLM_TWIN_EMBEDDING_SAGEMAKER_ENDPOINT), not both"
+            )
+        if self.embedding_process and not (self.embedding_url or self.embedding_sagemaker_endpoint):
+            raise ValueError(
+                "embedding_process (LLM_TWIN_EMBEDDING_PROCESS) runs a remote embedder: set "
+                "embedding_url or embedding_sagemaker_endpoint too"
             )
         try:
             resolve_collections(self.collections)

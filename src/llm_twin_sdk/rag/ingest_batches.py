@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .embedder_base import Vectors
+from .embedder_process import ProcessEmbedder
 from .embedder_tei import RemoteEmbedder
 from .ingestion import BatchSizer, IngestProgress, Tally
 from .sparse import SparseVector
@@ -177,7 +178,7 @@ class BatchWriter:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-write")
         self.lexical = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-bm25")
         self.reader = ThreadPoolExecutor(1, thread_name_prefix="llm-twin-read")
-        if isinstance(rag.embedder, RemoteEmbedder):
+        if isinstance(rag.embedder, RemoteEmbedder | ProcessEmbedder):
             sizer.fill(rag.embedder.concurrency * rag.embedder.batch_size)
         self._counted: set[Future[None]] = set()
 

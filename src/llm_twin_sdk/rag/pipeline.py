@@ -34,6 +34,7 @@ from ..validation import check_k, check_query, validate_documents
 from .chunking import chunk_documents
 from .documents import DeleteReport, StoredDocument
 from .embedder_base import TextEmbedder
+from .embedder_process import ProcessEmbedder
 from .embedder_settings import close_embedder, embedder_from_settings
 from .embedder_tei import RemoteEmbedder
 from .filters import MetadataFilters, check_filters
@@ -241,7 +242,7 @@ class RAGPipeline(Owner):
             close_embedder(embedder)
             raise
         rag._own(store)  # built here: closed with the pipeline
-        if isinstance(embedder, RemoteEmbedder):
+        if isinstance(embedder, RemoteEmbedder | ProcessEmbedder):
             rag._own(embedder)
         return rag
 
@@ -311,7 +312,8 @@ class RAGPipeline(Owner):
         docs = validate_documents(documents)
         # A remote embedder's first requests leave while the rest is still chunked (by a
         # thread: a local model's tokenizer is not shared with one); no write before all is.
-        ahead = isinstance(self.embedder, RemoteEmbedder) and len(docs) > CHUNK_SLICE
+        remote = isinstance(self.embedder, RemoteEmbedder | ProcessEmbedder)
+        ahead = remote and len(docs) > CHUNK_SLICE
         feed = ChunkFeed(self._chunk_slice, docs, ahead=ahead)
         tally = Tally(IngestProgress(0, len(docs), 0, 0), started=started)
         sizer = BatchSizer(self.ingest_batch, self.ingest_batch_seconds)
