@@ -14,7 +14,7 @@ request waits for it. A failure stops it with every earlier batch written (and c
 none half-written; before the first write, the collections are checked against the embedder's
 vector size. Example (what ``ingest`` does)::
 
-    feed = ChunkFeed(rag._chunk_slice, docs, ahead=True)
+    feed = ChunkFeed(chunk, docs, ahead=True)   # chunk(a few docs) -> [(doc, chunks)]
     with BatchWriter(rag, lock=lock, tally=tally, sizer=sizer) as writer:
         # begin(), once all is chunked and before the first write: totals, first report,
         # the collections checked
@@ -60,7 +60,7 @@ class ChunkFeed:
 
     Example::
 
-        feed = ChunkFeed(rag.chunk_documents, docs, ahead=True)
+        feed = ChunkFeed(chunk, docs, ahead=True)  # chunk(a few docs) -> [(doc, chunks)]
         for doc, chunks in feed: ...              # while the rest is still chunked
         chunked = feed.result()                   # all of them (or the chunking error)
     """
