@@ -12,8 +12,9 @@ batch's texts through a pipe: the ingesting process only chunks and writes. Exam
 
 ``factory`` must be picklable (a module-level function or a ``functools.partial`` of one, not
 a lambda), and, as with any ``spawn``ed process, a script that builds a ProcessEmbedder needs
-the ``if __name__ == "__main__":`` guard (the child imports the script's module). Errors raised in the child reach the caller as the same typed SDK errors; anything
-else, and a child that ends, is an :class:`~llm_twin_sdk.errors.EmbeddingError`.
+the ``if __name__ == "__main__":`` guard (the child imports the script's module). Errors
+raised in the child reach the caller as the same typed SDK errors; anything else, and a child
+that ends, is an :class:`~llm_twin_sdk.errors.EmbeddingError`.
 """
 
 from __future__ import annotations
