@@ -80,6 +80,7 @@ def test_bodies_are_encoded_as_their_type_says(
         ({1, 2}, None, "'set' is not"),
         (object(), None, "'object' is not"),
         ({"x": math.nan}, None, "JSON-able"),
+        ("half a pair \ud800", "text/csv", "not valid Unicode"),
         ({"rows": [[1, 2]]}, "text/csv", "is sent as JSON, not as 'text/csv'"),
         ("1,2", "csv", "content_type must be a media type"),
         ("1,2", "", "content_type must be a media type"),

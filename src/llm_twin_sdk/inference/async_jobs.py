@@ -55,6 +55,7 @@ from .async_manifest import (
     load_manifest,
     save_manifest,
 )
+from .invocation import encode_body
 from .protocols.base import Answer
 from .protocols.tgi import TGIGenerate
 
@@ -364,7 +365,7 @@ class AsyncJobs:
     def _start(
         self, bodies: Iterable[Body], where: str | Path, job_id: str | None, kind: AnswerKind
     ) -> AsyncJob:
-        encoded = [_encode(body, index) for index, body in enumerate(bodies)]
+        encoded = [_encode(body, i, self.content_type) for i, body in enumerate(bodies)]
         if not encoded:
             raise InvalidParameterError("submit: no request bodies")
         if isinstance(where, str) and where.startswith("s3://") and not S3_URI.match(where):
@@ -538,28 +539,17 @@ def _json(body: bytes) -> Any:
         raise ValueError(f"not JSON ({exc}): {body[:80]!r}") from exc
 
 
-def _encode(body: object, index: int) -> bytes:
-    """A body's bytes; InvalidParameterError naming the item for what cannot be sent."""
-    if isinstance(body, bytes | bytearray):
-        data = bytes(body)
-    elif isinstance(body, str):
-        data = body.encode("utf-8", errors="strict") if body.isascii() else _utf8(body, index)
-    elif isinstance(body, Mapping | list | tuple):
-        try:
-            data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(f"body {index}: not JSON-serializable: {exc}") from exc
-    else:
+def _encode(body: object, index: int, content_type: str) -> bytes:
+    """A body's bytes (:func:`~llm_twin_sdk.inference.invocation.encode_body`, limited to the
+    types of :data:`Body`); InvalidParameterError naming the item for what cannot be sent."""
+    if not isinstance(body, bytes | bytearray | str | Mapping | list | tuple):
         raise InvalidParameterError(
             f"body {index}: expected bytes, str, a mapping or a list, got {type(body).__name__}"
         )
+    try:
+        data = encode_body(body, content_type)[0]
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"body {index}: {exc}") from exc
     if not data:
         raise InvalidParameterError(f"body {index}: empty")
     return data
-
-
-def _utf8(text: str, index: int) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidParameterError(f"body {index}: not valid Unicode ({exc.reason})") from exc

@@ -102,8 +102,9 @@ def encode_body(body: object, content_type: str | None) -> tuple[bytes, str]:
     any other JSON-able value as JSON (``application/json`` or a ``+json`` type).
 
     Raises:
-        InvalidParameterError: ``body`` is none of these, a value that is not JSON-able, a
-            value sent with a content type that is not JSON, or a malformed content type.
+        InvalidParameterError: ``body`` is none of these, a value that is not JSON-able, text
+            that is not valid Unicode, a value sent with a content type that is not JSON, or a
+            malformed content type.
     """
     if content_type is not None and (
         not isinstance(content_type, str) or not _TOKEN.match(content_type.strip())
@@ -114,7 +115,10 @@ def encode_body(body: object, content_type: str | None) -> tuple[bytes, str]:
     if isinstance(body, bytes | bytearray | memoryview):
         return bytes(body), content_type or "application/octet-stream"
     if isinstance(body, str):
-        return body.encode("utf-8"), content_type or "text/plain; charset=utf-8"
+        try:
+            return body.encode("utf-8"), content_type or "text/plain; charset=utf-8"
+        except UnicodeEncodeError as exc:  # a lone surrogate
+            raise InvalidParameterError(f"not valid Unicode ({exc.reason})") from exc
     kind = type(body).__name__
     if content_type is not None and not _JSON_TYPES.match(content_type):
         raise InvalidParameterError(
@@ -125,6 +129,7 @@ def encode_body(body: object, content_type: str | None) -> tuple[bytes, str]:
         raw = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(
-            f"the body must be bytes, str or a JSON-able value; {kind!r} is not ({exc})"
+            f"not JSON-serializable ({exc}): the body must be bytes, str or a JSON-able "
+            f"value, and {kind!r} is not"
         ) from exc
     return raw.encode("utf-8"), content_type or "application/json"
