@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakes import TEIServer
-from fakes.tei import MODEL_ID
+from fakes import Computed, TEIServer, WireServer
+from fakes.tei import MODEL_ID, embed_answer
 from llm_twin_sdk import (
     ConfigurationError,
     Document,
@@ -30,6 +30,7 @@ from llm_twin_sdk import (
     TwinSettings,
 )
 from llm_twin_sdk.errors import EmbeddingError, EmbeddingResponseError
+from llm_twin_sdk.rag.embedder_settings import embedder_from_settings
 
 ONCE = RetryPolicy(max_attempts=1)
 
@@ -159,3 +160,24 @@ def test_an_interrupted_call_leaves_no_stale_answer_for_the_next(tei: TEIServer)
         tei.answer_delay_s = 0.0
         fresh = embedder.encode(["a fresh text", "another one"])
         np.testing.assert_allclose(fresh, here.encode(["a fresh text", "another one"]))
+
+
+def test_a_sagemaker_tei_endpoint_embeds_from_the_child(
+    wire: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wire.default = Computed(lambda body: embed_answer(body, 16))
+    # the child is spawned with this environment: botocore sends its calls to the wire server
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", wire.url)
+    monkeypatch.setenv("LLM_TWIN_EMBEDDING_SAGEMAKER_ENDPOINT", "twin-embeddings")
+    monkeypatch.setenv("LLM_TWIN_EMBEDDING_PROCESS", "true")
+    monkeypatch.setenv("LLM_TWIN_EMBEDDING_BATCH_SIZE", "3")
+    settings = TwinSettings(aws_region="us-east-1")
+    embedder = embedder_from_settings(settings)
+    assert isinstance(embedder, ProcessEmbedder)
+    with embedder:
+        assert embedder.model_name == "sagemaker:twin-embeddings"
+        assert embedder.encode([f"text {i}" for i in range(7)]).shape == (7, 16)
+    calls = wire.to("invoke")
+    assert calls[0].body["inputs"] == ["dimension"]  # the child learns the size first
+    assert sorted(len(c.body["inputs"]) for c in calls[1:]) == [1, 3, 3]
+    assert {c.endpoint for c in calls} == {"twin-embeddings"}
