@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..aws import S3_URI, split_s3_uri
 from ..types import _Model
@@ -76,7 +76,7 @@ class CustomCodeSpec(_Model):
 
     @field_validator("source_dir", "model_dir")
     @classmethod
-    def _folder(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+    def _folder(cls, value: Path | None) -> Path | None:
         if value is None:
             return None
         path = value.expanduser().absolute()
@@ -102,7 +102,7 @@ class CustomCodeSpec(_Model):
 
     @model_validator(mode="after")
     def _entry_point_inside(self) -> CustomCodeSpec:
-        relative = PurePosixPath(self.entry_point.replace("\\", "/"))
+        relative = PurePosixPath(self.program)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             raise ValueError(
                 f"entry_point {self.entry_point!r} must be a path inside source_dir, relative "
